@@ -1,0 +1,100 @@
+"""Settings read from the environment, so the same code runs from the CLI, Airflow workers and tests.
+
+Every setting is an environment variable ``DIGITIZE_*``; ``make`` targets load
+the git-ignored ``.env`` file that holds the generated secrets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CODE_TEMPLATE = "{agency}.{year}.{kind}.{seq:06d}"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _secret(name: str) -> str | None:
+    """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (Docker/systemd style)."""
+    path = _env(f"{name}_FILE")
+    if path:
+        return Path(path).read_text(encoding="utf-8").strip()
+    return _env(name)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the library needs to know about its surroundings."""
+
+    catalog_url: str
+    """SQLAlchemy URL of the catalog (SQLite file by default, PostgreSQL in production)."""
+
+    s3_endpoint_url: str | None
+    """S3-compatible endpoint (MinIO, moto); ``None`` means AWS itself."""
+
+    s3_bucket: str
+    """Bucket that holds the archive."""
+
+    s3_region: str
+    """Region name sent to the S3 client."""
+
+    signing_pkcs12: Path | None
+    """PKCS#12 file with the agency's key and certificate chain."""
+
+    signing_passphrase: str | None = field(repr=False)
+    """Passphrase of the PKCS#12 file; never logged (excluded from repr)."""
+
+    trust_roots: tuple[Path, ...]
+    """Root certificates (PEM/DER files) trusted when verifying signatures."""
+
+    code_template: str
+    """Template of the document code; fields: agency, year, kind, seq."""
+
+    quiet_seconds: int
+    """A batch without ``_READY`` is picked up only after nothing in it changed for this long."""
+
+    ocr_jobs: int
+    """Tesseract processes run at once (one thread each)."""
+
+    min_dpi: int
+    """Resolution below which a page is flagged (Decree 30/2020 asks for 200 dpi)."""
+
+    plan_path: Path
+    """Plan targets (JSON in ``schemas/plans``) used by coverage reports."""
+
+    work_dir: Path | None
+    """Scratch folder for temporary files; ``None`` uses the system's."""
+
+    @property
+    def signing_passphrase_bytes(self) -> bytes | None:
+        return self.signing_passphrase.encode("utf-8") if self.signing_passphrase is not None else None
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, with defaults that suit a single machine."""
+    home = Path(_env("AIRFLOW_HOME", str(REPO_ROOT)) or REPO_ROOT)
+    pkcs12 = _env("DIGITIZE_SIGNING_PKCS12")
+    roots = _env("DIGITIZE_TRUST_ROOTS", "") or ""
+    work = _env("DIGITIZE_WORK_DIR")
+    return Settings(
+        catalog_url=_env("DIGITIZE_CATALOG_URL", f"sqlite:///{home / 'var' / 'catalog.db'}") or "",
+        s3_endpoint_url=_env("DIGITIZE_S3_ENDPOINT_URL"),
+        s3_bucket=_env("DIGITIZE_S3_BUCKET", "digitize-archive") or "digitize-archive",
+        s3_region=_env("DIGITIZE_S3_REGION", "us-east-1") or "us-east-1",
+        signing_pkcs12=Path(pkcs12) if pkcs12 else None,
+        signing_passphrase=_secret("DIGITIZE_SIGNING_PASSPHRASE"),
+        trust_roots=tuple(Path(p) for p in roots.split(os.pathsep) if p),
+        code_template=_env("DIGITIZE_CODE_TEMPLATE", DEFAULT_CODE_TEMPLATE) or DEFAULT_CODE_TEMPLATE,
+        quiet_seconds=int(_env("DIGITIZE_QUIET_SECONDS", "60") or 60),
+        ocr_jobs=int(_env("DIGITIZE_OCR_JOBS", str(os.cpu_count() or 1)) or 1),
+        min_dpi=int(_env("DIGITIZE_MIN_DPI", "200") or 200),
+        plan_path=Path(
+            _env("DIGITIZE_PLAN", str(REPO_ROOT / "schemas" / "plans" / "tien-giang-155-2021.json")) or ""
+        ),
+        work_dir=Path(work) if work else None,
+    )

@@ -1,0 +1,135 @@
+"""Exception hierarchy with stable reason codes.
+
+Every error a document can meet carries a ``reason`` (a stable code stored in
+the catalog and shown to officers), an ``exit_code`` for the CLI, and a
+``hint`` telling the officer what to do. Three families matter to callers:
+
+- :class:`InputError` and its subclasses: the document is bad; quarantine it,
+  keep the original where it is, go on with the rest of the batch.
+- :class:`TransientError`: the world is briefly unavailable (S3 down, database
+  locked); retry later, never quarantine.
+- :class:`ConfigurationError`: the run itself cannot happen; stop and say why.
+
+Messages never contain secrets (keys, PINs, passwords, tokens).
+"""
+
+from __future__ import annotations
+
+
+class DigitizeError(Exception):
+    """Base class: a failure with a stable reason code and a hint for the user."""
+
+    reason: str = "INTERNAL_ERROR"
+    exit_code: int = 1
+    default_hint: str = "Report this to IT staff with the run's log."
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint or self.default_hint
+
+    def __str__(self) -> str:
+        return f"[{self.reason}] {self.message}"
+
+
+class ConfigurationError(DigitizeError):
+    """The run cannot start: a setting, a certificate or a service is missing."""
+
+    reason = "CONFIGURATION_ERROR"
+    exit_code = 2
+    default_hint = "Fix the configuration named in the message (see README, Configuration) and run again."
+
+
+class TransientError(DigitizeError):
+    """A service is briefly unavailable; the task should be retried, the document not quarantined."""
+
+    reason = "TRANSIENT_ERROR"
+    exit_code = 75  # EX_TEMPFAIL
+    default_hint = "Nothing to fix in the document: the run will retry. If it persists, check the service named."
+
+
+class ArchiveUnavailable(TransientError):
+    reason = "ARCHIVE_UNAVAILABLE"
+    default_hint = "Check that the S3 endpoint is reachable; the document will be retried."
+
+
+class CatalogUnavailable(TransientError):
+    reason = "CATALOG_UNAVAILABLE"
+    default_hint = "Check the catalog database (locked or restarting); the document will be retried."
+
+
+class InputError(DigitizeError):
+    """The document itself is unusable: quarantine it with this reason."""
+
+    reason = "INPUT_ERROR"
+    exit_code = 65  # EX_DATAERR
+    default_hint = "Check the scanned file and the manifest row, fix them and resubmit the batch."
+
+
+class ManifestError(InputError):
+    reason = "MANIFEST_INVALID"
+    default_hint = "Correct the manifest row named in the message (save it as UTF-8 CSV) and resubmit."
+
+
+class MissingFile(InputError):
+    reason = "FILE_MISSING"
+    default_hint = "Copy the file named in the manifest into the batch folder, or remove its row, and resubmit."
+
+
+class EmptyFile(InputError):
+    reason = "EMPTY_FILE"
+    default_hint = "The file has zero bytes: rescan the document or copy it again, then resubmit."
+
+
+class UnsupportedFormat(InputError):
+    reason = "UNSUPPORTED_FORMAT"
+    default_hint = "Scan to PDF, TIFF, JPEG or PNG and resubmit."
+
+
+class CorruptFile(InputError):
+    reason = "CORRUPT_FILE"
+    default_hint = "The file is damaged or truncated: rescan it or copy it again, then resubmit."
+
+
+class EncryptedPdf(InputError):
+    reason = "ENCRYPTED_PDF"
+    default_hint = "Remove the password protection from the PDF (or rescan the paper) and resubmit."
+
+
+class AlreadySigned(InputError):
+    reason = "ALREADY_SIGNED"
+    default_hint = "The PDF already carries a digital signature that OCR would destroy: archive it as an electronic original instead."
+
+
+class ImageTooLarge(InputError):
+    reason = "IMAGE_TOO_LARGE"
+    default_hint = "The image declares an implausible size (possible decompression bomb): rescan at 200–300 dpi."
+
+
+class LowResolution(InputError):
+    reason = "LOW_RESOLUTION"
+    default_hint = "Decree 30/2020 asks for at least 200 dpi: rescan at 200–300 dpi and resubmit."
+
+
+class OcrFailed(InputError):
+    reason = "OCR_FAILED"
+    default_hint = "Tesseract could not read a page: check the scan quality, rescan if needed, and resubmit."
+
+
+class AgencyUnknown(InputError):
+    reason = "AGENCY_UNKNOWN"
+    default_hint = "Import the agency into the catalog (python -m digitize agencies import) or correct agency_code, then resubmit."
+
+
+class SignatureFailed(DigitizeError):
+    """Signing produced a file that does not verify: never archived as if fine."""
+
+    reason = "SIGNATURE_INVALID"
+    default_hint = "Check the agency certificate (validity, key usage) and its trust chain, then retry the document."
+
+
+class ArchiveIntegrityError(DigitizeError):
+    """What S3 holds differs from what was sent, or an object would be overwritten."""
+
+    reason = "ARCHIVE_INTEGRITY"
+    default_hint = "Do not resubmit blindly: IT staff should compare the archived object with the catalog."
