@@ -133,3 +133,17 @@ class ArchiveIntegrityError(DigitizeError):
 
     reason = "ARCHIVE_INTEGRITY"
     default_hint = "Do not resubmit blindly: IT staff should compare the archived object with the catalog."
+
+
+class ArchiveRejected(ConfigurationError):
+    """S3 refused the request for good (403, missing bucket, bad request): retrying will not help."""
+
+    reason = "ARCHIVE_REJECTED"
+    default_hint = "Check the S3 credentials, bucket name and bucket settings (versioning, Object Lock) named in the message."
+
+
+class ArchiveNotFound(DigitizeError):
+    """The archive holds no object under the key asked for."""
+
+    reason = "ARCHIVE_NOT_FOUND"
+    default_hint = "Check the document code and version; the catalog records the key of every archived object."
