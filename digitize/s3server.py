@@ -29,6 +29,7 @@ import sys
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from moto.server import ThreadedMotoServer
 
@@ -46,7 +47,7 @@ class LocalS3Server:
         self._started = False
         self._port = port
 
-    def start(self) -> LocalS3Server:
+    def start(self) -> Self:
         if not self._started:
             if self._port:
                 _check_port_free(self._port)
@@ -77,7 +78,7 @@ class LocalS3Server:
             wsgi_server.server_close()
         self._started = False
 
-    def __enter__(self) -> LocalS3Server:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
