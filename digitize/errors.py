@@ -147,3 +147,24 @@ class ArchiveNotFound(DigitizeError):
 
     reason = "ARCHIVE_NOT_FOUND"
     default_hint = "Check the document code and version; the catalog records the key of every archived object."
+
+
+class CodeError(InputError, ValueError):
+    """A code (agency, dossier, procedure, document) does not follow its format; the message names the part."""
+
+    reason = "CODE_INVALID"
+    default_hint = "Correct the code named in the message (formats: see README, Uniform codes) and resubmit."
+
+
+class CatalogConflict(DigitizeError):
+    """The request does not fit the catalog's state (unknown document, wrong status, code already taken)."""
+
+    reason = "CATALOG_CONFLICT"
+    default_hint = "IT staff should look at the document's events in the catalog before retrying."
+
+
+class ImportFileError(InputError):
+    """A whole agencies/register file cannot be read (format, encoding, missing columns)."""
+
+    reason = "IMPORT_INVALID"
+    default_hint = "Save the sheet as 'CSV UTF-8' or .xlsx with the documented header row, then import again."
