@@ -1,0 +1,469 @@
+"""Process documents through every stage: register → OCR → code → sign → archive → catalog.
+
+This is the one code path used by the CLI and by the Airflow tasks. It talks to
+the outside world only through the modules that own it (catalog, archive,
+ocr, signing). Each document is a small transaction: a failure of the document
+quarantines it with a reason code and leaves its original untouched; a
+transient failure (S3 or database unavailable) is raised so the caller
+retries; a re-run resumes where the last one stopped without a second code,
+a second signature or a second object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from digitize import __version__
+from digitize.config import REPO_ROOT, Settings, load_settings
+from digitize.errors import (
+    AgencyUnknown,
+    ArchiveIntegrityError,
+    ConfigurationError,
+    CorruptFile,
+    DigitizeError,
+    InputError,
+    SignatureFailed,
+    TransientError,
+)
+from digitize.manifest import BatchPlan, RowError
+
+if TYPE_CHECKING:
+    from digitize.archive import S3Archive
+    from digitize.catalog import Catalog, DocumentRecord
+    from digitize.ocr import OcrResult
+    from digitize.signing import AgencySigner
+
+log = logging.getLogger(__name__)
+
+SIDECAR_SCHEMA = REPO_ROOT / "schemas" / "sidecar.schema.json"
+_MEDIA_TYPES = {"pdf": "application/pdf", "tiff": "image/tiff", "jpeg": "image/jpeg", "png": "image/png"}
+_EXTENSIONS = {"pdf": ".pdf", "tiff": ".tif", "jpeg": ".jpg", "png": ".png"}
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, streamed so a large scan is never read whole into memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A document of this batch whose bytes were already registered elsewhere."""
+
+    key: str
+    """The manifest's document key (document_id or file name)."""
+
+    existing_id: int
+    """Catalog id of the document first registered with these bytes."""
+
+    existing_code: str | None
+    """Its code, if it has one."""
+
+    existing_batch: str
+    """Batch it first arrived in."""
+
+
+@dataclass(frozen=True)
+class RegisteredBatch:
+    """Result of registering a batch: what to process, what was a duplicate, what the manifest refused."""
+
+    batch_id: str
+    """Name of the batch folder."""
+
+    root: Path
+    """The batch folder."""
+
+    to_process: tuple[int, ...]
+    """Catalog ids of documents still to take through the stages."""
+
+    duplicates: tuple[Duplicate, ...]
+    """Documents already registered from another batch (or twice in this one)."""
+
+    rejected: tuple[RowError, ...]
+    """Manifest rows and files that could not be registered."""
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What happened to one document in this run; small and free of personal data (safe for XCom)."""
+
+    document_id: int
+    """Catalog id."""
+
+    status: str
+    """ARCHIVED, QUARANTINED or SKIPPED (already done by an earlier run)."""
+
+    code: str | None = None
+    """Assigned code, if any."""
+
+    reason: str | None = None
+    """Stable reason code when quarantined."""
+
+    pages: int = 0
+    """Pages processed in this run (0 when skipped)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per stage in this run."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"document_id": self.document_id, "status": self.status, "code": self.code,
+                "reason": self.reason, "pages": self.pages, "seconds": self.seconds}
+
+
+def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
+    """Hash each original and register it (idempotent by content), recording refused rows as events."""
+    from digitize.catalog import DocumentSpec, FileSpec
+
+    to_process: list[int] = []
+    duplicates: list[Duplicate] = []
+    for error in plan.errors:
+        catalog.add_event(None, "manifest_validation", "failure", batch_id=plan.batch_id,
+                          detail=f"row {error.row} ({error.file}): [{error.reason}] {error.message}")
+    for doc in plan.documents:
+        files = tuple(
+            FileSpec(position=i, name=name, sha256=sha256_file(plan.root / name), size=(plan.root / name).stat().st_size)
+            for i, name in enumerate(doc.files)
+        )
+        spec = DocumentSpec(
+            batch_id=plan.batch_id, files=files, agency_code=doc.agency_code, kind=doc.kind, title=doc.title,
+            issued_date=doc.issued_date, manifest_document_id=doc.key, procedure_code=doc.procedure_code,
+            dossier_code=doc.dossier_code, register_id=doc.register_id, valid_until=doc.valid_until,
+            holder_id=doc.holder_id, scanned_at=doc.scanned_at,
+        )
+        record, created = catalog.register_document(spec)
+        if created:
+            catalog.add_event(record.id, "ingestion", "success", tool="digitize", tool_version=__version__,
+                              batch_id=plan.batch_id,
+                              detail=f"registered {len(files)} file(s), sha256 {', '.join(f.sha256 for f in files)}")
+            to_process.append(record.id)
+        elif record.batch_id == plan.batch_id and record.status == "RECEIVED" and record.id not in to_process:
+            to_process.append(record.id)  # an interrupted earlier run of this batch: resume it
+        elif record.batch_id != plan.batch_id or record.id in to_process:
+            duplicates.append(Duplicate(doc.key, record.id, record.code, record.batch_id))
+            catalog.add_event(record.id, "duplicate_detection", "warning", batch_id=plan.batch_id,
+                              detail=f"{doc.key} in batch {plan.batch_id} has the same bytes as document "
+                                     f"{record.code or record.id} of batch {record.batch_id}; not processed again")
+    return RegisteredBatch(plan.batch_id, plan.root, tuple(to_process), tuple(duplicates), plan.errors)
+
+
+class PipelineContext:
+    """Per-process handles to the catalog, archive and signer, created once and reused across documents.
+
+    Reusing the signer matters: parsing the key and building the validation
+    context cost more than the signature itself.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, archive: S3Archive | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._archive = archive
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from digitize.catalog import Catalog
+
+        return Catalog(self.settings.catalog_url)
+
+    @property
+    def archive(self) -> S3Archive:
+        if self._archive is None:
+            from digitize.archive import S3Archive
+
+            self._archive = S3Archive.from_settings(self.settings)
+        return self._archive
+
+    @cached_property
+    def signer(self) -> AgencySigner:
+        from digitize.signing import AgencySigner, SigningOptions
+
+        if self.settings.signing_pkcs12 is None:
+            raise ConfigurationError("no signing certificate: set DIGITIZE_SIGNING_PKCS12 (and its passphrase)")
+        if not self.settings.trust_roots:
+            raise ConfigurationError("no trust roots: set DIGITIZE_TRUST_ROOTS to the root CA certificate file(s)")
+        return AgencySigner.from_options(SigningOptions(
+            pkcs12_path=self.settings.signing_pkcs12, passphrase=self.settings.signing_passphrase_bytes))
+
+    @cached_property
+    def tool_versions(self) -> dict[str, str]:
+        import boto3
+
+        from digitize.ocr import tesseract_version
+        from digitize.signing import pyhanko_version
+
+        return {"digitize": __version__, "tesseract": tesseract_version(), "pyhanko": pyhanko_version(),
+                "boto3": boto3.__version__}
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, stage: str, action: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return action()
+        finally:
+            self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - start, 3)
+
+
+def process_document(ctx: PipelineContext, document_id: int, batch_root: Path) -> DocumentOutcome:
+    """Take one registered document through every stage; quarantine it on a document failure.
+
+    Transient errors propagate (the caller retries); nothing else does.
+    """
+    catalog = ctx.catalog
+    record = catalog.get_document(document_id)
+    if record.status != "RECEIVED":
+        return DocumentOutcome(document_id, "SKIPPED", record.code, record.reason)
+    watch = _Stopwatch()
+    try:
+        return _process(ctx, record, batch_root, watch)
+    except TransientError:
+        raise
+    except (InputError, SignatureFailed, ArchiveIntegrityError) as exc:
+        return _quarantine(ctx, record.id, exc, watch)
+    except DigitizeError as exc:
+        if isinstance(exc, ConfigurationError):
+            raise
+        return _quarantine(ctx, record.id, exc, watch)
+
+
+def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watch: _Stopwatch) -> DocumentOutcome:
+    message = f"{exc.message} — {exc.hint}"
+    ctx.catalog.mark_quarantined(document_id, exc.reason, message)
+    ctx.catalog.add_event(document_id, "quarantine", "failure", tool="digitize", tool_version=__version__,
+                          detail=f"[{exc.reason}] {message}")
+    log.warning("document %s quarantined: [%s] %s", document_id, exc.reason, exc.message)
+    record = ctx.catalog.get_document(document_id)
+    return DocumentOutcome(document_id, "QUARANTINED", record.code, exc.reason, seconds=watch.seconds)
+
+
+def _check_originals(record: DocumentRecord, batch_root: Path) -> list[Path]:
+    """The originals must still be the bytes that were registered (a re-copied file is a new document)."""
+    paths = []
+    for spec in record.files:
+        path = batch_root / spec.name
+        if not path.is_file():
+            raise CorruptFile(f"original {spec.name} is no longer in batch {record.batch_id}",
+                              hint="Put the file back in the batch folder and retry the document.")
+        if sha256_file(path) != spec.sha256:
+            raise CorruptFile(f"original {spec.name} changed after it was registered",
+                              hint="Submit the new scan as a new batch; the old registration stays quarantined.")
+        paths.append(path)
+    return paths
+
+
+def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, watch: _Stopwatch) -> DocumentOutcome:
+    from digitize.archive import document_keys
+    from digitize.ocr import OcrOptions, make_searchable_pdf
+    from digitize.pages import sniff_format
+    from digitize.pdfa import set_document_metadata
+    from digitize.signing import verify_pdf
+
+    catalog, settings, versions = ctx.catalog, ctx.settings, ctx.tool_versions
+    agency = catalog.get_agency(record.agency_code)
+    if agency is None:
+        raise AgencyUnknown(f"agency {record.agency_code} is not in the catalog")
+    originals = _check_originals(record, batch_root)
+    formats = [sniff_format(p) for p in originals]
+
+    with tempfile.TemporaryDirectory(prefix="digitize-", dir=settings.work_dir) as scratch:
+        out_pdf = Path(scratch) / "document.pdf"
+        options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=Path(scratch))
+        ocr: OcrResult = watch.run("ocr", lambda: make_searchable_pdf(originals, out_pdf, options))
+        catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=versions["tesseract"],
+                          detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
+                                 f"{sum(p.blank for p in ocr.pages)} blank")
+
+        year = datetime.now(UTC).year
+        code = watch.run("code", lambda: catalog.allocate_code(record.id, template=settings.code_template, year=year))
+        catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
+                          detail=f"code {code}")
+        keys = document_keys(code, record.version)
+
+        set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
+        signed = watch.run("sign", lambda: _signed_pdf(ctx, record.id, keys.pdf, out_pdf.read_bytes(), code,
+                                                         record.title))
+        verdict = verify_pdf(signed, settings.trust_roots)
+        if not verdict.valid:
+            raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
+        catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",
+                          tool_version=versions["pyhanko"], detail=f"signer {verdict.signer}: {verdict.summary}")
+
+        archive = ctx.archive
+        stored_originals = []
+        for spec, path, fmt in zip(record.files, originals, formats, strict=True):
+            obj = watch.run("archive", lambda: archive.put(
+                keys.original(spec.position, _EXTENSIONS[fmt]), path.read_bytes(), content_type=_MEDIA_TYPES[fmt],
+                metadata={"sha256": spec.sha256, "code": code}))
+            if obj.sha256 != spec.sha256:
+                raise ArchiveIntegrityError(f"archived original {obj.key} differs from the registered scan")
+            stored_originals.append((spec, obj, fmt))
+        pdf_obj = watch.run("archive", lambda: archive.put(
+            keys.pdf, signed, content_type="application/pdf", metadata={"code": code}))
+        catalog.add_event(record.id, "replication", "success", tool="boto3", tool_version=versions["boto3"],
+                          detail=f"{len(stored_originals) + 1} object(s) stored and read back, SHA-256 verified")
+
+        needs_review = any({"LOW_CONFIDENCE", "LOW_RESOLUTION"} & set(p.flags) for p in ocr.pages)
+        sidecar = build_sidecar(ctx, record, agency_name=agency.name, agency_level=agency.level, code=code,
+                                ocr=ocr, verdict=verdict, pdf_obj=pdf_obj, originals=stored_originals,
+                                needs_review=needs_review)
+        sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+        sidecar_obj = _put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
+
+    from digitize.catalog import ArchivedInfo
+
+    catalog.mark_archived(record.id, ArchivedInfo(
+        pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
+        sidecar_sha256=sidecar_obj.sha256, original_keys=tuple(o.key for _, o, _ in stored_originals),
+        pages=len(ocr.pages), mean_confidence=ocr.mean_confidence, needs_review=needs_review))
+    catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
+                      tool="digitize", tool_version=__version__,
+                      detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
+    return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
+
+
+def _signed_pdf(ctx: PipelineContext, document_id: int, pdf_key: str, unsigned: bytes, code: str,
+                title: str) -> bytes:
+    """Sign, unless an earlier interrupted run already archived the signed PDF: never sign twice."""
+    existing = ctx.archive.head(pdf_key)
+    if existing is not None:
+        ctx.catalog.add_event(document_id, "signature", "success", tool="digitize", tool_version=__version__,
+                              detail=f"reused the signed PDF already archived at {pdf_key}")
+        return ctx.archive.get(pdf_key)
+    signed = ctx.signer.sign(unsigned, document_code=code, title=title)
+    ctx.catalog.add_event(document_id, "signature", "success", tool="pyhanko",
+                          tool_version=ctx.tool_versions["pyhanko"], detail=f"PAdES signature by {ctx.signer.signer_name}")
+    return signed
+
+
+def _put_sidecar(archive: S3Archive, key: str, data: bytes, code: str) -> Any:
+    """Store the sidecar; after an interrupted run, keep the one already there if it describes the same PDF."""
+    existing = archive.head(key)
+    if existing is not None:
+        old = json.loads(archive.get(key))
+        new = json.loads(data)
+        if [f["sha256"] for f in old["files"]] == [f["sha256"] for f in new["files"]]:
+            return existing
+        raise ArchiveIntegrityError(f"sidecar {key} already exists and describes other files")
+    return archive.put(key, data, content_type="application/json", metadata={"code": code})
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: str, agency_level: str, code: str,
+                  ocr: OcrResult, verdict: Any, pdf_obj: Any, originals: Sequence[tuple[Any, Any, str]],
+                  needs_review: bool) -> dict[str, Any]:
+    """The archival description stored beside the PDF; validated against ``schemas/sidecar.schema.json``."""
+    import jsonschema
+
+    events = [
+        {"type": e.event_type, "outcome": e.outcome, "tool": e.tool, "tool_version": e.tool_version,
+         "at": e.created_at.isoformat(), "detail": e.detail}
+        for e in ctx.catalog.events(record.id)
+    ]
+    files = [{"role": "signed_pdf", "key": pdf_obj.key, "sha256": pdf_obj.sha256, "size": pdf_obj.size,
+              "media_type": "application/pdf"}]
+    files += [{"role": "original", "key": obj.key, "sha256": obj.sha256, "size": obj.size,
+               "media_type": _MEDIA_TYPES[fmt], "original_name": spec.name, "position": spec.position}
+              for spec, obj, fmt in originals]
+    sidecar = {
+        "schema_version": 1, "code": code, "version": record.version, "fingerprint": record.fingerprint,
+        "agency": {"code": record.agency_code, "name": agency_name, "level": agency_level},
+        "kind": record.kind, "title": record.title, "issued_date": record.issued_date.isoformat(),
+        "valid_until": record.valid_until.isoformat() if record.valid_until else None,
+        "procedure_code": record.procedure_code, "dossier_code": record.dossier_code,
+        "register_id": record.register_id, "holder_id": record.holder_id, "scanned_at": record.scanned_at,
+        "batch_id": record.batch_id, "pages": len(ocr.pages), "language": "vi",
+        "ocr": {"mean_confidence": ocr.mean_confidence,
+                "pages": [{"index": p.index, "confidence": p.mean_confidence, "blank": p.blank, "dpi": p.dpi,
+                           "flags": list(p.flags)} for p in ocr.pages]},
+        "needs_review": needs_review,
+        "signature": {"signer": verdict.signer, "valid": verdict.valid,
+                      "signing_time": verdict.signing_time.isoformat() if verdict.signing_time else None},
+        "retention": "permanent" if record.kind == "KQ" else "20 years",
+        "files": files, "events": events, "tools": dict(ctx.tool_versions, **dict(ocr.tool_versions)),
+        "archived_at": datetime.now(UTC).isoformat(),
+    }
+    schema = json.loads(SIDECAR_SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.validate(sidecar, schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return sidecar
+
+
+def process_documents(ctx: PipelineContext, document_ids: Iterable[int], batch_root: Path,
+                      on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
+    """Process documents one after another (each uses ``ocr_jobs`` Tesseract processes for its pages)."""
+    outcomes = []
+    for document_id in document_ids:
+        outcome = process_document(ctx, document_id, batch_root)
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Per-run figures an IT operator reads: counts, quarantine reasons, throughput, slowest stage."""
+
+    archived: int
+    quarantined: dict[str, int]
+    skipped: int
+    duplicates: int
+    rejected_rows: int
+    pages: int
+    seconds: float
+    stage_seconds: dict[str, float]
+
+    @property
+    def pages_per_minute(self) -> float:
+        return 60.0 * self.pages / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def slowest_stage(self) -> str | None:
+        return max(self.stage_seconds, key=lambda s: self.stage_seconds[s]) if self.stage_seconds else None
+
+    def lines(self) -> list[str]:
+        quarantined = ", ".join(f"{r}: {n}" for r, n in sorted(self.quarantined.items())) or "none"
+        return [
+            f"archived: {self.archived}, quarantined: {sum(self.quarantined.values())} ({quarantined}), "
+            f"already done: {self.skipped}, duplicates: {self.duplicates}, manifest rows refused: {self.rejected_rows}",
+            f"pages: {self.pages} in {self.seconds:.1f} s ({self.pages_per_minute:.1f} pages/min); "
+            f"slowest stage: {self.slowest_stage or 'n/a'}",
+        ]
+
+
+def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicates: int, rejected_rows: int,
+              seconds: float) -> RunSummary:
+    """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
+    rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
+    quarantined: dict[str, int] = {}
+    stages: dict[str, float] = {}
+    for row in rows:
+        if row["status"] == "QUARANTINED":
+            quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + 1
+        for stage, value in row["seconds"].items():
+            stages[stage] = round(stages.get(stage, 0.0) + value, 3)
+    return RunSummary(
+        archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
+        skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
+        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages)
