@@ -1,0 +1,9 @@
+"""Entry point of ``python -m digitize``."""
+
+from __future__ import annotations
+
+import sys
+
+from digitize.cli import main
+
+sys.exit(main())

@@ -1,0 +1,251 @@
+"""``python -m digitize …``: the same code paths as the DAGs, for officers, auditors and IT staff.
+
+Exit status: 0 when the command did its job (a quarantined document is a
+result, not a crash), the error's ``exit_code`` when the command itself could
+not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from digitize.errors import DigitizeError
+
+
+def _catalog():  # type: ignore[no-untyped-def]
+    from digitize.catalog import Catalog
+    from digitize.config import load_settings
+
+    catalog = Catalog(load_settings().catalog_url)
+    catalog.upgrade()
+    return catalog
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from digitize.manifest import read_manifest
+    from digitize.pipeline import PipelineContext, process_documents, register_batch, summarize
+
+    start = time.perf_counter()
+    ctx = PipelineContext()
+    ctx.catalog.upgrade()
+    plan = read_manifest(Path(args.batch))
+    registered = register_batch(ctx.catalog, plan)
+    print(f"batch {plan.batch_id}: {len(plan.documents)} document(s) in the manifest, "
+          f"{len(registered.to_process)} to process, {len(registered.duplicates)} duplicate(s), "
+          f"{len(plan.errors)} row(s) refused")
+    for error in plan.errors:
+        print(f"  row {error.row} {error.file}: [{error.reason}] {error.message}")
+    for dup in registered.duplicates:
+        print(f"  duplicate {dup.key}: already {dup.existing_code or 'registered'} (batch {dup.existing_batch})")
+    with tqdm(total=len(registered.to_process), unit="doc", desc="processing", disable=args.quiet) as bar:
+        def done(outcome):  # type: ignore[no-untyped-def]
+            bar.update(1)
+            bar.set_postfix_str(f"{outcome.status} {outcome.code or outcome.reason or ''}")
+            if outcome.status == "QUARANTINED":
+                tqdm.write(f"  quarantined document {outcome.document_id}: {outcome.reason}")
+
+        outcomes = process_documents(ctx, registered.to_process, registered.root, on_done=done)
+    summary = summarize(outcomes, duplicates=len(registered.duplicates), rejected_rows=len(plan.errors),
+                        seconds=time.perf_counter() - start)
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def cmd_ocr(args: argparse.Namespace) -> int:
+    from digitize.config import load_settings
+    from digitize.ocr import OcrOptions, make_searchable_pdf
+
+    settings = load_settings()
+    result = make_searchable_pdf([Path(f) for f in args.files], Path(args.out),
+                                 OcrOptions(jobs=args.jobs or settings.ocr_jobs, min_dpi=settings.min_dpi))
+    if args.text:
+        Path(args.text).write_text("\n\f".join(p.text for p in result.pages), encoding="utf-8")
+    for page in result.pages:
+        conf = "blank" if page.blank else f"confidence {page.mean_confidence or 0:.1f}"
+        flags = f" [{', '.join(page.flags)}]" if page.flags else ""
+        print(f"page {page.index + 1} ({page.source_file}): {conf}, {page.dpi:.0f} dpi{flags}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from digitize import coverage
+    from digitize.config import load_settings
+
+    catalog = _catalog()
+    plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
+    as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
+    report = coverage.compute_coverage(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
+                                       plan, as_of)
+    print(coverage.render_table(report))
+    if args.out:
+        out = Path(args.out)
+        writer = {"csv": coverage.write_csv, "html": getattr(coverage, "write_html", None),
+                  "xlsx": getattr(coverage, "write_xlsx", None)}[args.format]
+        if writer is None:
+            raise DigitizeError(f"format {args.format} is not available in this version")
+        writer(report, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _print_import(summary) -> int:  # type: ignore[no-untyped-def]
+    print(f"added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
+          f"rejected {len(summary.rejected)}")
+    for error in summary.rejected:
+        print(f"  row {error.row_number}: {error.message}")
+    return 0
+
+
+def cmd_agencies_import(args: argparse.Namespace) -> int:
+    return _print_import(_catalog().import_agencies(Path(args.file)))
+
+
+def cmd_register_import(args: argparse.Namespace) -> int:
+    return _print_import(_catalog().import_register(Path(args.file)))
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    _catalog()
+    print("catalog schema is up to date")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    catalog = _catalog()
+    record = catalog.get_by_code(args.code)
+    if record is None:
+        print(f"no document with code {args.code}", file=sys.stderr)
+        return 1
+    for name in ("code", "version", "status", "agency_code", "kind", "title", "issued_date", "valid_until",
+                 "register_id", "dossier_code", "procedure_code", "batch_id", "pages", "mean_confidence",
+                 "needs_review", "pdf_key", "pdf_sha256", "sidecar_key", "archived_at"):
+        print(f"{name:>16}: {getattr(record, name)}")
+    for spec in record.files:
+        print(f"{'original':>16}: {spec.position} {spec.name} sha256 {spec.sha256}")
+    print("events:")
+    for event in catalog.events(record.id):
+        print(f"  {event.created_at:%Y-%m-%d %H:%M:%S} {event.event_type:<22} {event.outcome:<8} "
+              f"{event.tool} {event.tool_version}: {event.detail}")
+    return 0
+
+
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    catalog = _catalog()
+    records = catalog.documents(status="QUARANTINED")
+    for record in records:
+        names = ", ".join(f.name for f in record.files)
+        print(f"{record.id:>6}  {record.batch_id}  {names}\n        [{record.reason}] {record.message}")
+    print(f"{len(records)} quarantined document(s)")
+    return 0
+
+
+def cmd_quarantine_retry(args: argparse.Namespace) -> int:
+    from digitize.pipeline import PipelineContext, process_document
+
+    ctx = PipelineContext()
+    for document_id in args.ids:
+        record = ctx.catalog.get_document(document_id)
+        if record.status != "QUARANTINED":
+            print(f"document {document_id} is {record.status}, not quarantined")
+            continue
+        ctx.catalog.reset_for_retry(document_id)
+        outcome = process_document(ctx, document_id, Path(args.batch_root) / record.batch_id)
+        print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
+    return 0
+
+
+def cmd_review_list(args: argparse.Namespace) -> int:
+    records = [r for r in _catalog().documents(status="ARCHIVED") if r.needs_review]
+    for record in records:
+        print(f"{record.code}  pages {record.pages}  mean confidence {record.mean_confidence}  {record.title}")
+    print(f"{len(records)} document(s) flagged for review")
+    return 0
+
+
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    from digitize.pki import create_demo_pki
+
+    pki = create_demo_pki(Path(args.dir), agency_name=args.agency_name)
+    print(f"root certificate: {pki.root_cert}\nagency PKCS#12: {pki.pkcs12}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m digitize", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="process one batch folder without Airflow")
+    p.add_argument("batch", help="batch folder holding the scans and manifest.csv")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("ocr", help="OCR scans into one searchable PDF/A (no code, signature or archive)")
+    p.add_argument("files", nargs="+", help="scanned files of one document, in order")
+    p.add_argument("--out", required=True, help="output PDF")
+    p.add_argument("--text", help="also write the text, pages separated by form feeds")
+    p.add_argument("--jobs", type=int, default=0, help="Tesseract processes (default: DIGITIZE_OCR_JOBS or cores)")
+    p.set_defaults(func=cmd_ocr)
+
+    p = sub.add_parser("coverage", help="coverage of the register against the plan's targets")
+    p.add_argument("--as-of", help="report date YYYY-MM-DD (default today)")
+    p.add_argument("--plan", help="plan file (default DIGITIZE_PLAN)")
+    p.add_argument("--format", choices=("csv", "html", "xlsx"), default="csv")
+    p.add_argument("--out", help="write the report here")
+    p.set_defaults(func=cmd_coverage)
+
+    for noun, func in (("agencies", cmd_agencies_import), ("register", cmd_register_import)):
+        p = sub.add_parser(noun, help=f"manage {noun}")
+        nsub = p.add_subparsers(dest="action", required=True)
+        q = nsub.add_parser("import", help=f"import {noun} from CSV or XLSX (upsert)")
+        q.add_argument("file")
+        q.set_defaults(func=func)
+
+    p = sub.add_parser("db", help="catalog database")
+    dsub = p.add_subparsers(dest="action", required=True)
+    dsub.add_parser("upgrade", help="create or upgrade the catalog schema").set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("show", help="everything about one document, with its events")
+    p.add_argument("code")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("quarantine", help="documents that failed, with their reasons")
+    qsub = p.add_subparsers(dest="action", required=True)
+    qsub.add_parser("list").set_defaults(func=cmd_quarantine_list)
+    q = qsub.add_parser("retry", help="retry quarantined documents after fixing the cause")
+    q.add_argument("ids", nargs="+", type=int)
+    q.add_argument("--batch-root", required=True, help="inbox folder holding the batch folders")
+    q.set_defaults(func=cmd_quarantine_retry)
+
+    p = sub.add_parser("review", help="archived documents flagged for human review")
+    rsub = p.add_subparsers(dest="action", required=True)
+    rsub.add_parser("list").set_defaults(func=cmd_review_list)
+
+    p = sub.add_parser("pki", help="demo signing certificate (never for production)")
+    psub = p.add_subparsers(dest="action", required=True)
+    q = psub.add_parser("init")
+    q.add_argument("dir")
+    q.add_argument("--agency-name", default="Ủy ban nhân dân tỉnh Mẫu")
+    q.set_defaults(func=cmd_pki_init)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except DigitizeError as exc:
+        print(f"error: {exc}\n  what to do: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
