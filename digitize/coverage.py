@@ -1,0 +1,550 @@
+"""Coverage of the digitization against a provincial plan's targets, per administrative level and agency.
+
+The plan's targets are data (``schemas/plans/*.json``), and so are the levels and the agencies:
+units are merged and abolished, other provinces have other plans. Everything here is vectorised
+pandas so a register of a million results is counted in seconds.
+
+Indicators (ids used in the plan files):
+
+- ``stock``: still-valid results digitized / still-valid results in the register;
+- ``flow``: results issued in the year (per the register) that were digitized, signed and archived;
+- ``units``: one-stop units that ran the digitization (scanned documents) / one-stop units;
+- ``not_asked_again``: needs data on dossier submissions that the catalog does not hold, so it is
+  reported as not computable, never as a made-up 0 %.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import jsonschema  # type: ignore[import-untyped]
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped]
+
+from digitize.config import REPO_ROOT
+from digitize.errors import ConfigurationError
+
+PLAN_SCHEMA_PATH = REPO_ROOT / "schemas" / "plan.schema.json"
+SCOPE_ALL = "all"
+EXCEL_MAX_ROWS = 1_048_576
+
+AGENCY_COLUMNS = ("code", "name", "level", "parent_code", "remote", "one_stop", "valid_from", "valid_to",
+                  "successor_code")
+REGISTER_COLUMNS = ("register_id", "agency_code", "procedure_code", "dossier_code", "title", "issued_date",
+                    "valid_until", "holder_id")
+ARCHIVED_COLUMNS = ("code", "agency_code", "kind", "register_id", "dossier_code", "issued_date", "valid_until",
+                    "archived_at", "scanned_at", "version")
+
+Part = Literal["numerator", "denominator", "missing"]
+
+
+# --------------------------------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class Level:
+    """An administrative level as the plan names it."""
+
+    code: str
+    """Value of ``agencies.level`` this level matches (e.g. ``province``)."""
+
+    vi: str
+    """Vietnamese name shown in reports (e.g. ``Cấp tỉnh``)."""
+
+    en: str
+    """English name shown in reports."""
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One indicator of the plan with its yearly targets per level."""
+
+    id: str
+    """What is measured: ``stock``, ``flow``, ``units`` or ``not_asked_again``."""
+
+    title_vi: str
+    """Vietnamese title, as in the plan."""
+
+    title_en: str
+    """English title."""
+
+    source: str
+    """Sections of the plan the targets come from."""
+
+    rule: str
+    """The rule as the plan states it (yearly numbers may be derived from it)."""
+
+    note: str
+    """How the numbers were transcribed or derived."""
+
+    excludes_remote: bool
+    """Units flagged remote are left out (the plan's "trừ các xã vùng sâu, vùng xa")."""
+
+    targets: Mapping[str, Mapping[int, float]]
+    """Scope (level code or ``all``) → year → target percentage (0–100)."""
+
+    def target(self, scope: str, year: int) -> float | None:
+        """Target for ``year``: the latest year defined at or before it (clamped), None before the first."""
+        years = self.targets.get(scope)
+        if not years:
+            return None
+        eligible = [y for y in years if y <= year]
+        return float(years[max(eligible)]) if eligible else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A provincial plan's digitization targets, loaded from ``schemas/plans/*.json``."""
+
+    id: str
+    """Number and notation of the plan (e.g. ``155/KH-UBND``)."""
+
+    title_vi: str
+    """Vietnamese title."""
+
+    title_en: str
+    """English title."""
+
+    province: str
+    """Province the plan applies to."""
+
+    issuer: str
+    """Authority that issued the plan."""
+
+    issued: date
+    """Date of issue."""
+
+    source_reference: str
+    """Citation of the plan text the targets were transcribed from."""
+
+    levels: tuple[Level, ...]
+    """Administrative levels, in report order."""
+
+    indicators: tuple[Indicator, ...]
+    """Indicators with their targets."""
+
+    def indicator(self, indicator_id: str) -> Indicator | None:
+        """The indicator with this id, or None when the plan sets no such target."""
+        return next((i for i in self.indicators if i.id == indicator_id), None)
+
+    def level_names(self, code: str) -> tuple[str, str]:
+        """(Vietnamese, English) names of a level; the raw code for levels the plan does not name."""
+        if code == SCOPE_ALL:
+            return ("Toàn tỉnh", "All levels")
+        level = next((lv for lv in self.levels if lv.code == code), None)
+        return (level.vi, level.en) if level else (code, code)
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate a plan file; any problem is a ConfigurationError naming the file and the field."""
+    path = Path(path)
+    hint = f"Correct {path} so it matches schemas/plan.schema.json (see schemas/plans/tien-giang-155-2021.json)."
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"plan file {path} does not exist", hint="Set DIGITIZE_PLAN to a file in "
+                                 "schemas/plans/.") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"plan file {path} is not valid UTF-8 JSON: {exc}", hint=hint) from exc
+    schema = json.loads(PLAN_SCHEMA_PATH.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{_json_path(e.absolute_path)}: {e.message}" for e in errors[:5]]
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise ConfigurationError(f"plan file {path} is invalid: " + "; ".join(lines) + more, hint=hint)
+    levels = tuple(Level(code=lv["code"], vi=lv["vi"], en=lv["en"]) for lv in data["levels"])
+    codes = [lv.code for lv in levels]
+    problems = [f"level {c!r} declared twice" for c in sorted(set(codes)) if codes.count(c) > 1]
+    problems += [f"level code {SCOPE_ALL!r} is reserved" for c in codes if c == SCOPE_ALL]
+    ids = [i["id"] for i in data["indicators"]]
+    problems += [f"indicator {i!r} declared twice" for i in sorted(set(ids)) if ids.count(i) > 1]
+    for ind in data["indicators"]:
+        problems += [f"indicators[{ind['id']}].targets: scope {s!r} is not a declared level"
+                     for s in ind["targets"] if s != SCOPE_ALL and s not in codes]
+    if problems:
+        raise ConfigurationError(f"plan file {path} is inconsistent: " + "; ".join(problems), hint=hint)
+    indicators = tuple(
+        Indicator(
+            id=ind["id"], title_vi=ind["title"]["vi"], title_en=ind["title"]["en"], source=ind["source"],
+            rule=ind.get("rule", ""), note=ind.get("note", ""), excludes_remote=bool(ind.get("excludes_remote")),
+            targets=MappingProxyType({
+                scope: MappingProxyType({int(y): float(v) for y, v in years.items()})
+                for scope, years in ind["targets"].items()
+            }),
+        )
+        for ind in data["indicators"]
+    )
+    return Plan(
+        id=data["id"], title_vi=data["title"]["vi"], title_en=data["title"]["en"], province=data["province"],
+        issuer=data["issuer"], issued=date.fromisoformat(data["issued"]),
+        source_reference=data["source"]["reference"], levels=levels, indicators=indicators,
+    )
+
+
+def _json_path(parts: Iterable[Any]) -> str:
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+# --------------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class CoverageOptions:
+    """How the catalog's records are counted; defaults follow the plan's wording."""
+
+    result_kinds: tuple[str, ...] = ("KQ",)
+    """Archived document kinds that digitize a register result (``TP`` dossier parts do not)."""
+
+    min_scanned_documents: int = 1
+    """A one-stop unit runs the digitization when it scanned at least this many archived documents."""
+
+    units_window_days: int | None = 365
+    """Units count as running if they scanned within this many days up to ``as_of``; None = ever."""
+
+    timezone: str = "Asia/Ho_Chi_Minh"
+    """Time-zone-aware ``archived_at`` values are converted to this zone before comparing with the day."""
+
+
+@dataclass(frozen=True)
+class IndicatorStatus:
+    """Whether an indicator of the plan could be computed from the imported data, and on what basis."""
+
+    id: str
+    """Indicator id (``stock``, ``flow``, ``units``, ``not_asked_again``)."""
+
+    title_vi: str
+    """Vietnamese title."""
+
+    title_en: str
+    """English title."""
+
+    computable: bool
+    """False when the data cannot measure it: then no figure is given at all."""
+
+    basis_vi: str
+    """What was counted (or why nothing could be), in Vietnamese."""
+
+    basis_en: str
+    """The same in English."""
+
+
+@dataclass(frozen=True, eq=False)
+class CoverageReport:
+    """Coverage figures at one date against one plan; the frames are what renderers and the UI show."""
+
+    plan: Plan
+    """The plan the targets come from."""
+
+    as_of: date
+    """Day the figures describe (inclusive)."""
+
+    by_level: pd.DataFrame
+    """Stock per level: level, digitized, valid, coverage_pct, target_pct, met, gap_points, docs_to_target."""
+
+    by_agency: pd.DataFrame
+    """Stock per agency valid at ``as_of``, laggards first."""
+
+    units_by_level: pd.DataFrame
+    """One-stop units running the digitization per level: level, running, units, coverage_pct, target_pct,
+    met, gap_points, units_to_target."""
+
+    units: pd.DataFrame
+    """Each one-stop unit counted: code, name, level, documents_scanned, running."""
+
+    flow_by_level: pd.DataFrame | None
+    """Results issued this year digitized, per level (level, digitized, resolved, …); None if not computable."""
+
+    indicators: tuple[IndicatorStatus, ...]
+    """Status of every indicator the plan sets, in the plan's order."""
+
+    detail: pd.DataFrame = field(repr=False)
+    """The register rows behind the stock figures (denominator), with ``digitized`` and ``document_code``."""
+
+    @property
+    def plan_id(self) -> str:
+        return self.plan.id
+
+    def status(self, indicator_id: str) -> IndicatorStatus | None:
+        """Status of one indicator, None when the plan does not set it."""
+        return next((s for s in self.indicators if s.id == indicator_id), None)
+
+
+# ------------------------------------------------------------------------------------------ normalising
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ConfigurationError(f"{what} frame lacks columns {missing}",
+                                 hint="Build the frames with Catalog.agencies_frame/register_frame/archived_frame.")
+
+
+def _day(values: pd.Series) -> pd.Series:
+    """Dates (date objects, strings or timestamps) as naive midnight timestamps; None/NaN → NaT."""
+    out = pd.to_datetime(values)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_localize(None)
+    return out.dt.normalize()
+
+
+def _instant(values: pd.Series, tz: str) -> pd.Series:
+    """Datetimes as naive local timestamps in ``tz`` (aware values converted, naive ones taken as local)."""
+    out = pd.to_datetime(values)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert(tz).dt.tz_localize(None)
+    return out
+
+
+def _flag(values: pd.Series) -> pd.Series:
+    """Booleans from bools, 0/1 or 'true'/'false' text; missing → False."""
+    if values.dtype == bool:
+        return values
+    text = values.astype("object").where(values.notna(), "false").astype(str).str.strip().str.lower()
+    return text.isin(["true", "1", "yes", "x", "t", "y"])
+
+
+def _valid_agencies(agencies: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Agencies valid at ``as_of``: code, name, level, remote, one_stop (one row per code)."""
+    _require(agencies, ("code", "name", "level", "remote", "one_stop", "valid_from", "valid_to"), "agencies")
+    day = pd.Timestamp(as_of)
+    start, end = _day(agencies["valid_from"]), _day(agencies["valid_to"])
+    mask = (start.isna() | (start <= day)) & (end.isna() | (end >= day))
+    out = pd.DataFrame({
+        "code": agencies["code"].astype(str), "name": agencies["name"].astype(str),
+        "level": agencies["level"].astype(str), "remote": _flag(agencies["remote"]),
+        "one_stop": _flag(agencies["one_stop"]), "_start": start,
+    })[mask.to_numpy()]
+    out = out.sort_values("_start", kind="stable").drop_duplicates("code", keep="last")
+    return out.drop(columns="_start").reset_index(drop=True)
+
+
+def _linked(register: pd.DataFrame, archived: pd.DataFrame, end: pd.Timestamp, options: CoverageOptions) -> pd.Series:
+    """Code of the latest archived result linked to each register row (register_id first, else dossier_code).
+
+    Returns a Series aligned with ``register`` holding the document code, or NA when none is linked.
+    """
+    _require(archived, ("code", "kind", "register_id", "dossier_code", "archived_at", "version"), "archived")
+    when = _instant(archived["archived_at"], options.timezone)
+    keep = (archived["kind"].astype(str).isin(options.result_kinds) & (when < end)).to_numpy()
+    arc = archived.loc[keep, ["code", "register_id", "dossier_code", "version"]]
+    arc = arc.assign(_when=when[keep]).sort_values(["version", "_when"], kind="stable")
+    by_id = arc[arc["register_id"].notna()].drop_duplicates("register_id", keep="last")
+    by_id_map = pd.Series(by_id["code"].to_numpy(), index=by_id["register_id"].astype(str).to_numpy())
+    loose = arc[arc["register_id"].isna() & arc["dossier_code"].notna()].drop_duplicates("dossier_code", keep="last")
+    by_dossier_map = pd.Series(loose["code"].to_numpy(), index=loose["dossier_code"].astype(str).to_numpy())
+    code = register["register_id"].map(by_id_map)
+    if len(by_dossier_map):
+        code = code.fillna(register["dossier_code"].map(by_dossier_map))
+    return code
+
+
+def _register_rows(agencies: pd.DataFrame, register: pd.DataFrame, archived: pd.DataFrame, as_of: date,
+                   options: CoverageOptions, indicator: Literal["stock", "flow"]) -> pd.DataFrame:
+    """Register rows counted by an indicator, with agency name/level, ``digitized`` and ``document_code``.
+
+    stock: still valid at ``as_of`` (issued on or before it, not expired); flow: issued from 1 January of
+    ``as_of``'s year to ``as_of``. Either way the agency holding the result must be valid at ``as_of``.
+    """
+    _require(register, REGISTER_COLUMNS, "register")
+    valid = _valid_agencies(agencies, as_of)
+    day = pd.Timestamp(as_of)
+    issued, until = _day(register["issued_date"]), _day(register["valid_until"])
+    if indicator == "stock":
+        mask = (issued <= day) & (until.isna() | (until >= day))
+    else:
+        mask = (issued >= pd.Timestamp(as_of.year, 1, 1)) & (issued <= day)
+    rows = register.loc[mask.to_numpy(), list(REGISTER_COLUMNS)]
+    rows = rows.assign(issued_date=issued[mask], valid_until=until[mask])
+    lookup = valid.set_index("code")
+    rows = rows[rows["agency_code"].isin(lookup.index)]
+    rows = rows.assign(
+        agency_name=rows["agency_code"].map(lookup["name"]),
+        level=rows["agency_code"].map(lookup["level"]),
+    )
+    code = _linked(rows, archived, day + pd.Timedelta(days=1), options)
+    return rows.assign(digitized=code.notna().to_numpy(), document_code=code).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------- computing
+
+
+def _score(frame: pd.DataFrame, num: str, den: str, targets: pd.Series, to_target: str) -> pd.DataFrame:
+    """Add coverage_pct, target_pct, met, gap_points and ``to_target`` (items still needed) to ``frame``."""
+    n = frame[num].to_numpy(dtype=float)
+    d = frame[den].to_numpy(dtype=float)
+    t = targets.to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = np.where(d > 0, n * 100.0 / d, np.nan)
+    # round before ceil so that 30 % of 10 is 3, not 4 (0.3 * 10 = 3.0000000000000004)
+    needed = np.ceil(np.round(t * d / 100.0, 9))
+    have_target = ~np.isnan(t)
+    measurable = have_target & (d > 0)
+    met = pd.array(np.where(measurable, n >= needed, False), dtype="boolean")
+    met[~measurable] = pd.NA
+    gap = np.where(measurable, np.clip(t - cov, 0.0, None), np.nan)
+    still = pd.array(np.where(have_target, np.maximum(needed - n, 0), 0), dtype="Int64")
+    still[~have_target] = pd.NA
+    return frame.assign(coverage_pct=cov, target_pct=t, met=met, gap_points=gap, **{to_target: still})
+
+
+def _level_order(plan: Plan, present: Iterable[str]) -> list[str]:
+    ordered = [lv.code for lv in plan.levels]
+    return ordered + sorted(set(present) - set(ordered))
+
+
+def _targets(plan: Plan, indicator_id: str, scopes: pd.Series, year: int) -> pd.Series:
+    indicator = plan.indicator(indicator_id)
+    table = {s: (indicator.target(s, year) if indicator else None) for s in scopes.unique()}
+    return scopes.map(lambda s: np.nan if table[s] is None else table[s]).astype(float)
+
+
+def _per_level(rows: pd.DataFrame, plan: Plan, indicator_id: str, year: int, den_name: str,
+               to_target: str) -> pd.DataFrame:
+    grouped = rows.groupby("level", sort=False)["digitized"].agg(["sum", "size"])
+    levels = _level_order(plan, grouped.index)
+    grouped = grouped.reindex(levels, fill_value=0)
+    frame = pd.DataFrame({
+        "level": pd.Series(levels, dtype=object),
+        "digitized": grouped["sum"].to_numpy(dtype=np.int64),
+        den_name: grouped["size"].to_numpy(dtype=np.int64),
+    })
+    return _score(frame, "digitized", den_name, _targets(plan, indicator_id, frame["level"], year), to_target)
+
+
+def _per_agency(rows: pd.DataFrame, valid: pd.DataFrame, plan: Plan, year: int) -> pd.DataFrame:
+    grouped = rows.groupby("agency_code", sort=False)["digitized"].agg(["sum", "size"])
+    frame = pd.DataFrame({"agency_code": valid["code"], "name": valid["name"], "level": valid["level"]})
+    frame["digitized"] = frame["agency_code"].map(grouped["sum"]).fillna(0).astype(np.int64)
+    frame["valid"] = frame["agency_code"].map(grouped["size"]).fillna(0).astype(np.int64)
+    frame = _score(frame, "digitized", "valid", _targets(plan, "stock", frame["level"], year), "docs_to_target")
+    frame = frame.sort_values(["gap_points", "coverage_pct", "agency_code"], ascending=[False, True, True],
+                              na_position="last", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def _units(valid: pd.DataFrame, archived: pd.DataFrame, plan: Plan, as_of: date,
+           options: CoverageOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    _require(archived, ("scanned_at", "archived_at"), "archived")
+    indicator = plan.indicator("units")
+    units = valid[valid["one_stop"]]
+    if indicator is None or indicator.excludes_remote:
+        units = units[~units["remote"]]
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    when = _instant(archived["archived_at"], options.timezone)
+    mask = archived["scanned_at"].notna() & (when < end)
+    if options.units_window_days is not None:
+        mask &= when >= end - pd.Timedelta(days=options.units_window_days)
+    counts = archived.loc[mask.to_numpy(), "scanned_at"].astype(str).value_counts()
+    scanned = units["code"].map(counts).fillna(0).astype(np.int64)
+    detail = pd.DataFrame({
+        "code": units["code"], "name": units["name"], "level": units["level"],
+        "documents_scanned": scanned, "running": scanned >= options.min_scanned_documents,
+    }).reset_index(drop=True)
+    grouped = detail.groupby("level", sort=False)["running"].agg(["sum", "size"])
+    levels = _level_order(plan, grouped.index)
+    grouped = grouped.reindex(levels, fill_value=0)
+    frame = pd.DataFrame({
+        "level": pd.Series(levels, dtype=object),
+        "running": grouped["sum"].to_numpy(dtype=np.int64),
+        "units": grouped["size"].to_numpy(dtype=np.int64),
+    })
+    by_level = _score(frame, "running", "units", _targets(plan, "units", frame["level"], as_of.year),
+                      "units_to_target")
+    return by_level, detail
+
+
+def compute_coverage(agencies: pd.DataFrame, register: pd.DataFrame, archived: pd.DataFrame, plan: Plan,
+                     as_of: date, *, options: CoverageOptions | None = None) -> CoverageReport:
+    """Count every indicator of ``plan`` at the end of day ``as_of`` against its target for that year.
+
+    A register row counts once however many documents or versions link to it; an archived document
+    counts only if archived by the end of ``as_of``; agencies count only while valid.
+    """
+    options = options or CoverageOptions()
+    _require(agencies, AGENCY_COLUMNS, "agencies")
+    _require(archived, ARCHIVED_COLUMNS, "archived")
+    valid = _valid_agencies(agencies, as_of)
+    stock = _register_rows(agencies, register, archived, as_of, options, "stock")
+    by_level = _per_level(stock, plan, "stock", as_of.year, "valid", "docs_to_target")
+    by_agency = _per_agency(stock, valid, plan, as_of.year)
+    units_by_level, units = _units(valid, archived, plan, as_of, options)
+    flow_rows = _register_rows(agencies, register, archived, as_of, options, "flow")
+    flow_by_level = (_per_level(flow_rows, plan, "flow", as_of.year, "resolved", "docs_to_target")
+                     if len(flow_rows) else None)
+    statuses = []
+    for ind in plan.indicators:
+        statuses.append(_status(ind, as_of, options, len(stock), len(flow_rows), len(units)))
+    return CoverageReport(plan=plan, as_of=as_of, by_level=by_level, by_agency=by_agency,
+                          units_by_level=units_by_level, units=units, flow_by_level=flow_by_level,
+                          indicators=tuple(statuses), detail=stock)
+
+
+def _status(ind: Indicator, as_of: date, options: CoverageOptions, n_stock: int, n_flow: int,
+            n_units: int) -> IndicatorStatus:
+    day = as_of.isoformat()
+    kinds = "/".join(options.result_kinds)
+    if ind.id == "stock":
+        ok = n_stock > 0
+        vi = (f"Kết quả ({kinds}) còn hiệu lực ngày {day} trong sổ đăng ký, đã lưu trữ đến hết ngày {day}."
+              if ok else "Sổ đăng ký không có kết quả nào còn hiệu lực: chưa nhập sổ đăng ký.")
+        en = (f"Results ({kinds}) in the register still valid on {day}, archived by the end of {day}."
+              if ok else "The register holds no still-valid result: import the register first.")
+    elif ind.id == "flow":
+        ok = n_flow > 0
+        vi = (f"Kết quả cấp từ 01/01/{as_of.year} đến {day} theo sổ đăng ký (ước tính hồ sơ giải quyết trong năm)."
+              if ok else f"Sổ đăng ký không có kết quả nào cấp trong năm {as_of.year}: không tính được.")
+        en = (f"Results issued 1 Jan–{day} per the register (a proxy for dossiers resolved in the year)."
+              if ok else f"The register lists no result issued in {as_of.year}: not computable from the imported "
+                         "data.")
+    elif ind.id == "units":
+        ok = n_units > 0
+        window = f"{options.units_window_days} ngày" if options.units_window_days else "toàn bộ thời gian"
+        window_en = f"{options.units_window_days} days" if options.units_window_days else "all time"
+        vi = (f"Bộ phận Một cửa đã quét ≥ {options.min_scanned_documents} tài liệu được lưu trữ trong {window} "
+              "đến ngày báo cáo" + (", trừ xã vùng sâu, vùng xa." if ind.excludes_remote else ".")
+              if ok else "Danh sách cơ quan không có Bộ phận Một cửa nào: không tính được.")
+        en = (f"One-stop units that scanned ≥ {options.min_scanned_documents} archived document(s) in the "
+              f"{window_en} up to the day" + (", remote communes excluded." if ind.excludes_remote else ".")
+              if ok else "No one-stop unit in the agencies table: not computable from the imported data.")
+    else:
+        ok = False
+        vi = "Không tính được từ dữ liệu đã nhập: danh mục không ghi nhận hồ sơ nộp và giấy tờ được tái sử dụng."
+        en = "Not computable from the imported data: the catalog records no submissions or reuse of documents."
+    return IndicatorStatus(id=ind.id, title_vi=ind.title_vi, title_en=ind.title_en, computable=ok,
+                           basis_vi=vi, basis_en=en)
+
+
+def drill_down(agencies: pd.DataFrame, register: pd.DataFrame, archived: pd.DataFrame, as_of: date, *,
+               level: str | None = None, agency: str | None = None, part: Part = "denominator",
+               indicator: Literal["stock", "flow"] = "stock",
+               options: CoverageOptions | None = None) -> pd.DataFrame:
+    """The register rows behind a figure: the whole denominator, the digitized ones, or those still missing."""
+    if part not in ("numerator", "denominator", "missing"):
+        raise ValueError(f"part must be numerator, denominator or missing, not {part!r}")
+    rows = _register_rows(agencies, register, archived, as_of, options or CoverageOptions(), indicator)
+    return _filter_rows(rows, level=level, agency=agency, part=part)
+
+
+def _filter_rows(rows: pd.DataFrame, *, level: str | None, agency: str | None, part: Part) -> pd.DataFrame:
+    mask = np.ones(len(rows), dtype=bool)
+    if level is not None:
+        mask &= (rows["level"] == level).to_numpy()
+    if agency is not None:
+        mask &= (rows["agency_code"] == agency).to_numpy()
+    if part == "numerator":
+        mask &= rows["digitized"].to_numpy()
+    elif part == "missing":
+        mask &= ~rows["digitized"].to_numpy()
+    return rows[mask].reset_index(drop=True)
