@@ -1,0 +1,168 @@
+"""digitize_inbox: complete batches in the inbox → signed, archived, catalogued documents.
+
+Wiring only: every step calls the ``digitize`` library, imported inside the
+tasks so the DAG file parses in milliseconds. Documents are processed in
+mapped chunks (never one task per page), each chunk holding as many ``ocr``
+pool slots as it runs Tesseract processes. Only ids, keys and counts travel
+through XCom: no file contents and no personal data.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, task
+
+CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
+OCR_POOL = "ocr"
+S3_CONN_ID = "digitize_s3"
+# Tesseract processes per chunk task = pool slots it takes (the pool has one slot per core).
+OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
+MAX_MAP_LENGTH = 1024
+
+
+def _context() -> Any:
+    """Library context whose S3 client comes from the Airflow connection when it exists, else the environment."""
+    from airflow.exceptions import AirflowNotFoundException
+
+    from digitize.archive import S3Archive
+    from digitize.config import load_settings
+    from digitize.pipeline import PipelineContext
+
+    settings = load_settings()
+    try:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        client = S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
+    except AirflowNotFoundException:
+        return PipelineContext(settings)
+    return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket))
+
+
+@dag(
+    dag_id="digitize_inbox",
+    description="OCR, code, sign and archive the complete batches of the inbox",
+    schedule=timedelta(minutes=15),
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    params={
+        "inbox": Param(os.path.join("${AIRFLOW_HOME}", "var", "inbox"), type="string",
+                       description="Folder whose sub-folders are batches (scans + manifest.csv)."),
+        "batch": Param("", type="string", description="Only this batch folder name (empty: every complete batch)."),
+        "chunk_size": Param(4, type="integer", minimum=1, maximum=500,
+                            description="Documents per mapped task (raised automatically to stay under 1,024 tasks)."),
+        "max_documents": Param(0, type="integer", minimum=0, description="Stop after this many documents (0: all)."),
+    },
+    tags=["digitize"],
+    doc_md=__doc__,
+)
+def digitize_inbox() -> None:
+    @task
+    def discover(params: dict[str, Any] | None = None) -> list[str]:
+        """Complete batches only: a half-copied upload is never read as truncated files."""
+        from pathlib import Path
+
+        from digitize.config import load_settings
+        from digitize.manifest import discover_batches
+
+        assert params is not None
+        inbox = Path(os.path.expandvars(params["inbox"]))
+        batches = discover_batches(inbox, quiet_seconds=load_settings().quiet_seconds)
+        if params["batch"]:
+            batches = [b for b in batches if b.name == params["batch"]]
+        print(f"{len(batches)} complete batch(es) in {inbox}: {[b.name for b in batches]}")
+        return [str(b) for b in batches]
+
+    @task
+    def register(batch_dirs: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Hash and register every original (idempotent), then cut the work into chunks."""
+        import math
+        from pathlib import Path
+
+        from digitize.errors import ManifestError
+        from digitize.manifest import read_manifest
+        from digitize.pipeline import register_batch
+
+        assert params is not None
+        ctx = _context()
+        ctx.catalog.upgrade()
+        work: list[tuple[str, int]] = []
+        duplicates = rejected = 0
+        for batch_dir in batch_dirs:
+            try:
+                plan = read_manifest(Path(batch_dir))
+            except ManifestError as exc:
+                ctx.catalog.add_event(None, "manifest_validation", "failure", batch_id=Path(batch_dir).name,
+                                      detail=str(exc))
+                print(f"batch {Path(batch_dir).name} refused: {exc} — {exc.hint}")
+                rejected += 1
+                continue
+            registered = register_batch(ctx.catalog, plan)
+            duplicates += len(registered.duplicates)
+            rejected += len(registered.rejected)
+            work += [(batch_dir, doc_id) for doc_id in registered.to_process]
+            print(f"batch {plan.batch_id}: {len(registered.to_process)} to process, "
+                  f"{len(registered.duplicates)} duplicate(s), {len(registered.rejected)} row(s) refused")
+        if params["max_documents"]:
+            work = work[: params["max_documents"]]
+        size = max(params["chunk_size"], math.ceil(len(work) / MAX_MAP_LENGTH))
+        chunks = [
+            {"label": f"{Path(work[i][0]).name} docs {i + 1}-{min(i + size, len(work))}",
+             "items": [[b, d] for b, d in work[i: i + size]]}
+            for i in range(0, len(work), size)
+        ]
+        return {"chunks": chunks, "duplicates": duplicates, "rejected": rejected}
+
+    @task
+    def chunks_of(registered: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(registered["chunks"])
+
+    @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
+          execution_timeout=timedelta(hours=2))
+    def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
+        from pathlib import Path
+
+        from airflow.sdk import get_current_context
+
+        from digitize.pipeline import process_document
+
+        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
+        ctx = _context()
+        outcomes = []
+        for batch_dir, document_id in chunk["items"]:
+            outcome = process_document(ctx, int(document_id), Path(batch_dir))
+            print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
+            outcomes.append(outcome.as_dict())
+        return outcomes
+
+    @task(outlets=[CATALOG_ASSET], trigger_rule="all_done")
+    def summarize(registered: dict[str, Any], outcomes: list[list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+        """The per-run summary IT staff read in the task log and XCom."""
+        from airflow.sdk import get_current_context
+
+        from digitize.pipeline import summarize as summarize_outcomes
+
+        flat = [o for chunk in (outcomes or []) if chunk for o in chunk]
+        run = get_current_context()["dag_run"]
+        started = run.start_date or pendulum.now("UTC")
+        seconds = (pendulum.now("UTC") - started).total_seconds()
+        summary = summarize_outcomes(flat, duplicates=registered["duplicates"], rejected_rows=registered["rejected"],
+                                     seconds=seconds)
+        for line in summary.lines():
+            print(line)
+        return {"archived": summary.archived, "quarantined": summary.quarantined, "skipped": summary.skipped,
+                "duplicates": summary.duplicates, "rejected_rows": summary.rejected_rows, "pages": summary.pages,
+                "pages_per_minute": round(summary.pages_per_minute, 1), "slowest_stage": summary.slowest_stage}
+
+    registered = register(discover())
+    results = process_chunk.expand(chunk=chunks_of(registered))
+    summarize(registered, results)
+
+
+digitize_inbox()
