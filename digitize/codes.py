@@ -405,6 +405,8 @@ def parse_document_code(code: str, template: str = DEFAULT_CODE_TEMPLATE) -> Doc
         agency = parse_agency_code(match["agency"])
     except CodeError as exc:
         raise CodeError(f"document code {code!r}: {exc.message}") from None
+    if int(match["seq"]) == 0:
+        raise CodeError(f"document code {code!r}: the sequence {match['seq']!r} must start at 1")
     return DocumentCode(agency, int(match["year"]), match["kind"], int(match["seq"]), template)
 
 
