@@ -548,3 +548,136 @@ def _filter_rows(rows: pd.DataFrame, *, level: str | None, agency: str | None, p
     elif part == "missing":
         mask &= ~rows["digitized"].to_numpy()
     return rows[mask].reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """One indicator's per-level frame and what its columns mean, so every renderer treats them alike."""
+
+    status: IndicatorStatus
+    frame: pd.DataFrame | None
+    num: str
+    den: str
+    to_target: str
+    unit_vi: str
+    unit_en: str
+
+
+def _figures(report: CoverageReport) -> list[_Figures]:
+    """Per-level figures of every indicator the plan sets, in the plan's order."""
+    out = []
+    for status in report.indicators:
+        frame: pd.DataFrame | None
+        if status.id == "stock":
+            frame, num, den, still, uvi, uen = report.by_level, "digitized", "valid", "docs_to_target", "kết quả", \
+                "results"
+        elif status.id == "flow":
+            frame, num, den, still, uvi, uen = report.flow_by_level, "digitized", "resolved", "docs_to_target", \
+                "kết quả", "results"
+        elif status.id == "units":
+            frame, num, den, still, uvi, uen = report.units_by_level, "running", "units", "units_to_target", \
+                "đơn vị", "units"
+        else:
+            frame, num, den, still, uvi, uen = None, "", "", "", "", ""
+        out.append(_Figures(status, frame if status.computable else None, num, den, still, uvi, uen))
+    return out
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None or pd.isna(value) else f"{float(value):.1f}"
+
+
+def _verdict(row: Mapping[str, Any], fig: _Figures) -> tuple[str, str]:
+    """(Vietnamese, English) verdict of one row: met, behind by points and items, or why there is none."""
+    if pd.isna(row["target_pct"]):
+        return ("chưa có chỉ tiêu", "no target yet")
+    if int(row[fig.den]) == 0:
+        return ("không có dữ liệu", "no data")
+    if bool(row["met"]):
+        return ("đạt", "met")
+    gap, still = float(row["gap_points"]), int(row[fig.to_target])
+    return (f"chậm {gap:.1f} điểm, còn thiếu {still} {fig.unit_vi}",
+            f"behind by {gap:.1f} points, {still} {fig.unit_en} short")
+
+
+def render_table(report: CoverageReport) -> str:
+    """Plain-text report for the terminal: every indicator per level, Vietnamese and English side by side."""
+    plan = report.plan
+    day = report.as_of.isoformat()
+    lines = [
+        f"Kế hoạch {plan.id} ({plan.province}) — số liệu đến hết ngày {day}",
+        f"Plan {plan.id} ({plan.province}) — figures as of the end of {day}",
+    ]
+    for number, fig in enumerate(_figures(report), start=1):
+        lines += ["", f"{number}. {fig.status.title_vi}", f"   {fig.status.title_en}"]
+        if fig.frame is None:
+            lines += [f"   {fig.status.basis_vi}", f"   {fig.status.basis_en}"]
+            continue
+        table = [("Cấp / Level", "Đạt được/Tổng", "Tỷ lệ %", "Chỉ tiêu %", "Đánh giá / Assessment")]
+        for row in fig.frame.to_dict("records"):
+            vi, en = plan.level_names(str(row["level"]))
+            v_vi, v_en = _verdict(row, fig)
+            table.append((f"{vi} / {en}", f"{int(row[fig.num])}/{int(row[fig.den])}", _pct(row["coverage_pct"]),
+                          _pct(row["target_pct"]), f"{v_vi} / {v_en}"))
+        widths = [max(len(r[i]) for r in table) for i in range(4)]
+        for i, r in enumerate(table):
+            lines.append("   " + "  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].rjust(widths[2]),
+                                           r[3].rjust(widths[3]), r[4]]).rstrip())
+            if i == 0:
+                lines.append("   " + "-" * (sum(widths) + 8 + len(r[4])))
+        lines += [f"   ({fig.status.basis_vi})", f"   ({fig.status.basis_en})"]
+    return "\n".join(lines) + "\n"
+
+
+CSV_COLUMNS = ("plan_id", "as_of", "indicator", "scope", "level", "agency_code", "agency_name", "numerator",
+               "denominator", "coverage_pct", "target_pct", "met", "gap_points", "to_target", "computable", "basis")
+
+
+def report_rows(report: CoverageReport) -> pd.DataFrame:
+    """Every figure of the report as one tidy frame (the CSV's rows): per level, per agency, per unit."""
+    parts = []
+    for fig in _figures(report):
+        if fig.frame is None:
+            parts.append(pd.DataFrame([{"indicator": fig.status.id, "scope": "level", "computable": False,
+                                        "basis": fig.status.basis_en}]))
+            continue
+        f = fig.frame
+        parts.append(pd.DataFrame({
+            "indicator": fig.status.id, "scope": "level", "level": f["level"], "numerator": f[fig.num],
+            "denominator": f[fig.den], "coverage_pct": f["coverage_pct"], "target_pct": f["target_pct"],
+            "met": f["met"], "gap_points": f["gap_points"], "to_target": f[fig.to_target], "computable": True,
+            "basis": fig.status.basis_en,
+        }))
+        if fig.status.id == "stock":
+            a = report.by_agency
+            parts.append(pd.DataFrame({
+                "indicator": "stock", "scope": "agency", "level": a["level"], "agency_code": a["agency_code"],
+                "agency_name": a["name"], "numerator": a["digitized"], "denominator": a["valid"],
+                "coverage_pct": a["coverage_pct"], "target_pct": a["target_pct"], "met": a["met"],
+                "gap_points": a["gap_points"], "to_target": a["docs_to_target"], "computable": True,
+                "basis": fig.status.basis_en,
+            }))
+        if fig.status.id == "units":
+            u = report.units
+            parts.append(pd.DataFrame({
+                "indicator": "units", "scope": "unit", "level": u["level"], "agency_code": u["code"],
+                "agency_name": u["name"], "numerator": u["documents_scanned"], "met": u["running"].astype("boolean"),
+                "computable": True, "basis": fig.status.basis_en,
+            }))
+    rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    rows["plan_id"], rows["as_of"] = report.plan_id, report.as_of.isoformat()
+    for column in CSV_COLUMNS:
+        if column not in rows.columns:
+            rows[column] = pd.NA
+    rows["numerator"] = rows["numerator"].astype("Int64")
+    rows["denominator"] = rows["denominator"].astype("Int64")
+    rows["to_target"] = rows["to_target"].astype("Int64")
+    return rows[list(CSV_COLUMNS)]
+
+
+def write_csv(report: CoverageReport, path: Path) -> None:
+    """Write every figure as a UTF-8 CSV (tidy: one row per indicator × level/agency/unit)."""
+    report_rows(report).to_csv(Path(path), index=False, encoding="utf-8", lineterminator="\n")
