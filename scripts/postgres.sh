@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Throwaway PostgreSQL cluster on 127.0.0.1 for tests and benchmarks.
+#
+#   scripts/postgres.sh start DIR [PORT]   # prints the SQLAlchemy URL on stdout (and nothing else)
+#   scripts/postgres.sh stop DIR           # stops the cluster and deletes DIR
+#
+# Installs Debian's `postgresql` package when no server binaries are present
+# (needs root, as on CI). Any installed major version works: pg_ctl/initdb are
+# looked up under /usr/lib/postgresql/*/bin. As root the server runs as the
+# `postgres` user (initdb refuses root). Trust authentication, 127.0.0.1 only,
+# socket in DIR: never use this for real data.
+set -euo pipefail
+
+log() { echo "postgres.sh: $*" >&2; }
+
+find_bindir() {
+    local dir
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [[ -x "$dir/pg_ctl" && -x "$dir/initdb" && -x "$dir/postgres" ]]; then
+            echo "$dir"
+            return 0
+        fi
+    done
+    return 1
+}
+
+ensure_installed() {
+    if find_bindir >/dev/null; then
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        log "PostgreSQL server not installed and not root: run 'apt-get install -y postgresql' as root"
+        exit 1
+    fi
+    log "installing Debian's postgresql package"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq postgresql >&2
+    find_bindir >/dev/null || { log "postgresql installed but no server binaries under /usr/lib/postgresql"; exit 1; }
+}
+
+# Run a command as the cluster's owner: `postgres` when we are root, else ourselves.
+as_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+start() {
+    local dir=$1 port=${2:-}
+    ensure_installed
+    local bindir
+    bindir=$(find_bindir)
+    [[ -n "$port" ]] || port=$(free_port)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    if [[ $(id -u) -eq 0 ]]; then
+        chown postgres: "$dir"
+        chmod 700 "$dir"
+        runuser -u postgres -- test -w "$dir" \
+            || { log "user postgres cannot reach $dir (a parent folder is private): pick a folder under /tmp"; exit 1; }
+    fi
+    if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+        as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+            || as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
+            || { log "initdb failed, see $dir/initdb.log"; cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start >&2 \
+        || { log "pg_ctl start failed, see $dir/server.log"; tail -20 "$dir/server.log" >&2; exit 1; }
+    echo "$port" >"$dir/port"
+    echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
+}
+
+stop() {
+    local dir=$1
+    [[ -d "$dir" ]] || return 0
+    local bindir
+    bindir=$(find_bindir) || { rm -rf "$dir"; return 0; }
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+    fi
+    rm -rf "$dir"
+}
+
+case "${1:-}" in
+    start) [[ $# -ge 2 ]] || { log "usage: $0 start DIR [PORT]"; exit 2; }; start "$2" "${3:-}" ;;
+    stop) [[ $# -ge 2 ]] || { log "usage: $0 stop DIR"; exit 2; }; stop "$2" ;;
+    *) log "usage: $0 start DIR [PORT] | stop DIR"; exit 2 ;;
+esac
