@@ -168,7 +168,8 @@ def create_demo_pki(
         _write_private(out_dir / PASSPHRASE_NAME, passphrase.encode("utf-8"))
 
     root_key = _new_key(key_type)
-    root_cert = _issue(None, root_key, _name("Digitize Demo Root CA (test only)", "Digitize demo PKI"), days=3650, ca=True)
+    root_name = _name("Digitize Demo Root CA (test only)", "Digitize demo PKI")
+    root_cert = _issue(None, root_key, root_name, days=3650, ca=True)
     agency_key = _new_key(key_type)
     agency_cert = _issue(
         (root_key, root_cert), agency_key, _name(common_name or agency_name, agency_name), days=3 * 365, ca=False
