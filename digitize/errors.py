@@ -139,7 +139,7 @@ class ArchiveRejected(ConfigurationError):
     """S3 refused the request for good (403, missing bucket, bad request): retrying will not help."""
 
     reason = "ARCHIVE_REJECTED"
-    default_hint = "Check the S3 credentials, bucket name and bucket settings (versioning, Object Lock) named in the message."
+    default_hint = "Check the S3 credentials, bucket name and bucket settings (versioning, Object Lock) in the message."
 
 
 class ArchiveNotFound(DigitizeError):
