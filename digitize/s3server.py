@@ -22,6 +22,7 @@ in :data:`DUMMY_CREDENTIALS` (``AWS_ACCESS_KEY_ID=testing``), never real ones.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
@@ -41,8 +42,13 @@ DUMMY_CREDENTIALS: tuple[str, str] = ("testing", "testing")
 class LocalS3Server:
     """moto's S3 server on 127.0.0.1, in a daemon thread of this process."""
 
-    def __init__(self, port: int = 0) -> None:
-        """``port=0`` lets the kernel choose a free port (no races between parallel test runs)."""
+    def __init__(self, port: int = 0, *, log_requests: bool = False) -> None:
+        """``port=0`` lets the kernel choose a free port (no races between parallel test runs).
+
+        Without ``log_requests`` werkzeug's per-request lines are silenced (they flood test output).
+        """
+        if not log_requests:
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._moto = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
         self._started = False
         self._port = port
@@ -103,7 +109,7 @@ def serve(port: int, pidfile: Path | None = None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    with LocalS3Server(port) as server:
+    with LocalS3Server(port, log_requests=True) as server:
         if pidfile is not None:
             pidfile.parent.mkdir(parents=True, exist_ok=True)
             pidfile.write_text(f"{os.getpid()}\n", encoding="ascii")
