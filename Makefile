@@ -1,0 +1,26 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+ENV := set -a; . ./.env; set +a; export AIRFLOW_HOME=$(CURDIR);
+
+.PHONY: setup demo test lint airflow clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@$(ENV) .venv/bin/python scripts/demo.py
+
+lint: setup
+	@echo "==> ruff and mypy"
+	@.venv/bin/ruff check digitize dags plugins tests scripts bench
+	@.venv/bin/mypy digitize
+
+test: lint
+	@echo "==> running the test suite"
+	@$(ENV) .venv/bin/python -m pytest -q tests
+
+airflow: setup
+	@$(ENV) bash scripts/airflow.sh
+
+clean:
+	rm -rf var demo-output logs airflow.db simple_auth_manager_passwords.json.generated

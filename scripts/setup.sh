@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Idempotent set-up shared by `make demo`, `make test` and `make airflow`:
+# Debian packages, the pinned virtualenv, generated secrets, the demo PKI, Airflow's
+# metadata database with its pool and connection, and the catalog with the sample agencies.
+# Every step prints what it does; a step already done is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+APT_PACKAGES=(tesseract-ocr tesseract-ocr-vie tesseract-ocr-osd poppler-utils qpdf ghostscript
+              libnss3-tools fonts-liberation2 python3-venv)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating the virtual environment in .venv"
+  python3 -m venv .venv
+fi
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
+  say "installing the pinned Python packages (requirements.txt); the first time takes a few minutes"
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet --progress-bar off -r requirements.txt
+  echo "$want" > .venv/.requirements.sha256
+fi
+
+mkdir -p var
+if [ ! -f .env ]; then
+  say "generating secrets into .env (git-ignored)"
+  .venv/bin/python - <<'EOF'
+import secrets
+from pathlib import Path
+
+root = Path.cwd()
+lines = {
+    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
+    "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(48),
+    "DIGITIZE_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
+    "DIGITIZE_SIGNING_PKCS12": str(root / "var/pki/agency.p12"),
+    "DIGITIZE_TRUST_ROOTS": str(root / "var/pki/root.pem"),
+    "DIGITIZE_S3_ENDPOINT_URL": "http://127.0.0.1:9010",
+    "DIGITIZE_S3_BUCKET": "digitize-archive",
+    # moto's server accepts any credentials; these are not secrets.
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+path = root / ".env"
+path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+path.chmod(0o600)
+EOF
+fi
+set -a; . ./.env; set +a
+export AIRFLOW_HOME="$ROOT"
+
+if [ ! -f var/pki/agency.p12 ]; then
+  say "creating the demo signing certificate (test root CA + agency certificate) in var/pki"
+  .venv/bin/python -m digitize pki init var/pki
+fi
+
+say "preparing Airflow (metadata database, pool 'ocr', connection 'digitize_s3')"
+.venv/bin/airflow db migrate >var/airflow-migrate.log 2>&1 || { cat var/airflow-migrate.log; exit 1; }
+.venv/bin/airflow pools set ocr "$(nproc)" "Tesseract processes: one slot per core" >/dev/null
+.venv/bin/airflow connections delete digitize_s3 >/dev/null 2>&1 || true
+.venv/bin/airflow connections add digitize_s3 --conn-type aws --conn-login testing --conn-password testing \
+  --conn-extra "{\"endpoint_url\": \"${DIGITIZE_S3_ENDPOINT_URL}\", \"region_name\": \"us-east-1\",
+                 \"config_kwargs\": {\"s3\": {\"addressing_style\": \"path\"},
+                                     \"retries\": {\"mode\": \"standard\", \"max_attempts\": 5}}}" >/dev/null
+
+say "preparing the catalog and importing the sample agencies and register"
+.venv/bin/python -m digitize db upgrade
+.venv/bin/python -m digitize agencies import samples/agencies.csv
+.venv/bin/python -m digitize register import samples/register.csv
