@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make airflow`: the Airflow UI, scheduler, DAG processor and API server on this machine, with the
+# local S3 endpoint, for IT staff to watch and start runs. Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+port=$(.venv/bin/python -c "from urllib.parse import urlparse; import os; print(urlparse(os.environ['DIGITIZE_S3_ENDPOINT_URL']).port)")
+mkdir -p var/inbox logs
+
+say "starting the local S3 endpoint (moto, in memory) on $DIGITIZE_S3_ENDPOINT_URL"
+setsid .venv/bin/python -m digitize.s3server --port "$port" >logs/s3server.log 2>&1 &
+s3_pid=$!
+say "starting Airflow (api-server, scheduler, dag-processor, triggerer); log in logs/standalone.log"
+setsid .venv/bin/airflow standalone >logs/standalone.log 2>&1 &
+af_pid=$!
+stop() {
+  say "stopping Airflow and the S3 endpoint"
+  kill -TERM -- -"$af_pid" 2>/dev/null || true
+  kill -TERM -- -"$s3_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+for _ in $(seq 1 120); do
+  curl -fsS -o /dev/null http://127.0.0.1:8080/api/v2/monitor/health 2>/dev/null && break
+  kill -0 "$af_pid" 2>/dev/null || { tail -30 logs/standalone.log; exit 1; }
+  sleep 1
+done
+password=$(.venv/bin/python -c "import json; print(json.load(open('simple_auth_manager_passwords.json.generated'))['admin'])" 2>/dev/null || echo "see simple_auth_manager_passwords.json.generated")
+cat <<MSG
+
+  Airflow UI:  http://127.0.0.1:8080   (user: admin, password: $password)
+  Drop batches (scans + manifest.csv, then an empty _READY file) into $(pwd)/var/inbox/<batch>/
+  or trigger "digitize_inbox" from the UI with its form. Ctrl-C stops everything.
+
+MSG
+wait "$af_pid"
