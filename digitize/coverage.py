@@ -20,14 +20,14 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-import jsonschema  # type: ignore[import-untyped]
+import jsonschema
 import numpy as np
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 
 from digitize.config import REPO_ROOT
 from digitize.errors import ConfigurationError
@@ -36,12 +36,39 @@ PLAN_SCHEMA_PATH = REPO_ROOT / "schemas" / "plan.schema.json"
 SCOPE_ALL = "all"
 EXCEL_MAX_ROWS = 1_048_576
 
-AGENCY_COLUMNS = ("code", "name", "level", "parent_code", "remote", "one_stop", "valid_from", "valid_to",
-                  "successor_code")
-REGISTER_COLUMNS = ("register_id", "agency_code", "procedure_code", "dossier_code", "title", "issued_date",
-                    "valid_until", "holder_id")
-ARCHIVED_COLUMNS = ("code", "agency_code", "kind", "register_id", "dossier_code", "issued_date", "valid_until",
-                    "archived_at", "scanned_at", "version")
+AGENCY_COLUMNS = (
+    "code",
+    "name",
+    "level",
+    "parent_code",
+    "remote",
+    "one_stop",
+    "valid_from",
+    "valid_to",
+    "successor_code",
+)
+REGISTER_COLUMNS = (
+    "register_id",
+    "agency_code",
+    "procedure_code",
+    "dossier_code",
+    "title",
+    "issued_date",
+    "valid_until",
+    "holder_id",
+)
+ARCHIVED_COLUMNS = (
+    "code",
+    "agency_code",
+    "kind",
+    "register_id",
+    "dossier_code",
+    "issued_date",
+    "valid_until",
+    "archived_at",
+    "scanned_at",
+    "version",
+)
 
 Part = Literal["numerator", "denominator", "missing"]
 
@@ -150,8 +177,9 @@ def load_plan(path: Path) -> Plan:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigurationError(f"plan file {path} does not exist", hint="Set DIGITIZE_PLAN to a file in "
-                                 "schemas/plans/.") from exc
+        raise ConfigurationError(
+            f"plan file {path} does not exist", hint="Set DIGITIZE_PLAN to a file in schemas/plans/."
+        ) from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigurationError(f"plan file {path} is not valid UTF-8 JSON: {exc}", hint=hint) from exc
     schema = json.loads(PLAN_SCHEMA_PATH.read_text(encoding="utf-8"))
@@ -168,25 +196,41 @@ def load_plan(path: Path) -> Plan:
     ids = [i["id"] for i in data["indicators"]]
     problems += [f"indicator {i!r} declared twice" for i in sorted(set(ids)) if ids.count(i) > 1]
     for ind in data["indicators"]:
-        problems += [f"indicators[{ind['id']}].targets: scope {s!r} is not a declared level"
-                     for s in ind["targets"] if s != SCOPE_ALL and s not in codes]
+        problems += [
+            f"indicators[{ind['id']}].targets: scope {s!r} is not a declared level"
+            for s in ind["targets"]
+            if s != SCOPE_ALL and s not in codes
+        ]
     if problems:
         raise ConfigurationError(f"plan file {path} is inconsistent: " + "; ".join(problems), hint=hint)
     indicators = tuple(
         Indicator(
-            id=ind["id"], title_vi=ind["title"]["vi"], title_en=ind["title"]["en"], source=ind["source"],
-            rule=ind.get("rule", ""), note=ind.get("note", ""), excludes_remote=bool(ind.get("excludes_remote")),
-            targets=MappingProxyType({
-                scope: MappingProxyType({int(y): float(v) for y, v in years.items()})
-                for scope, years in ind["targets"].items()
-            }),
+            id=ind["id"],
+            title_vi=ind["title"]["vi"],
+            title_en=ind["title"]["en"],
+            source=ind["source"],
+            rule=ind.get("rule", ""),
+            note=ind.get("note", ""),
+            excludes_remote=bool(ind.get("excludes_remote")),
+            targets=MappingProxyType(
+                {
+                    scope: MappingProxyType({int(y): float(v) for y, v in years.items()})
+                    for scope, years in ind["targets"].items()
+                }
+            ),
         )
         for ind in data["indicators"]
     )
     return Plan(
-        id=data["id"], title_vi=data["title"]["vi"], title_en=data["title"]["en"], province=data["province"],
-        issuer=data["issuer"], issued=date.fromisoformat(data["issued"]),
-        source_reference=data["source"]["reference"], levels=levels, indicators=indicators,
+        id=data["id"],
+        title_vi=data["title"]["vi"],
+        title_en=data["title"]["en"],
+        province=data["province"],
+        issuer=data["issuer"],
+        issued=date.fromisoformat(data["issued"]),
+        source_reference=data["source"]["reference"],
+        levels=levels,
+        indicators=indicators,
     )
 
 
@@ -287,8 +331,10 @@ class CoverageReport:
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ConfigurationError(f"{what} frame lacks columns {missing}",
-                                 hint="Build the frames with Catalog.agencies_frame/register_frame/archived_frame.")
+        raise ConfigurationError(
+            f"{what} frame lacks columns {missing}",
+            hint="Build the frames with Catalog.agencies_frame/register_frame/archived_frame.",
+        )
 
 
 def _day(values: pd.Series) -> pd.Series:
@@ -321,11 +367,16 @@ def _valid_agencies(agencies: pd.DataFrame, as_of: date) -> pd.DataFrame:
     day = pd.Timestamp(as_of)
     start, end = _day(agencies["valid_from"]), _day(agencies["valid_to"])
     mask = (start.isna() | (start <= day)) & (end.isna() | (end >= day))
-    out = pd.DataFrame({
-        "code": agencies["code"].astype(str), "name": agencies["name"].astype(str),
-        "level": agencies["level"].astype(str), "remote": _flag(agencies["remote"]),
-        "one_stop": _flag(agencies["one_stop"]), "_start": start,
-    })[mask.to_numpy()]
+    out = pd.DataFrame(
+        {
+            "code": agencies["code"].astype(str),
+            "name": agencies["name"].astype(str),
+            "level": agencies["level"].astype(str),
+            "remote": _flag(agencies["remote"]),
+            "one_stop": _flag(agencies["one_stop"]),
+            "_start": start,
+        }
+    )[mask.to_numpy()]
     out = out.sort_values("_start", kind="stable").drop_duplicates("code", keep="last")
     return out.drop(columns="_start").reset_index(drop=True)
 
@@ -350,8 +401,14 @@ def _linked(register: pd.DataFrame, archived: pd.DataFrame, end: pd.Timestamp, o
     return code
 
 
-def _register_rows(agencies: pd.DataFrame, register: pd.DataFrame, archived: pd.DataFrame, as_of: date,
-                   options: CoverageOptions, indicator: Literal["stock", "flow"]) -> pd.DataFrame:
+def _register_rows(
+    agencies: pd.DataFrame,
+    register: pd.DataFrame,
+    archived: pd.DataFrame,
+    as_of: date,
+    options: CoverageOptions,
+    indicator: Literal["stock", "flow"],
+) -> pd.DataFrame:
     """Register rows counted by an indicator, with agency name/level, ``digitized`` and ``document_code``.
 
     stock: still valid at ``as_of`` (issued on or before it, not expired); flow: issued from 1 January of
@@ -410,16 +467,19 @@ def _targets(plan: Plan, indicator_id: str, scopes: pd.Series, year: int) -> pd.
     return scopes.map(lambda s: np.nan if table[s] is None else table[s]).astype(float)
 
 
-def _per_level(rows: pd.DataFrame, plan: Plan, indicator_id: str, year: int, den_name: str,
-               to_target: str) -> pd.DataFrame:
+def _per_level(
+    rows: pd.DataFrame, plan: Plan, indicator_id: str, year: int, den_name: str, to_target: str
+) -> pd.DataFrame:
     grouped = rows.groupby("level", sort=False)["digitized"].agg(["sum", "size"])
     levels = _level_order(plan, grouped.index)
     grouped = grouped.reindex(levels, fill_value=0)
-    frame = pd.DataFrame({
-        "level": pd.Series(levels, dtype=object),
-        "digitized": grouped["sum"].to_numpy(dtype=np.int64),
-        den_name: grouped["size"].to_numpy(dtype=np.int64),
-    })
+    frame = pd.DataFrame(
+        {
+            "level": pd.Series(levels, dtype=object),
+            "digitized": grouped["sum"].to_numpy(dtype=np.int64),
+            den_name: grouped["size"].to_numpy(dtype=np.int64),
+        }
+    )
     return _score(frame, "digitized", den_name, _targets(plan, indicator_id, frame["level"], year), to_target)
 
 
@@ -429,13 +489,15 @@ def _per_agency(rows: pd.DataFrame, valid: pd.DataFrame, plan: Plan, year: int) 
     frame["digitized"] = frame["agency_code"].map(grouped["sum"]).fillna(0).astype(np.int64)
     frame["valid"] = frame["agency_code"].map(grouped["size"]).fillna(0).astype(np.int64)
     frame = _score(frame, "digitized", "valid", _targets(plan, "stock", frame["level"], year), "docs_to_target")
-    frame = frame.sort_values(["gap_points", "coverage_pct", "agency_code"], ascending=[False, True, True],
-                              na_position="last", kind="stable")
+    frame = frame.sort_values(
+        ["gap_points", "coverage_pct", "agency_code"], ascending=[False, True, True], na_position="last", kind="stable"
+    )
     return frame.reset_index(drop=True)
 
 
-def _units(valid: pd.DataFrame, archived: pd.DataFrame, plan: Plan, as_of: date,
-           options: CoverageOptions) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _units(
+    valid: pd.DataFrame, archived: pd.DataFrame, plan: Plan, as_of: date, options: CoverageOptions
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     _require(archived, ("scanned_at", "archived_at"), "archived")
     indicator = plan.indicator("units")
     units = valid[valid["one_stop"]]
@@ -448,25 +510,38 @@ def _units(valid: pd.DataFrame, archived: pd.DataFrame, plan: Plan, as_of: date,
         mask &= when >= end - pd.Timedelta(days=options.units_window_days)
     counts = archived.loc[mask.to_numpy(), "scanned_at"].astype(str).value_counts()
     scanned = units["code"].map(counts).fillna(0).astype(np.int64)
-    detail = pd.DataFrame({
-        "code": units["code"], "name": units["name"], "level": units["level"],
-        "documents_scanned": scanned, "running": scanned >= options.min_scanned_documents,
-    }).reset_index(drop=True)
+    detail = pd.DataFrame(
+        {
+            "code": units["code"],
+            "name": units["name"],
+            "level": units["level"],
+            "documents_scanned": scanned,
+            "running": scanned >= options.min_scanned_documents,
+        }
+    ).reset_index(drop=True)
     grouped = detail.groupby("level", sort=False)["running"].agg(["sum", "size"])
     levels = _level_order(plan, grouped.index)
     grouped = grouped.reindex(levels, fill_value=0)
-    frame = pd.DataFrame({
-        "level": pd.Series(levels, dtype=object),
-        "running": grouped["sum"].to_numpy(dtype=np.int64),
-        "units": grouped["size"].to_numpy(dtype=np.int64),
-    })
-    by_level = _score(frame, "running", "units", _targets(plan, "units", frame["level"], as_of.year),
-                      "units_to_target")
+    frame = pd.DataFrame(
+        {
+            "level": pd.Series(levels, dtype=object),
+            "running": grouped["sum"].to_numpy(dtype=np.int64),
+            "units": grouped["size"].to_numpy(dtype=np.int64),
+        }
+    )
+    by_level = _score(frame, "running", "units", _targets(plan, "units", frame["level"], as_of.year), "units_to_target")
     return by_level, detail
 
 
-def compute_coverage(agencies: pd.DataFrame, register: pd.DataFrame, archived: pd.DataFrame, plan: Plan,
-                     as_of: date, *, options: CoverageOptions | None = None) -> CoverageReport:
+def compute_coverage(
+    agencies: pd.DataFrame,
+    register: pd.DataFrame,
+    archived: pd.DataFrame,
+    plan: Plan,
+    as_of: date,
+    *,
+    options: CoverageOptions | None = None,
+) -> CoverageReport:
     """Count every indicator of ``plan`` at the end of day ``as_of`` against its target for that year.
 
     A register row counts once however many documents or versions link to it; an archived document
@@ -481,55 +556,91 @@ def compute_coverage(agencies: pd.DataFrame, register: pd.DataFrame, archived: p
     by_agency = _per_agency(stock, valid, plan, as_of.year)
     units_by_level, units = _units(valid, archived, plan, as_of, options)
     flow_rows = _register_rows(agencies, register, archived, as_of, options, "flow")
-    flow_by_level = (_per_level(flow_rows, plan, "flow", as_of.year, "resolved", "docs_to_target")
-                     if len(flow_rows) else None)
+    flow_by_level = (
+        _per_level(flow_rows, plan, "flow", as_of.year, "resolved", "docs_to_target") if len(flow_rows) else None
+    )
     statuses = []
     for ind in plan.indicators:
         statuses.append(_status(ind, as_of, options, len(stock), len(flow_rows), len(units)))
-    return CoverageReport(plan=plan, as_of=as_of, by_level=by_level, by_agency=by_agency,
-                          units_by_level=units_by_level, units=units, flow_by_level=flow_by_level,
-                          indicators=tuple(statuses), detail=stock)
+    return CoverageReport(
+        plan=plan,
+        as_of=as_of,
+        by_level=by_level,
+        by_agency=by_agency,
+        units_by_level=units_by_level,
+        units=units,
+        flow_by_level=flow_by_level,
+        indicators=tuple(statuses),
+        detail=stock,
+    )
 
 
-def _status(ind: Indicator, as_of: date, options: CoverageOptions, n_stock: int, n_flow: int,
-            n_units: int) -> IndicatorStatus:
+def _status(
+    ind: Indicator, as_of: date, options: CoverageOptions, n_stock: int, n_flow: int, n_units: int
+) -> IndicatorStatus:
     day = as_of.isoformat()
     kinds = "/".join(options.result_kinds)
     if ind.id == "stock":
         ok = n_stock > 0
-        vi = (f"Kết quả ({kinds}) còn hiệu lực ngày {day} trong sổ đăng ký, đã lưu trữ đến hết ngày {day}."
-              if ok else "Sổ đăng ký không có kết quả nào còn hiệu lực: chưa nhập sổ đăng ký.")
-        en = (f"Results ({kinds}) in the register still valid on {day}, archived by the end of {day}."
-              if ok else "The register holds no still-valid result: import the register first.")
+        vi = (
+            f"Kết quả ({kinds}) còn hiệu lực ngày {day} trong sổ đăng ký, đã lưu trữ đến hết ngày {day}."
+            if ok
+            else "Sổ đăng ký không có kết quả nào còn hiệu lực: chưa nhập sổ đăng ký."
+        )
+        en = (
+            f"Results ({kinds}) in the register still valid on {day}, archived by the end of {day}."
+            if ok
+            else "The register holds no still-valid result: import the register first."
+        )
     elif ind.id == "flow":
         ok = n_flow > 0
-        vi = (f"Kết quả cấp từ 01/01/{as_of.year} đến {day} theo sổ đăng ký (ước tính hồ sơ giải quyết trong năm)."
-              if ok else f"Sổ đăng ký không có kết quả nào cấp trong năm {as_of.year}: không tính được.")
-        en = (f"Results issued 1 Jan–{day} per the register (a proxy for dossiers resolved in the year)."
-              if ok else f"The register lists no result issued in {as_of.year}: not computable from the imported "
-                         "data.")
+        vi = (
+            f"Kết quả cấp từ 01/01/{as_of.year} đến {day} theo sổ đăng ký (ước tính hồ sơ giải quyết trong năm)."
+            if ok
+            else f"Sổ đăng ký không có kết quả nào cấp trong năm {as_of.year}: không tính được."
+        )
+        en = (
+            f"Results issued 1 Jan–{day} per the register (a proxy for dossiers resolved in the year)."
+            if ok
+            else f"The register lists no result issued in {as_of.year}: not computable from the imported data."
+        )
     elif ind.id == "units":
         ok = n_units > 0
         window = f"{options.units_window_days} ngày" if options.units_window_days else "toàn bộ thời gian"
         window_en = f"{options.units_window_days} days" if options.units_window_days else "all time"
-        vi = (f"Bộ phận Một cửa đã quét ≥ {options.min_scanned_documents} tài liệu được lưu trữ trong {window} "
-              "đến ngày báo cáo" + (", trừ xã vùng sâu, vùng xa." if ind.excludes_remote else ".")
-              if ok else "Danh sách cơ quan không có Bộ phận Một cửa nào: không tính được.")
-        en = (f"One-stop units that scanned ≥ {options.min_scanned_documents} archived document(s) in the "
-              f"{window_en} up to the day" + (", remote communes excluded." if ind.excludes_remote else ".")
-              if ok else "No one-stop unit in the agencies table: not computable from the imported data.")
+        vi = (
+            f"Bộ phận Một cửa đã quét ≥ {options.min_scanned_documents} tài liệu được lưu trữ trong {window} "
+            "đến ngày báo cáo" + (", trừ xã vùng sâu, vùng xa." if ind.excludes_remote else ".")
+            if ok
+            else "Danh sách cơ quan không có Bộ phận Một cửa nào: không tính được."
+        )
+        en = (
+            f"One-stop units that scanned ≥ {options.min_scanned_documents} archived document(s) in the "
+            f"{window_en} up to the day" + (", remote communes excluded." if ind.excludes_remote else ".")
+            if ok
+            else "No one-stop unit in the agencies table: not computable from the imported data."
+        )
     else:
         ok = False
         vi = "Không tính được từ dữ liệu đã nhập: danh mục không ghi nhận hồ sơ nộp và giấy tờ được tái sử dụng."
         en = "Not computable from the imported data: the catalog records no submissions or reuse of documents."
-    return IndicatorStatus(id=ind.id, title_vi=ind.title_vi, title_en=ind.title_en, computable=ok,
-                           basis_vi=vi, basis_en=en)
+    return IndicatorStatus(
+        id=ind.id, title_vi=ind.title_vi, title_en=ind.title_en, computable=ok, basis_vi=vi, basis_en=en
+    )
 
 
-def drill_down(agencies: pd.DataFrame, register: pd.DataFrame, archived: pd.DataFrame, as_of: date, *,
-               level: str | None = None, agency: str | None = None, part: Part = "denominator",
-               indicator: Literal["stock", "flow"] = "stock",
-               options: CoverageOptions | None = None) -> pd.DataFrame:
+def drill_down(
+    agencies: pd.DataFrame,
+    register: pd.DataFrame,
+    archived: pd.DataFrame,
+    as_of: date,
+    *,
+    level: str | None = None,
+    agency: str | None = None,
+    part: Part = "denominator",
+    indicator: Literal["stock", "flow"] = "stock",
+    options: CoverageOptions | None = None,
+) -> pd.DataFrame:
     """The register rows behind a figure: the whole denominator, the digitized ones, or those still missing."""
     if part not in ("numerator", "denominator", "missing"):
         raise ValueError(f"part must be numerator, denominator or missing, not {part!r}")
@@ -572,14 +683,32 @@ def _figures(report: CoverageReport) -> list[_Figures]:
     for status in report.indicators:
         frame: pd.DataFrame | None
         if status.id == "stock":
-            frame, num, den, still, uvi, uen = report.by_level, "digitized", "valid", "docs_to_target", "kết quả", \
-                "results"
+            frame, num, den, still, uvi, uen = (
+                report.by_level,
+                "digitized",
+                "valid",
+                "docs_to_target",
+                "kết quả",
+                "results",
+            )
         elif status.id == "flow":
-            frame, num, den, still, uvi, uen = report.flow_by_level, "digitized", "resolved", "docs_to_target", \
-                "kết quả", "results"
+            frame, num, den, still, uvi, uen = (
+                report.flow_by_level,
+                "digitized",
+                "resolved",
+                "docs_to_target",
+                "kết quả",
+                "results",
+            )
         elif status.id == "units":
-            frame, num, den, still, uvi, uen = report.units_by_level, "running", "units", "units_to_target", \
-                "đơn vị", "units"
+            frame, num, den, still, uvi, uen = (
+                report.units_by_level,
+                "running",
+                "units",
+                "units_to_target",
+                "đơn vị",
+                "units",
+            )
         else:
             frame, num, den, still, uvi, uen = None, "", "", "", "", ""
         out.append(_Figures(status, frame if status.computable else None, num, den, still, uvi, uen))
@@ -599,8 +728,10 @@ def _verdict(row: Mapping[str, Any], fig: _Figures) -> tuple[str, str]:
     if bool(row["met"]):
         return ("đạt", "met")
     gap, still = float(row["gap_points"]), int(row[fig.to_target])
-    return (f"chậm {gap:.1f} điểm, còn thiếu {still} {fig.unit_vi}",
-            f"behind by {gap:.1f} points, {still} {fig.unit_en} short")
+    return (
+        f"chậm {gap:.1f} điểm, còn thiếu {still} {fig.unit_vi}",
+        f"behind by {gap:.1f} points, {still} {fig.unit_en} short",
+    )
 
 
 def render_table(report: CoverageReport) -> str:
@@ -620,20 +751,47 @@ def render_table(report: CoverageReport) -> str:
         for row in fig.frame.to_dict("records"):
             vi, en = plan.level_names(str(row["level"]))
             v_vi, v_en = _verdict(row, fig)
-            table.append((f"{vi} / {en}", f"{int(row[fig.num])}/{int(row[fig.den])}", _pct(row["coverage_pct"]),
-                          _pct(row["target_pct"]), f"{v_vi} / {v_en}"))
+            table.append(
+                (
+                    f"{vi} / {en}",
+                    f"{int(row[fig.num])}/{int(row[fig.den])}",
+                    _pct(row["coverage_pct"]),
+                    _pct(row["target_pct"]),
+                    f"{v_vi} / {v_en}",
+                )
+            )
         widths = [max(len(r[i]) for r in table) for i in range(4)]
         for i, r in enumerate(table):
-            lines.append("   " + "  ".join([r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].rjust(widths[2]),
-                                           r[3].rjust(widths[3]), r[4]]).rstrip())
+            lines.append(
+                "   "
+                + "  ".join(
+                    [r[0].ljust(widths[0]), r[1].rjust(widths[1]), r[2].rjust(widths[2]), r[3].rjust(widths[3]), r[4]]
+                ).rstrip()
+            )
             if i == 0:
                 lines.append("   " + "-" * (sum(widths) + 8 + len(r[4])))
         lines += [f"   ({fig.status.basis_vi})", f"   ({fig.status.basis_en})"]
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("plan_id", "as_of", "indicator", "scope", "level", "agency_code", "agency_name", "numerator",
-               "denominator", "coverage_pct", "target_pct", "met", "gap_points", "to_target", "computable", "basis")
+CSV_COLUMNS = (
+    "plan_id",
+    "as_of",
+    "indicator",
+    "scope",
+    "level",
+    "agency_code",
+    "agency_name",
+    "numerator",
+    "denominator",
+    "coverage_pct",
+    "target_pct",
+    "met",
+    "gap_points",
+    "to_target",
+    "computable",
+    "basis",
+)
 
 
 def report_rows(report: CoverageReport) -> pd.DataFrame:
@@ -641,32 +799,70 @@ def report_rows(report: CoverageReport) -> pd.DataFrame:
     parts = []
     for fig in _figures(report):
         if fig.frame is None:
-            parts.append(pd.DataFrame([{"indicator": fig.status.id, "scope": "level", "computable": False,
-                                        "basis": fig.status.basis_en}]))
+            parts.append(
+                pd.DataFrame(
+                    [{"indicator": fig.status.id, "scope": "level", "computable": False, "basis": fig.status.basis_en}]
+                )
+            )
             continue
         f = fig.frame
-        parts.append(pd.DataFrame({
-            "indicator": fig.status.id, "scope": "level", "level": f["level"], "numerator": f[fig.num],
-            "denominator": f[fig.den], "coverage_pct": f["coverage_pct"], "target_pct": f["target_pct"],
-            "met": f["met"], "gap_points": f["gap_points"], "to_target": f[fig.to_target], "computable": True,
-            "basis": fig.status.basis_en,
-        }))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "indicator": fig.status.id,
+                    "scope": "level",
+                    "level": f["level"],
+                    "numerator": f[fig.num],
+                    "denominator": f[fig.den],
+                    "coverage_pct": f["coverage_pct"],
+                    "target_pct": f["target_pct"],
+                    "met": f["met"],
+                    "gap_points": f["gap_points"],
+                    "to_target": f[fig.to_target],
+                    "computable": True,
+                    "basis": fig.status.basis_en,
+                }
+            )
+        )
         if fig.status.id == "stock":
             a = report.by_agency
-            parts.append(pd.DataFrame({
-                "indicator": "stock", "scope": "agency", "level": a["level"], "agency_code": a["agency_code"],
-                "agency_name": a["name"], "numerator": a["digitized"], "denominator": a["valid"],
-                "coverage_pct": a["coverage_pct"], "target_pct": a["target_pct"], "met": a["met"],
-                "gap_points": a["gap_points"], "to_target": a["docs_to_target"], "computable": True,
-                "basis": fig.status.basis_en,
-            }))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "indicator": "stock",
+                        "scope": "agency",
+                        "level": a["level"],
+                        "agency_code": a["agency_code"],
+                        "agency_name": a["name"],
+                        "numerator": a["digitized"],
+                        "denominator": a["valid"],
+                        "coverage_pct": a["coverage_pct"],
+                        "target_pct": a["target_pct"],
+                        "met": a["met"],
+                        "gap_points": a["gap_points"],
+                        "to_target": a["docs_to_target"],
+                        "computable": True,
+                        "basis": fig.status.basis_en,
+                    }
+                )
+            )
         if fig.status.id == "units":
             u = report.units
-            parts.append(pd.DataFrame({
-                "indicator": "units", "scope": "unit", "level": u["level"], "agency_code": u["code"],
-                "agency_name": u["name"], "numerator": u["documents_scanned"], "met": u["running"].astype("boolean"),
-                "computable": True, "basis": fig.status.basis_en,
-            }))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "indicator": "units",
+                        "scope": "unit",
+                        "level": u["level"],
+                        "agency_code": u["code"],
+                        "agency_name": u["name"],
+                        "numerator": u["documents_scanned"],
+                        "met": u["running"].astype("boolean"),
+                        "computable": True,
+                        "basis": fig.status.basis_en,
+                    }
+                )
+            )
     rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
     rows["plan_id"], rows["as_of"] = report.plan_id, report.as_of.isoformat()
     for column in CSV_COLUMNS:
@@ -681,3 +877,392 @@ def report_rows(report: CoverageReport) -> pd.DataFrame:
 def write_csv(report: CoverageReport, path: Path) -> None:
     """Write every figure as a UTF-8 CSV (tidy: one row per indicator × level/agency/unit)."""
     report_rows(report).to_csv(Path(path), index=False, encoding="utf-8", lineterminator="\n")
+
+
+_XLSX_HEADER_FILL = "1F4E79"
+_XLSX_MET_FILL = "C6EFCE"
+_XLSX_BEHIND_FILL = "FFC7CE"
+_LEVEL_HEADERS = (
+    "Cấp",
+    "Đạt được",
+    "Tổng số",
+    "Tỷ lệ (%)",
+    "Chỉ tiêu (%)",
+    "Đánh giá",
+    "Còn thiếu (điểm)",
+    "Còn thiếu (số lượng)",
+)
+_AGENCY_HEADERS = (
+    "Mã cơ quan",
+    "Tên cơ quan",
+    "Cấp",
+    "Đã số hóa",
+    "Còn hiệu lực",
+    "Tỷ lệ (%)",
+    "Chỉ tiêu (%)",
+    "Đánh giá",
+    "Còn thiếu (điểm)",
+    "Còn thiếu (kết quả)",
+)
+_UNIT_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Cấp", "Tài liệu đã quét", "Đang triển khai số hóa")
+_DETAIL_HEADERS = (
+    "Mã sổ",
+    "Mã cơ quan",
+    "Tên cơ quan",
+    "Cấp",
+    "Mã TTHC",
+    "Mã hồ sơ",
+    "Tên kết quả",
+    "Ngày cấp",
+    "Hiệu lực đến",
+    "Chủ thể",
+    "Đã số hóa",
+    "Mã tài liệu số hóa",
+)
+
+
+def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True) -> None:
+    """Write an Excel workbook: summary, per agency, one-stop units and (if ``detail``) the register rows.
+
+    The workbook is written in openpyxl's write-only mode so the detail sheets stream: a million rows
+    never sit in memory as cells. Sheets beyond Excel's row limit continue on "Chi tiết (2)", etc.
+    """
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    wb = Workbook(write_only=True)
+    head_font, bold = Font(bold=True, color="FFFFFF"), Font(bold=True)
+    head_fill = PatternFill("solid", fgColor=_XLSX_HEADER_FILL)
+    fills = {True: PatternFill("solid", fgColor=_XLSX_MET_FILL), False: PatternFill("solid", fgColor=_XLSX_BEHIND_FILL)}
+    wrap = Alignment(wrap_text=True, vertical="top")
+
+    def cell(ws: Any, value: Any, *, font: Any = None, fill: Any = None, fmt: str | None = None) -> Any:
+        c = WriteOnlyCell(ws, value=None if value is None or (not isinstance(value, str) and pd.isna(value)) else value)
+        if font is not None:
+            c.font = font
+        if fill is not None:
+            c.fill = fill
+        if fmt is not None:
+            c.number_format = fmt
+        return c
+
+    def header(ws: Any, names: Sequence[str]) -> list[Any]:
+        out = [cell(ws, n, font=head_font, fill=head_fill) for n in names]
+        for c in out:
+            c.alignment = wrap
+        return out
+
+    def widths(ws: Any, values: Sequence[float]) -> None:
+        for i, w in enumerate(values):
+            ws.column_dimensions[chr(ord("A") + i)].width = w
+
+    def level_name(code: Any) -> str:
+        return report.plan.level_names(str(code))[0]
+
+    plan, day = report.plan, report.as_of.isoformat()
+    ws = wb.create_sheet("Tổng hợp")
+    widths(ws, (22, 12, 12, 11, 12, 40, 16, 18))
+    ws.append([cell(ws, f"Tiến độ số hóa theo Kế hoạch {plan.id} ({plan.province})", font=Font(bold=True, size=14))])
+    ws.append([f"Số liệu đến hết ngày {day}; chỉ tiêu năm {report.as_of.year}."])
+    ws.append([plan.source_reference])
+    for number, fig in enumerate(_figures(report), start=1):
+        ws.append([])
+        ws.append([cell(ws, f"{number}. {fig.status.title_vi}", font=bold)])
+        if fig.frame is None:
+            ws.append([fig.status.basis_vi])
+            continue
+        ws.append(header(ws, _LEVEL_HEADERS))
+        for row in fig.frame.to_dict("records"):
+            verdict = _verdict(row, fig)[0]
+            met = None if pd.isna(row["met"]) else bool(row["met"])
+            ws.append(
+                [
+                    level_name(row["level"]),
+                    int(row[fig.num]),
+                    int(row[fig.den]),
+                    cell(ws, row["coverage_pct"], fmt="0.0"),
+                    cell(ws, row["target_pct"], fmt="0.0"),
+                    cell(ws, verdict, fill=fills.get(met) if met is not None else None),
+                    cell(ws, row["gap_points"], fmt="0.0"),
+                    cell(ws, row[fig.to_target]),
+                ]
+            )
+        ws.append([fig.status.basis_vi])
+
+    ws = wb.create_sheet("Theo cơ quan")
+    widths(ws, (16, 44, 12, 11, 12, 10, 12, 10, 16, 18))
+    ws.freeze_panes = "C2"
+    ws.append(header(ws, _AGENCY_HEADERS))
+    for row in report.by_agency.to_dict("records"):
+        met = None if pd.isna(row["met"]) else bool(row["met"])
+        verdict = (
+            ("đạt" if met else "chưa đạt")
+            if met is not None
+            else ("không có dữ liệu" if row["valid"] == 0 else "chưa có chỉ tiêu")
+        )
+        ws.append(
+            [
+                row["agency_code"],
+                row["name"],
+                level_name(row["level"]),
+                int(row["digitized"]),
+                int(row["valid"]),
+                cell(ws, row["coverage_pct"], fmt="0.0"),
+                cell(ws, row["target_pct"], fmt="0.0"),
+                cell(ws, verdict, fill=fills.get(met) if met is not None else None),
+                cell(ws, row["gap_points"], fmt="0.0"),
+                cell(ws, row["docs_to_target"]),
+            ]
+        )
+    if len(report.by_agency):
+        ws.auto_filter.ref = f"A1:J{len(report.by_agency) + 1}"
+
+    ws = wb.create_sheet("Bộ phận Một cửa")
+    widths(ws, (16, 44, 12, 16, 22))
+    ws.freeze_panes = "A2"
+    ws.append(header(ws, _UNIT_HEADERS))
+    for row in report.units.to_dict("records"):
+        running = bool(row["running"])
+        ws.append(
+            [
+                row["code"],
+                row["name"],
+                level_name(row["level"]),
+                int(row["documents_scanned"]),
+                cell(ws, "có" if running else "chưa", fill=fills[running]),
+            ]
+        )
+
+    if detail:
+        _write_detail_sheets(wb, report, header, widths)
+    wb.save(Path(path))
+
+
+def _write_detail_sheets(wb: Any, report: CoverageReport, header: Any, widths: Any) -> None:
+    """Stream the register rows behind the stock figures, splitting at Excel's row limit."""
+    rows = report.detail
+    names = {lv.code: lv.vi for lv in report.plan.levels}
+    issued = pd.Series(rows["issued_date"].dt.date, dtype=object)
+    until = rows["valid_until"].dt.date.astype(object).where(rows["valid_until"].notna(), None)
+    columns = [
+        rows["register_id"].astype(object).tolist(),
+        rows["agency_code"].astype(object).tolist(),
+        rows["agency_name"].astype(object).tolist(),
+        rows["level"].map(lambda c: names.get(c, c)).tolist(),
+        rows["procedure_code"].astype(object).tolist(),
+        _texts(rows["dossier_code"]),
+        _texts(rows["title"]),
+        issued.tolist(),
+        until.tolist(),
+        _texts(rows["holder_id"]),
+        np.where(rows["digitized"].to_numpy(), "có", "chưa").tolist(),
+        _texts(rows["document_code"]),
+    ]
+    per_sheet = EXCEL_MAX_ROWS - 1
+    total = len(rows)
+    sheets = max(1, math.ceil(total / per_sheet))
+    for n in range(sheets):
+        ws = wb.create_sheet("Chi tiết" if n == 0 else f"Chi tiết ({n + 1})")
+        widths(ws, (12, 16, 36, 11, 11, 28, 44, 12, 12, 14, 10, 30))
+        ws.freeze_panes = "B2"
+        ws.append(header(ws, _DETAIL_HEADERS))
+        lo, hi = n * per_sheet, min(total, (n + 1) * per_sheet)
+        for values in zip(*(c[lo:hi] for c in columns), strict=True):
+            ws.append(values)
+
+
+def _texts(values: pd.Series) -> list[Any]:
+    """Column values as Python objects with missing values as None (what openpyxl writes as empty)."""
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
+_HTML_CSS = """
+body{font-family:"Liberation Sans",Arial,sans-serif;margin:1.5rem auto;max-width:72rem;color:#1b1b1b;padding:0 1rem}
+body:not(.en) .en,body.en .vi{display:none}
+header{display:flex;justify-content:space-between;align-items:flex-start;gap:1rem}
+h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:1.6rem 0 .4rem}
+.meta{color:#555;margin:.1rem 0}
+button{font:inherit;padding:.3rem .8rem;border:1px solid #1f4e79;background:#fff;color:#1f4e79;
+border-radius:4px;cursor:pointer}
+table{border-collapse:collapse;width:100%;margin:.4rem 0;font-size:.92rem}
+th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left}
+th{background:#1f4e79;color:#fff;position:sticky;top:0}
+th.sort{cursor:pointer;user-select:none}th.sort:after{content:" \\2195";opacity:.6}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.met{background:#c6efce}.behind{background:#ffc7ce}.none{color:#777}
+.basis{color:#555;font-size:.88rem;margin:.2rem 0 0}
+.nc{border-left:4px solid #999;padding:.4rem .8rem;background:#f4f4f4}
+svg text{font-size:12px;fill:#1b1b1b}
+"""
+
+_HTML_JS = """
+document.getElementById('lang').addEventListener('click',function(){
+ var en=document.body.classList.toggle('en');document.documentElement.lang=en?'en':'vi';});
+document.querySelectorAll('table.sortable th.sort').forEach(function(th){
+ th.addEventListener('click',function(){
+  var table=th.closest('table'),body=table.tBodies[0],i=th.cellIndex,num=th.dataset.type==='num';
+  var dir=th.dataset.dir==='asc'?'desc':'asc';
+  table.querySelectorAll('th').forEach(function(h){delete h.dataset.dir;});th.dataset.dir=dir;
+  var rows=Array.prototype.slice.call(body.rows);
+  rows.sort(function(a,b){
+   var x=a.cells[i].dataset.v,y=b.cells[i].dataset.v,r;
+   if(num){x=parseFloat(x);y=parseFloat(y);if(isNaN(x))return 1;if(isNaN(y))return -1;r=x-y;}
+   else{r=x.localeCompare(y,'vi');}
+   return dir==='asc'?r:-r;});
+  rows.forEach(function(r){body.appendChild(r);});});});
+"""
+
+
+def _bi(vi: str, en: str) -> str:
+    """Both languages of a label; CSS shows one (Vietnamese by default)."""
+    return f'<span class="vi">{html.escape(vi)}</span><span class="en">{html.escape(en)}</span>'
+
+
+def _bar_chart(report: CoverageReport, fig: _Figures) -> str:
+    """Inline SVG: one bar per level with the year's target marked by a line."""
+    assert fig.frame is not None
+    left, scale, row_h = 170, 4.2, 30
+    frame = fig.frame
+    height = row_h * len(frame) + 24
+    parts = [
+        f'<svg role="img" width="{left + 100 * scale + 110:.0f}" height="{height}" '
+        f'aria-label="{html.escape(fig.status.title_en)}">'
+    ]
+    for i, row in enumerate(frame.to_dict("records")):
+        y = 8 + i * row_h
+        vi, en = report.plan.level_names(str(row["level"]))
+        pct = 0.0 if pd.isna(row["coverage_pct"]) else float(row["coverage_pct"])
+        met = row["met"]
+        color = "#9e9e9e" if pd.isna(met) else ("#2e7d32" if bool(met) else "#c62828")
+        parts.append(
+            f'<text class="vi" x="0" y="{y + 15}">{html.escape(vi)}</text>'
+            f'<text class="en" x="0" y="{y + 15}">{html.escape(en)}</text>'
+        )
+        parts.append(f'<rect x="{left}" y="{y}" width="{100 * scale:.1f}" height="20" fill="#eceff1"/>')
+        parts.append(f'<rect x="{left}" y="{y}" width="{pct * scale:.1f}" height="20" fill="{color}"/>')
+        label = f"{_pct(row['coverage_pct'])} % ({int(row[fig.num])}/{int(row[fig.den])})"
+        parts.append(f'<text x="{left + 100 * scale + 6}" y="{y + 15}">{html.escape(label)}</text>')
+        if not pd.isna(row["target_pct"]):
+            x = left + float(row["target_pct"]) * scale
+            parts.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y - 3}" y2="{y + 23}" stroke="#111" '
+                f'stroke-width="2" stroke-dasharray="4 2"><title>{_pct(row["target_pct"])} %</title></line>'
+            )
+    parts.append(
+        f'<text x="{left}" y="{height - 2}" class="vi">Vạch đứt: chỉ tiêu năm {report.as_of.year}</text>'
+        f'<text x="{left}" y="{height - 2}" class="en">Dashed line: {report.as_of.year} target</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _td(value: Any, *, num: bool = False, css: str = "", sort: Any = None) -> str:
+    text = (
+        _pct(value)
+        if num and isinstance(value, float)
+        else ("—" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value))
+    )
+    key = sort if sort is not None else ("" if text == "—" else text)
+    classes = " ".join(c for c in ("n" if num else "", css) if c)
+    attr = f' class="{classes}"' if classes else ""
+    return f'<td{attr} data-v="{html.escape(str(key))}">{html.escape(text)}</td>'
+
+
+def write_html(report: CoverageReport, path: Path) -> None:
+    """Write one self-contained HTML page (inline CSS, SVG and JS; nothing fetched from the network)."""
+    plan, day = report.plan, report.as_of.isoformat()
+    out = [
+        '<!doctype html><html lang="vi"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width,initial-scale=1">',
+        f"<title>Tiến độ số hóa — {html.escape(plan.id)} — {day}</title>",
+        f"<style>{_HTML_CSS}</style></head><body>",
+        "<header><div><h1>"
+        + _bi(
+            "Tiến độ số hóa hồ sơ, kết quả giải quyết TTHC", "Digitization coverage of administrative-procedure results"
+        )
+        + "</h1>",
+        '<p class="meta">'
+        + _bi(
+            f"Kế hoạch {plan.id} — {plan.province} — số liệu đến hết ngày {day}",
+            f"Plan {plan.id} — {plan.province} — figures as of the end of {day}",
+        )
+        + "</p>",
+        f'<p class="meta">{html.escape(plan.source_reference)}</p></div>',
+        '<button id="lang" type="button">' + _bi("English", "Tiếng Việt") + "</button></header>",
+    ]
+    for number, fig in enumerate(_figures(report), start=1):
+        out.append(f"<section><h2>{number}. " + _bi(fig.status.title_vi, fig.status.title_en) + "</h2>")
+        if fig.frame is None:
+            out.append('<p class="nc">' + _bi(fig.status.basis_vi, fig.status.basis_en) + "</p></section>")
+            continue
+        out.append(_bar_chart(report, fig))
+        out.append(
+            "<table><thead><tr><th>"
+            + _bi("Cấp", "Level")
+            + '</th><th class="n">'
+            + _bi("Đạt được/Tổng", "Done/Total")
+            + '</th><th class="n">'
+            + _bi("Tỷ lệ %", "Coverage %")
+            + '</th><th class="n">'
+            + _bi("Chỉ tiêu %", "Target %")
+            + "</th><th>"
+            + _bi("Đánh giá", "Assessment")
+            + "</th></tr></thead><tbody>"
+        )
+        for row in fig.frame.to_dict("records"):
+            vi, en = plan.level_names(str(row["level"]))
+            v_vi, v_en = _verdict(row, fig)
+            css = "none" if pd.isna(row["met"]) else ("met" if bool(row["met"]) else "behind")
+            out.append(
+                f"<tr><td>{_bi(vi, en)}</td>"
+                f'<td class="n">{int(row[fig.num])}/{int(row[fig.den])}</td>'
+                f'<td class="n">{_pct(row["coverage_pct"])}</td><td class="n">{_pct(row["target_pct"])}</td>'
+                f'<td class="{css}">{_bi(v_vi, v_en)}</td></tr>'
+            )
+        out.append(
+            '</tbody></table><p class="basis">' + _bi(fig.status.basis_vi, fig.status.basis_en) + "</p></section>"
+        )
+    out.append(_agency_table(report))
+    out.append(f"<script>{_HTML_JS}</script></body></html>\n")
+    Path(path).write_text("".join(out), encoding="utf-8")
+
+
+def _agency_table(report: CoverageReport) -> str:
+    """Sortable table of agencies, laggards first (the report's order)."""
+    heads = [
+        ("Mã cơ quan", "Agency code", False),
+        ("Tên cơ quan", "Agency", False),
+        ("Cấp", "Level", False),
+        ("Đã số hóa", "Digitized", True),
+        ("Còn hiệu lực", "Valid", True),
+        ("Tỷ lệ %", "Coverage %", True),
+        ("Chỉ tiêu %", "Target %", True),
+        ("Chậm (điểm)", "Behind (points)", True),
+        ("Còn thiếu", "Still needed", True),
+    ]
+    out = [
+        "<section><h2>" + _bi("Theo cơ quan (chậm nhất trước)", "By agency (laggards first)") + "</h2>",
+        '<table class="sortable" id="agencies"><thead><tr>',
+    ]
+    for vi, en, num in heads:
+        out.append(f'<th class="sort{" n" if num else ""}" data-type="{"num" if num else "text"}">{_bi(vi, en)}</th>')
+    out.append("</tr></thead><tbody>")
+    for row in report.by_agency.to_dict("records"):
+        vi, en = report.plan.level_names(str(row["level"]))
+        css = "none" if pd.isna(row["met"]) else ("met" if bool(row["met"]) else "behind")
+        out.append(
+            "<tr>"
+            + _td(row["agency_code"])
+            + _td(row["name"])
+            + f'<td data-v="{html.escape(vi)}">{_bi(vi, en)}</td>'
+            + _td(int(row["digitized"]), num=True)
+            + _td(int(row["valid"]), num=True)
+            + _td(float(row["coverage_pct"]), num=True, css=css)
+            + _td(float(row["target_pct"]), num=True)
+            + _td(float(row["gap_points"]), num=True)
+            + _td(None if pd.isna(row["docs_to_target"]) else int(row["docs_to_target"]), num=True)
+            + "</tr>"
+        )
+    out.append("</tbody></table></section>")
+    return "".join(out)
