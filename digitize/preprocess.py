@@ -1,0 +1,414 @@
+"""OpenCV clean-up of one page image before OCR, and the quality gate (blank page, low resolution).
+
+Why each step exists (measured on degraded office scans, see bench/results/ocr.md):
+
+- perspective: phone photos show the page as a quadrilateral on a dark desk; warping it to a rectangle
+  also gives the real resolution of a file that claims 72 dpi.
+- background normalisation: dividing by a large-scale estimate of the paper removes grey paper, uneven
+  light and vignetting, so one global threshold fits the whole page.
+- despeckle: a 3x3 median removes pepper noise; isolated small blobs (dust) far from any text go too.
+- binarisation: Otsu on the normalised page, capped so that show-through (a few percent darker than the
+  paper) never becomes ink. Adaptive-Gaussian thresholding is not used: it invents text from show-through.
+- borders and punch holes: ink touching the image edge and large solid blobs are never text.
+- orientation: Tesseract OSD (through the caller's ``detect_orientation``) applied only above a confidence;
+  a projection-profile check decides between horizontal and vertical text lines first.
+- deskew: projection profile of the ink over +-``max_skew_deg``, coarse then fine, on a downscaled page,
+  so blur does not matter and the cost stays a few milliseconds.
+- blank page: the share of ink left after all the cleaning; a blank back side with show-through has none.
+
+Nothing here calls Tesseract: orientation detection is injected by the caller (``digitize.ocr``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+A4_MM = (210.0, 297.0)
+MM_PER_INCH = 25.4
+ANALYSIS_DPI = 150.0
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """What ``prepare_page`` does; every step can be switched off (the benchmark measures each one)."""
+
+    orientation: bool = True
+    """Detect pages turned by 90/180/270 degrees (projection profile + Tesseract OSD)."""
+
+    osd_min_confidence: float = 2.0
+    """Tesseract OSD orientation confidence below which its answer is ignored (it misreads faint photos)."""
+
+    deskew: bool = True
+    """Detect and correct the skew of text lines."""
+
+    max_skew_deg: float = 10.0
+    """Largest skew searched for, in degrees either way."""
+
+    perspective: bool = True
+    """Find the page quadrilateral of a photo and warp it to a rectangle."""
+
+    normalize_background: bool = True
+    """Divide the page by a smooth estimate of the paper (grey paper, uneven light, vignetting)."""
+
+    despeckle: bool = True
+    """3x3 median and removal of small isolated blobs (dust, pepper noise)."""
+
+    remove_borders: bool = True
+    """Remove dark scanner borders (ink touching the image edge) and punch holes (large solid blobs)."""
+
+    binarize: bool = True
+    """Give Tesseract a black-and-white image (Otsu after normalisation); off = the cleaned grey image."""
+
+    ink_contrast_max: float = 0.75
+    """A pixel is ink only if darker than this fraction of the local paper brightness (show-through is ~0.9)."""
+
+    blank_ink_fraction: float = 0.0005
+    """Page is blank when ink left after cleaning covers less than this share of its area."""
+
+    min_dpi: float = 200.0
+    """Below this effective resolution the page is flagged LOW_RESOLUTION (Decree 30/2020: >= 200 dpi)."""
+
+    ocr_dpi: float = 300.0
+    """Pages below ``ocr_min_dpi`` are upscaled to this resolution for OCR only."""
+
+    ocr_min_dpi: float = 250.0
+    """Effective resolution below which the OCR image is upscaled to ``ocr_dpi``."""
+
+    min_plausible_dpi: float = 100.0
+    """A claimed resolution below this (phone photos say 72) is replaced by an estimate from the page size."""
+
+    page_size_mm: tuple[float, float] = A4_MM
+    """Assumed paper size (short, long side) when the resolution must be estimated."""
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    """The image Tesseract reads and how it relates to the stored image."""
+
+    ocr_image: np.ndarray
+    """uint8 single-channel image given to Tesseract (upright, deskewed, cleaned, binarised)."""
+
+    to_original: np.ndarray
+    """3x3 homography: (x, y, 1) in ``ocr_image`` pixels -> pixels of the stored image as loaded."""
+
+    rotation_cw: int
+    """0/90/180/270: the stored image shows the page turned clockwise by this much; PDF /Rotate = (360 - it) % 360."""
+
+    blank: bool
+    """No text on the page: do not OCR it."""
+
+    effective_dpi: float
+    """Real resolution of the stored image (estimated from the page size when the file's claim is implausible)."""
+
+    skew_deg: float
+    """Skew found, degrees, positive = content turned counter-clockwise."""
+
+    flags: tuple[str, ...]
+    """Quality findings: LOW_RESOLUTION, BLANK, PHOTO, BILEVEL, NOT_COLOUR, DPI_ESTIMATED."""
+
+    steps: tuple[str, ...]
+    """Names of the steps applied, in order (for events and the benchmark)."""
+
+    @property
+    def ocr_dpi(self) -> float:
+        """Resolution of ``ocr_image`` (effective dpi times the OCR scale), for Tesseract's ``--dpi``."""
+        scale = float(np.hypot(self.to_original[0, 0], self.to_original[1, 0]))
+        return self.effective_dpi / scale if scale > 0 else self.effective_dpi
+
+
+OrientationDetector = Callable[[np.ndarray], tuple[int, float]]
+
+
+def _translate(tx: float, ty: float) -> np.ndarray:
+    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
+
+
+def _as_gray(image: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Grey image and whether the source had real colour (not three equal channels)."""
+    if image.ndim == 2:
+        return image, False
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    small = image[::8, ::8].astype(np.int16)
+    colour = bool(np.abs(small - small.mean(axis=2, keepdims=True)).max() > 12)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), colour
+
+
+def _find_page_quad(gray: np.ndarray) -> np.ndarray | None:
+    """Corners (tl, tr, br, bl) of a bright page clearly inside a darker frame, or None (a scan)."""
+    h, w = gray.shape
+    scale = 800.0 / max(h, w)
+    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (5, 5), 0)
+    _, mask = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    area = cv2.contourArea(hull) / float(mask.shape[0] * mask.shape[1])
+    if not 0.2 < area < 0.9:
+        return None
+    quad = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
+    if len(quad) != 4:
+        return None
+    inside = mask[mask > 0].size
+    outside_mean = float(small[mask == 0].mean()) if inside < mask.size else 255.0
+    if outside_mean > 0.7 * float(small[mask > 0].mean()):
+        return None  # no dark frame around the page: not a photo
+    pts = quad.reshape(4, 2).astype(np.float64) / scale
+    s, d = pts.sum(axis=1), pts[:, 0] - pts[:, 1]
+    return np.array([pts[np.argmin(s)], pts[np.argmax(d)], pts[np.argmax(s)], pts[np.argmin(d)]])
+
+
+def _normalize_background(gray: np.ndarray, dpi: float) -> np.ndarray:
+    """Divide by the paper brightness estimated at ~1/8 scale (closing removes text, median smooths)."""
+    h, w = gray.shape
+    f = 8
+    small = cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    k = max(3, round(dpi / f * 5.0 / MM_PER_INCH) | 1)  # ~5 mm: wider than any glyph stroke
+    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    bg = cv2.medianBlur(bg, 5)
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(gray, np.maximum(bg, 1), scale=255)
+
+
+def _ink_threshold(gray: np.ndarray, contrast_max: float) -> tuple[float, float]:
+    """Grey level at or below which a pixel is ink, and the paper level.
+
+    Clearly dark = darker than ``contrast_max`` of the paper level (show-through never is). The threshold is
+    the midpoint between the paper and the median of those dark pixels (stroke cores), never above Otsu's:
+    faint, blurred photo text keeps its strokes and show-through stays paper.
+    """
+    sample = gray[::2, ::2]
+    paper = float(np.percentile(sample, 90))
+    dark = sample[sample <= contrast_max * paper]
+    if dark.size == 0:
+        return contrast_max * paper, paper
+    otsu, _ = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return min(float(otsu), (float(np.median(dark)) + paper) / 2.0), paper
+
+
+def _profile_score(ys: np.ndarray, xs: np.ndarray, angles_deg: np.ndarray, size: int) -> np.ndarray:
+    """Sum of squared row counts of the ink after rotating by each angle (peaks when lines are level)."""
+    scores = np.empty(len(angles_deg))
+    for i, a in enumerate(np.deg2rad(angles_deg)):
+        r = ys * np.cos(a) + xs * np.sin(a)
+        hist = np.bincount((r - r.min()).astype(np.int64), minlength=size)
+        scores[i] = float(np.dot(hist, hist))
+    return scores
+
+
+def _estimate_skew(ink: np.ndarray, max_deg: float) -> tuple[float, float]:
+    """Skew in degrees (positive = content turned counter-clockwise) and a peakiness score.
+
+    ``ink`` is a small binary image (ink > 0). Coarse search every 0.25 degree, then 0.02 degree around the best.
+    A row y = y0 - x tan(a) of content turned by +a is level in r = y cos(a) + x sin(a).
+    """
+    ys, xs = np.nonzero(ink)
+    if len(ys) < 50:
+        return 0.0, 0.0
+    if len(ys) > 60000:
+        pick = np.random.default_rng(0).choice(len(ys), 60000, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    ys = ys.astype(np.float64)
+    xs = xs.astype(np.float64)
+    size = int(np.hypot(*ink.shape)) + 2
+    coarse = np.arange(-max_deg, max_deg + 1e-9, 0.25)
+    sc = _profile_score(ys, xs, coarse, size)
+    best = float(coarse[int(np.argmax(sc))])
+    fine = np.arange(best - 0.3, best + 0.3 + 1e-9, 0.02)
+    sf = _profile_score(ys, xs, fine, size)
+    angle = float(fine[int(np.argmax(sf))])
+    return angle, float(sf.max()) / float(len(ys)) ** 2
+
+
+def _lines_vertical(ink: np.ndarray) -> bool:
+    """True when text lines run vertically (page turned 90/270): the column profile is the peakier one."""
+    ys, xs = np.nonzero(ink)
+    if len(ys) < 200:
+        return False
+    rows = np.bincount(ys, minlength=ink.shape[0]).astype(np.float64)
+    cols = np.bincount(xs, minlength=ink.shape[1]).astype(np.float64)
+
+    def peaky(p: np.ndarray) -> float:
+        p = p[p > 0]
+        return float(p.std() / p.mean()) if len(p) else 0.0
+
+    return peaky(cols) > 1.15 * peaky(rows)
+
+
+def _rot90_matrix(k_ccw: int, w: int, h: int) -> np.ndarray:
+    """Homography of turning a w x h image counter-clockwise by k_ccw * 90 degrees (as cv2.rotate does)."""
+    k = k_ccw % 4
+    if k == 0:
+        return np.eye(3)
+    if k == 1:  # ccw 90: x' = y, y' = w-1-x
+        return np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, w - 1.0], [0.0, 0.0, 1.0]])
+    if k == 2:
+        return np.array([[-1.0, 0.0, w - 1.0], [0.0, -1.0, h - 1.0], [0.0, 0.0, 1.0]])
+    return np.array([[0.0, -1.0, h - 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+_CV_ROTATE = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+
+def _rotate_ccw(img: np.ndarray, k_ccw: int) -> np.ndarray:
+    k = k_ccw % 4
+    return img if k == 0 else cv2.rotate(img, _CV_ROTATE[k])
+
+
+def _clean_ink(ink: np.ndarray, dpi: float, options: PreprocessOptions) -> np.ndarray:
+    """Remove border-touching ink, punch holes and isolated specks from a binary ink mask (ink = 255)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n <= 1:
+        return ink
+    h, w = ink.shape
+    x, y, bw, bh, area = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3], stats[:, 4]
+    drop = np.zeros(n, dtype=bool)
+    mm = dpi / MM_PER_INCH
+    if options.remove_borders:
+        touches = (x == 0) | (y == 0) | (x + bw >= w) | (y + bh >= h)
+        # a scanner border is long along an edge; a letter that merely reaches the edge is short
+        drop |= touches & ((bw > 15 * mm) | (bh > 15 * mm) | (area > (4 * mm) ** 2))
+        fill = area / np.maximum(bw * bh, 1)
+        drop |= (np.minimum(bw, bh) > 4 * mm) & (np.maximum(bw, bh) < 12 * mm) & (fill > 0.6)  # punch holes
+    if options.despeckle:
+        small = area < (0.5 * mm) ** 2
+        if small.any():
+            big_mask = (~small & ~drop)[labels].astype(np.uint8)
+            reach = max(3, round(1.5 * mm))
+            near = cv2.dilate(big_mask, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1, 2 * reach + 1)))
+            hit = np.zeros(n, dtype=bool)
+            hit[np.unique(labels[(near > 0) & (labels > 0)])] = True
+            drop |= small & ~hit
+    drop[0] = False
+    if not drop.any():
+        return ink
+    return np.where(drop[labels], 0, ink).astype(np.uint8)
+
+
+def prepare_page(
+    image: np.ndarray,
+    claimed_dpi: float,
+    options: PreprocessOptions,
+    detect_orientation: OrientationDetector | None,
+) -> PreparedPage:
+    """Turn a decoded page image into the image Tesseract should read, with the quality findings."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 16:
+        raise ValueError(f"expected a uint8 grey or BGR page image, got {image.dtype} {image.shape}")
+    flags: list[str] = []
+    steps: list[str] = []
+    gray, colour = _as_gray(image)
+    if not colour:
+        flags.append("NOT_COLOUR")
+    sample = gray[::4, ::4]
+    if np.count_nonzero((sample > 0) & (sample < 255)) < 0.001 * sample.size:
+        flags.append("BILEVEL")
+    to_orig = np.eye(3)
+
+    quad = _find_page_quad(gray) if options.perspective else None
+    dpi = float(claimed_dpi) if claimed_dpi else 0.0
+    if quad is not None:
+        top = np.linalg.norm(quad[1] - quad[0])
+        bottom = np.linalg.norm(quad[2] - quad[3])
+        left = np.linalg.norm(quad[3] - quad[0])
+        right = np.linalg.norm(quad[2] - quad[1])
+        pw, ph = (top + bottom) / 2.0, (left + right) / 2.0
+        dst = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], dtype=np.float64)
+        warp = cv2.getPerspectiveTransform(quad.astype(np.float32), dst.astype(np.float32))
+        gray = cv2.warpPerspective(gray, warp, (round(pw), round(ph)), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        to_orig = to_orig @ np.linalg.inv(warp)
+        flags.append("PHOTO")
+        steps.append("perspective")
+    if dpi < options.min_plausible_dpi:
+        long_px = max(gray.shape)
+        dpi = long_px / (options.page_size_mm[1] / MM_PER_INCH)
+        flags.append("DPI_ESTIMATED")
+    if dpi < options.min_dpi:
+        flags.append("LOW_RESOLUTION")
+
+    if options.normalize_background:
+        gray = _normalize_background(gray, dpi)
+        steps.append("normalize_background")
+    if options.despeckle:
+        gray = cv2.medianBlur(gray, 3)
+        steps.append("median3")
+
+    # analysis copy at ~150 dpi (enough for OSD and a 0.05 degree skew precision, cheap to scan)
+    threshold, paper = _ink_threshold(gray, options.ink_contrast_max)
+    f_small = min(1.0, ANALYSIS_DPI / dpi)
+    h, w = gray.shape
+    small = cv2.resize(gray, (max(1, round(w * f_small)), max(1, round(h * f_small))), interpolation=cv2.INTER_AREA)
+    clear_ink = _clean_ink(np.where(small <= options.ink_contrast_max * paper, 255, 0).astype(np.uint8),
+                           dpi * f_small, options)
+    blank = bool(np.count_nonzero(clear_ink) < options.blank_ink_fraction * clear_ink.size)
+    small_ink = _clean_ink(np.where(small <= threshold, 255, 0).astype(np.uint8), dpi * f_small, options)
+    rotation_cw = 0
+    skew = 0.0
+    if blank:
+        flags.append("BLANK")
+    else:
+        k_ccw = 0
+        if options.orientation:
+            if _lines_vertical(small_ink):
+                k_ccw = 1
+                steps.append("orientation_profile")
+            if detect_orientation is not None:
+                rot, conf = detect_orientation(_rotate_ccw(small, k_ccw))
+                if conf >= options.osd_min_confidence and rot % 90 == 0:
+                    k_ccw = (k_ccw + rot // 90) % 4
+                    steps.append("orientation_osd")
+            rotation_cw = (k_ccw * 90) % 360
+        if k_ccw:
+            sh, sw = gray.shape
+            gray = _rotate_ccw(gray, k_ccw)
+            small_ink = _rotate_ccw(small_ink, k_ccw)
+            to_orig = to_orig @ np.linalg.inv(_rot90_matrix(k_ccw, sw, sh))
+        if options.deskew:
+            skew, _ = _estimate_skew(small_ink, options.max_skew_deg)
+            if abs(skew) >= 0.05:
+                sh, sw = gray.shape
+                m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), -skew, 1.0)
+                c, s = abs(m[0, 0]), abs(m[0, 1])
+                nw, nh = int(np.ceil(sw * c + sh * s)), int(np.ceil(sw * s + sh * c))
+                m[0, 2] += (nw - sw) / 2.0
+                m[1, 2] += (nh - sh) / 2.0
+                gray = cv2.warpAffine(gray, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=255 if
+                                      options.normalize_background else int(np.percentile(gray[::8, ::8], 90)))
+                to_orig = to_orig @ np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))
+                steps.append("deskew")
+
+    ocr_dpi = dpi
+    if dpi < options.ocr_min_dpi and not blank:
+        f = options.ocr_dpi / dpi
+        ocr_dpi = options.ocr_dpi
+        sh, sw = gray.shape
+        gray = cv2.resize(gray, (round(sw * f), round(sh * f)), interpolation=cv2.INTER_CUBIC)
+        to_orig = to_orig @ np.diag([1.0 / f, 1.0 / f, 1.0])
+        steps.append("upscale")
+
+    if options.binarize:
+        ink = np.where(gray <= threshold, 255, 0).astype(np.uint8)
+        steps.append("binarize")
+        if options.remove_borders or options.despeckle:
+            ink = _clean_ink(ink, ocr_dpi, options)
+            steps.append("clean_ink")
+        out = 255 - ink
+    else:
+        out = gray
+    return PreparedPage(
+        ocr_image=np.ascontiguousarray(out),
+        to_original=to_orig,
+        rotation_cw=rotation_cw,
+        blank=blank,
+        effective_dpi=float(dpi),
+        skew_deg=float(skew),
+        flags=tuple(flags),
+        steps=tuple(steps),
+    )
