@@ -1,0 +1,133 @@
+"""Manifest reading: what officers write in Excel, and what they get back when a row is wrong."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from digitize.errors import ManifestError
+from digitize.manifest import batch_is_ready, discover_batches, read_manifest
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "batch"
+HEADER = "file,agency_code,kind,title,issued_date,document_id,register_id,holder_id\n"
+
+
+def make_batch(root: Path, rows: str, files: tuple[str, ...] = ("a.jpg",), *, header: str = HEADER,
+               encoding: str = "utf-8") -> Path:
+    batch = root / "batch-1"
+    batch.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (batch / name).parent.mkdir(parents=True, exist_ok=True)
+        (batch / name).write_bytes(b"scan " + name.encode())
+    (batch / "manifest.csv").write_bytes((header + rows).encode(encoding))
+    return batch
+
+
+def test_sample_batch_reads_with_grouped_document(tmp_path: Path) -> None:
+    plan = read_manifest(SAMPLES)
+    assert plan.errors == ()
+    keys = {d.key: d for d in plan.documents}
+    assert len(plan.documents) == 6
+    two_pages = keys["KS-2022-0415"]
+    assert two_pages.files == ("khai-sinh-trang-1.jpg", "khai-sinh-trang-2.jpg")
+    assert two_pages.rows == (3, 4)
+    assert two_pages.title == "Trích lục khai sinh"
+    assert keys["ly-lich-tu-phap.jpg"].issued_date == date(2023, 3, 14)
+
+
+def test_bom_accepted_and_nfd_normalised(tmp_path: Path) -> None:
+    nfd_title = "Giấy chứng nhận".encode().decode("utf-8")
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", nfd_title)
+    assert decomposed != nfd_title
+    batch = make_batch(tmp_path, f"a.jpg,000.00.12.H99,KQ,{decomposed},2023-01-02,,,\n", header="\ufeff" + HEADER)
+    plan = read_manifest(batch)
+    assert plan.errors == ()
+    assert plan.documents[0].title == nfd_title
+
+
+def test_bad_rows_are_reported_and_the_rest_goes_on(tmp_path: Path) -> None:
+    rows = (
+        "a.jpg,000.00.12.H99,KQ,Đúng,2023-01-02,,,\n"
+        "b.jpg,000.00.12.H99,KQ,Ngày sai,2023-13-02,,,\n"
+        "c.jpg,000.0.12.H99,KQ,Mã sai,2023-01-02,,,\n"
+        "d.jpg,000.00.12.H99,XX,Loại sai,2023-01-02,,,\n"
+        "e.jpg,000.00.12.H99,KQ,,2023-01-02,,,\n"
+        "f.jpg,000.00.12.H99,KQ,Thiếu tệp,2023-01-02,,,\n"
+        "g.jpg,000.00.12.H99,KQ,CCCD sai,2023-01-02,,,12345\n"
+    )
+    batch = make_batch(tmp_path, rows, files=("a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg", "g.jpg", "stray.png"))
+    plan = read_manifest(batch)
+    assert [d.files for d in plan.documents] == [("a.jpg",)]
+    by_row = {e.row: e for e in plan.errors}
+    assert "issued_date" in by_row[3].message
+    assert "agency_code" in by_row[4].message
+    assert "kind" in by_row[5].message
+    assert "title" in by_row[6].message
+    assert by_row[7].reason == "FILE_MISSING"
+    assert "holder_id" in by_row[8].message
+    assert by_row[0].reason == "FILE_NOT_IN_MANIFEST" and by_row[0].file == "stray.png"
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../outside.jpg", "sub/../../outside.jpg", "C:\\scan.jpg"])
+def test_paths_outside_the_batch_are_refused(tmp_path: Path, bad: str) -> None:
+    batch = make_batch(tmp_path, f"{bad},000.00.12.H99,KQ,X,2023-01-02,,,\n", files=())
+    plan = read_manifest(batch)
+    assert plan.documents == ()
+    assert plan.errors[0].reason == "MANIFEST_INVALID"
+
+
+def test_symlink_leading_outside_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"not yours")
+    batch = make_batch(tmp_path, "link.jpg,000.00.12.H99,KQ,X,2023-01-02,,,\n", files=())
+    os.symlink(secret, batch / "link.jpg")
+    plan = read_manifest(batch)
+    assert plan.documents == ()
+    assert "outside the batch" in plan.errors[0].message
+
+
+def test_missing_and_unknown_columns_reject_the_manifest(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ\n", header="file,agency_code,kind\n")
+    with pytest.raises(ManifestError, match="missing columns"):
+        read_manifest(batch)
+    batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,X,2023-01-02,x\n",
+                       header="file,agency_code,kind,title,issued_date,titel\n")
+    with pytest.raises(ManifestError, match="unknown columns.*titel"):
+        read_manifest(batch)
+
+
+def test_legacy_encoding_is_refused_with_how_to_fix(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,Đà Đà,2023-01-02,,,\n", encoding="cp1258")
+    with pytest.raises(ManifestError) as info:
+        read_manifest(batch)
+    assert "UTF-8" in info.value.hint
+
+
+def test_rows_of_one_document_must_agree(tmp_path: Path) -> None:
+    rows = ("a.jpg,000.00.12.H99,KQ,Một,2023-01-02,D1,,\n"
+            "b.jpg,000.00.12.H99,KQ,Hai,2023-01-02,D1,,\n")
+    plan = read_manifest(make_batch(tmp_path, rows, files=("a.jpg", "b.jpg")))
+    assert plan.documents == ()
+    assert {e.row for e in plan.errors} == {2, 3}
+    assert "title" in plan.errors[0].message
+
+
+def test_batch_readiness(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,X,2023-01-02,,,\n")
+    now = time.time()
+    assert not batch_is_ready(batch, quiet_seconds=60, now=now)
+    assert batch_is_ready(batch, quiet_seconds=60, now=now + 61)
+    (batch / "_READY").touch()
+    assert batch_is_ready(batch, quiet_seconds=60, now=now)
+    half = tmp_path / "uploading"
+    half.mkdir()
+    (half / "a.jpg").write_bytes(b"partial")
+    assert discover_batches(tmp_path, quiet_seconds=0) == [batch]
+    shutil.rmtree(half)
