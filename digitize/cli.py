@@ -173,9 +173,11 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
+    from digitize.config import load_settings
     from digitize.pki import create_demo_pki
 
-    pki = create_demo_pki(Path(args.dir), agency_name=args.agency_name)
+    pki = create_demo_pki(Path(args.dir), agency_name=args.agency_name,
+                          passphrase=load_settings().signing_passphrase)
     print(f"root certificate: {pki.root_cert}\nagency PKCS#12: {pki.pkcs12}")
     return 0
 
