@@ -273,14 +273,18 @@ def test_stock_by_agency_laggards_first(report: CoverageReport) -> None:
     ]
 
 
-def test_target_rounding_is_exact_and_met_when_reached(plan: Plan) -> None:
+def test_target_rounding_is_exact_and_met_when_reached(plan: Plan, tmp_path: Path) -> None:
     agencies = pd.DataFrame([agency(P1, "province")])
-    register = pd.DataFrame([reg(f"R{i}", P1, date(2020, 1, 1)) for i in range(1, 11)])
-    archived = pd.DataFrame([doc(f"A{i}", P1, register_id=f"R{i}", at=datetime(2021, 3, 1)) for i in (1, 2, 3)])
-    report = compute_coverage(agencies, register, archived, plan, date(2021, 12, 31))
+    register = pd.DataFrame([reg(f"R{i}", P1, date(2020, 1, 1)) for i in range(1, 1001)])
+    archived = pd.DataFrame([doc(f"A{i}", P1, register_id=f"R{i}", at=datetime(2021, 3, 1)) for i in range(1, 162)])
+    report = compute_coverage(agencies, register.head(10), archived.head(3), plan, date(2021, 12, 31))
     p = level_row(report.by_level, "province")
     assert (p["target_pct"], p["coverage_pct"], p["docs_to_target"], p["gap_points"]) == (30.0, 30.0, 0, 0.0)
-    assert bool(p["met"]) is True  # 30 % of 10 is 3, not ceil(3.0000000000000004) = 4
+    assert bool(p["met"]) is True
+    # 16.1 % of 1000 is 161, but 16.1 * 1000 / 100 = 161.00000000000003 in floating point
+    odd = load_plan(write_plan(tmp_path, lambda d: d["indicators"][0]["targets"]["province"].__setitem__("2021", 16.1)))
+    p = level_row(compute_coverage(agencies, register, archived, odd, date(2021, 12, 31)).by_level, "province")
+    assert (p["digitized"], p["valid"], p["docs_to_target"], bool(p["met"])) == (161, 1000, 0, True)
 
 
 def test_before_the_plan_there_is_no_target(frames: Frames, plan: Plan) -> None:
