@@ -1,0 +1,214 @@
+"""The sample batch through the real ``digitize_inbox`` DAG (``dag.test()``), every stage real.
+
+Real Tesseract, real pyHanko signatures checked by poppler's ``pdfsig``, a real
+S3 endpoint over HTTP on loopback, a real SQLite catalog. The batch holds a
+deliberately truncated JPEG, which must be quarantined while the rest is archived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdfsig import pdfsig_check
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
+
+pytestmark = pytest.mark.slow
+
+
+def _snapshot(catalog: Any, archive: Any) -> dict[str, Any]:
+    docs = catalog.documents()
+    return {
+        "documents": sorted((d.fingerprint, d.status, d.code) for d in docs),
+        "keys": sorted(archive.list_keys("")),
+    }
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any, airflow_db: Path
+        ) -> Iterator[dict[str, Any]]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from digitize.archive import S3Archive
+    from digitize.catalog import Catalog
+    from digitize.config import load_settings
+
+    root = tmp_path_factory.mktemp("e2e")
+    env = {
+        "DIGITIZE_CATALOG_URL": f"sqlite:///{root / 'catalog.db'}",
+        "DIGITIZE_S3_ENDPOINT_URL": s3_server,
+        "DIGITIZE_S3_BUCKET": "e2e-archive",
+        "DIGITIZE_SIGNING_PKCS12": str(demo_pki.pkcs12),
+        "DIGITIZE_SIGNING_PASSPHRASE": demo_pki.passphrase,
+        "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert),
+        "DIGITIZE_QUIET_SECONDS": "0",
+        "DIGITIZE_OCR_JOBS": "2",
+        "AIRFLOW_CONN_DIGITIZE_S3": json.dumps({
+            "conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": s3_server, "region_name": "us-east-1",
+                      "config_kwargs": {"s3": {"addressing_style": "path"}}}}),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        settings = load_settings()
+        catalog = Catalog(settings.catalog_url)
+        catalog.upgrade()
+        catalog.import_agencies(SAMPLES / "agencies.csv")
+        catalog.import_register(SAMPLES / "register.csv")
+        archive = S3Archive.from_settings(settings)
+        inbox = root / "inbox"
+        batch = inbox / "batch-e2e"
+        shutil.copytree(SAMPLES / "batch", batch)
+        (batch / "_READY").touch()
+        originals_before = {p.name: p.read_bytes() for p in batch.iterdir()}
+
+        dag = DagBag(dag_folder=str(REPO / "dags")).dags["digitize_inbox"]
+        first = dag.test(run_conf={"inbox": str(inbox)})
+        after_first = _snapshot(catalog, archive)
+        second = dag.test(run_conf={"inbox": str(inbox)})
+        after_second = _snapshot(catalog, archive)
+        yield {"catalog": catalog, "archive": archive, "settings": settings, "batch": batch, "root": root,
+               "first": first, "second": second, "after_first": after_first, "after_second": after_second,
+               "originals_before": originals_before, "pki": demo_pki}
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _archived(e2e: dict[str, Any]) -> list[Any]:
+    return [d for d in e2e["catalog"].documents() if d.status == "ARCHIVED"]
+
+
+def test_runs_succeed_and_every_document_is_archived_or_quarantined(e2e: dict[str, Any]) -> None:
+    assert e2e["first"].state == "success"
+    assert e2e["second"].state == "success"
+    docs = e2e["catalog"].documents()
+    assert len(docs) == 6
+    assert {d.status for d in docs} <= {"ARCHIVED", "QUARANTINED"}
+    quarantined = [d for d in docs if d.status == "QUARANTINED"]
+    assert [(d.files[0].name, d.reason) for d in quarantined] == [("bi-hong.jpg", "CORRUPT_FILE")]
+    assert "rescan" in quarantined[0].message.lower() or "copy" in quarantined[0].message.lower()
+    assert len(_archived(e2e)) == 5
+
+
+def test_originals_stay_untouched_in_the_inbox(e2e: dict[str, Any]) -> None:
+    now = {p.name: p.read_bytes() for p in e2e["batch"].iterdir()}
+    assert now == e2e["originals_before"]
+
+
+def test_codes_follow_the_default_template(e2e: dict[str, Any]) -> None:
+    from digitize.codes import parse_document_code
+
+    year = date.today().year
+    codes = sorted(d.code for d in _archived(e2e))
+    assert len(set(codes)) == 5
+    for code in codes:
+        parsed = parse_document_code(code)
+        assert str(parsed.year) == str(year)
+    land = next(d for d in _archived(e2e) if d.register_id == "REG-0010")
+    assert land.code == f"000.00.31.H99.{year}.KQ.000001"
+
+
+def test_archived_objects_match_the_catalog_checksums(e2e: dict[str, Any]) -> None:
+    archive = e2e["archive"]
+    for doc in _archived(e2e):
+        assert hashlib.sha256(archive.get(doc.pdf_key)).hexdigest() == doc.pdf_sha256
+        sidecar_bytes = archive.get(doc.sidecar_key)
+        assert hashlib.sha256(sidecar_bytes).hexdigest() == doc.sidecar_sha256
+        sidecar = json.loads(sidecar_bytes)
+        assert sidecar["code"] == doc.code
+        originals = [f for f in sidecar["files"] if f["role"] == "original"]
+        assert [f["sha256"] for f in originals] == [f.sha256 for f in doc.files]
+        for entry in sidecar["files"]:
+            assert hashlib.sha256(archive.get(entry["key"])).hexdigest() == entry["sha256"]
+        assert doc.code in doc.pdf_key
+
+
+def test_signed_pdfs_verify_with_pdfsig_and_pyhanko(e2e: dict[str, Any], tmp_path: Path) -> None:
+    from digitize.signing import verify_pdf
+
+    for doc in _archived(e2e):
+        data = e2e["archive"].get(doc.pdf_key)
+        verdict = verify_pdf(data, [e2e["pki"].root_cert])
+        assert verdict.valid, verdict.summary
+        pdf = tmp_path / f"{doc.code}.pdf"
+        pdf.write_bytes(data)
+        report = pdfsig_check(pdf, e2e["pki"].root_cert, tmp_path / "nss")
+        assert report.signatures and all(s.valid and s.trusted for s in report.signatures), report.raw
+
+
+def test_text_layer_holds_vietnamese_with_diacritics(e2e: dict[str, Any], tmp_path: Path) -> None:
+    expected = {
+        "REG-0001": ["LÝ LỊCH TƯ PHÁP", "Quốc tịch", "Việt Nam"],
+        "REG-0010": ["QUYỀN SỬ DỤNG ĐẤT", "Diện tích"],  # scanned upside down
+        "REG-0017": ["KẾT HÔN", "Võ Thị Lan Anh"],  # bilevel G4 TIFF
+    }
+    for doc in _archived(e2e):
+        if doc.register_id not in expected:
+            continue
+        pdf = tmp_path / "doc.pdf"
+        pdf.write_bytes(e2e["archive"].get(doc.pdf_key))
+        text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        collapsed = " ".join(text.split())
+        for phrase in expected[doc.register_id]:
+            assert phrase in collapsed, f"{phrase!r} not in text of {doc.code}: {collapsed[:300]}"
+
+
+def test_pdf_metadata_carries_the_code(e2e: dict[str, Any]) -> None:
+    import io
+
+    import pikepdf
+
+    doc = _archived(e2e)[0]
+    with pikepdf.open(io.BytesIO(e2e["archive"].get(doc.pdf_key))) as pdf, pdf.open_metadata() as meta:
+        assert meta.get("pdfaid:part") == "2"
+        assert doc.code in str(meta.get("dc:identifier", "")) + str(pdf.docinfo.get("/Subject", ""))
+
+
+def test_every_action_is_an_event_with_tool_and_version(e2e: dict[str, Any]) -> None:
+    catalog = e2e["catalog"]
+    for doc in _archived(e2e):
+        events = catalog.events(doc.id)
+        types = [e.event_type for e in events]
+        for required in ("ingestion", "ocr", "identifier_assignment", "signature", "signature_validation",
+                         "replication", "ingestion_complete"):
+            assert required in types, (doc.code, types)
+        assert all(e.tool and e.tool_version for e in events)
+
+
+def test_coverage_matches_hand_computed_figures(e2e: dict[str, Any]) -> None:
+    from digitize import coverage
+
+    catalog = e2e["catalog"]
+    plan = coverage.load_plan(e2e["settings"].plan_path)
+    report = coverage.compute_coverage(catalog.agencies_frame(), catalog.register_frame(),
+                                       catalog.archived_frame(), plan, date.today())
+    by_level = report.by_level.set_index("level")
+    # Province (Sở Tư pháp): REG-0001..0008 minus the expired REG-0007 and REG-0008 → 6 valid; REG-0001 and
+    # REG-0002 digitized. Communes: REG-0015..0024 minus the expired 0018, 0020, 0023 → 7 valid; REG-0017
+    # digitized. The district (abolished 2025-06-30) holds nothing valid today.
+    assert (by_level.loc["province", "digitized"], by_level.loc["province", "valid"]) == (2, 6)
+    assert (by_level.loc["commune", "digitized"], by_level.loc["commune", "valid"]) == (1, 7)
+    assert "district" not in by_level.index or by_level.loc["district", "valid"] == 0
+    assert round(float(by_level.loc["province", "coverage_pct"]), 1) == 33.3
+
+
+def test_second_run_adds_no_document_object_or_code(e2e: dict[str, Any]) -> None:
+    assert e2e["after_second"] == e2e["after_first"]
+    assert len(e2e["after_first"]["keys"]) == 5 * 2 + 6  # pdf + sidecar per document, 6 original files
