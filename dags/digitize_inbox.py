@@ -28,7 +28,7 @@ def _context() -> Any:
     """Library context whose S3 client comes from the Airflow connection when it exists, else the environment."""
     from airflow.exceptions import AirflowNotFoundException
 
-    from digitize.archive import S3Archive
+    from digitize.archive import ArchiveOptions, S3Archive
     from digitize.config import load_settings
     from digitize.pipeline import PipelineContext
 
@@ -39,7 +39,7 @@ def _context() -> Any:
         client = S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
     except AirflowNotFoundException:
         return PipelineContext(settings)
-    return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket))
+    return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket, ArchiveOptions.from_env()))
 
 
 @dag(
@@ -91,6 +91,7 @@ def digitize_inbox() -> None:
         assert params is not None
         ctx = _context()
         ctx.catalog.upgrade()
+        ctx.archive.ensure_bucket()
         work: list[tuple[str, int]] = []
         duplicates = rejected = 0
         for batch_dir in batch_dirs:

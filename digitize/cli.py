@@ -36,6 +36,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     ctx = PipelineContext()
     ctx.catalog.upgrade()
+    ctx.archive.ensure_bucket()
     plan = read_manifest(Path(args.batch))
     registered = register_batch(ctx.catalog, plan)
     print(f"batch {plan.batch_id}: {len(plan.documents)} document(s) in the manifest, "
