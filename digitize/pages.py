@@ -180,24 +180,25 @@ def load_image(info: PageInfo) -> np.ndarray:
         return _pil_to_array(img)
 
 
-def encode_for_pdf(info: PageInfo) -> EncodedImage:
-    """The page's image for the output PDF: the file's own bytes when PDF can carry them, else lossless."""
+def encode_for_pdf(info: PageInfo, *, image: np.ndarray | None = None) -> EncodedImage:
+    """The page's image for the output PDF: the file's own bytes when PDF can carry them, else lossless.
+
+    ``image`` is the page already decoded by :func:`load_image`, if the caller has it: the lossless
+    fallbacks then encode it instead of decoding the file a second time.
+    """
+    encoded: EncodedImage | None = None
     if info.format == "jpeg":
-        return _jpeg_encoded(info)
-    if info.format == "png":
+        encoded = _jpeg_encoded(info)
+    elif info.format == "png":
         encoded = _png_passthrough(info)
-        if encoded is not None:
-            return encoded
     elif info.format == "tiff":
         encoded = _tiff_g4_passthrough(info)
-        if encoded is not None:
-            return encoded
     elif info.format == "pdf" and not info.rasterize:
         with _open_pdf(info.source) as pdf:
             encoded = _pdf_image_passthrough(info, _page_image(pdf.pages[info.index]))
-        if encoded is not None:
-            return encoded
-    return encode_lossless(load_image(info))
+    if encoded is not None:
+        return encoded
+    return encode_lossless(load_image(info) if image is None else image)
 
 
 def encode_lossless(image: np.ndarray) -> EncodedImage:
@@ -334,10 +335,10 @@ def _jpeg_frame(path: Path) -> tuple[int, int, int]:
             pos += 2 + length
 
 
-def _jpeg_encoded(info: PageInfo) -> EncodedImage:
+def _jpeg_encoded(info: PageInfo) -> EncodedImage | None:
     _, _, components = _jpeg_frame(info.source)
     if components not in (1, 3):  # CMYK needs a CMYK output intent in PDF/A: convert losslessly instead
-        return encode_lossless(load_image(info))
+        return None
     color_space = "DeviceGray" if components == 1 else "DeviceRGB"
     return EncodedImage(info.source.read_bytes(), "DCTDecode", info.width, info.height, 8, color_space)
 
@@ -370,27 +371,23 @@ def _tiff_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
 
 
 def _tiff_g4_passthrough(info: PageInfo) -> EncodedImage | None:
-    """Single-strip G4 data is copied as-is; multi-strip or other bilevel data is re-encoded to G4 losslessly."""
+    """Single-strip CCITT G4 data is copied as-is (PDF cannot carry several strips in one image)."""
     with _open_pil(info) as img:
-        if img.mode != "1":
-            return None
         tags = img.tag_v2
         photometric = tags.get(_TAG_PHOTOMETRIC, 0)
         offsets = tags.get(_TAG_STRIP_OFFSETS, ())
         counts = tags.get(_TAG_STRIP_BYTE_COUNTS, ())
-        if (tags.get(_TAG_COMPRESSION) == _TIFF_G4 and len(offsets) == 1 and len(counts) == 1
-                and tags.get(_TAG_FILL_ORDER, 1) == 1 and photometric in (0, 1)):
-            with open(info.source, "rb") as handle:
-                handle.seek(offsets[0])
-                data = handle.read(counts[0])
-            # PhotometricInterpretation 0 (WhiteIsZero) = PDF's default BlackIs1 false.
-            parms = (("K", -1), ("Columns", info.width), ("Rows", info.height), ("BlackIs1", photometric == 1))
-            return EncodedImage(data, "CCITTFaxDecode", info.width, info.height, 1, "DeviceGray", parms)
-        try:
-            img.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise CorruptFile(f"{info.source.name}: TIFF page {info.index + 1} is damaged ({exc})") from exc
-        return _g4_from_pil(img)
+        if not (img.mode == "1" and tags.get(_TAG_COMPRESSION) == _TIFF_G4 and len(offsets) == 1
+                and len(counts) == 1 and tags.get(_TAG_FILL_ORDER, 1) == 1 and photometric in (0, 1)):
+            return None
+    with open(info.source, "rb") as handle:
+        handle.seek(offsets[0])
+        data = handle.read(counts[0])
+    if len(data) != counts[0]:
+        raise CorruptFile(f"{info.source.name}: TIFF page {info.index + 1} is truncated")
+    # PhotometricInterpretation 0 (WhiteIsZero) = PDF's default BlackIs1 false.
+    parms = (("K", -1), ("Columns", info.width), ("Rows", info.height), ("BlackIs1", photometric == 1))
+    return EncodedImage(data, "CCITTFaxDecode", info.width, info.height, 1, "DeviceGray", parms)
 
 
 def _g4_from_pil(img: Any) -> EncodedImage:

@@ -1,0 +1,469 @@
+"""Tesseract OCR of scanned pages and the searchable PDF/A of one document (the only module running Tesseract).
+
+For every page: load it (:mod:`digitize.pages`), prepare it (:func:`digitize.preprocess.prepare_page`:
+orientation, deskew, cleaning, blank check), OCR the prepared image unless it is blank, map each
+word box back to the stored image through the page's inverse transform, and add the page to the
+PDF (:mod:`digitize.pdfa`) with the stored image untouched and the text invisible on top.
+
+Pages of one document run in ``OcrOptions.jobs`` worker processes, each running one single-thread
+Tesseract (``OMP_THREAD_LIMIT=1``): more threads than cores makes OCR many times slower. At most
+``2 × jobs`` pages are in flight, so a 300-page TIFF never needs 300 page images in memory; results
+come back in page order. The Tesseract CLI is run directly (image on stdin as PGM, TSV on stdout),
+not through ``pytesseract``, which writes temporary files and re-reads them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import re
+import subprocess
+import unicodedata
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+import pikepdf
+
+from digitize.errors import OcrFailed
+from digitize.pages import MAX_PIXELS, PageInfo, encode_for_pdf, load_image, scan_pages
+from digitize.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord
+from digitize.preprocess import PreparedPage, PreprocessOptions, prepare_page
+
+TESSERACT = "tesseract"
+OSD_TIMEOUT_SECONDS = 60.0
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True)
+class OcrOptions:
+    """How one document is OCR'd."""
+
+    language: str = "vie"
+    """Tesseract language(s), e.g. ``vie`` or ``vie+eng``."""
+
+    jobs: int = 1
+    """Tesseract processes run at once for the pages of one document (one thread each; ≤ cores)."""
+
+    min_dpi: int = 200
+    """Pages below this effective resolution are flagged LOW_RESOLUTION (Decree 30/2020 asks for 200)."""
+
+    low_confidence: float = 70.0
+    """Pages whose mean word confidence (0–100) is below this are flagged LOW_CONFIDENCE."""
+
+    work_dir: Path | None = None
+    """Scratch folder for temporary files (Tesseract's and rasterised PDF pages); ``None`` = system's."""
+
+    page_timeout: float = 300.0
+    """Seconds Tesseract may spend on one page before the document fails with OCR_FAILED."""
+
+    psm: int = 3
+    """Tesseract page segmentation mode (3 = automatic layout)."""
+
+    max_pixels: int = MAX_PIXELS
+    """Largest page accepted (declared width × height), checked before decoding."""
+
+    title: str = ""
+    """Title written to the PDF's metadata."""
+
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+    """Image preparation before OCR (``min_dpi`` above overrides its own)."""
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """What OCR found on one output page."""
+
+    index: int
+    """0-based position in the output PDF."""
+
+    source_file: str
+    """Name of the input file the page came from."""
+
+    text: str
+    """OCR text, NFC, one line per visual text row (side-by-side blocks share a row); '' for blank pages."""
+
+    mean_confidence: float | None
+    """Mean word confidence 0..100; ``None`` when not OCR'd (blank page, existing text layer)."""
+
+    blank: bool
+    """The page has no text and was not OCR'd."""
+
+    dpi: float
+    """Effective resolution (estimated when the file lies, e.g. a photo claiming 72 dpi)."""
+
+    flags: tuple[str, ...]
+    """Quality findings: LOW_RESOLUTION, LOW_CONFIDENCE, BLANK, PHOTO, DPI_ESTIMATED, TEXT_LAYER, …"""
+
+    word_count: int = 0
+    """Words recognised (weights the document's mean confidence)."""
+
+    rotation_cw: int = 0
+    """How far the stored image is turned clockwise (the PDF page's /Rotate undoes it)."""
+
+    skew_deg: float = 0.0
+    """Skew corrected before OCR, degrees."""
+
+    steps: tuple[str, ...] = ()
+    """Preparation steps applied (for events and benchmarks)."""
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """The searchable PDF of one document and what OCR found on each page."""
+
+    pdf_path: Path
+    """Searchable PDF/A-2b written here."""
+
+    pages: tuple[PageResult, ...]
+    """One entry per output page, in order."""
+
+    tool_versions: Mapping[str, str]
+    """Versions of the tools that made the file (tesseract, opencv, pikepdf, language data)."""
+
+    @property
+    def mean_confidence(self) -> float | None:
+        """Mean word confidence over all OCR'd pages, weighted by their word counts."""
+        scored = [(p.mean_confidence, p.word_count) for p in self.pages if p.mean_confidence is not None]
+        words = sum(n for _, n in scored)
+        if not scored:
+            return None
+        if words == 0:
+            return sum(c for c, _ in scored) / len(scored)
+        return sum(c * n for c, n in scored) / words
+
+    @property
+    def text(self) -> str:
+        """Text of all pages, pages separated by form feeds."""
+        return "\n\f".join(p.text for p in self.pages)
+
+
+@dataclass(frozen=True)
+class OcrWord:
+    """One word as Tesseract found it on the image it was given."""
+
+    text: str
+    """The word, NFC."""
+
+    confidence: float
+    """0..100."""
+
+    box: tuple[int, int, int, int]
+    """left, top, right, bottom in pixels of the OCR image."""
+
+    line_box: tuple[int, int, int, int]
+    """Box of the word's text line (the text layer uses its height for every word of the line)."""
+
+
+@dataclass(frozen=True)
+class OcrText:
+    """Tesseract's reading of one image."""
+
+    words: tuple[OcrWord, ...]
+    """Recognised words in reading order."""
+
+    text: str
+    """NFC text, one line per visual row."""
+
+    @property
+    def mean_confidence(self) -> float | None:
+        """Mean word confidence, ``None`` when no word was found."""
+        return sum(w.confidence for w in self.words) / len(self.words) if self.words else None
+
+
+# --- Tesseract -------------------------------------------------------------------------------------
+
+
+def _env(work_dir: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    if work_dir is not None:
+        env["TMPDIR"] = str(work_dir)
+    return env
+
+
+def _pgm(image: np.ndarray) -> bytes:
+    """Uncompressed PGM: the cheapest format to hand Tesseract through a pipe."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    ok, buffer = cv2.imencode(".pgm", image)
+    if not ok:
+        raise OcrFailed("the page image could not be handed to Tesseract")
+    return buffer.tobytes()
+
+
+@lru_cache(maxsize=1)
+def tesseract_version() -> str:
+    """Tesseract's version, e.g. ``5.3.0``; a missing binary is a configuration error, not a bad document."""
+    from digitize.errors import ConfigurationError
+
+    try:
+        done = subprocess.run([TESSERACT, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigurationError(f"Tesseract cannot be run ({exc})",
+                                 hint="Install tesseract-ocr and tesseract-ocr-vie (apt).") from exc
+    match = re.search(r"tesseract\s+v?(\S+)", done.stdout + done.stderr)
+    return match.group(1) if match else "unknown"
+
+
+def recognize(image: np.ndarray, *, dpi: float, language: str = "vie", psm: int = 3, timeout: float = 300.0,
+              work_dir: Path | None = None) -> OcrText:
+    """OCR one image (gray or BGR) with one single-thread Tesseract; words with boxes and confidences."""
+    cmd = [TESSERACT, "stdin", "stdout", "-l", language, "--psm", str(psm), "--dpi", str(max(1, round(dpi))),
+           "-c", "tessedit_create_tsv=1", "-c", "tessedit_pageseg_mode=" + str(psm)]
+    try:
+        done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=timeout, env=_env(work_dir),
+                              check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise OcrFailed(f"Tesseract took more than {timeout:.0f} s on a page") from exc
+    except OSError as exc:
+        raise OcrFailed(f"Tesseract cannot be run ({exc})") from exc
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        raise OcrFailed(f"Tesseract failed (exit {done.returncode}): {message[0][:200]}")
+    return parse_tsv(done.stdout.decode("utf-8", "replace"))
+
+
+def parse_tsv(tsv: str) -> OcrText:
+    """Words and visual rows from Tesseract's TSV output."""
+    lines: dict[tuple[int, int, int], tuple[int, int, int, int]] = {}
+    words: list[tuple[tuple[int, int, int], str, float, tuple[int, int, int, int]]] = []
+    for row in tsv.splitlines()[1:]:
+        cols = row.split("\t")
+        if len(cols) < 12:
+            continue
+        level = int(cols[0])
+        key = (int(cols[2]), int(cols[3]), int(cols[4]))
+        left, top, width, height = (int(v) for v in cols[6:10])
+        box = (left, top, left + width, top + height)
+        if level == 4:
+            lines[key] = box
+        elif level == 5:
+            text = unicodedata.normalize("NFC", cols[11]).strip()
+            conf = float(cols[10])
+            if text and conf >= 0:
+                words.append((key, text, conf, box))
+    ocr_words = tuple(OcrWord(text, conf, box, lines.get(key, box)) for key, text, conf, box in words)
+    return OcrText(ocr_words, _visual_rows(ocr_words))
+
+
+def _visual_rows(words: Sequence[OcrWord]) -> str:
+    """Join Tesseract's lines into visual rows: lines that overlap vertically share a row, left first."""
+    by_line: dict[tuple[int, int, int, int], list[OcrWord]] = {}
+    for word in words:
+        by_line.setdefault(word.line_box, []).append(word)
+    rows: list[tuple[float, float, list[tuple[int, str]]]] = []  # top, bottom, [(left, text)]
+    for box, line_words in sorted(by_line.items(), key=lambda item: (item[0][1] + item[0][3]) / 2):
+        text = " ".join(w.text for w in sorted(line_words, key=lambda w: w.box[0]))
+        top, bottom = box[1], box[3]
+        if rows:
+            row_top, row_bottom, parts = rows[-1]
+            overlap = min(bottom, row_bottom) - max(top, row_top)
+            if overlap > 0.5 * min(bottom - top, row_bottom - row_top):
+                parts.append((box[0], text))
+                rows[-1] = (min(top, row_top), max(bottom, row_bottom), parts)
+                continue
+        rows.append((top, bottom, [(box[0], text)]))
+    return "\n".join(" ".join(t for _, t in sorted(parts)) for _, _, parts in rows)
+
+
+def detect_orientation(image: np.ndarray, *, dpi: float = 150.0) -> tuple[int, float]:
+    """Tesseract OSD: (how far the content is turned clockwise: 0/90/180/270, confidence); (0, 0.0) if unsure.
+
+    Tesseract's "Orientation in degrees" is exactly that clockwise turn ("Rotate" is its complement).
+    A page with too little text makes OSD give up: that is an answer of no confidence, not an error.
+    """
+    cmd = [TESSERACT, "stdin", "stdout", "--psm", "0", "-l", "osd", "--dpi", str(max(1, round(dpi)))]
+    try:
+        done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=OSD_TIMEOUT_SECONDS, env=_env(),
+                              check=False)
+    except (subprocess.TimeoutExpired, OSError):
+        return 0, 0.0
+    out = done.stdout.decode("utf-8", "replace")
+    rotation = re.search(r"Orientation in degrees:\s*(\d+)", out)
+    confidence = re.search(r"Orientation confidence:\s*([\d.]+)", out)
+    if done.returncode != 0 or not rotation or not confidence:
+        return 0, 0.0
+    return int(rotation.group(1)) % 360, float(confidence.group(1))
+
+
+# --- one page --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PageTask:
+    position: int
+    info: PageInfo
+    options: OcrOptions
+
+
+@dataclass(frozen=True)
+class _PageOutcome:
+    result: PageResult
+    pdf_page: PdfPage
+
+
+def _map_words(words: Sequence[OcrWord], to_original: np.ndarray) -> tuple[TextWord, ...]:
+    """Place words on the stored image: baseline start/end and top of each word through the homography."""
+    if not words:
+        return ()
+    points = []
+    for word in words:
+        left, _, right, _ = word.box
+        _, line_top, _, line_bottom = word.line_box
+        points += [(left, line_bottom), (right, line_bottom), (left, line_top)]
+    src = np.asarray(points, dtype=np.float64).reshape(-1, 1, 2)
+    mapped = cv2.perspectiveTransform(src, np.asarray(to_original, dtype=np.float64)).reshape(-1, 3, 2)
+    return tuple(
+        TextWord(word.text, (float(m[0, 0]), float(m[0, 1])), (float(m[1, 0]), float(m[1, 1])),
+                 (float(m[2, 0]), float(m[2, 1])))
+        for word, m in zip(words, mapped, strict=True)
+    )
+
+
+def _page_dpi(info: PageInfo, prepared: PreparedPage) -> tuple[float, float]:
+    """Resolution for the PDF page size: the file's claim unless preprocessing had to estimate it."""
+    claimed = info.dpi
+    if "DPI_ESTIMATED" in prepared.flags or min(claimed) <= 0:
+        return (prepared.effective_dpi, prepared.effective_dpi)
+    return claimed
+
+
+def _existing_text(info: PageInfo, options: OcrOptions) -> _PageOutcome:
+    """A PDF page that already has text: keep it as it is and report its text (poppler's reading)."""
+    page = str(info.index + 1)
+    done = subprocess.run(["pdftotext", "-f", page, "-l", page, "-enc", "UTF-8", str(info.source), "-"],
+                          capture_output=True, timeout=options.page_timeout, check=False)
+    lines = [ln.strip() for ln in done.stdout.decode("utf-8", "replace").replace("\f", "").splitlines()]
+    text = unicodedata.normalize("NFC", "\n".join(ln for ln in lines if ln))
+    result = PageResult(0, info.source.name, text, None, not text, min(info.dpi), ("TEXT_LAYER",))
+    return _PageOutcome(result, PdfPage(None, info.dpi, copy_from=(info.source, info.index)))
+
+
+def process_page(info: PageInfo, options: OcrOptions) -> tuple[PageResult, PdfPage]:
+    """Load, prepare and OCR one page; what the PDF needs and what OCR found (``index`` is left at 0)."""
+    outcome = _process(info, options)
+    return outcome.result, outcome.pdf_page
+
+
+def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
+    if info.has_text_layer:
+        return _existing_text(info, options)
+    image = load_image(info)
+    encoded = encode_for_pdf(info, image=image)
+    claimed = (info.dpi[0] + info.dpi[1]) / 2.0
+    prep_options = dataclasses.replace(options.preprocess, min_dpi=float(options.min_dpi))
+    prepared = prepare_page(image, claimed, prep_options, detect_orientation)
+    del image
+    ocr = OcrText((), "")
+    if not prepared.blank:
+        ocr = recognize(prepared.ocr_image, dpi=prepared.ocr_dpi, language=options.language, psm=options.psm,
+                        timeout=options.page_timeout, work_dir=options.work_dir)
+    flags = list(prepared.flags)
+    confidence = ocr.mean_confidence
+    if confidence is not None and confidence < options.low_confidence:
+        flags.append("LOW_CONFIDENCE")
+    if not prepared.blank and not ocr.words:
+        flags.append("NO_TEXT_FOUND")
+    result = PageResult(
+        index=0,
+        source_file=info.source.name,
+        text=ocr.text,
+        mean_confidence=confidence,
+        blank=prepared.blank,
+        dpi=prepared.effective_dpi,
+        flags=tuple(flags),
+        word_count=len(ocr.words),
+        rotation_cw=prepared.rotation_cw,
+        skew_deg=prepared.skew_deg,
+        steps=prepared.steps,
+    )
+    pdf_page = PdfPage(encoded, _page_dpi(info, prepared), (360 - prepared.rotation_cw) % 360,
+                       _map_words(ocr.words, prepared.to_original))
+    return _PageOutcome(result, pdf_page)
+
+
+def _run_task(task: _PageTask) -> _PageOutcome:
+    outcome = _process(task.info, task.options)
+    return dataclasses.replace(outcome, result=dataclasses.replace(outcome.result, index=task.position))
+
+
+# --- one document ----------------------------------------------------------------------------------
+
+
+def _tasks(sources: Sequence[Path], options: OcrOptions) -> Iterator[_PageTask]:
+    position = 0
+    for source in sources:
+        for info in scan_pages(source, max_pixels=options.max_pixels):
+            yield _PageTask(position, info, options)
+            position += 1
+
+
+def _ordered(pool: ProcessPoolExecutor | None, func: Callable[[_T], _R], items: Iterator[_T],
+             window: int) -> Iterator[_R]:
+    """``map`` with at most ``window`` items in flight, results in input order; in-process without a pool."""
+    if pool is None:
+        for item in items:
+            yield func(item)
+        return
+    pending: deque[Future[_R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _pool(jobs: int) -> ProcessPoolExecutor | None:
+    """Worker processes from a fork server: cheap to start, and never forked from a threaded parent."""
+    if jobs <= 1:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["digitize.ocr"])
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions recorded with every OCR result (PREMIS events, sidecar)."""
+    return {
+        "tesseract": tesseract_version(),
+        "opencv": cv2.__version__,
+        "pikepdf": pikepdf.__version__,
+        "qpdf": pikepdf.__libqpdf_version__,
+    }
+
+
+def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOptions) -> OcrResult:
+    """OCR the files of ONE document (in order, each possibly multi-page) into one searchable PDF/A-2b.
+
+    Bad input raises the :class:`~digitize.errors.InputError` subclasses (EmptyFile, UnsupportedFormat,
+    CorruptFile, EncryptedPdf, AlreadySigned, ImageTooLarge, OcrFailed); ``out_pdf`` is then not written.
+    """
+    if not sources:
+        raise ValueError("a document needs at least one file")
+    versions = tool_versions()
+    jobs = max(1, options.jobs)
+    results: list[PageResult] = []
+    pool = _pool(jobs)
+    try:
+        with SearchablePdfWriter(out_pdf, DocumentMetadata(title=options.title)) as writer:
+            for outcome in _ordered(pool, _run_task, _tasks(sources, options), window=2 * jobs):
+                writer.add_page(outcome.pdf_page)
+                results.append(outcome.result)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return OcrResult(out_pdf, tuple(results), versions)
