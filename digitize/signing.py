@@ -594,7 +594,8 @@ class AgencySigner:
         if not signed.startswith(base):
             raise SignatureFailed(f"Signing {document_code} changed the original bytes: refusing the result.")
         verdict = verify_pdf(signed, (), _roots=tuple(self._trust_roots))
-        if not (verdict.valid and verdict.covers_whole_file):
+        # B-LT/B-LTA append the DSS after the signature; the verdict checks those updates are harmless.
+        if not (verdict.valid and (verdict.covers_whole_file or level in ("B-LT", "B-LTA"))):
             raise SignatureFailed(
                 f"The signature made for {document_code} ({title}) does not verify: {verdict.summary}"
             )
@@ -626,7 +627,9 @@ def _context_for(reader: PdfFileReader, roots: Sequence[asn1_x509.Certificate], 
     with _VC_LOCK:
         vc = _VC_CACHE.get(key)
         if vc is None:
-            vc = _VC_CACHE[key] = ValidationContext(trust_roots=list(roots), allow_fetching=False, revocation_mode=mode)
+            vc = _VC_CACHE[key] = ValidationContext(
+                trust_roots=list(roots), allow_fetching=False, revocation_mode=mode, crls=[], ocsps=[]
+            )
         return vc
 
 
@@ -642,6 +645,9 @@ def _status_problem(status: Any) -> str:
         return "the signature timestamp is not valid or not trusted"
     if getattr(status, "docmdp_ok", True) is False:
         return "the document was modified in a way the signature does not allow"
+    level = getattr(status, "modification_level", None)
+    if level is not None and level.name not in ("NONE", "LTA_UPDATES", "FORM_FILLING"):
+        return "content was changed after signing"
     return ""
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
+import logging
 import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import img2pdf
 import pikepdf
 import pytest
 from pdfsig import pdfsig_check
 from PIL import Image, ImageDraw
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import DocumentSecurityStore
 
 from digitize.errors import ConfigurationError, SignatureFailed
 from digitize.pki import DemoPki, create_demo_pki
@@ -128,8 +136,6 @@ def test_original_is_a_prefix_and_pdfa_identification_is_kept(signed: bytes, ori
 
 
 def test_document_code_is_in_the_signed_reason(signed: bytes) -> None:
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
     sig = PdfFileReader(io.BytesIO(signed)).embedded_signatures[0]
     assert CODE in str(sig.sig_object["/Reason"])
 
@@ -184,3 +190,205 @@ def test_unknown_level_is_refused(pki: DemoPki) -> None:
 
 def test_pyhanko_version() -> None:
     assert re.fullmatch(r"\d+\.\d+.*", pyhanko_version())
+
+
+# --------------------------------------------------------------------------------------------------
+# PAdES levels with a real TSA, OCSP responder and CRL repository on 127.0.0.1 (certomancer)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalCa:
+    root: Path
+    pkcs12: Path
+    passphrase: bytes
+    tsa_url: str
+
+
+def _certomancer_config(keys: Path, prefix: str) -> dict[str, Any]:
+    """A root, its TSA and OCSP responder, and an agency certificate pointing to both services."""
+    now = dt.datetime.now(dt.UTC)
+
+    def at(days: int) -> str:
+        return (now + dt.timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+    def usage(*params: str) -> dict[str, Any]:
+        return {"id": "key_usage", "critical": True, "smart-value": {"schema": "key-usage", "params": list(params)}}
+
+    crl_dp = {
+        "id": "crl_distribution_points",
+        "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": ["root"]}},
+    }
+    aia = {
+        "id": "authority_information_access",
+        "smart-value": {"schema": "aia-urls", "params": {"ocsp-responder-names": ["root"]}},
+    }
+    validity = {"valid-from": at(-1), "valid-to": at(365)}
+    return {
+        "external-url-prefix": prefix,
+        "keysets": {"ks": {"path-prefix": str(keys), "keys": {n: {"path": f"{n}.key.pem"} for n in _CA_KEYS}}},
+        "pki-architectures": {
+            "vn-test": {
+                "keyset": "ks",
+                "entity-defaults": {"country-name": "VN", "organization-name": "CA thử nghiệm"},
+                "entities": {
+                    "root": {"common-name": "Test Root CA"},
+                    "tsa": {"common-name": "Test TSA"},
+                    "ocsp": {"common-name": "Test OCSP"},
+                    "agency": {"common-name": AGENCY, "organization-name": AGENCY},
+                },
+                "certs": {
+                    "root": {
+                        "subject": "root",
+                        "issuer": "root",
+                        "validity": {"valid-from": at(-2), "valid-to": at(3650)},
+                        "extensions": [
+                            {"id": "basic_constraints", "critical": True, "value": {"ca": True}},
+                            usage("digital_signature", "key_cert_sign", "crl_sign"),
+                        ],
+                    },
+                    "ocsp": {
+                        "issuer": "root",
+                        "validity": validity,
+                        "extensions": [
+                            usage("digital_signature"),
+                            {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
+                            {"id": "ocsp_no_check"},
+                        ],
+                    },
+                    "tsa": {
+                        "issuer": "root",
+                        "validity": validity,
+                        "extensions": [
+                            usage("digital_signature"),
+                            {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+                            crl_dp,
+                        ],
+                    },
+                    "agency": {
+                        "issuer": "root",
+                        "validity": validity,
+                        "extensions": [
+                            usage("digital_signature", "non_repudiation"),
+                            {"id": "extended_key_usage", "value": ["email_protection"]},
+                            crl_dp,
+                            aia,
+                        ],
+                    },
+                },
+                "services": {
+                    "ocsp": {"root": {"for-issuer": "root", "responder-cert": "ocsp", "signing-key": "ocsp"}},
+                    "crl-repo": {
+                        "root": {"for-issuer": "root", "signing-key": "root", "simulated-update-schedule": "P7D"}
+                    },
+                    "time-stamping": {"tsa": {"signing-key": "tsa", "signing-cert": "tsa"}},
+                },
+            }
+        },
+    }
+
+
+_CA_KEYS = ("root", "tsa", "ocsp", "agency")
+
+
+@pytest.fixture(scope="module")
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCa]:
+    """certomancer's Animator (TSA, OCSP, CRLs) served by a werkzeug thread on 127.0.0.1; keys made now."""
+    from certomancer.integrations.animator import Animator, AnimatorArchStore
+    from certomancer.registry import ArchLabel, CertLabel, CertomancerConfig, ServiceLabel
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    tmp = tmp_path_factory.mktemp("ca")
+    for name in _CA_KEYS:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        (tmp / f"{name}.key.pem").write_bytes(pem)
+    app: dict[str, Any] = {}
+    server = make_server("127.0.0.1", 0, lambda env, start: app["wsgi"](env, start), threaded=True)
+    config = _certomancer_config(tmp, f"http://127.0.0.1:{server.server_port}")
+    arch = CertomancerConfig(config, key_search_dir=str(tmp)).get_pki_arch(ArchLabel("vn-test"))
+    app["wsgi"] = Animator(AnimatorArchStore({arch.arch_label: arch}), with_web_ui=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    passphrase = b"test-only-passphrase"
+    (tmp / "agency.p12").write_bytes(arch.package_pkcs12(CertLabel("agency"), password=passphrase))
+    (tmp / "root.crt").write_bytes(arch.get_cert(CertLabel("root")).dump())
+    try:
+        yield LocalCa(
+            root=tmp / "root.crt",
+            pkcs12=tmp / "agency.p12",
+            passphrase=passphrase,
+            tsa_url=arch.service_registry.get_tsa_info(ServiceLabel("tsa")).url,
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def signed_levels(local_ca: LocalCa, original: bytes) -> dict[str, bytes]:
+    out = {}
+    for level in ("B-T", "B-LT", "B-LTA"):
+        options = SigningOptions(
+            pkcs12_path=local_ca.pkcs12,
+            passphrase=local_ca.passphrase,
+            level=level,
+            tsa_url=local_ca.tsa_url,
+            trust_roots=(local_ca.root,),
+        )
+        out[level] = AgencySigner.from_options(options).sign(original, document_code=CODE, title="x")
+    return out
+
+
+@pytest.mark.parametrize("level", ["B-T", "B-LT", "B-LTA"])
+def test_levels_verify_offline(level: str, signed_levels: dict[str, bytes], local_ca: LocalCa) -> None:
+    verdict = verify_pdf(signed_levels[level], [local_ca.root])
+    assert verdict.valid, verdict.summary
+    assert verdict.level == level and verdict.signatures == 1
+    assert verdict.signing_time is not None  # from the TSA's token
+
+
+@pytest.mark.parametrize("level", ["B-LT", "B-LTA"])
+def test_long_term_levels_carry_their_own_revocation_data(
+    level: str, signed_levels: dict[str, bytes], local_ca: LocalCa
+) -> None:
+    """With revocation data required and fetching off, only what the DSS holds can satisfy the check."""
+    data = signed_levels[level]
+    dss = DocumentSecurityStore.read_dss(PdfFileReader(io.BytesIO(data)))
+    assert len(dss.ocsps) >= 1 and len(dss.crls) >= 1 and len(dss.certs) >= 2
+    verdict = verify_pdf(data, [local_ca.root], revocation_mode="require")
+    assert verdict.valid, verdict.summary
+
+
+def test_b_t_without_embedded_revocation_data_fails_when_it_is_required(
+    signed_levels: dict[str, bytes], local_ca: LocalCa
+) -> None:
+    assert not verify_pdf(signed_levels["B-T"], [local_ca.root], revocation_mode="require").valid
+
+
+def test_b_lt_signature_is_valid_for_pdfsig(signed_levels: dict[str, bytes], local_ca: LocalCa, tmp_path: Path) -> None:
+    """Only the signature itself: NSS's OCSP client rejects certomancer's responses (GET gets 404,
+    the POST answer ends in "Unknown issue"), so pdfsig cannot judge trust for this test CA."""
+    path = tmp_path / "blt.pdf"
+    path.write_bytes(signed_levels["B-LT"])
+    report = pdfsig_check(path, local_ca.root, tmp_path / "nss")
+    sig = report.signatures[0]
+    assert sig.valid and sig.signer_name == AGENCY and sig.signature_type == "ETSI.CAdES.detached", report.raw
+
+
+def test_b_lta_document_timestamp_is_checked(signed_levels: dict[str, bytes], local_ca: LocalCa) -> None:
+    """Bytes covered only by the document timestamp (the DSS update) are protected too."""
+    data = signed_levels["B-LTA"]
+    sigs = PdfFileReader(io.BytesIO(data)).embedded_signatures
+    assert [s.sig_object_type for s in sigs] == ["/Sig", "/DocTimeStamp"]
+    _, _, start, length = sigs[0].byte_range
+    dss_obj = data.index(b" obj\n", start + length)  # first object of the DSS update
+    tampered = data[:dss_obj] + b" obj " + data[dss_obj + 5 :]  # same syntax, different bytes
+    assert len(tampered) == len(data) and tampered != data
+    verdict = verify_pdf(tampered, [local_ca.root])
+    assert not verdict.valid and not verdict.intact, verdict.summary
