@@ -14,11 +14,16 @@ import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digitize.errors import DigitizeError
 
+if TYPE_CHECKING:
+    from digitize.catalog import Catalog, ImportSummary
+    from digitize.pipeline import DocumentOutcome
 
-def _catalog():  # type: ignore[no-untyped-def]
+
+def _catalog() -> Catalog:
     from digitize.catalog import Catalog
     from digitize.config import load_settings
 
@@ -47,7 +52,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     for dup in registered.duplicates:
         print(f"  duplicate {dup.key}: already {dup.existing_code or 'registered'} (batch {dup.existing_batch})")
     with tqdm(total=len(registered.to_process), unit="doc", desc="processing", disable=args.quiet) as bar:
-        def done(outcome):  # type: ignore[no-untyped-def]
+        def done(outcome: DocumentOutcome) -> None:
             bar.update(1)
             bar.set_postfix_str(f"{outcome.status} {outcome.code or outcome.reason or ''}")
             if outcome.status == "QUARANTINED":
@@ -99,7 +104,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_import(summary) -> int:  # type: ignore[no-untyped-def]
+def _print_import(summary: ImportSummary) -> int:
     print(f"added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
           f"rejected {len(summary.rejected)}")
     for error in summary.rejected:

@@ -201,7 +201,8 @@ def read_manifest(batch_dir: Path) -> BatchPlan:
         row_no = offset + 2
         row = {k.strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
         if None in raw_row:
-            errors.append(RowError(row_no, row.get("file", ""), "MANIFEST_INVALID", "row has more cells than the header"))
+            errors.append(RowError(row_no, row.get("file", ""), "MANIFEST_INVALID",
+                                   "row has more cells than the header"))
             continue
         values = {k: v for k, v in row.items() if v != ""}
         problems = [_describe(e) for e in sorted(_validator().iter_errors(values), key=lambda e: list(e.path))]

@@ -16,7 +16,8 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -139,7 +140,8 @@ def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
                           detail=f"row {error.row} ({error.file}): [{error.reason}] {error.message}")
     for doc in plan.documents:
         files = tuple(
-            FileSpec(position=i, name=name, sha256=sha256_file(plan.root / name), size=(plan.root / name).stat().st_size)
+            FileSpec(position=i, name=name, sha256=sha256_file(plan.root / name),
+                     size=(plan.root / name).stat().st_size)
             for i, name in enumerate(doc.files)
         )
         spec = DocumentSpec(
@@ -212,15 +214,18 @@ class PipelineContext:
 
 
 class _Stopwatch:
+    """Wall time per stage, for the run summary's throughput and slowest stage."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
 
-    def run(self, stage: str, action: Callable[[], Any]) -> Any:
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
-            return action()
+            yield
         finally:
-            self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - start, 3)
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
 def process_document(ctx: PipelineContext, document_id: int, batch_root: Path) -> DocumentOutcome:
@@ -287,20 +292,22 @@ def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, wat
     with tempfile.TemporaryDirectory(prefix="digitize-", dir=settings.work_dir) as scratch:
         out_pdf = Path(scratch) / "document.pdf"
         options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=Path(scratch))
-        ocr: OcrResult = watch.run("ocr", lambda: make_searchable_pdf(originals, out_pdf, options))
+        with watch.stage("ocr"):
+            ocr: OcrResult = make_searchable_pdf(originals, out_pdf, options)
         catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=versions["tesseract"],
                           detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
                                  f"{sum(p.blank for p in ocr.pages)} blank")
 
         year = datetime.now(UTC).year
-        code = watch.run("code", lambda: catalog.allocate_code(record.id, template=settings.code_template, year=year))
+        with watch.stage("code"):
+            code = catalog.allocate_code(record.id, template=settings.code_template, year=year)
         catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
                           detail=f"code {code}")
         keys = document_keys(code, record.version)
 
         set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
-        signed = watch.run("sign", lambda: _signed_pdf(ctx, record.id, keys.pdf, out_pdf.read_bytes(), code,
-                                                         record.title))
+        with watch.stage("sign"):
+            signed = _signed_pdf(ctx, record.id, keys.pdf, out_pdf.read_bytes(), code, record.title)
         verdict = verify_pdf(signed, settings.trust_roots)
         if not verdict.valid:
             raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
@@ -310,14 +317,14 @@ def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, wat
         archive = ctx.archive
         stored_originals = []
         for spec, path, fmt in zip(record.files, originals, formats, strict=True):
-            obj = watch.run("archive", lambda: archive.put(
-                keys.original(spec.position, _EXTENSIONS[fmt]), path.read_bytes(), content_type=_MEDIA_TYPES[fmt],
-                metadata={"sha256": spec.sha256, "code": code}))
+            with watch.stage("archive"):
+                obj = archive.put(keys.original(spec.position, _EXTENSIONS[fmt]), path.read_bytes(),
+                                  content_type=_MEDIA_TYPES[fmt], metadata={"sha256": spec.sha256, "code": code})
             if obj.sha256 != spec.sha256:
                 raise ArchiveIntegrityError(f"archived original {obj.key} differs from the registered scan")
             stored_originals.append((spec, obj, fmt))
-        pdf_obj = watch.run("archive", lambda: archive.put(
-            keys.pdf, signed, content_type="application/pdf", metadata={"code": code}))
+        with watch.stage("archive"):
+            pdf_obj = archive.put(keys.pdf, signed, content_type="application/pdf", metadata={"code": code})
         catalog.add_event(record.id, "replication", "success", tool="boto3", tool_version=versions["boto3"],
                           detail=f"{len(stored_originals) + 1} object(s) stored and read back, SHA-256 verified")
 
@@ -326,7 +333,8 @@ def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, wat
                                 ocr=ocr, verdict=verdict, pdf_obj=pdf_obj, originals=stored_originals,
                                 needs_review=needs_review)
         sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
-        sidecar_obj = _put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
+        with watch.stage("archive"):
+            sidecar_obj = _put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
 
     from digitize.catalog import ArchivedInfo
 
@@ -350,7 +358,8 @@ def _signed_pdf(ctx: PipelineContext, document_id: int, pdf_key: str, unsigned: 
         return ctx.archive.get(pdf_key)
     signed = ctx.signer.sign(unsigned, document_code=code, title=title)
     ctx.catalog.add_event(document_id, "signature", "success", tool="pyhanko",
-                          tool_version=ctx.tool_versions["pyhanko"], detail=f"PAdES signature by {ctx.signer.signer_name}")
+                          tool_version=ctx.tool_versions["pyhanko"],
+                          detail=f"PAdES signature by {ctx.signer.signer_name}")
     return signed
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pdfsig import pdfsig_check
 
 REPO = Path(__file__).resolve().parent.parent

@@ -99,7 +99,7 @@ def test_missing_and_unknown_columns_reject_the_manifest(tmp_path: Path) -> None
         read_manifest(batch)
     batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,X,2023-01-02,x\n",
                        header="file,agency_code,kind,title,issued_date,titel\n")
-    with pytest.raises(ManifestError, match="unknown columns.*titel"):
+    with pytest.raises(ManifestError, match=r"unknown columns.*titel"):
         read_manifest(batch)
 
 
