@@ -214,7 +214,9 @@ class ArchiveOptions:
                 f"Object Lock is on but no retention is configured for document kind {kind!r}",
                 hint="Set DIGITIZE_S3_RETENTION_DAYS, e.g. KQ=36500,TP=3650,*=3650.",
             )
-        return (now or datetime.now(UTC)) + timedelta(days=days)
+        until = (now or datetime.now(UTC)) + timedelta(days=days)
+        # S3 keeps whole seconds: round up so retention is never shorter than configured.
+        return until.replace(microsecond=0) + timedelta(seconds=1 if until.microsecond else 0)
 
 
 @dataclass(frozen=True)
@@ -235,14 +237,14 @@ class DocumentKeys:
         if isinstance(position, bool) or not isinstance(position, int) or position < 0:
             raise ValueError(f"position must be a non-negative integer, not {position!r}")
         ext = extension.lower()
-        if not _EXTENSION_RE.match(ext):
+        if not _EXTENSION_RE.fullmatch(ext):
             raise ValueError(f"extension must look like '.tif' (1-8 letters or digits), not {extension!r}")
         return f"{self.originals_prefix}{position:02d}{ext}"
 
 
 def validate_code(code: str) -> str:
     """Return ``code`` if it is safe as a key segment: [A-Za-z0-9._-], no '..', no leading dot, ≤ 200 chars."""
-    if not isinstance(code, str) or not _SAFE_CODE_RE.match(code) or ".." in code:
+    if not isinstance(code, str) or not _SAFE_CODE_RE.fullmatch(code) or ".." in code:
         raise ValueError(f"not a valid document code for an archive key: {code!r}")
     return code
 
@@ -252,7 +254,7 @@ def document_keys(code: str, version: int = 1) -> DocumentKeys:
     validate_code(code)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be an integer >= 1, not {version!r}")
-    match = _DEFAULT_CODE_RE.match(code)
+    match = _DEFAULT_CODE_RE.fullmatch(code)
     parent = f"documents/{match['agency']}/{match['year']}" if match else "documents/_custom"
     base = f"{parent}/{code}/v{version}/"
     return DocumentKeys(pdf=f"{base}{code}.pdf", sidecar=f"{base}{code}.json", originals_prefix=f"{base}originals/")
@@ -262,7 +264,7 @@ def check_key(key: str) -> str:
     """Reject keys that could escape a folder or confuse tools: '..', empty or dot-leading segments, odd chars."""
     if not isinstance(key, str) or not key or len(key.encode("utf-8")) > 1024:
         raise ValueError(f"invalid archive key: {key!r}")
-    if not all(_KEY_SEGMENT_RE.match(segment) for segment in key.split("/")):
+    if not all(_KEY_SEGMENT_RE.fullmatch(segment) for segment in key.split("/")):
         raise ValueError(
             f"invalid archive key {key!r}: segments must be [A-Za-z0-9._=+-], not empty, not starting with '.'"
         )
@@ -273,7 +275,7 @@ def encode_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     """User metadata as S3 can carry it: names checked, values percent-encoded UTF-8 (``sha256`` is put's own)."""
     encoded: dict[str, str] = {}
     for name, value in (metadata or {}).items():
-        if not _METADATA_NAME_RE.match(name):
+        if not _METADATA_NAME_RE.fullmatch(name):
             raise ValueError(f"metadata name {name!r} must be lowercase [a-z0-9-], at most 64 characters")
         if name != SHA256_METADATA:
             encoded[name] = quote(str(value), safe=_METADATA_SAFE)
@@ -345,13 +347,13 @@ def make_s3_client(
 
     ``credentials`` (access key id, secret) are for moto/MinIO tests only; production uses
     boto3's default chain (environment, shared file, instance role). ``max_attempts`` counts
-    the first try.
+    the first try (botocore's ``total_max_attempts``).
     """
     config = Config(
         region_name=region,
         signature_version="s3v4",
         s3={"addressing_style": "path"},
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
     )
