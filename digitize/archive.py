@@ -750,7 +750,9 @@ class LocalArchive:
                 tmp.unlink(missing_ok=True)
             self._write_meta(key, record)
             _fsync_dir(path.parent)
-        except OSError as exc:
+        except PermissionError as exc:
+            raise ArchiveRejected(f"put {key}: no permission to write under {self.root}") from exc
+        except OSError as exc:  # disk full, NFS hiccup: may go away
             raise ArchiveUnavailable(f"put {key}: cannot write to {self.root} ({exc.strerror})") from exc
         stored = self.head(key)
         if stored is None or _file_sha256(path) != digest:
