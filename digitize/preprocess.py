@@ -165,32 +165,53 @@ def _find_page_quad(gray: np.ndarray) -> np.ndarray | None:
     return np.array([pts[np.argmin(s)], pts[np.argmax(d)], pts[np.argmax(s)], pts[np.argmin(d)]])
 
 
-def _normalize_background(gray: np.ndarray, dpi: float) -> np.ndarray:
-    """Divide by the paper brightness estimated at ~1/8 scale (closing removes text, median smooths)."""
+def _normalize_background(gray: np.ndarray, dpi: float, whiten_borders: bool) -> np.ndarray:
+    """Divide by the paper brightness estimated at 1/8 scale (closing removes text, median smooths).
+
+    Dark scanner borders wider than the closing become "paper" and would leave only their ragged edge as
+    fake strokes, so with ``whiten_borders`` they are found first (dark, connected to the image edge) and
+    painted white.
+    """
     h, w = gray.shape
     f = 8
     small = cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
     k = max(3, round(dpi / f * 5.0 / MM_PER_INCH) | 1)  # ~5 mm: wider than any glyph stroke
     bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     bg = cv2.medianBlur(bg, 5)
+    border = None
+    if whiten_borders:
+        paper = float(np.percentile(bg, 75))
+        dark = (small < 0.6 * paper).astype(np.uint8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+        sh, sw = dark.shape
+        x, y, bw, bh = stats[:, 0], stats[:, 1], stats[:, 2], stats[:, 3]
+        edge = (x == 0) | (y == 0) | (x + bw >= sw) | (y + bh >= sh)
+        edge[0] = False
+        if edge.any():
+            mask = edge[labels].astype(np.uint8)
+            mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))  # the blurred rim of the border too
+            bg = np.where(mask > 0, np.maximum(bg, round(paper)), bg).astype(np.uint8)
+            border = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
     bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
-    return cv2.divide(gray, np.maximum(bg, 1), scale=255)
+    out = cv2.divide(gray, np.maximum(bg, 1), scale=255)
+    if border is not None:
+        out[border > 0] = 255
+    return out
 
 
 def _ink_threshold(gray: np.ndarray, contrast_max: float) -> tuple[float, float]:
     """Grey level at or below which a pixel is ink, and the paper level.
 
     Clearly dark = darker than ``contrast_max`` of the paper level (show-through never is). The threshold is
-    the midpoint between the paper and the median of those dark pixels (stroke cores), never above Otsu's:
-    faint, blurred photo text keeps its strokes and show-through stays paper.
+    the midpoint between the paper and the median of those dark pixels (the stroke cores): faint, blurred
+    photo text keeps its strokes, show-through stays paper, and a bilevel scan is cut halfway.
     """
     sample = gray[::2, ::2]
     paper = float(np.percentile(sample, 90))
     dark = sample[sample <= contrast_max * paper]
     if dark.size == 0:
         return contrast_max * paper, paper
-    otsu, _ = cv2.threshold(sample, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return min(float(otsu), (float(np.median(dark)) + paper) / 2.0), paper
+    return (float(np.median(dark)) + paper) / 2.0, paper
 
 
 def _profile_score(ys: np.ndarray, xs: np.ndarray, angles_deg: np.ndarray, size: int) -> np.ndarray:
@@ -334,7 +355,7 @@ def prepare_page(
         flags.append("LOW_RESOLUTION")
 
     if options.normalize_background:
-        gray = _normalize_background(gray, dpi)
+        gray = _normalize_background(gray, dpi, options.remove_borders)
         steps.append("normalize_background")
     if options.despeckle:
         gray = cv2.medianBlur(gray, 3)
@@ -379,8 +400,9 @@ def prepare_page(
                 nw, nh = int(np.ceil(sw * c + sh * s)), int(np.ceil(sw * s + sh * c))
                 m[0, 2] += (nw - sw) / 2.0
                 m[1, 2] += (nh - sh) / 2.0
-                gray = cv2.warpAffine(gray, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=255 if
-                                      options.normalize_background else int(np.percentile(gray[::8, ::8], 90)))
+                # black outside the page keeps dark scanner borders connected to the edge, where they are removed
+                fill = 0 if options.binarize and options.remove_borders else int(paper)
+                gray = cv2.warpAffine(gray, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=fill)
                 to_orig = to_orig @ np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))
                 steps.append("deskew")
 
