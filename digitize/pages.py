@@ -171,13 +171,14 @@ def scan_pages(path: Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[PageInfo
 
 def load_image(info: PageInfo) -> np.ndarray:
     """Decode one page to numpy ``uint8``: 2-D gray, or 3-D BGR (OpenCV's order) for colour pages."""
+    name = f"{info.source.name} page {info.index + 1}"
     if info.format == "pdf":
         with _open_pdf(info.source) as pdf:
             if info.rasterize:
-                return _pil_to_array(_rasterize_pdf_page(info))
-            return _pil_to_array(_decode_pdf_image(info, _page_image(pdf.pages[info.index])))
+                return _pil_to_array(_rasterize_pdf_page(info), name)
+            return _pil_to_array(_decode_pdf_image(info, _page_image(pdf.pages[info.index])), name)
     with _open_pil(info) as img:
-        return _pil_to_array(img)
+        return _pil_to_array(img, name)
 
 
 def encode_for_pdf(info: PageInfo, *, image: np.ndarray | None = None) -> EncodedImage:
@@ -359,7 +360,7 @@ def _tiff_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
                 img.seek(index)
             except EOFError:
                 break
-            except (OSError, SyntaxError, ValueError, struct.error) as exc:
+            except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error) as exc:
                 raise CorruptFile(f"{path.name}: TIFF page {index + 1} cannot be read ({exc})") from exc
             width, height = img.size
             _check_size(path, width, height, max_pixels, page=index)
@@ -614,13 +615,14 @@ def _open_pil(info: PageInfo) -> Iterator[Any]:
                 img.seek(info.index)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"{name}: {exc}") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, struct.error) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, TypeError, KeyError,
+            struct.error) as exc:
         raise CorruptFile(f"{name}: page {info.index + 1} cannot be read ({exc})") from exc
     with img:
         yield img
 
 
-def _pil_to_array(img: Image.Image) -> np.ndarray:
+def _pil_to_array(img: Image.Image, name: str) -> np.ndarray:
     """Decode to numpy uint8: gray stays 2-D, colour becomes BGR, alpha is flattened onto white paper."""
     try:
         with warnings.catch_warnings():
@@ -641,9 +643,9 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
                 return np.ascontiguousarray(rgb[:, :, 0])
             return np.ascontiguousarray(rgb[:, :, ::-1])
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc)) from exc
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
-        raise CorruptFile(f"the image data is damaged or truncated ({exc})") from exc
+        raise ImageTooLarge(f"{name}: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, struct.error, zlib.error) as exc:
+        raise CorruptFile(f"{name}: the image data is damaged or truncated ({exc})") from exc
 
 
 def _channels_equal(rgb: np.ndarray) -> bool:
