@@ -312,21 +312,52 @@ class _PageOutcome:
 
 
 def _map_words(words: Sequence[OcrWord], to_original: np.ndarray) -> tuple[TextWord, ...]:
-    """Place words on the stored image: baseline start/end and top of each word through the homography."""
+    """Place words on the stored image, each line straightened along its nearest quarter-turn axis.
+
+    The ocr image is upright and deskewed, so its lines are horizontal; mapped back into the stored
+    image they follow the scan's skew. Text extractors (poppler, pdf.js) group words into lines by
+    baseline and split a line whose baseline drifts, so every word of a line is given the line's mean
+    baseline and the direction of the page's quarter turn; positions along the line are kept (the
+    error is a fraction of a line height at the ends of a line skewed a few degrees).
+    """
     if not words:
         return ()
-    points = []
+    homography = np.asarray(to_original, dtype=np.float64)
+    by_line: dict[tuple[int, int, int, int], list[OcrWord]] = {}
     for word in words:
-        left, _, right, _ = word.box
-        _, line_top, _, line_bottom = word.line_box
-        points += [(left, line_bottom), (right, line_bottom), (left, line_top)]
-    src = np.asarray(points, dtype=np.float64).reshape(-1, 1, 2)
-    mapped = cv2.perspectiveTransform(src, np.asarray(to_original, dtype=np.float64)).reshape(-1, 3, 2)
-    return tuple(
-        TextWord(word.text, (float(m[0, 0]), float(m[0, 1])), (float(m[1, 0]), float(m[1, 1])),
-                 (float(m[2, 0]), float(m[2, 1])))
-        for word, m in zip(words, mapped, strict=True)
-    )
+        by_line.setdefault(word.line_box, []).append(word)
+    placed: dict[int, TextWord] = {}
+    order = {id(word): n for n, word in enumerate(words)}
+    for line_box, line_words in by_line.items():
+        left, top, right, bottom = line_box
+        corners = [(left, bottom), (right, bottom), (left, top)]
+        for word in line_words:
+            corners += [(word.box[0], bottom), (word.box[2], bottom)]
+        mapped = cv2.perspectiveTransform(np.asarray(corners, dtype=np.float64).reshape(-1, 1, 2),
+                                          homography).reshape(-1, 2)
+        start, end, up = mapped[0], mapped[1], mapped[2]
+        along = _axis(end - start)
+        normal = np.array([along[1], -along[0]])  # a quarter turn from ``along``, towards the line's top
+        if float(np.dot(up - start, normal)) < 0:
+            normal = -normal
+        baseline = float(np.mean(mapped[3:] @ normal))
+        height = max(1.0, abs(float(np.dot(up - start, normal))))
+        for n, word in enumerate(line_words):
+            s0, s1 = float(mapped[3 + 2 * n] @ along), float(mapped[4 + 2 * n] @ along)
+            origin = s0 * along + baseline * normal
+            stop = s1 * along + baseline * normal
+            top_point = origin + height * normal
+            placed[order[id(word)]] = TextWord(word.text, (float(origin[0]), float(origin[1])),
+                                               (float(stop[0]), float(stop[1])),
+                                               (float(top_point[0]), float(top_point[1])))
+    return tuple(placed[n] for n in sorted(placed))
+
+
+def _axis(direction: np.ndarray) -> np.ndarray:
+    """The image axis (±x or ±y, unit vector) nearest to ``direction``."""
+    if abs(direction[0]) >= abs(direction[1]):
+        return np.array([1.0 if direction[0] >= 0 else -1.0, 0.0])
+    return np.array([0.0, 1.0 if direction[1] >= 0 else -1.0])
 
 
 def _page_dpi(info: PageInfo, prepared: PreparedPage) -> tuple[float, float]:
