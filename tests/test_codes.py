@@ -250,7 +250,7 @@ def test_agency_round_trip(text: str) -> None:
     assert str(code) == text
     chain = [code]
     while chain[-1].parent is not None:
-        chain.append(chain[-1].parent)  # type: ignore[arg-type]
+        chain.append(chain[-1].parent)
     assert [c.depth for c in chain] == list(range(code.depth, 0, -1))
 
 
