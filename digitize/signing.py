@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from pyhanko.pdf_utils import layout
 from pyhanko.pdf_utils.font.basic import FontEngineFactory
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -116,11 +118,11 @@ class SigningOptions:
     stamp_font_size: int = 10
     """Font size in points (Appendix I: 10)."""
 
-    stamp_width: float = 200.0
-    """Width of the stamp box in points (the QR code, when present, adds its own square)."""
-
     stamp_margin: float = 20.0
     """Distance of the stamp from the top and right edges of page 1, in points."""
+
+    qr_size: float = 85.0
+    """Side of the QR code in points (85 pt = 30 mm: modules of ~0.5 mm for a 300-byte payload)."""
 
     pkcs11: Pkcs11Options | None = None
     """Sign with a key kept in a PKCS#11 token (HSM, USB token, SoftHSM) instead of a PKCS#12 file."""
@@ -364,6 +366,7 @@ def _prepared_font(path: Path) -> bytes:
             hint="Install fonts-liberation2 (Debian) or point stamp_font to a TrueType font with Vietnamese glyphs.",
         ) from None
     options = subset.Options()
+    options.drop_tables += ["FFTM"]  # FontForge timestamps: not needed, and fontTools warns about them
     options.layout_features = ["*"]
     options.name_IDs = ["*"]
     options.notdef_outline = True
@@ -397,15 +400,55 @@ class _PreparedFontFactory(FontEngineFactory):
 
 
 _STAMP_TEXT = "%(copy_form)s\n%(agency)s\n%(signed_at)s"
-_QR_SIZE = 72.0  # points: 25.4 mm, readable by phones at 200 dpi prints
+
+
+_TEXT_MARGIN = 10  # pyHanko's text box margin on each side (DEFAULT_TEXT_BOX_MARGIN)
+_QR_INNSEP = 3
+
+
+@lru_cache(maxsize=4)
+def _advance_widths(path: Path) -> tuple[dict[int, int], int]:
+    """Advance widths (1000 units per em) by code point, and the fallback width, of the prepared font."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(io.BytesIO(_prepared_font(path)))
+    hmtx = font["hmtx"].metrics
+    widths = {code: hmtx[name][0] for code, name in font.getBestCmap().items()}
+    return widths, hmtx[".notdef"][0]
+
+
+def _text_width(options: SigningOptions, text: str) -> float:
+    """Width of one line at the stamp's size in points (kerning ignored: a few points of slack cover it)."""
+    widths, missing = _advance_widths(options.stamp_font)
+    return sum(widths.get(ord(ch), missing) for ch in text) * options.stamp_font_size / 1000
 
 
 def _stamp_style(options: SigningOptions, *, with_qr: bool) -> TextStampStyle:
+    """Text at exactly the configured size (never shrunk to fit), top-right aligned, no border, no image."""
     font = _PreparedFontFactory(font_bytes=_prepared_font(options.stamp_font), font_size=options.stamp_font_size)
     text_box = TextBoxStyle(font=font, font_size=options.stamp_font_size, leading=options.stamp_font_size + 2)
+    no_scaling = layout.SimpleBoxLayoutRule(
+        x_align=layout.AxisAlignment.ALIGN_MAX,
+        y_align=layout.AxisAlignment.ALIGN_MAX,
+        inner_content_scaling=layout.InnerScaling.NO_SCALING,
+    )
     if with_qr:
-        return QRStampStyle(stamp_text=_STAMP_TEXT, text_box_style=text_box, border_width=0, background=None, innsep=2)
-    return TextStampStyle(stamp_text=_STAMP_TEXT, text_box_style=text_box, border_width=0, background=None)
+        return QRStampStyle(
+            stamp_text=_STAMP_TEXT,
+            text_box_style=text_box,
+            border_width=0,
+            background=None,
+            innsep=_QR_INNSEP,
+            qr_inner_size=round(options.qr_size),
+            inner_content_layout=no_scaling,
+        )
+    return TextStampStyle(
+        stamp_text=_STAMP_TEXT,
+        text_box_style=text_box,
+        border_width=0,
+        background=None,
+        inner_content_layout=no_scaling,
+    )
 
 
 def _page_box(writer: IncrementalPdfFileWriter) -> tuple[float, float, float, float]:
@@ -421,16 +464,18 @@ def _page_box(writer: IncrementalPdfFileWriter) -> tuple[float, float, float, fl
 
 
 def _stamp_box(
-    options: SigningOptions, page: tuple[float, float, float, float], *, with_qr: bool
+    options: SigningOptions, page: tuple[float, float, float, float], lines: Sequence[str], *, with_qr: bool
 ) -> tuple[int, int, int, int]:
-    """Top right of page 1 (Appendix I), inside the margins."""
+    """Top right of page 1 (Appendix I), sized to the text so that nothing is shrunk or clipped."""
     x0, _y0, x1, y1 = page
-    line = options.stamp_font_size + 2
-    width = options.stamp_width + (_QR_SIZE if with_qr else 0.0)
-    height = max(3 * line + 8, _QR_SIZE if with_qr else 0.0)
+    width = max(_text_width(options, line) for line in lines) + 2 * _TEXT_MARGIN + 4
+    height = float(len(lines) * (options.stamp_font_size + 2) + 2 * _TEXT_MARGIN)
+    if with_qr:
+        width += options.qr_size + 2 * _QR_INNSEP
+        height = max(height, options.qr_size + 2 * _QR_INNSEP)
     right, top = x1 - options.stamp_margin, y1 - options.stamp_margin
     left = max(x0 + options.stamp_margin, right - width)
-    return (round(left), round(top - height), round(right), round(top))
+    return (math.floor(left), math.floor(top - height), math.ceil(right), math.ceil(top))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -563,13 +608,9 @@ class AgencySigner:
             use_pades_lta=level == "B-LTA",
             validation_context=vc,
         )
-        field_spec = fields.SigFieldSpec(
-            sig_field_name=opts.field_name,
-            on_page=0,
-            box=_stamp_box(opts, _page_box(writer), with_qr=qr is not None) if visible else None,
-        )
         text_params: dict[str, str] = {}
         style = None
+        box = None
         if visible:
             style = _stamp_style(opts, with_qr=qr is not None)
             text_params = {
@@ -577,8 +618,11 @@ class AgencySigner:
                 "agency": self.agency_name,
                 "signed_at": _iso_vn(dt.datetime.now(VN_TZ)),
             }
+            lines = [text_params["copy_form"], text_params["agency"], text_params["signed_at"]]
+            box = _stamp_box(opts, _page_box(writer), lines, with_qr=qr is not None)
             if qr is not None:
                 text_params["url"] = qr.payload(document_code)
+        field_spec = fields.SigFieldSpec(sig_field_name=opts.field_name, on_page=0, box=box)
         pdf_signer = signers.PdfSigner(
             meta, signer=self._signer, timestamper=self._timestamper, stamp_style=style, new_field_spec=field_spec
         )

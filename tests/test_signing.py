@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import logging
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,18 +24,18 @@ from pyhanko.sign.validation import DocumentSecurityStore
 
 from digitize.errors import ConfigurationError, SignatureFailed
 from digitize.pki import DemoPki, create_demo_pki
-from digitize.signing import AgencySigner, SigningOptions, pyhanko_version, verify_pdf
+from digitize.signing import AgencySigner, DocumentQr, SigningOptions, pyhanko_version, verify_pdf
 
 AGENCY = "Ủy ban nhân dân tỉnh Tiền Giang"
 CODE = "000.00.00.H49.2021.KQ.000123"
 
 
 def _page_image() -> Image.Image:
-    """An A6-ish page at 200 dpi with a few lines of 'text' (enough image data to flip bytes in)."""
-    img = Image.new("RGB", (830, 1170), "white")
+    """An A4 page at 200 dpi with lines of 'text' (image data to flip bytes in); the top 144 pt blank for the stamp."""
+    img = Image.new("RGB", (1654, 2339), "white")
     draw = ImageDraw.Draw(img)
-    for y in range(100, 1100, 40):
-        draw.line((80, y, 750, y), fill=(30, 30, 30), width=3)
+    for y in range(400, 2200, 40):
+        draw.line((160, y, 1500, y), fill=(30, 30, 30), width=3)
     return img
 
 
@@ -392,3 +394,101 @@ def test_b_lta_document_timestamp_is_checked(signed_levels: dict[str, bytes], lo
     assert len(tampered) == len(data) and tampered != data
     verdict = verify_pdf(tampered, [local_ca.root])
     assert not verdict.valid and not verdict.intact, verdict.summary
+
+
+# --------------------------------------------------------------------------------------------------
+# Visible stamp (Decree 30/2020 Appendix I) and QR code (Circular 01/2023)
+# --------------------------------------------------------------------------------------------------
+
+QR = DocumentQr(
+    dossier_code="000.00.00.H49-210617-0001",
+    procedure_code="1.000110",
+    holder_id="079123456789",
+    document_name="Giấy chứng nhận đăng ký hộ kinh doanh",
+    source_system="Hệ thống thông tin giải quyết TTHC tỉnh Tiền Giang",
+    issued_at=dt.datetime(2021, 6, 17, 9, 30, tzinfo=dt.UTC),
+    valid_until=dt.date(2026, 6, 17),
+)
+
+
+@pytest.fixture(scope="module")
+def stamped(pki: DemoPki, original: bytes) -> dict[str, bytes]:
+    signer = AgencySigner.from_options(
+        SigningOptions(pkcs12_path=pki.pkcs12, passphrase=pki.passphrase.encode(), visible=True)
+    )
+    return {
+        "stamp": signer.sign(original, document_code=CODE, title="x"),
+        "qr": signer.sign(original, document_code=CODE, title="x", qr=QR),
+    }
+
+
+def _words(pdf_path: Path) -> list[tuple[str, float, float, float, float]]:
+    """Words on page 1 with their boxes (xMin, yMin, xMax, yMax; y from the top), via pdftotext -bbox."""
+    html = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", "-bbox", str(pdf_path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>'
+    return [(w, float(a), float(b), float(c), float(d)) for a, b, c, d, w in re.findall(pattern, html)]
+
+
+def test_stamp_text_position_and_spacing(stamped: dict[str, bytes], tmp_path: Path) -> None:
+    path = tmp_path / "stamp.pdf"
+    path.write_bytes(stamped["stamp"])
+    text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(path), "-"], capture_output=True, text=True).stdout
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[:2] == ["SAO Y", AGENCY], text  # diacritics extracted exactly (ToUnicode right)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", lines[2]), text
+    words = {w[0]: w for w in _words(path)}  # pdftotext keeps each stamp line as one "word"
+    page_width = 1654 * 72 / 200
+    _, x_min, y_min, x_max, y_max = words["SAO Y"]
+    assert x_min > page_width / 2 and y_min < 60, words  # top right of page 1
+    assert 10.5 < y_max - y_min < 11.7, words  # 10 pt, not shrunk to fit a box
+    assert 28 < x_max - x_min < 31, words  # Times metrics: 29.7 pt; unscaled 2048-upem widths would double it
+    assert words[AGENCY][3] < page_width - 15  # nothing clipped at the right margin
+
+
+def test_stamp_font_is_embedded_and_annotation_printable(stamped: dict[str, bytes]) -> None:
+    with pikepdf.open(io.BytesIO(stamped["stamp"])) as pdf:
+        widget = next(a for a in pdf.pages[0].Annots if a.Subtype == "/Widget")
+        assert int(widget.F) & 4  # Print flag: PDF/A requires it
+        fonts = [o for o in pdf.objects if isinstance(o, pikepdf.Dictionary) and o.get("/Type") == "/FontDescriptor"]
+        assert fonts and all("/FontFile2" in f for f in fonts)
+        assert any("LiberationSerif" in str(f.FontName) for f in fonts)
+
+
+def test_stamp_renders_in_the_top_right_corner(stamped: dict[str, bytes], tmp_path: Path) -> None:
+    path = tmp_path / "stamp.pdf"
+    path.write_bytes(stamped["stamp"])
+    subprocess.run(["pdftoppm", "-r", "72", "-png", "-f", "1", "-l", "1", str(path), str(tmp_path / "p")], check=True)
+    page = Image.open(next(tmp_path.glob("p*.png"))).convert("L")
+    w, _ = page.size
+    top_right = page.crop((w // 2, 0, w, 120))
+    top_left = page.crop((0, 0, w // 2, 120))
+    assert top_right.getextrema()[0] < 100  # dark glyph pixels
+    assert top_left.getextrema()[0] > 200  # nothing drawn there (254: resampling at the page edge)
+
+
+def test_stamped_signature_verifies(stamped: dict[str, bytes], pki: DemoPki, tmp_path: Path, nss_dir: Path) -> None:
+    for name, data in stamped.items():
+        assert verify_pdf(data, [pki.root_cert]).valid
+        path = tmp_path / f"{name}.pdf"
+        path.write_bytes(data)
+        sig = pdfsig_check(path, pki.root_cert, nss_dir).signatures[0]
+        assert sig.valid and sig.trusted, sig.raw
+
+
+def test_qr_code_decodes_to_the_circular_01_2023_fields(stamped: dict[str, bytes], tmp_path: Path) -> None:
+    import cv2
+
+    path = tmp_path / "qr.pdf"
+    path.write_bytes(stamped["qr"])
+    subprocess.run(
+        ["pdftoppm", "-r", "300", "-png", "-f", "1", "-l", "1", "-H", "600", str(path), str(tmp_path / "q")], check=True
+    )
+    image = cv2.imread(str(next(tmp_path.glob("q*.png"))))
+    value, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    assert value == QR.payload(CODE)
+    fields = json.loads(value)
+    assert fields["ma_tai_lieu"] == CODE and fields["ma_ho_so"] == QR.dossier_code
+    assert fields["ten_giay_to"] == QR.document_name and fields["thoi_gian_cap"] == "2021-06-17T16:30:00+07:00"
+    assert fields["hieu_luc"] == "2026-06-17"
