@@ -381,24 +381,75 @@ def _valid_agencies(agencies: pd.DataFrame, as_of: date) -> pd.DataFrame:
     return out.drop(columns="_start").reset_index(drop=True)
 
 
-def _linked(register: pd.DataFrame, archived: pd.DataFrame, end: pd.Timestamp, options: CoverageOptions) -> pd.Series:
+def _linked(register: pd.DataFrame, archived: pd.DataFrame, end: pd.Timestamp, options: CoverageOptions) -> np.ndarray:
     """Code of the latest archived result linked to each register row (register_id first, else dossier_code).
 
-    Returns a Series aligned with ``register`` holding the document code, or NA when none is linked.
+    Returns an object array aligned with ``register``: the document code, or None when none is linked.
+    Each key is hashed once: the links are deduplicated first, then looked up with one ``get_indexer``.
     """
     _require(archived, ("code", "kind", "register_id", "dossier_code", "archived_at", "version"), "archived")
-    when = _instant(archived["archived_at"], options.timezone)
-    keep = (archived["kind"].astype(str).isin(options.result_kinds) & (when < end)).to_numpy()
-    arc = archived.loc[keep, ["code", "register_id", "dossier_code", "version"]]
-    arc = arc.assign(_when=when[keep]).sort_values(["version", "_when"], kind="stable")
-    by_id = arc[arc["register_id"].notna()].drop_duplicates("register_id", keep="last")
-    by_id_map = pd.Series(by_id["code"].to_numpy(), index=by_id["register_id"].astype(str).to_numpy())
-    loose = arc[arc["register_id"].isna() & arc["dossier_code"].notna()].drop_duplicates("dossier_code", keep="last")
-    by_dossier_map = pd.Series(loose["code"].to_numpy(), index=loose["dossier_code"].astype(str).to_numpy())
-    code = register["register_id"].map(by_id_map)
-    if len(by_dossier_map):
-        code = code.fillna(register["dossier_code"].map(by_dossier_map))
-    return code
+    when = _instant(archived["archived_at"], options.timezone).to_numpy()
+    keep = archived["kind"].isin(options.result_kinds).to_numpy() & (when < end.to_datetime64())
+    version = archived["version"].to_numpy()[keep]
+    order = np.lexsort((when[keep], version))  # ascending version, then time: the last one wins
+    codes = archived["code"].to_numpy(dtype=object)[keep][order]
+    ids = archived["register_id"].to_numpy(dtype=object)[keep][order]
+    dossiers = archived["dossier_code"].to_numpy(dtype=object)[keep][order]
+    has_id = ~pd.isna(ids)
+    loose = ~has_id & ~pd.isna(dossiers)
+    out = np.full(len(register), None, dtype=object)
+    for keys, docs, column in (
+        (dossiers[loose], codes[loose], "dossier_code"),  # first, so register_id links take precedence
+        (ids[has_id], codes[has_id], "register_id"),
+    ):
+        if not len(keys):
+            continue
+        wanted = register[column].to_numpy(dtype=object)
+        # one hash pass over both sides, then integer work: latest document per key, looked up per row
+        labels, uniques = pd.factorize(np.concatenate([keys, wanted]), use_na_sentinel=True)
+        latest = np.full(len(uniques), -1, dtype=np.int64)
+        np.maximum.at(latest, labels[: len(keys)], np.arange(len(keys)))
+        mine = labels[len(keys) :]
+        position = np.where(mine >= 0, latest[mine], -1)
+        found = position >= 0
+        out[found] = docs[position[found]]
+    return out
+
+
+def _all_rows(
+    agencies: pd.DataFrame, register: pd.DataFrame, archived: pd.DataFrame, as_of: date, options: CoverageOptions
+) -> pd.DataFrame:
+    """Register rows of agencies valid at ``as_of``, dates parsed, with agency name/level and their links."""
+    _require(register, REGISTER_COLUMNS, "register")
+    valid = _valid_agencies(agencies, as_of)
+    holder = pd.Index(valid["code"].to_numpy(dtype=object)).get_indexer(register["agency_code"].to_numpy(dtype=object))
+    keep = holder >= 0
+    at = holder[keep]
+    rows = register.loc[keep, list(REGISTER_COLUMNS)]
+    rows = rows.assign(
+        issued_date=_day(rows["issued_date"]),
+        valid_until=_day(rows["valid_until"]),
+        agency_name=_objects(valid["name"].to_numpy(dtype=object)[at], rows.index),
+        level=_objects(valid["level"].to_numpy(dtype=object)[at], rows.index),
+    )
+    code = _linked(rows, archived, pd.Timestamp(as_of) + pd.Timedelta(days=1), options)
+    return rows.assign(digitized=~pd.isna(code), document_code=_objects(code, rows.index)).reset_index(drop=True)
+
+
+def _objects(values: np.ndarray, index: pd.Index) -> pd.Series:
+    """An object Series as is: skips pandas' scan of a million values to infer a string dtype."""
+    return pd.Series(values, index=index, dtype=object, copy=False)
+
+
+def _select(rows: pd.DataFrame, as_of: date, indicator: Literal["stock", "flow"]) -> pd.DataFrame:
+    """stock: still valid at ``as_of`` (issued on or before it, not expired); flow: issued 1 January–``as_of``."""
+    day = pd.Timestamp(as_of)
+    issued, until = rows["issued_date"], rows["valid_until"]
+    if indicator == "stock":
+        mask = (issued <= day) & (until.isna() | (until >= day))
+    else:
+        mask = (issued >= pd.Timestamp(as_of.year, 1, 1)) & (issued <= day)
+    return rows[mask.to_numpy()].reset_index(drop=True)
 
 
 def _register_rows(
@@ -409,29 +460,8 @@ def _register_rows(
     options: CoverageOptions,
     indicator: Literal["stock", "flow"],
 ) -> pd.DataFrame:
-    """Register rows counted by an indicator, with agency name/level, ``digitized`` and ``document_code``.
-
-    stock: still valid at ``as_of`` (issued on or before it, not expired); flow: issued from 1 January of
-    ``as_of``'s year to ``as_of``. Either way the agency holding the result must be valid at ``as_of``.
-    """
-    _require(register, REGISTER_COLUMNS, "register")
-    valid = _valid_agencies(agencies, as_of)
-    day = pd.Timestamp(as_of)
-    issued, until = _day(register["issued_date"]), _day(register["valid_until"])
-    if indicator == "stock":
-        mask = (issued <= day) & (until.isna() | (until >= day))
-    else:
-        mask = (issued >= pd.Timestamp(as_of.year, 1, 1)) & (issued <= day)
-    rows = register.loc[mask.to_numpy(), list(REGISTER_COLUMNS)]
-    rows = rows.assign(issued_date=issued[mask], valid_until=until[mask])
-    lookup = valid.set_index("code")
-    rows = rows[rows["agency_code"].isin(lookup.index)]
-    rows = rows.assign(
-        agency_name=rows["agency_code"].map(lookup["name"]),
-        level=rows["agency_code"].map(lookup["level"]),
-    )
-    code = _linked(rows, archived, day + pd.Timedelta(days=1), options)
-    return rows.assign(digitized=code.notna().to_numpy(), document_code=code).reset_index(drop=True)
+    """Register rows counted by an indicator, with agency name/level, ``digitized`` and ``document_code``."""
+    return _select(_all_rows(agencies, register, archived, as_of, options), as_of, indicator)
 
 
 # ------------------------------------------------------------------------------------------- computing
@@ -551,11 +581,13 @@ def compute_coverage(
     _require(agencies, AGENCY_COLUMNS, "agencies")
     _require(archived, ARCHIVED_COLUMNS, "archived")
     valid = _valid_agencies(agencies, as_of)
-    stock = _register_rows(agencies, register, archived, as_of, options, "stock")
+    rows = _all_rows(agencies, register, archived, as_of, options)
+    stock = _select(rows, as_of, "stock")
     by_level = _per_level(stock, plan, "stock", as_of.year, "valid", "docs_to_target")
     by_agency = _per_agency(stock, valid, plan, as_of.year)
     units_by_level, units = _units(valid, archived, plan, as_of, options)
-    flow_rows = _register_rows(agencies, register, archived, as_of, options, "flow")
+    flow_rows = _select(rows, as_of, "flow")
+    del rows
     flow_by_level = (
         _per_level(flow_rows, plan, "flow", as_of.year, "resolved", "docs_to_target") if len(flow_rows) else None
     )
