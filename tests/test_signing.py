@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -24,7 +25,7 @@ from pyhanko.sign.validation import DocumentSecurityStore
 
 from digitize.errors import ConfigurationError, SignatureFailed
 from digitize.pki import DemoPki, create_demo_pki
-from digitize.signing import AgencySigner, DocumentQr, SigningOptions, pyhanko_version, verify_pdf
+from digitize.signing import AgencySigner, DocumentQr, Pkcs11Options, SigningOptions, pyhanko_version, verify_pdf
 
 AGENCY = "Ủy ban nhân dân tỉnh Tiền Giang"
 CODE = "000.00.00.H49.2021.KQ.000123"
@@ -492,3 +493,135 @@ def test_qr_code_decodes_to_the_circular_01_2023_fields(stamped: dict[str, bytes
     assert fields["ma_tai_lieu"] == CODE and fields["ma_ho_so"] == QR.dossier_code
     assert fields["ten_giay_to"] == QR.document_name and fields["thoi_gian_cap"] == "2021-06-17T16:30:00+07:00"
     assert fields["hieu_luc"] == "2026-06-17"
+
+
+# --------------------------------------------------------------------------------------------------
+# PKCS#11: the agency key generated inside a SoftHSM2 token, never leaving it
+# --------------------------------------------------------------------------------------------------
+
+SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
+TOKEN_PIN = "token-user-pin-5791"
+
+
+@dataclass(frozen=True)
+class Token:
+    options: Pkcs11Options
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
+    """A fresh SoftHSM2 token holding an RSA key made inside it, and a certificate issued for it now."""
+    if not SOFTHSM.exists():
+        pytest.skip("softhsm2 is not installed (apt-get install softhsm2)")
+    import pkcs11
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    tmp = tmp_path_factory.mktemp("softhsm")
+    (tmp / "tokens").mkdir()
+    conf = tmp / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tmp / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOFTHSM2_CONF", str(conf))
+        subprocess.run(
+            [
+                "softhsm2-util",
+                "--init-token",
+                "--free",
+                "--label",
+                "digitize-test",
+                "--so-pin",
+                "so-pin-1",
+                "--pin",
+                TOKEN_PIN,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        token = pkcs11.lib(str(SOFTHSM)).get_token(token_label="digitize-test")
+        with token.open(rw=True, user_pin=TOKEN_PIN) as session:
+            public, _ = session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label="agency", id=b"\x01")
+            numbers = rsa.RSAPublicNumbers(
+                int.from_bytes(public[pkcs11.Attribute.PUBLIC_EXPONENT], "big"),
+                int.from_bytes(public[pkcs11.Attribute.MODULUS], "big"),
+            )
+            root_key = ec.generate_private_key(ec.SECP256R1())
+            root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SoftHSM test root")])
+            now = dt.datetime.now(dt.UTC)
+            root = (
+                x509.CertificateBuilder()
+                .subject_name(root_name)
+                .issuer_name(root_name)
+                .public_key(root_key.public_key())
+                .serial_number(1)
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=30))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(root_key, hashes.SHA256())
+            )
+            subject = x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, AGENCY),
+                    x509.NameAttribute(NameOID.COMMON_NAME, AGENCY),
+                ]
+            )
+            cert = (
+                x509.CertificateBuilder()
+                .subject_name(subject)
+                .issuer_name(root_name)
+                .public_key(numbers.public_key())
+                .serial_number(2)
+                .not_valid_before(now - dt.timedelta(days=1))
+                .not_valid_after(now + dt.timedelta(days=30))
+                .add_extension(
+                    x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
+                )
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+                .sign(root_key, hashes.SHA256())
+            )
+            session.create_object(
+                {
+                    pkcs11.Attribute.CLASS: pkcs11.ObjectClass.CERTIFICATE,
+                    pkcs11.Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
+                    pkcs11.Attribute.TOKEN: True,
+                    pkcs11.Attribute.LABEL: "agency",
+                    pkcs11.Attribute.ID: b"\x01",
+                    pkcs11.Attribute.SUBJECT: subject.public_bytes(),
+                    pkcs11.Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
+                }
+            )
+        root_path = tmp / "root.pem"
+        root_path.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+        options = Pkcs11Options(
+            module=SOFTHSM, token_label="digitize-test", key_label="agency", pin=TOKEN_PIN, other_certs=(root_path,)
+        )
+        yield Token(options=options, root=root_path)
+
+
+def test_pkcs11_token_signs_and_both_verifiers_agree(
+    softhsm_token: Token, original: bytes, tmp_path: Path, nss_dir: Path
+) -> None:
+    options = SigningOptions(
+        pkcs12_path=None, passphrase=None, pkcs11=softhsm_token.options, trust_roots=(softhsm_token.root,)
+    )
+    signer = AgencySigner.from_options(options)
+    assert signer.signer_name == AGENCY
+    signed = signer.sign(original, document_code=CODE, title="x")
+    assert signed.startswith(original)
+    assert verify_pdf(signed, [softhsm_token.root]).valid
+    path = tmp_path / "p11.pdf"
+    path.write_bytes(signed)
+    sig = pdfsig_check(path, softhsm_token.root, nss_dir).signatures[0]
+    assert sig.valid and sig.trusted, sig.raw
+
+
+def test_pkcs11_wrong_pin_never_shows_the_pin(softhsm_token: Token) -> None:
+    wrong = dataclasses.replace(softhsm_token.options, pin="wrong-" + TOKEN_PIN)
+    assert TOKEN_PIN not in repr(wrong) and TOKEN_PIN not in repr(softhsm_token.options)
+    with pytest.raises(ConfigurationError) as caught:
+        AgencySigner.from_options(SigningOptions(pkcs12_path=None, passphrase=None, pkcs11=wrong))
+    assert TOKEN_PIN not in str(caught.value) and TOKEN_PIN not in caught.value.hint
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
