@@ -324,6 +324,8 @@ class Archive(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def verify(self, key: str, expected_sha256: str | None = None) -> StoredObject: ...
+
     def head(self, key: str) -> StoredObject | None: ...
 
     def list_keys(self, prefix: str) -> Iterator[str]: ...
@@ -625,6 +627,21 @@ class S3Archive:
 
     # -- read
 
+    def verify(self, key: str, expected_sha256: str | None = None) -> StoredObject:
+        """Audit one object: stream and hash the current version against ``expected_sha256`` (e.g. the
+        catalog's) or else the sha256 recorded at put time; raises ArchiveIntegrityError on any difference."""
+        current = self.head(key)
+        if current is None:
+            raise ArchiveNotFound(f"verify {key}: no such object")
+        expected = (expected_sha256 or current.sha256).lower()
+        if not expected:
+            raise ArchiveIntegrityError(f"verify {key}: no sha256 recorded to check against")
+        if current.sha256 and current.sha256 != expected:
+            raise ArchiveIntegrityError(
+                f"verify {key}: recorded sha256 {current.sha256[:12]}… differs from the expected {expected[:12]}…"
+            )
+        return self._verify_written(key, current.version_id, expected, delete_on_mismatch=False)
+
     def get(self, key: str, version_id: str | None = None) -> bytes:
         """The object's bytes, checked against the SHA-256 stored with it."""
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "ChecksumMode": "ENABLED"}
@@ -775,6 +792,17 @@ class LocalArchive:
         current = self.head(key)
         if current is None or current.sha256 != digest or _file_sha256(self._path(key)) != digest:
             raise ArchiveIntegrityError(f"put {key}: the archive already holds different content; nothing overwritten")
+        return current
+
+    def verify(self, key: str, expected_sha256: str | None = None) -> StoredObject:
+        """Audit one object: re-hash the file against ``expected_sha256`` or the sha256 recorded at put time."""
+        current = self.head(key)
+        if current is None:
+            raise ArchiveNotFound(f"verify {key}: no such object")
+        expected = (expected_sha256 or current.sha256).lower()
+        actual = _file_sha256(self._path(key))
+        if actual != expected or current.sha256 != expected:
+            raise ArchiveIntegrityError(f"verify {key}: sha256 {actual[:12]}… differs from expected {expected[:12]}…")
         return current
 
     def get(self, key: str) -> bytes:

@@ -243,6 +243,21 @@ def test_get_refuses_content_that_differs_from_its_recorded_sha256(archive: S3Ar
         archive.get("documents/forged.pdf")
 
 
+def test_verify_audits_the_stored_bytes(archive: S3Archive) -> None:
+    stored = archive.put(KEYS.pdf, PDF, content_type="application/pdf")
+    assert archive.verify(KEYS.pdf) == stored
+    assert archive.verify(KEYS.pdf, stored.sha256.upper()) == stored
+    with pytest.raises(ArchiveIntegrityError):
+        archive.verify(KEYS.pdf, hashlib.sha256(b"what the catalog says").hexdigest())
+    archive.client.put_object(
+        Bucket=archive.bucket, Key="documents/forged.pdf", Body=b"forged", Metadata={"sha256": "0" * 64}
+    )
+    with pytest.raises(ArchiveIntegrityError):
+        archive.verify("documents/forged.pdf")
+    with pytest.raises(ArchiveNotFound):
+        archive.verify(KEYS.sidecar)
+
+
 def test_list_keys_under_a_prefix(archive: S3Archive) -> None:
     other = document_keys("000.00.00.H49.2021.TP.000001")
     for key in (KEYS.pdf, KEYS.sidecar, KEYS.original(1, ".jpg"), other.pdf):
@@ -534,7 +549,7 @@ def test_folder_archive_put_get_head_and_idempotence(folder: LocalArchive) -> No
         content_type="application/pdf",
         metadata=metadata,
     )
-    assert folder.get(KEYS.pdf) == PDF and folder.head(KEYS.pdf) == stored
+    assert folder.get(KEYS.pdf) == PDF and folder.head(KEYS.pdf) == stored == folder.verify(KEYS.pdf)
     assert folder.put(KEYS.pdf, PDF, content_type="application/pdf", metadata=metadata) == stored
     path = folder.root / KEYS.pdf
     assert not path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
@@ -553,6 +568,8 @@ def test_folder_archive_detects_tampering_and_missing_objects(folder: LocalArchi
     path.write_bytes(PDF[:-1])
     with pytest.raises(ArchiveIntegrityError):
         folder.get(KEYS.pdf)
+    with pytest.raises(ArchiveIntegrityError):
+        folder.verify(KEYS.pdf)
     with pytest.raises(ArchiveIntegrityError):
         folder.put(KEYS.pdf, PDF, content_type="application/pdf")
     with pytest.raises(ArchiveNotFound):
