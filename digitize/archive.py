@@ -196,6 +196,8 @@ class ArchiveOptions:
             else:
                 retention[kind.strip()] = int(days)
         threshold = env.get("DIGITIZE_S3_MULTIPART_THRESHOLD_MB", "").strip()
+        if threshold and not threshold.isdigit():
+            raise ConfigurationError(f"DIGITIZE_S3_MULTIPART_THRESHOLD_MB must be a whole number, not {threshold!r}")
         return cls(
             object_lock_mode=env.get("DIGITIZE_S3_OBJECT_LOCK_MODE", "").strip().upper() or None,
             retention_days=retention,

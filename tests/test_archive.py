@@ -501,6 +501,7 @@ def test_options_from_environment(env: dict[str, str], expected: ArchiveOptions)
         {"DIGITIZE_S3_RETENTION_DAYS": "KQ"},
         {"DIGITIZE_S3_RETENTION_DAYS": "KQ=0"},
         {"DIGITIZE_S3_SSE": "rot13"},
+        {"DIGITIZE_S3_MULTIPART_THRESHOLD_MB": "lots"},
     ],
 )
 def test_bad_options_are_configuration_errors(env: dict[str, str]) -> None:
