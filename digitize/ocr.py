@@ -39,6 +39,8 @@ from digitize.preprocess import PreparedPage, PreprocessOptions, prepare_page
 
 TESSERACT = "tesseract"
 OSD_TIMEOUT_SECONDS = 60.0
+OSD_RETRY_BELOW = 3.0
+"""OSD confidence below which orientation is detected again on a lightly blurred copy."""
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -280,7 +282,19 @@ def detect_orientation(image: np.ndarray, *, dpi: float = 150.0) -> tuple[int, f
 
     Tesseract's "Orientation in degrees" is exactly that clockwise turn ("Rotate" is its complement).
     A page with too little text makes OSD give up: that is an answer of no confidence, not an error.
+    Thin, broken strokes (a bilevel scan shrunk for analysis) make OSD unsure although the page is
+    plain text: below :data:`OSD_RETRY_BELOW` it looks again at a lightly blurred copy and keeps the
+    more confident answer (measured: 0.2 → 7 on a G4 page turned upside down).
     """
+    rotation, confidence = _osd(image, dpi)
+    if confidence < OSD_RETRY_BELOW:
+        retry = _osd(cv2.GaussianBlur(image, (3, 3), 0), dpi)
+        if retry[1] > confidence:
+            return retry
+    return rotation, confidence
+
+
+def _osd(image: np.ndarray, dpi: float) -> tuple[int, float]:
     cmd = [TESSERACT, "stdin", "stdout", "--psm", "0", "-l", "osd", "--dpi", str(max(1, round(dpi)))]
     try:
         done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=OSD_TIMEOUT_SECONDS, env=_env(),

@@ -18,6 +18,22 @@ LINES = (
     "về việc công bố danh mục thủ tục mới.",
 )
 
+PARAGRAPH = (
+    "Ủy ban nhân dân tỉnh ban hành Kế hoạch số hóa hồ sơ, giấy tờ,",
+    "kết quả giải quyết thủ tục hành chính tại Bộ phận Một cửa các cấp.",
+    "Các sở, ban, ngành tỉnh chủ động phối hợp triển khai thực hiện",
+    "Đề án và Kế hoạch này theo nhiệm vụ được phân công, bảo đảm",
+    "thiết thực, hiệu quả, đúng tiến độ; kết nối, chia sẻ dữ liệu",
+    "trong giải quyết thủ tục hành chính trên môi trường điện tử.",
+    "Tăng tỷ lệ số hóa, ký số và lưu trữ điện tử đối với hồ sơ",
+    "đã được giải quyết thành công trong mỗi năm thêm hai mươi phần trăm.",
+)
+
+
+def document_page(*, dpi: int = 200) -> np.ndarray:
+    """A fuller page (letterhead and a paragraph): enough text for Tesseract's orientation detection."""
+    return render_page(LINES + PARAGRAPH, dpi=dpi, width_in=7.0, height_in=7.5, font_pt=13.0)
+
 
 def render_page(
     lines: tuple[str, ...] = LINES,
