@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import imagegen
@@ -197,7 +198,7 @@ def test_low_resolution_is_flagged(tmp_path: Path) -> None:
 def test_window_bounds_the_pages_in_flight() -> None:
     pulled: list[int] = []
 
-    def items():  # type: ignore[no-untyped-def]
+    def items() -> Iterator[int]:
         for n in range(-30, 0):
             pulled.append(n)
             yield n

@@ -118,7 +118,7 @@ def test_single_strip_g4_is_copied_byte_for_byte(tmp_path: Path, page: np.ndarra
         TiffImagePlugin.STRIP_SIZE = saved
     (info,) = scan_pages(path)
     encoded = encode_for_pdf(info)
-    with Image.open(path) as img:
+    with TiffImagePlugin.TiffImageFile(path) as img:
         (offset,), (count,) = img.tag_v2[273], img.tag_v2[279]
     assert encoded.passthrough
     assert encoded.data == path.read_bytes()[offset : offset + count]
