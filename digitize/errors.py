@@ -168,3 +168,10 @@ class ImportFileError(InputError):
 
     reason = "IMPORT_INVALID"
     default_hint = "Save the sheet as 'CSV UTF-8' or .xlsx with the documented header row, then import again."
+
+
+class TimestampUnavailable(TransientError):
+    """The timestamp authority, or a CA's OCSP/CRL service needed for PAdES B-LT, did not answer."""
+
+    reason = "TIMESTAMP_UNAVAILABLE"
+    default_hint = "Check that the TSA and the CA's OCSP/CRL URLs are reachable; the document will be retried."
