@@ -8,7 +8,8 @@
 # (needs root, as on CI). Any installed major version works: pg_ctl/initdb are
 # looked up under /usr/lib/postgresql/*/bin. As root the server runs as the
 # `postgres` user (initdb refuses root). Trust authentication, 127.0.0.1 only,
-# socket in DIR: never use this for real data.
+# socket in DIR: never use this for real data. POSTGRES_FSYNC=off (tests) skips
+# fsync for speed; the default keeps it on so benchmarks measure real commits.
 set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -72,7 +73,7 @@ start() {
             || { log "initdb failed, see $dir/initdb.log"; cat "$dir/initdb.log" >&2; exit 1; }
     fi
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=on" start >&2 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=${POSTGRES_FSYNC:-on}" start >&2 \
         || { log "pg_ctl start failed, see $dir/server.log"; tail -20 "$dir/server.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
     echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"

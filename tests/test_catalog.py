@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import csv
 import hashlib
+import os
 import sqlite3
 import subprocess
 import tempfile
@@ -58,7 +59,7 @@ def postgres_server_url() -> str:
     if "url" not in _CLUSTER:
         folder = tempfile.mkdtemp(prefix="digitize-pg-", dir="/tmp")
         result = subprocess.run(["bash", str(POSTGRES_SH), "start", folder], capture_output=True, text=True,
-                                timeout=900)
+                                timeout=900, env={**os.environ, "POSTGRES_FSYNC": "off"})  # throwaway data
         assert result.returncode == 0, f"scripts/postgres.sh failed:\n{result.stderr}"
         _CLUSTER.update(url=result.stdout.strip(), folder=folder)
         atexit.register(subprocess.run, ["bash", str(POSTGRES_SH), "stop", folder], capture_output=True)
@@ -385,6 +386,22 @@ def test_register_document_refuses_bad_specs(cat: Catalog, changes: dict[str, ob
     assert cat.documents() == []
 
 
+def test_register_documents_in_one_transaction(loaded: Catalog) -> None:
+    first, _ = loaded.register_document(spec("m0"))
+    specs = [spec("m1", files=2), spec("m0", batch="other"), spec("m2"), spec("m1", files=2, batch="again")]
+    results = loaded.register_documents(specs)
+    assert [created for _, created in results] == [True, False, True, False]
+    assert results[1][0] == first
+    assert results[3][0] == results[0][0]
+    for record, _ in results:
+        assert loaded.get_document(record.id) == record  # what it returns is what is stored
+    assert len(loaded.documents()) == 3
+    assert loaded.register_documents([]) == []
+    with pytest.raises(CodeError):
+        loaded.register_documents([spec("m9"), spec("m10", kind="ZZ")])
+    assert len(loaded.documents()) == 3  # all or nothing
+
+
 def test_register_race_creates_one_row(loaded: Catalog) -> None:
     results: list[tuple[int, bool]] = []
     barrier = threading.Barrier(6)
@@ -566,6 +583,17 @@ def test_correction_supersedes_with_same_code(loaded: Catalog) -> None:
 
 
 # ------------------------------------------------------------------------------------------ unavailability
+
+
+def test_sqlite_synchronous_from_url(tmp_path: Path) -> None:
+    for value, expected in [("", 2), ("?synchronous=normal", 1)]:
+        catalog = Catalog(f"sqlite:///{tmp_path / 'sync.db'}{value}")
+        with catalog._read() as conn:  # the pragma is per connection: look at one of the catalog's own
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        catalog.close()
+    with pytest.raises(ConfigurationError, match="synchronous"):
+        Catalog(f"sqlite:///{tmp_path / 'sync.db'}?synchronous=sometimes")
 
 
 def test_sqlite_lock_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
