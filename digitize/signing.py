@@ -23,7 +23,8 @@ import io
 import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import version
@@ -52,9 +53,10 @@ from pyhanko.sign.validation import (
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.stamp import QRStampStyle, TextStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import InsufficientRevinfoError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from digitize.errors import ConfigurationError, CorruptFile, EncryptedPdf, SignatureFailed
+from digitize.errors import ConfigurationError, CorruptFile, EncryptedPdf, SignatureFailed, TimestampUnavailable
 
 # --------------------------------------------------------------------------------------------------
 # Options and results
@@ -272,7 +274,8 @@ def _load_pkcs12(path: Path, passphrase: bytes | None) -> _CachedKeySigner:
     except OSError as exc:
         raise ConfigurationError(
             f"Cannot read the agency PKCS#12 file {path}: {exc.strerror or exc.__class__.__name__}.",
-            hint="Set DIGITIZE_SIGNING_PKCS12 to the agency's .p12/.pfx file (python -m digitize demo-pki makes one).",
+            hint="Set DIGITIZE_SIGNING_PKCS12 to the agency's .p12/.pfx file "
+            "(python -m digitize pki init DIR makes a demo one).",
         ) from None
     try:
         key, cert, extra = pkcs12.load_key_and_certificates(data, passphrase)
@@ -483,12 +486,25 @@ def _stamp_box(
 # --------------------------------------------------------------------------------------------------
 
 
+_VC_MAX_AGE = 600.0  # seconds a signing ValidationContext (and the OCSP/CRL it fetched) is reused
+
+
 def _timestamper(options: SigningOptions) -> timestamps.TimeStamper | None:
     if options.level == "B-B":
         return None
     from pyhanko.sign.timestamps.requests_client import HTTPTimeStamper
 
     return HTTPTimeStamper(options.tsa_url, timeout=options.tsa_timeout)
+
+
+def _service_unreachable(exc: BaseException) -> bool:
+    """Whether a signing failure comes from a TSA/OCSP/CRL server not answering (retry later, not the document)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError | InsufficientRevinfoError):  # requests' and pyHanko's TSA errors are OSErrors
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _trust_roots_from_chain(signer: signers.Signer) -> list[asn1_x509.Certificate]:
@@ -553,6 +569,7 @@ class AgencySigner:
         self._trust_roots = roots
         self._timestamper = _timestamper(options)
         self._lock = threading.Lock()
+        self._signing_vc: tuple[float, ValidationContext] | None = None
         if options.visible:
             _prepared_font(options.stamp_font)  # fail at start-up, and pay the font cost once
 
@@ -576,13 +593,17 @@ class AgencySigner:
         return f"AgencySigner(signer_name={self.signer_name!r}, level={self.options.level!r})"
 
     def _validation_context(self) -> ValidationContext:
-        """Context used while signing: fetches revocation data only for B-LT and up."""
-        fetch = self.options.level in ("B-LT", "B-LTA")
-        return ValidationContext(
-            trust_roots=self._trust_roots,
-            allow_fetching=fetch,
-            revocation_mode="hard-fail" if fetch else "soft-fail",
-        )
+        """Context used while signing B-LT/B-LTA: fetches OCSP/CRL, reused for a while.
+
+        Reuse lets a batch fetch the revocation data once instead of per document (about 3x faster);
+        it is renewed every ``_VC_MAX_AGE`` so that embedded responses stay fresh and its notion of
+        "now" does not drift.
+        """
+        now = time.monotonic()
+        if self._signing_vc is None or now - self._signing_vc[0] > _VC_MAX_AGE:
+            vc = ValidationContext(trust_roots=self._trust_roots, allow_fetching=True, revocation_mode="hard-fail")
+            self._signing_vc = (now, vc)
+        return self._signing_vc[1]
 
     def sign(self, pdf: bytes, *, document_code: str, title: str, qr: DocumentQr | None = None) -> bytes:
         """Sign ``pdf`` (PAdES at the configured level) and check the result before returning it.
@@ -596,7 +617,10 @@ class AgencySigner:
         writer, base = _open_for_update(pdf)
         visible = opts.visible or qr is not None
         level = opts.level
-        vc = self._validation_context() if level in ("B-LT", "B-LTA") else None
+        vc = None
+        if level in ("B-LT", "B-LTA"):
+            with self._lock:
+                vc = self._validation_context()
         meta = signers.PdfSignatureMetadata(
             field_name=opts.field_name,
             reason=f"{opts.reason}: {document_code}",
@@ -631,13 +655,18 @@ class AgencySigner:
             with self._lock:  # PKCS#11 sessions and the key are shared; pyHanko runs its own event loop
                 pdf_signer.sign_pdf(writer, output=out, appearance_text_params=text_params or None)
         except (SigningError, PdfError, OSError) as exc:
+            if _service_unreachable(exc):
+                raise TimestampUnavailable(
+                    f"Signing {document_code} needs the TSA or the CA's OCSP/CRL service, which did not answer: "
+                    f"{exc.__class__.__name__}: {exc}"
+                ) from None
             raise SignatureFailed(
                 f"Signing {document_code} ({title}) failed: {exc.__class__.__name__}: {exc}"
             ) from None
         signed = out.getvalue()
         if not signed.startswith(base):
             raise SignatureFailed(f"Signing {document_code} changed the original bytes: refusing the result.")
-        verdict = verify_pdf(signed, (), _roots=tuple(self._trust_roots))
+        verdict = _verify(signed, self._trust_roots, "soft-fail")
         # B-LT/B-LTA append the DSS after the signature; the verdict checks those updates are harmless.
         if not (verdict.valid and (verdict.covers_whole_file or level in ("B-LT", "B-LTA"))):
             raise SignatureFailed(
@@ -695,19 +724,17 @@ def _status_problem(status: Any) -> str:
     return ""
 
 
-def verify_pdf(
-    pdf: bytes,
-    trust_roots: Sequence[Path],
-    *,
-    revocation_mode: str = "soft-fail",
-    _roots: tuple[asn1_x509.Certificate, ...] = (),
-) -> SignatureVerdict:
+def verify_pdf(pdf: bytes, trust_roots: Sequence[Path], *, revocation_mode: str = "soft-fail") -> SignatureVerdict:
     """Verify every signature and document timestamp of ``pdf`` offline against ``trust_roots``.
 
     Nothing is fetched: revocation data comes from the document's DSS only. ``revocation_mode``
     ``"hard-fail"`` or ``"require"`` makes missing revocation data an error (use it for B-LT/B-LTA).
     """
-    roots = list(_roots) + [c for p in trust_roots for c in _read_certs(p)]
+    return _verify(pdf, [c for p in trust_roots for c in _read_certs(p)], revocation_mode)
+
+
+def _verify(pdf: bytes, roots: Sequence[asn1_x509.Certificate], revocation_mode: str) -> SignatureVerdict:
+    """verify_pdf with parsed roots: AgencySigner checks its own output with roots it loaded once."""
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         sigs = reader.embedded_signatures
@@ -765,14 +792,3 @@ def verify_pdf(
         signatures=len(regular),
         covers_whole_file=whole,
     )
-
-
-def describe_options(options: SigningOptions) -> Mapping[str, str]:
-    """The non-secret settings, for the run summary and PREMIS event details."""
-    return {
-        "level": options.level,
-        "tsa_url": options.tsa_url or "",
-        "visible": str(options.visible),
-        "key_source": "pkcs11" if options.pkcs11 is not None else "pkcs12",
-        "pyhanko": pyhanko_version(),
-    }

@@ -10,7 +10,7 @@ import logging
 import re
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore
 
-from digitize.errors import ConfigurationError, SignatureFailed
+from digitize.errors import ConfigurationError, SignatureFailed, TimestampUnavailable, TransientError
 from digitize.pki import DemoPki, create_demo_pki
 from digitize.signing import AgencySigner, DocumentQr, Pkcs11Options, SigningOptions, pyhanko_version, verify_pdf
 
@@ -294,9 +294,11 @@ def _certomancer_config(keys: Path, prefix: str) -> dict[str, Any]:
 _CA_KEYS = ("root", "tsa", "ocsp", "agency")
 
 
-@pytest.fixture(scope="module")
-def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCa]:
-    """certomancer's Animator (TSA, OCSP, CRLs) served by a werkzeug thread on 127.0.0.1; keys made now."""
+def start_local_ca(directory: Path) -> tuple[LocalCa, Callable[[], None]]:
+    """certomancer's Animator (TSA, OCSP, CRLs) served by a werkzeug thread on 127.0.0.1; keys made now.
+
+    Returns the CA and a function that stops the server. Also used by bench/sign_bench.py.
+    """
     from certomancer.integrations.animator import Animator, AnimatorArchStore
     from certomancer.registry import ArchLabel, CertLabel, CertomancerConfig, ServiceLabel
     from cryptography.hazmat.primitives import serialization
@@ -304,33 +306,43 @@ def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCa]:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    tmp = tmp_path_factory.mktemp("ca")
     for name in _CA_KEYS:
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        (tmp / f"{name}.key.pem").write_bytes(pem)
+        (directory / f"{name}.key.pem").write_bytes(pem)
     app: dict[str, Any] = {}
     server = make_server("127.0.0.1", 0, lambda env, start: app["wsgi"](env, start), threaded=True)
-    config = _certomancer_config(tmp, f"http://127.0.0.1:{server.server_port}")
-    arch = CertomancerConfig(config, key_search_dir=str(tmp)).get_pki_arch(ArchLabel("vn-test"))
+    config = _certomancer_config(directory, f"http://127.0.0.1:{server.server_port}")
+    arch = CertomancerConfig(config, key_search_dir=str(directory)).get_pki_arch(ArchLabel("vn-test"))
     app["wsgi"] = Animator(AnimatorArchStore({arch.arch_label: arch}), with_web_ui=False)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     passphrase = b"test-only-passphrase"
-    (tmp / "agency.p12").write_bytes(arch.package_pkcs12(CertLabel("agency"), password=passphrase))
-    (tmp / "root.crt").write_bytes(arch.get_cert(CertLabel("root")).dump())
-    try:
-        yield LocalCa(
-            root=tmp / "root.crt",
-            pkcs12=tmp / "agency.p12",
-            passphrase=passphrase,
-            tsa_url=arch.service_registry.get_tsa_info(ServiceLabel("tsa")).url,
-        )
-    finally:
+    (directory / "agency.p12").write_bytes(arch.package_pkcs12(CertLabel("agency"), password=passphrase))
+    (directory / "root.crt").write_bytes(arch.get_cert(CertLabel("root")).dump())
+    ca = LocalCa(
+        root=directory / "root.crt",
+        pkcs12=directory / "agency.p12",
+        passphrase=passphrase,
+        tsa_url=arch.service_registry.get_tsa_info(ServiceLabel("tsa")).url,
+    )
+
+    def stop() -> None:
         server.shutdown()
         thread.join(timeout=10)
+
+    return ca, stop
+
+
+@pytest.fixture(scope="module")
+def local_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCa]:
+    ca, stop = start_local_ca(tmp_path_factory.mktemp("ca"))
+    try:
+        yield ca
+    finally:
+        stop()
 
 
 @pytest.fixture(scope="module")
@@ -382,6 +394,24 @@ def test_b_lt_signature_is_valid_for_pdfsig(signed_levels: dict[str, bytes], loc
     report = pdfsig_check(path, local_ca.root, tmp_path / "nss")
     sig = report.signatures[0]
     assert sig.valid and sig.signer_name == AGENCY and sig.signature_type == "ETSI.CAdES.detached", report.raw
+
+
+def test_unreachable_tsa_or_ocsp_is_transient(original: bytes, tmp_path: Path) -> None:
+    """A TSA or OCSP responder that does not answer must retry the document, never quarantine it."""
+    ca, stop = start_local_ca(tmp_path)
+    signers = {
+        level: AgencySigner.from_options(
+            SigningOptions(
+                ca.pkcs12, ca.passphrase, level=level, tsa_url=ca.tsa_url, trust_roots=(ca.root,), tsa_timeout=2
+            )
+        )
+        for level in ("B-T", "B-LT")
+    }
+    stop()
+    for level, signer in signers.items():
+        with pytest.raises(TimestampUnavailable) as caught:
+            signer.sign(original, document_code=CODE, title="x")
+        assert isinstance(caught.value, TransientError), level
 
 
 def test_b_lta_document_timestamp_is_checked(signed_levels: dict[str, bytes], local_ca: LocalCa) -> None:

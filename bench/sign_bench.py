@@ -1,0 +1,192 @@
+"""What signing costs per document: PAdES levels, visible stamp, QR code, cached vs stock key handling.
+
+Run: ``.venv/bin/python -m bench.sign_bench [--repeat N]``; prints a Markdown table (copied into
+bench/results/signing.md). Everything is local: a demo PKI made now, and certomancer's TSA/OCSP/CRL
+served on 127.0.0.1 (the same helper the tests use) for B-T and up. Rows:
+
+- ``stock pyHanko``: ``SimpleSigner.load_pkcs12`` once, then ``PdfSigner.sign_pdf`` per document, the
+  way pyHanko's documentation does it (the key is re-parsed at every signature, twice per document);
+- ``cached key``: the same call with :class:`digitize.signing._CachedKeySigner` (parsed once, no real
+  signature for the size estimate);
+- ``AgencySigner.sign``: what the pipeline calls: cached key, then the result is verified before it
+  is returned (so it includes one ``verify_pdf``);
+- ``verify_pdf``: offline verification alone, with the reused validation context and with a fresh one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+
+from digitize import signing
+from digitize.pki import create_demo_pki
+from digitize.signing import AgencySigner, SigningOptions, verify_pdf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from test_signing import QR, make_pdfa_ish, start_local_ca
+
+AGENCY = "Ủy ban nhân dân tỉnh Tiền Giang"
+CODE = "000.00.00.H49.2021.KQ.000123"
+
+
+def _median_ms(action: Callable[[], object], repeat: int) -> float:
+    action()  # warm-up: imports, font preparation, TSA dummy response
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def _pyhanko_sign(signer: signers.Signer, pdf: bytes) -> bytes:
+    meta = signers.PdfSignatureMetadata(
+        field_name="AgencySignature", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+    )
+    out = io.BytesIO()
+    signers.PdfSigner(meta, signer=signer).sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), output=out)
+    return out.getvalue()
+
+
+def _scan_like(pages: int, out: Path) -> bytes:
+    """A document the size of real scans: distinct A4 pages of noisy grey JPEG (what hashing must read)."""
+    import img2pdf
+    from PIL import Image
+
+    images = []
+    for _ in range(pages):
+        noise = Image.frombytes("L", (414, 585), os.urandom(414 * 585)).resize((1654, 2339))
+        buf = io.BytesIO()
+        noise.save(buf, format="JPEG", quality=50)
+        images.append(buf.getvalue())
+    out.write_bytes(img2pdf.convert(images, layout_fun=img2pdf.get_fixed_dpi_layout_fun((200, 200))))
+    return out.read_bytes()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    n = args.repeat
+    rows: list[tuple[str, str, float, str]] = []  # (what, document, ms, comparison)
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        pki = create_demo_pki(tmp / "pki", agency_name=AGENCY)
+        one = make_pdfa_ish(tmp / "one.pdf")
+        twenty = _scan_like(20, tmp / "twenty.pdf")
+        docs = {
+            f"1 page (A4 200 dpi lines, {len(one) / 1024:.0f} KiB)": one,
+            f"20 scan-like JPEG pages ({len(twenty) / 2**20:.1f} MiB)": twenty,
+        }
+        base = SigningOptions(pkcs12_path=pki.pkcs12, passphrase=pki.passphrase.encode())
+        agency = AgencySigner.from_options(base)
+        stock = signers.SimpleSigner.load_pkcs12(str(pki.pkcs12), passphrase=pki.passphrase.encode())
+        cached = agency._signer
+
+        for label, pdf in docs.items():
+            stock_ms = _median_ms(partial(_pyhanko_sign, stock, pdf), n)
+            cached_ms = _median_ms(partial(_pyhanko_sign, cached, pdf), n)
+            full_ms = _median_ms(partial(agency.sign, pdf, document_code=CODE, title="x"), n)
+            rows += [
+                ("B-B invisible, stock pyHanko SimpleSigner", label, stock_ms, "1.00×"),
+                ("B-B invisible, cached key", label, cached_ms, f"{cached_ms / stock_ms:.2f}× stock"),
+                ("B-B invisible, AgencySigner.sign (incl. verify)", label, full_ms, f"{full_ms / stock_ms:.2f}× stock"),
+            ]
+        one_label = next(iter(docs))
+
+        start = time.perf_counter()
+        visible = AgencySigner.from_options(SigningOptions(pki.pkcs12, pki.passphrase.encode(), visible=True))
+        first_ms = (time.perf_counter() - start) * 1000
+        vis_ms = _median_ms(lambda: visible.sign(one, document_code=CODE, title="x"), n)
+        qr_ms = _median_ms(lambda: visible.sign(one, document_code=CODE, title="x", qr=QR), n)
+        rows += [
+            ("visible stamp: one-off font preparation (subset + rescale)", "-", first_ms, ""),
+            ("B-B visible stamp, AgencySigner.sign", one_label, vis_ms, f"{vis_ms / full_ms_one(rows):.2f}× invisible"),
+            (
+                "B-B visible stamp + QR, AgencySigner.sign",
+                one_label,
+                qr_ms,
+                f"{qr_ms / full_ms_one(rows):.2f}× invisible",
+            ),
+        ]
+
+        signed = agency.sign(one, document_code=CODE, title="x")
+        reused = _median_ms(lambda: verify_pdf(signed, [pki.root_cert]), n)
+
+        def fresh() -> None:
+            signing._VC_CACHE.clear()
+            verify_pdf(signed, [pki.root_cert])
+
+        fresh_ms = _median_ms(fresh, n)
+        rows += [
+            ("verify_pdf B-B, reused ValidationContext", one_label, reused, f"{reused / fresh_ms:.2f}× fresh"),
+            ("verify_pdf B-B, fresh ValidationContext", one_label, fresh_ms, "1.00×"),
+        ]
+
+        (tmp / "ca").mkdir()
+        ca, stop = start_local_ca(tmp / "ca")
+        try:
+            level_ms: dict[str, float] = {}
+            for level in ("B-B", "B-T", "B-LT", "B-LTA"):
+                opts = SigningOptions(ca.pkcs12, ca.passphrase, level=level, tsa_url=ca.tsa_url, trust_roots=(ca.root,))
+                level_signer = AgencySigner.from_options(opts)
+                ms = level_ms[level] = _median_ms(partial(level_signer.sign, one, document_code=CODE, title="x"), n)
+                rows.append(
+                    (
+                        f"{level} invisible, ECDSA key, AgencySigner.sign",
+                        one_label,
+                        ms,
+                        f"{ms / level_ms['B-B']:.2f}× B-B",
+                    )
+                )
+                out = level_signer.sign(one, document_code=CODE, title="x")
+                mode = "hard-fail" if "LT" in level else "soft-fail"
+                vms = _median_ms(partial(verify_pdf, out, [ca.root], revocation_mode=mode), n)
+                rows.append((f"verify_pdf {level} (offline, embedded data only)", one_label, vms, ""))
+        finally:
+            stop()
+
+    load = os.getloadavg()
+    print(
+        f"Machine: {platform.machine()} {_cpu()} × {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"pyHanko {signing.pyhanko_version()}, load average {load[0]:.1f}/{load[1]:.1f}; "
+        f"median of {n} after one warm-up; RSA-3072 demo key unless the row says ECDSA (P-256 key of the "
+        f"certomancer CA whose TSA/OCSP/CRL run on 127.0.0.1).\n"
+    )
+    print("| what | document | ms per document | comparison |\n|---|---|---|---|")
+    for what, doc, ms, comp in rows:
+        print(f"| {what} | {doc} | {ms:.0f} | {comp} |")
+
+
+def full_ms_one(rows: list[tuple[str, str, float, str]]) -> float:
+    """The invisible B-B AgencySigner.sign time of the one-page document (the reference for ratios)."""
+    return next(
+        ms for what, doc, ms, _ in rows if what.endswith("AgencySigner.sign (incl. verify)") and "1 page" in doc
+    )
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
