@@ -51,8 +51,9 @@ def rotate_content(img: np.ndarray, skew_deg: float, fill: int = 245) -> np.ndar
 
 def jpeg(img: np.ndarray, quality: int = 50) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    assert ok and out is not None
+    return np.asarray(out, dtype=np.uint8)
 
 
 def ink_count(img: np.ndarray) -> int:
@@ -223,8 +224,8 @@ def test_dark_border_and_punch_holes_are_removed(page: np.ndarray) -> None:
 def photo_of(page: np.ndarray) -> tuple[np.ndarray, float]:
     """A 3000x4000 colour 'phone photo' of ``page`` on a dark desk, with perspective; and its true dpi."""
     ph, pw = page.shape
-    corners = np.float32([[480, 300], [2630, 380], [2700, 3620], [320, 3560]])
-    m = cv2.getPerspectiveTransform(np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]]), corners)
+    corners = np.array([[480, 300], [2630, 380], [2700, 3620], [320, 3560]], dtype=np.float32)
+    m = cv2.getPerspectiveTransform(np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], dtype=np.float32), corners)
     canvas = cv2.warpPerspective(page, m, (3000, 4000), borderValue=60)
     yy, xx = np.mgrid[0:4000, 0:3000]
     lit = canvas.astype(float) * (0.72 - 0.1 * yy / 4000 + 0.05 * xx / 3000)
