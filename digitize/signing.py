@@ -17,6 +17,7 @@ the size estimate); :class:`AgencySigner` parses it once per process.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -56,6 +57,7 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import InsufficientRevinfoError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from digitize.config import Settings
 from digitize.errors import ConfigurationError, CorruptFile, EncryptedPdf, SignatureFailed, TimestampUnavailable
 
 # --------------------------------------------------------------------------------------------------
@@ -128,6 +130,25 @@ class SigningOptions:
 
     pkcs11: Pkcs11Options | None = None
     """Sign with a key kept in a PKCS#11 token (HSM, USB token, SoftHSM) instead of a PKCS#12 file."""
+
+
+def options_from_settings(settings: Settings, **changes: Any) -> SigningOptions:
+    """Signing options from the environment settings (PKCS#12, passphrase, trust roots), plus ``changes``.
+
+    ``changes`` sets any other field, e.g. ``level="B-T", tsa_url=...`` or ``visible=True``.
+    """
+    if settings.signing_pkcs12 is None and changes.get("pkcs11") is None:
+        raise ConfigurationError(
+            "No agency certificate configured.",
+            hint="Set DIGITIZE_SIGNING_PKCS12 and DIGITIZE_SIGNING_PASSPHRASE (python -m digitize pki init DIR "
+            "makes a demo one).",
+        )
+    base = SigningOptions(
+        pkcs12_path=settings.signing_pkcs12,
+        passphrase=settings.signing_passphrase_bytes,
+        trust_roots=tuple(settings.trust_roots),
+    )
+    return dataclasses.replace(base, **changes)
 
 
 @dataclass(frozen=True)

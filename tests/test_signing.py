@@ -25,7 +25,15 @@ from pyhanko.sign.validation import DocumentSecurityStore
 
 from digitize.errors import ConfigurationError, SignatureFailed, TimestampUnavailable, TransientError
 from digitize.pki import DemoPki, create_demo_pki
-from digitize.signing import AgencySigner, DocumentQr, Pkcs11Options, SigningOptions, pyhanko_version, verify_pdf
+from digitize.signing import (
+    AgencySigner,
+    DocumentQr,
+    Pkcs11Options,
+    SigningOptions,
+    options_from_settings,
+    pyhanko_version,
+    verify_pdf,
+)
 
 AGENCY = "Ủy ban nhân dân tỉnh Tiền Giang"
 CODE = "000.00.00.H49.2021.KQ.000123"
@@ -655,3 +663,18 @@ def test_pkcs11_wrong_pin_never_shows_the_pin(softhsm_token: Token) -> None:
         AgencySigner.from_options(SigningOptions(pkcs12_path=None, passphrase=None, pkcs11=wrong))
     assert TOKEN_PIN not in str(caught.value) and TOKEN_PIN not in caught.value.hint
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_options_from_settings(pki: DemoPki, monkeypatch: pytest.MonkeyPatch, original: bytes) -> None:
+    from digitize.config import load_settings
+
+    monkeypatch.setenv("DIGITIZE_SIGNING_PKCS12", str(pki.pkcs12))
+    monkeypatch.setenv("DIGITIZE_SIGNING_PASSPHRASE", pki.passphrase)
+    monkeypatch.setenv("DIGITIZE_TRUST_ROOTS", str(pki.root_cert))
+    options = options_from_settings(load_settings(), visible=True, copy_form="TRÍCH SAO")
+    assert options.trust_roots == (pki.root_cert,) and options.visible and pki.passphrase not in repr(options)
+    signed = AgencySigner.from_options(options).sign(original, document_code=CODE, title="x")
+    assert verify_pdf(signed, options.trust_roots).valid
+    monkeypatch.delenv("DIGITIZE_SIGNING_PKCS12")
+    with pytest.raises(ConfigurationError, match="No agency certificate"):
+        options_from_settings(load_settings())
