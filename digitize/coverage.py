@@ -762,7 +762,7 @@ def _verdict(row: Mapping[str, Any], fig: _Figures) -> tuple[str, str]:
     gap, still = float(row["gap_points"]), int(row[fig.to_target])
     return (
         f"chậm {gap:.1f} điểm, còn thiếu {still} {fig.unit_vi}",
-        f"behind by {gap:.1f} points, {still} {fig.unit_en} short",
+        f"behind by {gap:.1f} points, {still} {fig.unit_en if still != 1 else fig.unit_en[:-1]} short",
     )
 
 

@@ -335,6 +335,18 @@ def test_csv_style_frames_with_text_dates_and_flags(plan: Plan) -> None:
     assert "000.02.31.H99" not in set(report.units["code"])  # remote commune
 
 
+def test_fresh_catalog_without_documents_or_register(frames: Frames, plan: Plan) -> None:
+    agencies, register, _ = frames
+    nothing = pd.DataFrame(columns=list(coverage.ARCHIVED_COLUMNS))
+    report = compute_coverage(agencies, register, nothing, plan, AS_OF)
+    assert list(report.by_level["digitized"]) == [0, 0, 0] and list(report.by_level["valid"]) == [3, 2, 5]
+    assert list(report.units_by_level["running"]) == [0, 0, 0]
+    empty = compute_coverage(agencies, register.iloc[0:0], nothing, plan, AS_OF)
+    stock = empty.status("stock")
+    assert stock is not None and not stock.computable and empty.flow_by_level is None
+    assert "import the register first" in render_table(empty)
+
+
 def test_missing_column_is_a_configuration_error(frames: Frames, plan: Plan) -> None:
     agencies, register, archived = frames
     with pytest.raises(ConfigurationError, match="register frame lacks columns"):
