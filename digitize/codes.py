@@ -114,12 +114,17 @@ def parse_agency_code(text: str) -> AgencyCode:
         raise CodeError(f"agency code must be text, got {_show(text)}")
     what = f"agency code {text!r}"
     if len(text) != 13:
-        raise CodeError(f"{what} has {len(text)} characters; expected 13 in the form DDD.DD.DD.LDD, e.g. {_AGENCY_EXAMPLE}")
+        raise CodeError(
+            f"{what} has {len(text)} characters; expected 13 in the form DDD.DD.DD.LDD, e.g. {_AGENCY_EXAMPLE}"
+        )
     for position in (3, 6, 9):
         if text[position] != ".":
-            raise CodeError(f"{what}: character {position + 1} must be '.', got {text[position]!r} (form DDD.DD.DD.LDD)")
+            raise CodeError(
+                f"{what}: character {position + 1} must be '.', got {text[position]!r} (form DDD.DD.DD.LDD)"
+            )
     p4, p3, p2, p1 = text[0:3], text[4:6], text[7:9], text[10:13]
-    for name, part, width in (("level-4 part (1st)", p4, 3), ("level-3 part (2nd)", p3, 2), ("level-2 part (3rd)", p2, 2)):
+    numbered = (("level-4 part (1st)", p4, 3), ("level-3 part (2nd)", p3, 2), ("level-2 part (3rd)", p2, 2))
+    for name, part, width in numbered:
         if not re.fullmatch(f"[0-9]{{{width}}}", part):
             raise CodeError(f"{what}: the {name} {part!r} must be {width} digits 0-9")
     if not re.fullmatch(r"[A-Z][0-9]{2}", p1):
@@ -166,7 +171,9 @@ class DossierCode:
         return format_dossier_code(self.agency, self.received, self.seq, variant=self.variant)
 
 
-def format_dossier_code(agency: AgencyCode | str, received: date, seq: int, *, variant: DossierVariant = "short") -> str:
+def format_dossier_code(
+    agency: AgencyCode | str, received: date, seq: int, *, variant: DossierVariant = "short"
+) -> str:
     """Format a dossier code in the configured variant; refuses a sequence that does not fit it."""
     code = _as_agency(agency)
     if variant not in ("short", "long"):
@@ -176,7 +183,9 @@ def format_dossier_code(agency: AgencyCode | str, received: date, seq: int, *, v
         raise CodeError(f"dossier sequence {seq!r} must be an integer from 1 to {10**width - 1} ({variant} variant)")
     if variant == "short":
         if not 2000 <= received.year <= 2099:
-            raise CodeError(f"dossier receipt date {received.isoformat()} cannot be written as YYMMDD (years 2000-2099)")
+            raise CodeError(
+                f"dossier receipt date {received.isoformat()} cannot be written as YYMMDD (years 2000-2099)"
+            )
         return f"{code}-{received:%y%m%d}-{seq:04d}"
     return f"{code}-{received.year:04d}{received:%m%d}-{seq:07d}"
 
@@ -254,7 +263,9 @@ def parse_procedure_code(text: str) -> ProcedureCode:
     if not sep and not tail:
         return ProcedureCode(int(head[0]), int(head[2:]))
     if sep != "." or not tail:
-        raise CodeError(f"{what}: after D.DDDDDD expected nothing or '.' and an agency code, e.g. 1.000110.000.00.00.H51")
+        raise CodeError(
+            f"{what}: after D.DDDDDD expected nothing or '.' and an agency code, e.g. 1.000110.000.00.00.H51"
+        )
     try:
         agency = parse_agency_code(tail)
     except CodeError as exc:
@@ -297,7 +308,8 @@ def _seq_pattern(template: str, spec: str) -> str:
         # zero-padded to the width, or longer without a leading zero once the sequence outgrows it
         return f"[0-9]{{{width}}}|[1-9][0-9]{{{width},}}"
     raise CodeError(
-        f"code template {template!r}: seq format {spec!r} is not supported; use {{seq}} or {{seq:0Nd}}, e.g. {{seq:06d}}"
+        f"code template {template!r}: seq format {spec!r} is not supported; "
+        "use {seq} or {seq:0Nd}, e.g. {seq:06d}"
     )
 
 
@@ -430,4 +442,7 @@ def _explain_mismatch(code: str, compiled: _Template) -> str:
             return f"{where}: expected {_FIELD_EXPECTED[part.name]}{detail}"
         prefix += piece
         position = match.end()
-    return f"document code {code!r} does not fit template {compiled.template!r}: unexpected text after character {position}"
+    return (
+        f"document code {code!r} does not fit template {compiled.template!r}: "
+        f"unexpected text after character {position}"
+    )
