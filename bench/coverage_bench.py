@@ -301,6 +301,7 @@ def run_one(n: int) -> dict[str, Any]:
     gen_s, data_mb = time.perf_counter() - t0, _rss_mb()
     plan = coverage.load_plan(PLAN)
     out: dict[str, Any] = {
+        "loadavg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "n": n,
         "agencies": len(agencies),
         "archived": len(archived),
@@ -442,10 +443,28 @@ def write_results(runs: list[dict[str, Any]], path: Path) -> None:
         )
     big = runs[-1]
     ok = big["report_total_s"] < 20 and big["report_peak_mb"] < 2048
+    rate = big["detail_rows"] / big["xlsx_detail_cpu_s"]
     lines += [
         "",
-        f"At {big['n']:,} results the report phase took {big['report_total_s']:.1f} s with a peak of "
-        f"{big['report_peak_mb']:.0f} MB: target {'met' if ok else 'NOT met'}.",
+        "Ratios are time / pandas time: above 1× the alternative is slower.",
+        "",
+        "## Reading",
+        "",
+        f"- At {big['n']:,} results the report phase took {big['report_total_s']:.1f} s wall "
+        f"({big['report_cpu_s']:.1f} s CPU) with a peak of {big['report_peak_mb']:.0f} MB, of which "
+        f"{big['data_rss_mb']:.0f} MB are the input frames: target (< 20 s, < 2 GB) {'met' if ok else 'NOT met'}.",
+        "- Most of `compute_coverage` is hashing strings: register ids, dossier codes and agency codes are",
+        "  matched once each (`pd.factorize` over archived + register keys, `Index.get_indexer` for agencies);",
+        "  stock and flow share one pass over the register. pandas 3 without pyarrow keeps strings as Python",
+        "  objects; pyarrow-backed strings would hash faster but are not a dependency.",
+        "- The plain Python loop is 4–5× slower at 100k–1M and gives the same figures (checked). SQLite's single",
+        "  query is on par at 100k and slower at 1M, and the tables must first be in SQLite (the load column);",
+        "  computing in pandas from the catalog's frames stays the simpler and faster path.",
+        f"- The XLSX drill-down is openpyxl-bound: about {rate:,.0f} rows/s of CPU in write-only mode (12 columns),",
+        "  so a full 1M-row register takes minutes and ~1 GB peak (the rows are never held as cells).",
+        "  For large provinces prefer `drill_down(...)` filtered to one level/agency, or its CSV.",
+        f"- Load average at the start: {runs[0]['loadavg']}; the machine was shared with other jobs (OCR tests),",
+        "  so wall times vary by 2× between runs; CPU times are steadier.",
         "",
         "Stock figures at the largest size (digitized / valid): "
         + ", ".join(f"{k} {v[0]:,}/{v[1]:,}" for k, v in big["stock"].items())
