@@ -364,6 +364,7 @@ def _flag(values: pd.Series) -> pd.Series:
 def _valid_agencies(agencies: pd.DataFrame, as_of: date) -> pd.DataFrame:
     """Agencies valid at ``as_of``: code, name, level, remote, one_stop (one row per code)."""
     _require(agencies, ("code", "name", "level", "remote", "one_stop", "valid_from", "valid_to"), "agencies")
+    agencies = agencies.reset_index(drop=True)
     day = pd.Timestamp(as_of)
     start, end = _day(agencies["valid_from"]), _day(agencies["valid_to"])
     mask = (start.isna() | (start <= day)) & (end.isna() | (end >= day))
@@ -385,12 +386,12 @@ def _linked(register: pd.DataFrame, archived: pd.DataFrame, end: pd.Timestamp, o
     """Code of the latest archived result linked to each register row (register_id first, else dossier_code).
 
     Returns an object array aligned with ``register``: the document code, or None when none is linked.
-    Each key is hashed once: the links are deduplicated first, then looked up with one ``get_indexer``.
+    Each side is hashed once (``pd.factorize`` over the archived keys and the register's together).
     """
     _require(archived, ("code", "kind", "register_id", "dossier_code", "archived_at", "version"), "archived")
     when = _instant(archived["archived_at"], options.timezone).to_numpy()
     keep = archived["kind"].isin(options.result_kinds).to_numpy() & (when < end.to_datetime64())
-    version = archived["version"].to_numpy()[keep]
+    version = pd.to_numeric(archived["version"], errors="coerce").fillna(1).to_numpy()[keep]
     order = np.lexsort((when[keep], version))  # ascending version, then time: the last one wins
     codes = archived["code"].to_numpy(dtype=object)[keep][order]
     ids = archived["register_id"].to_numpy(dtype=object)[keep][order]
@@ -425,7 +426,7 @@ def _all_rows(
     holder = pd.Index(valid["code"].to_numpy(dtype=object)).get_indexer(register["agency_code"].to_numpy(dtype=object))
     keep = holder >= 0
     at = holder[keep]
-    rows = register.loc[keep, list(REGISTER_COLUMNS)]
+    rows = register.loc[keep, list(REGISTER_COLUMNS)].reset_index(drop=True)
     rows = rows.assign(
         issued_date=_day(rows["issued_date"]),
         valid_until=_day(rows["valid_until"]),
@@ -433,7 +434,7 @@ def _all_rows(
         level=_objects(valid["level"].to_numpy(dtype=object)[at], rows.index),
     )
     code = _linked(rows, archived, pd.Timestamp(as_of) + pd.Timedelta(days=1), options)
-    return rows.assign(digitized=~pd.isna(code), document_code=_objects(code, rows.index)).reset_index(drop=True)
+    return rows.assign(digitized=~pd.isna(code), document_code=_objects(code, rows.index))
 
 
 def _objects(values: np.ndarray, index: pd.Index) -> pd.Series:
@@ -610,6 +611,7 @@ def compute_coverage(
 def _status(
     ind: Indicator, as_of: date, options: CoverageOptions, n_stock: int, n_flow: int, n_units: int
 ) -> IndicatorStatus:
+    """Say what was counted, or why an indicator has no figure (no denominator, or no data for it at all)."""
     day = as_of.isoformat()
     kinds = "/".join(options.result_kinds)
     if ind.id == "stock":
@@ -675,7 +677,10 @@ def drill_down(
 ) -> pd.DataFrame:
     """The register rows behind a figure: the whole denominator, the digitized ones, or those still missing."""
     if part not in ("numerator", "denominator", "missing"):
-        raise ValueError(f"part must be numerator, denominator or missing, not {part!r}")
+        raise ConfigurationError(
+            f"drill-down part must be numerator, denominator or missing, not {part!r}",
+            hint="Ask for the digitized rows (numerator), all counted rows (denominator) or those still missing.",
+        )
     rows = _register_rows(agencies, register, archived, as_of, options or CoverageOptions(), indicator)
     return _filter_rows(rows, level=level, agency=agency, part=part)
 

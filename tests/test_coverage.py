@@ -368,7 +368,7 @@ def test_drill_down_lists_the_rows_behind_a_figure(frames: Frames) -> None:
     assert ids(level="commune", indicator="flow") == ["R12"]
     rows = drill_down(*frames, AS_OF, agency=P1, part="numerator")
     assert rows.loc[0, "document_code"] == "A2"  # the latest version
-    with pytest.raises(ValueError, match="part"):
+    with pytest.raises(ConfigurationError, match="part"):
         drill_down(*frames, AS_OF, part="everything")  # type: ignore[arg-type]
 
 
