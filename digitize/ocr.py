@@ -5,24 +5,28 @@ orientation, deskew, cleaning, blank check), OCR the prepared image unless it is
 word box back to the stored image through the page's inverse transform, and add the page to the
 PDF (:mod:`digitize.pdfa`) with the stored image untouched and the text invisible on top.
 
-Pages of one document run in ``OcrOptions.jobs`` worker processes, each running one single-thread
-Tesseract (``OMP_THREAD_LIMIT=1``): more threads than cores makes OCR many times slower. At most
+Pages of one document run ``OcrOptions.jobs`` at a time, each driving one single-thread Tesseract
+process (``OMP_THREAD_LIMIT=1``): more threads than cores makes OCR many times slower. At most
 ``2 × jobs`` pages are in flight, so a 300-page TIFF never needs 300 page images in memory; results
-come back in page order. The Tesseract CLI is run directly (image on stdin as PGM, TSV on stdout),
-not through ``pytesseract``, which writes temporary files and re-reads them.
+come back in page order. The pages run in threads, not worker processes: the heavy work happens in
+Tesseract's own process and in OpenCV/numpy/PIL, which release the GIL, while a process pool would
+need pickling, a start-up per document, a ``__main__`` guard in every caller, and cannot start at
+all inside daemonic workers (Celery's prefork pool).
+
+The Tesseract CLI is run directly (image on stdin as PGM, TSV on stdout), not through ``pytesseract``,
+which writes temporary files and re-reads them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import re
 import subprocess
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -54,7 +58,7 @@ class OcrOptions:
     """Tesseract language(s), e.g. ``vie`` or ``vie+eng``."""
 
     jobs: int = 1
-    """Tesseract processes run at once for the pages of one document (one thread each; ≤ cores)."""
+    """Pages of one document OCR'd at once, each by one single-thread Tesseract process (keep ≤ cores)."""
 
     min_dpi: int = 200
     """Pages below this effective resolution are flagged LOW_RESOLUTION (Decree 30/2020 asks for 200)."""
@@ -452,7 +456,7 @@ def _tasks(sources: Sequence[Path], options: OcrOptions) -> Iterator[_PageTask]:
             position += 1
 
 
-def _ordered(pool: ProcessPoolExecutor | None, func: Callable[[_T], _R], items: Iterator[_T],
+def _ordered(pool: Executor | None, func: Callable[[_T], _R], items: Iterator[_T],
              window: int) -> Iterator[_R]:
     """``map`` with at most ``window`` items in flight, results in input order; in-process without a pool."""
     if pool is None:
@@ -472,13 +476,11 @@ def _ordered(pool: ProcessPoolExecutor | None, func: Callable[[_T], _R], items: 
             future.cancel()
 
 
-def _pool(jobs: int) -> ProcessPoolExecutor | None:
-    """Worker processes from a fork server: cheap to start, and never forked from a threaded parent."""
+def _pool(jobs: int) -> Executor | None:
+    """Threads for the pages of one document; ``None`` (run in the caller's thread) for one job."""
     if jobs <= 1:
         return None
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["digitize.ocr"])
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    return ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="digitize-ocr")
 
 
 def tool_versions() -> dict[str, str]:
