@@ -38,7 +38,7 @@ import pikepdf
 
 from digitize.errors import OcrFailed
 from digitize.pages import MAX_PIXELS, PageInfo, encode_for_pdf, load_image, scan_pages
-from digitize.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord
+from digitize.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord, page_can_be_copied
 from digitize.preprocess import PreparedPage, PreprocessOptions, prepare_page
 
 TESSERACT = "tesseract"
@@ -108,7 +108,8 @@ class PageResult:
     """Effective resolution (estimated when the file lies, e.g. a photo claiming 72 dpi)."""
 
     flags: tuple[str, ...]
-    """Quality findings: LOW_RESOLUTION, LOW_CONFIDENCE, BLANK, PHOTO, DPI_ESTIMATED, TEXT_LAYER, …"""
+    """Quality findings: LOW_RESOLUTION, LOW_CONFIDENCE, BLANK, PHOTO, DPI_ESTIMATED, NO_TEXT_FOUND, TEXT_LAYER
+    (existing text kept), TEXT_LAYER_REPLACED (existing text not PDF/A-safe: page rendered and OCR'd), …"""
 
     word_count: int = 0
     """Words recognised (weights the document's mean confidence)."""
@@ -404,8 +405,12 @@ def process_page(info: PageInfo, options: OcrOptions) -> tuple[PageResult, PdfPa
 
 
 def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
+    extra_flags: tuple[str, ...] = ()
     if info.has_text_layer:
-        return _existing_text(info, options)
+        if page_can_be_copied(info.source, info.index):
+            return _existing_text(info, options)
+        info = dataclasses.replace(info, has_text_layer=False, rasterize=True)  # not PDF/A as it is: OCR it
+        extra_flags = ("TEXT_LAYER_REPLACED",)
     image = load_image(info)
     encoded = encode_for_pdf(info, image=image)
     claimed = (info.dpi[0] + info.dpi[1]) / 2.0
@@ -416,7 +421,7 @@ def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
     if not prepared.blank:
         ocr = recognize(prepared.ocr_image, dpi=prepared.ocr_dpi, language=options.language, psm=options.psm,
                         timeout=options.page_timeout, work_dir=options.work_dir)
-    flags = list(prepared.flags)
+    flags = [*prepared.flags, *extra_flags]
     confidence = ocr.mean_confidence
     if confidence is not None and confidence < options.low_confidence:
         flags.append("LOW_CONFIDENCE")

@@ -224,6 +224,18 @@ def check_pdfa(pdf_path: Path) -> PdfaCheck:
     return PdfaCheck(passed=bool(report.passed), findings=findings)
 
 
+def page_can_be_copied(pdf_path: Path, index: int) -> bool:
+    """True when the page, copied as it is into a new file, passes PDF/A-2b (embedded fonts, no transparency…).
+
+    Pages that already carry text are copied rather than re-OCR'd; the ones that would break the
+    archive's PDF/A conformance are rasterised and OCR'd instead.
+    """
+    with pikepdf.open(pdf_path) as source, pikepdf.new() as trial:
+        trial.pages.append(source.pages[index])
+        pikepdf.pdfa.prepare(trial, FLAVOUR, output_intent="sRGB")
+        return bool(pikepdf.pdfa.check(trial, FLAVOUR).passed)
+
+
 # --- text layer ------------------------------------------------------------------------------------
 
 

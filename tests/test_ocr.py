@@ -169,6 +169,22 @@ def test_text_layer_pdf_is_kept_not_reocrd(document: tuple[OcrResult, list[Path]
         assert "Kế hoạch số hóa" in page.text
 
 
+def test_text_pdf_that_is_not_pdfa_safe_is_rendered_and_ocrd(tmp_path: Path) -> None:
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(400, 200))
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))  # not embedded: not PDF/A
+    pdf.pages[0].obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+    pdf.pages[0].obj.Contents = pdf.make_stream(b"BT /F1 24 Tf 30 100 Td (Ke hoach so hoa) Tj ET")
+    source = tmp_path / "born-digital.pdf"
+    pdf.save(source)
+    result = make_searchable_pdf([source], tmp_path / "out.pdf", OcrOptions())
+    (page,) = result.pages
+    assert "TEXT_LAYER_REPLACED" in page.flags and page.mean_confidence is not None
+    assert page.text == "Ke hoach so hoa"
+    assert check_pdfa(result.pdf_path).passed
+
+
 def test_bad_file_fails_the_document_and_writes_nothing(tmp_path: Path) -> None:
     good = imagegen.save(imagegen.render_page(dpi=200), tmp_path / "good.png", dpi=200)
     bad = imagegen.save(imagegen.render_page(dpi=200), tmp_path / "bad.jpg", dpi=200)
