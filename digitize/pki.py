@@ -117,7 +117,8 @@ def _issue(
         critical=True,
     )
     if not ca:
-        # Without an EKU poppler's pdfsig reports "Unknown issue" for the signer.
+        # What national signing certificates carry. (pdfsig's "Unknown issue" is not about the EKU: on
+        # poppler 22.12 it comes from -no-ocsp, with or without one; see tests/pdfsig.py.)
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, DOCUMENT_SIGNING_OID]), critical=False
         )

@@ -476,14 +476,16 @@ def _stamp_style(options: SigningOptions, *, with_qr: bool) -> TextStampStyle:
 
 
 def _page_box(writer: IncrementalPdfFileWriter) -> tuple[float, float, float, float]:
-    """MediaBox of page 1, following inheritance up the page tree."""
+    """Visible area of page 1 (CropBox, else MediaBox), following inheritance up the page tree."""
     page_ref, _ = writer.find_page_for_modification(0)
-    node: Any = page_ref.get_object()
-    while node is not None:
-        if "/MediaBox" in node:
-            return tuple(float(v) for v in node["/MediaBox"])  # type: ignore[return-value]
-        parent = node.get("/Parent")
-        node = parent.get_object() if parent is not None else None
+    for key in ("/CropBox", "/MediaBox"):
+        node: Any = page_ref.get_object()
+        while node is not None:
+            if key in node:
+                x0, y0, x1, y1 = (float(v) for v in node[key])
+                return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            parent = node.get("/Parent")
+            node = parent.get_object() if parent is not None else None
     return (0.0, 0.0, 595.0, 842.0)
 
 

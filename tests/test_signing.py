@@ -678,3 +678,17 @@ def test_options_from_settings(pki: DemoPki, monkeypatch: pytest.MonkeyPatch, or
     monkeypatch.delenv("DIGITIZE_SIGNING_PKCS12")
     with pytest.raises(ConfigurationError, match="No agency certificate"):
         options_from_settings(load_settings())
+
+
+def test_stamp_stays_inside_the_crop_box(pki: DemoPki, original: bytes) -> None:
+    with pikepdf.open(io.BytesIO(original)) as pdf:
+        x1, y1 = float(pdf.pages[0].MediaBox[2]), float(pdf.pages[0].MediaBox[3])
+        pdf.pages[0].CropBox = pikepdf.Array([30, 40, x1 - 50, y1 - 60])
+        buf = io.BytesIO()
+        pdf.save(buf)
+    signer = AgencySigner.from_options(SigningOptions(pki.pkcs12, pki.passphrase.encode(), visible=True))
+    signed = signer.sign(buf.getvalue(), document_code=CODE, title="x")
+    with pikepdf.open(io.BytesIO(signed)) as pdf:
+        widget = next(a for a in pdf.pages[0].Annots if a.Subtype == "/Widget")
+        left, _bottom, right, top = (float(v) for v in widget.Rect)
+    assert right <= x1 - 50 - 19 and top <= y1 - 60 - 19 and left > (x1 - 80) / 2
