@@ -689,7 +689,8 @@ class AgencySigner:
         signed = out.getvalue()
         if not signed.startswith(base):
             raise SignatureFailed(f"Signing {document_code} changed the original bytes: refusing the result.")
-        verdict = _verify(signed, self._trust_roots, "soft-fail")
+        # Long-term levels must verify from what they embed alone: missing revocation data is an error.
+        verdict = _verify(signed, self._trust_roots, "hard-fail" if level in ("B-LT", "B-LTA") else "soft-fail")
         # B-LT/B-LTA append the DSS after the signature; the verdict checks those updates are harmless.
         if not (verdict.valid and (verdict.covers_whole_file or level in ("B-LT", "B-LTA"))):
             raise SignatureFailed(
