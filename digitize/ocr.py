@@ -511,7 +511,7 @@ def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOpti
     results: list[PageResult] = []
     pool = _pool(jobs)
     try:
-        with SearchablePdfWriter(out_pdf, DocumentMetadata(title=options.title)) as writer:
+        with SearchablePdfWriter(out_pdf, DocumentMetadata(title=options.title), work_dir=options.work_dir) as writer:
             for outcome in _ordered(pool, _run_task, _tasks(sources, options), window=2 * jobs):
                 writer.add_page(outcome.pdf_page)
                 results.append(outcome.result)

@@ -171,3 +171,20 @@ def test_check_pdfa_finds_a_non_conforming_file(tmp_path: Path) -> None:
     plain = tmp_path / "plain.pdf"
     pdf.save(plain)
     assert not check_pdfa(plain).passed
+
+
+def test_long_documents_are_spooled_in_chunks_and_keep_page_order(tmp_path: Path, upright: np.ndarray) -> None:
+    from digitize.pdfa import SearchablePdfWriter
+
+    jpeg = imagegen.save(upright, tmp_path / "p.jpg", dpi=200, fmt="JPEG")
+    (info,) = scan_pages(jpeg)
+    image = encode(info)
+    out = tmp_path / "long.pdf"
+    with SearchablePdfWriter(out, DocumentMetadata(title="Dài"), work_dir=tmp_path, chunk_pages=2) as writer:
+        for n in range(5):
+            writer.add_page(PdfPage(image, (200.0, 200.0), 0, (TextWord(f"Trang{n}", (80, 120), (300, 120),
+                                                                        (80, 80)),)))
+    assert check_pdfa(out).passed
+    assert [_pdftotext(out, "-f", str(n + 1), "-l", str(n + 1)).strip() for n in range(5)] == [
+        f"Trang{n}" for n in range(5)]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("digitize-pdf-")] == []  # scratch removed
