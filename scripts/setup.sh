@@ -21,6 +21,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+mkdir -p var
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtual environment in .venv"
   python3 -m venv .venv
@@ -32,8 +33,11 @@ if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
   .venv/bin/pip install --quiet --progress-bar off -r requirements.txt
   echo "$want" > .venv/.requirements.sha256
 fi
+if ! (cd / && "$ROOT/.venv/bin/python" -c "import digitize" 2>/dev/null); then
+  say "installing this project into .venv (editable), so Airflow's processes import the library"
+  .venv/bin/pip install --quiet --no-deps -e . >var/pip-editable.log 2>&1 || { cat var/pip-editable.log; exit 1; }
+fi
 
-mkdir -p var
 if [ ! -f .env ]; then
   say "generating secrets into .env (git-ignored)"
   .venv/bin/python - <<'EOF'
