@@ -21,10 +21,13 @@ the catalog's state raise :class:`~digitize.errors.CatalogConflict`.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import io
 import os
 import re
+import threading
+import time
 import unicodedata
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -490,6 +493,51 @@ def _forget_pools_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
+class _WriterQueue:
+    """Orders SQLite writers of one database file through an advisory lock on ``<file>-writer.lock``.
+
+    SQLite's own busy handler sleeps longer and longer (up to 100 ms) while another process writes, so
+    several processes allocating codes at once get slower than one. Waiting here instead (a thread lock,
+    then ``flock`` polled every millisecond) hands the database over as soon as it is free. SQLite's
+    locking stays the safety net for writers that do not take this lock (sqlite3 shell, other tools).
+    """
+
+    def __init__(self, database: Path) -> None:
+        self._path = database.with_name(database.name + "-writer.lock")
+        self._threads = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child shares the parent's lock: reopen
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            self._pid = os.getpid()
+        return self._fd
+
+    @contextmanager
+    def hold(self, timeout: float) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
+        if not self._threads.acquire(timeout=timeout):
+            raise CatalogUnavailable(f"catalog busy: no write turn within {timeout:.0f} s")
+        try:
+            descriptor = self._descriptor()
+            while True:
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise CatalogUnavailable(
+                            f"catalog busy: another process kept the write turn for {timeout:.0f} s") from None
+                    time.sleep(0.001)
+            try:
+                yield
+            finally:
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
+
+
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
@@ -573,6 +621,12 @@ class Catalog:
         self.url = url
         self._engine = _make_engine(url)
         self._dialect = self._engine.dialect.name
+        database = self._engine.url.database
+        self._writers = (
+            _WriterQueue(Path(database))
+            if self._dialect == "sqlite" and database not in (None, "", ":memory:")
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"Catalog({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -586,11 +640,19 @@ class Catalog:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One write transaction; on SQLite it takes the write lock at BEGIN (queued by busy_timeout)."""
-        with _guard(), self._engine.connect() as conn:
+        with _guard(), self._queue(), self._engine.connect() as conn:
             if self._dialect == "sqlite":
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _queue(self) -> Iterator[None]:
+        if self._writers is None:
+            yield
+        else:
+            with self._writers.hold(SQLITE_BUSY_TIMEOUT_S):
+                yield
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
