@@ -52,6 +52,18 @@ class Settings:
     trust_roots: tuple[Path, ...]
     """Root certificates (PEM/DER files) trusted when verifying signatures."""
 
+    signing_level: str
+    """PAdES level: B-B, B-T, B-LT or B-LTA (B-T and up need ``tsa_url``)."""
+
+    tsa_url: str | None
+    """RFC 3161 timestamp authority used from B-T up."""
+
+    signing_stamp: bool
+    """Draw the visible Decree 30/2020 stamp (and the QR of Circular 01/2023 on results)."""
+
+    source_system: str
+    """Name of this system, written into the QR code of results."""
+
     code_template: str
     """Template of the document code; fields: agency, year, kind, seq."""
 
@@ -89,6 +101,10 @@ def load_settings() -> Settings:
         signing_pkcs12=Path(pkcs12) if pkcs12 else None,
         signing_passphrase=_secret("DIGITIZE_SIGNING_PASSPHRASE"),
         trust_roots=tuple(Path(p) for p in roots.split(os.pathsep) if p),
+        signing_level=_env("DIGITIZE_SIGNING_LEVEL", "B-B") or "B-B",
+        tsa_url=_env("DIGITIZE_TSA_URL"),
+        signing_stamp=(_env("DIGITIZE_SIGNING_STAMP", "true") or "true").lower() in ("1", "true", "yes"),
+        source_system=_env("DIGITIZE_SOURCE_SYSTEM", "digitize") or "digitize",
         code_template=_env("DIGITIZE_CODE_TEMPLATE", DEFAULT_CODE_TEMPLATE) or DEFAULT_CODE_TEMPLATE,
         quiet_seconds=int(_env("DIGITIZE_QUIET_SECONDS", "60") or 60),
         ocr_jobs=int(_env("DIGITIZE_OCR_JOBS", str(os.cpu_count() or 1)) or 1),

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from digitize.archive import S3Archive
     from digitize.catalog import Catalog, DocumentRecord
     from digitize.ocr import OcrResult
-    from digitize.signing import AgencySigner
+    from digitize.signing import AgencySigner, DocumentQr
 
 log = logging.getLogger(__name__)
 
@@ -193,14 +193,13 @@ class PipelineContext:
 
     @cached_property
     def signer(self) -> AgencySigner:
-        from digitize.signing import AgencySigner, SigningOptions
+        from digitize.signing import AgencySigner, options_from_settings
 
-        if self.settings.signing_pkcs12 is None:
-            raise ConfigurationError("no signing certificate: set DIGITIZE_SIGNING_PKCS12 (and its passphrase)")
-        if not self.settings.trust_roots:
+        settings = self.settings
+        if not settings.trust_roots:
             raise ConfigurationError("no trust roots: set DIGITIZE_TRUST_ROOTS to the root CA certificate file(s)")
-        return AgencySigner.from_options(SigningOptions(
-            pkcs12_path=self.settings.signing_pkcs12, passphrase=self.settings.signing_passphrase_bytes))
+        return AgencySigner.from_options(options_from_settings(
+            settings, level=settings.signing_level, tsa_url=settings.tsa_url, visible=settings.signing_stamp))
 
     @cached_property
     def tool_versions(self) -> dict[str, str]:
@@ -307,7 +306,7 @@ def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, wat
 
         set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
         with watch.stage("sign"):
-            signed = _signed_pdf(ctx, record.id, keys.pdf, out_pdf.read_bytes(), code, record.title)
+            signed = _signed_pdf(ctx, record, keys.pdf, out_pdf.read_bytes(), code)
         verdict = verify_pdf(signed, settings.trust_roots)
         if not verdict.valid:
             raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
@@ -348,16 +347,28 @@ def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, wat
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
 
 
-def _signed_pdf(ctx: PipelineContext, document_id: int, pdf_key: str, unsigned: bytes, code: str,
-                title: str) -> bytes:
+def _qr(ctx: PipelineContext, record: DocumentRecord) -> DocumentQr | None:
+    """The QR of Circular 01/2023 goes on procedure results only, with the stamp."""
+    from digitize.signing import DocumentQr
+
+    if record.kind != "KQ" or not ctx.settings.signing_stamp:
+        return None
+    return DocumentQr(dossier_code=record.dossier_code or "", procedure_code=record.procedure_code or "",
+                      holder_id=record.holder_id or "", document_name=record.title,
+                      source_system=ctx.settings.source_system,
+                      issued_at=datetime.combine(record.issued_date, datetime.min.time(), tzinfo=UTC),
+                      valid_until=record.valid_until)
+
+
+def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsigned: bytes, code: str) -> bytes:
     """Sign, unless an earlier interrupted run already archived the signed PDF: never sign twice."""
     existing = ctx.archive.head(pdf_key)
     if existing is not None:
-        ctx.catalog.add_event(document_id, "signature", "success", tool="digitize", tool_version=__version__,
+        ctx.catalog.add_event(record.id, "signature", "success", tool="digitize", tool_version=__version__,
                               detail=f"reused the signed PDF already archived at {pdf_key}")
         return ctx.archive.get(pdf_key)
-    signed = ctx.signer.sign(unsigned, document_code=code, title=title)
-    ctx.catalog.add_event(document_id, "signature", "success", tool="pyhanko",
+    signed = ctx.signer.sign(unsigned, document_code=code, title=record.title, qr=_qr(ctx, record))
+    ctx.catalog.add_event(record.id, "signature", "success", tool="pyhanko",
                           tool_version=ctx.tool_versions["pyhanko"],
                           detail=f"PAdES signature by {ctx.signer.signer_name}")
     return signed
@@ -407,7 +418,7 @@ def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: 
                 "pages": [{"index": p.index, "confidence": p.mean_confidence, "blank": p.blank, "dpi": p.dpi,
                            "flags": list(p.flags)} for p in ocr.pages]},
         "needs_review": needs_review,
-        "signature": {"signer": verdict.signer, "valid": verdict.valid,
+        "signature": {"signer": verdict.signer, "valid": verdict.valid, "level": verdict.level,
                       "signing_time": verdict.signing_time.isoformat() if verdict.signing_time else None},
         "retention": "permanent" if record.kind == "KQ" else "20 years",
         "files": files, "events": events, "tools": dict(ctx.tool_versions, **dict(ocr.tool_versions)),
