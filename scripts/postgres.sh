@@ -50,7 +50,11 @@ as_owner() {
 }
 
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    if command -v python3 >/dev/null; then
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+    else
+        echo $((20000 + RANDOM % 40000))
+    fi
 }
 
 start() {
@@ -72,9 +76,18 @@ start() {
             || as_owner "$bindir/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C >"$dir/initdb.log" 2>&1 \
             || { log "initdb failed, see $dir/initdb.log"; cat "$dir/initdb.log" >&2; exit 1; }
     fi
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=${POSTGRES_FSYNC:-on}" start >&2 \
-        || { log "pg_ctl start failed, see $dir/server.log"; tail -20 "$dir/server.log" >&2; exit 1; }
+    local attempt
+    for attempt in 1 2 3; do  # a free port can be taken before the server binds it: pick another
+        if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=${POSTGRES_FSYNC:-on}" \
+            start >&2; then
+            break
+        fi
+        if [[ $attempt -eq 3 || -n "${2:-}" ]]; then
+            log "pg_ctl start failed, see $dir/server.log"; tail -20 "$dir/server.log" >&2; exit 1
+        fi
+        port=$(free_port)
+    done
     echo "$port" >"$dir/port"
     echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
 }
