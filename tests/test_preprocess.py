@@ -124,18 +124,37 @@ def test_sideways_page_found_without_osd(page: np.ndarray) -> None:
     assert prepared.ocr_image.shape[0] > prepared.ocr_image.shape[1]
 
 
-def test_low_confidence_orientation_is_ignored(page: np.ndarray) -> None:
-    calls: list[tuple[int, int]] = []
+def test_upright_page_needs_no_osd_and_upside_down_is_found_cheaply(page: np.ndarray) -> None:
+    """Accents and ascenders above the x-height settle up vs down; OSD is asked only when that is unclear."""
+    calls: list[tuple[int, ...]] = []
 
-    def unsure(img: np.ndarray) -> tuple[int, float]:
+    def osd(img: np.ndarray) -> tuple[int, float]:
         calls.append(img.shape)
+        return 0, 0.0
+
+    assert prepare_page(page, 200, OPTIONS, osd).rotation_cw == 0
+    assert not calls
+    flipped = prepare_page(cv2.rotate(page, cv2.ROTATE_180), 200, OPTIONS, None)
+    assert flipped.rotation_cw == 180 and "orientation_profile_180" in flipped.steps
+
+
+def test_osd_is_used_only_above_its_confidence_threshold() -> None:
+    """A page whose up/down balance is unclear (capitals only) is decided by OSD when it is confident."""
+    img = Image.new("L", (1654, 2338), 245)
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.truetype(FONT, round(12 * 200 / 72))
+    for i in range(25):
+        draw.text((200, 200 + i * 60), "MOON NOON MOMO NOUN " * 3, font=font, fill=20)
+    flat = np.asarray(img).copy()
+    calls: list[tuple[int, ...]] = []
+
+    def unsure(im: np.ndarray) -> tuple[int, float]:
+        calls.append(im.shape)
         return 180, 0.5
 
-    prepared = prepare_page(page, 200, OPTIONS, unsure)
-    assert calls and max(calls[0]) < max(page.shape)  # called on a downscaled image
-    assert prepared.rotation_cw == 0
-    sure = prepare_page(page, 200, OPTIONS, lambda img: (180, 12.0))
-    assert sure.rotation_cw == 180
+    assert prepare_page(flat, 200, OPTIONS, unsure).rotation_cw == 0
+    assert calls and max(calls[0]) < max(flat.shape)  # asked, on a downscaled image, and ignored
+    assert prepare_page(flat, 200, OPTIONS, lambda im: (180, 12.0)).rotation_cw == 180
 
 
 def show_through_back_side(page: np.ndarray, opacity: float) -> np.ndarray:
