@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -18,7 +20,7 @@ def _dagbag():  # type: ignore[no-untyped-def]
 def test_every_dag_imports_without_errors() -> None:
     bag = _dagbag()
     assert bag.import_errors == {}
-    assert "digitize_inbox" in bag.dag_ids
+    assert {"digitize_inbox", "coverage_report"} <= set(bag.dag_ids)
 
 
 def test_digitize_inbox_wiring() -> None:
@@ -32,11 +34,18 @@ def test_digitize_inbox_wiring() -> None:
     assert dag.get_task("summarize").outlets, "the coverage report is triggered by the catalog asset"
 
 
-def test_dag_files_import_nothing_heavy_at_top_level() -> None:
+def test_coverage_report_runs_on_catalog_updates_and_quarterly() -> None:
+    dag = _dagbag().dags["coverage_report"]
+    assert dag.timetable.description
+    assert "digitize-catalog" in str(dag.timetable.asset_condition)
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in (REPO / "dags").glob("*.py")))
+def test_dag_files_import_nothing_heavy_at_top_level(dag_file: str) -> None:
     """Parsing must stay cheap: the library's heavy dependencies load inside tasks only."""
     code = (
         "import sys, runpy\n"
-        f"runpy.run_path({str(REPO / 'dags' / 'digitize_inbox.py')!r})\n"
+        f"runpy.run_path({str(REPO / 'dags' / dag_file)!r})\n"
         "heavy = ('cv2', 'pandas', 'pyhanko', 'boto3', 'pikepdf', 'digitize.pipeline')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )

@@ -211,3 +211,22 @@ def test_coverage_matches_hand_computed_figures(e2e: dict[str, Any]) -> None:
 def test_second_run_adds_no_document_object_or_code(e2e: dict[str, Any]) -> None:
     assert e2e["after_second"] == e2e["after_first"]
     assert len(e2e["after_first"]["keys"]) == 5 * 2 + 6  # pdf + sidecar per document, 6 original files
+
+
+def test_coverage_report_dag_publishes_the_reports(e2e: dict[str, Any]) -> None:
+    import csv
+    import io
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags["coverage_report"]
+    today = date.today().isoformat()
+    run = dag.test(run_conf={"as_of": today})
+    assert run.state == "success"
+    keys = [k for k in e2e["archive"].list_keys("reports/coverage/") if f"/{today}/" in k]
+    assert {k.rsplit(".", 1)[1] for k in keys} == {"html", "xlsx", "csv"}
+    rows = list(csv.DictReader(io.StringIO(e2e["archive"].get(next(k for k in keys if k.endswith(".csv"))).decode())))
+    province = next(r for r in rows if r["indicator"] == "stock" and r["scope"] == "level" and r["level"] == "province")
+    assert (province["numerator"], province["denominator"]) == ("2", "6")
+    html = e2e["archive"].get(next(k for k in keys if k.endswith(".html"))).decode()
+    assert "http://" not in html and "https://" not in html
