@@ -98,7 +98,8 @@ class EncryptedPdf(InputError):
 
 class AlreadySigned(InputError):
     reason = "ALREADY_SIGNED"
-    default_hint = "The PDF already carries a digital signature that OCR would destroy: archive it as an electronic original instead."
+    default_hint = ("The PDF already carries a digital signature that OCR would destroy: "
+                    "archive it as an electronic original instead.")
 
 
 class ImageTooLarge(InputError):
@@ -118,7 +119,8 @@ class OcrFailed(InputError):
 
 class AgencyUnknown(InputError):
     reason = "AGENCY_UNKNOWN"
-    default_hint = "Import the agency into the catalog (python -m digitize agencies import) or correct agency_code, then resubmit."
+    default_hint = ("Import the agency into the catalog (python -m digitize agencies import) "
+                    "or correct agency_code, then resubmit.")
 
 
 class SignatureFailed(DigitizeError):
