@@ -29,8 +29,9 @@ fi
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat .venv/.requirements.sha256 2>/dev/null)" != "$want" ]; then
   say "installing the pinned Python packages (requirements.txt); the first time takes a few minutes"
-  .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet --progress-bar off -r requirements.txt
+  # (this machine's pip configuration may warn about local index folders it cannot see: noise, filtered)
+  .venv/bin/pip install --quiet --upgrade pip 2> >(grep -v "^WARNING: Location" >&2)
+  .venv/bin/pip install --quiet --progress-bar off -r requirements.txt 2> >(grep -v "^WARNING: Location" >&2)
   echo "$want" > .venv/.requirements.sha256
 fi
 if ! (cd / && "$ROOT/.venv/bin/python" -c "import digitize" 2>/dev/null); then
