@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import pikepdf
 import pikepdf.pdfa
 from fontTools.fontBuilder import FontBuilder
@@ -86,6 +87,11 @@ class PdfPage:
 
     copy_from: tuple[Path, int] | None = None
     """(PDF, 0-based page) to copy as it is: a page that already has a text layer."""
+
+    deskew_deg: float = 0.0
+    """Show the image turned by this angle (degrees, counter-clockwise as seen, about its centre) so a
+    skewed scan displays straight without touching its pixels; the page grows to hold the turned image,
+    and the words (given in stored-image pixels) are turned with it."""
 
 
 @dataclass(frozen=True)
@@ -187,12 +193,15 @@ class SearchablePdfWriter:
             self.abort()
 
     def _image_page(self, page: PdfPage, image: EncodedImage) -> pikepdf.Page:
-        width_pt = image.width * 72.0 / page.dpi[0]
-        height_pt = image.height * 72.0 / page.dpi[1]
+        to_pdf, width_pt, height_pt = _placement(image.width, image.height, page.dpi, page.deskew_deg)
+        # the unit square of the image (PDF's image space, y up) -> stored-image pixels -> page points
+        unit_to_pixels = np.array([[image.width, 0.0, 0.0], [0.0, -image.height, image.height], [0.0, 0.0, 1.0]])
+        m = to_pdf @ unit_to_pixels
         xobject = _image_xobject(self._pdf, image)
-        content = [f"q {_num(width_pt)} 0 0 {_num(height_pt)} 0 0 cm /Im0 Do Q"]
+        cm = " ".join(_num(v) for v in (m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]))
+        content = [f"q {cm} cm /Im0 Do Q"]
         if page.words:
-            content.append(_text_layer(page.words, page.dpi, height_pt))
+            content.append(_text_layer(page.words, to_pdf))
         stream = pikepdf.Stream(self._pdf, "\n".join(content).encode("ascii"))
         resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=xobject))
         if page.words:
@@ -290,21 +299,41 @@ def page_can_be_copied(pdf_path: Path, index: int) -> bool:
 # --- text layer ------------------------------------------------------------------------------------
 
 
-def _text_layer(words: Iterable[TextWord], dpi: tuple[float, float], height_pt: float) -> str:
+def _placement(width: int, height: int, dpi: tuple[float, float], deskew_deg: float) -> tuple[np.ndarray, float, float]:
+    """Affine map (3x3) from stored-image pixels (y down) to page points (y up), and the page size.
+
+    Without deskew the page is the image at its dpi. With it, the image is turned about its centre
+    and the page is the bounding box of the turned image, so nothing of the scan is cut off.
+    """
+    scale = np.diag([72.0 / dpi[0], 72.0 / dpi[1], 1.0])
+    angle = math.radians(deskew_deg)
+    cos, sin = math.cos(angle), math.sin(angle)
+    cx, cy = width / 2.0, height / 2.0
+    # counter-clockwise as seen on a y-down grid, about the centre (in points, so dpi x != y stays right)
+    turn = np.array([[cos, sin, 0.0], [-sin, cos, 0.0], [0.0, 0.0, 1.0]])
+    centre = scale @ np.array([cx, cy, 1.0])
+    to_turned = (np.array([[1.0, 0.0, centre[0]], [0.0, 1.0, centre[1]], [0.0, 0.0, 1.0]]) @ turn
+                 @ np.array([[1.0, 0.0, -centre[0]], [0.0, 1.0, -centre[1]], [0.0, 0.0, 1.0]]) @ scale)
+    corners = to_turned @ np.array([[0.0, width, width, 0.0], [0.0, 0.0, height, height], [1.0, 1.0, 1.0, 1.0]])
+    x_min, y_min = corners[0].min(), corners[1].min()
+    width_pt, height_pt = corners[0].max() - x_min, corners[1].max() - y_min
+    if abs(deskew_deg) < 1e-9:  # exact page size, no rounding noise
+        width_pt, height_pt = width * 72.0 / dpi[0], height * 72.0 / dpi[1]
+        x_min = y_min = 0.0
+    flip = np.array([[1.0, 0.0, -x_min], [0.0, -1.0, height_pt + y_min], [0.0, 0.0, 1.0]])
+    return flip @ to_turned, float(width_pt), float(height_pt)
+
+
+def _text_layer(words: Iterable[TextWord], to_pdf: np.ndarray) -> str:
     """``BT … ET`` with one text matrix per word: invisible (3 Tr), font size 1, width fitted to the box."""
-    sx, sy = 72.0 / dpi[0], 72.0 / dpi[1]
-
-    def to_pdf(point: tuple[float, float]) -> tuple[float, float]:
-        return point[0] * sx, height_pt - point[1] * sy
-
     out = ["BT", "3 Tr", "/F1 1 Tf"]
     for word in words:
         codes = _utf16_codes(word.text)
         if not codes:
             continue
-        ox, oy = to_pdf(word.origin)
-        ex, ey = to_pdf(word.end)
-        tx, ty = to_pdf(word.top)
+        points = to_pdf @ np.array([[word.origin[0], word.end[0], word.top[0]],
+                                    [word.origin[1], word.end[1], word.top[1]], [1.0, 1.0, 1.0]])
+        (ox, ex, tx), (oy, ey, ty) = points[0], points[1]
         natural = len(codes) * _GLYPH_ADVANCE / 1000.0  # width of the word in text space at size 1
         a, b = (ex - ox) / natural, (ey - oy) / natural
         c, d = tx - ox, ty - oy

@@ -171,11 +171,11 @@ def test_text_layer_pdf_is_kept_not_reocrd(document: tuple[OcrResult, list[Path]
 
 def test_text_pdf_that_is_not_pdfa_safe_is_rendered_and_ocrd(tmp_path: Path) -> None:
     pdf = pikepdf.new()
-    pdf.add_blank_page(page_size=(400, 200))
+    pdf.add_blank_page(page_size=(595, 842))
     font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
                                                 BaseFont=pikepdf.Name.Helvetica))  # not embedded: not PDF/A
     pdf.pages[0].obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
-    pdf.pages[0].obj.Contents = pdf.make_stream(b"BT /F1 24 Tf 30 100 Td (Ke hoach so hoa) Tj ET")
+    pdf.pages[0].obj.Contents = pdf.make_stream(b"BT /F1 14 Tf 72 700 Td (Ke hoach so hoa) Tj ET")
     source = tmp_path / "born-digital.pdf"
     pdf.save(source)
     result = make_searchable_pdf([source], tmp_path / "out.pdf", OcrOptions())
@@ -250,3 +250,39 @@ def test_corpus_pdf_with_a_page_upside_down(tmp_path: Path) -> None:
         assert page.rotation_cw == truth["rotation_cw"]
         assert _cer(page.text, (CORPUS / truth["gt"]).read_text(encoding="utf-8")) < 0.08
     assert check_pdfa(result.pdf_path).passed
+
+
+def test_skewed_scan_is_shown_straight_without_touching_its_pixels(tmp_path: Path) -> None:
+    import cv2
+
+    page = imagegen.document_page(dpi=200)
+    h, w = page.shape
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 3.0, 1.0)  # content turned 3° counter-clockwise
+    skewed = cv2.warpAffine(page, turn, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
+    source = imagegen.save(skewed, tmp_path / "skewed.png", dpi=200)
+    result = make_searchable_pdf([source], tmp_path / "out.pdf", OcrOptions())
+    (found,) = result.pages
+    assert found.skew_deg == pytest.approx(3.0, abs=0.3)
+    with pikepdf.open(result.pdf_path) as pdf:
+        width_pt, height_pt = (float(v) for v in pdf.pages[0].mediabox[2:])
+        image = next(iter(pdf.pages[0].obj.Resources.XObject.values()))
+        assert image.read_raw_bytes() == b"".join(_png_idat(source))  # the scan's own zlib stream
+    assert width_pt > w * 72 / 200 and height_pt > h * 72 / 200  # the page holds the turned image
+    truth = "\n".join(imagegen.LINES + imagegen.PARAGRAPH)
+    assert _cer(_pdftotext(result.pdf_path, 1, "-layout"), truth) < 0.03
+    # the words of the first row sit on one horizontal baseline of the page
+    bbox = _pdftotext(result.pdf_path, 1, "-bbox")
+    first_row = [float(m.group(1)) for m in re.finditer(r'yMax="([\d.]+)">[^<]+</word>', bbox)][:8]
+    assert max(first_row) - min(first_row) < 0.5
+
+
+def _png_idat(path: Path) -> list[bytes]:
+    import struct
+
+    data, pos, chunks = path.read_bytes(), 8, []
+    while pos < len(data):
+        (length,), kind = struct.unpack(">I", data[pos : pos + 4]), data[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            chunks.append(data[pos + 8 : pos + 8 + length])
+        pos += 12 + length
+    return chunks
