@@ -225,8 +225,7 @@ def tesseract_version() -> str:
 def recognize(image: np.ndarray, *, dpi: float, language: str = "vie", psm: int = 3, timeout: float = 300.0,
               work_dir: Path | None = None) -> OcrText:
     """OCR one image (gray or BGR) with one single-thread Tesseract; words with boxes and confidences."""
-    cmd = [TESSERACT, "stdin", "stdout", "-l", language, "--psm", str(psm), "--dpi", str(max(1, round(dpi))),
-           "-c", "tessedit_create_tsv=1", "-c", "tessedit_pageseg_mode=" + str(psm)]
+    cmd = [TESSERACT, "stdin", "stdout", "-l", language, "--psm", str(psm), "--dpi", str(max(1, round(dpi))), "tsv"]
     try:
         done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=timeout, env=_env(work_dir),
                               check=False)

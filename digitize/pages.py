@@ -39,12 +39,16 @@ from digitize.errors import (
     EmptyFile,
     EncryptedPdf,
     ImageTooLarge,
+    LowResolution,
     MissingFile,
     UnsupportedFormat,
 )
 
 MAX_PIXELS = 100_000_000
 """Largest page accepted (width × height); an A0 sheet at 300 dpi is ~140 MP, an A3 at 600 dpi ~70 MP."""
+
+MIN_SIDE = 32
+"""Pages narrower or shorter than this many pixels are not scans (an icon, a thumbnail): LOW_RESOLUTION."""
 
 PDF_RASTER_DPI = 300
 """Resolution used when a PDF page is not a single scanned image and must be rasterised."""
@@ -585,6 +589,8 @@ def _rasterize_pdf_page(info: PageInfo) -> Image.Image:
 def _check_size(path: Path, width: int, height: int, max_pixels: int, *, page: int = 0) -> None:
     if width <= 0 or height <= 0:
         raise CorruptFile(f"{path.name}: page {page + 1} declares an empty size {width}×{height}")
+    if min(width, height) < MIN_SIDE:
+        raise LowResolution(f"{path.name}: page {page + 1} is only {width}×{height} pixels: not a scanned page")
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"{path.name}: page {page + 1} declares {width}×{height} pixels "

@@ -19,6 +19,7 @@ from digitize.errors import (
     EmptyFile,
     EncryptedPdf,
     ImageTooLarge,
+    LowResolution,
     MissingFile,
     UnsupportedFormat,
 )
@@ -232,3 +233,9 @@ def test_pil_written_rgba_png_is_flattened_and_reencoded(tmp_path: Path, page: n
     (info,) = scan_pages(path)
     encoded = encode_for_pdf(info)
     assert not encoded.passthrough and encoded.filter in ("FlateDecode", "CCITTFaxDecode")
+
+
+def test_thumbnails_are_not_pages(tmp_path: Path) -> None:
+    icon = imagegen.save(np.full((20, 300), 255, np.uint8), tmp_path / "icon.png", fmt="PNG")
+    with pytest.raises(LowResolution):
+        list(scan_pages(icon))
