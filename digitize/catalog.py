@@ -482,12 +482,15 @@ class ImportSummary:
 
 
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+_QUEUES: weakref.WeakSet[_WriterQueue] = weakref.WeakSet()
 
 
 def _forget_pools_after_fork() -> None:
-    """A forked child must not reuse the parent's connections (SQLAlchemy's advice)."""
+    """A forked child must not reuse the parent's connections (SQLAlchemy's advice) nor its write turn."""
     for engine in list(_ENGINES):
         engine.dispose(close=False)
+    for queue in list(_QUEUES):
+        queue.after_fork()
 
 
 os.register_at_fork(after_in_child=_forget_pools_after_fork)
@@ -506,12 +509,19 @@ class _WriterQueue:
         self._path = database.with_name(database.name + "-writer.lock")
         self._threads = threading.Lock()
         self._fd: int | None = None
-        self._pid = 0
+        _QUEUES.add(self)
+
+    def after_fork(self) -> None:
+        """In a forked child: the inherited descriptor shares the parent's lock and the thread lock may be held."""
+        return
+        self._threads = threading.Lock()
+        if self._fd is not None:
+            os.close(self._fd)  # the parent's lock stays: its own descriptor still refers to it
+            self._fd = None
 
     def _descriptor(self) -> int:
-        if self._fd is None or self._pid != os.getpid():  # a forked child shares the parent's lock: reopen
+        if self._fd is None:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-            self._pid = os.getpid()
         return self._fd
 
     @contextmanager
@@ -947,6 +957,54 @@ class Catalog:
                 sa.select(documents.c.id).where(condition).order_by(documents.c.version.desc()).limit(1)
             ).scalar()
             return None if document_id is None else self._find(conn, documents.c.id == document_id)
+
+    def find_by_pdf_sha256(self, sha256: str) -> list[DocumentRecord]:
+        """Archived documents whose signed PDF has this SHA-256 (an auditor holding only a file)."""
+        with self._read() as conn:
+            ids = conn.execute(sa.select(documents.c.id).where(documents.c.pdf_sha256 == sha256.lower())
+                               .order_by(documents.c.id)).scalars().all()
+            found = [self._find(conn, documents.c.id == i) for i in ids]
+        return [r for r in found if r is not None]
+
+    def restore_document(self, record: DocumentRecord, *, template: str | None = None) -> DocumentRecord:
+        """Insert a document as-is (every field but ``id``, with its files and their keys).
+
+        For rebuilding the catalog from the archive's sidecars and for new archived versions made
+        outside the pipeline (LTA renewal). The code's (agency, kind, year) counter is raised past
+        the code when it follows ``template``, so allocation continues after the highest code.
+        """
+        if record.code is None or len(record.original_keys) != len(record.files):
+            raise ValueError("a restored document needs its code and one key (or None) per file")
+        from digitize.codes import DEFAULT_CODE_TEMPLATE, parse_document_code
+
+        try:
+            parsed = parse_document_code(record.code, template or DEFAULT_CODE_TEMPLATE)
+        except CodeError:
+            parsed = None
+        values = {c.name: getattr(record, c.name) for c in documents.c if c.name != "id"}
+        try:
+            with self._write() as conn:
+                new_id = conn.execute(sa.insert(documents).values(**values).returning(documents.c.id)).scalar_one()
+                if record.files:
+                    conn.execute(sa.insert(document_files), [
+                        {"document_id": new_id, "position": f.position, "name": f.name, "sha256": f.sha256,
+                         "size": f.size, "original_key": key}
+                        for f, key in zip(record.files, record.original_keys, strict=True)])
+                if parsed is not None:
+                    conn.execute(self._insert(code_sequences).values(
+                        agency_code=str(parsed.agency), kind=parsed.kind, year=parsed.year, next_seq=parsed.seq + 1,
+                    ).on_conflict_do_update(
+                        index_elements=["agency_code", "kind", "year"],
+                        set_={"next_seq": sa.func.max(code_sequences.c.next_seq, parsed.seq + 1)
+                              if self._dialect == "sqlite" else sa.func.greatest(code_sequences.c.next_seq,
+                                                                                 parsed.seq + 1)},
+                    ))
+                found = self._find(conn, documents.c.id == new_id)
+        except sa_exc.IntegrityError as exc:
+            raise CatalogConflict(f"{record.code} version {record.version} (or its fingerprint) is already in "
+                                  "the catalog") from exc
+        assert found is not None
+        return found
 
     def find_by_fingerprint(self, fingerprint: str) -> DocumentRecord | None:
         """The document with this content, if registered."""
