@@ -539,7 +539,7 @@ def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOpti
     """
     if not sources:
         raise ValueError("a document needs at least one file")
-    versions = tool_versions()
+    versions = {**tool_versions(), "tesseract_language": options.language}
     jobs = max(1, options.jobs)
     results: list[PageResult] = []
     pool = _pool(jobs)
