@@ -177,3 +177,11 @@ class TimestampUnavailable(TransientError):
 
     reason = "TIMESTAMP_UNAVAILABLE"
     default_hint = "Check that the TSA and the CA's OCSP/CRL URLs are reachable; the document will be retried."
+
+
+class SearchQueryInvalid(DigitizeError, ValueError):
+    """A search query or filter cannot be run (empty, too long, a bad date or kind)."""
+
+    reason = "SEARCH_QUERY_INVALID"
+    exit_code = 64  # EX_USAGE
+    default_hint = 'Type words, codes or "quoted phrases" (up to 32 terms); dates as YYYY-MM-DD.'
