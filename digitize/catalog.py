@@ -513,7 +513,6 @@ class _WriterQueue:
 
     def after_fork(self) -> None:
         """In a forked child: the inherited descriptor shares the parent's lock and the thread lock may be held."""
-        return
         self._threads = threading.Lock()
         if self._fd is not None:
             os.close(self._fd)  # the parent's lock stays: its own descriptor still refers to it

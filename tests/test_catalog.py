@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -594,6 +595,35 @@ def test_sqlite_synchronous_from_url(tmp_path: Path) -> None:
         catalog.close()
     with pytest.raises(ConfigurationError, match="synchronous"):
         Catalog(f"sqlite:///{tmp_path / 'sync.db'}?synchronous=sometimes")
+
+
+def test_forked_child_waits_for_the_parents_write_turn(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'fork.db'}")
+    catalog.upgrade()  # opens the writer lock file in the parent
+    queue = catalog._writers
+    assert queue is not None
+    signal_read, signal_write = os.pipe()
+    with queue.hold(5):
+        pid = os.fork()
+        if pid == 0:  # child: must get the turn, but only once the parent has given it up
+            code = 3
+            try:
+                os.set_blocking(signal_read, False)
+                with queue.hold(10):
+                    code = 0 if os.read(signal_read, 1) == b"x" else 1
+            except BlockingIOError:
+                code = 1  # got in while the parent still wrote (shared inherited lock)
+            except CatalogUnavailable:
+                code = 2  # never got in (a thread lock inherited in the locked state)
+            finally:
+                os._exit(code)
+        time.sleep(0.3)
+        os.write(signal_write, b"x")
+    _, status = os.waitpid(pid, 0)
+    os.close(signal_read)
+    os.close(signal_write)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert catalog.register_document(spec("after fork"))[1]
 
 
 def test_sqlite_lock_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
