@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pikepdf
+from pikepdf.models.image import UnsupportedImageTypeError
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
 from digitize.errors import (
@@ -527,9 +528,26 @@ def _decode_pdf_image(info: PageInfo, stream: pikepdf.Stream | None) -> Image.Im
     try:
         img = pikepdf.PdfImage(stream).as_pil_image()
         img.load()
-    except (pikepdf.PdfError, OSError, ValueError, NotImplementedError, SyntaxError) as exc:
+    except (pikepdf.DependencyError, UnsupportedImageTypeError, NotImplementedError):
+        return _render_image_alone(info, stream)  # e.g. JBIG2 without jbig2dec: poppler decodes it itself
+    except (pikepdf.PdfError, OSError, ValueError, SyntaxError) as exc:
         raise CorruptFile(f"{info.source.name}: image of PDF page {info.index + 1} cannot be decoded ({exc})") from exc
     return img
+
+
+def _render_image_alone(info: PageInfo, stream: pikepdf.Stream) -> Image.Image:
+    """Decode an image pikepdf cannot by drawing it alone, one pixel per point, and rendering that with poppler."""
+    fold = max(1, -(-max(info.width, info.height) // 14_000))  # PDF pages stop at 14,400 pt
+    with tempfile.TemporaryDirectory(prefix="digitize-raster-") as tmp:
+        alone = Path(tmp) / "image.pdf"
+        with pikepdf.new() as pdf:
+            page = pdf.add_blank_page(page_size=(info.width / fold, info.height / fold))
+            page.obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=pdf.copy_foreign(stream)))
+            page.obj.Contents = pdf.make_stream(f"q {info.width / fold} 0 0 {info.height / fold} 0 0 cm /Im0 Do Q"
+                                                .encode("ascii"))
+            pdf.save(alone)
+        gray = stream.get("/ColorSpace") in (None, pikepdf.Name.DeviceGray) or bool(stream.get("/ImageMask", False))
+        return _pdftoppm(alone, 0, 72 * fold, f"{info.source.name}: image of PDF page {info.index + 1}", gray=gray)
 
 
 def _pdf_image_passthrough(info: PageInfo, stream: pikepdf.Stream | None) -> EncodedImage | None:
@@ -568,19 +586,22 @@ def _pdf_image_passthrough(info: PageInfo, stream: pikepdf.Stream | None) -> Enc
 
 def _rasterize_pdf_page(info: PageInfo) -> Image.Image:
     """Render a page that is not a single scan with poppler (vector pages, several images, text layers)."""
+    return _pdftoppm(info.source, info.index, PDF_RASTER_DPI, f"{info.source.name}: PDF page {info.index + 1}")
+
+
+def _pdftoppm(path: Path, index: int, dpi: int, what: str, *, gray: bool = False) -> Image.Image:
     with tempfile.TemporaryDirectory(prefix="digitize-raster-") as tmp:
         prefix = Path(tmp) / "page"
-        page = str(info.index + 1)
-        cmd = ["pdftoppm", "-r", str(PDF_RASTER_DPI), "-f", page, "-l", page, "-singlefile", "-png",
-               str(info.source), str(prefix)]
+        page = str(index + 1)
+        cmd = ["pdftoppm", "-r", str(dpi), "-f", page, "-l", page, "-singlefile", "-png", str(path), str(prefix)]
         done = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
         out = prefix.with_suffix(".png")
         if done.returncode != 0 or not out.exists():
             message = done.stderr.decode("utf-8", "replace").strip()[:200]
-            raise CorruptFile(f"{info.source.name}: PDF page {info.index + 1} cannot be rendered ({message})")
+            raise CorruptFile(f"{what} cannot be rendered ({message})")
         with Image.open(out) as img:
             img.load()
-            return img.copy()
+            return img.convert("L") if gray else img.copy()
 
 
 # --- shared ----------------------------------------------------------------------------------------

@@ -239,3 +239,18 @@ def test_thumbnails_are_not_pages(tmp_path: Path) -> None:
     icon = imagegen.save(np.full((20, 300), 255, np.uint8), tmp_path / "icon.png", fmt="PNG")
     with pytest.raises(LowResolution):
         list(scan_pages(icon))
+
+
+def test_pdf_image_pikepdf_cannot_decode_is_rendered_pixel_for_pixel(tmp_path: Path, page: np.ndarray,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JBIG2 scan on a machine without jbig2dec: poppler decodes it instead, at the image's own size."""
+    path = imagegen.image_only_pdf(page, tmp_path / "scan.pdf", dpi=200)
+    (info,) = scan_pages(path)
+
+    def no_decoder(self: pikepdf.PdfImage) -> Image.Image:
+        raise pikepdf.DependencyError("jbig2dec - not installed")
+
+    monkeypatch.setattr(pikepdf.PdfImage, "as_pil_image", no_decoder)
+    image = load_image(info)
+    assert image.shape == page.shape
+    assert np.abs(image.astype(int) - page).mean() < 8
