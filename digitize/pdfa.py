@@ -5,8 +5,10 @@ its hOCR/fpdf renderers are internal modules (``ocrmypdf.hocrtransform``, ``ocrm
 whose API changes between releases. What we need is small, so it is written here against pikepdf:
 
 - each page shows the stored image unchanged (JPEG stays DCT, G4 stays CCITT, PNG keeps its zlib
-  stream); the page size comes from the effective dpi, and a quarter-turned scan is shown upright
-  through the page's ``/Rotate`` (the pixels are never rotated);
+  stream); the page size comes from the effective dpi, a quarter-turned scan is shown upright
+  through the page's ``/Rotate``, and a skewed one is shown straight by turning the image in its
+  placement matrix, the page growing to hold it (the pixels are never resampled: OCRmyPDF
+  re-encodes the JPEGs it deskews);
 - the text layer uses Tesseract's own "glyphless font" idea: a tiny embedded TrueType font whose
   one empty glyph every character code maps to, with code = UTF-16 code unit and an identity
   ToUnicode CMap, so any Vietnamese text extracts exactly as Tesseract read it (text render mode 3,
