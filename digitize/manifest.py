@@ -12,10 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -25,12 +23,11 @@ import jsonschema
 
 from digitize.config import REPO_ROOT
 from digitize.errors import ManifestError
+from digitize.inbox import MANIFEST_NAME, READY_MARKER, BatchSource, LocalBatch
 
-MANIFEST_NAME = "manifest.csv"
-READY_MARKER = "_READY"
+__all__ = ["MANIFEST_NAME", "READY_MARKER", "BatchPlan", "PlannedDocument", "RowError", "batch_is_ready",
+           "discover_batches", "read_manifest"]
 SCHEMA_PATH = REPO_ROOT / "schemas" / "manifest.schema.json"
-# Files in a batch folder that are not scans.
-_NOT_SCANS = {MANIFEST_NAME, READY_MARKER}
 
 
 @dataclass(frozen=True)
@@ -102,13 +99,20 @@ class BatchPlan:
     """Name of the batch folder."""
 
     root: Path
-    """The batch folder."""
+    """The batch folder (for a batch on S3, only its name: read its files through ``source``)."""
 
     documents: tuple[PlannedDocument, ...]
     """Valid documents, in manifest order."""
 
     errors: tuple[RowError, ...]
     """Rows (and files) that were refused, with what to do."""
+
+    source: BatchSource | None = None
+    """Where the files are read from (``None``: the local folder ``root``)."""
+
+    @property
+    def files(self) -> BatchSource:
+        return self.source if self.source is not None else LocalBatch(self.root)
 
 
 @lru_cache(maxsize=1)
@@ -149,16 +153,6 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"column '{field}' = {value!r} is invalid ({error.validator}); expected: {expected}"
 
 
-def _inside(root: Path, relative: str) -> Path | None:
-    """The resolved file if it stays inside ``root`` (symlinks included), else ``None``."""
-    candidate = (root / relative).resolve()
-    try:
-        candidate.relative_to(root.resolve())
-    except ValueError:
-        return None
-    return candidate
-
-
 def _check_consistent(rows: Sequence[dict[str, str]], fields: Sequence[str]) -> str | None:
     for name in fields:
         values = {r.get(name) for r in rows}
@@ -173,13 +167,15 @@ _DOC_FIELDS = (
 )
 
 
-def read_manifest(batch_dir: Path) -> BatchPlan:
-    """Parse and validate a batch's manifest. Raises :class:`ManifestError` only when no row can be used."""
-    root = batch_dir.resolve()
-    path = root / MANIFEST_NAME
-    if not path.is_file():
-        raise ManifestError(f"no {MANIFEST_NAME} in batch {root.name}", hint="Add manifest.csv to the batch folder.")
-    text = unicodedata.normalize("NFC", _decode(path.read_bytes()))
+def read_manifest(batch_dir: Path | BatchSource) -> BatchPlan:
+    """Parse and validate a batch's manifest (local folder or S3 prefix).
+
+    Raises :class:`ManifestError` only when no row can be used.
+    """
+    source = LocalBatch(batch_dir) if isinstance(batch_dir, Path) else batch_dir
+    if not source.exists(MANIFEST_NAME):
+        raise ManifestError(f"no {MANIFEST_NAME} in batch {source.name}", hint="Add manifest.csv to the batch folder.")
+    text = unicodedata.normalize("NFC", _decode(source.read_bytes(MANIFEST_NAME)))
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
     required, known = _schema_columns()
@@ -211,9 +207,9 @@ def read_manifest(batch_dir: Path) -> BatchPlan:
         if not problems:
             if file_cell in seen_files:
                 problems.append(f"file {file_cell!r} is already listed on row {seen_files[file_cell]}")
-            elif _inside(root, file_cell) is None:
+            elif isinstance(source, LocalBatch) and source.inside(file_cell) is None:
                 problems.append(f"file {file_cell!r} leads outside the batch folder")
-            elif not (root / file_cell).is_file():
+            elif not source.exists(file_cell):
                 errors.append(RowError(row_no, file_cell, "FILE_MISSING",
                                        f"file {file_cell!r} is not in the batch folder; copy it in or remove the row"))
                 continue
@@ -247,19 +243,14 @@ def read_manifest(batch_dir: Path) -> BatchPlan:
             scanned_at=first.get("scanned_at"),
         ))
 
-    for extra in sorted(_scan_files(root)):
+    for extra in sorted(source.files()):
         if extra not in mentioned:
             errors.append(RowError(0, extra, "FILE_NOT_IN_MANIFEST",
                                    f"file {extra!r} has no manifest row; add a row for it or move it out of the batch"))
-    return BatchPlan(batch_id=root.name, root=root, documents=tuple(documents), errors=tuple(errors))
-
-
-def _scan_files(root: Path) -> Iterator[str]:
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            rel = str((Path(dirpath) / name).relative_to(root))
-            if rel not in _NOT_SCANS and not name.startswith("."):
-                yield rel
+    if isinstance(source, LocalBatch):
+        return BatchPlan(batch_id=source.name, root=source.root, documents=tuple(documents), errors=tuple(errors))
+    return BatchPlan(batch_id=source.name, root=Path(source.name), documents=tuple(documents), errors=tuple(errors),
+                     source=source)
 
 
 def batch_is_ready(batch_dir: Path, *, quiet_seconds: int, now: float | None = None) -> bool:
@@ -267,13 +258,7 @@ def batch_is_ready(batch_dir: Path, *, quiet_seconds: int, now: float | None = N
 
     This keeps a half-copied upload from being read as truncated files.
     """
-    if (batch_dir / READY_MARKER).exists():
-        return True
-    if not (batch_dir / MANIFEST_NAME).is_file():
-        return False
-    now = time.time() if now is None else now
-    newest = max((p.stat().st_mtime for p in batch_dir.rglob("*") if p.is_file()), default=now)
-    return now - newest >= quiet_seconds
+    return LocalBatch(batch_dir).is_ready(quiet_seconds=quiet_seconds, now=now)
 
 
 def discover_batches(inbox: Path, *, quiet_seconds: int, now: float | None = None) -> list[Path]:
