@@ -36,6 +36,7 @@ from digitize.errors import (
     SignatureFailed,
     TransientError,
 )
+from digitize.inbox import BatchSource, LocalBatch
 from digitize.manifest import BatchPlan, RowError
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ class RegisteredBatch:
     rejected: tuple[RowError, ...]
     """Manifest rows and files that could not be registered."""
 
+    source: BatchSource | None = None
+    """Where the originals are read from (``None``: the local folder ``root``)."""
+
 
 @dataclass(frozen=True)
 class DocumentOutcome:
@@ -138,12 +142,11 @@ def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
     for error in plan.errors:
         catalog.add_event(None, "manifest_validation", "failure", batch_id=plan.batch_id,
                           detail=f"row {error.row} ({error.file}): [{error.reason}] {error.message}")
+    source = plan.files
     for doc in plan.documents:
-        files = tuple(
-            FileSpec(position=i, name=name, sha256=sha256_file(plan.root / name),
-                     size=(plan.root / name).stat().st_size)
-            for i, name in enumerate(doc.files)
-        )
+        digests = [source.digest(name) for name in doc.files]
+        files = tuple(FileSpec(position=i, name=name, sha256=sha, size=size)
+                      for i, (name, (sha, size)) in enumerate(zip(doc.files, digests, strict=True)))
         spec = DocumentSpec(
             batch_id=plan.batch_id, files=files, agency_code=doc.agency_code, kind=doc.kind, title=doc.title,
             issued_date=doc.issued_date, manifest_document_id=doc.key, procedure_code=doc.procedure_code,
@@ -163,7 +166,7 @@ def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
             catalog.add_event(record.id, "duplicate_detection", "warning", batch_id=plan.batch_id,
                               detail=f"{doc.key} in batch {plan.batch_id} has the same bytes as document "
                                      f"{record.code or record.id} of batch {record.batch_id}; not processed again")
-    return RegisteredBatch(plan.batch_id, plan.root, tuple(to_process), tuple(duplicates), plan.errors)
+    return RegisteredBatch(plan.batch_id, plan.root, tuple(to_process), tuple(duplicates), plan.errors, plan.source)
 
 
 class PipelineContext:
@@ -227,18 +230,21 @@ class _Stopwatch:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
-def process_document(ctx: PipelineContext, document_id: int, batch_root: Path) -> DocumentOutcome:
+def process_document(ctx: PipelineContext, document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
     """Take one registered document through every stage; quarantine it on a document failure.
 
-    Transient errors propagate (the caller retries); nothing else does.
+    ``batch_root`` is the batch folder or any :class:`~digitize.inbox.BatchSource` (an S3 prefix: the
+    originals are then fetched into the scratch folder). Transient errors propagate (the caller
+    retries); nothing else does.
     """
+    source = LocalBatch(batch_root) if isinstance(batch_root, Path) else batch_root
     catalog = ctx.catalog
     record = catalog.get_document(document_id)
     if record.status != "RECEIVED":
         return DocumentOutcome(document_id, "SKIPPED", record.code, record.reason)
     watch = _Stopwatch()
     try:
-        return _process(ctx, record, batch_root, watch)
+        return _process(ctx, record, source, watch)
     except TransientError:
         raise
     except (InputError, SignatureFailed, ArchiveIntegrityError) as exc:
@@ -259,14 +265,14 @@ def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watc
     return DocumentOutcome(document_id, "QUARANTINED", record.code, exc.reason, seconds=watch.seconds)
 
 
-def _check_originals(record: DocumentRecord, batch_root: Path) -> list[Path]:
+def _check_originals(record: DocumentRecord, source: BatchSource, scratch: Path) -> list[Path]:
     """The originals must still be the bytes that were registered (a re-copied file is a new document)."""
     paths = []
     for spec in record.files:
-        path = batch_root / spec.name
-        if not path.is_file():
+        if not source.exists(spec.name):
             raise CorruptFile(f"original {spec.name} is no longer in batch {record.batch_id}",
                               hint="Put the file back in the batch folder and retry the document.")
+        path = source.local_path(spec.name, scratch)
         if sha256_file(path) != spec.sha256:
             raise CorruptFile(f"original {spec.name} changed after it was registered",
                               hint="Submit the new scan as a new batch; the old registration stays quarantined.")
@@ -274,7 +280,8 @@ def _check_originals(record: DocumentRecord, batch_root: Path) -> list[Path]:
     return paths
 
 
-def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, watch: _Stopwatch) -> DocumentOutcome:
+def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch
+             ) -> DocumentOutcome:
     from digitize.archive import document_keys
     from digitize.ocr import OcrOptions, make_searchable_pdf
     from digitize.pages import sniff_format
@@ -285,10 +292,10 @@ def _process(ctx: PipelineContext, record: DocumentRecord, batch_root: Path, wat
     agency = catalog.get_agency(record.agency_code)
     if agency is None:
         raise AgencyUnknown(f"agency {record.agency_code} is not in the catalog")
-    originals = _check_originals(record, batch_root)
-    formats = [sniff_format(p) for p in originals]
-
     with tempfile.TemporaryDirectory(prefix="digitize-", dir=settings.work_dir) as scratch:
+        with watch.stage("fetch"):
+            originals = _check_originals(record, source, Path(scratch))
+        formats = [sniff_format(p) for p in originals]
         out_pdf = Path(scratch) / "document.pdf"
         options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=Path(scratch))
         with watch.stage("ocr"):
@@ -429,7 +436,7 @@ def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: 
     return sidecar
 
 
-def process_documents(ctx: PipelineContext, document_ids: Iterable[int], batch_root: Path,
+def process_documents(ctx: PipelineContext, document_ids: Iterable[int], batch_root: Path | BatchSource,
                       on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
     """Process documents one after another (each uses ``ocr_jobs`` Tesseract processes for its pages)."""
     outcomes = []
