@@ -198,6 +198,11 @@ def _env(work_dir: Path | None = None) -> dict[str, str]:
     return env
 
 
+def _noop_engine() -> bool:
+    """Test switch ``DIGITIZE_OCR_ENGINE=noop``: recognise nothing (benchmarks of everything but OCR)."""
+    return os.environ.get("DIGITIZE_OCR_ENGINE") == "noop"
+
+
 def _pgm(image: np.ndarray) -> bytes:
     """Uncompressed PGM: the cheapest format to hand Tesseract through a pipe."""
     if image.ndim == 3:
@@ -225,6 +230,8 @@ def tesseract_version() -> str:
 def recognize(image: np.ndarray, *, dpi: float, language: str = "vie", psm: int = 3, timeout: float = 300.0,
               work_dir: Path | None = None) -> OcrText:
     """OCR one image (gray or BGR) with one single-thread Tesseract; words with boxes and confidences."""
+    if _noop_engine():
+        return OcrText((), "")
     cmd = [TESSERACT, "stdin", "stdout", "-l", language, "--psm", str(psm), "--dpi", str(max(1, round(dpi))), "tsv"]
     try:
         done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=timeout, env=_env(work_dir),
@@ -308,6 +315,8 @@ def detect_orientation(image: np.ndarray, *, dpi: float = 150.0) -> tuple[int, f
 
 
 def _osd(image: np.ndarray, dpi: float) -> tuple[int, float]:
+    if _noop_engine():
+        return 0, 0.0
     cmd = [TESSERACT, "stdin", "stdout", "--psm", "0", "-l", "osd", "--dpi", str(max(1, round(dpi)))]
     try:
         done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=OSD_TIMEOUT_SECONDS, env=_env(),
