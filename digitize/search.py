@@ -41,7 +41,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.engine import Connection
 
 from digitize.catalog import Catalog, documents
-from digitize.errors import CatalogConflict, DigitizeError, SearchQueryInvalid
+from digitize.errors import CatalogConflict, ConfigurationError, DigitizeError, SearchQueryInvalid, TransientError
 
 if TYPE_CHECKING:
     from digitize.archive import Archive
@@ -340,50 +340,85 @@ def index_document(catalog: Catalog, document_id: int, pages: Sequence[str]) -> 
     the document's earlier index rows, and those of older versions of its code, are replaced. A version
     that has a newer archived version is not indexed (returns 0).
     """
-    record = catalog.get_document(document_id)
-    if record.status != "ARCHIVED" or record.code is None:
-        raise CatalogConflict(f"document {document_id} is {record.status}: only archived documents are indexed")
+    return index_documents(catalog, [(document_id, pages)])
+
+
+def index_documents(catalog: Catalog, items: Iterable[tuple[int, Sequence[str]]]) -> int:
+    """:func:`index_document` for many documents in one transaction (rebuilds, bulk loads); returns pages indexed."""
+    batch = {document_id: pages for document_id, pages in items}  # a repeated id: its last pages win
+    if not batch:
+        return 0
     dialect = _dialect(catalog)
-    rows: list[dict[str, Any]] = [
-        {"document_id": record.id, "page": number, "code": record.code, "version": record.version,
-         "title": record.title, "agency_code": record.agency_code, "kind": record.kind,
-         "dossier_code": record.dossier_code, "procedure_code": record.procedure_code,
-         "holder_id": record.holder_id, "issued_date": record.issued_date, "valid_until": record.valid_until,
-         "body": unicodedata.normalize("NFC", text)}
-        for number, text in enumerate(pages, start=1) if text and text.strip()
-    ]
     with _write(catalog) as conn:
-        newer = conn.execute(
-            sa.select(documents.c.id).where((documents.c.code == record.code) & (documents.c.status == "ARCHIVED")
-                                            & (documents.c.version > record.version)).limit(1)).first()
-        _delete_pages(conn, dialect, (search_pages.c.document_id == record.id)
-                      | ((search_pages.c.code == record.code) & (search_pages.c.version < record.version)))
-        if newer is not None or not rows:
-            return 0
-        meta = index_text(" ".join([record.title, record.code, record.dossier_code or "",
-                                    record.procedure_code or ""]))
-        if dialect == "postgresql":
-            _insert_postgresql(conn, rows, meta)
-        else:
-            ids = conn.execute(sa.insert(search_pages).returning(search_pages.c.id, sort_by_parameter_order=True),
+        records: dict[int, Any] = {}
+        ids = list(batch)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            records.update({r.id: r for r in conn.execute(sa.select(documents).where(documents.c.id.in_(chunk)))})
+        for document_id in ids:
+            record = records.get(document_id)
+            if record is None or record.status != "ARCHIVED" or record.code is None:
+                state = "not in the catalog" if record is None else record.status
+                raise CatalogConflict(f"document {document_id} is {state}: only archived documents are indexed")
+        return _index_many(conn, dialect, [(records[i], batch[i]) for i in ids])
+
+
+def _index_many(conn: Connection, dialect: str, work: list[tuple[Any, Sequence[str]]]) -> int:
+    codes = sorted({record.code for record, _ in work})
+    latest: dict[str, int] = {}
+    for start in range(0, len(codes), 500):
+        chunk = codes[start:start + 500]
+        latest.update(conn.execute(
+            sa.select(documents.c.code, sa.func.max(documents.c.version))
+            .where(documents.c.code.in_(chunk) & (documents.c.status == "ARCHIVED"))
+            .group_by(documents.c.code)).tuples().all())
+    ids = [record.id for record, _ in work]
+    for start in range(0, len(ids), 500):
+        _delete_pages(conn, dialect, search_pages.c.document_id.in_(ids[start:start + 500]))
+    current = sorted({r.code for r, _ in work if latest.get(r.code, r.version) <= r.version})
+    for start in range(0, len(current), 500):  # pages of older versions of the codes indexed now
+        _delete_pages(conn, dialect, search_pages.c.code.in_(current[start:start + 500])
+                      & search_pages.c.document_id.not_in(ids))
+    rows: list[dict[str, Any]] = []
+    metas: list[str] = []
+    for record, pages in work:
+        if latest.get(record.code, record.version) > record.version:
+            continue  # a newer version of this code is archived: only the latest is searchable
+        meta = _meta_text(record)
+        for number, text in enumerate(pages, start=1):
+            if text and text.strip():
+                rows.append({
+                    "document_id": record.id, "page": number, "code": record.code, "version": record.version,
+                    "title": record.title, "agency_code": record.agency_code, "kind": record.kind,
+                    "dossier_code": record.dossier_code, "procedure_code": record.procedure_code,
+                    "holder_id": record.holder_id, "issued_date": record.issued_date,
+                    "valid_until": record.valid_until, "body": unicodedata.normalize("NFC", text)})
+                metas.append(meta)
+    if not rows:
+        return 0
+    if dialect == "postgresql":
+        _insert_postgresql(conn, rows, metas)
+    else:
+        new_ids = conn.execute(sa.insert(search_pages).returning(search_pages.c.id, sort_by_parameter_order=True),
                                rows).scalars().all()
-            conn.execute(sa.text("INSERT INTO search_fts(rowid, body, meta) VALUES (:id, :body, :meta)"),
-                         [{"id": i, "body": index_text(r["body"]), "meta": meta}
-                          for i, r in zip(ids, rows, strict=True)])
+        conn.execute(sa.text("INSERT INTO search_fts(rowid, body, meta) VALUES (:id, :body, :meta)"),
+                     [{"id": i, "body": index_text(r["body"]), "meta": m}
+                      for i, r, m in zip(new_ids, rows, metas, strict=True)])
     return len(rows)
 
 
-def _insert_postgresql(conn: Connection, rows: list[dict[str, Any]], meta: str) -> None:
+def _insert_postgresql(conn: Connection, rows: list[dict[str, Any]], metas: list[str]) -> None:
     columns = [c for c in _SELECT_COLUMNS if c != "id"]
     conn.execute(
         sa.text(f"INSERT INTO search_pages ({', '.join(columns)}, tsv) VALUES "
                 f"({', '.join(':' + c for c in columns)}, "
                 "setweight(to_tsvector('digitize_vi', :meta), 'A') || to_tsvector('digitize_vi', :tokens))"),
-        [{**r, "meta": meta, "tokens": index_text(r["body"])} for r in rows],
+        [{**r, "meta": m, "tokens": index_text(r["body"])} for r, m in zip(rows, metas, strict=True)],
     )
     lexicon = sorted({fold(w) for r in rows for w in words(r["body"]) if 2 <= len(w) <= 40 and not w.isdigit()})
-    if lexicon:  # sorted: concurrent indexers take the key locks in the same order
-        conn.execute(pg_dialect.insert(search_terms).values([{"term": t} for t in lexicon]).on_conflict_do_nothing())
+    for start in range(0, len(lexicon), 5000):  # sorted: concurrent indexers take the key locks in the same order
+        conn.execute(pg_dialect.insert(search_terms).values([{"term": t} for t in lexicon[start:start + 5000]])
+                     .on_conflict_do_nothing())
 
 
 def remove_document(catalog: Catalog, document_id: int) -> int:
@@ -416,7 +451,7 @@ def rebuild(catalog: Catalog, archive: Archive, *, missing_only: bool = False,
         try:
             count = index_document(catalog, document_id, extract_pages(archive.get(key)))
         except DigitizeError as exc:
-            if exc.reason in ("ARCHIVE_UNAVAILABLE", "CATALOG_UNAVAILABLE", "CONFIGURATION_ERROR"):
+            if isinstance(exc, (TransientError, ConfigurationError)):
                 raise
             failures.append((code, exc.message))
             continue
