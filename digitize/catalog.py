@@ -506,6 +506,7 @@ class _WriterQueue:
     """
 
     def __init__(self, database: Path) -> None:
+        database = database.absolute()
         self._path = database.with_name(database.name + "-writer.lock")
         self._threads = threading.Lock()
         self._fd: int | None = None
@@ -518,9 +519,13 @@ class _WriterQueue:
             os.close(self._fd)  # the parent's lock stays: its own descriptor still refers to it
             self._fd = None
 
-    def _descriptor(self) -> int:
+    def _descriptor(self) -> int | None:
+        """The lock file, or ``None`` where it cannot be created (read-only folder: SQLite's locking alone)."""
         if self._fd is None:
-            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError:
+                return None
         return self._fd
 
     @contextmanager
@@ -530,6 +535,9 @@ class _WriterQueue:
             raise CatalogUnavailable(f"catalog busy: no write turn within {timeout:.0f} s")
         try:
             descriptor = self._descriptor()
+            if descriptor is None:
+                yield
+                return
             while True:
                 try:
                     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
