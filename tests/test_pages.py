@@ -150,6 +150,7 @@ def test_pdf_with_text_layer_is_exposed(tmp_path: Path) -> None:
     assert info.has_text_layer
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_truncated_files_are_corrupt(tmp_path: Path, page: np.ndarray) -> None:
     for fmt in ("PNG", "JPEG"):
         path = imagegen.save(page, tmp_path / f"scan.{fmt.lower()}", fmt=fmt)
@@ -208,6 +209,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path: Path) -> None
         list(scan_pages(small, max_pixels=1000))
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
 def test_tiff_pages_are_read_lazily(tmp_path: Path) -> None:
     """A 200-page TIFF is walked one page at a time: cutting the file after page 1 was read breaks a later page."""
     tiny = imagegen.blank_page(dpi=50, width_in=1.0, height_in=1.0)
