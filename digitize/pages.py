@@ -11,8 +11,8 @@ Two things come out of every page, and they are kept apart on purpose:
 
 :func:`scan_pages` reads only headers (dimensions, dpi, compression), so a 300-page TIFF is
 walked without decoding any page, and declared sizes are checked before any pixel is
-decompressed (decompression bombs). :class:`PageInfo` is small and picklable, so worker processes
-receive it and decode the page themselves.
+decompressed (decompression bombs). :class:`PageInfo` is small and picklable: the OCR workers
+(threads, or processes on other machines) receive it and decode the page themselves.
 """
 
 from __future__ import annotations
