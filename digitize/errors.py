@@ -185,3 +185,10 @@ class SearchQueryInvalid(DigitizeError, ValueError):
     reason = "SEARCH_QUERY_INVALID"
     exit_code = 64  # EX_USAGE
     default_hint = 'Type words, codes or "quoted phrases" (up to 32 terms); dates as YYYY-MM-DD.'
+
+
+class PdfaInvalid(DigitizeError):
+    """The searchable PDF written did not pass PDF/A-2b validation: it is never archived as if it conformed."""
+
+    reason = "PDFA_INVALID"
+    default_hint = "IT staff: the message lists the PDF/A findings; convert or rescan the file, then resubmit it."
