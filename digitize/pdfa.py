@@ -41,6 +41,7 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.pens.ttGlyphPen import TTGlyphPen
 
 from digitize import __version__
+from digitize.errors import PdfaInvalid
 from digitize.pages import EncodedImage
 
 FLAVOUR = "2b"
@@ -176,7 +177,7 @@ class SearchablePdfWriter:
                 self._pdf.close()
                 self._pdf = pikepdf.open(self._merge_chunks())
             _write_metadata(self._pdf, self.metadata, created=True)
-            pikepdf.pdfa.save(self._pdf, self.out_pdf, FLAVOUR, output_intent="sRGB")
+            _save_validated(self._pdf, self.out_pdf)
         finally:
             self._release()
 
@@ -240,7 +241,7 @@ class SearchablePdfWriter:
         cmd = ["qpdf", "--empty", "--pages", *(str(c) for c in self._chunks), "--", str(merged)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode not in (0, 3):  # 3 = warnings only
-            raise RuntimeError(f"qpdf could not merge the spooled pages: {done.stderr.strip()[:300]}")
+            raise PdfaInvalid(f"qpdf could not merge the spooled pages: {done.stderr.strip()[:300]}")
         return merged
 
     def _release(self) -> None:
@@ -276,7 +277,16 @@ def set_document_metadata(pdf_path: Path, *, title: str, document_code: str, age
     )
     with pikepdf.open(pdf_path, allow_overwriting_input=True) as pdf:
         _write_metadata(pdf, metadata, created=False)
-        pikepdf.pdfa.save(pdf, pdf_path, FLAVOUR, output_intent="sRGB")
+        _save_validated(pdf, pdf_path)
+
+
+def _save_validated(pdf: pikepdf.Pdf, out_pdf: Path) -> None:
+    """Save as PDF/A-2b and validate the bytes written; a failure leaves no file and says why."""
+    try:
+        pikepdf.pdfa.save(pdf, out_pdf, FLAVOUR, output_intent="sRGB")
+    except pikepdf.pdfa.PdfaError as exc:
+        findings = "; ".join(f"{f.rule} {f.where}: {f.message}" for f in exc.report.findings[:3])
+        raise PdfaInvalid(f"{out_pdf.name} is not valid PDF/A-2b: {findings}") from exc
 
 
 def check_pdfa(pdf_path: Path) -> PdfaCheck:

@@ -188,3 +188,22 @@ def test_long_documents_are_spooled_in_chunks_and_keep_page_order(tmp_path: Path
     assert [_pdftotext(out, "-f", str(n + 1), "-l", str(n + 1)).strip() for n in range(5)] == [
         f"Trang{n}" for n in range(5)]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("digitize-pdf-")] == []  # scratch removed
+
+
+def test_a_file_that_would_not_be_pdfa_is_refused_and_not_written(tmp_path: Path) -> None:
+    from digitize.errors import PdfaInvalid
+    from digitize.pdfa import page_can_be_copied
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(595, 842))
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))  # not embedded
+    pdf.pages[0].obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font))
+    pdf.pages[0].obj.Contents = pdf.make_stream(b"BT /F1 14 Tf 72 700 Td (Ke hoach) Tj ET")
+    source = tmp_path / "born-digital.pdf"
+    pdf.save(source)
+    assert not page_can_be_copied(source, 0)
+    out = tmp_path / "out.pdf"
+    with pytest.raises(PdfaInvalid, match=re.escape("6.2.11.4.1")):
+        write_searchable_pdf([PdfPage(None, (72.0, 72.0), copy_from=(source, 0))], out)
+    assert not out.exists()
