@@ -991,6 +991,11 @@ class Catalog:
         values = {c.name: getattr(record, c.name) for c in documents.c if c.name != "id"}
         try:
             with self._write() as conn:
+                # ids differ between catalogs: link to the previous version held here, if any
+                values["supersedes_id"] = conn.execute(
+                    sa.select(documents.c.id).where(
+                        (documents.c.code == record.code) & (documents.c.version == record.version - 1))
+                ).scalar()
                 new_id = conn.execute(sa.insert(documents).values(**values).returning(documents.c.id)).scalar_one()
                 if record.files:
                     conn.execute(sa.insert(document_files), [

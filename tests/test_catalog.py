@@ -597,6 +597,33 @@ def test_correction_supersedes_with_same_code(loaded: Catalog) -> None:
     assert first is not None and first.id == original.id and first.status == "ARCHIVED"
 
 
+def test_restore_into_another_catalog_and_find_by_pdf(loaded: Catalog, tmp_path: Path) -> None:
+    source = loaded
+    first = source.register_document(spec("r1"))[0]
+    code = source.allocate_code(first.id, template=DEFAULT_CODE_TEMPLATE, year=2025)
+    source.mark_archived(first.id, archived_info(tag="r1"))
+    fixed = source.supersede(first.id, spec("r1-fixed"), actor="officer", reason="rescan")[0]
+    source.mark_archived(fixed.id, archived_info(tag="r1-fixed"))
+    assert [r.id for r in source.find_by_pdf_sha256(sha("pdfr1").upper())] == [first.id]
+    assert source.find_by_pdf_sha256(sha("nothing")) == []
+
+    target = Catalog(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    target.upgrade()
+    target.register_document(spec("already here"))  # so that ids differ between the two catalogs
+    old_version = target.restore_document(source.get_document(first.id))
+    new_version = target.restore_document(source.get_document(fixed.id))
+    assert (old_version.code, old_version.version, old_version.supersedes_id) == (code, 1, None)
+    assert (new_version.version, new_version.supersedes_id, new_version.status) == (2, old_version.id, "ARCHIVED")
+    assert new_version.original_keys == ("orig/r1-fixed/0",)
+    with pytest.raises(CatalogConflict):
+        target.restore_document(source.get_document(first.id))
+    # allocation goes on after the restored code
+    target.import_agencies(SAMPLES / "agencies.csv")
+    later = target.register_document(spec("r2"))[0]
+    assert target.allocate_code(later.id, template=DEFAULT_CODE_TEMPLATE, year=2025).endswith(".KQ.000002")
+    target.close()
+
+
 # ------------------------------------------------------------------------------------------ unavailability
 
 
