@@ -5,16 +5,22 @@ Why each step exists (measured on degraded office scans, see bench/results/ocr.m
 - perspective: phone photos show the page as a quadrilateral on a dark desk; warping it to a rectangle
   also gives the real resolution of a file that claims 72 dpi.
 - background normalisation: dividing by a large-scale estimate of the paper removes grey paper, uneven
-  light and vignetting, so one global threshold fits the whole page.
-- despeckle: a 3x3 median removes pepper noise; isolated small blobs (dust) far from any text go too.
-- binarisation: Otsu on the normalised page, capped so that show-through (a few percent darker than the
-  paper) never becomes ink. Adaptive-Gaussian thresholding is not used: it invents text from show-through.
-- borders and punch holes: ink touching the image edge and large solid blobs are never text.
-- orientation: Tesseract OSD (through the caller's ``detect_orientation``) applied only above a confidence;
-  a projection-profile check decides between horizontal and vertical text lines first.
-- deskew: projection profile of the ink over +-``max_skew_deg``, coarse then fine, on a downscaled page,
+  light and vignetting, so one global threshold fits the whole page. Dark scanner borders are painted
+  white first, or their ragged edge would remain as fake strokes.
+- despeckle: a 3x3 median removes pepper noise; small roundish blobs far from any text (dust) go too.
+- binarisation: halfway between the paper and the stroke cores of the normalised page; only pixels at
+  least 25 % darker than the paper count as stroke cores, so show-through (5-11 % darker) never becomes
+  ink. Adaptive-Gaussian thresholding is not used: it invents text from show-through.
+- borders and punch holes: long ink touching the image edge, round 4-12 mm blobs in the margins.
+- orientation: text lines horizontal or vertical from the projection profile; upright or upside down from
+  the balance of ink above and below the x-height band (accents, ascenders vs descenders); Tesseract OSD
+  (through the caller's ``detect_orientation``, ~0.7 s) only when that balance is unclear, and its answer
+  only above a confidence.
+- deskew: projection profile of the ink over +-``max_skew_deg``, coarse then fine, on a 150 dpi copy,
   so blur does not matter and the cost stays a few milliseconds.
-- blank page: the share of ink left after all the cleaning; a blank back side with show-through has none.
+- blank page: the share of clearly dark ink left after all the cleaning; a blank back side with
+  show-through has none.
+- low resolution: pages under 250 dpi are upscaled to 300 dpi for OCR only (the PDF keeps the original).
 
 Nothing here calls Tesseract: orientation detection is injected by the caller (``digitize.ocr``).
 """
@@ -62,10 +68,10 @@ class PreprocessOptions:
     """3x3 median and removal of small isolated blobs (dust, pepper noise)."""
 
     remove_borders: bool = True
-    """Remove dark scanner borders (ink touching the image edge) and punch holes (large solid blobs)."""
+    """Remove dark scanner borders (ink along the image edge) and punch holes (round blobs in the margins)."""
 
     binarize: bool = True
-    """Give Tesseract a black-and-white image (Otsu after normalisation); off = the cleaned grey image."""
+    """Give Tesseract a black-and-white image (threshold halfway between paper and ink); off = cleaned grey."""
 
     ink_contrast_max: float = 0.75
     """A pixel is ink only if darker than this fraction of the local paper brightness (show-through is ~0.9)."""
@@ -119,16 +125,18 @@ class PreparedPage:
 
     @property
     def ocr_dpi(self) -> float:
-        """Resolution of ``ocr_image`` (effective dpi times the OCR scale), for Tesseract's ``--dpi``."""
-        scale = float(np.hypot(self.to_original[0, 0], self.to_original[1, 0]))
-        return self.effective_dpi / scale if scale > 0 else self.effective_dpi
+        """Resolution of ``ocr_image`` for Tesseract's ``--dpi``: the effective dpi over the local scale of
+        ``to_original`` at the image centre (> 1 after upscaling a low-resolution page)."""
+        h, w = self.ocr_image.shape[:2]
+        pts = np.array([[w / 2.0, h / 2.0, 1.0], [w / 2.0 + 1.0, h / 2.0, 1.0], [w / 2.0, h / 2.0 + 1.0, 1.0]])
+        mapped = pts @ np.asarray(self.to_original, dtype=np.float64).T
+        xy = mapped[:, :2] / mapped[:, 2:3]
+        d1, d2 = xy[1] - xy[0], xy[2] - xy[0]
+        area = abs(float(d1[0] * d2[1] - d1[1] * d2[0]))
+        return float(self.effective_dpi / np.sqrt(area)) if area > 0 else self.effective_dpi
 
 
 OrientationDetector = Callable[[np.ndarray], tuple[int, float]]
-
-
-def _translate(tx: float, ty: float) -> np.ndarray:
-    return np.array([[1.0, 0.0, tx], [0.0, 1.0, ty], [0.0, 0.0, 1.0]])
 
 
 def _as_gray(image: np.ndarray) -> tuple[np.ndarray, bool]:

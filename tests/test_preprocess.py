@@ -25,8 +25,9 @@ TEXT = (
     "Tổ chức, cá nhân không phải cung cấp lại giấy tờ, tài liệu đã được số hóa khi thực hiện",
     "thủ tục hành chính; cơ quan có thẩm quyền khai thác, sử dụng lại dữ liệu đã số hóa.",
 )
-OPTIONS = PreprocessOptions()
-NATIVE = PreprocessOptions(ocr_min_dpi=0)  # no upscaling: ocr_image pixels line up with the input's
+DEFAULTS = PreprocessOptions()
+# test pages are 200 dpi to stay fast; no upscaling for OCR, so ocr_image pixels line up with the input's
+OPTIONS = PreprocessOptions(ocr_min_dpi=0)
 
 
 def render_page(dpi: int = 200, lines: int = 30, ink: int = 20, paper: int = 245) -> np.ndarray:
@@ -194,7 +195,7 @@ def test_to_original_maps_a_mark_back(page: np.ndarray) -> None:
     h, w = stored.shape
     cx, cy, half = 0.8 * w, 0.3 * h, 70  # 18 mm square at 200 dpi: not a punch hole, not a speck
     cv2.rectangle(stored, (int(cx - half), int(cy - half)), (int(cx + half), int(cy + half)), 0, -1)
-    prepared = prepare_page(stored, 150, OPTIONS, lambda img: (0, 0.0))  # 150 dpi: upscaled for OCR too
+    prepared = prepare_page(stored, 150, DEFAULTS, lambda img: (0, 0.0))  # 150 dpi: upscaled for OCR too
     assert prepared.rotation_cw == 90
     assert "upscale" in prepared.steps
     ink = (prepared.ocr_image < 128).astype(np.uint8)
@@ -216,8 +217,8 @@ def test_specks_are_removed_and_diacritics_kept(page: np.ndarray) -> None:
         spots.append((x, y))
     noise = rng.random(img.shape) < 0.002  # pepper
     img[noise] = 0
-    clean = prepare_page(page, 200, NATIVE, lambda im: (0, 0.0)).ocr_image
-    dirty = prepare_page(img, 200, NATIVE, lambda im: (0, 0.0)).ocr_image
+    clean = prepare_page(page, 200, OPTIONS, lambda im: (0, 0.0)).ocr_image
+    dirty = prepare_page(img, 200, OPTIONS, lambda im: (0, 0.0)).ocr_image
     assert all(dirty[y - 4:y + 5, x - 4:x + 5].min() == 255 for x, y in spots)
     assert abs(ink_count(dirty) - ink_count(clean)) < 0.01 * ink_count(clean)
     n_clean = cv2.connectedComponents((clean < 128).astype(np.uint8))[0]
@@ -232,12 +233,12 @@ def test_dark_border_and_punch_holes_are_removed(page: np.ndarray) -> None:
     img[:, w - 30:] = 30
     for y in (0.35 * h, 0.65 * h):  # two 6 mm punch holes in the left margin
         cv2.circle(img, (60, int(y)), 24, 40, -1)
-    prepared = prepare_page(img, 200, NATIVE, lambda im: (0, 0.0))
+    prepared = prepare_page(img, 200, OPTIONS, lambda im: (0, 0.0))
     out = prepared.ocr_image
     assert out[: round(0.04 * h) + 5].min() == 255
     assert out[:, w - 40:].min() == 255
     assert out[:, :100].min() == 255
-    assert abs(ink_count(out) - ink_count(prepare_page(page, 200, NATIVE, None).ocr_image)) < 0.01 * ink_count(out)
+    assert abs(ink_count(out) - ink_count(prepare_page(page, 200, OPTIONS, None).ocr_image)) < 0.01 * ink_count(out)
 
 
 def photo_of(page: np.ndarray) -> tuple[np.ndarray, float]:
@@ -256,7 +257,7 @@ def photo_of(page: np.ndarray) -> tuple[np.ndarray, float]:
 
 def test_phone_photo_claiming_72_dpi_gets_a_plausible_dpi() -> None:
     photo, true_dpi = photo_of(render_page(dpi=280, ink=60, paper=235))
-    prepared = prepare_page(photo, 72, OPTIONS, None)
+    prepared = prepare_page(photo, 72, DEFAULTS, None)
     assert abs(prepared.effective_dpi - true_dpi) < 0.05 * true_dpi
     assert {"PHOTO", "DPI_ESTIMATED"} <= set(prepared.flags)
     assert "LOW_RESOLUTION" not in prepared.flags and "NOT_COLOUR" not in prepared.flags
@@ -271,7 +272,7 @@ def test_phone_photo_claiming_72_dpi_gets_a_plausible_dpi() -> None:
 
 
 def test_flags_for_low_resolution_and_bilevel_scans() -> None:
-    low = prepare_page(render_page(dpi=150), 150, OPTIONS, None)
+    low = prepare_page(render_page(dpi=150), 150, DEFAULTS, None)
     assert "LOW_RESOLUTION" in low.flags and "NOT_COLOUR" in low.flags
     assert abs(low.ocr_dpi - 300) < 1 and "upscale" in low.steps
     bilevel = np.where(render_page() < 128, 0, 255).astype(np.uint8)
