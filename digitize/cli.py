@@ -188,6 +188,40 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Exit 0 only when the checksum matches the catalog and every signature is valid and trusted."""
+    from digitize.archive import open_archive
+    from digitize.config import load_settings
+    from digitize.errors import ConfigurationError
+    from digitize.fixity import render_verification, verify_code, verify_file
+
+    settings = load_settings()
+    if not settings.trust_roots:
+        raise ConfigurationError("no trust roots: set DIGITIZE_TRUST_ROOTS to the root CA certificate file(s)")
+    catalog = _catalog()
+    target = Path(args.target)
+    if target.is_file():
+        result = verify_file(catalog, target, trust_roots=settings.trust_roots)
+    else:
+        result = verify_code(catalog, open_archive(settings), args.target, trust_roots=settings.trust_roots,
+                             version=args.version)
+    print(render_verification(result))
+    return 0 if result.ok else 1
+
+
+def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
+    from digitize.archive import open_archive
+    from digitize.config import load_settings
+    from digitize.fixity import rebuild_catalog
+
+    settings = load_settings()
+    summary = rebuild_catalog(_catalog(), open_archive(settings), template=settings.code_template)
+    print(f"restored {summary.documents} document version(s) of {summary.codes} code(s) from the archive's sidecars")
+    for skipped in summary.skipped:
+        print(f"  not restored: {skipped}")
+    return 1 if summary.skipped else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m digitize", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
@@ -245,6 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("dir")
     q.add_argument("--agency-name", default="Ủy ban nhân dân tỉnh Mẫu")
     q.set_defaults(func=cmd_pki_init)
+
+    p = sub.add_parser("verify", help="auditor: check an archived document (by code) or a PDF file: checksum "
+                                      "against the catalog and signature; exit 0 only if both hold")
+    p.add_argument("target", metavar="CODE_OR_FILE", help="document code, or path of a signed PDF")
+    p.add_argument("--version", type=int, help="version of the code to check (default: the current one)")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("catalog", help="catalog maintenance")
+    csub = p.add_subparsers(dest="action", required=True)
+    csub.add_parser("rebuild", help="restore an empty catalog from the sidecars in the archive (the source of "
+                                    "truth)").set_defaults(func=cmd_catalog_rebuild)
     return parser
 
 
