@@ -1,0 +1,93 @@
+"""``python -m digitize verify CODE_OR_FILE``: what an auditor runs; exit 0 only when everything holds."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_fixity import DOCUMENTS, Built, build_archive
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any) -> Built:
+    return build_archive(tmp_path_factory.mktemp("verify"), s3_server, "verify-archive", pkcs12=demo_pki.pkcs12,
+                         passphrase=demo_pki.passphrase, trust_root=demo_pki.root_cert, documents=DOCUMENTS[:2])
+
+
+@pytest.fixture
+def cli_env(built: Built, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    s = built.settings
+    values = {"DIGITIZE_CATALOG_URL": s.catalog_url, "DIGITIZE_S3_ENDPOINT_URL": s.s3_endpoint_url,
+              "DIGITIZE_S3_BUCKET": s.s3_bucket, "DIGITIZE_TRUST_ROOTS": str(built.trust_root)}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    from digitize.cli import main
+
+    status = main(["verify", *argv])
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+def _docs(built: Built) -> list[Any]:
+    return sorted(built.catalog.documents(status="ARCHIVED"), key=lambda d: d.code)
+
+
+def test_archived_code_verifies_with_signer_time_and_level(built: Built, cli_env: dict[str, str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _docs(built)[0]
+    status, out = _run(capsys, doc.code)
+    assert status == 0, out
+    assert out.startswith(f"VERIFIED: {doc.code} v1")
+    assert "signer:       Ủy ban nhân dân tỉnh Mẫu" in out
+    assert "PAdES level:  B-B" in out and "+07:00" in out and doc.pdf_sha256 in out
+
+
+def test_local_copy_verifies_and_one_flipped_byte_fails(built: Built, cli_env: dict[str, str], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _docs(built)[0]
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(built.archive.get(doc.pdf_key))
+    status, out = _run(capsys, str(copy))
+    assert status == 0, out
+    assert f"document:     {doc.code} version 1" in out
+
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    copy.write_bytes(bytes(data))
+    status, out = _run(capsys, str(copy))
+    assert status == 1
+    assert out.startswith("NOT VERIFIED") and "checksum:     FAILED" in out and "INVALID" in out
+
+
+def test_unknown_code_exits_1(built: Built, cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    status, out = _run(capsys, "000.00.12.H99.2020.KQ.999999")
+    assert status == 1 and "no archived document" in out
+
+
+def test_catalog_disagreeing_with_the_archive_exits_1(built: Built, cli_env: dict[str, str],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _docs(built)[1]
+    with sqlite3.connect(built.settings.catalog_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE documents SET pdf_sha256 = ? WHERE id = ?", ("f" * 64, doc.id))
+    status, out = _run(capsys, doc.code)
+    assert status == 1
+    assert "checksum:     FAILED" in out and "signature:    VALID" in out
+
+
+def test_python_dash_m_entry_point(built: Built, cli_env: dict[str, str]) -> None:
+    doc = _docs(built)[0]
+    result = subprocess.run([sys.executable, "-m", "digitize", "verify", doc.code], capture_output=True, text=True,
+                            env=dict(os.environ), cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "VERIFIED" in result.stdout
