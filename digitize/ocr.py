@@ -449,7 +449,7 @@ def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
     if info.has_text_layer:
         if page_can_be_copied(info.source, info.index):
             return _existing_text(info, options)
-        info = dataclasses.replace(info, has_text_layer=False, rasterize=True)  # not PDF/A as it is: OCR it
+        info = dataclasses.replace(info, has_text_layer=False)  # not PDF/A as it is: OCR its scan or rendering
         extra_flags = ("TEXT_LAYER_REPLACED",)
     image = load_image(info)
     encoded = encode_for_pdf(info, image=image)

@@ -456,18 +456,17 @@ def _pdf_page_info(path: Path, index: int, page: pikepdf.Page, max_pixels: int) 
     except (pikepdf.PdfError, ValueError, TypeError) as exc:
         raise CorruptFile(f"{path.name}: PDF page {index + 1} is damaged ({exc})") from exc
     page_w, page_h = abs(box[2] - box[0]) / 72.0, abs(box[3] - box[1]) / 72.0
-    if image is None or has_text:
+    if image is None:
         width, height = round(page_w * PDF_RASTER_DPI), round(page_h * PDF_RASTER_DPI)
         _check_size(path, width, height, max_pixels, page=index)
         return PageInfo(path, index, "pdf", width, height, (float(PDF_RASTER_DPI),) * 2,
                         has_text_layer=has_text, rasterize=image is None)
     width, height = int(image.Width), int(image.Height)
     _check_size(path, width, height, max_pixels, page=index)
-    if page_w <= 0 or page_h <= 0:
-        return PageInfo(path, index, "pdf", width, height, (0.0, 0.0))
     if abs(width / height - page_w / page_h) > abs(width / height - page_h / page_w):
         page_w, page_h = page_h, page_w  # image drawn turned a quarter inside the page
-    return PageInfo(path, index, "pdf", width, height, (round(width / page_w, 1), round(height / page_h, 1)))
+    return PageInfo(path, index, "pdf", width, height, (round(width / page_w, 1), round(height / page_h, 1)),
+                    has_text_layer=has_text)
 
 
 def _is_signed(pdf: pikepdf.Pdf) -> bool:
@@ -512,13 +511,24 @@ def _has_text(obj: pikepdf.Object, seen: set[tuple[int, int]]) -> bool:
 
 
 def _page_image(page: pikepdf.Page) -> pikepdf.Stream | None:
-    """The page's only image when the page is a plain scan (one image XObject drawn), else ``None``."""
+    """The page's scan: its only image XObject, with the page's shape (either way round), else ``None``.
+
+    An image of another shape is a logo or a photo on a born-digital page, not the page itself.
+    """
     xobjects: Any = page.obj.get("/Resources", pikepdf.Dictionary()).get("/XObject", pikepdf.Dictionary())
     images = [x for x in xobjects.values() if x.get("/Subtype") == pikepdf.Name.Image]
     forms = [x for x in xobjects.values() if x.get("/Subtype") == pikepdf.Name.Form]
     if len(images) != 1 or forms or bool(images[0].get("/ImageMask", False)):
         return None
     image: pikepdf.Stream = images[0]
+    box = [float(v) for v in page.mediabox]
+    page_w, page_h = abs(box[2] - box[0]), abs(box[3] - box[1])
+    width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
+    if min(page_w, page_h, width, height) <= 0:
+        return None
+    ratio, page_ratio = width / height, page_w / page_h
+    if min(abs(ratio / page_ratio - 1), abs(ratio * page_ratio - 1)) > 0.03:
+        return None
     return image
 
 

@@ -185,6 +185,23 @@ def test_text_pdf_that_is_not_pdfa_safe_is_rendered_and_ocrd(tmp_path: Path) -> 
     assert check_pdfa(result.pdf_path).passed
 
 
+def test_scan_with_a_text_layer_that_is_not_pdfa_safe_keeps_its_image(tmp_path: Path) -> None:
+    source = imagegen.image_only_pdf(imagegen.render_page(dpi=200), tmp_path / "scan.pdf", dpi=200)
+    with pikepdf.open(source, allow_overwriting_input=True) as pdf:
+        page = pdf.pages[0]
+        font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                    BaseFont=pikepdf.Name.Helvetica))  # not embedded
+        page.obj.Resources.Font = pikepdf.Dictionary(F1=font)
+        page.contents_add(pdf.make_stream(b"BT 3 Tr /F1 12 Tf 30 200 Td (garbage) Tj ET"))
+        original_jpeg = next(iter(page.obj.Resources.XObject.values())).read_raw_bytes()
+        pdf.save(source)
+    result = make_searchable_pdf([source], tmp_path / "out.pdf", OcrOptions())
+    (found,) = result.pages
+    assert "TEXT_LAYER_REPLACED" in found.flags and "Độc lập" in found.text and "garbage" not in found.text
+    with pikepdf.open(result.pdf_path) as pdf:
+        assert next(iter(pdf.pages[0].obj.Resources.XObject.values())).read_raw_bytes() == original_jpeg
+
+
 def test_bad_file_fails_the_document_and_writes_nothing(tmp_path: Path) -> None:
     good = imagegen.save(imagegen.render_page(dpi=200), tmp_path / "good.png", dpi=200)
     bad = imagegen.save(imagegen.render_page(dpi=200), tmp_path / "bad.jpg", dpi=200)

@@ -256,3 +256,21 @@ def test_pdf_image_pikepdf_cannot_decode_is_rendered_pixel_for_pixel(tmp_path: P
     image = load_image(info)
     assert image.shape == page.shape
     assert np.abs(image.astype(int) - page).mean() < 8
+
+
+def test_logo_on_a_born_digital_page_is_not_taken_for_the_scan(tmp_path: Path) -> None:
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=(595, 842))
+    logo = pikepdf.Stream(pdf, bytes(64 * 64))
+    logo.Type, logo.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+    logo.Width, logo.Height, logo.BitsPerComponent, logo.ColorSpace = 64, 64, 8, pikepdf.Name.DeviceGray
+    font = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Font, Subtype=pikepdf.Name.Type1,
+                                                BaseFont=pikepdf.Name.Helvetica))
+    page.obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Logo=logo),
+                                            Font=pikepdf.Dictionary(F1=font))
+    page.obj.Contents = pdf.make_stream(b"q 64 0 0 64 72 720 cm /Logo Do Q BT /F1 14 Tf 72 650 Td (Quyet dinh) Tj ET")
+    path = tmp_path / "letter.pdf"
+    pdf.save(path)
+    (info,) = scan_pages(path)
+    assert info.has_text_layer and info.rasterize  # the whole page is rendered if it must be OCR'd
+    assert (info.width, info.height) == (round(595 / 72 * 300), round(842 / 72 * 300))
