@@ -222,6 +222,70 @@ def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
     return 1 if summary.skipped else 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    """``search rebuild [--missing-only]`` re-indexes from the archive; anything else is a query."""
+    from digitize import search
+
+    catalog = _catalog()
+    if args.query == ["rebuild"]:
+        from digitize.archive import open_archive
+        from digitize.config import load_settings
+
+        summary = search.rebuild(catalog, open_archive(load_settings()), missing_only=args.missing_only)
+        print(f"indexed {summary.documents} document(s), {summary.pages} page(s); removed {summary.removed} stale "
+              f"page(s)")
+        for code, message in summary.failures:
+            print(f"  not indexed {code}: {message}")
+        return 1 if summary.failures else 0
+    filters = search.SearchFilters(
+        agency=args.agency, kind=args.kind, holder=args.holder,
+        issued_from=_search_date(args.date_from), issued_to=_search_date(args.date_to))
+    result = search.search(catalog, " ".join(args.query), filters=filters, exact=args.exact, limit=args.limit)
+    if result.corrected_query:
+        print(f"no match as typed; showing results for: {result.corrected_query}")
+    for hit in result.hits:
+        print(f"{hit.code}  p.{hit.page}  {hit.issued_date}  {hit.agency_code} {hit.kind}  {hit.title}\n"
+              f"    {hit.snippet}")
+    more = " (exact mode stopped early: refine the query)" if result.truncated else ""
+    print(f"{len(result.hits)} page(s){more}")
+    return 0
+
+
+def _search_date(text: str | None) -> date | None:
+    from digitize.errors import SearchQueryInvalid
+
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        raise SearchQueryInvalid(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    from digitize import api
+
+    catalog = _catalog()
+    if args.action == "create":
+        token = api.create_token(catalog, args.name, tuple(args.scope or api.SCOPES))
+        print(f"token for {args.name} (shown once; only its SHA-256 is stored):\n{token}")
+    elif args.action == "revoke":
+        if not api.revoke_token(catalog, args.name):
+            print(f"no active client named {args.name}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.name}")
+    else:
+        for row in api.list_clients(catalog):
+            state = f"revoked {row['revoked_at']:%Y-%m-%d}" if row["revoked_at"] else "active"
+            print(f"{row['name']:<40} {row['scopes']:<12} created {row['created_at']:%Y-%m-%d}  {state}")
+    return 0
+
+
+def cmd_api_serve(args: argparse.Namespace) -> int:
+    from digitize.api import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m digitize", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
@@ -290,6 +354,36 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="action", required=True)
     csub.add_parser("rebuild", help="restore an empty catalog from the sidecars in the archive (the source of "
                                     "truth)").set_defaults(func=cmd_catalog_rebuild)
+
+    p = sub.add_parser("search", help='full-text search of archived pages, with or without diacritics; '
+                                      '"search rebuild" re-indexes every archived document from the archive')
+    p.add_argument("query", nargs="+", help='words, codes or "quoted phrases" (all must match)')
+    p.add_argument("--agency", help="issuing agency code")
+    p.add_argument("--kind", choices=("KQ", "TP"))
+    p.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="issued on or after")
+    p.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="issued on or before")
+    p.add_argument("--holder", help="citizen ID or tax code of the holder")
+    p.add_argument("--exact", action="store_true", help="diacritics must match as typed")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--missing-only", action="store_true", help="rebuild: index only documents not yet indexed")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("api", help="reuse API for the one-stop system: tokens, server")
+    asub = p.add_subparsers(dest="area", required=True)
+    q = asub.add_parser("token", help="bearer tokens of calling systems")
+    tsub = q.add_subparsers(dest="action", required=True)
+    t = tsub.add_parser("create", help="new token for a calling system (printed once)")
+    t.add_argument("name")
+    t.add_argument("--scope", action="append", choices=("read", "reuse"), help="repeat; default: read and reuse")
+    t.set_defaults(func=cmd_api_token)
+    t = tsub.add_parser("revoke")
+    t.add_argument("name")
+    t.set_defaults(func=cmd_api_token)
+    tsub.add_parser("list").set_defaults(func=cmd_api_token)
+    q = asub.add_parser("serve", help="run the API with uvicorn")
+    q.add_argument("--host", default="127.0.0.1")
+    q.add_argument("--port", type=int, default=8090)
+    q.set_defaults(func=cmd_api_serve)
     return parser
 
 
