@@ -7,11 +7,13 @@ deliberately truncated JPEG, which must be quarantined while the rest is archive
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -24,6 +26,27 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 
 pytestmark = pytest.mark.slow
+S3_SECRET = "e2e-S3-secret-7c1f0d"  # moto accepts any credentials; this one must never show up anywhere
+
+
+@contextlib.contextmanager
+def _captured_output(path: Path) -> Iterator[None]:
+    """Everything the tasks print or log (file descriptors 1 and 2) also goes to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def _snapshot(catalog: Any, archive: Any) -> dict[str, Any]:
@@ -53,8 +76,9 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any,
         "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert),
         "DIGITIZE_QUIET_SECONDS": "0",
         "DIGITIZE_OCR_JOBS": "2",
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
         "AIRFLOW_CONN_DIGITIZE_S3": json.dumps({
-            "conn_type": "aws", "login": "testing", "password": "testing",
+            "conn_type": "aws", "login": "testing", "password": S3_SECRET,
             "extra": {"endpoint_url": s3_server, "region_name": "us-east-1",
                       "config_kwargs": {"s3": {"addressing_style": "path"}}}}),
     }
@@ -74,13 +98,15 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any,
         originals_before = {p.name: p.read_bytes() for p in batch.iterdir()}
 
         dag = DagBag(dag_folder=str(REPO / "dags")).dags["digitize_inbox"]
-        first = dag.test(run_conf={"inbox": str(inbox)})
-        after_first = _snapshot(catalog, archive)
-        second = dag.test(run_conf={"inbox": str(inbox)})
-        after_second = _snapshot(catalog, archive)
+        log = root / "task-output.log"
+        with _captured_output(log):
+            first = dag.test(run_conf={"inbox": str(inbox)})
+            after_first = _snapshot(catalog, archive)
+            second = dag.test(run_conf={"inbox": str(inbox)})
+            after_second = _snapshot(catalog, archive)
         yield {"catalog": catalog, "archive": archive, "settings": settings, "batch": batch, "root": root,
                "first": first, "second": second, "after_first": after_first, "after_second": after_second,
-               "originals_before": originals_before, "pki": demo_pki}
+               "originals_before": originals_before, "pki": demo_pki, "log": log}
     finally:
         for key, value in saved.items():
             if value is None:
@@ -230,3 +256,25 @@ def test_coverage_report_dag_publishes_the_reports(e2e: dict[str, Any]) -> None:
     assert (province["numerator"], province["denominator"]) == ("2", "6")
     html = e2e["archive"].get(next(k for k in keys if k.endswith(".html"))).decode()
     assert "http://" not in html and "https://" not in html
+
+
+def test_secrets_and_personal_data_stay_out_of_logs_xcom_and_events(e2e: dict[str, Any]) -> None:
+    """Signing passphrase and S3 secret nowhere; citizens' IDs and OCR text not in task logs or XCom."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    log = e2e["log"].read_text(encoding="utf-8", errors="replace")
+    assert "document 1: ARCHIVED" in log  # the capture works
+    with create_session() as session:
+        rows = session.query(XComModel).filter(XComModel.dag_id == "digitize_inbox")
+        xcoms = " ".join(str(row.value) for row in rows)
+    assert "ARCHIVED" in xcoms
+    catalog = e2e["catalog"]
+    events = " ".join(e.detail for d in catalog.documents() for e in catalog.events(d.id))
+    sidecars = " ".join(e2e["archive"].get(d.sidecar_key).decode() for d in _archived(e2e))
+    for secret in (e2e["pki"].passphrase, S3_SECRET):
+        for name, text in (("task log", log), ("XCom", xcoms), ("events", events), ("sidecars", sidecars)):
+            assert secret not in text, f"a secret leaked into the {name}"
+    for personal in ("079123004567", "Nguyễn Thị Hồng Nhung", "Phạm Văn Đức"):
+        assert personal not in log, "personal data in the task log"
+        assert personal not in xcoms, "personal data in XCom"
