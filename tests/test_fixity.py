@@ -43,7 +43,7 @@ class Built:
 
 def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passphrase: str, trust_root: Path,
                   documents: tuple[tuple[str, str, str, str, str], ...] = DOCUMENTS, level: str = "B-B",
-                  tsa_url: str | None = None) -> Built:
+                  tsa_url: str | None = None, archive_options: Any = None) -> Built:
     """Render a tiny batch, register it and run every document through the real pipeline."""
     from imagegen import render_page, save
 
@@ -65,7 +65,12 @@ def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passp
         signing_pkcs12=pkcs12, signing_passphrase=passphrase, trust_roots=(trust_root,), signing_level=level,
         tsa_url=tsa_url, signing_stamp=False, ocr_jobs=2, quiet_seconds=0,
     )
-    ctx = PipelineContext(settings)
+    archive = None
+    if archive_options is not None:
+        from digitize.archive import S3Archive, make_s3_client
+
+        archive = S3Archive(make_s3_client(endpoint), bucket, archive_options)
+    ctx = PipelineContext(settings, archive=archive)
     ctx.catalog.upgrade()
     ctx.catalog.import_agencies(SAMPLES / "agencies.csv")
     ctx.catalog.import_register(SAMPLES / "register.csv")
