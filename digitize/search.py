@@ -368,10 +368,10 @@ def _index_many(conn: Connection, dialect: str, work: list[tuple[Any, Sequence[s
     latest: dict[str, int] = {}
     for start in range(0, len(codes), 500):
         chunk = codes[start:start + 500]
-        latest.update(conn.execute(
+        latest.update({code: version for code, version in conn.execute(
             sa.select(documents.c.code, sa.func.max(documents.c.version))
             .where(documents.c.code.in_(chunk) & (documents.c.status == "ARCHIVED"))
-            .group_by(documents.c.code)).tuples().all())
+            .group_by(documents.c.code))})
     ids = [record.id for record, _ in work]
     for start in range(0, len(ids), 500):
         _delete_pages(conn, dialect, search_pages.c.document_id.in_(ids[start:start + 500]))
@@ -529,7 +529,7 @@ def _corrected(conn: Connection, phrases: Sequence[Phrase]) -> tuple[Phrase, ...
             similarity = sa.func.similarity(search_terms.c.term, folded)
             best = conn.execute(
                 sa.select(search_terms.c.term)
-                .where(search_terms.c.term.op("%")(folded) & (similarity >= FUZZY_MIN_SIMILARITY))
+                .where(search_terms.c.term.bool_op("%")(folded), similarity >= FUZZY_MIN_SIMILARITY)
                 .order_by(similarity.desc(), search_terms.c.term).limit(1)).scalar()
             changed |= best is not None
             fixed.append(best if best is not None else token)
