@@ -5,10 +5,12 @@ its hOCR/fpdf renderers are internal modules (``ocrmypdf.hocrtransform``, ``ocrm
 whose API changes between releases. What we need is small, so it is written here against pikepdf:
 
 - each page shows the stored image unchanged (JPEG stays DCT, G4 stays CCITT, PNG keeps its zlib
-  stream); the page size comes from the effective dpi, a quarter-turned scan is shown upright
-  through the page's ``/Rotate``, and a skewed one is shown straight by turning the image in its
-  placement matrix, the page growing to hold it (the pixels are never resampled: OCRmyPDF
-  re-encodes the JPEGs it deskews);
+  stream); the page size comes from the effective dpi, and a quarter-turned or skewed scan is
+  shown upright and straight by turning the image in its placement matrix, the page growing to
+  hold it (the pixels are never resampled: OCRmyPDF re-encodes the JPEGs it deskews). Quarter
+  turns are not left to the page's ``/Rotate``: viewers turn annotations with the page, so the
+  visible signature stamp that Decree 30/2020 puts at the top right of page 1 would come out
+  sideways or upside down in the wrong corner; with the turn in the matrix the page *is* upright;
 - the text layer uses Tesseract's own "glyphless font" idea: a tiny embedded TrueType font whose
   one empty glyph every character code maps to, with code = UTF-16 code unit and an identity
   ToUnicode CMap, so any Vietnamese text extracts exactly as Tesseract read it (text render mode 3,
@@ -83,7 +85,8 @@ class PdfPage:
     """Resolution (x, y) used for the page size: width in points = pixels × 72 / dpi."""
 
     rotate: int = 0
-    """``/Rotate`` of the page (0/90/180/270, clockwise on display) that shows the scan upright."""
+    """Quarter turn (0/90/180/270, clockwise on display) that shows the scan upright; applied in the
+    placement matrix, so the written page is upright with no ``/Rotate``."""
 
     words: tuple[TextWord, ...] = ()
     """Invisible text layer."""
@@ -197,6 +200,8 @@ class SearchablePdfWriter:
 
     def _image_page(self, page: PdfPage, image: EncodedImage) -> pikepdf.Page:
         to_pdf, width_pt, height_pt = _placement(image.width, image.height, page.dpi, page.deskew_deg)
+        to_pdf, width_pt, height_pt = _quarter_turn(page.rotate, width_pt, height_pt) @ to_pdf, *(
+            (height_pt, width_pt) if page.rotate % 180 else (width_pt, height_pt))
         # the unit square of the image (PDF's image space, y up) -> stored-image pixels -> page points
         unit_to_pixels = np.array([[image.width, 0.0, 0.0], [0.0, -image.height, image.height], [0.0, 0.0, 1.0]])
         m = to_pdf @ unit_to_pixels
@@ -215,8 +220,6 @@ class SearchablePdfWriter:
             Resources=resources,
             Contents=self._pdf.make_indirect(stream),
         )
-        if page.rotate % 360:
-            page_dict.Rotate = page.rotate % 360
         return pikepdf.Page(page_dict)
 
     def _spill(self) -> None:
@@ -334,6 +337,17 @@ def _placement(width: int, height: int, dpi: tuple[float, float], deskew_deg: fl
         x_min = y_min = 0.0
     flip = np.array([[1.0, 0.0, -x_min], [0.0, -1.0, height_pt + y_min], [0.0, 0.0, 1.0]])
     return flip @ to_turned, float(width_pt), float(height_pt)
+
+
+def _quarter_turn(rotate: int, width_pt: float, height_pt: float) -> np.ndarray:
+    """Map points of a ``width_pt`` × ``height_pt`` page to the same page turned ``rotate``° clockwise."""
+    turns = {
+        0: [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        90: [[0.0, 1.0, 0.0], [-1.0, 0.0, width_pt]],
+        180: [[-1.0, 0.0, width_pt], [0.0, -1.0, height_pt]],
+        270: [[0.0, -1.0, height_pt], [1.0, 0.0, 0.0]],
+    }
+    return np.array([*turns[rotate % 360], [0.0, 0.0, 1.0]])
 
 
 def _text_layer(words: Iterable[TextWord], to_pdf: np.ndarray) -> str:
