@@ -10,6 +10,7 @@ Chromium with its language switch.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -122,9 +124,8 @@ def test_plan_is_chosen_by_name_never_by_path() -> None:
 @pytest.fixture(scope="module")
 def api(airflow_db: Path, catalog_url: str) -> Any:
     """Airflow's API app (core: UI, public API, auth manager, plugins) in process."""
-    from fastapi.testclient import TestClient
-
     from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
 
     with TestClient(create_app("core"), follow_redirects=False) as client:
         yield client
@@ -143,6 +144,11 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def _cookie(token: str) -> dict[str, str]:
+    """The UI's session: Airflow's login stores the JWT in the ``_token`` cookie."""
+    return {"Cookie": f"_token={token}"}
+
+
 def test_plugin_is_registered_with_its_app_and_nav_entry(api: Any) -> None:
     response = api.get("/api/v2/plugins", headers=_auth(_token("ADMIN")))
     assert response.status_code == 200, response.text
@@ -158,7 +164,7 @@ def test_api_refuses_requests_without_a_valid_airflow_token(api: Any) -> None:
         assert api.get(route).status_code == 401, route
         assert api.get(route, headers=_auth(_token(expires_in=-60))).status_code == 401, route
         assert api.get(route, headers=_auth(forged)).status_code == 403, route
-        assert api.get(route, cookies={"_token": "not-a-jwt"}).status_code == 403, route
+        assert api.get(route, headers=_cookie("not-a-jwt")).status_code == 403, route
         refused = api.get(route, headers=_auth(_token(role=None)))  # authenticated, no role: not authorized
         assert refused.status_code == 403 and "Coverage Dashboard" in refused.text, route
         assert api.get(route, headers=_auth(_token())).status_code == 200, route
@@ -169,7 +175,7 @@ def test_page_sends_anonymous_browsers_to_the_login_page(api: Any) -> None:
     assert response.status_code == 303
     assert response.headers["location"].startswith("/auth/login?next=")
     assert "coverage%2F%3Fas_of%3D2024-06-30" in response.headers["location"]
-    expired = api.get("/coverage/", cookies={"_token": _token(expires_in=-60)})
+    expired = api.get("/coverage/", headers=_cookie(_token(expires_in=-60)))
     assert expired.status_code == 303
     assert api.get("/coverage/", headers=_auth(_token(role=None))).status_code == 403
 
@@ -254,7 +260,7 @@ def test_bad_queries_are_refused_with_a_reason(api: Any) -> None:
 
 
 def test_page_is_the_html_report_with_a_toolbar(api: Any, catalog_url: str, tmp_path: Path) -> None:
-    response = api.get("/coverage/", params={"as_of": PAST.isoformat()}, cookies={"_token": _token()})
+    response = api.get("/coverage/", params={"as_of": PAST.isoformat()}, headers=_cookie(_token()))
     assert response.status_code == 200, response.text
     page = response.text
     coverage.write_html(_report(catalog_url, PAST), tmp_path / "report.html")
@@ -299,7 +305,8 @@ class Browser:
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             page = next(t for t in json.load(answer) if t["type"] == "page")
-        self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self.stack = ExitStack()
+        self.ws = self.stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
         self.next_id = 0
         self.call("Page.enable")
         self.call("Network.enable")
@@ -318,13 +325,20 @@ class Browser:
         assert "exceptionDetails" not in result, (expression, result["exceptionDetails"])
         return result["result"].get("value")
 
+    WHERE = ("[location.href, ...[...document.querySelectorAll('iframe')].map(f => "
+             "{ try { return f.contentWindow.location.href + ' ' + f.contentDocument.body.innerText.slice(0, 300); } "
+             "catch (e) { return 'iframe ' + f.src + ' ' + e; } })]")
+    """Where the page is, shown when a wait times out (with any iframe's address and text)."""
+
     def wait_for(self, expression: str, timeout: float = 45) -> Any:
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(f"(() => {{ try {{ return {expression}; }} catch (e) {{ return null; }} }})()")
+            # elements (even of an iframe) come back as true: they cannot cross the protocol by value
+            value = self.evaluate(f"(() => {{ try {{ const v = ({expression}); "
+                                  "return v && typeof v === 'object' ? true : v; } catch (e) { return null; } })()")
             if value:
                 return value
-            assert time.monotonic() < deadline, f"timed out waiting for {expression}; at {self.evaluate('location.href')}"
+            assert time.monotonic() < deadline, f"timed out waiting for {expression}; at {self.evaluate(self.WHERE)}"
             time.sleep(0.2)
 
     def open(self, url: str) -> None:
@@ -333,13 +347,11 @@ class Browser:
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)["data"]
-        import base64
-
         path.write_bytes(base64.b64decode(data))
         return path
 
     def close(self) -> None:
-        self.ws.close()
+        self.stack.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -401,7 +413,7 @@ _READ_PAGE = """(() => {
   return {
     sections: sections.map(s => ({title: text(s.querySelector('h2')),
       rows: [...s.querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(text))})),
-    agencies: [...D.querySelectorAll('#agencies tbody tr')].map(tr => [...tr.cells].map(td => td.dataset.v)),
+    agencies: [...D.querySelectorAll('#agencies tbody tr')].map(tr => [...tr.cells].map(text)),
     asOf: D.querySelector('input[name=as_of]').value,
   };
 })()"""
@@ -416,12 +428,12 @@ def _expected_page(report: coverage.CoverageReport) -> dict[str, Any]:
         return "—" if pd.isna(value) else f"{float(value):.1f}"
 
     sections = []
-    for number, status in enumerate(report.indicators, start=1):
+    for status in report.indicators:
         frame, num, den = frames.get(status.id, (None, "", ""))
         rows = [] if frame is None or not status.computable else [
             [report.plan.level_names(str(r["level"]))[0], f"{int(r[num])}/{int(r[den])}", pct(r["coverage_pct"]),
              pct(r["target_pct"])] for r in frame.to_dict("records")]
-        sections.append({"title": f"{number}. {status.title_vi}", "rows": rows})
+        sections.append({"title": status.title_vi, "rows": rows})
     agencies = [[r["agency_code"], str(int(r["digitized"])), str(int(r["valid"])), pct(r["coverage_pct"])]
                 for r in report.by_agency.to_dict("records")]
     return {"sections": sections, "agencies": agencies, "asOf": report.as_of.isoformat()}
@@ -460,7 +472,7 @@ def test_dashboard_in_the_airflow_ui_after_login(api_server: str, browser: Brows
     time.sleep(0.5)  # let the UI finish painting its navigation before the picture
     png = browser.screenshot(tmp_path / "dashboard.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
-    if os.environ.get("DIGITIZE_UPDATE_SCREENSHOTS"):
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
         shutil.copyfile(png, REPO_ROOT / "docs" / "dashboard.png")
 
     # another day from the toolbar: the figures follow (and differ from today's)
@@ -499,7 +511,8 @@ def test_html_report_renders_and_switches_language_in_chromium(report: coverage.
         assert f"{int(stock.loc['province', 'digitized'])}/{int(stock.loc['province', 'valid'])}" in english
         # the agency table sorts by a column when its header is clicked (ascending by digitized results)
         browser.evaluate("document.querySelectorAll('#agencies th')[3].click()")
-        counts = browser.evaluate("[...document.querySelectorAll('#agencies tbody tr')].map(r => +r.cells[3].dataset.v)")
+        counts = browser.evaluate(
+            "[...document.querySelectorAll('#agencies tbody tr')].map(r => +r.cells[3].dataset.v)")
         assert counts == sorted(counts) and counts != []
     finally:
         browser.close()
