@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,8 @@ documents = sa.Table(
     sa.Column("needs_review", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("received_at", UtcDateTime, nullable=False),
     sa.Column("archived_at", UtcDateTime),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_expires_at", UtcDateTime),
     sa.UniqueConstraint("code", "version"),
     sa.CheckConstraint("status IN ('RECEIVED', 'ARCHIVED', 'QUARANTINED')", name="status"),
     sa.CheckConstraint("kind IN ('KQ', 'TP')", name="kind"),
@@ -378,6 +380,10 @@ class DocumentRecord:
     """The manifest's key for the document."""
     supersedes_id: int | None = None
     """Id of the version this one corrects."""
+    lease_owner: str | None = None
+    """Worker (``host:pid:token``) processing the document now, see :meth:`Catalog.claim`; ``None`` when idle."""
+    lease_expires_at: datetime | None = None
+    """When that worker's claim lapses unless renewed (UTC)."""
 
 
 @dataclass(frozen=True)
@@ -1097,6 +1103,7 @@ class Catalog:
                     status="ARCHIVED", reason=None, message=None, pdf_key=info.pdf_key, pdf_sha256=info.pdf_sha256,
                     sidecar_key=info.sidecar_key, sidecar_sha256=info.sidecar_sha256, pages=info.pages,
                     mean_confidence=info.mean_confidence, needs_review=info.needs_review, archived_at=_now(),
+                    lease_owner=None, lease_expires_at=None,
                 )
             )
             conn.execute(
@@ -1107,6 +1114,34 @@ class Catalog:
                 [{"p_position": f.position, "p_key": key} for f, key in zip(record.files, info.original_keys,
                                                                             strict=True)],
             )
+
+    def claim(self, document_id: int, owner: str, lease_seconds: float, *, take_over: str | None = None) -> bool:
+        """Take (or renew) the processing lease of a RECEIVED document; ``False`` if another live worker holds it.
+
+        One conditional UPDATE, so of two workers racing for a document exactly one wins. A lease that has
+        expired (its worker died or stalled) can be taken; so can one held by ``take_over`` (a worker the
+        caller knows is dead). :meth:`mark_archived`, :meth:`mark_quarantined` and :meth:`release` clear it.
+        """
+        if not owner or lease_seconds <= 0:
+            raise ValueError("a claim needs an owner and a positive lease")
+        now = _now()
+        free = documents.c.lease_owner.is_(None) | (documents.c.lease_owner == owner) | (
+            documents.c.lease_expires_at < now)
+        if take_over:
+            free = free | (documents.c.lease_owner == take_over)
+        with self._write() as conn:
+            done = conn.execute(
+                sa.update(documents)
+                .where((documents.c.id == document_id) & (documents.c.status == "RECEIVED") & free)
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds)))
+            return bool(done.rowcount == 1)
+
+    def release(self, document_id: int, owner: str) -> None:
+        """Give up ``owner``'s lease (after a transient failure) so a retry can claim the document at once."""
+        with self._write() as conn:
+            conn.execute(sa.update(documents)
+                         .where((documents.c.id == document_id) & (documents.c.lease_owner == owner))
+                         .values(lease_owner=None, lease_expires_at=None))
 
     def mark_quarantined(self, document_id: int, reason: str, message: str) -> None:
         """RECEIVED (or QUARANTINED) → QUARANTINED with a stable reason code; an archived document cannot be."""
@@ -1120,7 +1155,7 @@ class Catalog:
                 raise CatalogConflict(f"document {document_id} is archived as {record.code}; it cannot be "
                                       "quarantined (register a correction instead)")
             conn.execute(sa.update(documents).where(documents.c.id == document_id).values(
-                status="QUARANTINED", reason=reason, message=message))
+                status="QUARANTINED", reason=reason, message=message, lease_owner=None, lease_expires_at=None))
 
     def reset_for_retry(self, document_id: int) -> None:
         """QUARANTINED → RECEIVED for a resubmission (its code, if any, is kept); RECEIVED stays RECEIVED."""
@@ -1131,7 +1166,7 @@ class Catalog:
             if record.status == "ARCHIVED":
                 raise CatalogConflict(f"document {document_id} is archived as {record.code}; nothing to retry")
             conn.execute(sa.update(documents).where(documents.c.id == document_id).values(
-                status="RECEIVED", reason=None, message=None))
+                status="RECEIVED", reason=None, message=None, lease_owner=None, lease_expires_at=None))
 
     # ------------------------------------------------------------------------------------------ events
 
@@ -1297,6 +1332,7 @@ def _record(row: Mapping[str, Any], files: Iterable[tuple[FileSpec, str | None]]
         needs_review=bool(row["needs_review"]), received_at=row["received_at"], archived_at=row["archived_at"],
         files=tuple(spec for spec, _ in pairs), original_keys=tuple(key for _, key in pairs),
         manifest_document_id=row["manifest_document_id"], supersedes_id=row["supersedes_id"],
+        lease_owner=row.get("lease_owner"), lease_expires_at=row.get("lease_expires_at"),
     )
 
 
