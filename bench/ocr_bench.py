@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 import psutil
 
 from bench.corpus import DEFAULT_CORPUS, CorpusPage, load_images, load_manifest
 from bench.score import Score, refused, score, total
 from digitize.ocr import OcrOptions, make_searchable_pdf, tesseract_version
-from digitize.preprocess import PreprocessOptions
+from digitize.preprocess import PreprocessOptions, prepare_page
 
 ROOT = Path(__file__).resolve().parent.parent
 OCRMYPDF = str(Path(sys.executable).with_name("ocrmypdf"))
@@ -190,6 +191,30 @@ def run_ocrmypdf(corpus: Path, pages: Sequence[CorpusPage], work: Path) -> Syste
     return _collect("OCRmyPDF 17", time.perf_counter() - t0, mem.peak, files, outcomes)
 
 
+def preprocess_cpu(corpus: Path, pages: Sequence[CorpusPage]) -> list[tuple[str, float, int, tuple[str, ...]]]:
+    """CPU seconds of ``prepare_page`` per page (best of 3, OSD answered instantly and counted apart)."""
+    rows = []
+    for p in pages:
+        img, dpi = load_images(corpus / p.file)[p.index_in_file]
+        osd_calls = 0
+
+        def osd(_: np.ndarray) -> tuple[int, float]:
+            nonlocal osd_calls
+            osd_calls += 1
+            return 0, 0.0
+
+        best = float("inf")
+        prepared = None
+        for _ in range(3):
+            osd_calls = 0
+            t0 = time.process_time()
+            prepared = prepare_page(img, dpi, PreprocessOptions(), osd)
+            best = min(best, time.process_time() - t0)
+        assert prepared is not None
+        rows.append((p.page_id, best, osd_calls, prepared.steps))
+    return rows
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -202,7 +227,7 @@ def machine() -> str:
 
 
 def report(corpus: Path, pages: Sequence[CorpusPage], runs: Sequence[SystemRun],
-           ablation: Sequence[tuple[str, SystemRun]]) -> str:
+           ablation: Sequence[tuple[str, SystemRun]], prep: Sequence[tuple[str, float, int, tuple[str, ...]]]) -> str:
     n = len(pages)
     ocrmypdf = next((r for r in runs if r.name.startswith("OCRmyPDF")), None)
     ref_rate = n / ocrmypdf.seconds * 60 if ocrmypdf else None
@@ -265,6 +290,13 @@ def report(corpus: Path, pages: Sequence[CorpusPage], runs: Sequence[SystemRun],
             out.append(f"| {step} | {_pct(t.cer)} | {_pct(t.wer)} | {_pct(t.cer - base.cer)} | "
                        f"{_pct(t.wer - base.wer)} | {n / r.seconds * 60:.1f} |" + (f" {'; '.join(r.notes)}"
                                                                                    if r.notes else ""))
+    if prep:
+        times = sorted(t for _, t, _, _ in prep)
+        out += ["", "## Preprocessing cost (`prepare_page`, CPU seconds per page, best of 3, one thread)", "",
+                f"Median {times[len(times) // 2]:.3f} s, max {times[-1]:.3f} s; Tesseract OSD (~0.7 s) was needed on "
+                f"{sum(1 for _, _, n, _ in prep if n)} of {len(prep)} pages (not included).", "",
+                "| page | CPU s | OSD calls | steps |", "|---|---:|---:|---|"]
+        out += [f"| {pid} | {t:.3f} | {n} | {', '.join(steps)} |" for pid, t, n, steps in prep]
     return "\n".join(out) + "\n"
 
 
@@ -297,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ablation: {name} off ...", file=sys.stderr, flush=True)
             prep = dataclasses.replace(PreprocessOptions(), **{name: False})  # type: ignore[arg-type]
             ablation.append((name, run_project(args.corpus, pages, work / f"off-{name}", prep, f"without {name}")))
-    text = report(args.corpus, pages, runs, ablation)
+    print("preprocessing cost ...", file=sys.stderr, flush=True)
+    text = report(args.corpus, pages, runs, ablation, preprocess_cpu(args.corpus, pages))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)
