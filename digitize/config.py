@@ -82,6 +82,18 @@ class Settings:
     work_dir: Path | None
     """Scratch folder for temporary files; ``None`` uses the system's."""
 
+    low_dpi_action: str = "flag"
+    """A page below ``min_dpi``: ``flag`` it for review (archived) or ``quarantine`` the document (LOW_RESOLUTION)."""
+
+    move_done: bool = False
+    """Move each original into ``<batch>/done/`` once its archived copy is verified (default: leave the inbox as is)."""
+
+    lease_seconds: int = 600
+    """A worker's claim on a document lapses after this long without renewal (it is renewed while it works)."""
+
+    ocr_page_timeout: float = 300.0
+    """Seconds Tesseract may spend on one page before the document fails with OCR_FAILED."""
+
     @property
     def signing_passphrase_bytes(self) -> bytes | None:
         return self.signing_passphrase.encode("utf-8") if self.signing_passphrase is not None else None
@@ -113,4 +125,18 @@ def load_settings() -> Settings:
             _env("DIGITIZE_PLAN", str(REPO_ROOT / "schemas" / "plans" / "tien-giang-155-2021.json")) or ""
         ),
         work_dir=Path(work) if work else None,
+        low_dpi_action=_choice("DIGITIZE_LOW_DPI_ACTION", ("flag", "quarantine")),
+        move_done=(_env("DIGITIZE_MOVE_DONE", "false") or "false").lower() in ("1", "true", "yes"),
+        lease_seconds=int(_env("DIGITIZE_LEASE_SECONDS", "600") or 600),
+        ocr_page_timeout=float(_env("DIGITIZE_OCR_PAGE_TIMEOUT", "300") or 300),
     )
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    """A setting with a fixed set of values (the first is the default); anything else stops the run."""
+    value = (_env(name, allowed[0]) or allowed[0]).strip().lower()
+    if value not in allowed:
+        from digitize.errors import ConfigurationError
+
+        raise ConfigurationError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
