@@ -192,3 +192,10 @@ class PdfaInvalid(DigitizeError):
 
     reason = "PDFA_INVALID"
     default_hint = "IT staff: the message lists the PDF/A findings; convert or rescan the file, then resubmit it."
+
+
+class ScratchSpaceFull(TransientError):
+    """The disk for temporary files is full (ENOSPC/EDQUOT): nothing was archived; retry once space is freed."""
+
+    reason = "SCRATCH_SPACE_FULL"
+    default_hint = "Free space on the scratch disk (DIGITIZE_WORK_DIR or the system's temp folder); the run will retry."
