@@ -1,0 +1,346 @@
+"""Reuse API over real HTTP: uvicorn on 127.0.0.1, httpx, a real SQLite catalog, signed PDFs in moto's S3 server.
+
+Authentication, purposes and the access log, every endpoint, the Airflow plugin's mount, and a bounded
+schemathesis run against the OpenAPI description (bad input must get a 4xx, never a 500).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from test_search import BIRTH, LAND, LAND_P2, LAND_P3, MARRIAGE, archive_record, archive_signed, s3_archive, signer
+
+from digitize import api, search
+from digitize.catalog import Catalog
+
+REPO = Path(__file__).resolve().parent.parent
+H1, H2 = "079070001234", "079219000001"
+PURPOSE = "Giải quyết hồ sơ cấp đổi giấy chứng nhận"
+__all__ = ["signer"]  # the module-scoped fixture of test_search, used here too
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """uvicorn serving an ASGI app on 127.0.0.1 in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory, s3_server: str, signer: Any, demo_pki: Any
+        ) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("api")
+    url = f"sqlite:///{root / 'catalog.db'}"
+    cat = Catalog(url)
+    cat.upgrade()
+    cat.import_agencies(REPO / "samples" / "agencies.csv")
+    archive = s3_archive(s3_server)
+    docs = {
+        "land": archive_signed(cat, archive, signer, "land", [LAND, LAND_P2, LAND_P3], holder_id=H1,
+                               procedure_code="1.000110", issued=date(2021, 5, 4)),
+        "birth": archive_signed(cat, archive, signer, "birth", [BIRTH], holder_id=H1, procedure_code="1.001193",
+                                issued=date(2019, 9, 2)),
+        "permit": archive_signed(cat, archive, signer, "permit", ["Giấy phép xây dựng tạm, hết hạn."],
+                                 holder_id=H1, procedure_code="1.009972", issued=date(2019, 1, 2),
+                                 valid_until=date(2020, 12, 31)),
+        "marriage": archive_signed(cat, archive, signer, "marriage", [MARRIAGE], holder_id=H2, kind="TP",
+                                   issued=date(2022, 6, 1)),
+    }
+    tampered_key = "documents/_custom/tampered.pdf"
+    archive.put(tampered_key, archive.get(cat.get_document(docs["birth"][0]).pdf_key), content_type="application/pdf")
+    docs["tampered"] = archive_record(cat, "tampered", holder_id=H2, pdf_key=tampered_key, pdf_sha256="0" * 64)
+    search.rebuild(cat, archive)
+    tokens = {"full": api.create_token(cat, "mot-cua-tinh"), "read": api.create_token(cat, "cong-dvc", ["read"]),
+              "revoked": api.create_token(cat, "old-system")}
+    assert api.revoke_token(cat, "old-system")
+    app = api.create_app(cat, archive=archive, trust_roots=[demo_pki.root_cert])
+    with ServerThread(app) as base:
+        yield {"base": base, "catalog": cat, "archive": archive, "docs": docs, "tokens": tokens, "url": url,
+               "s3": s3_server, "bucket": archive.bucket, "root": root}
+    cat.close()
+
+
+def get(env: dict[str, Any], path: str, *, token: str | None = "full", purpose: str | None = PURPOSE,
+        **kwargs: Any) -> httpx.Response:
+    headers = dict(kwargs.pop("headers", {}))
+    if token is not None:
+        headers["Authorization"] = f"Bearer {env['tokens'].get(token, token)}"
+    if purpose is not None:
+        headers["X-Purpose"] = quote(purpose)
+    return httpx.request(kwargs.pop("method", "GET"), env["base"] + path, headers=headers, timeout=60, **kwargs)
+
+
+def log_rows(env: dict[str, Any]) -> list[Any]:
+    with env["catalog"]._read() as conn:
+        return list(conn.execute(sa.select(api.access_log).order_by(api.access_log.c.id)))
+
+
+def error(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["status"] == response.status_code, body
+    assert body["error"]["message"] and body["error"]["hint"]
+    return dict(body["error"])
+
+
+# ------------------------------------------------------------------------------------------ auth
+
+
+def test_missing_unknown_or_revoked_tokens_get_401(env: dict[str, Any]) -> None:
+    code = env["docs"]["land"][1]
+    for token, headers in ((None, {}), ("dgz_not-a-token", {}), ("revoked", {}),
+                           (None, {"Authorization": "Basic dXNlcjpwYXNz"})):
+        response = get(env, f"/documents/{code}", token=token, headers=headers)
+        assert response.status_code == 401
+        assert error(response)["reason"] == "UNAUTHENTICATED"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_read_only_client_cannot_record_reuse_and_the_refusal_is_logged(env: dict[str, Any]) -> None:
+    code = env["docs"]["land"][1]
+    response = get(env, f"/documents/{code}/reuse", token="read", method="POST",
+                   json={"new_dossier_code": "000.00.12.H99-251120-0001", "purpose": "thử"})
+    assert response.status_code == 403 and error(response)["reason"] == "FORBIDDEN"
+    row = log_rows(env)[-1]
+    assert (row.client, row.action, row.subject, row.status) == ("cong-dvc", "reuse", code, 403)
+
+
+def test_tokens_are_stored_only_as_sha256(env: dict[str, Any]) -> None:
+    with env["catalog"]._read() as conn:
+        rows = list(conn.execute(sa.select(api.api_clients)))
+    stored = {r.token_sha256 for r in rows}
+    for token in env["tokens"].values():
+        assert hashlib.sha256(token.encode()).hexdigest() in stored
+        assert not any(token in " ".join(map(str, r)) for r in rows)
+
+
+def test_personal_data_needs_a_purpose_and_every_access_is_logged(env: dict[str, Any]) -> None:
+    code = env["docs"]["land"][1]
+    before = len(log_rows(env))
+    for path in (f"/holders/{H1}/documents", f"/documents/{code}", f"/documents/{code}/pdf", "/search?q=dat"):
+        response = get(env, path, purpose=None)
+        assert response.status_code == 422 and error(response)["reason"] == "PURPOSE_REQUIRED", path
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    assert get(env, f"/holders/{H1}/documents").status_code == 200
+    assert get(env, f"/documents/{code}", purpose=None, params={"purpose": "kiểm tra"}).status_code == 200
+    rows = log_rows(env)[before:]
+    assert [(r.action, r.status, r.purpose) for r in rows] == [
+        ("holder_documents", 422, ""), ("document", 422, ""), ("document_pdf", 422, ""), ("search", 422, ""),
+        ("holder_documents", 200, PURPOSE), ("document", 200, "kiểm tra")]
+    last = rows[-2]
+    assert (last.client, last.method, last.path, last.subject) == (
+        "mot-cua-tinh", "GET", f"/holders/{H1}/documents", H1)
+    assert started <= last.at <= datetime.now(UTC)
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+
+
+def test_holder_documents_are_the_still_valid_ones_unless_asked(env: dict[str, Any]) -> None:
+    docs = env["docs"]
+    body = get(env, f"/holders/{H1}/documents").json()
+    assert body["holder_id"] == H1
+    assert {d["code"] for d in body["documents"]} == {docs["land"][1], docs["birth"][1]}
+    assert all(d["still_valid"] for d in body["documents"])
+    expired = get(env, f"/holders/{H1}/documents", params={"include_expired": "true"}).json()["documents"]
+    assert {d["code"]: d["still_valid"] for d in expired}[docs["permit"][1]] is False
+    only = get(env, f"/holders/{H1}/documents", params={"procedure_code": "1.000110"}).json()["documents"]
+    assert [d["code"] for d in only] == [docs["land"][1]]
+    assert get(env, f"/holders/{H2}/documents", params={"kind": "TP"}).json()["documents"][0]["code"] == \
+        docs["marriage"][1]
+    assert get(env, "/holders/000000000000/documents").json()["documents"] == []
+    for bad in ("/holders/a%20b/documents", f"/holders/{H1}/documents?kind=XX",
+                f"/holders/{H1}/documents?procedure_code=1.1"):
+        response = get(env, bad)
+        assert response.status_code == 422 and error(response)["reason"] == "INVALID_REQUEST", bad
+
+
+def test_document_metadata_and_sidecar(env: dict[str, Any]) -> None:
+    code = env["docs"]["land"][1]
+    body = get(env, f"/documents/{code}").json()
+    document = body["document"]
+    assert (document["code"], document["holder_id"], document["pages"], document["procedure_code"]) == (
+        code, H1, 3, "1.000110")
+    assert body["sidecar"] == {"code": code}
+    assert get(env, f"/documents/{code}", params={"sidecar": "false"}).json()["sidecar"] is None
+    missing = get(env, "/documents/000.00.12.H99.2026.KQ.999999")
+    assert missing.status_code == 404 and error(missing)["reason"] == "NOT_FOUND"
+
+
+def test_pdf_is_served_from_the_archive_with_its_checksum(env: dict[str, Any]) -> None:
+    land_id, code = env["docs"]["land"]
+    response = get(env, f"/documents/{code}/pdf")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+    digest = hashlib.sha256(response.content).hexdigest()
+    assert digest == env["catalog"].get_document(land_id).pdf_sha256 == response.headers["x-checksum-sha256"]
+    tampered = get(env, f"/documents/{env['docs']['tampered'][1]}/pdf")
+    assert tampered.status_code == 502 and error(tampered)["reason"] == "ARCHIVE_INTEGRITY"
+
+
+def test_verify_recomputes_the_checksum_and_checks_the_signature(env: dict[str, Any]) -> None:
+    body = get(env, f"/documents/{env['docs']['land'][1]}/verify", purpose=None).json()
+    assert body["checksum_ok"] is True and body["archive_sha256"] == body["catalog_sha256"]
+    assert body["signature"]["valid"] and body["signature"]["intact"] and body["signature"]["trusted"]
+    tampered = get(env, f"/documents/{env['docs']['tampered'][1]}/verify").json()
+    assert tampered["checksum_ok"] is False and tampered["catalog_sha256"] == "0" * 64
+    assert tampered["signature"]["valid"] is True  # the bytes are a genuine signed PDF, just not this one
+
+
+def test_reuse_is_recorded_once_and_feeds_coverage(env: dict[str, Any]) -> None:
+    cat = env["catalog"]
+    birth_id, birth = env["docs"]["birth"]
+    payload = {"new_dossier_code": "000.00.12.H99-251127-0042", "purpose": "Đăng ký thường trú",
+               "caller_system": "Hệ thống một cửa điện tử tỉnh"}
+    first = get(env, f"/documents/{birth}/reuse", method="POST", json=payload)
+    assert first.status_code == 201 and first.json()["created"] is True
+    again = get(env, f"/documents/{birth}/reuse", method="POST", json=payload)
+    assert again.status_code == 200 and again.json()["created"] is False and again.json()["id"] == first.json()["id"]
+    frame = api.reuse_frame(cat)
+    mine = frame[frame["code"] == birth]
+    assert len(mine) == 1
+    row = mine.iloc[0]
+    assert (row["holder_id"], row["client"], row["caller_system"], row["new_dossier_code"]) == (
+        H1, "mot-cua-tinh", "Hệ thống một cửa điện tử tỉnh", "000.00.12.H99-251127-0042")
+    assert str(frame["reused_at"].dtype) == "datetime64[us, UTC]" or "UTC" in str(frame["reused_at"].dtype)
+    assert [e.event_type for e in cat.events(birth_id)].count("reuse") == 1
+    bad = get(env, f"/documents/{birth}/reuse", method="POST", json={**payload, "new_dossier_code": "HS-1"})
+    assert bad.status_code == 422 and error(bad)["reason"] == "CODE_INVALID"
+    expired = get(env, f"/documents/{env['docs']['permit'][1]}/reuse", method="POST", json=payload)
+    assert expired.status_code == 409 and error(expired)["reason"] == "DOCUMENT_EXPIRED"
+    empty = get(env, f"/documents/{birth}/reuse", method="POST", json={"new_dossier_code": "x"})
+    assert empty.status_code == 422
+    last = log_rows(env)[-1]  # a body that fails validation never reaches the handler: not logged
+    assert (last.action, last.status, last.subject) == ("reuse", 409, env["docs"]["permit"][1])
+
+
+def test_search_over_http(env: dict[str, Any]) -> None:
+    body = get(env, "/search", params={"q": "chuyen nhuong", "holder": H1}).json()
+    assert [(h["code"], h["page"]) for h in body["hits"]] == [(env["docs"]["land"][1], 2)]
+    assert "«chuyển nhượng»" in body["hits"][0]["snippet"]
+    exact = get(env, "/search", params={"q": "chuyen nhuong", "exact": "true"}).json()
+    assert exact["hits"] == [] and exact["exact"] is True
+    dated = get(env, "/search", params={"q": "giay", "from": "2022-01-01", "to": "2022-12-31"}).json()
+    assert [h["code"] for h in dated["hits"]] == [env["docs"]["marriage"][1]]
+    for params in ({"q": "giay", "from": "2022-13-01"}, {"q": "giay", "limit": "0"}, {"q": "..."}, {}):
+        response = get(env, "/search", params=params)
+        assert response.status_code == 422, params
+        error(response)
+
+
+def test_openapi_describes_the_bearer_auth_and_the_errors(env: dict[str, Any]) -> None:
+    spec = httpx.get(env["base"] + "/openapi.json", timeout=30).json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    paths = spec["paths"]
+    assert {"/holders/{holder_id}/documents", "/documents/{code}", "/documents/{code}/pdf",
+            "/documents/{code}/verify", "/documents/{code}/reuse", "/search"} <= set(paths)
+    for path, ops in paths.items():
+        for op in ops.values():
+            assert {"401", "403", "422"} <= set(op["responses"]), path
+
+
+def test_cli_creates_a_token_once_that_the_api_accepts(env: dict[str, Any]) -> None:
+    result = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "digitize", "api", "token", "create",
+                             "cli-system", "--scope", "read"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "DIGITIZE_CATALOG_URL": env["url"]}, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith(api.TOKEN_PREFIX)
+    assert get(env, f"/holders/{H2}/documents", token=token).status_code == 200
+    listed = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "digitize", "api", "token", "list"],
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "DIGITIZE_CATALOG_URL": env["url"]}, cwd=REPO)
+    assert "cli-system" in listed.stdout and token not in listed.stdout
+
+
+def test_airflow_plugin_mounts_the_api_under_its_prefix(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    import importlib.util
+
+    from fastapi import FastAPI
+
+    for name, value in (("DIGITIZE_CATALOG_URL", env["url"]), ("DIGITIZE_S3_ENDPOINT_URL", env["s3"]),
+                        ("DIGITIZE_S3_BUCKET", env["bucket"])):
+        monkeypatch.setenv(name, value)
+    spec = importlib.util.spec_from_file_location("digitize_api_plugin", REPO / "plugins" / "digitize_api.py")
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    (entry,) = plugin.DigitizeApiPlugin.fastapi_apps
+    assert entry["url_prefix"] == "/digitize-api"
+    parent = FastAPI()
+    parent.mount(entry["url_prefix"], entry["app"])  # what Airflow's API server does
+    with ServerThread(parent) as base:
+        assert httpx.get(f"{base}/digitize-api/search?q=dat", timeout=30).status_code == 401
+        response = httpx.get(f"{base}/digitize-api/holders/{H1}/documents",
+                             headers={"Authorization": f"Bearer {env['tokens']['full']}", "X-Purpose": "test"},
+                             timeout=60)
+        assert response.status_code == 200 and len(response.json()["documents"]) == 2
+
+
+# ------------------------------------------------------------------------------------------ fuzzing
+
+
+def test_schemathesis_bad_input_gets_4xx_never_500(env: dict[str, Any]) -> None:
+    """Generated requests (valid and invalid) against every operation; bounded to a few dozen per operation."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    schema = schemathesis.openapi.from_url(env["base"] + "/openapi.json")
+    headers = {"Authorization": f"Bearer {env['tokens']['full']}"}
+    failures: list[str] = []
+    calls = [0]
+    deadline = time.monotonic() + 60
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if time.monotonic() > deadline:
+            break
+
+        @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def check(case: Any) -> None:
+            response = case.call(headers={**headers, **(case.headers or {})}, timeout=60)
+            calls[0] += 1
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code} "
+                                f"{response.text[:200]}")
+            elif response.status_code >= 400:
+                assert response.json()["error"]["status"] == response.status_code
+
+        check()
+    assert failures == []
+    assert calls[0] >= 60  # it really ran
