@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
+from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -23,6 +25,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 URL_PREFIX = "/coverage"
 RESOURCE_NAME = "Coverage Dashboard"
+# The UI loads the view's href as is: behind a sub-path (base_url http://host/airflow) it needs that prefix.
+_ROOT = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
 
 app = FastAPI(
     title="Coverage dashboard",
@@ -39,7 +43,7 @@ async def _authenticated(request: Request, bearer: HTTPAuthorizationCredentials 
     """The caller as Airflow's API resolves it (bearer token first, then the UI's cookie); 401/403 if none."""
     from airflow.api_fastapi.core_api.security import get_user
 
-    return await get_user(request, None, bearer)
+    return await get_user(request, _oauth_token=None, bearer_credentials=bearer)
 
 
 def _authorize(user: Any) -> Any:
@@ -177,5 +181,5 @@ class CoverageDashboardPlugin(AirflowPlugin):
     # the base class declares these as plain lists, so they stay plain class attributes
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Coverage dashboard"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
-        {"name": "Coverage", "href": f"{URL_PREFIX}/", "url_route": "coverage", "destination": "nav"},
+        {"name": "Coverage", "href": f"{_ROOT}{URL_PREFIX}/", "url_route": "coverage", "destination": "nav"},
     ]
