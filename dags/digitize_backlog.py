@@ -1,0 +1,259 @@
+"""digitize_backlog: an officer digitizes an existing backlog (folder or S3 prefix) from the Airflow UI form.
+
+Wiring only; the work is the ``digitize`` library's. The source is a batch
+(a folder or ``s3://bucket/prefix/`` holding ``manifest.csv``) or a folder/prefix
+of batches. ``plan`` reads and filters the manifests (agency, issued dates),
+registers the documents (idempotent by content) and cuts them into chunks:
+never more than 1,024 mapped tasks, whatever the backlog's size. Re-running
+the same form after a failure or a pause resumes: archived documents are not
+registered again and ``process_document`` skips them. Chunks take ``ocr`` pool
+slots like the inbox's, at the priority chosen in the form (the inbox runs at
+10: a *normal* backlog yields to it, a *high* one does not). ``dry_run`` only
+counts and validates, writing nothing.
+
+The run's summary (documents, pages, quarantine reasons, pages per minute,
+slowest stage, time to finish the backlog) is in the ``report`` task's
+*Rendered Templates* tab, its log and the ``summarize`` XCom.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+OCR_POOL = "ocr"
+S3_CONN_ID = "digitize_s3"
+OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
+MAX_MAP_LENGTH = 1024
+# priority_weight per form choice; digitize_inbox's chunks run at 10.
+PRIORITIES = {"low": 1, "normal": 5, "high": 20}
+# Documents are signed in the chunk task: route it to the token holder's queue when one is configured.
+SIGNING_QUEUE = os.environ.get("DIGITIZE_SIGNING_QUEUE") or None
+
+
+def cut_chunks(work: list[tuple[str, int]], chunk_size: int) -> list[dict[str, Any]]:
+    """(batch uri, document id) pairs → chunks of ``chunk_size`` documents, never more than ``MAX_MAP_LENGTH``.
+
+    The size grows with the backlog instead; a chunk may span batches (one part per batch), so the
+    number of batches cannot push the count over the limit. Only uris and ids go to XCom.
+    """
+    size = max(chunk_size, math.ceil(len(work) / MAX_MAP_LENGTH))
+    chunks: list[dict[str, Any]] = []
+    for start in range(0, len(work), size):
+        parts: list[dict[str, Any]] = []
+        for uri, document_id in work[start:start + size]:
+            if not parts or parts[-1]["batch"] != uri:
+                parts.append({"batch": uri, "ids": []})
+            parts[-1]["ids"].append(document_id)
+        first = parts[0]["batch"].rstrip("/").rsplit("/", 1)[-1]
+        label = f"{first} docs {start + 1}-{min(start + size, len(work))}" + (" +" if len(parts) > 1 else "")
+        chunks.append({"label": label, "parts": parts})
+    return chunks
+
+
+def _s3_factory() -> Callable[[str], Any] | None:
+    """S3 access through Airflow's connection when it exists (else the library's settings)."""
+    from airflow.exceptions import AirflowNotFoundException
+
+    from digitize.inbox import client_s3
+
+    try:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return client_s3(S3Hook(aws_conn_id=S3_CONN_ID).get_conn())
+    except AirflowNotFoundException:
+        return None
+
+
+def _context() -> Any:
+    from digitize.archive import ArchiveOptions, S3Archive
+    from digitize.config import load_settings
+    from digitize.pipeline import PipelineContext
+
+    settings = load_settings()
+    factory = _s3_factory()
+    if factory is None:
+        return PipelineContext(settings)
+    client = factory(settings.s3_bucket).client
+    return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket, ArchiveOptions.from_env()))
+
+
+def _failure_callback(context: Any) -> None:
+    from digitize.alerts import task_failure_callback
+
+    task_failure_callback(context)
+
+
+def _failure_callbacks() -> list[Any]:
+    """The webhook, plus an e-mail through Airflow's SMTP settings when DIGITIZE_ALERT_EMAIL lists addresses."""
+    emails = [a.strip() for a in (os.environ.get("DIGITIZE_ALERT_EMAIL") or "").split(",") if a.strip()]
+    if not emails:
+        return [_failure_callback]
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return [_failure_callback, SmtpNotifier(to=emails, subject="[digitize] {{ ti.dag_id }}.{{ ti.task_id }} failed")]
+
+
+@dag(
+    dag_id="digitize_backlog",
+    description="Digitize an existing backlog (folder or S3 prefix) started from the UI form",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
+                  "on_failure_callback": _failure_callbacks()},
+    params={
+        "source": Param("", type="string", minLength=1, title="Source",
+                        description="Folder or s3://bucket/prefix/ holding a batch (with manifest.csv) or batches."),
+        "agencies": Param("", type="string", title="Agencies",
+                          description="Comma-separated agency codes to keep (empty: every agency)."),
+        "issued_from": Param(None, type=["null", "string"], format="date", title="Issued from",
+                             description="Keep documents issued on or after this date (empty: no limit)."),
+        "issued_to": Param(None, type=["null", "string"], format="date", title="Issued to",
+                           description="Keep documents issued on or before this date (empty: no limit)."),
+        "max_documents": Param(0, type="integer", minimum=0, title="Maximum documents",
+                               description="Process at most this many in this run (0: all); run again for the rest."),
+        "priority": Param("normal", type="string", enum=list(PRIORITIES), title="Priority",
+                          description="low / normal yield to the scheduled inbox runs; high goes first."),
+        "chunk_size": Param(20, type="integer", minimum=1, maximum=1000, title="Documents per task",
+                            description="Raised automatically so that a run never has more than 1,024 tasks."),
+        "dry_run": Param(False, type="boolean", title="Dry run",
+                         description="Only count and validate the manifests; register and process nothing."),
+    },
+    tags=["digitize"],
+    doc_md=__doc__,
+)
+def digitize_backlog() -> None:
+    @task
+    def plan(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Read, filter and register the backlog's documents; cut what is left to do into chunks."""
+        import dataclasses
+        from datetime import date
+
+        from digitize.errors import ManifestError
+        from digitize.inbox import find_batches
+        from digitize.manifest import read_manifest
+        from digitize.pipeline import register_batch
+
+        assert params is not None
+        agencies = {a.strip() for a in params["agencies"].split(",") if a.strip()}
+        low = date.fromisoformat(params["issued_from"]) if params["issued_from"] else date.min
+        high = date.fromisoformat(params["issued_to"]) if params["issued_to"] else date.max
+        batches = find_batches(params["source"], s3=_s3_factory())
+        print(f"{len(batches)} batch(es) in {params['source']}")
+        ctx = None if params["dry_run"] else _context()
+        if ctx is not None:
+            ctx.catalog.upgrade()
+            ctx.archive.ensure_bucket()
+        work: list[tuple[str, int]] = []
+        selected = files = duplicates = rejected = refused_batches = 0
+        for batch in batches:
+            try:
+                batch_plan = read_manifest(batch)
+            except ManifestError as exc:
+                print(f"batch {batch.name} refused: {exc} — {exc.hint}")
+                refused_batches += 1
+                continue
+            docs = tuple(d for d in batch_plan.documents
+                         if (not agencies or d.agency_code in agencies) and low <= d.issued_date <= high)
+            selected += len(docs)
+            files += sum(len(d.files) for d in docs)
+            rejected += len(batch_plan.errors)
+            for error in batch_plan.errors:
+                print(f"  {batch.name} row {error.row} ({error.file}): [{error.reason}] {error.message}")
+            if ctx is None:
+                continue
+            registered = register_batch(ctx.catalog, dataclasses.replace(batch_plan, documents=docs))
+            duplicates += len(registered.duplicates)
+            work += [(batch.uri, doc_id) for doc_id in registered.to_process]
+            print(f"batch {batch.name}: {len(docs)} selected, {len(registered.to_process)} to process")
+        print(f"selected {selected} document(s) ({files} file(s)); {rejected} manifest row(s) refused; "
+              f"{refused_batches} batch(es) refused" + (" — dry run: nothing registered" if ctx is None else ""))
+        pending = len(work)
+        if params["max_documents"]:
+            work = work[: params["max_documents"]]
+        chunks = cut_chunks(work, params["chunk_size"])
+        return {"chunks": chunks, "priority": params["priority"],
+                "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
+                         "refused_batches": refused_batches, "to_process": len(work),
+                         "remaining": pending - len(work), "chunks": len(chunks), "dry_run": ctx is None}}
+
+    @task
+    def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """One chunk of one batch; a document failure quarantines it, a transient one retries the task."""
+        import socket
+
+        from airflow.sdk import get_current_context
+
+        from digitize.inbox import open_batch
+        from digitize.pipeline import process_document
+
+        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
+        ctx = _context()
+        factory = _s3_factory()
+        worker = f"{os.environ.get('DIGITIZE_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
+        outcomes = []
+        for part in chunk["parts"]:
+            source = open_batch(part["batch"], s3=factory)
+            for document_id in part["ids"]:
+                outcome = process_document(ctx, int(document_id), source)
+                if outcome.status != "SKIPPED":  # who did the work: one event per processed document
+                    ctx.catalog.add_event(int(document_id), "processing_worker", "success", detail=f"worker {worker}")
+                print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''} on {worker}")
+                outcomes.append(outcome.as_dict())
+        return outcomes
+
+    @task
+    def chunks_for(planned: dict[str, Any], priority: str) -> list[dict[str, Any]]:
+        """The chunks, for the process task of the priority chosen in the form (the others get none)."""
+        return list(planned["chunks"]) if planned["priority"] == priority else []
+
+    planned = plan()
+    results = []
+    for name, weight in PRIORITIES.items():
+        mapped = process_chunk.override(
+            task_id=f"process_{name}", pool=OCR_POOL, pool_slots=OCR_SLOTS, priority_weight=weight,
+            weight_rule="absolute", map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=2),
+            **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
+        results.append(mapped.expand(chunk=chunks_for.override(task_id=f"chunks_{name}")(planned, name)))
+
+    @task(trigger_rule="all_done")
+    def summarize(planned: dict[str, Any], low: Any = None, normal: Any = None, high: Any = None) -> dict[str, Any]:
+        """The per-run summary IT operators read: counts, reasons, pace, slowest stage, time to finish."""
+        from airflow.sdk import get_current_context
+
+        from digitize.pipeline import summarize as summarize_outcomes
+
+        meta = planned["meta"]
+        flat = [o for outs in (low, normal, high) for chunk in (outs or []) if chunk for o in chunk]
+        run = get_current_context()["dag_run"]
+        seconds = (pendulum.now("UTC") - (run.start_date or pendulum.now("UTC"))).total_seconds()
+        summary = summarize_outcomes(flat, duplicates=meta["duplicates"], rejected_rows=meta["rejected"],
+                                     seconds=seconds, remaining=meta["remaining"])
+        lines = ([f"dry run: {meta['selected']} document(s), {meta['files']} file(s) would be processed"]
+                 if meta["dry_run"] else summary.lines())
+        for line in lines:
+            print(line)
+        return {"text": "\n".join(lines), "archived": summary.archived, "quarantined": summary.quarantined,
+                "skipped": summary.skipped, "pages": summary.pages, "seconds": round(seconds, 1),
+                "pages_per_minute": round(summary.pages_per_minute, 1), "slowest_stage": summary.slowest_stage,
+                "remaining": summary.remaining, "eta_seconds": summary.eta_seconds, **meta}
+
+    summary = summarize(planned, *results)
+
+    @task(templates_dict={"summary": "{{ ti.xcom_pull(task_ids='summarize')['text'] }}"})
+    def report(templates_dict: dict[str, Any] | None = None) -> None:
+        """Shows the summary in the UI (Rendered Templates) for operators who do not read logs."""
+        print((templates_dict or {}).get("summary", ""))
+
+    summary >> report()
+
+
+digitize_backlog()
