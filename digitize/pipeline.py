@@ -11,13 +11,19 @@ a second signature or a second object.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import os
+import secrets
+import signal
+import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -33,6 +39,8 @@ from digitize.errors import (
     CorruptFile,
     DigitizeError,
     InputError,
+    LowResolution,
+    ScratchSpaceFull,
     SignatureFailed,
     TransientError,
 )
@@ -51,6 +59,8 @@ SIDECAR_SCHEMA = REPO_ROOT / "schemas" / "sidecar.schema.json"
 _MEDIA_TYPES = {"pdf": "application/pdf", "tiff": "image/tiff", "jpeg": "image/jpeg", "png": "image/png"}
 _EXTENSIONS = {"pdf": ".pdf", "tiff": ".tif", "jpeg": ".jpg", "png": ".png"}
 _HASH_CHUNK = 1 << 20
+DONE_FOLDER = "done"
+"""Sub-folder of a batch that verified originals move to when ``DIGITIZE_MOVE_DONE`` is on."""
 
 
 def sha256_file(path: Path) -> str:
@@ -230,29 +240,144 @@ class _Stopwatch:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
 
 
+FAULT_POINTS = ("after_ocr", "after_code", "after_sign", "during_upload")
+"""Where ``DIGITIZE_FAULT`` can strike (tests only): see :func:`fault_point`."""
+
+
+def fault_point(stage: str) -> None:
+    """Test-only fault injection, in the spirit of OCRmyPDF's fault plugins; a no-op unless ``DIGITIZE_FAULT`` is set.
+
+    ``DIGITIZE_FAULT=<stage>`` kills this process with SIGKILL when it reaches ``stage`` (a worker dying
+    mid-document); ``DIGITIZE_FAULT=<stage>:enospc`` raises ENOSPC there instead (the scratch disk full).
+    Stages: :data:`FAULT_POINTS` (``during_upload`` = after the originals and the signed PDF are stored,
+    before the sidecar). Never set it in production.
+    """
+    spec = os.environ.get("DIGITIZE_FAULT")
+    if not spec:
+        return
+    point, _, action = spec.partition(":")
+    if point != stage:
+        return
+    if action == "enospc":
+        raise OSError(errno.ENOSPC, "No space left on device (injected by DIGITIZE_FAULT)")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _machine() -> str:
+    """This host and PID namespace: PIDs compare only within it (containers on one host share the name)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}/{namespace}"
+
+
+def _worker_id() -> str:
+    """Owner of a lease: machine, PID and a random token (each call to process_document is its own claimant)."""
+    return f"{_machine()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _dead_local_owner(owner: str | None) -> str | None:
+    """``owner`` if it is a process of this machine that no longer exists (its lease may be taken at once)."""
+    if not owner:
+        return None
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != _machine() or not parts[1].isdigit():
+        return None
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return owner
+    except PermissionError:
+        return None
+    return None
+
+
+class _LeaseLost(Exception):
+    """Another worker took the document over (our lease lapsed): stop before touching the archive."""
+
+
+class _Lease:
+    """Holds a document's processing lease, renewing it in the background every third of its length."""
+
+    def __init__(self, ctx: PipelineContext, document_id: int, owner: str) -> None:
+        self.catalog, self.document_id, self.owner = ctx.catalog, document_id, owner
+        self.seconds = max(1, ctx.settings.lease_seconds)
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="digitize-lease", daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                if not self.catalog.claim(self.document_id, self.owner, self.seconds):
+                    self.lost = True
+                    return
+            except TransientError:
+                continue  # the catalog is briefly away: the lease still has two thirds of its time
+
+    def checkpoint(self, stage: str) -> None:
+        """Between stages: the test fault hook, then stop if the lease was lost."""
+        fault_point(stage)
+        if self.lost:
+            raise _LeaseLost(stage)
+
+    def __enter__(self) -> _Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        with suppress(TransientError):  # the lease lapses by itself
+            self.catalog.release(self.document_id, self.owner)  # no-op once archived or quarantined
+
+
 def process_document(ctx: PipelineContext, document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
     """Take one registered document through every stage; quarantine it on a document failure.
 
     ``batch_root`` is the batch folder or any :class:`~digitize.inbox.BatchSource` (an S3 prefix: the
     originals are then fetched into the scratch folder). Transient errors propagate (the caller
-    retries); nothing else does.
+    retries); nothing else does. The document is first claimed (:meth:`Catalog.claim`): when another
+    live worker holds it, it is SKIPPED here, so overlapping runs process each document exactly once.
     """
     source = LocalBatch(batch_root) if isinstance(batch_root, Path) else batch_root
     catalog = ctx.catalog
     record = catalog.get_document(document_id)
     if record.status != "RECEIVED":
         return DocumentOutcome(document_id, "SKIPPED", record.code, record.reason)
+    owner = _worker_id()
+    if not catalog.claim(record.id, owner, ctx.settings.lease_seconds, take_over=_dead_local_owner(record.lease_owner)):
+        log.info("document %s is being processed by another worker: skipped", document_id)
+        current = catalog.get_document(document_id)
+        return DocumentOutcome(document_id, "SKIPPED", current.code, current.reason)
+    if record.lease_owner and record.lease_owner != owner:
+        catalog.add_event(record.id, "processing_resumed", "warning", tool="digitize", tool_version=__version__,
+                          detail=f"an earlier attempt (worker {record.lease_owner}) stopped before finishing; "
+                                 f"resumed by {owner} with code {record.code or '(none allocated yet)'}")
+    record = catalog.get_document(document_id)
     watch = _Stopwatch()
-    try:
-        return _process(ctx, record, source, watch)
-    except TransientError:
-        raise
-    except (InputError, SignatureFailed, ArchiveIntegrityError) as exc:
-        return _quarantine(ctx, record.id, exc, watch)
-    except DigitizeError as exc:
-        if isinstance(exc, ConfigurationError):
+    with _Lease(ctx, record.id, owner) as lease:
+        try:
+            try:
+                return _process(ctx, record, source, watch, lease.checkpoint)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise ScratchSpaceFull(f"the scratch disk is full while processing document {record.id}; "
+                                           "nothing was archived") from exc
+                raise
+        except _LeaseLost as lost:
+            catalog.add_event(record.id, "processing_abandoned", "warning", tool="digitize", tool_version=__version__,
+                              detail=f"worker {owner} lost its claim at {lost}; another worker carries on")
+            return DocumentOutcome(document_id, "SKIPPED", record.code, None, seconds=watch.seconds)
+        except TransientError:
             raise
-        return _quarantine(ctx, record.id, exc, watch)
+        except (InputError, SignatureFailed, ArchiveIntegrityError) as exc:
+            return _quarantine(ctx, record.id, exc, watch)
+        except DigitizeError as exc:
+            if isinstance(exc, ConfigurationError):
+                raise
+            return _quarantine(ctx, record.id, exc, watch)
 
 
 def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watch: _Stopwatch) -> DocumentOutcome:
@@ -280,8 +405,8 @@ def _check_originals(record: DocumentRecord, source: BatchSource, scratch: Path)
     return paths
 
 
-def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch
-             ) -> DocumentOutcome:
+def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
+             checkpoint: Callable[[str], None]) -> DocumentOutcome:
     from digitize.archive import document_keys
     from digitize.ocr import OcrOptions, make_searchable_pdf
     from digitize.pages import sniff_format
@@ -297,18 +422,26 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
             originals = _check_originals(record, source, Path(scratch))
         formats = [sniff_format(p) for p in originals]
         out_pdf = Path(scratch) / "document.pdf"
-        options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=Path(scratch))
+        options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=Path(scratch),
+                             page_timeout=settings.ocr_page_timeout)
         with watch.stage("ocr"):
             ocr: OcrResult = make_searchable_pdf(originals, out_pdf, options)
         catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=versions["tesseract"],
                           detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
                                  f"{sum(p.blank for p in ocr.pages)} blank")
+        low = [p for p in ocr.pages if "LOW_RESOLUTION" in p.flags]
+        if low and settings.low_dpi_action == "quarantine":
+            pages = ", ".join(f"page {p.index + 1} ({p.source_file}) {p.dpi:.0f} dpi" for p in low)
+            raise LowResolution(f"{pages}: below the {settings.min_dpi} dpi of Decree 30/2020 "
+                                "(DIGITIZE_LOW_DPI_ACTION=quarantine)")
+        checkpoint("after_ocr")
 
         year = datetime.now(UTC).year
         with watch.stage("code"):
             code = catalog.allocate_code(record.id, template=settings.code_template, year=year)
         catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
                           detail=f"code {code}")
+        checkpoint("after_code")
         keys = document_keys(code, record.version)
 
         set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
@@ -319,6 +452,7 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
             raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
         catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",
                           tool_version=versions["pyhanko"], detail=f"signer {verdict.signer}: {verdict.summary}")
+        checkpoint("after_sign")
 
         archive = ctx.archive
         stored_originals = []
@@ -333,6 +467,7 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
             pdf_obj = archive.put(keys.pdf, signed, content_type="application/pdf", metadata={"code": code})
         catalog.add_event(record.id, "replication", "success", tool="boto3", tool_version=versions["boto3"],
                           detail=f"{len(stored_originals) + 1} object(s) stored and read back, SHA-256 verified")
+        checkpoint("during_upload")
 
         needs_review = any({"LOW_CONFIDENCE", "LOW_RESOLUTION"} & set(p.flags) for p in ocr.pages)
         sidecar = build_sidecar(ctx, record, agency_name=agency.name, agency_level=agency.level, code=code,
@@ -351,7 +486,24 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
     catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
                       tool="digitize", tool_version=__version__,
                       detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
+    if settings.move_done and isinstance(source, LocalBatch):
+        _move_to_done(ctx, record, source)
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
+
+
+def _move_to_done(ctx: PipelineContext, record: DocumentRecord, source: LocalBatch) -> None:
+    """``DIGITIZE_MOVE_DONE``: only now, with every archived copy verified by read-back, clear the inbox."""
+    moved = []
+    for spec in record.files:
+        path = source.inside(spec.name)
+        if path is None or not path.is_file():
+            continue
+        target = source.root / DONE_FOLDER / spec.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source.root / spec.name, target)
+        moved.append(spec.name)
+    ctx.catalog.add_event(record.id, "originals_moved", "success", tool="digitize", tool_version=__version__,
+                          detail=f"{len(moved)} verified original(s) moved to {DONE_FOLDER}/ of the batch folder")
 
 
 def _qr(ctx: PipelineContext, record: DocumentRecord) -> DocumentQr | None:
@@ -460,10 +612,23 @@ class RunSummary:
     pages: int
     seconds: float
     stage_seconds: dict[str, float]
+    remaining: int = 0
+    """Documents of the backlog still waiting after this run (for the time-to-finish estimate)."""
+
+    @property
+    def processed(self) -> int:
+        return self.archived + sum(self.quarantined.values())
 
     @property
     def pages_per_minute(self) -> float:
         return 60.0 * self.pages / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Time to finish the backlog at this run's pace (``None`` when nothing was processed to measure it)."""
+        if not self.remaining:
+            return 0.0
+        return self.remaining * self.seconds / self.processed if self.processed else None
 
     @property
     def slowest_stage(self) -> str | None:
@@ -476,11 +641,19 @@ class RunSummary:
             f"already done: {self.skipped}, duplicates: {self.duplicates}, manifest rows refused: {self.rejected_rows}",
             f"pages: {self.pages} in {self.seconds:.1f} s ({self.pages_per_minute:.1f} pages/min); "
             f"slowest stage: {self.slowest_stage or 'n/a'}",
-        ]
+        ] + ([f"backlog: {self.remaining} document(s) still to process, about {_duration(self.eta_seconds)} "
+              f"at this run's pace"] if self.remaining else [])
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown time"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
 
 def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicates: int, rejected_rows: int,
-              seconds: float) -> RunSummary:
+              seconds: float, remaining: int = 0) -> RunSummary:
     """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
     rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
     quarantined: dict[str, int] = {}
@@ -493,4 +666,4 @@ def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicate
     return RunSummary(
         archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
         skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
-        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages)
+        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining)
