@@ -22,6 +22,37 @@ S3_CONN_ID = "digitize_s3"
 # Tesseract processes per chunk task = pool slots it takes (the pool has one slot per core).
 OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
 MAX_MAP_LENGTH = 1024
+# Chunks sign their documents: route them to the token holder's Celery queue when one is configured.
+SIGNING_QUEUE = os.environ.get("DIGITIZE_SIGNING_QUEUE") or None
+# Above a normal backlog (5), below a high-priority one (20): see digitize_backlog.
+INBOX_PRIORITY = 10
+
+
+def _failure_callback(context: Any) -> None:
+    from digitize.alerts import task_failure_callback
+
+    task_failure_callback(context)
+
+
+def _failure_callbacks() -> list[Any]:
+    """The webhook, plus an e-mail through Airflow's SMTP settings when DIGITIZE_ALERT_EMAIL lists addresses."""
+    emails = [a.strip() for a in (os.environ.get("DIGITIZE_ALERT_EMAIL") or "").split(",") if a.strip()]
+    if not emails:
+        return [_failure_callback]
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return [_failure_callback, SmtpNotifier(to=emails, subject="[digitize] {{ ti.dag_id }}.{{ ti.task_id }} failed")]
+
+
+def _deadline() -> Any:
+    """Alert when a run is still going 30 min (DIGITIZE_DEADLINE_MINUTES) past the average of the last 10 runs."""
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    minutes = int(os.environ.get("DIGITIZE_DEADLINE_MINUTES") or 30)
+    return DeadlineAlert(reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
+                         interval=timedelta(minutes=minutes),
+                         callback=AsyncCallback("digitize.alerts.deadline_missed"))
 
 
 def _context() -> Any:
@@ -49,7 +80,9 @@ def _context() -> Any:
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    default_args={"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
+                  "on_failure_callback": _failure_callbacks()},
+    deadline=_deadline(),
     params={
         "inbox": Param(os.path.join("${AIRFLOW_HOME}", "var", "inbox"), type="string",
                        description="Folder whose sub-folders are batches (scans + manifest.csv)."),
@@ -124,7 +157,8 @@ def digitize_inbox() -> None:
         return list(registered["chunks"])
 
     @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
-          execution_timeout=timedelta(hours=2))
+          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute",
+          **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
     def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
         from pathlib import Path
