@@ -368,10 +368,12 @@ def _index_many(conn: Connection, dialect: str, work: list[tuple[Any, Sequence[s
     latest: dict[str, int] = {}
     for start in range(0, len(codes), 500):
         chunk = codes[start:start + 500]
-        latest.update({code: version for code, version in conn.execute(
-            sa.select(documents.c.code, sa.func.max(documents.c.version))
-            .where(documents.c.code.in_(chunk) & (documents.c.status == "ARCHIVED"))
-            .group_by(documents.c.code))})
+        # status is filtered here, not in SQL: a planner without statistics would scan the status index
+        for code, version, status in conn.execute(
+                sa.select(documents.c.code, documents.c.version, documents.c.status)
+                .where(documents.c.code.in_(chunk))):
+            if status == "ARCHIVED" and version > latest.get(code, 0):
+                latest[code] = version
     ids = [record.id for record, _ in work]
     for start in range(0, len(ids), 500):
         _delete_pages(conn, dialect, search_pages.c.document_id.in_(ids[start:start + 500]))
