@@ -112,13 +112,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("document_id", "new_dossier_code", name="uq_reuse_events_document_id_new_dossier_code"),
     )
     op.create_index("ix_reuse_events_reused_at", "reuse_events", ["reused_at"])
-    # GET /holders/{holder_id}/documents looks documents up by holder
-    op.create_index("ix_documents_holder_id", "documents", ["holder_id"])
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    op.drop_index("ix_documents_holder_id", "documents")
     op.drop_table("reuse_events")
     op.drop_table("access_log")
     op.drop_table("api_clients")
