@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 ENV := set -a; . ./.env; set +a; export AIRFLOW_HOME=$(CURDIR);
 
-.PHONY: setup demo test lint airflow clean
+.PHONY: setup demo test lint airflow cluster clean
 
 setup:
 	@bash scripts/setup.sh
@@ -21,6 +21,10 @@ test: lint
 
 airflow: setup
 	@$(ENV) bash scripts/airflow.sh
+
+# The distributed profile on one machine: CeleryExecutor, Redis, PostgreSQL, two workers.
+cluster: setup
+	@$(ENV) bash scripts/cluster.sh
 
 clean:
 	rm -rf var demo-output logs airflow.db simple_auth_manager_passwords.json.generated
