@@ -103,8 +103,11 @@ def test_missing_and_unknown_columns_reject_the_manifest(tmp_path: Path) -> None
         read_manifest(batch)
 
 
-def test_legacy_encoding_is_refused_with_how_to_fix(tmp_path: Path) -> None:
+def test_unrecognisable_encoding_is_refused_with_how_to_fix(tmp_path: Path) -> None:
     batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,Đà Đà,2023-01-02,,,\n", encoding="cp1258")
+    assert read_manifest(batch).documents[0].title == "Đà Đà"  # Windows-1258 is recognised and converted
+    latin1 = "a.jpg,000.00.12.H99,KQ,Grüße été,2023-01-02,,,\n".encode("latin-1")  # not Vietnamese at all
+    (batch / "manifest.csv").write_bytes(HEADER.encode() + latin1)
     with pytest.raises(ManifestError) as info:
         read_manifest(batch)
     assert "UTF-8" in info.value.hint
