@@ -26,7 +26,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 free_port() { "$ROOT/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 DIR=${CLUSTER_DIR:-$ROOT/var/cluster}
+EXECUTOR=${CLUSTER_EXECUTOR:-CeleryExecutor}  # LocalExecutor: same services without Redis' workers (benchmarks)
 WORKERS=${CLUSTER_WORKERS:-2}
+[ "$EXECUTOR" = CeleryExecutor ] || WORKERS=1
 API_PORT=${CLUSTER_API_PORT:-8090}
 CORES=$(nproc)
 export DIGITIZE_OCR_JOBS=${DIGITIZE_OCR_JOBS:-1}
@@ -34,6 +36,7 @@ PER_WORKER_CORES=$(( CORES / WORKERS > 0 ? CORES / WORKERS : 1 ))
 CONCURRENCY=$(( PER_WORKER_CORES / DIGITIZE_OCR_JOBS > 0 ? PER_WORKER_CORES / DIGITIZE_OCR_JOBS : 1 ))
 AIRFLOW="$ROOT/.venv/bin/airflow"
 mkdir -p "$DIR/logs" "$DIR/redis"
+: >"$DIR/pids"  # process-group leaders, one per line, for operators (and the test) to check
 
 pids=()
 pg_started=""
@@ -56,6 +59,7 @@ start() {  # start NAME CMD...: own session (= own process group) so stop() can 
   local name=$1; shift
   setsid "$@" >"$DIR/logs/$name.log" 2>&1 &
   pids+=("$!")
+  echo "$! $name" >>"$DIR/pids"
 }
 
 if [ -z "${AIRFLOW__API_AUTH__JWT_SECRET:-}" ] && [ -f .env ]; then set -a; . ./.env; set +a; fi
@@ -95,7 +99,9 @@ start s3 "$ROOT/.venv/bin/python" -m digitize.s3server --port "$S3_PORT"
 
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT}
 export AIRFLOW_CONFIG=${AIRFLOW_CONFIG:-$ROOT/airflow.cfg}
-export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
+export AIRFLOW__CORE__EXECUTOR=$EXECUTOR
+export AIRFLOW__CORE__DAGS_FOLDER=${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/dags}
+export AIRFLOW__CORE__PLUGINS_FOLDER=${AIRFLOW__CORE__PLUGINS_FOLDER:-$ROOT/plugins}
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$PG_BASE/airflow"
 # psycopg 3 also serves Airflow's async engine (otherwise it wants asyncpg).
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC="${PG_BASE/postgresql+psycopg/postgresql+psycopg_async}/airflow"
@@ -130,11 +136,12 @@ if [ "${CLUSTER_SEED:-1}" = 1 ]; then
   "$ROOT/.venv/bin/python" -m digitize register import samples/register.csv >/dev/null
 fi
 
-say "starting api-server (:$API_PORT), scheduler, dag-processor, triggerer and $WORKERS Celery worker(s) x $CONCURRENCY"
+say "starting api-server (:$API_PORT), scheduler, dag-processor, triggerer and $WORKERS worker(s) x $CONCURRENCY"
 start api-server "$AIRFLOW" api-server --port "$API_PORT"
 start scheduler "$AIRFLOW" scheduler
 start dag-processor "$AIRFLOW" dag-processor
 start triggerer "$AIRFLOW" triggerer
+[ "$EXECUTOR" = CeleryExecutor ] || WORKERS=0  # LocalExecutor runs tasks in the scheduler's own workers
 for i in $(seq 1 "$WORKERS"); do
   queues=default  # worker1 holds the signing token: it alone also serves the signing queue
   if [ "$i" = 1 ] && [ -n "${DIGITIZE_SIGNING_QUEUE:-}" ]; then queues="default,$DIGITIZE_SIGNING_QUEUE"; fi
@@ -150,17 +157,22 @@ for _ in $(seq 1 180); do
   sleep 1
 done
 password=$("$ROOT/.venv/bin/python" -c "import json, os; print(json.load(open(os.path.join(os.environ['AIRFLOW_HOME'], 'simple_auth_manager_passwords.json.generated')))['admin'])" 2>/dev/null || echo "see simple_auth_manager_passwords.json.generated")
-cat >"$DIR/ready" <<EOF
+# What a client (the CLI, a test) needs to reach this cluster; written last, so its presence means "ready".
+cat >"$DIR/ready.tmp" <<EOF
 AIRFLOW_API=http://127.0.0.1:$API_PORT
+AIRFLOW__CORE__EXECUTOR=$AIRFLOW__CORE__EXECUTOR
 AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC=$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC
+AIRFLOW__CELERY__BROKER_URL=$AIRFLOW__CELERY__BROKER_URL
+AIRFLOW__CELERY__RESULT_BACKEND=$AIRFLOW__CELERY__RESULT_BACKEND
 DIGITIZE_CATALOG_URL=$DIGITIZE_CATALOG_URL
 DIGITIZE_S3_ENDPOINT_URL=$DIGITIZE_S3_ENDPOINT_URL
-REDIS_URL=$AIRFLOW__CELERY__BROKER_URL
 EOF
+mv "$DIR/ready.tmp" "$DIR/ready"
 cat <<MSG
 
   Airflow UI:      http://127.0.0.1:$API_PORT   (user: admin, password: $password)
-  Executor:        CeleryExecutor, $WORKERS worker(s) x concurrency $CONCURRENCY, pool ocr = $CORES, ${DIGITIZE_OCR_JOBS} Tesseract process(es) per task
+  Executor:        $EXECUTOR, $WORKERS Celery worker(s) x concurrency $CONCURRENCY, pool ocr = $CORES, ${DIGITIZE_OCR_JOBS} Tesseract process(es) per task
   Broker:          $AIRFLOW__CELERY__BROKER_URL
   PostgreSQL:      $PG_BASE/airflow (metadata), $PG_BASE/catalog (catalog)
   S3 endpoint:     $DIGITIZE_S3_ENDPOINT_URL  (archive bucket $DIGITIZE_S3_BUCKET; put backlogs under any other bucket)
