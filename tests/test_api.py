@@ -344,3 +344,20 @@ def test_schemathesis_bad_input_gets_4xx_never_500(env: dict[str, Any]) -> None:
         check()
     assert failures == []
     assert calls[0] >= 60  # it really ran
+
+
+def test_airflow_api_server_serves_the_plugin(env: dict[str, Any], airflow_db: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's own API app, plugins loaded from plugins/ by Airflow, over HTTP."""
+    from airflow.api_fastapi.app import create_app
+
+    for name, value in (("DIGITIZE_CATALOG_URL", env["url"]), ("DIGITIZE_S3_ENDPOINT_URL", env["s3"]),
+                        ("DIGITIZE_S3_BUCKET", env["bucket"])):
+        monkeypatch.setenv(name, value)
+    with ServerThread(create_app("core")) as base:
+        spec = httpx.get(f"{base}/digitize-api/openapi.json", timeout=60).json()
+        assert spec["info"]["title"] == "digitize reuse API"
+        assert httpx.get(f"{base}/digitize-api/holders/{H1}/documents", timeout=60).status_code == 401
+        response = httpx.get(f"{base}/digitize-api/search", params={"q": "khai sinh", "purpose": "test"},
+                             headers={"Authorization": f"Bearer {env['tokens']['full']}"}, timeout=60)
+        assert response.status_code == 200 and env["docs"]["birth"][1] in {h["code"] for h in response.json()["hits"]}
