@@ -486,9 +486,28 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
     catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
                       tool="digitize", tool_version=__version__,
                       detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
+    with watch.stage("index"):
+        _index_text(ctx, record.id, [p.text for p in ocr.pages])
     if settings.move_done and isinstance(source, LocalBatch):
         _move_to_done(ctx, record, source)
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
+
+
+def _index_text(ctx: PipelineContext, document_id: int, pages: list[str]) -> None:
+    """Make the archived document findable by its text; a failure here never undoes the archiving.
+
+    A document left unindexed is picked up by ``python -m digitize search rebuild --missing-only``.
+    """
+    from digitize import search
+
+    try:
+        count = search.index_document(ctx.catalog, document_id, pages)
+    except DigitizeError as exc:
+        ctx.catalog.add_event(document_id, "indexing", "warning", tool="digitize", tool_version=__version__,
+                              detail=f"not indexed ({exc.reason}); run 'python -m digitize search rebuild'")
+        return
+    ctx.catalog.add_event(document_id, "indexing", "success", tool="digitize", tool_version=__version__,
+                          detail=f"{count} page(s) indexed for search")
 
 
 def _move_to_done(ctx: PipelineContext, record: DocumentRecord, source: LocalBatch) -> None:

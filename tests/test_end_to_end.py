@@ -212,7 +212,7 @@ def test_every_action_is_an_event_with_tool_and_version(e2e: dict[str, Any]) -> 
         events = catalog.events(doc.id)
         types = [e.event_type for e in events]
         for required in ("ingestion", "ocr", "identifier_assignment", "signature", "signature_validation",
-                         "replication", "ingestion_complete"):
+                         "replication", "ingestion_complete", "indexing"):
             assert required in types, (doc.code, types)
         assert all(e.tool and e.tool_version for e in events)
 
@@ -278,3 +278,13 @@ def test_secrets_and_personal_data_stay_out_of_logs_xcom_and_events(e2e: dict[st
     for personal in ("079123004567", "Nguyễn Thị Hồng Nhung", "Phạm Văn Đức"):
         assert personal not in log, "personal data in the task log"
         assert personal not in xcoms, "personal data in XCom"
+
+
+def test_archived_text_is_searchable_with_or_without_diacritics(e2e: dict[str, Any]) -> None:
+    from digitize import search
+
+    land = next(d for d in _archived(e2e) if d.register_id == "REG-0010")
+    for query in ("quyền sử dụng đất", "quyen su dung dat", '"Diện tích"'):
+        hits = search.search(e2e["catalog"], query).hits
+        assert hits and hits[0].code == land.code, query
+        assert hits[0].page == 1
