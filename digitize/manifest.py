@@ -344,11 +344,11 @@ def read_manifest(batch_dir: Path | BatchSource) -> BatchPlan:
     Raises :class:`ManifestError` only when no row can be used.
     """
     source = LocalBatch(batch_dir) if isinstance(batch_dir, Path) else batch_dir
-    if not source.exists(MANIFEST_NAME):
-        raise ManifestError(f"no {MANIFEST_NAME} in batch {source.name}", hint="Add manifest.csv to the batch folder.")
     if isinstance(source, LocalBatch) and source.inside(MANIFEST_NAME) is None:
         raise ManifestError(f"{MANIFEST_NAME} of batch {source.name} leads outside the batch folder",
                             hint="Copy the manifest itself into the batch folder (not a link to elsewhere).")
+    if not source.exists(MANIFEST_NAME):
+        raise ManifestError(f"no {MANIFEST_NAME} in batch {source.name}", hint="Add manifest.csv to the batch folder.")
     decoded, encoding = _decode(source.read_bytes(MANIFEST_NAME))
     text = unicodedata.normalize("NFC", decoded)
     reader = csv.DictReader(io.StringIO(text, newline=""))

@@ -21,6 +21,7 @@ import io
 import struct
 import subprocess
 import tempfile
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -364,6 +365,8 @@ def _tiff_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
             try:
                 img.seek(index)
             except EOFError:
+                if _tiff_ifd_count(path) != index:  # PIL stops quietly at a link into missing bytes
+                    raise CorruptFile(f"{path.name}: TIFF file is truncated after page {index}") from None
                 break
             except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error) as exc:
                 raise CorruptFile(f"{path.name}: TIFF page {index + 1} cannot be read ({exc})") from exc
@@ -374,6 +377,32 @@ def _tiff_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
             index += 1
         if index == 0:
             raise CorruptFile(f"{path.name}: TIFF file has no pages")
+
+
+def _tiff_ifd_count(path: Path) -> int:
+    """Pages in the TIFF's chain of directories; a link past the end of the file (truncation) is corruption."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+        order = "<" if head[:2] == b"II" else ">"
+        big = head[2:4] in (b"+\x00", b"\x00+")
+        count_fmt, entry_size, link_fmt = ("Q", 20, "Q") if big else ("H", 12, "I")
+        count_size, link_size = struct.calcsize(count_fmt), struct.calcsize(link_fmt)
+        (offset,) = struct.unpack(order + link_fmt, head[8:16] if big else head[4:8])
+        pages, seen = 0, set()
+        while offset:
+            if offset in seen or offset + count_size > size:
+                raise CorruptFile(f"{path.name}: TIFF directory {pages + 1} lies outside the file (truncated)")
+            seen.add(offset)
+            handle.seek(offset)
+            (entries,) = struct.unpack(order + count_fmt, handle.read(count_size))
+            link = offset + count_size + entries * entry_size
+            if link + link_size > size:
+                raise CorruptFile(f"{path.name}: TIFF directory {pages + 1} is cut short (truncated)")
+            handle.seek(link)
+            (offset,) = struct.unpack(order + link_fmt, handle.read(link_size))
+            pages += 1
+    return pages
 
 
 def _tiff_g4_passthrough(info: PageInfo) -> EncodedImage | None:
@@ -644,19 +673,44 @@ def _pil_dpi(path: Path) -> tuple[float, float]:
 def _open_pil(info: PageInfo) -> Iterator[Any]:
     """Open one page of an image file with PIL (typed ``Any``: TIFF tags live on the plugin class)."""
     name = info.source.name
+    kept = info.format == "tiff"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(info.source)
-            if info.index:
+            img = _thread_tiff(info.source) if kept else Image.open(info.source)
+            if info.index or kept:
                 img.seek(info.index)
     except Image.DecompressionBombError as exc:
+        _TIFFS.__dict__.pop("open", None)
         raise ImageTooLarge(f"{name}: {exc}") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, TypeError, KeyError,
             struct.error) as exc:
+        _TIFFS.__dict__.pop("open", None)
         raise CorruptFile(f"{name}: page {info.index + 1} cannot be read ({exc})") from exc
+    if kept:
+        yield img
+        return
     with img:
         yield img
+
+
+_TIFFS = threading.local()
+
+
+def _thread_tiff(path: Path) -> Any:
+    """The TIFF this thread last opened, kept open: PIL finds page N by walking the directories of pages
+    1..N-1, so reopening for every page makes a 1,000-page file quadratic; a kept image remembers where
+    each page starts. One per thread (PIL images are not thread-safe); replaced when another file comes."""
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    cached = getattr(_TIFFS, "open", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if cached is not None:
+        cached[1].close()
+    img = Image.open(path)
+    _TIFFS.open = (key, img)
+    return img
 
 
 def _pil_to_array(img: Image.Image, name: str) -> np.ndarray:
