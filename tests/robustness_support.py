@@ -97,10 +97,10 @@ def make_context(root: Path, endpoint: str, pki: Any, bucket: str, *, archive: A
     from digitize.pipeline import PipelineContext
 
     root.mkdir(parents=True, exist_ok=True)
-    settings = dataclasses.replace(
-        load_settings(), catalog_url=f"sqlite:///{root / 'catalog.db'}", s3_endpoint_url=endpoint, s3_bucket=bucket,
-        signing_pkcs12=pki.pkcs12, signing_passphrase=pki.passphrase, trust_roots=(pki.root_cert,),
-        signing_stamp=False, ocr_jobs=1, quiet_seconds=0, **changes)
+    values = {"catalog_url": f"sqlite:///{root / 'catalog.db'}", "s3_endpoint_url": endpoint, "s3_bucket": bucket,
+              "signing_pkcs12": pki.pkcs12, "signing_passphrase": pki.passphrase, "trust_roots": (pki.root_cert,),
+              "signing_stamp": False, "ocr_jobs": 1, "quiet_seconds": 0, **changes}
+    settings = dataclasses.replace(load_settings(), **values)
     ctx = PipelineContext(settings, archive=archive)
     ctx.catalog.upgrade()
     ctx.catalog.import_agencies(SAMPLES / "agencies.csv")

@@ -1,0 +1,445 @@
+"""Bad input: each gets a stable reason code, a clear message, and the run goes on.
+
+One batch holds every bad file at once (and a few good ones) and goes through the real pipeline:
+file types are sniffed from bytes, originals are hashed before and after, and nothing outside the
+batch is ever read. The no-op OCR engine is used where OCR itself is not the point.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pikepdf
+import pytest
+from imagegen import image_only_pdf, render_page
+from PIL import Image
+from robustness_support import (
+    COLUMNS,
+    blank_png,
+    make_context,
+    png,
+    record,
+    register,
+    row,
+    write_batch,
+)
+
+from digitize.errors import ManifestError
+from digitize.manifest import encode_legacy, read_manifest
+
+GROUP = "bad input"
+
+
+def _jpeg(dpi: int = 200) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(render_page(("GIẤY XÁC NHẬN",), dpi=dpi, width_in=3.0, height_in=1.5)).save(
+        buffer, format="JPEG", quality=85, dpi=(dpi, dpi))
+    return buffer.getvalue()
+
+
+def _tiff(pages: int, *, size: int = 200) -> bytes:
+    path_buffer = io.BytesIO()
+    page = np.full((size, size), 255, dtype=np.uint8)
+    page[size // 3: size // 3 + 8, 20: size - 20] = 0  # one dark bar: not blank, nothing to read
+    images = [Image.fromarray(page).convert("1") for _ in range(pages)]
+    images[0].save(path_buffer, format="TIFF", save_all=True, append_images=images[1:], dpi=(200, 200),
+                   compression="group4")
+    return path_buffer.getvalue()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _bomb_png(side: int = 60_000) -> bytes:
+    """A 60,000 × 60,000 PNG header with one row of data: 3.6 gigapixels declared, a few bytes on disk."""
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" + b"\xff" * side)) + _png_chunk(b"IEND", b""))
+
+
+def _pdf(tmp: Path) -> bytes:
+    return image_only_pdf(render_page(("GIẤY XÁC NHẬN",), width_in=3.0, height_in=1.5), tmp / "scan.pdf").read_bytes()
+
+
+def _encrypted_pdf(tmp: Path) -> bytes:
+    out = io.BytesIO()
+    with pikepdf.open(io.BytesIO(_pdf(tmp))) as pdf:
+        pdf.save(out, encryption=pikepdf.Encryption(owner="owner-pw", user="user-pw"))
+    return out.getvalue()
+
+
+def _text_layer_pdf(tmp: Path) -> bytes:
+    """A PDF that was OCR'd already (by this very pipeline, with real Tesseract)."""
+    from digitize.ocr import OcrOptions, make_searchable_pdf
+
+    source = tmp / "to-ocr.png"
+    source.write_bytes(png(("GIẤY CHỨNG NHẬN", "quyền sử dụng đất"), width_in=4.0))
+    saved = os.environ.pop("DIGITIZE_OCR_ENGINE", None)
+    try:
+        make_searchable_pdf([source], tmp / "ocred.pdf", OcrOptions())
+    finally:
+        if saved is not None:
+            os.environ["DIGITIZE_OCR_ENGINE"] = saved
+    return (tmp / "ocred.pdf").read_bytes()
+
+
+# file name → (bytes, expected status, expected reason, what the case is)
+def _cases(tmp: Path, signer: Any) -> dict[str, tuple[bytes, str, str | None, str]]:
+    good = png(("GIẤY XÁC NHẬN", "Số 7/2024"))
+    return {
+        "zero.png": (b"", "QUARANTINED", "EMPTY_FILE", "zero-byte file"),
+        "truncated.png": (good[: len(good) // 2], "QUARANTINED", "CORRUPT_FILE", "truncated PNG"),
+        "truncated.jpg": (_jpeg()[:1500], "QUARANTINED", "CORRUPT_FILE", "truncated JPEG"),
+        "truncated.tif": (_tiff(3)[:-300], "QUARANTINED", "CORRUPT_FILE", "truncated TIFF"),
+        "corrupt.pdf": (b"%PDF-1.4\n1 0 obj <</Type /Catalog /Pages 2 0 R>>\n" + os.urandom(300), "QUARANTINED",
+                        "CORRUPT_FILE", "corrupt PDF"),
+        "encrypted.pdf": (_encrypted_pdf(tmp), "QUARANTINED", "ENCRYPTED_PDF", "encrypted PDF"),
+        "signed.pdf": (signer.sign(_pdf(tmp), document_code="X", title="t"), "QUARANTINED", "ALREADY_SIGNED",
+                       "PDF already digitally signed (not OCR'd over)"),
+        "bomb.png": (_bomb_png(), "QUARANTINED", "IMAGE_TOO_LARGE", "decompression bomb: PNG declaring 60,000×60,000"),
+        "word.png": (b"PK\x03\x04" + os.urandom(200), "QUARANTINED", "UNSUPPORTED_FORMAT",
+                     "ZIP/DOCX named .png (extension lies, not an image)"),
+        "notes.jpg": ("Ghi chú: không phải ảnh\n".encode() * 20, "QUARANTINED", "UNSUPPORTED_FORMAT",
+                      "text file named .jpg"),
+        "really-a-png.jpg": (png(("Tệp PNG mang đuôi .jpg",)), "ARCHIVED", None, "PNG whose name says .jpg"),
+        "text-layer.pdf": (_text_layer_pdf(tmp), "ARCHIVED", None, "PDF that already has a text layer"),
+        "blank.png": (blank_png(), "ARCHIVED", None, "blank page"),
+        "low-dpi.png": (png(("Giấy 100 dpi",), dpi=100, width_in=4.0, height_in=2.0), "ARCHIVED", None,
+                        "page at 100 dpi, DIGITIZE_LOW_DPI_ACTION=flag"),
+        "good.png": (good, "ARCHIVED", None, "good page"),
+    }
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any) -> dict[str, Any]:
+    from digitize.pipeline import process_documents
+
+    root = tmp_path_factory.mktemp("bad")
+    saved = os.environ.get("DIGITIZE_OCR_ENGINE")
+    os.environ["DIGITIZE_OCR_ENGINE"] = "noop"
+    try:
+        ctx = make_context(root, s3_server, demo_pki, "bad-input")
+        cases = _cases(root, ctx.signer)
+        rows = [row(name, title=what) for name, (_, _, _, what) in cases.items()]
+        rows.append(row("duplicate-of-good.png", title="same bytes as good.png"))
+        files = {name: data for name, (data, _, _, _) in cases.items()}
+        files["duplicate-of-good.png"] = files["good.png"]
+        batch = write_batch(root / "inbox", "batch-bad", files, rows)
+        outside = root / "outside.png"
+        outside.write_bytes(png(("not yours",)))
+        before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in batch.iterdir() if p.is_file()}
+        registered = register(ctx, batch)
+        outcomes = {ctx.catalog.get_document(o.document_id).files[0].name: o
+                    for o in process_documents(ctx, registered.to_process, batch)}
+        after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in batch.iterdir() if p.is_file()}
+    finally:
+        if saved is None:
+            os.environ.pop("DIGITIZE_OCR_ENGINE", None)
+        else:
+            os.environ["DIGITIZE_OCR_ENGINE"] = saved
+    return {"ctx": ctx, "cases": cases, "outcomes": outcomes, "registered": registered, "batch": batch,
+            "before": before, "after": after, "root": root}
+
+
+def test_every_bad_file_gets_its_reason_and_the_run_goes_on(bad: dict[str, Any]) -> None:
+    catalog = bad["ctx"].catalog
+    for name, (_, status, reason, what) in bad["cases"].items():
+        outcome = bad["outcomes"][name]
+        doc = catalog.get_document(outcome.document_id)
+        assert (outcome.status, outcome.reason) == (status, reason), (name, doc.message)
+        if status == "QUARANTINED":
+            assert name in doc.message and "—" in doc.message, doc.message  # which file, then what to do
+        record(GROUP, what, outcome.status, outcome.reason, (doc.message or "").split(" — ")[0][:90])
+
+
+def test_sidecar_flags_blank_low_dpi_and_text_layer_pages(bad: dict[str, Any]) -> None:
+    import json
+
+    ctx = bad["ctx"]
+    flags = {}
+    for name in ("blank.png", "low-dpi.png", "text-layer.pdf", "really-a-png.jpg"):
+        doc = ctx.catalog.get_document(bad["outcomes"][name].document_id)
+        sidecar = json.loads(ctx.archive.get(doc.sidecar_key))
+        flags[name] = set(sidecar["ocr"]["pages"][0]["flags"])
+        if name == "really-a-png.jpg":
+            assert doc.original_keys[0].endswith("/originals/00.png")  # type from the bytes, not the name
+        if name == "low-dpi.png":
+            assert doc.needs_review
+    assert "BLANK" in flags["blank.png"]
+    assert "LOW_RESOLUTION" in flags["low-dpi.png"]
+    assert "TEXT_LAYER" in flags["text-layer.pdf"]
+
+
+def test_same_file_twice_in_one_batch_and_across_batches(bad: dict[str, Any]) -> None:
+    registered = bad["registered"]
+    assert [d.key for d in registered.duplicates] == ["duplicate-of-good.png"]
+    record(GROUP, "same file twice in one batch", "DUPLICATE (not processed)", None, "reported with the first's code")
+    ctx = bad["ctx"]
+    files = {"again.png": bad["cases"]["good.png"][0]}
+    batch2 = write_batch(bad["root"] / "inbox", "batch-bad-2", files, [row("again.png")])
+    again = register(ctx, batch2)
+    good = ctx.catalog.get_document(bad["outcomes"]["good.png"].document_id)
+    assert again.to_process == () and again.duplicates[0].existing_code == good.code
+    record(GROUP, "same file again in a later batch", "DUPLICATE (not processed)", None,
+           f"points to the archived code {good.code.rsplit('.', 2)[0]}…")
+
+
+def test_originals_are_never_modified_moved_or_deleted(bad: dict[str, Any]) -> None:
+    assert bad["after"] == bad["before"]
+
+
+def test_large_tiff_streams(tmp_path: Path, s3_server: str, demo_pki: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1,000 small pages in one TIFF: archived page by page in a child process whose peak memory stays low."""
+    import json
+    import subprocess
+    import sys
+
+    from robustness_support import REPO, settings_env
+
+    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    ctx = make_context(tmp_path, s3_server, demo_pki, "big-tiff", ocr_jobs=2)
+    batch = write_batch(tmp_path / "inbox", "batch-big", {"thousand.tif": _tiff(1000)}, [row("thousand.tif")])
+    doc_id = register(ctx, batch).to_process[0]
+    script = ("import json, resource, sys\nfrom pathlib import Path\n"
+              "from digitize.pipeline import PipelineContext, process_document\n"
+              "o = process_document(PipelineContext(), int(sys.argv[2]), Path(sys.argv[1]))\n"
+              "print(json.dumps([o.status, o.pages, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
+    env.update(settings_env(ctx.settings), DIGITIZE_OCR_ENGINE="noop")
+    done = subprocess.run([sys.executable, "-c", script, str(batch), str(doc_id)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    status, pages, max_rss_kb = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (status, pages) == ("ARCHIVED", 1000)
+    assert max_rss_kb < 700_000, f"peak memory {max_rss_kb / 1024:.0f} MB: pages are not streamed"
+    record(GROUP, "1,000-page TIFF", status, None, f"1000 pages, peak RSS {round(max_rss_kb / 1024, -1):.0f} MB")
+
+
+def test_low_dpi_quarantined_when_configured(tmp_path: Path, s3_server: str, demo_pki: Any,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitize.pipeline import process_document
+
+    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    ctx = make_context(tmp_path, s3_server, demo_pki, "low-dpi-q", low_dpi_action="quarantine")
+    batch = write_batch(tmp_path / "inbox", "batch-low", {"low.png": png(("Giấy",), dpi=100, width_in=4.0)},
+                        [row("low.png")])
+    doc_id = register(ctx, batch).to_process[0]
+    outcome = process_document(ctx, doc_id, batch)
+    doc = ctx.catalog.get_document(doc_id)
+    assert (outcome.status, outcome.reason) == ("QUARANTINED", "LOW_RESOLUTION")
+    assert "100 dpi" in doc.message and "rescan" in doc.message and doc.code is None
+    record(GROUP, "page at 100 dpi, DIGITIZE_LOW_DPI_ACTION=quarantine", outcome.status, outcome.reason,
+           "no code allocated")
+
+
+def test_unknown_agency_is_quarantined(tmp_path: Path, s3_server: str, demo_pki: Any,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitize.pipeline import process_document
+
+    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    ctx = make_context(tmp_path, s3_server, demo_pki, "agency-unknown")
+    batch = write_batch(tmp_path / "inbox", "batch-agency", {"a.png": png()},
+                        [row("a.png", agency_code="000.00.77.H98")])
+    outcome = process_document(ctx, register(ctx, batch).to_process[0], batch)
+    assert (outcome.status, outcome.reason) == ("QUARANTINED", "AGENCY_UNKNOWN")
+    record(GROUP, "well-formed agency code not in the catalog", outcome.status, outcome.reason)
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _manifest_batch(tmp: Path, lines: list[list[str]], *, files: tuple[str, ...] = ("a.png",),
+                    header: list[str] | None = None, encoding: str | None = None, bom: bool = False) -> Path:
+    batch = tmp / "batch-m"
+    batch.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (batch / name).write_bytes(png())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header or list(COLUMNS))
+    writer.writerows(lines)
+    text = buffer.getvalue()
+    raw = encode_legacy(text, encoding) if encoding in ("tcvn3", "vni") else text.encode(encoding or "utf-8")
+    (batch / "manifest.csv").write_bytes((b"\xef\xbb\xbf" if bom else b"") + raw)
+    return batch
+
+
+def _line(file: str = "a.png", *, agency: str = "000.00.12.H99", title: str = "Giấy chứng nhận quyền sử dụng đất",
+          issued: str = "2024-03-01") -> list[str]:
+    return [file, agency, "KQ", title, issued, "", "", ""]
+
+
+def test_manifest_problems_are_refused_row_by_row(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(png(("not yours",)))
+    batch = _manifest_batch(tmp_path, [
+        _line(), _line("b.png", issued="2024-02-30"), _line("c.png", agency="000.0.12.H99"),
+        _line("/etc/passwd"), _line("../secret.png"), _line("link.png"), _line("missing.png"),
+    ], files=("a.png", "b.png", "c.png", "stray.png"))
+    os.symlink(outside, batch / "link.png")
+    plan = read_manifest(batch)
+    assert [d.files for d in plan.documents] == [("a.png",)]
+    by_file = {e.file: e for e in plan.errors}
+    cases = {
+        "b.png": ("MANIFEST_INVALID", "bad date (2024-02-30)", "issued_date"),
+        "c.png": ("MANIFEST_INVALID", "invalid agency code (000.0.12.H99)", "agency_code"),
+        "/etc/passwd": ("MANIFEST_INVALID", "absolute path in 'file'", "inside the batch"),
+        "../secret.png": ("MANIFEST_INVALID", "'..' in 'file'", "inside the batch"),
+        "link.png": ("MANIFEST_INVALID", "symlink leading outside the batch", "outside the batch"),
+        "missing.png": ("FILE_MISSING", "row for a file that does not exist", "not in the batch"),
+        "stray.png": ("FILE_NOT_IN_MANIFEST", "file with no row", "no manifest row"),
+    }
+    for file, (reason, what, words) in cases.items():
+        error = by_file[file]
+        assert error.reason == reason and words in error.message, (file, error)
+        record(GROUP, f"manifest: {what}", "ROW REFUSED", reason, error.message[:90])
+
+
+@pytest.mark.parametrize(("what", "header"), [
+    ("missing column (title)", [c for c in COLUMNS if c != "title"]),
+    ("unknown column (titel)", [*COLUMNS, "titel"]),
+])
+def test_manifest_header_problems_refuse_the_whole_manifest(tmp_path: Path, what: str, header: list[str]) -> None:
+    line = _line() + ([""] if len(header) > len(COLUMNS) else [])
+    if len(header) < len(COLUMNS):
+        line = [v for c, v in zip(COLUMNS, line, strict=True) if c in header]
+    with pytest.raises(ManifestError) as info:
+        read_manifest(_manifest_batch(tmp_path, [line], header=header))
+    assert "titel" in info.value.message or "missing columns" in info.value.message
+    record(GROUP, f"manifest: {what}", "MANIFEST REFUSED", info.value.reason, info.value.message[:90])
+
+
+TITLE = "Giấy chứng nhận quyền sử dụng đất"
+
+
+@pytest.mark.parametrize(("what", "encoding", "bom"), [
+    ("UTF-8 with BOM", "utf-8", True),
+    ("Windows-1258 (cp1258)", "cp1258-decomposed", False),
+    ("TCVN3 (ABC)", "tcvn3", False),
+    ("VNI-Windows", "vni", False),
+])
+def test_legacy_encodings_are_recognised_and_converted(tmp_path: Path, what: str, encoding: str, bom: bool) -> None:
+    lines = [_line(title=TITLE), _line("b.png", title="Cộng hòa xã hội chủ nghĩa Việt Nam, Người yêu cầu")]
+    if encoding == "cp1258-decomposed":
+        batch = _manifest_batch(tmp_path, lines, files=("a.png", "b.png"))
+        text = (batch / "manifest.csv").read_text(encoding="utf-8")
+        (batch / "manifest.csv").write_bytes(_cp1258(text))
+    else:
+        batch = _manifest_batch(tmp_path, lines, files=("a.png", "b.png"), encoding=encoding, bom=bom)
+    plan = read_manifest(batch)
+    assert plan.errors == ()
+    assert [d.title for d in plan.documents] == [TITLE, "Cộng hòa xã hội chủ nghĩa Việt Nam, Người yêu cầu"]
+    assert plan.encoding == {"utf-8": "UTF-8", "cp1258-decomposed": "Windows-1258", "tcvn3": "TCVN3 (ABC)",
+                             "vni": "VNI"}[encoding]
+    record(GROUP, f"manifest in {what}", "CONVERTED" if encoding != "utf-8" else "ACCEPTED", None,
+           f"read as {plan.encoding}; titles exact")
+
+
+def _cp1258(text: str) -> bytes:
+    """Windows-1258 as Vietnamese Windows writes it: base letters precomposed, tones as combining marks."""
+    import unicodedata
+
+    out = []
+    for char in unicodedata.normalize("NFC", text):
+        parts = unicodedata.normalize("NFD", char)
+        tones = "".join(c for c in parts if c in "\u0300\u0301\u0303\u0309\u0323")
+        out.append(unicodedata.normalize("NFC", "".join(c for c in parts if c not in tones)) + tones)
+    return "".join(out).encode("cp1258")
+
+
+def test_legacy_encoder_on_real_words() -> None:
+    """The tables against well-known legacy spellings (how these files look when opened as Windows-1252)."""
+    assert encode_legacy("Cộng hòa xã hội chủ nghĩa Việt Nam", "tcvn3").decode("cp1252") == \
+        "Céng hßa x· héi chñ nghÜa ViÖt Nam"
+    assert encode_legacy("Độc lập - Tự do - Hạnh phúc", "tcvn3").decode("cp1252") == "§éc lËp - Tù do - H¹nh phóc"
+    assert encode_legacy("Giấy chứng nhận quyền sử dụng đất", "vni").decode("cp1252") == \
+        "Giaáy chöùng nhaän quyeàn söû duïng ñaát"
+    assert encode_legacy("Người", "vni").decode("cp1252") == "Ngöôøi"
+
+
+@pytest.mark.parametrize(("what", "data"), [
+    ("TCVN3 typed with an upper-case font", encode_legacy("a.png,000.00.12.H99,KQ,GIẤY CHỨNG NHẬN,2024-03-01,,,\r\n",
+                                                           "tcvn3")),
+    ("bytes that are no Vietnamese encoding", "a.png,000.00.12.H99,KQ,Grüße été,2024-03-01,,,\r\n".encode("latin-1")),
+])
+def test_ambiguous_legacy_encoding_is_refused_with_how_to_save_utf8(tmp_path: Path, what: str, data: bytes) -> None:
+    batch = _manifest_batch(tmp_path, [])
+    (batch / "manifest.csv").write_bytes(",".join(COLUMNS).encode() + b"\r\n" + data)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(batch)
+    assert "CSV UTF-8" in info.value.hint
+    record(GROUP, f"manifest: {what}", "MANIFEST REFUSED", info.value.reason, "hint: Save As 'CSV UTF-8'")
+
+
+def test_nfd_text_is_normalised_to_nfc(tmp_path: Path) -> None:
+    import unicodedata
+
+    plan = read_manifest(_manifest_batch(tmp_path, [_line(title=unicodedata.normalize("NFD", TITLE))]))
+    assert plan.documents[0].title == TITLE
+    record(GROUP, "manifest text in NFD", "ACCEPTED", None, "normalised to NFC")
+
+
+def test_manifest_symlinked_outside_is_refused(tmp_path: Path) -> None:
+    batch = _manifest_batch(tmp_path, [_line()])
+    elsewhere = tmp_path / "elsewhere.csv"
+    (batch / "manifest.csv").rename(elsewhere)
+    os.symlink(elsewhere, batch / "manifest.csv")
+    with pytest.raises(ManifestError, match="outside the batch"):
+        read_manifest(batch)
+    record(GROUP, "manifest.csv is a symlink leading outside the batch", "MANIFEST REFUSED", "MANIFEST_INVALID")
+
+
+# --------------------------------------------------------------------------- quarantine, resubmission, done/
+
+
+def test_quarantine_list_then_fixed_resubmission_archives(tmp_path: Path, s3_server: str, demo_pki: Any,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from digitize.cli import main
+    from digitize.pipeline import process_document
+
+    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    ctx = make_context(tmp_path, s3_server, demo_pki, "resubmit")
+    good = png(("Giấy khai sinh",))
+    batch = write_batch(tmp_path / "inbox", "batch-q", {"scan.png": good[:400]}, [row("scan.png")])
+    first = process_document(ctx, register(ctx, batch).to_process[0], batch)
+    assert first.reason == "CORRUPT_FILE"
+    monkeypatch.setenv("DIGITIZE_CATALOG_URL", ctx.settings.catalog_url)
+    assert main(["quarantine", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "[CORRUPT_FILE]" in out and "scan.png" in out and "rescan" in out
+    fixed = write_batch(tmp_path / "inbox", "batch-q-fixed", {"scan.png": good}, [row("scan.png")])
+    second = process_document(ctx, register(ctx, fixed).to_process[0], fixed)
+    assert second.status == "ARCHIVED"
+    record(GROUP, "quarantined scan fixed and resubmitted in a new batch", "ARCHIVED", None,
+           "`quarantine list` showed [CORRUPT_FILE] with what to do")
+
+
+def test_verified_originals_move_to_done_only_when_configured(tmp_path: Path, s3_server: str, demo_pki: Any,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitize.pipeline import process_documents
+
+    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    ctx = make_context(tmp_path, s3_server, demo_pki, "move-done", move_done=True)
+    files = {"ok.png": png(), "bad.png": b""}
+    batch = write_batch(tmp_path / "inbox", "batch-done", files, [row("ok.png"), row("bad.png", title="Rỗng")])
+    outcomes = process_documents(ctx, register(ctx, batch).to_process, batch)
+    assert [o.status for o in outcomes] == ["ARCHIVED", "QUARANTINED"]
+    assert (batch / "done" / "ok.png").read_bytes() == files["ok.png"] and not (batch / "ok.png").exists()
+    assert (batch / "bad.png").exists(), "a quarantined original must stay where it is"
+    again = read_manifest(batch)
+    assert again.documents[0].files == ("bad.png",) and again.errors == ()
+    ctx2 = make_context(tmp_path / "off", s3_server, demo_pki, "move-done-off")
+    assert dataclasses.replace(ctx2.settings).move_done is False
+    record(GROUP, "DIGITIZE_MOVE_DONE=true", "ARCHIVED", None,
+           "original moved to done/ after read-back; quarantined one left in place")
