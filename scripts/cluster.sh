@@ -30,7 +30,7 @@ EXECUTOR=${CLUSTER_EXECUTOR:-CeleryExecutor}  # LocalExecutor: same services wit
 WORKERS=${CLUSTER_WORKERS:-2}
 [ "$EXECUTOR" = CeleryExecutor ] || WORKERS=1
 API_PORT=${CLUSTER_API_PORT:-8090}
-CORES=$(nproc)
+CORES=$(env -u OMP_THREAD_LIMIT -u OMP_NUM_THREADS nproc)  # nproc obeys OMP_* limits: not what we want here
 export DIGITIZE_OCR_JOBS=${DIGITIZE_OCR_JOBS:-1}
 PER_WORKER_CORES=$(( CORES / WORKERS > 0 ? CORES / WORKERS : 1 ))
 CONCURRENCY=$(( PER_WORKER_CORES / DIGITIZE_OCR_JOBS > 0 ? PER_WORKER_CORES / DIGITIZE_OCR_JOBS : 1 ))

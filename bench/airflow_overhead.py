@@ -1,0 +1,236 @@
+"""What Airflow adds to the library's own speed, in the same session on the same machine.
+
+(a) the library alone: register, then one process per core each taking documents one by one
+    (``DIGITIZE_OCR_JOBS=1``: one Tesseract per process), no Airflow at all;
+(b) digitize_backlog on LocalExecutor (real scheduler, dag-processor, api-server; scripts/cluster.sh
+    with ``CLUSTER_EXECUTOR=LocalExecutor``);
+(c) digitize_backlog on the Celery profile (scripts/cluster.sh: Redis, two workers).
+All three use PostgreSQL for the catalog and the local S3 endpoint, the same one-page documents
+and the same chunk size; each Airflow run starts on a fresh cluster. Then a synthetic backlog with
+OCR replaced by the no-op engine (``DIGITIZE_OCR_ENGINE=noop``) at growing sizes, on LocalExecutor,
+against the library alone, to show Airflow's cost per document stays flat.
+
+    .venv/bin/python bench/airflow_overhead.py --docs 200 --synthetic 1000,2000,5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+AIRFLOW = str(REPO / ".venv" / "bin" / "airflow")
+
+
+def make_documents(batch: Path, count: int, *, tiny: bool) -> Path:
+    """``count`` distinct one-page PNGs with a manifest: a full text page, or a tiny one for the no-op runs."""
+    import csv
+    import io
+
+    from imagegen import LINES, PARAGRAPH, render_page, save
+
+    batch.mkdir(parents=True, exist_ok=True)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["file", "agency_code", "kind", "title", "issued_date"])
+    for i in range(count):
+        name = f"p-{i:06d}.png"
+        if tiny:
+            page = render_page((f"Số {i:06d}",), width_in=1.0, height_in=0.4, font_pt=10.0)
+        else:
+            page = render_page(LINES + PARAGRAPH[: 3 + i % 5] + (f"Số hồ sơ {i:06d}",), width_in=7.0,
+                               height_in=5.0, font_pt=12.0)
+        save(page, batch / name, fmt="PNG")
+        writer.writerow([name, "000.00.12.H99", "KQ", f"Giấy tờ số {i:06d}", "2022-01-01"])
+    (batch / "manifest.csv").write_text(out.getvalue(), encoding="utf-8")
+    return batch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def cluster(executor: str, base_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """scripts/cluster.sh with the given executor; yields the environment a client needs."""
+    root = Path(tempfile.mkdtemp(prefix="digitize-bench-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    env = {**base_env, "CLUSTER_DIR": str(root / "c"), "CLUSTER_API_PORT": str(_free_port()),
+           "CLUSTER_EXECUTOR": executor, "AIRFLOW_HOME": str(root / "home"), "POSTGRES_FSYNC": "on"}
+    (root / "home").mkdir()
+    log = (root / "cluster.out").open("w")
+    proc = subprocess.Popen(["bash", str(REPO / "scripts" / "cluster.sh")], env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        ready = root / "c" / "ready"
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise RuntimeError((root / "cluster.out").read_text()[-3000:])
+            time.sleep(1)
+        info = dict(line.split("=", 1) for line in ready.read_text().splitlines() if "=" in line)
+        yield {**env, **info}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=120)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run_state(env: dict[str, str], run_id: str) -> dict[str, Any] | None:
+    """The run as ``airflow dags list-runs -o json`` reports it (its JSON is the line that starts with '[')."""
+    done = _airflow(env, "dags", "list-runs", "digitize_backlog", "-o", "json")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")] if done.returncode == 0 else []
+    runs = json.loads(lines[-1]) if lines else []
+    return next((r for r in runs if r["run_id"] == run_id), None)
+
+
+def _start(env: dict[str, str], run_id: str, conf: dict[str, Any]) -> None:
+    """Unpause (other DAGs stay paused, so they take no worker slot) and trigger once the DAG is parsed."""
+    started = time.monotonic()
+    while _airflow(env, "dags", "unpause", "digitize_backlog").returncode != 0 or _airflow(
+            env, "dags", "trigger", "digitize_backlog", "--run-id", run_id, "--conf", json.dumps(conf)).returncode:
+        if time.monotonic() - started > 180:
+            raise TimeoutError("digitize_backlog was not parsed in 180 s")
+        time.sleep(2)
+
+
+def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def airflow_run(env: dict[str, str], source: Path, chunk_size: int, run_id: str) -> dict[str, Any]:
+    """Trigger digitize_backlog and wait; the run's own duration (start→end) and wall time from the trigger."""
+    _start(env, run_id, {"source": str(source), "chunk_size": chunk_size, "priority": "normal"})
+    triggered = time.monotonic()
+    while (found := _run_state(env, run_id)) is None or found["state"] not in ("success", "failed"):
+        time.sleep(1)
+    wall = time.monotonic() - triggered
+    from datetime import datetime
+
+    start, end = (datetime.fromisoformat(found[k]) for k in ("start_date", "end_date"))
+    return {"state": found["state"], "run_seconds": (end - start).total_seconds(), "wall_seconds": wall}
+
+
+_CTX: Any = None
+
+
+def _init_worker() -> None:
+    global _CTX
+    from digitize.pipeline import PipelineContext
+
+    _CTX = PipelineContext()
+
+
+def _process(args: tuple[int, str]) -> tuple[str, int]:
+    from digitize.inbox import LocalBatch
+    from digitize.pipeline import process_document
+
+    outcome = process_document(_CTX, args[0], LocalBatch(Path(args[1])))
+    return outcome.status, outcome.pages
+
+
+def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, Any]:
+    """Register then process with one process per core; catalog in its own PostgreSQL database."""
+    import psycopg
+
+    base = env["DIGITIZE_CATALOG_URL"].rsplit("/", 1)[0]
+    with psycopg.connect(base.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    os.environ.update({k: v for k, v in env.items() if k.startswith(("DIGITIZE_", "AWS_"))})
+    os.environ.update({"DIGITIZE_CATALOG_URL": f"{base}/{database}", "DIGITIZE_S3_BUCKET": database.replace("_", "-"),
+                       "DIGITIZE_OCR_JOBS": "1"})
+    from digitize.catalog import Catalog
+    from digitize.manifest import read_manifest
+    from digitize.pipeline import PipelineContext, register_batch
+
+    ctx = PipelineContext()
+    ctx.catalog.upgrade()
+    ctx.catalog.import_agencies(REPO / "samples" / "agencies.csv")
+    ctx.archive.ensure_bucket()
+    start = time.perf_counter()  # like the Airflow runs: from registration to the last document
+    registered = register_batch(ctx.catalog, read_manifest(batch))
+    with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_init_worker) as pool:
+        results = list(pool.imap_unordered(_process, [(i, str(batch)) for i in registered.to_process]))
+    seconds = time.perf_counter() - start
+    Catalog(os.environ["DIGITIZE_CATALOG_URL"]).documents()
+    return {"wall_seconds": seconds, "archived": sum(s == "ARCHIVED" for s, _ in results),
+            "pages": sum(p for _, p in results)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=200, help="one-page documents OCR'd by each of (a), (b), (c)")
+    parser.add_argument("--chunk-size", type=int, default=20)
+    parser.add_argument("--synthetic", default="1000,2000,5000", help="no-op OCR backlog sizes ('' to skip)")
+    parser.add_argument("--synthetic-chunk", type=int, default=50, help="documents per task of the no-op runs")
+    parser.add_argument("--skip-ocr", action="store_true", help="only the synthetic part")
+    args = parser.parse_args()
+
+    from digitize.pki import create_demo_pki
+
+    work = Path(tempfile.mkdtemp(prefix="digitize-bench-data-"))
+    pki = create_demo_pki(work / "pki", agency_name="Ủy ban nhân dân tỉnh Mẫu", key_type="ec-p256")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITIZE_", "AIRFLOW"))}
+    base_env.update({"DIGITIZE_SIGNING_PKCS12": str(pki.pkcs12), "DIGITIZE_SIGNING_PASSPHRASE": pki.passphrase,
+                     "DIGITIZE_TRUST_ROOTS": str(pki.root_cert), "DIGITIZE_SIGNING_STAMP": "false",
+                     "DIGITIZE_OCR_JOBS": "1", "OMP_THREAD_LIMIT": "1", "CLUSTER_SEED": "1",
+                     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_DEFAULT_REGION": "us-east-1",
+                     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"})
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}; load average {os.getloadavg()}")
+    rows: list[str] = []
+    if not args.skip_ocr:
+        batch = make_documents(work / "ocr" / "bench-ocr", args.docs, tiny=False)
+        with cluster("LocalExecutor", base_env) as env:
+            lib = library_run(env, batch, "bench_lib")
+            rows.append(f"| (a) library, {os.cpu_count()} processes | {lib['wall_seconds']:.1f} | "
+                        f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 |")
+            print(rows[-1], flush=True)
+            local = airflow_run(env, batch.parent, args.chunk_size, "bench-local")
+            rows.append(f"| (b) LocalExecutor ({local['state']}) | {local['wall_seconds']:.1f} "
+                        f"(run {local['run_seconds']:.1f}) | {60 * args.docs / local['wall_seconds']:.1f} | "
+                        f"{local['wall_seconds'] / lib['wall_seconds']:.2f} |")
+            print(rows[-1], flush=True)
+        with cluster("CeleryExecutor", base_env) as env:
+            celery = airflow_run(env, batch.parent, args.chunk_size, "bench-celery")
+            rows.append(f"| (c) Celery, 2 workers ({celery['state']}) | {celery['wall_seconds']:.1f} "
+                        f"(run {celery['run_seconds']:.1f}) | {60 * args.docs / celery['wall_seconds']:.1f} | "
+                        f"{celery['wall_seconds'] / lib['wall_seconds']:.2f} |")
+            print(rows[-1], flush=True)
+    for size in [int(s) for s in args.synthetic.split(",") if s]:
+        batch = make_documents(work / f"noop-{size}" / f"noop-{size}", size, tiny=True)
+        noop_env = {**base_env, "DIGITIZE_OCR_ENGINE": "noop"}
+        chunk = max(args.synthetic_chunk, -(-size // 1024))
+        with cluster("LocalExecutor", noop_env) as env:
+            lib = library_run(env, batch, f"noop_lib_{size}")
+            run = airflow_run(env, batch.parent, chunk, f"noop-{size}")
+        extra_ms = 1000 * (run["wall_seconds"] - lib["wall_seconds"]) / size
+        rows.append(f"| no-op OCR, {size} docs, {-(-size // chunk)} tasks | library {lib['wall_seconds']:.1f} s "
+                    f"({1000 * lib['wall_seconds'] / size:.1f} ms/doc) | Airflow {run['wall_seconds']:.1f} s "
+                    f"({1000 * run['wall_seconds'] / size:.1f} ms/doc, {run['state']}) | +{extra_ms:.1f} ms/doc |")
+        print(rows[-1], flush=True)
+    print("\n".join(rows))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
