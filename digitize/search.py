@@ -12,6 +12,9 @@ words, so it matches as a phrase), lower-cased, ``đ`` folded, and joined by spa
 
 - SQLite (the embedded default): contentless FTS5 table ``search_fts`` with the
   ``unicode61 remove_diacritics 2`` tokenizer, ranked by ``bm25``.
+- Both also index adjacent word pairs (``quyen_su``, ``su_dung``, …; FTS5 column
+  ``pairs`` / extra tsvector lexemes ``'quyen su'``): a phrase of common words
+  then narrows on its rare pairs before positions are checked.
 - PostgreSQL: a ``tsvector`` (configuration ``digitize_vi`` = ``simple`` +
   ``unaccent``) with a GIN index, ranked by ``ts_rank``; a query that finds
   nothing is retried with each unknown word replaced by its closest indexed word
@@ -128,7 +131,12 @@ def parse_query(query: str) -> tuple[Phrase, ...]:
 
 
 def _fts5_query(phrases: Sequence[Phrase]) -> str:
-    return " AND ".join('"' + " ".join(t.translate(_D_FOLD) for t in p) + '"' for p in phrases)
+    """Each phrase, and first the word pairs of phrases (a rare pair lets FTS5 skip through long word lists)."""
+    query = " AND ".join('"' + " ".join(t.translate(_D_FOLD) for t in p) + '"' for p in phrases)
+    pairs = sorted({f"{fold(a)}_{fold(b)}" for p in phrases for a, b in itertools.pairwise(p)})
+    if pairs:
+        query = "pairs : (" + " AND ".join(f'"{pair}"' for pair in pairs) + ") AND " + query
+    return query
 
 
 def _tsquery(phrases: Sequence[Phrase]) -> str:
@@ -337,14 +345,21 @@ def _dialect(catalog: Catalog) -> str:
     return str(catalog._dialect)
 
 
+def _fts_row(rowid: int, body: str, meta: str) -> dict[str, Any]:
+    """The values of an FTS5 row; a delete must send exactly what was inserted, so both use this."""
+    pairs = " ".join(p.replace(" ", "_") for p in word_pairs(f"{meta}\n{body}"))
+    return {"id": rowid, "body": index_text(body), "meta": meta, "pairs": pairs}
+
+
 def _delete_pages(conn: Connection, dialect: str, condition: sa.ColumnElement[bool]) -> int:
     rows = conn.execute(sa.select(search_pages).where(condition)).all()
     if not rows:
         return 0
     if dialect == "sqlite":
         conn.execute(
-            sa.text("INSERT INTO search_fts(search_fts, rowid, body, meta) VALUES ('delete', :id, :body, :meta)"),
-            [{"id": r.id, "body": index_text(r.body), "meta": _meta_text(r)} for r in rows],
+            sa.text("INSERT INTO search_fts(search_fts, rowid, body, meta, pairs) "
+                    "VALUES ('delete', :id, :body, :meta, :pairs)"),
+            [_fts_row(r.id, r.body, _meta_text(r)) for r in rows],
         )
     conn.execute(sa.delete(search_pages).where(search_pages.c.id.in_([r.id for r in rows])))
     return len(rows)
@@ -420,9 +435,8 @@ def _index_many(conn: Connection, dialect: str, work: list[tuple[Any, Sequence[s
     else:
         new_ids = conn.execute(sa.insert(search_pages).returning(search_pages.c.id, sort_by_parameter_order=True),
                                rows).scalars().all()
-        conn.execute(sa.text("INSERT INTO search_fts(rowid, body, meta) VALUES (:id, :body, :meta)"),
-                     [{"id": i, "body": index_text(r["body"]), "meta": m}
-                      for i, r, m in zip(new_ids, rows, metas, strict=True)])
+        conn.execute(sa.text("INSERT INTO search_fts(rowid, body, meta, pairs) VALUES (:id, :body, :meta, :pairs)"),
+                     [_fts_row(i, r["body"], m) for i, r, m in zip(new_ids, rows, metas, strict=True)])
     return len(rows)
 
 
@@ -521,7 +535,7 @@ def _candidates(conn: Connection, dialect: str, phrases: Sequence[Phrase], filte
                  .order_by(sa.desc("score"), search_pages.c.id))
     else:
         fts = sa.table("search_fts", sa.column("rowid"))
-        bm25: sa.ColumnElement[float] = sa.literal_column("-bm25(search_fts, 1.0, 2.0)")
+        bm25: sa.ColumnElement[float] = sa.literal_column("-bm25(search_fts, 1.0, 2.0, 0.5)")
         query = (sa.select(*columns, bm25.label("score")).select_from(fts)
                  .join(search_pages, search_pages.c.id == fts.c.rowid)
                  .where(sa.literal_column("search_fts").op("MATCH")(sa.bindparam("q", _fts5_query(phrases))))

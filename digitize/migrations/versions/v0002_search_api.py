@@ -4,8 +4,9 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27
 
-SQLite: a contentless FTS5 table ``search_fts`` (``unicode61 remove_diacritics 2``) whose rowid is
-``search_pages.id``; the text stored in ``search_pages.body`` is the page as OCR'd (NFC, diacritics kept).
+SQLite: a contentless FTS5 table ``search_fts`` (``unicode61 remove_diacritics 2``, plus a column of
+adjacent word pairs) whose rowid is ``search_pages.id``; the text stored in ``search_pages.body`` is the
+page as OCR'd (NFC, diacritics kept).
 PostgreSQL: ``search_pages.tsv`` (text search configuration ``digitize_vi`` = ``simple`` + ``unaccent``)
 with a GIN index, and ``search_terms``, the lexicon of indexed words, with a ``pg_trgm`` GIN index for
 misspelled queries. ``unaccent`` and ``pg_trgm`` are trusted extensions (PostgreSQL 13+): the database
@@ -51,8 +52,9 @@ def upgrade() -> None:
     for column in ("code", "agency_code", "holder_id", "issued_date"):
         op.create_index(f"ix_search_pages_{column}", "search_pages", [column])
     if dialect == "sqlite":
-        op.execute("CREATE VIRTUAL TABLE search_fts USING fts5(body, meta, content='', "
-                   "tokenize='unicode61 remove_diacritics 2')")
+        # pairs: adjacent folded words joined by '_' (kept inside tokens by tokenchars) for fast phrases
+        op.execute("CREATE VIRTUAL TABLE search_fts USING fts5(body, meta, pairs, content='', "
+                   "tokenize=\"unicode61 remove_diacritics 2 tokenchars '_'\")")
     elif dialect == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
