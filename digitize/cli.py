@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -126,12 +127,26 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_access(catalog: Catalog, document_id: int, action: str) -> None:
+    """Decree 13/2023: who looked up, verified or downloaded which document, and when (the event's time)."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    actor = os.environ.get("DIGITIZE_ACTOR") or f"{user}@{socket.gethostname()}"
+    catalog.add_event(document_id, "access", "success", detail=f"{action} by {actor} (command line)")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     catalog = _catalog()
     record = catalog.get_by_code(args.code)
     if record is None:
         print(f"no document with code {args.code}", file=sys.stderr)
         return 1
+    _log_access(catalog, record.id, "show (metadata and events)")
     for name in ("code", "version", "status", "agency_code", "kind", "title", "issued_date", "valid_until",
                  "register_id", "dossier_code", "procedure_code", "batch_id", "pages", "mean_confidence",
                  "needs_review", "pdf_key", "pdf_sha256", "sidecar_key", "archived_at"):
@@ -201,8 +216,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     catalog = _catalog()
     target = Path(args.target)
     if target.is_file():
+        from digitize.pipeline import sha256_file
+
+        for match in catalog.find_by_pdf_sha256(sha256_file(target)):
+            _log_access(catalog, match.id, "verify (a local copy of the signed PDF)")
         result = verify_file(catalog, target, trust_roots=settings.trust_roots)
     else:
+        found = catalog.get_by_code(args.target, version=args.version)
+        if found is not None:
+            _log_access(catalog, found.id, "verify (download of the archived PDF)")
         result = verify_code(catalog, open_archive(settings), args.target, trust_roots=settings.trust_roots,
                              version=args.version)
     print(render_verification(result))

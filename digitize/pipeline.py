@@ -437,6 +437,7 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
         checkpoint("after_ocr")
 
         year = datetime.now(UTC).year
+        _check_template(settings.code_template, record, year)
         with watch.stage("code"):
             code = catalog.allocate_code(record.id, template=settings.code_template, year=year)
         catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
@@ -523,6 +524,19 @@ def _move_to_done(ctx: PipelineContext, record: DocumentRecord, source: LocalBat
         moved.append(spec.name)
     ctx.catalog.add_event(record.id, "originals_moved", "success", tool="digitize", tool_version=__version__,
                           detail=f"{len(moved)} verified original(s) moved to {DONE_FOLDER}/ of the batch folder")
+
+
+def _check_template(template: str, record: DocumentRecord, year: int) -> None:
+    """Keys and paths are built only from codes: a template whose codes are not safe key parts stops the run
+    before any code is allocated (never a '/' or '..' from configuration into the archive)."""
+    from digitize.archive import validate_code
+    from digitize.codes import format_document_code
+
+    try:
+        validate_code(format_document_code(template, record.agency_code, year, record.kind, 1))
+    except ValueError as exc:
+        raise ConfigurationError(f"DIGITIZE_CODE_TEMPLATE {template!r} makes codes unfit for archive keys ({exc})",
+                                 hint="Use only the fields and '.', '-' or '_' between them.") from None
 
 
 def _qr(ctx: PipelineContext, record: DocumentRecord) -> DocumentQr | None:
