@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -125,10 +126,20 @@ def test_two_dag_runs_and_a_cli_run_over_overlapping_batches(tmp_path: Path, s3_
     dag_script = (
         "import sys\nfrom airflow.dag_processing.dagbag import DagBag\n"
         f"dag = DagBag(dag_folder={str(REPO / 'dags')!r}).dags['digitize_inbox']\n"
-        "run = dag.test(run_conf={'inbox': sys.argv[1], 'chunk_size': 2}, run_id=sys.argv[2])\n"
+        "import pendulum\n"
+        "day = pendulum.datetime(2026, 2, 1 + int(sys.argv[2]), tz='UTC')\n"
+        "run = dag.test(run_conf={'inbox': sys.argv[1], 'chunk_size': 2}, logical_date=day)\n"
         "print('STATE', run.state)\n")
-    procs = [subprocess.Popen([sys.executable, "-c", dag_script, str(inbox), f"race-{n}"], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in range(2)]
+    # Each DAG run gets its own copy of Airflow's (SQLite) metadata database, as two deployments would:
+    # what is shared, and under test, is the catalog and the archive. (Two dag.test() processes on one
+    # SQLite metadata database trip over each other inside Airflow, which is not what this test is about.)
+    procs = []
+    for n in range(2):
+        own = tmp_path / f"airflow-{n}.db"
+        shutil.copy(airflow_db / "airflow.db", own)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-c", dag_script, str(inbox), str(n)], cwd=REPO, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env={**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{own}"}))
     procs.append(subprocess.Popen([sys.executable, "-m", "digitize", "process", str(batch), "--quiet"], env=env,
                                   cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=600)[0] for p in procs]
