@@ -51,7 +51,7 @@ def make_documents(batch: Path, count: int, *, tiny: bool) -> Path:
     for i in range(count):
         name = f"p-{i:06d}.png"
         if tiny:
-            page = render_page((f"Số {i:06d}",), width_in=1.0, height_in=0.4, font_pt=10.0)
+            page = render_page((f"Số {i:06d}",), width_in=2.0, height_in=1.0, font_pt=10.0)  # distinct bytes
         else:
             page = render_page(LINES + PARAGRAPH[: 3 + i % 5] + (f"Số hồ sơ {i:06d}",), width_in=7.0,
                                height_in=5.0, font_pt=12.0)
@@ -202,6 +202,7 @@ def main() -> None:
         batch = make_documents(work / "ocr" / "bench-ocr", args.docs, tiny=False)
         with cluster("LocalExecutor", base_env) as env:
             lib = library_run(env, batch, "bench_lib")
+            assert lib["archived"] == args.docs, lib
             rows.append(f"| (a) library, {os.cpu_count()} processes | {lib['wall_seconds']:.1f} | "
                         f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 |")
             print(rows[-1], flush=True)
@@ -224,6 +225,7 @@ def main() -> None:
             lib = library_run(env, batch, f"noop_lib_{size}")
             run = airflow_run(env, batch.parent, chunk, f"noop-{size}")
         extra_ms = 1000 * (run["wall_seconds"] - lib["wall_seconds"]) / size
+        assert lib["archived"] == size, lib  # every document really went through every other stage
         rows.append(f"| no-op OCR, {size} docs, {-(-size // chunk)} tasks | library {lib['wall_seconds']:.1f} s "
                     f"({1000 * lib['wall_seconds'] / size:.1f} ms/doc) | Airflow {run['wall_seconds']:.1f} s "
                     f"({1000 * run['wall_seconds'] / size:.1f} ms/doc, {run['state']}) | +{extra_ms:.1f} ms/doc |")

@@ -122,8 +122,10 @@ def test_deadline_callback_posts_the_late_run(webhook: tuple[str, list[dict[str,
     assert "2026-11-27T02:10:00Z" in body["message"]
 
 
-def test_inbox_runs_have_an_average_runtime_deadline() -> None:
+def test_inbox_runs_have_an_average_runtime_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("DIGITIZE_DEADLINE_MINUTES", "45")
     from airflow.sdk.definitions.callback import AsyncCallback
     from airflow.sdk.definitions.deadline import AverageRuntimeDeadline
 
@@ -132,3 +134,4 @@ def test_inbox_runs_have_an_average_runtime_deadline() -> None:
     assert isinstance(alert.reference, AverageRuntimeDeadline)
     assert isinstance(alert.callback, AsyncCallback)
     assert alert.callback.path == "digitize.alerts.deadline_missed"
+    assert alert.interval.total_seconds() == 45 * 60
