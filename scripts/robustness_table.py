@@ -1,6 +1,6 @@
 """Render docs/robustness.md from the outcomes the robustness tests recorded (never written by hand).
 
-    DIGITIZE_ROBUSTNESS_OUT=/tmp/robustness.jsonl .venv/bin/python -m pytest \\
+    ROBUSTNESS_OUT=/tmp/robustness.jsonl .venv/bin/python -m pytest \\
         tests/test_bad_input.py tests/test_faults.py tests/test_concurrency.py tests/test_security.py
     .venv/bin/python scripts/robustness_table.py /tmp/robustness.jsonl > docs/robustness.md
 
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             jsonl = Path(tmp) / "robustness.jsonl"
             done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS],
-                                  cwd=REPO, env={**os.environ, "DIGITIZE_ROBUSTNESS_OUT": str(jsonl)},
+                                  cwd=REPO, env={**os.environ, "ROBUSTNESS_OUT": str(jsonl)},
                                   capture_output=True, text=True)
             summary = (done.stdout.strip().splitlines() or ["no output"])[-1].strip("= ")
             if done.returncode != 0:

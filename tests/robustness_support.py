@@ -1,8 +1,9 @@
 """Shared helpers of the robustness tests (bad input, faults, concurrency, security).
 
 Every case records what was observed (status, reason code) through :func:`record`; with
-``DIGITIZE_ROBUSTNESS_OUT=<file.jsonl>`` set, ``scripts/robustness_table.py`` renders those lines into
-``docs/robustness.md``, so the table is what the tests saw, not what someone wrote by hand.
+``ROBUSTNESS_OUT=<file.jsonl>`` set (not a ``DIGITIZE_`` name: conftest clears those),
+``scripts/robustness_table.py`` renders those lines into ``docs/robustness.md``, so the table is
+what the tests saw, not what someone wrote by hand.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ S3_SECRET = "robustness-S3-secret-4b9e"  # moto takes any secret; this one must 
 
 
 def record(group: str, case: str, status: str, reason: str | None = None, note: str = "") -> None:
-    """Append one observed outcome for docs/robustness.md (only when DIGITIZE_ROBUSTNESS_OUT names a file)."""
-    out = os.environ.get("DIGITIZE_ROBUSTNESS_OUT")
+    """Append one observed outcome for docs/robustness.md (only when ROBUSTNESS_OUT names a file)."""
+    out = os.environ.get("ROBUSTNESS_OUT")
     if not out:
         return
     line = {"group": group, "case": case, "status": status, "reason": reason or "", "note": note}
