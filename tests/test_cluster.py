@@ -154,6 +154,9 @@ def test_backlog_runs_through_two_celery_workers(cluster: dict[str, Any], backlo
     assert names == {"worker1", "worker2"}, workers  # both Celery workers took chunks
     for name in ("worker1", "worker2"):
         assert "execute_workload" in (logs / f"{name}.log").read_text()
+    # The dag-processor parsed every DAG, the inbox with its DeadlineAlert (cluster.sh turns it on).
+    errors = _airflow(cluster["env"], "dags", "list-import-errors", "-o", "json")
+    assert errors.returncode == 0 and ".py" not in errors.stdout, errors.stdout + errors.stderr
 
 
 def test_ctrl_c_stops_every_process(cluster: dict[str, Any], backlog_run: dict[str, Any]) -> None:
