@@ -456,7 +456,8 @@ def _open_pdf(path: Path) -> Iterator[pikepdf.Pdf]:
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf(f"{path.name}: the PDF is password-protected") from exc
     except (pikepdf.PdfError, OSError, ValueError) as exc:
-        raise CorruptFile(f"{path.name}: the PDF is damaged ({exc})") from exc
+        detail = str(exc).replace(str(path), path.name)  # qpdf names the file by its full path: not for officers
+        raise CorruptFile(f"{path.name}: the PDF is damaged ({detail})") from exc
     with pdf:
         yield pdf
 
