@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -31,16 +32,22 @@ S3_SECRET = "e2e-S3-secret-7c1f0d"  # moto accepts any credentials; this one mus
 
 @contextlib.contextmanager
 def _captured_output(path: Path) -> Iterator[None]:
-    """Everything the tasks print or log (file descriptors 1 and 2) also goes to ``path``."""
+    """Everything the tasks print or log also goes to ``path``: file descriptors 1 and 2 (child
+    processes, C libraries), ``sys.stdout``/``sys.stderr`` (whatever test capture put there) and the
+    root logger."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with path.open("ab") as sink:
+    with path.open("ab") as sink, open(path, "a", encoding="utf-8", buffering=1) as text_sink:
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
+        handler = logging.StreamHandler(text_sink)
+        logging.getLogger().addHandler(handler)
         try:
-            yield
+            with contextlib.redirect_stdout(text_sink), contextlib.redirect_stderr(text_sink):
+                yield
         finally:
+            logging.getLogger().removeHandler(handler)
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(saved[0], 1)
