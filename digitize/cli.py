@@ -185,6 +185,20 @@ def cmd_quarantine_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_correct(args: argparse.Namespace) -> int:
+    """Supersede an archived document by a corrected batch: same code, next version, who and why recorded."""
+    from digitize.manifest import read_manifest
+    from digitize.pipeline import PipelineContext, correct_document
+
+    ctx = PipelineContext()
+    ctx.catalog.upgrade()
+    ctx.archive.ensure_bucket()
+    outcome = correct_document(ctx, args.code, read_manifest(Path(args.batch)), actor=args.actor, reason=args.reason)
+    record = ctx.catalog.get_document(outcome.document_id)
+    print(f"{args.code} version {record.version}: {outcome.status} {outcome.reason or ''}".rstrip())
+    return 0 if outcome.status == "ARCHIVED" else 1
+
+
 def cmd_review_list(args: argparse.Namespace) -> int:
     records = [r for r in _catalog().documents(status="ARCHIVED") if r.needs_review]
     for record in records:
@@ -354,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("ids", nargs="+", type=int)
     q.add_argument("--batch-root", required=True, help="inbox folder holding the batch folders")
     q.set_defaults(func=cmd_quarantine_retry)
+
+    p = sub.add_parser("correct", help="supersede an archived document by a corrected version (same code)")
+    p.add_argument("code", help="code of the archived document to correct")
+    p.add_argument("batch", help="batch folder with the corrected scan(s) and a one-document manifest.csv")
+    p.add_argument("--actor", required=True, help="who makes the correction (recorded in the event log)")
+    p.add_argument("--reason", required=True, help="why (e.g. 'page 2 was missing')")
+    p.set_defaults(func=cmd_correct)
 
     p = sub.add_parser("review", help="archived documents flagged for human review")
     rsub = p.add_subparsers(dest="action", required=True)

@@ -40,16 +40,17 @@ from digitize.errors import (
     DigitizeError,
     InputError,
     LowResolution,
+    ManifestError,
     ScratchSpaceFull,
     SignatureFailed,
     TransientError,
 )
 from digitize.inbox import BatchSource, LocalBatch
-from digitize.manifest import BatchPlan, RowError
+from digitize.manifest import BatchPlan, PlannedDocument, RowError
 
 if TYPE_CHECKING:
     from digitize.archive import S3Archive
-    from digitize.catalog import Catalog, DocumentRecord
+    from digitize.catalog import Catalog, DocumentRecord, DocumentSpec
     from digitize.ocr import OcrResult
     from digitize.signing import AgencySigner, DocumentQr
 
@@ -143,26 +144,50 @@ class DocumentOutcome:
                 "reason": self.reason, "pages": self.pages, "seconds": self.seconds}
 
 
-def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
-    """Hash each original and register it (idempotent by content), recording refused rows as events."""
+def document_spec(plan: BatchPlan, doc: PlannedDocument) -> DocumentSpec:
+    """What the catalog registers for one manifest document: its fields and the SHA-256 of each file."""
     from digitize.catalog import DocumentSpec, FileSpec
 
+    digests = [plan.files.digest(name) for name in doc.files]
+    files = tuple(FileSpec(position=i, name=name, sha256=sha, size=size)
+                  for i, (name, (sha, size)) in enumerate(zip(doc.files, digests, strict=True)))
+    return DocumentSpec(
+        batch_id=plan.batch_id, files=files, agency_code=doc.agency_code, kind=doc.kind, title=doc.title,
+        issued_date=doc.issued_date, manifest_document_id=doc.key, procedure_code=doc.procedure_code,
+        dossier_code=doc.dossier_code, register_id=doc.register_id, valid_until=doc.valid_until,
+        holder_id=doc.holder_id, scanned_at=doc.scanned_at,
+    )
+
+
+def correct_document(ctx: PipelineContext, code: str, plan: BatchPlan, *, actor: str,
+                     reason: str) -> DocumentOutcome:
+    """Supersede the archived document ``code`` by the one document of ``plan`` (a corrected scan or metadata).
+
+    The correction keeps the code and gets the next version: new objects under ``…/v<N+1>/``, the
+    old version kept and linked, events saying who corrected what and why. Coverage counts the code once.
+    """
+    current = ctx.catalog.get_by_code(code)
+    if current is None:
+        raise ManifestError(f"no archived document has code {code}", hint="Check the code with 'show'.")
+    if len(plan.documents) != 1 or plan.errors:
+        problems = "; ".join(f"row {e.row}: {e.message}" for e in plan.errors)
+        found = problems or f"found {len(plan.documents)}"
+        raise ManifestError(f"a correction batch must describe exactly one valid document ({found})")
+    record, _created = ctx.catalog.supersede(current.id, document_spec(plan, plan.documents[0]), actor=actor,
+                                             reason=reason)
+    return process_document(ctx, record.id, plan.files)
+
+
+def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
+    """Hash each original and register it (idempotent by content), recording refused rows as events."""
     to_process: list[int] = []
     duplicates: list[Duplicate] = []
     for error in plan.errors:
         catalog.add_event(None, "manifest_validation", "failure", batch_id=plan.batch_id,
                           detail=f"row {error.row} ({error.file}): [{error.reason}] {error.message}")
-    source = plan.files
     for doc in plan.documents:
-        digests = [source.digest(name) for name in doc.files]
-        files = tuple(FileSpec(position=i, name=name, sha256=sha, size=size)
-                      for i, (name, (sha, size)) in enumerate(zip(doc.files, digests, strict=True)))
-        spec = DocumentSpec(
-            batch_id=plan.batch_id, files=files, agency_code=doc.agency_code, kind=doc.kind, title=doc.title,
-            issued_date=doc.issued_date, manifest_document_id=doc.key, procedure_code=doc.procedure_code,
-            dossier_code=doc.dossier_code, register_id=doc.register_id, valid_until=doc.valid_until,
-            holder_id=doc.holder_id, scanned_at=doc.scanned_at,
-        )
+        spec = document_spec(plan, doc)
+        files = spec.files
         record, created = catalog.register_document(spec)
         if created:
             catalog.add_event(record.id, "ingestion", "success", tool="digitize", tool_version=__version__,
