@@ -204,7 +204,9 @@ def test_originals_are_never_modified_moved_or_deleted(bad: dict[str, Any]) -> N
 
 
 def test_large_tiff_streams(tmp_path: Path, s3_server: str, demo_pki: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """1,000 small pages in one TIFF: archived page by page in a child process whose peak memory stays low."""
+    """1,000 small pages in one TIFF are archived page by page: the peak memory of the process that
+    does it is no larger than for 100 pages (absolute figures depend on the machine and its load)."""
+    import json
     import subprocess
     import sys
 
@@ -212,21 +214,27 @@ def test_large_tiff_streams(tmp_path: Path, s3_server: str, demo_pki: Any, monke
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "big-tiff", ocr_jobs=2)
-    batch = write_batch(tmp_path / "inbox", "batch-big", {"thousand.tif": _tiff(1000)}, [row("thousand.tif")])
-    doc_id = register(ctx, batch).to_process[0]
     script = ("import json, resource, sys\nfrom pathlib import Path\n"
               "from digitize.pipeline import PipelineContext, process_document\n"
               "o = process_document(PipelineContext(), int(sys.argv[2]), Path(sys.argv[1]))\n"
               "print(json.dumps([o.status, o.pages, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
     env.update(settings_env(ctx.settings), DIGITIZE_OCR_ENGINE="noop")
-    done = subprocess.run([sys.executable, "-c", script, str(batch), str(doc_id)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    status, pages, max_rss_kb = json.loads(done.stdout.strip().splitlines()[-1])
-    assert (status, pages) == ("ARCHIVED", 1000)
-    assert max_rss_kb < 700_000, f"peak memory {max_rss_kb / 1024:.0f} MB: pages are not streamed"
-    record(GROUP, "1,000-page TIFF", status, None, f"1000 pages, peak RSS {round(max_rss_kb / 1024, -1):.0f} MB")
+    peaks = {}
+    for count in (100, 1000):
+        name = f"pages-{count}.tif"
+        batch = write_batch(tmp_path / "inbox", f"batch-{count}", {name: _tiff(count)}, [row(name)])
+        doc_id = register(ctx, batch).to_process[0]
+        done = subprocess.run([sys.executable, "-c", script, str(batch), str(doc_id)], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        status, pages, max_rss_kb = json.loads(done.stdout.strip().splitlines()[-1])
+        assert (status, pages) == ("ARCHIVED", count)
+        peaks[count] = max_rss_kb / 1024
+    growth = peaks[1000] - peaks[100]
+    assert growth < 150, f"peak memory {peaks[100]:.0f} MB for 100 pages, {peaks[1000]:.0f} MB for 1,000: not streamed"
+    record(GROUP, "1,000-page TIFF", "ARCHIVED", None,
+           f"1000 pages, peak RSS {round(peaks[1000], -1):.0f} MB ({round(peaks[100], -1):.0f} MB for 100 pages)")
 
 
 def test_low_dpi_quarantined_when_configured(tmp_path: Path, s3_server: str, demo_pki: Any,
