@@ -91,16 +91,21 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     catalog = _catalog()
     plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
     as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
-    report = coverage.compute_coverage(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
-                                       plan, as_of)
+    frames = catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame()
+    if args.drill_down:
+        rows = coverage.drill_down(*frames, as_of, level=args.level, agency=args.agency, part=args.drill_down)
+        if args.out:
+            rows.to_csv(args.out, index=False, encoding="utf-8")
+            print(f"{len(rows)} register row(s) written to {args.out}")
+        else:
+            print(rows.to_string(index=False) if len(rows) else "no register rows")
+        return 0
+    report = coverage.compute_coverage(*frames, plan, as_of)
     print(coverage.render_table(report))
     if args.out:
         out = Path(args.out)
-        writer = {"csv": coverage.write_csv, "html": getattr(coverage, "write_html", None),
-                  "xlsx": getattr(coverage, "write_xlsx", None)}[args.format]
-        if writer is None:
-            raise DigitizeError(f"format {args.format} is not available in this version")
-        writer(report, out)
+        writers = {"csv": coverage.write_csv, "html": coverage.write_html, "xlsx": coverage.write_xlsx}
+        writers[args.format](report, out)
         print(f"wrote {out}")
     return 0
 
@@ -344,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", help="plan file (default DIGITIZE_PLAN)")
     p.add_argument("--format", choices=("csv", "html", "xlsx"), default="csv")
     p.add_argument("--out", help="write the report here")
+    p.add_argument("--drill-down", choices=("numerator", "denominator", "missing"),
+                   help="list the register rows behind a figure instead of the report")
+    p.add_argument("--level", help="with --drill-down: province, district or commune")
+    p.add_argument("--agency", help="with --drill-down: one agency code")
     p.set_defaults(func=cmd_coverage)
 
     for noun, func in (("agencies", cmd_agencies_import), ("register", cmd_register_import)):

@@ -295,3 +295,15 @@ def test_archived_text_is_searchable_with_or_without_diacritics(e2e: dict[str, A
         hits = search.search(e2e["catalog"], query).hits
         assert hits and hits[0].code == land.code, query
         assert hits[0].page == 1
+
+
+def test_cli_drill_down_lists_the_register_rows_behind_a_figure(e2e: dict[str, Any],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from digitize.cli import main
+
+    assert main(["coverage", "--drill-down", "numerator", "--level", "province"]) == 0
+    out = capsys.readouterr().out
+    assert "REG-0001" in out and "REG-0002" in out and "REG-0003" not in out
+    assert main(["coverage", "--drill-down", "missing", "--level", "commune"]) == 0
+    missing = capsys.readouterr().out
+    assert "REG-0015" in missing and "REG-0017" not in missing and "REG-0018" not in missing  # 0018 expired
