@@ -502,10 +502,13 @@ def record_from_sidecar(sidecar: Mapping[str, Any], *, sidecar_key: str, sidecar
         pdf_sha256=pdf["sha256"], sidecar_key=sidecar_key, sidecar_sha256=sidecar_sha256,
         pages=sidecar["pages"], mean_confidence=(sidecar.get("ocr") or {}).get("mean_confidence"),
         needs_review=bool(sidecar.get("needs_review", False)),
-        received_at=_event_time(sidecar, "ingestion") or archived_at, archived_at=archived_at,
+        received_at=(datetime.fromisoformat(sidecar["received_at"]) if sidecar.get("received_at")
+                     else _event_time(sidecar, "ingestion") or archived_at),
+        archived_at=archived_at,
         files=tuple(FileSpec(f["position"], f.get("original_name") or f["key"].rsplit("/", 1)[-1], f["sha256"],
                              f["size"]) for f in originals),
-        original_keys=tuple(f["key"] for f in originals), manifest_document_id=None, supersedes_id=supersedes_id,
+        original_keys=tuple(f["key"] for f in originals), manifest_document_id=sidecar.get("manifest_document_id"),
+        supersedes_id=supersedes_id,
     )
 
 
