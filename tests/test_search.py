@@ -6,7 +6,6 @@ in moto's S3 server over HTTP, text re-extracted with pdftotext.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import os
 import subprocess
@@ -19,45 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
+from test_catalog import fresh_database_url  # one throwaway PostgreSQL cluster for the whole run
 
 from digitize import search
 from digitize.catalog import ArchivedInfo, Catalog, DocumentSpec, FileSpec
 from digitize.errors import CatalogConflict, SearchQueryInvalid
 
 REPO = Path(__file__).resolve().parent.parent
-POSTGRES_SH = REPO / "scripts" / "postgres.sh"
 TEMPLATE = "{agency}.{year}.{kind}.{seq:06d}"
 SOTP = "000.00.12.H99"  # Sở Tư pháp (samples/agencies.csv)
 HUYEN_A = "000.00.31.H99"
 
 # ------------------------------------------------------------------------------------------ backends
-
-_CLUSTER: dict[str, str] = {}
-
-
-def postgres_server_url() -> str:
-    """A throwaway PostgreSQL cluster, started once per test process (the pattern of tests/test_catalog.py)."""
-    if "url" not in _CLUSTER:
-        folder = tempfile.mkdtemp(prefix="digitize-pg-", dir="/tmp")
-        result = subprocess.run(["bash", str(POSTGRES_SH), "start", folder], capture_output=True, text=True,
-                                timeout=900, env={**os.environ, "POSTGRES_FSYNC": "off"})
-        assert result.returncode == 0, f"scripts/postgres.sh failed:\n{result.stderr}"
-        _CLUSTER.update(url=result.stdout.strip(), folder=folder)
-        atexit.register(subprocess.run, ["bash", str(POSTGRES_SH), "stop", folder], capture_output=True)
-    return _CLUSTER["url"]
-
-
-def fresh_database_url(backend: str, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'catalog.db'}"
-    server = sa.make_url(postgres_server_url())
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return server.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
