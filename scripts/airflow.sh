@@ -13,7 +13,10 @@ s3_pid=$!
 say "starting Airflow (api-server, scheduler, dag-processor, triggerer); log in logs/standalone.log"
 setsid .venv/bin/airflow standalone >logs/standalone.log 2>&1 &
 af_pid=$!
+stopped=""
 stop() {
+  [ -n "$stopped" ] && return
+  stopped=1
   say "stopping Airflow and the S3 endpoint"
   kill -TERM -- -"$af_pid" 2>/dev/null || true
   kill -TERM -- -"$s3_pid" 2>/dev/null || true
@@ -26,10 +29,10 @@ for _ in $(seq 1 120); do
   kill -0 "$af_pid" 2>/dev/null || { tail -30 logs/standalone.log; exit 1; }
   sleep 1
 done
-password=$(.venv/bin/python -c "import json; print(json.load(open('simple_auth_manager_passwords.json.generated'))['admin'])" 2>/dev/null || echo "see simple_auth_manager_passwords.json.generated")
 cat <<MSG
 
-  Airflow UI:  http://127.0.0.1:8080   (user: admin, password: $password)
+  Airflow UI:  http://127.0.0.1:8080   (user: admin; the generated password is in
+               $(pwd)/simple_auth_manager_passwords.json.generated, never printed)
   Drop batches (scans + manifest.csv, then an empty _READY file) into $(pwd)/var/inbox/<batch>/
   or trigger "digitize_inbox" from the UI with its form. Ctrl-C stops everything.
 
