@@ -36,7 +36,7 @@ ensure_installed() {
     log "installing Debian's postgresql package"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
-    apt-get install -y -qq postgresql >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
     find_bindir >/dev/null || { log "postgresql installed but no server binaries under /usr/lib/postgresql"; exit 1; }
 }
 
