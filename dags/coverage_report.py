@@ -16,7 +16,6 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
-S3_CONN_ID = "digitize_s3"
 TZ = "Asia/Ho_Chi_Minh"
 
 
@@ -43,25 +42,15 @@ def coverage_report() -> None:
         from datetime import date
         from pathlib import Path
 
-        from airflow.exceptions import AirflowNotFoundException
+        from digitize_airflow import pipeline_context  # plugins/: shared by the DAGs
 
         from digitize import coverage
-        from digitize.archive import ArchiveOptions, S3Archive
-        from digitize.catalog import Catalog
-        from digitize.config import load_settings
         from digitize.reports import publish_coverage
 
         assert params is not None
-        settings = load_settings()
-        try:
-            from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-            archive = S3Archive(S3Hook(aws_conn_id=S3_CONN_ID).get_conn(), settings.s3_bucket,
-                                ArchiveOptions.from_env())
-        except AirflowNotFoundException:
-            archive = S3Archive.from_settings(settings)
+        ctx = pipeline_context()
+        settings, archive, catalog = ctx.settings, ctx.archive, ctx.catalog
         archive.ensure_bucket()
-        catalog = Catalog(settings.catalog_url)
         catalog.upgrade()
         plan = coverage.load_plan(Path(params["plan"]) if params["plan"] else settings.plan_path)
         as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else pendulum.now(TZ).date()

@@ -28,7 +28,6 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 OCR_POOL = "ocr"
-S3_CONN_ID = "digitize_s3"
 OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
 MAX_MAP_LENGTH = 1024
 # priority_weight per form choice; digitize_inbox's chunks run at 10.
@@ -59,16 +58,12 @@ def cut_chunks(work: list[tuple[str, int]], chunk_size: int) -> list[dict[str, A
 
 def _s3_factory() -> Callable[[str], Any] | None:
     """S3 access through Airflow's connection when it exists (else the library's settings)."""
-    from airflow.exceptions import AirflowNotFoundException
+    from digitize_airflow import s3_client  # plugins/: shared by the DAGs
 
     from digitize.inbox import client_s3
 
-    try:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        return client_s3(S3Hook(aws_conn_id=S3_CONN_ID).get_conn())
-    except AirflowNotFoundException:
-        return None
+    client = s3_client()
+    return None if client is None else client_s3(client)
 
 
 def _context() -> Any:

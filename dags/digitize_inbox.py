@@ -18,7 +18,6 @@ from airflow.sdk import Asset, Param, dag, task
 
 CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
 OCR_POOL = "ocr"
-S3_CONN_ID = "digitize_s3"
 # Tesseract processes per chunk task = pool slots it takes (the pool has one slot per core).
 OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
 MAX_MAP_LENGTH = 1024
@@ -62,21 +61,9 @@ def _deadline() -> Any:
 
 
 def _context() -> Any:
-    """Library context whose S3 client comes from the Airflow connection when it exists, else the environment."""
-    from airflow.exceptions import AirflowNotFoundException
+    from digitize_airflow import pipeline_context  # plugins/: shared by the DAGs
 
-    from digitize.archive import ArchiveOptions, S3Archive
-    from digitize.config import load_settings
-    from digitize.pipeline import PipelineContext
-
-    settings = load_settings()
-    try:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        client = S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
-    except AirflowNotFoundException:
-        return PipelineContext(settings)
-    return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket, ArchiveOptions.from_env()))
+    return pipeline_context()
 
 
 @dag(

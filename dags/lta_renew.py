@@ -17,27 +17,14 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-S3_CONN_ID = "digitize_s3"
 TZ = "Asia/Ho_Chi_Minh"
 MAX_MAP_LENGTH = 1024
 
 
 def _context() -> Any:
-    """Library context whose S3 client comes from the Airflow connection when it exists, else the environment."""
-    from airflow.exceptions import AirflowNotFoundException
+    from digitize_airflow import pipeline_context  # plugins/: shared by the DAGs
 
-    from digitize.archive import ArchiveOptions, S3Archive
-    from digitize.config import load_settings
-    from digitize.pipeline import PipelineContext
-
-    settings = load_settings()
-    try:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        client = S3Hook(aws_conn_id=S3_CONN_ID).get_conn()
-    except AirflowNotFoundException:
-        return PipelineContext(settings)
-    return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket, ArchiveOptions.from_env()))
+    return pipeline_context()
 
 
 @dag(
