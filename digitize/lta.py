@@ -178,9 +178,7 @@ def add_document_timestamp(pdf: bytes, options: RenewalOptions) -> bytes:
 
 def renewed_sidecar(old: dict[str, Any], *, version: int, pdf_obj: Any, verdict: Any, detail: str) -> dict[str, Any]:
     """The sidecar of the renewed version: the old description, the new PDF, the renewal event."""
-    import jsonschema
-
-    from digitize.pipeline import SIDECAR_SCHEMA
+    from digitize.pipeline import sidecar_validator
     from digitize.signing import pyhanko_version
 
     now = datetime.now(UTC).isoformat()
@@ -195,8 +193,7 @@ def renewed_sidecar(old: dict[str, Any], *, version: int, pdf_obj: Any, verdict:
                                             "tool_version": pyhanko_version(), "at": now, "detail": detail}],
         "tools": {**old.get("tools", {}), "pyhanko": pyhanko_version(), "digitize": __version__},
     }
-    schema = json.loads(SIDECAR_SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.validate(sidecar, schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    sidecar_validator().validate(sidecar)
     return sidecar
 
 
