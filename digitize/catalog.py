@@ -151,7 +151,7 @@ documents = sa.Table(
     sa.Column("register_id", sa.String(100), index=True),
     sa.Column("dossier_code", sa.String(40)),
     sa.Column("procedure_code", sa.String(40)),
-    sa.Column("holder_id", sa.String(100)),
+    sa.Column("holder_id", sa.String(100), index=True),  # the reuse API lists a holder's documents
     sa.Column("scanned_at", sa.String(100)),
     sa.Column("manifest_document_id", sa.String(200)),
     sa.Column("reason", sa.String(64)),

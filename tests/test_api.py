@@ -25,7 +25,7 @@ import uvicorn
 from test_search import BIRTH, LAND, LAND_P2, LAND_P3, MARRIAGE, archive_record, archive_signed, s3_archive, signer
 
 from digitize import api, search
-from digitize.catalog import Catalog
+from digitize.catalog import Catalog, documents
 
 REPO = Path(__file__).resolve().parent.parent
 H1, H2 = "079070001234", "079219000001"
@@ -186,6 +186,18 @@ def test_holder_documents_are_the_still_valid_ones_unless_asked(env: dict[str, A
                 f"/holders/{H1}/documents?procedure_code=1.1"):
         response = get(env, bad)
         assert response.status_code == 422 and error(response)["reason"] == "INVALID_REQUEST", bad
+
+
+def test_holder_lookup_uses_the_holder_index(tmp_path: Path) -> None:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'plan.db'}")
+    catalog.upgrade()
+    query = api._latest_archived_query((documents.c.holder_id == H1) & (documents.c.kind == "KQ"))
+    with catalog._read() as conn:
+        compiled = query.compile(dialect=conn.dialect)
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params))
+    catalog.close()
+    assert "USING INDEX ix_documents_holder_id (holder_id=?)" in plan, plan
 
 
 def test_document_metadata_and_sidecar(env: dict[str, Any]) -> None:
