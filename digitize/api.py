@@ -139,7 +139,7 @@ def create_token(catalog: Catalog, name: str, scopes: Sequence[str] = SCOPES) ->
         raise ConfigurationError(f"scopes {unknown or '(none)'} are not among {', '.join(SCOPES)}")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
-        with catalog._write() as conn:
+        with catalog.write() as conn:
             conn.execute(sa.insert(api_clients).values(name=name, token_sha256=_sha256(token),
                                                        scopes=",".join(sorted(set(scopes))), created_at=_now()))
     except sa_exc.IntegrityError:
@@ -151,7 +151,7 @@ def create_token(catalog: Catalog, name: str, scopes: Sequence[str] = SCOPES) ->
 
 def revoke_token(catalog: Catalog, name: str) -> bool:
     """Revoke a client's token; False if there is no active client of that name."""
-    with catalog._write() as conn:
+    with catalog.write() as conn:
         result = conn.execute(sa.update(api_clients).where((api_clients.c.name == name)
                                                            & api_clients.c.revoked_at.is_(None))
                               .values(revoked_at=_now(), name=f"{name} (revoked {_now():%Y%m%dT%H%M%S})"))
@@ -160,7 +160,7 @@ def revoke_token(catalog: Catalog, name: str) -> bool:
 
 def list_clients(catalog: Catalog) -> list[dict[str, Any]]:
     """Clients with their scopes and dates (never a token)."""
-    with catalog._read() as conn:
+    with catalog.read() as conn:
         rows = conn.execute(sa.select(api_clients.c.name, api_clients.c.scopes, api_clients.c.created_at,
                                       api_clients.c.revoked_at).order_by(api_clients.c.id)).mappings()
         return [dict(r) for r in rows]
@@ -168,7 +168,7 @@ def list_clients(catalog: Catalog) -> list[dict[str, Any]]:
 
 def authenticate(catalog: Catalog, token: str) -> ApiClient | None:
     """The active client holding ``token``, or None."""
-    with catalog._read() as conn:
+    with catalog.read() as conn:
         row = conn.execute(sa.select(api_clients).where((api_clients.c.token_sha256 == _sha256(token))
                                                         & api_clients.c.revoked_at.is_(None))).first()
     if row is None:
@@ -195,7 +195,7 @@ def reuse_frame(catalog: Catalog) -> pd.DataFrame:
         .join(documents, documents.c.id == reuse_events.c.document_id)
         .order_by(reuse_events.c.id)
     )
-    with catalog._read() as conn:
+    with catalog.read() as conn:
         rows = [tuple(r) for r in conn.execute(query)]
     frame = pd.DataFrame.from_records(rows, columns=columns)
     frame["reused_at"] = pd.to_datetime(frame["reused_at"], utc=True)
@@ -414,7 +414,7 @@ def _latest_archived_query(condition: sa.ColumnElement[bool]) -> sa.Select[Any]:
 
 def _latest_archived(catalog: Catalog, condition: sa.ColumnElement[bool]) -> list[Any]:
     query = _latest_archived_query(condition)
-    with catalog._read() as conn:  # status filtered here: in SQL it could steer the planner to the status index
+    with catalog.read() as conn:  # status filtered here: in SQL it could steer the planner to the status index
         return [r for r in conn.execute(query) if r.status == "ARCHIVED"]
 
 
@@ -519,7 +519,7 @@ def create_app(catalog: Catalog | None = None, *, archive: Archive | None = None
             status = 500
             raise
         finally:
-            with services.catalog._write() as conn:
+            with services.catalog.write() as conn:
                 conn.execute(sa.insert(access_log).values(
                     at=_now(), client=who.name, method=request.method, path=request.url.path[:1000], action=action,
                     subject=subject, purpose=purpose or "", status=status))
@@ -633,14 +633,14 @@ def create_app(catalog: Catalog | None = None, *, archive: Archive | None = None
             catalog = services.catalog
             created = False
             try:
-                with catalog._write() as conn:
+                with catalog.write() as conn:
                     conn.execute(sa.insert(reuse_events).values(
                         document_id=row.id, code=row.code, client=who.name, caller_system=caller,
                         new_dossier_code=body.new_dossier_code, purpose=purpose, reused_at=_now()))
                 created = True
             except sa_exc.IntegrityError:
                 pass  # the same reuse sent again: answer with the record
-            with catalog._read() as conn:
+            with catalog.read() as conn:
                 stored = conn.execute(sa.select(reuse_events).where(
                     (reuse_events.c.document_id == row.id)
                     & (reuse_events.c.new_dossier_code == body.new_dossier_code))).one()

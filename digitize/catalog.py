@@ -659,10 +659,22 @@ class Catalog:
         self._engine.dispose()
 
     # --------------------------------------------------------------------------------- transactions
+    # The public surface for modules that keep their own tables in the catalog database (search, api):
+    # their SQL then runs under the same locking, queueing and error mapping as the catalog's own.
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``, for callers whose SQL differs between the two."""
+        return self._dialect
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """One write transaction; on SQLite it takes the write lock at BEGIN (queued by busy_timeout)."""
+    def write(self) -> Iterator[Connection]:
+        """One write transaction, committed on exit; on SQLite writers of the file queue for their turn
+        (across threads and processes) and take the write lock at BEGIN, so they wait instead of failing
+        "database is locked".
+
+        Driver errors a retry can cure come out as :class:`~digitize.errors.CatalogUnavailable`.
+        """
         with _guard(), self._queue(), self._engine.connect() as conn:
             if self._dialect == "sqlite":
                 conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -678,7 +690,9 @@ class Catalog:
                 yield
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Connection]:
+        """A transaction for reads: it takes no write turn, so it does not wait behind writers; errors mapped
+        as in :meth:`write`."""
         with _guard(), self._engine.connect() as conn, conn.begin():
             yield conn
 
@@ -695,7 +709,7 @@ class Catalog:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self._write() as conn:
+        with self.write() as conn:
             if self._dialect == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_UPGRADE_LOCK_ID)))
             config.attributes["connection"] = conn
@@ -705,7 +719,7 @@ class Catalog:
         """Alembic revision the database is at (``None`` before :meth:`upgrade`)."""
         from alembic.runtime.migration import MigrationContext
 
-        with self._read() as conn:
+        with self.read() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     # ---------------------------------------------------------------------------------- agencies
@@ -713,7 +727,7 @@ class Catalog:
     def get_agency(self, code: str, *, as_of: date | None = None) -> Agency | None:
         """The agency with ``code`` (``None`` if unknown, or if it did not exist on ``as_of``)."""
         parse_agency_code(code)
-        with self._read() as conn:
+        with self.read() as conn:
             row = conn.execute(sa.select(agencies).where(agencies.c.code == code)).mappings().first()
         if row is None:
             return None
@@ -742,7 +756,7 @@ class Catalog:
                 rejected.append(RowError(number, f"code {values['code']} repeats row {parsed[values['code']][0]}"))
                 continue
             parsed[values["code"]] = (number, values)
-        with self._write() as conn:
+        with self.write() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
             while True:  # a refused parent takes its children with it
                 available = known | set(parsed)
@@ -771,7 +785,7 @@ class Catalog:
         """
         header, rows = _read_table(path)
         _require_columns(path, header, ("register_id", "agency_code", "title", "issued_date"))
-        with self._read() as conn:
+        with self.read() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
         rejected: list[RowError] = []
         parsed: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -791,7 +805,7 @@ class Catalog:
                     number, f"register_id {values['register_id']} repeats row {parsed[values['register_id']][0]}"))
                 continue
             parsed[values["register_id"]] = (number, values)
-        with self._write() as conn:
+        with self.write() as conn:
             summary = self._upsert(conn, register, "register_id", [v for _, v in parsed.values()])
         return ImportSummary(*summary, rejected=rejected)
 
@@ -826,7 +840,7 @@ class Catalog:
         fingerprint = spec.fingerprint
         for _attempt in range(3):
             try:
-                with self._write() as conn:
+                with self.write() as conn:
                     found = self._find(conn, documents.c.fingerprint == fingerprint)
                     if found is not None:
                         return found, False
@@ -860,7 +874,7 @@ class Catalog:
             spec.validate()
         prints = [spec.fingerprint for spec in specs]
         try:
-            with self._write() as conn:
+            with self.write() as conn:
                 known: dict[str, DocumentRecord] = {}
                 unique = list(dict.fromkeys(prints))
                 for start in range(0, len(unique), 500):
@@ -909,7 +923,7 @@ class Catalog:
             raise ValueError("a correction needs the actor and the reason")
         fingerprint = spec.fingerprint
         try:
-            with self._write() as conn:
+            with self.write() as conn:
                 old = self._find(conn, documents.c.id == document_id, lock=True)
                 if old is None:
                     raise CatalogConflict(f"no document {document_id} to correct")
@@ -954,7 +968,7 @@ class Catalog:
 
     def get_document(self, document_id: int) -> DocumentRecord:
         """The document with this id; :class:`CatalogConflict` if there is none."""
-        with self._read() as conn:
+        with self.read() as conn:
             found = self._find(conn, documents.c.id == document_id)
         if found is None:
             raise CatalogConflict(f"no document {document_id} in the catalog")
@@ -965,7 +979,7 @@ class Catalog:
         condition = documents.c.code == code
         if version is not None:
             condition = condition & (documents.c.version == version)
-        with self._read() as conn:
+        with self.read() as conn:
             document_id = conn.execute(
                 sa.select(documents.c.id).where(condition).order_by(documents.c.version.desc()).limit(1)
             ).scalar()
@@ -973,7 +987,7 @@ class Catalog:
 
     def find_by_pdf_sha256(self, sha256: str) -> list[DocumentRecord]:
         """Archived documents whose signed PDF has this SHA-256 (an auditor holding only a file)."""
-        with self._read() as conn:
+        with self.read() as conn:
             ids = conn.execute(sa.select(documents.c.id).where(documents.c.pdf_sha256 == sha256.lower())
                                .order_by(documents.c.id)).scalars().all()
             found = [self._find(conn, documents.c.id == i) for i in ids]
@@ -996,7 +1010,7 @@ class Catalog:
             parsed = None
         values = {c.name: getattr(record, c.name) for c in documents.c if c.name != "id"}
         try:
-            with self._write() as conn:
+            with self.write() as conn:
                 # ids differ between catalogs: link to the previous version held here, if any
                 values["supersedes_id"] = conn.execute(
                     sa.select(documents.c.id).where(
@@ -1026,7 +1040,7 @@ class Catalog:
 
     def find_by_fingerprint(self, fingerprint: str) -> DocumentRecord | None:
         """The document with this content, if registered."""
-        with self._read() as conn:
+        with self.read() as conn:
             return self._find(conn, documents.c.fingerprint == fingerprint)
 
     def documents(self, *, batch_id: str | None = None, status: str | None = None) -> list[DocumentRecord]:
@@ -1038,7 +1052,7 @@ class Catalog:
             query = query.where(documents.c.batch_id == batch_id)
         if status is not None:
             query = query.where(documents.c.status == status)
-        with self._read() as conn:
+        with self.read() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
             files = self._files(conn, [r["id"] for r in rows])
         return [_record(r, files.get(r["id"], ())) for r in rows]
@@ -1051,7 +1065,7 @@ class Catalog:
         """
         validate_template(template)
         try:
-            with self._write() as conn:
+            with self.write() as conn:
                 record = self._find(conn, documents.c.id == document_id, lock=True, with_files=False)
                 if record is None:
                     raise CatalogConflict(f"no document {document_id} in the catalog")
@@ -1081,7 +1095,7 @@ class Catalog:
 
     def mark_archived(self, document_id: int, info: ArchivedInfo) -> None:
         """RECEIVED → ARCHIVED with the archive's keys and checksums; a repeat with the same info is a no-op."""
-        with self._write() as conn:
+        with self.write() as conn:
             record = self._find(conn, documents.c.id == document_id, lock=True)
             if record is None:
                 raise CatalogConflict(f"no document {document_id} in the catalog")
@@ -1129,7 +1143,7 @@ class Catalog:
             documents.c.lease_expires_at < now)
         if take_over:
             free = free | (documents.c.lease_owner == take_over)
-        with self._write() as conn:
+        with self.write() as conn:
             done = conn.execute(
                 sa.update(documents)
                 .where((documents.c.id == document_id) & (documents.c.status == "RECEIVED") & free)
@@ -1138,7 +1152,7 @@ class Catalog:
 
     def release(self, document_id: int, owner: str) -> None:
         """Give up ``owner``'s lease (after a transient failure) so a retry can claim the document at once."""
-        with self._write() as conn:
+        with self.write() as conn:
             conn.execute(sa.update(documents)
                          .where((documents.c.id == document_id) & (documents.c.lease_owner == owner))
                          .values(lease_owner=None, lease_expires_at=None))
@@ -1147,7 +1161,7 @@ class Catalog:
         """RECEIVED (or QUARANTINED) → QUARANTINED with a stable reason code; an archived document cannot be."""
         if not reason:
             raise ValueError("a quarantine needs a reason code")
-        with self._write() as conn:
+        with self.write() as conn:
             record = self._find(conn, documents.c.id == document_id, lock=True, with_files=False)
             if record is None:
                 raise CatalogConflict(f"no document {document_id} in the catalog")
@@ -1159,7 +1173,7 @@ class Catalog:
 
     def reset_for_retry(self, document_id: int) -> None:
         """QUARANTINED → RECEIVED for a resubmission (its code, if any, is kept); RECEIVED stays RECEIVED."""
-        with self._write() as conn:
+        with self.write() as conn:
             record = self._find(conn, documents.c.id == document_id, lock=True, with_files=False)
             if record is None:
                 raise CatalogConflict(f"no document {document_id} in the catalog")
@@ -1179,7 +1193,7 @@ class Catalog:
             raise ValueError("event_type is empty")
         if document_id is None and batch_id is None:
             raise ValueError("an event concerns a document or a batch")
-        with self._write() as conn:
+        with self.write() as conn:
             if document_id is not None:
                 owner = conn.execute(sa.select(documents.c.batch_id).where(documents.c.id == document_id)).first()
                 if owner is None:
@@ -1191,14 +1205,14 @@ class Catalog:
 
     def events(self, document_id: int) -> list[Event]:
         """A document's events, oldest first."""
-        with self._read() as conn:
+        with self.read() as conn:
             rows = conn.execute(
                 sa.select(events).where(events.c.document_id == document_id).order_by(events.c.id)).mappings()
             return [Event(**dict(r)) for r in rows]
 
     def batch_events(self, batch_id: str) -> list[Event]:
         """All events of a batch (document and batch-level), oldest first."""
-        with self._read() as conn:
+        with self.read() as conn:
             rows = conn.execute(sa.select(events).where(events.c.batch_id == batch_id).order_by(events.c.id)).mappings()
             return [Event(**dict(r)) for r in rows]
 
@@ -1247,7 +1261,7 @@ class Catalog:
         return frame
 
     def _frame(self, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
-        with self._read() as conn:
+        with self.read() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
         return pd.DataFrame.from_records(rows, columns=columns)
 

@@ -332,19 +332,6 @@ def _meta_text(row: Any) -> str:
     return index_text(" ".join(parts))
 
 
-def _write(catalog: Catalog) -> Any:
-    # The catalog's own write transaction: SQLite writers queue on its lock instead of failing "database is locked".
-    return catalog._write()
-
-
-def _read(catalog: Catalog) -> Any:
-    return catalog._read()
-
-
-def _dialect(catalog: Catalog) -> str:
-    return str(catalog._dialect)
-
-
 def _fts_row(rowid: int, body: str, meta: str) -> dict[str, Any]:
     """The values of an FTS5 row; a delete must send exactly what was inserted, so both use this."""
     pairs = " ".join(p.replace(" ", "_") for p in word_pairs(f"{meta}\n{body}"))
@@ -380,8 +367,8 @@ def index_documents(catalog: Catalog, items: Iterable[tuple[int, Sequence[str]]]
     batch = {document_id: pages for document_id, pages in items}  # a repeated id: its last pages win
     if not batch:
         return 0
-    dialect = _dialect(catalog)
-    with _write(catalog) as conn:
+    dialect = catalog.dialect
+    with catalog.write() as conn:
         records: dict[int, Any] = {}
         ids = list(batch)
         for start in range(0, len(ids), 500):
@@ -458,13 +445,13 @@ def _insert_postgresql(conn: Connection, rows: list[dict[str, Any]], metas: list
 
 def remove_document(catalog: Catalog, document_id: int) -> int:
     """Drop a document's pages from the index (e.g. after a correction was refused); returns pages removed."""
-    with _write(catalog) as conn:
-        return _delete_pages(conn, _dialect(catalog), search_pages.c.document_id == document_id)
+    with catalog.write() as conn:
+        return _delete_pages(conn, catalog.dialect, search_pages.c.document_id == document_id)
 
 
 def indexed_document_ids(catalog: Catalog) -> set[int]:
     """Documents that have at least one page in the index."""
-    with _read(catalog) as conn:
+    with catalog.read() as conn:
         return set(conn.execute(sa.select(search_pages.c.document_id).distinct()).scalars())
 
 
@@ -494,11 +481,11 @@ def rebuild(catalog: Catalog, archive: Archive, *, missing_only: bool = False,
         pages += count
         if on_document is not None:
             on_document(code, count)
-    with _write(catalog) as conn:
+    with catalog.write() as conn:
         stale = [i for i in present if i not in wanted]
         removed = 0
         for start in range(0, len(stale), 500):
-            removed += _delete_pages(conn, _dialect(catalog), search_pages.c.document_id.in_(stale[start:start + 500]))
+            removed += _delete_pages(conn, catalog.dialect, search_pages.c.document_id.in_(stale[start:start + 500]))
     return RebuildSummary(done, pages, removed, tuple(failures))
 
 
@@ -588,8 +575,8 @@ def search(catalog: Catalog, query: str, *, filters: SearchFilters | None = None
     filters.validate()
     if not 1 <= limit <= MAX_LIMIT or offset < 0:
         raise SearchQueryInvalid(f"limit must be 1..{MAX_LIMIT} and offset ≥ 0, got {limit} and {offset}")
-    dialect = _dialect(catalog)
-    with _read(catalog) as conn:
+    dialect = catalog.dialect
+    with catalog.read() as conn:
         if not exact:
             rows = _candidates(conn, dialect, phrases, filters, limit, offset)
             corrected = None

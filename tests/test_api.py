@@ -105,7 +105,7 @@ def get(env: dict[str, Any], path: str, *, token: str | None = "full", purpose: 
 
 
 def log_rows(env: dict[str, Any]) -> list[Any]:
-    with env["catalog"]._read() as conn:
+    with env["catalog"].read() as conn:
         return list(conn.execute(sa.select(api.access_log).order_by(api.access_log.c.id)))
 
 
@@ -139,7 +139,7 @@ def test_a_read_only_client_cannot_record_reuse_and_the_refusal_is_logged(env: d
 
 
 def test_tokens_are_stored_only_as_sha256(env: dict[str, Any]) -> None:
-    with env["catalog"]._read() as conn:
+    with env["catalog"].read() as conn:
         rows = list(conn.execute(sa.select(api.api_clients)))
     stored = {r.token_sha256 for r in rows}
     for token in env["tokens"].values():
@@ -192,7 +192,7 @@ def test_holder_lookup_uses_the_holder_index(tmp_path: Path) -> None:
     catalog = Catalog(f"sqlite:///{tmp_path / 'plan.db'}")
     catalog.upgrade()
     query = api._latest_archived_query((documents.c.holder_id == H1) & (documents.c.kind == "KQ"))
-    with catalog._read() as conn:
+    with catalog.read() as conn:
         compiled = query.compile(dialect=conn.dialect)
         params = tuple(compiled.params[name] for name in compiled.positiontup or ())
         plan = " | ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params))

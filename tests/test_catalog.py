@@ -630,7 +630,7 @@ def test_restore_into_another_catalog_and_find_by_pdf(loaded: Catalog, tmp_path:
 def test_sqlite_synchronous_from_url(tmp_path: Path) -> None:
     for value, expected in [("", 2), ("?synchronous=normal", 1)]:
         catalog = Catalog(f"sqlite:///{tmp_path / 'sync.db'}{value}")
-        with catalog._read() as conn:  # the pragma is per connection: look at one of the catalog's own
+        with catalog.read() as conn:  # the pragma is per connection: look at one of the catalog's own
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         catalog.close()
