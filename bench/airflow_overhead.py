@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "tests"))
 AIRFLOW = str(REPO / ".venv" / "bin" / "airflow")
 
 
-def make_documents(batch: Path, count: int, *, tiny: bool) -> Path:
+def make_documents(batch: Path, count: int, *, tiny: bool, kind: str = "KQ") -> Path:
     """``count`` distinct one-page PNGs with a manifest: a full text page, or a tiny one for the no-op runs."""
     import csv
     import io
@@ -56,7 +56,7 @@ def make_documents(batch: Path, count: int, *, tiny: bool) -> Path:
             page = render_page(LINES + PARAGRAPH[: 3 + i % 5] + (f"Số hồ sơ {i:06d}",), width_in=7.0,
                                height_in=5.0, font_pt=12.0)
         save(page, batch / name, fmt="PNG")
-        writer.writerow([name, "000.00.12.H99", os.environ.get("BENCH_KIND", "KQ"), f"Giấy tờ số {i:06d}", "2022-01-01"])
+        writer.writerow([name, "000.00.12.H99", kind, f"Giấy tờ số {i:06d}", "2022-01-01"])
     (batch / "manifest.csv").write_text(out.getvalue(), encoding="utf-8")
     return batch
 
@@ -128,6 +128,25 @@ def airflow_run(env: dict[str, str], source: Path, chunk_size: int, run_id: str)
     return {"state": found["state"], "run_seconds": (end - start).total_seconds(), "wall_seconds": wall}
 
 
+def task_time(env: dict[str, str], run_id: str) -> dict[str, float]:
+    """Task instances of the run and their summed running time (start→end, as Airflow records it)."""
+    from datetime import datetime
+
+    done = _airflow(env, "tasks", "states-for-dag-run", "digitize_backlog", run_id, "-o", "json")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    tis = json.loads(lines[-1]) if lines else []
+    seconds = sum((datetime.fromisoformat(t["end_date"]) - datetime.fromisoformat(t["start_date"])).total_seconds()
+                  for t in tis if t.get("start_date") and t.get("end_date"))
+    return {"tasks": float(len(tis)), "task_seconds": seconds}
+
+
+def _archived(env: dict[str, str], batch_id: str) -> int:
+    """Documents of the batch the Airflow run archived, counted in the cluster's catalog."""
+    from digitize.catalog import Catalog
+
+    return len(Catalog(env["DIGITIZE_CATALOG_URL"]).documents(batch_id=batch_id, status="ARCHIVED"))
+
+
 _CTX: Any = None
 
 
@@ -178,7 +197,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=200, help="one-page documents OCR'd by each of (a), (b), (c)")
     parser.add_argument("--chunk-size", type=int, default=20)
-    parser.add_argument("--synthetic", default="1000,2000,5000", help="no-op OCR backlog sizes ('' to skip)")
+    parser.add_argument("--synthetic", default="2000,5000,20000", help="no-op OCR backlog sizes ('' to skip)")
+    parser.add_argument("--synthetic-library", default="2000",
+                        help="sizes of the no-op runs also timed through the library alone (the baseline)")
     parser.add_argument("--synthetic-chunk", type=int, default=50, help="documents per task of the no-op runs")
     parser.add_argument("--skip-ocr", action="store_true", help="only the synthetic part")
     args = parser.parse_args()
@@ -217,18 +238,29 @@ def main() -> None:
                         f"(run {celery['run_seconds']:.1f}) | {60 * args.docs / celery['wall_seconds']:.1f} | "
                         f"{celery['wall_seconds'] / lib['wall_seconds']:.2f} |")
             print(rows[-1], flush=True)
+    with_library = {int(s) for s in args.synthetic_library.split(",") if s}
     for size in [int(s) for s in args.synthetic.split(",") if s]:
-        batch = make_documents(work / f"noop-{size}" / f"noop-{size}", size, tiny=True)
+        # Results (TP) get no QR stamp: the no-op runs time everything around the document's own work.
+        batch = make_documents(work / f"noop-{size}" / f"noop-{size}", size, tiny=True, kind="TP")
         noop_env = {**base_env, "DIGITIZE_OCR_ENGINE": "noop"}
         chunk = max(args.synthetic_chunk, -(-size // 1024))
         with cluster("LocalExecutor", noop_env) as env:
-            lib = library_run(env, batch, f"noop_lib_{size}")
+            lib = library_run(env, batch, f"noop_lib_{size}") if size in with_library else None
             run = airflow_run(env, batch.parent, chunk, f"noop-{size}")
-        extra_ms = 1000 * (run["wall_seconds"] - lib["wall_seconds"]) / size
-        assert lib["archived"] == size, lib  # every document really went through every other stage
-        rows.append(f"| no-op OCR, {size} docs, {-(-size // chunk)} tasks | library {lib['wall_seconds']:.1f} s "
-                    f"({1000 * lib['wall_seconds'] / size:.1f} ms/doc) | Airflow {run['wall_seconds']:.1f} s "
-                    f"({1000 * run['wall_seconds'] / size:.1f} ms/doc, {run['state']}) | +{extra_ms:.1f} ms/doc |")
+            tis = task_time(env, f"noop-{size}")
+            archived = _archived(env, batch.name)
+        assert archived == size, (archived, size)  # every document really went through every other stage
+        baseline = "—"
+        if lib is not None:
+            assert lib["archived"] == size, lib
+            baseline = (f"{lib['wall_seconds']:.1f} s ({1000 * lib['wall_seconds'] / size:.1f} ms/doc), "
+                        f"Airflow +{1000 * (run['wall_seconds'] - lib['wall_seconds']) / size:.1f} ms/doc")
+        # Slot-seconds of the run not spent inside a task: scheduling, queueing, task start-up before the
+        # task's own clock starts (2 pool slots, so the wall time counts twice).
+        idle_ms = 1000 * (2 * run["run_seconds"] - tis["task_seconds"]) / size
+        rows.append(f"| {size} docs, {int(tis['tasks'])} tasks | {run['wall_seconds']:.1f} s "
+                    f"(run {run['run_seconds']:.1f} s, {run['state']}) | {1000 * run['wall_seconds'] / size:.1f} | "
+                    f"{1000 * tis['task_seconds'] / size:.1f} | {idle_ms:.1f} | {baseline} |")
         print(rows[-1], flush=True)
     print("\n".join(rows))
     shutil.rmtree(work, ignore_errors=True)
