@@ -3,8 +3,9 @@
 A citizen must not be asked again for a paper the administration already
 digitized (Decree 45/2020, the plan's "not asked again" indicator). The one-stop
 system asks this API what a holder already has, fetches the signed PDF, checks
-it, and records that it reused it in a new dossier; :func:`reuse_frame` hands
-those records to coverage.
+it, and records that it reused it in a new dossier — or, when nothing usable
+was found, that the holder had to hand the paper in again; :func:`needs_frame`
+hands both outcomes to coverage.
 
 Security: every calling system has its own bearer token; only its SHA-256 is
 stored (``api_clients``). Every request that touches personal data (a holder's
@@ -104,6 +105,22 @@ reuse_events = sa.Table(
     sa.Column("purpose", sa.Text, nullable=False),
     sa.Column("reused_at", UtcDateTime, nullable=False),
 )
+supplied_again_events = sa.Table(
+    "supplied_again_events", _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("holder_id", sa.String(100), nullable=False),
+    sa.Column("new_dossier_code", sa.String(40), nullable=False),
+    sa.Column("document", sa.String(200), nullable=False),
+    sa.Column("procedure_code", sa.String(40)),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("client", sa.String(100), nullable=False),
+    sa.Column("caller_system", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.Text, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.UniqueConstraint("new_dossier_code", "holder_id", "document",
+                        name="uq_supplied_again_events_new_dossier_code_holder_id_document"),
+    sa.Index("ix_supplied_again_events_recorded_at", "recorded_at"),
+)
 
 
 # --------------------------------------------------------------------------------------- clients
@@ -180,7 +197,7 @@ def authenticate(catalog: Catalog, token: str) -> ApiClient | None:
 
 
 def reuse_frame(catalog: Catalog) -> pd.DataFrame:
-    """Reuse events for coverage's "not asked again" indicator, one row per (document, new dossier).
+    """Reuse events, one row per (document, new dossier); coverage reads :func:`needs_frame`.
 
     Columns: id, document_id, code, holder_id, agency_code, kind, procedure_code, register_id, client,
     caller_system, new_dossier_code, purpose, reused_at (datetime64 UTC).
@@ -199,6 +216,35 @@ def reuse_frame(catalog: Catalog) -> pd.DataFrame:
         rows = [tuple(r) for r in conn.execute(query)]
     frame = pd.DataFrame.from_records(rows, columns=columns)
     frame["reused_at"] = pd.to_datetime(frame["reused_at"], utc=True)
+    return frame
+
+
+NEEDS_COLUMNS = ("new_dossier_code", "outcome", "holder_id", "holding_agency", "document", "at")
+
+
+def needs_frame(catalog: Catalog) -> pd.DataFrame:
+    """Every paper a new dossier needed that the one-stop system reported: reused, or supplied again.
+
+    Coverage's "not asked again" indicator counts dossiers from it. Columns: new_dossier_code,
+    outcome (``reused`` | ``supplied_again``), holder_id, holding_agency (the reused document's agency; None
+    when supplied again), document (code reused, or the paper asked for), at (datetime64 UTC).
+    """
+    reused = (
+        sa.select(reuse_events.c.new_dossier_code, sa.literal("reused").label("outcome"), documents.c.holder_id,
+                  documents.c.agency_code, reuse_events.c.code, reuse_events.c.reused_at)
+        .join(documents, documents.c.id == reuse_events.c.document_id)
+        .order_by(reuse_events.c.id)
+    )
+    again = (
+        sa.select(supplied_again_events.c.new_dossier_code, sa.literal("supplied_again").label("outcome"),
+                  supplied_again_events.c.holder_id, sa.null().label("agency_code"), supplied_again_events.c.document,
+                  supplied_again_events.c.recorded_at)
+        .order_by(supplied_again_events.c.id)
+    )
+    with catalog.read() as conn:
+        rows = [tuple(r) for r in conn.execute(reused)] + [tuple(r) for r in conn.execute(again)]
+    frame = pd.DataFrame.from_records(rows, columns=list(NEEDS_COLUMNS))
+    frame["at"] = pd.to_datetime(frame["at"], utc=True)
     return frame
 
 
@@ -282,6 +328,32 @@ class ReuseOut(BaseModel):
     purpose: str
     reused_at: datetime
     created: bool = Field(description="False when this reuse was already recorded (idempotent retry)")
+
+
+class SuppliedAgainIn(BaseModel):
+    new_dossier_code: str = Field(min_length=1, max_length=40, description="Circular 01/2018 code of the new dossier")
+    document: str = Field(min_length=1, max_length=200,
+                          description="The paper the holder had to hand in again, e.g. its name or code")
+    procedure_code: str | None = Field(None, pattern=PROCEDURE_PATTERN,
+                                       description="Procedure whose result the paper is, when known")
+    reason: Literal["not_found", "expired", "unusable"] = Field(
+        description="not_found: no digitized copy here; expired: only an expired one; unusable: one was found but "
+                    "could not be used")
+    purpose: str = Field(min_length=1, max_length=500, description="Why the holder's data is recorded")
+    caller_system: str | None = Field(None, min_length=1, max_length=200,
+                                      description="Calling system (default: the client's name)")
+
+
+class SuppliedAgainOut(BaseModel):
+    id: int
+    holder_id: str
+    new_dossier_code: str
+    document: str
+    procedure_code: str | None
+    reason: str
+    caller_system: str
+    recorded_at: datetime
+    created: bool = Field(description="False when this was already recorded (idempotent retry)")
 
 
 class SearchHitOut(BaseModel):
@@ -460,7 +532,8 @@ def create_app(catalog: Catalog | None = None, *, archive: Archive | None = None
         version=__version__,
         description=(
             "Digitized procedure results for the one-stop system: a holder's still-valid documents, their metadata, "
-            "signed PDFs and verification, full-text search, and reuse records (\"not asked again\").\n\n"
+            "signed PDFs and verification, full-text search, and the outcome of each paper a new dossier needed: "
+            "reused from here, or handed in again by the holder (the plan's \"not asked again\" indicator).\n\n"
             "Authenticate with `Authorization: Bearer <token>` (one token per calling system, from "
             "`python -m digitize api token create NAME`). Endpoints returning personal data require the purpose "
             "of the access in the `X-Purpose` header (percent-encoded UTF-8) or the `purpose` query parameter; "
@@ -654,6 +727,49 @@ def create_app(catalog: Catalog | None = None, *, archive: Archive | None = None
                             created=created)
 
         return audited(request, who, "reuse", code, purpose, work, scope="reuse", response=response)
+
+    @app.post("/holders/{holder_id}/supplied-again", response_model=SuppliedAgainOut, status_code=201,
+              responses={**_ERRORS, 200: {"model": SuppliedAgainOut, "description": "Already recorded"}},
+              summary="Record that the holder had to hand a paper in again for a new dossier", tags=["reuse"])
+    def supplied_again(
+        request: Request, who: ClientDep, body: SuppliedAgainIn, response: Response,
+        holder_id: Annotated[str, PathParam(pattern=HOLDER_PATTERN, description="Citizen ID or tax code")],
+    ) -> SuppliedAgainOut:
+        """The other outcome of a lookup: with the reuses it is the denominator of "not asked again"."""
+        purpose = _purpose(None, body.purpose)
+
+        def work() -> SuppliedAgainOut:
+            try:
+                parse_dossier_code(body.new_dossier_code)
+            except CodeError as exc:
+                raise ApiError(422, exc.reason, f"new_dossier_code: {exc.message}", exc.hint) from None
+            caller = (body.caller_system or who.name).strip()
+            paper = unicodedata.normalize("NFC", body.document).strip()
+            if not caller or _CONTROL.search(caller) or not paper or _CONTROL.search(paper):
+                raise ApiError(422, "INVALID_REQUEST", "caller_system or document is empty or holds control "
+                               "characters", "Send them as plain text.")
+            key = ((supplied_again_events.c.new_dossier_code == body.new_dossier_code)
+                   & (supplied_again_events.c.holder_id == holder_id) & (supplied_again_events.c.document == paper))
+            created = False
+            try:
+                with services.catalog.write() as conn:
+                    conn.execute(sa.insert(supplied_again_events).values(
+                        holder_id=holder_id, new_dossier_code=body.new_dossier_code, document=paper,
+                        procedure_code=body.procedure_code, reason=body.reason, client=who.name,
+                        caller_system=caller, purpose=purpose, recorded_at=_now()))
+                created = True
+            except sa_exc.IntegrityError:
+                pass  # the same report sent again: answer with the record
+            with services.catalog.read() as conn:
+                stored = conn.execute(sa.select(supplied_again_events).where(key)).one()
+            response.status_code = 201 if created else 200
+            return SuppliedAgainOut(id=stored.id, holder_id=stored.holder_id,
+                                    new_dossier_code=stored.new_dossier_code, document=stored.document,
+                                    procedure_code=stored.procedure_code, reason=stored.reason,
+                                    caller_system=stored.caller_system, recorded_at=stored.recorded_at,
+                                    created=created)
+
+        return audited(request, who, "supplied_again", holder_id, purpose, work, scope="reuse", response=response)
 
     @app.get("/search", response_model=SearchOut, responses=_ERRORS, summary="Full-text search of archived pages",
              tags=["search"])
