@@ -85,22 +85,29 @@ def cmd_ocr(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from digitize import coverage
+    from digitize import api, coverage
     from digitize.config import load_settings
 
     catalog = _catalog()
     plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
     as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
     frames = catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame()
+    needs = api.needs_frame(catalog)
     if args.drill_down:
-        rows = coverage.drill_down(*frames, as_of, level=args.level, agency=args.agency, part=args.drill_down)
+        what = "dossier" if args.indicator == "not_asked_again" else "register row"
+        if args.indicator == "not_asked_again":
+            rows = coverage.drill_down_dossiers(frames[0], needs, as_of, level=args.level, agency=args.agency,
+                                                part=args.drill_down)
+        else:
+            rows = coverage.drill_down(*frames, as_of, level=args.level, agency=args.agency, part=args.drill_down,
+                                       indicator=args.indicator)
         if args.out:
             rows.to_csv(args.out, index=False, encoding="utf-8")
-            print(f"{len(rows)} register row(s) written to {args.out}")
+            print(f"{len(rows)} {what}(s) written to {args.out}")
         else:
-            print(rows.to_string(index=False) if len(rows) else "no register rows")
+            print(rows.to_string(index=False) if len(rows) else f"no {what}s")
         return 0
-    report = coverage.compute_coverage(*frames, plan, as_of)
+    report = coverage.compute_coverage(*frames, plan, as_of, needs=needs)
     print(coverage.render_table(report))
     if args.out:
         out = Path(args.out)
@@ -350,7 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "html", "xlsx"), default="csv")
     p.add_argument("--out", help="write the report here")
     p.add_argument("--drill-down", choices=("numerator", "denominator", "missing"),
-                   help="list the register rows behind a figure instead of the report")
+                   help="list the register rows (or, for not_asked_again, the dossiers) behind a figure instead "
+                        "of the report; missing = not digitized / asked again")
+    p.add_argument("--indicator", choices=("stock", "flow", "not_asked_again"), default="stock",
+                   help="with --drill-down: which figure (default stock)")
     p.add_argument("--level", help="with --drill-down: province, district or commune")
     p.add_argument("--agency", help="with --drill-down: one agency code")
     p.set_defaults(func=cmd_coverage)

@@ -9,8 +9,11 @@ Indicators (ids used in the plan files):
 - ``stock``: still-valid results digitized / still-valid results in the register;
 - ``flow``: results issued in the year (per the register) that were digitized, signed and archived;
 - ``units``: one-stop units that ran the digitization (scanned documents) / one-stop units;
-- ``not_asked_again``: needs data on dossier submissions that the catalog does not hold, so it is
-  reported as not computable, never as a made-up 0 %.
+- ``not_asked_again``: new dossiers received from 1 January to ``as_of`` whose needed papers the one-stop
+  system looked up through the reuse API (``digitize.api.needs_frame``): those where every paper reported
+  was reused from a valid digitized copy / all those dossiers (one with any paper handed in again is not
+  counted as "not asked again"), per level and agency of the receiving office. Dossiers never looked up
+  are invisible to the catalog; with no lookup in the period the indicator is not computable, never 0 %.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ ARCHIVED_COLUMNS = (
     "version",
 )
 
+NEEDS_COLUMNS = ("new_dossier_code", "outcome", "holder_id", "holding_agency", "document", "at")
 Part = Literal["numerator", "denominator", "missing"]
 
 
@@ -316,6 +320,18 @@ class CoverageReport:
     detail: pd.DataFrame = field(repr=False)
     """The register rows behind the stock figures (denominator), with ``digitized`` and ``document_code``."""
 
+    asked_by_level: pd.DataFrame | None = None
+    """Not asked again per level of the receiving office, then ``all``: level, not_asked, dossiers,
+    reused_docs, supplied_again_docs, coverage_pct, target_pct, met, gap_points, dossiers_to_target;
+    None if not computable."""
+
+    asked_by_agency: pd.DataFrame | None = None
+    """The same per receiving agency with at least one dossier in the period, laggards first."""
+
+    asked_detail: pd.DataFrame | None = field(default=None, repr=False)
+    """One row per dossier counted: new_dossier_code, agency_code, agency_name, level, first_at (local),
+    reused_docs, supplied_again_docs, not_asked."""
+
     @property
     def plan_id(self) -> str:
         return self.plan.id
@@ -493,8 +509,16 @@ def _level_order(plan: Plan, present: Iterable[str]) -> list[str]:
 
 
 def _targets(plan: Plan, indicator_id: str, scopes: pd.Series, year: int) -> pd.Series:
+    """Each scope's target; a level the plan sets none for takes the plan's ``all`` target (not split by level)."""
     indicator = plan.indicator(indicator_id)
-    table = {s: (indicator.target(s, year) if indicator else None) for s in scopes.unique()}
+
+    def target(scope: str) -> float | None:
+        if indicator is None:
+            return None
+        own = indicator.target(scope, year)
+        return own if own is not None else indicator.target(SCOPE_ALL, year)
+
+    table = {s: target(s) for s in scopes.unique()}
     return scopes.map(lambda s: np.nan if table[s] is None else table[s]).astype(float)
 
 
@@ -564,6 +588,100 @@ def _units(
     return by_level, detail
 
 
+def _agency_at(agencies: pd.DataFrame, codes: pd.Series, days: pd.Series) -> pd.DataFrame:
+    """For each (code, day): the agency's code, name and level valid that day (all None when there is none)."""
+    table = pd.DataFrame(
+        {
+            "code": agencies["code"].astype(str).to_numpy(),
+            "name": agencies["name"].astype(str).to_numpy(),
+            "level": agencies["level"].astype(str).to_numpy(),
+            "start": _day(agencies["valid_from"]).to_numpy(),
+            "end": _day(agencies["valid_to"]).to_numpy(),
+        }
+    )
+    asked = pd.DataFrame({"row": np.arange(len(codes)), "code": codes.to_numpy(dtype=object), "day": days.to_numpy()})
+    both = asked.merge(table, on="code", how="inner")
+    ok = (both["start"].isna() | (both["start"] <= both["day"])) & (both["end"].isna() | (both["end"] >= both["day"]))
+    both = both[ok.to_numpy()].sort_values(["row", "start"], kind="stable").drop_duplicates("row", keep="last")
+    out = pd.DataFrame({"code": None, "name": None, "level": None}, index=np.arange(len(codes)), dtype=object)
+    rows = both["row"].to_numpy()
+    for column in ("code", "name", "level"):
+        out.loc[rows, column] = both[column].to_numpy(dtype=object)
+    return out
+
+
+def _asked_dossiers(needs: pd.DataFrame, agencies: pd.DataFrame, as_of: date, options: CoverageOptions
+                    ) -> pd.DataFrame:
+    """Dossiers with a paper looked up from 1 January to the end of ``as_of`` (local), and where they count.
+
+    A dossier counts for the receiving office (the agency part of its Circular 01/2018 code) as it was on the
+    dossier's first lookup; when that office is not in the agencies table, for the agency holding the first
+    paper reused. A dossier is "not asked again" when none of its papers had to be handed in again.
+    """
+    _require(needs, NEEDS_COLUMNS, "needs")
+    day = _instant(needs["at"], options.timezone).dt.normalize()
+    mask = (day >= pd.Timestamp(as_of.year, 1, 1)) & (day <= pd.Timestamp(as_of))
+    rows = needs[mask.to_numpy()].assign(day=day[mask.to_numpy()])
+    rows = rows.sort_values("at", kind="stable")
+    again = rows["outcome"] == "supplied_again"
+    grouped = rows.assign(again=again, reused=~again).groupby("new_dossier_code", sort=True)
+    dossiers = pd.DataFrame(
+        {
+            "first_at": grouped["day"].min(),
+            "reused_docs": grouped["reused"].sum().astype(np.int64),
+            "supplied_again_docs": grouped["again"].sum().astype(np.int64),
+            "holding_agency": grouped["holding_agency"].first(),
+        }
+    ).reset_index()
+    receiving = dossiers["new_dossier_code"].astype(str).str.split("-").str[0]
+    office = _agency_at(agencies, receiving, dossiers["first_at"])
+    holder = _agency_at(agencies, dossiers["holding_agency"].astype(object), dossiers["first_at"])
+    office = office.where(office["code"].notna(), holder)
+    return pd.DataFrame(
+        {
+            "new_dossier_code": dossiers["new_dossier_code"].astype(object),
+            "agency_code": office["code"],
+            "agency_name": office["name"],
+            "level": office["level"],
+            "first_at": dossiers["first_at"],
+            "reused_docs": dossiers["reused_docs"],
+            "supplied_again_docs": dossiers["supplied_again_docs"],
+            "not_asked": dossiers["supplied_again_docs"].to_numpy() == 0,
+        }
+    )
+
+
+def _asked_figures(detail: pd.DataFrame, plan: Plan, year: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per level then ``all``, per agency laggards first) of the dossiers counted by "not asked again"."""
+    sums = {"not_asked": ("not_asked", "sum"), "dossiers": ("not_asked", "size"),
+            "reused_docs": ("reused_docs", "sum"), "supplied_again_docs": ("supplied_again_docs", "sum")}
+    attributed = detail[detail["level"].notna().to_numpy()]
+    grouped = attributed.groupby("level", sort=False).agg(**sums)
+    levels = _level_order(plan, grouped.index)
+    grouped = grouped.reindex(levels, fill_value=0)
+    total = detail.agg({"not_asked": ["sum", "size"], "reused_docs": ["sum"], "supplied_again_docs": ["sum"]})
+    frame = pd.DataFrame(
+        {
+            "level": pd.Series([*levels, SCOPE_ALL], dtype=object),
+            "not_asked": np.append(grouped["not_asked"].to_numpy(dtype=np.int64), int(total.loc["sum", "not_asked"])),
+            "dossiers": np.append(grouped["dossiers"].to_numpy(dtype=np.int64), len(detail)),
+            "reused_docs": np.append(grouped["reused_docs"].to_numpy(dtype=np.int64),
+                                     int(total.loc["sum", "reused_docs"])),
+            "supplied_again_docs": np.append(grouped["supplied_again_docs"].to_numpy(dtype=np.int64),
+                                             int(total.loc["sum", "supplied_again_docs"])),
+        }
+    )
+    by_level = _score(frame, "not_asked", "dossiers", _targets(plan, "not_asked_again", frame["level"], year),
+                      "dossiers_to_target")
+    per = attributed.groupby(["agency_code", "agency_name", "level"], sort=True).agg(**sums).reset_index()
+    by_agency = _score(per.astype({c: np.int64 for c in sums}), "not_asked", "dossiers",
+                       _targets(plan, "not_asked_again", per["level"], year), "dossiers_to_target")
+    by_agency = by_agency.sort_values(
+        ["gap_points", "coverage_pct", "agency_code"], ascending=[False, True, True], na_position="last", kind="stable"
+    ).reset_index(drop=True)
+    return by_level, by_agency
+
+
 def compute_coverage(
     agencies: pd.DataFrame,
     register: pd.DataFrame,
@@ -571,12 +689,14 @@ def compute_coverage(
     plan: Plan,
     as_of: date,
     *,
+    needs: pd.DataFrame | None = None,
     options: CoverageOptions | None = None,
 ) -> CoverageReport:
     """Count every indicator of ``plan`` at the end of day ``as_of`` against its target for that year.
 
     A register row counts once however many documents or versions link to it; an archived document
-    counts only if archived by the end of ``as_of``; agencies count only while valid.
+    counts only if archived by the end of ``as_of``; agencies count only while valid. ``needs`` are the
+    reuse API's records (``digitize.api.needs_frame``); without them "not asked again" is not computable.
     """
     options = options or CoverageOptions()
     _require(agencies, AGENCY_COLUMNS, "agencies")
@@ -592,9 +712,16 @@ def compute_coverage(
     flow_by_level = (
         _per_level(flow_rows, plan, "flow", as_of.year, "resolved", "docs_to_target") if len(flow_rows) else None
     )
+    asked_detail = _asked_dossiers(needs, agencies, as_of, options) if needs is not None else None
+    asked_by_level, asked_by_agency = (
+        _asked_figures(asked_detail, plan, as_of.year)
+        if asked_detail is not None and len(asked_detail)
+        else (None, None)
+    )
     statuses = []
     for ind in plan.indicators:
-        statuses.append(_status(ind, as_of, options, len(stock), len(flow_rows), len(units)))
+        counts = (len(stock), len(flow_rows), len(units), None if asked_detail is None else len(asked_detail))
+        statuses.append(_status(ind, as_of, options, *counts))
     return CoverageReport(
         plan=plan,
         as_of=as_of,
@@ -605,11 +732,15 @@ def compute_coverage(
         flow_by_level=flow_by_level,
         indicators=tuple(statuses),
         detail=stock,
+        asked_by_level=asked_by_level,
+        asked_by_agency=asked_by_agency,
+        asked_detail=asked_detail,
     )
 
 
 def _status(
-    ind: Indicator, as_of: date, options: CoverageOptions, n_stock: int, n_flow: int, n_units: int
+    ind: Indicator, as_of: date, options: CoverageOptions, n_stock: int, n_flow: int, n_units: int,
+    n_dossiers: int | None,
 ) -> IndicatorStatus:
     """Say what was counted, or why an indicator has no figure (no denominator, or no data for it at all)."""
     day = as_of.isoformat()
@@ -654,10 +785,31 @@ def _status(
             if ok
             else "No one-stop unit in the agencies table: not computable from the imported data."
         )
-    else:
+    elif n_dossiers is None:
         ok = False
-        vi = "Không tính được từ dữ liệu đã nhập: danh mục không ghi nhận hồ sơ nộp và giấy tờ được tái sử dụng."
-        en = "Not computable from the imported data: the catalog records no submissions or reuse of documents."
+        vi = "Không tính được: báo cáo này không đọc các lượt tái sử dụng ghi nhận qua API."
+        en = "Not computable: this report was computed without the reuse records of the API."
+    else:
+        ok = n_dossiers > 0
+        vi = (
+            f"Hồ sơ tiếp nhận có giấy tờ được tra cứu qua API tái sử dụng từ 01/01/{as_of.year} đến hết ngày {day} "
+            "(theo cơ quan tiếp nhận trong mã hồ sơ): tử số = hồ sơ mà mọi giấy tờ cần đều được tái sử dụng từ bản "
+            "số hóa còn hiệu lực; mẫu số = hồ sơ có ít nhất một giấy tờ được ghi nhận (tái sử dụng hoặc phải nộp "
+            "lại). Hồ sơ không tra cứu qua API không được tính. Chỉ tiêu của Kế hoạch không chia theo cấp nên áp "
+            "dụng cho mọi cấp; \"Toàn tỉnh\" gồm cả hồ sơ của cơ quan không có trong danh sách cơ quan."
+            if ok
+            else f"Không có lượt tái sử dụng hay nộp lại giấy tờ nào được ghi nhận từ 01/01/{as_of.year} đến {day}: "
+            "không tính được."
+        )
+        en = (
+            f"New dossiers whose papers were looked up through the reuse API, 1 Jan–{day} (by the receiving office "
+            "in the dossier code): numerator = dossiers where every paper reported was reused from a valid "
+            "digitized copy; denominator = dossiers with at least one paper reported (reused or handed in again). "
+            "Dossiers never looked up are not counted. The plan's target is not split by level: it applies to every "
+            "level; \"All levels\" also counts dossiers whose office is not in the agencies table."
+            if ok
+            else f"No reuse or paper handed in again was recorded 1 Jan–{day}: not computable from the recorded data."
+        )
     return IndicatorStatus(
         id=ind.id, title_vi=ind.title_vi, title_en=ind.title_en, computable=ok, basis_vi=vi, basis_en=en
     )
@@ -683,6 +835,39 @@ def drill_down(
         )
     rows = _register_rows(agencies, register, archived, as_of, options or CoverageOptions(), indicator)
     return _filter_rows(rows, level=level, agency=agency, part=part)
+
+
+def drill_down_dossiers(
+    agencies: pd.DataFrame,
+    needs: pd.DataFrame,
+    as_of: date,
+    *,
+    level: str | None = None,
+    agency: str | None = None,
+    part: Part = "denominator",
+    options: CoverageOptions | None = None,
+) -> pd.DataFrame:
+    """The dossiers behind a "not asked again" figure: all counted, those not asked again, or those asked again.
+
+    Columns: new_dossier_code, agency_code, agency_name, level, first_at, reused_docs, supplied_again_docs,
+    not_asked (no holder ID). ``level="all"`` (or none) keeps every dossier.
+    """
+    if part not in ("numerator", "denominator", "missing"):
+        raise ConfigurationError(
+            f"drill-down part must be numerator, denominator or missing, not {part!r}",
+            hint="Ask for the dossiers not asked again (numerator), all counted (denominator) or those asked again.",
+        )
+    rows = _asked_dossiers(needs, agencies, as_of, options or CoverageOptions())
+    mask = np.ones(len(rows), dtype=bool)
+    if level is not None and level != SCOPE_ALL:
+        mask &= (rows["level"] == level).to_numpy()
+    if agency is not None:
+        mask &= (rows["agency_code"] == agency).to_numpy()
+    if part == "numerator":
+        mask &= rows["not_asked"].to_numpy()
+    elif part == "missing":
+        mask &= ~rows["not_asked"].to_numpy()
+    return rows[mask].reset_index(drop=True)
 
 
 def _filter_rows(rows: pd.DataFrame, *, level: str | None, agency: str | None, part: Part) -> pd.DataFrame:
@@ -747,7 +932,14 @@ def _figures(report: CoverageReport) -> list[_Figures]:
                 "units",
             )
         else:
-            frame, num, den, still, uvi, uen = None, "", "", "", "", ""
+            frame, num, den, still, uvi, uen = (
+                report.asked_by_level,
+                "not_asked",
+                "dossiers",
+                "dossiers_to_target",
+                "hồ sơ",
+                "dossiers",
+            )
         out.append(_Figures(status, frame if status.computable else None, num, den, still, uvi, uen))
     return out
 
@@ -883,6 +1075,28 @@ def report_rows(report: CoverageReport) -> pd.DataFrame:
                     }
                 )
             )
+        if fig.status.id == "not_asked_again" and report.asked_by_agency is not None:
+            a = report.asked_by_agency
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "indicator": "not_asked_again",
+                        "scope": "agency",
+                        "level": a["level"],
+                        "agency_code": a["agency_code"],
+                        "agency_name": a["agency_name"],
+                        "numerator": a["not_asked"],
+                        "denominator": a["dossiers"],
+                        "coverage_pct": a["coverage_pct"],
+                        "target_pct": a["target_pct"],
+                        "met": a["met"],
+                        "gap_points": a["gap_points"],
+                        "to_target": a["dossiers_to_target"],
+                        "computable": True,
+                        "basis": fig.status.basis_en,
+                    }
+                )
+            )
         if fig.status.id == "units":
             u = report.units
             parts.append(
@@ -940,6 +1154,20 @@ _AGENCY_HEADERS = (
     "Đánh giá",
     "Còn thiếu (điểm)",
     "Còn thiếu (kết quả)",
+)
+_ASKED_HEADERS = (
+    "Mã cơ quan tiếp nhận",
+    "Tên cơ quan",
+    "Cấp",
+    "Hồ sơ không phải nộp lại",
+    "Hồ sơ đã tra cứu",
+    "Giấy tờ tái sử dụng",
+    "Giấy tờ phải nộp lại",
+    "Tỷ lệ (%)",
+    "Chỉ tiêu (%)",
+    "Đánh giá",
+    "Còn thiếu (điểm)",
+    "Còn thiếu (hồ sơ)",
 )
 _UNIT_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Cấp", "Tài liệu đã quét", "Đang triển khai số hóa")
 _DETAIL_HEADERS = (
@@ -1070,6 +1298,31 @@ def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True) -> No
                 cell(ws, "có" if running else "chưa", fill=fills[running]),
             ]
         )
+
+    if report.asked_by_agency is not None:
+        ws = wb.create_sheet("Không phải nộp lại")
+        widths(ws, (16, 44, 12, 14, 12, 14, 14, 11, 12, 10, 16, 18))
+        ws.freeze_panes = "C2"
+        ws.append(header(ws, _ASKED_HEADERS))
+        for row in report.asked_by_agency.to_dict("records"):
+            met = None if pd.isna(row["met"]) else bool(row["met"])
+            ws.append(
+                [
+                    row["agency_code"],
+                    row["agency_name"],
+                    level_name(row["level"]),
+                    int(row["not_asked"]),
+                    int(row["dossiers"]),
+                    int(row["reused_docs"]),
+                    int(row["supplied_again_docs"]),
+                    cell(ws, row["coverage_pct"], fmt="0.0"),
+                    cell(ws, row["target_pct"], fmt="0.0"),
+                    cell(ws, ("đạt" if met else "chưa đạt") if met is not None else "chưa có chỉ tiêu",
+                         fill=fills.get(met) if met is not None else None),
+                    cell(ws, row["gap_points"], fmt="0.0"),
+                    cell(ws, row["dossiers_to_target"]),
+                ]
+            )
 
     if detail:
         _write_detail_sheets(wb, report, header, widths)
@@ -1261,8 +1514,55 @@ def write_html(report: CoverageReport, path: Path) -> None:
             '</tbody></table><p class="basis">' + _bi(fig.status.basis_vi, fig.status.basis_en) + "</p></section>"
         )
     out.append(_agency_table(report))
+    if report.asked_by_agency is not None:
+        out.append(_asked_agency_table(report))
     out.append(f"<script>{_HTML_JS}</script></body></html>\n")
     Path(path).write_text("".join(out), encoding="utf-8")
+
+
+def _asked_agency_table(report: CoverageReport) -> str:
+    """Sortable table of receiving offices for "not asked again", laggards first."""
+    assert report.asked_by_agency is not None
+    heads = [
+        ("Cơ quan tiếp nhận", "Receiving office", False),
+        ("Tên cơ quan", "Agency", False),
+        ("Cấp", "Level", False),
+        ("Không phải nộp lại", "Not asked again", True),
+        ("Hồ sơ đã tra cứu", "Dossiers looked up", True),
+        ("Giấy tờ tái sử dụng", "Papers reused", True),
+        ("Giấy tờ phải nộp lại", "Papers handed in again", True),
+        ("Tỷ lệ %", "Share %", True),
+        ("Chỉ tiêu %", "Target %", True),
+        ("Chậm (điểm)", "Behind (points)", True),
+    ]
+    out = [
+        "<section><h2>"
+        + _bi("Không phải nộp lại giấy tờ, theo cơ quan tiếp nhận", "Not asked again, by receiving office")
+        + "</h2>",
+        '<table class="sortable" id="not-asked-again"><thead><tr>',
+    ]
+    for vi, en, num in heads:
+        out.append(f'<th class="sort{" n" if num else ""}" data-type="{"num" if num else "text"}">{_bi(vi, en)}</th>')
+    out.append("</tr></thead><tbody>")
+    for row in report.asked_by_agency.to_dict("records"):
+        vi, en = report.plan.level_names(str(row["level"]))
+        css = "none" if pd.isna(row["met"]) else ("met" if bool(row["met"]) else "behind")
+        out.append(
+            "<tr>"
+            + _td(row["agency_code"])
+            + _td(row["agency_name"])
+            + f'<td data-v="{html.escape(vi)}">{_bi(vi, en)}</td>'
+            + _td(int(row["not_asked"]), num=True)
+            + _td(int(row["dossiers"]), num=True)
+            + _td(int(row["reused_docs"]), num=True)
+            + _td(int(row["supplied_again_docs"]), num=True)
+            + _td(float(row["coverage_pct"]), num=True, css=css)
+            + _td(float(row["target_pct"]), num=True)
+            + _td(float(row["gap_points"]), num=True)
+            + "</tr>"
+        )
+    out.append("</tbody></table></section>")
+    return "".join(out)
 
 
 def _agency_table(report: CoverageReport) -> str:

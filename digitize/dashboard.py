@@ -88,11 +88,19 @@ def frames(catalog_url: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame()
 
 
+def needs(catalog_url: str) -> pd.DataFrame:
+    """Papers reused or handed in again, recorded by the reuse API (the "not asked again" indicator's data)."""
+    from digitize.api import needs_frame
+
+    return needs_frame(_catalog(catalog_url))
+
+
 def compute_report(catalog_url: str, plan_path: Path, as_of: date) -> CoverageReport:
     """Coverage of the catalog at ``as_of`` against the plan, exactly as the published reports compute it."""
     from digitize import coverage
 
-    return coverage.compute_coverage(*frames(catalog_url), coverage.load_plan(plan_path), as_of)
+    return coverage.compute_coverage(*frames(catalog_url), coverage.load_plan(plan_path), as_of,
+                                     needs=needs(catalog_url))
 
 
 # ----------------------------------------------------------------------------------------------- JSON
@@ -178,6 +186,15 @@ AGENCY_COLUMNS = (
     "docs_to_target",
 )
 UNIT_COLUMNS = ("code", "name", "level", "documents_scanned", "running")
+ASKED_AGENCY_COLUMNS = (
+    "agency_code", "agency_name", "level", "not_asked", "dossiers", "reused_docs", "supplied_again_docs",
+    "coverage_pct", "target_pct", "met", "gap_points", "dossiers_to_target",
+)
+DOSSIER_COLUMNS = (
+    "new_dossier_code", "agency_code", "agency_name", "level", "first_at", "reused_docs", "supplied_again_docs",
+    "not_asked",
+)
+"""Columns of a "not asked again" drill-down row (no holder ID)."""
 
 
 def agency_figures(report: CoverageReport) -> list[dict[str, Any]]:
@@ -190,6 +207,11 @@ def unit_figures(report: CoverageReport) -> list[dict[str, Any]]:
     return _records(report.units, UNIT_COLUMNS)
 
 
+def asked_agency_figures(report: CoverageReport) -> list[dict[str, Any]]:
+    """"Not asked again" per receiving office with dossiers in the period, laggards first ([] if not computable)."""
+    return [] if report.asked_by_agency is None else _records(report.asked_by_agency, ASKED_AGENCY_COLUMNS)
+
+
 def all_figures(report: CoverageReport, plan_name: str) -> dict[str, Any]:
     """Everything the dashboard shows, as one JSON document."""
     return {
@@ -197,6 +219,7 @@ def all_figures(report: CoverageReport, plan_name: str) -> dict[str, Any]:
         "indicators": level_figures(report),
         "agencies": agency_figures(report),
         "units": unit_figures(report),
+        "not_asked_again_agencies": asked_agency_figures(report),
     }
 
 
@@ -207,24 +230,30 @@ def drill_down_rows(
     level: str | None = None,
     agency: str | None = None,
     part: Part = "denominator",
-    indicator: Literal["stock", "flow"] = "stock",
+    indicator: Literal["stock", "flow", "not_asked_again"] = "stock",
     offset: int = 0,
     limit: int = 100,
 ) -> dict[str, Any]:
-    """One page of the register rows behind a level's or an agency's figure, with the total count."""
-    from digitize.coverage import drill_down
+    """One page of the register rows (dossiers, for not_asked_again) behind a level's or an agency's figure."""
+    from digitize.coverage import drill_down, drill_down_dossiers
 
-    if indicator not in ("stock", "flow"):
+    if indicator not in ("stock", "flow", "not_asked_again"):
         raise ConfigurationError(
-            f"drill-down indicator must be stock or flow, not {indicator!r}",
-            hint="Only the stock and flow indicators count register rows.",
+            f"drill-down indicator must be stock, flow or not_asked_again, not {indicator!r}",
+            hint="Only these indicators count rows one can list.",
         )
     if offset < 0 or not 1 <= limit <= DRILL_DOWN_MAX:
         raise ConfigurationError(
             f"drill-down page offset={offset} limit={limit} is out of range",
             hint=f"Use offset >= 0 and 1 <= limit <= {DRILL_DOWN_MAX}.",
         )
-    rows = drill_down(*frames(catalog_url), as_of, level=level, agency=agency, part=part, indicator=indicator)
+    if indicator == "not_asked_again":
+        agencies = frames(catalog_url)[0]
+        rows = drill_down_dossiers(agencies, needs(catalog_url), as_of, level=level, agency=agency, part=part)
+        columns: Sequence[str] = DOSSIER_COLUMNS
+    else:
+        rows = drill_down(*frames(catalog_url), as_of, level=level, agency=agency, part=part, indicator=indicator)
+        columns = DRILL_DOWN_COLUMNS
     return {
         "as_of": as_of.isoformat(),
         "indicator": indicator,
@@ -234,7 +263,7 @@ def drill_down_rows(
         "total": len(rows),
         "offset": offset,
         "limit": limit,
-        "rows": _records(rows.iloc[offset : offset + limit], DRILL_DOWN_COLUMNS),
+        "rows": _records(rows.iloc[offset : offset + limit], columns),
     }
 
 
@@ -248,6 +277,22 @@ background:#f4f6f8;border:1px solid #dde3e8;border-radius:6px;font-size:.9rem}
 .dash input,.dash select{font:inherit;padding:.2rem .3rem}
 .dash a{color:#1f4e79}
 """
+
+
+def _asked_links(report: CoverageReport, query: Mapping[str, str]) -> str:
+    """Toolbar links to the dossiers whose holders were asked again, per level (none when not computable)."""
+    if report.asked_by_level is None:
+        return ""
+    links = " · ".join(
+        '<a href="api/drill-down?'
+        + html.escape(urlencode({**query, "indicator": "not_asked_again", "level": lv.code, "part": "missing"}))
+        + f'"><span class="vi">{html.escape(lv.vi)}</span><span class="en">{html.escape(lv.en)}</span></a>'
+        for lv in report.plan.levels
+    )
+    return (
+        '<span><span class="vi">Hồ sơ phải nộp lại giấy tờ:</span>'
+        f'<span class="en">Dossiers asked again for papers:</span> {links}</span>'
+    )
 
 
 def dashboard_html(report: CoverageReport, *, plan_name: str, plans: Mapping[str, Path]) -> str:
@@ -281,7 +326,7 @@ def dashboard_html(report: CoverageReport, *, plan_name: str, plans: Mapping[str
         '<button type="submit"><span class="vi">Xem</span><span class="en">Show</span></button>'
         f'<a href="api/figures?{html.escape(urlencode(query))}">JSON</a>'
         '<span><span class="vi">Kết quả chưa số hóa:</span><span class="en">Results not yet digitized:</span> '
-        f"{drill}</span></form>"
+        f"{drill}</span>{_asked_links(report, query)}</form>"
     )
     head, sep, body = page.partition("<body>")
     if not sep:

@@ -117,7 +117,7 @@ def page(as_of: date | None = AsOf, plan: str | None = Plan) -> HTMLResponse:
 
 @app.get("/api/figures", dependencies=[Depends(_viewer)])
 def figures(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse:
-    """Every figure: indicators per level, agencies laggards first, one-stop units."""
+    """Every figure: indicators per level, agencies laggards first, one-stop units, "not asked again" offices."""
     from digitize import dashboard
 
     report, name, _ = _report(as_of, plan)
@@ -157,11 +157,11 @@ def drill_down(
     level: str | None = Query(None, description="Administrative level code (e.g. province)."),
     agency: str | None = Query(None, description="Agency code."),
     part: Literal["numerator", "denominator", "missing"] = Query("denominator"),
-    indicator: Literal["stock", "flow"] = Query("stock"),
+    indicator: Literal["stock", "flow", "not_asked_again"] = Query("stock"),
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
 ) -> JSONResponse:
-    """The register rows behind a level's or an agency's figure (no holder ID numbers)."""
+    """The register rows (dossiers, for not_asked_again) behind a level's or an agency's figure (no holder IDs)."""
     from digitize import dashboard
     from digitize.config import load_settings
     from digitize.errors import DigitizeError

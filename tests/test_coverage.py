@@ -474,4 +474,4 @@ def test_html_is_self_contained_and_has_the_figures(report: CoverageReport, tmp_
     assert "Cơ quan 000.02.31.H99 (mẫu)" in page
     assert page.index(C2) < page.index(P1) < page.index(C1)  # laggards first
     assert 'id="lang"' in page and "<script>" in page and 'class="sortable"' in page
-    assert "Không tính được từ dữ liệu đã nhập" in page
+    assert "Không tính được: báo cáo này không đọc các lượt tái sử dụng" in page  # indicator 4 without needs

@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from digitize import api as reuse_api
 from digitize import coverage, dashboard
 from digitize.catalog import ArchivedInfo, Catalog, DocumentSpec, FileSpec
 from digitize.config import DEFAULT_CODE_TEMPLATE, REPO_ROOT
@@ -83,7 +84,7 @@ def _report(url: str, as_of: date) -> coverage.CoverageReport:
     """The figures as the published reports compute them (independently of the dashboard module)."""
     catalog = Catalog(url)
     return coverage.compute_coverage(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
-                                     coverage.load_plan(PLAN_PATH), as_of)
+                                     coverage.load_plan(PLAN_PATH), as_of, needs=reuse_api.needs_frame(catalog))
 
 
 @pytest.fixture(scope="module")
