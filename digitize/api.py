@@ -72,9 +72,10 @@ PROCEDURE_PATTERN = r"^[0-9]\.[0-9]{6}(\.[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _T = TypeVar("_T")
 
-_metadata = sa.MetaData()
+metadata = sa.MetaData()
+"""The API's own tables; created by the catalog's migrations (0002, 0005), declared here to query them."""
 api_clients = sa.Table(
-    "api_clients", _metadata,
+    "api_clients", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
@@ -83,7 +84,7 @@ api_clients = sa.Table(
     sa.Column("revoked_at", UtcDateTime),
 )
 access_log = sa.Table(
-    "access_log", _metadata,
+    "access_log", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", UtcDateTime, nullable=False),
     sa.Column("client", sa.String(100), nullable=False),
@@ -93,9 +94,11 @@ access_log = sa.Table(
     sa.Column("subject", sa.Text),
     sa.Column("purpose", sa.Text, nullable=False),
     sa.Column("status", sa.Integer, nullable=False),
+    sa.Index("ix_access_log_at", "at"),
+    sa.Index("ix_access_log_client", "client"),
 )
 reuse_events = sa.Table(
-    "reuse_events", _metadata,
+    "reuse_events", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("document_id", sa.Integer, nullable=False),
     sa.Column("code", sa.String(100), nullable=False),
@@ -104,9 +107,12 @@ reuse_events = sa.Table(
     sa.Column("new_dossier_code", sa.String(40), nullable=False),
     sa.Column("purpose", sa.Text, nullable=False),
     sa.Column("reused_at", UtcDateTime, nullable=False),
+    sa.ForeignKeyConstraint(["document_id"], [documents.c.id], name="fk_reuse_events_document_id_documents"),
+    sa.UniqueConstraint("document_id", "new_dossier_code", name="uq_reuse_events_document_id_new_dossier_code"),
+    sa.Index("ix_reuse_events_reused_at", "reused_at"),
 )
 supplied_again_events = sa.Table(
-    "supplied_again_events", _metadata,
+    "supplied_again_events", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("holder_id", sa.String(100), nullable=False),
     sa.Column("new_dossier_code", sa.String(40), nullable=False),
