@@ -193,8 +193,8 @@ def digitize_inbox() -> None:
             outcomes.append(outcome.as_dict())
         return outcomes
 
-    @task(queue=SIGNING_QUEUE or "default", map_index_template="{{ chunk_label }}",
-          execution_timeout=timedelta(hours=1), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
+    @task(map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=1),
+          priority_weight=INBOX_PRIORITY, weight_rule="absolute", **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
     def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sign and archive what ``prepare_chunk`` staged; the others keep their outcome (e.g. quarantined)."""
         from pathlib import Path

@@ -439,8 +439,7 @@ def finish_prepared(ctx: PipelineContext, prepared: DocumentOutcome | dict[str, 
     seconds = dict(row["seconds"])
     for stage, value in done.seconds.items():
         seconds[stage] = round(seconds.get(stage, 0.0) + value, 3)
-    return DocumentOutcome(done.document_id, done.status, done.code, done.reason,
-                           done.pages or (row["pages"] if done.status == "ARCHIVED" else 0), seconds)
+    return DocumentOutcome(done.document_id, done.status, done.code, done.reason, done.pages, seconds)
 
 
 def _source(batch_root: Path | BatchSource) -> BatchSource:

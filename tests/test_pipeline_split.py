@@ -184,3 +184,58 @@ def test_staging_objects_are_never_locked_and_only_they_can_be_deleted(s3_server
         archive.delete("documents/000.00.12.H99/2024/000.00.12.H99.2024.KQ.000001/v1/x.pdf")
     with pytest.raises(ValueError):
         staging_keys("../escape")
+
+
+STAGE_CHILD = """
+import json, sys
+from pathlib import Path
+from digitize.pipeline import PipelineContext, finish_document, prepare_document
+ctx = PipelineContext()
+doc_id = int(sys.argv[2])
+outcome = prepare_document(ctx, doc_id, Path(sys.argv[3])) if sys.argv[1] == "prepare" else finish_document(ctx, doc_id)
+print(json.dumps(outcome.as_dict()))
+"""
+
+
+@pytest.mark.parametrize(("stage", "fault"), [("prepare", "after_code"), ("finish", "after_sign"),
+                                              ("finish", "during_upload")])
+def test_worker_killed_in_a_stage_then_the_stage_rerun_finishes_once(tmp_path: Path, s3_server: str,
+                                                                     demo_pki: Any, stage: str, fault: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from robustness_support import REPO, settings_env
+
+    from digitize.pipeline import PREPARED, PipelineContext, finish_document, prepare_document
+
+    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    ctx = make_context(tmp_path, s3_server, demo_pki, f"split-kill-{fault.replace('_', '-')}")
+    batch = _batch(tmp_path / "inbox")
+    (doc_id,) = register(ctx, batch).to_process
+    if stage == "finish":
+        assert prepare_document(ctx, doc_id, batch).status == PREPARED
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
+    env.update(settings_env(ctx.settings), DIGITIZE_OCR_ENGINE="noop", DIGITIZE_FAULT=fault)
+    killed = subprocess.run([sys.executable, "-c", STAGE_CHILD, stage, str(doc_id), str(batch)], env=env, cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    code = ctx.catalog.get_document(doc_id).code
+    assert code is not None and ctx.catalog.get_document(doc_id).status == "RECEIVED"
+
+    again = PipelineContext(ctx.settings, archive=ctx.archive)  # the task's retry, on the same machine
+    if stage == "prepare":
+        assert prepare_document(again, doc_id, batch).status == PREPARED
+    done = finish_document(again, doc_id)
+    assert (done.status, done.code) == ("ARCHIVED", code)
+    redone = 2 if stage == "prepare" else 1  # killed before staging: OCR again, the same code given back
+    assert [_events(ctx, doc_id, t) for t in ("ocr", "identifier_assignment", "staging")] == [redone, redone, 1]
+    assert _events(ctx, doc_id, "processing_resumed") == 1
+    if fault == "during_upload":
+        reused = [e for e in ctx.catalog.events(doc_id) if e.event_type == "signature"]
+        assert "reused the signed PDF" in reused[-1].detail  # never signed twice over a stored PDF
+    doc = ctx.catalog.get_document(doc_id)
+    versions = object_versions(ctx.archive)
+    assert sorted(versions) == sorted([doc.pdf_key, doc.sidecar_key, *doc.original_keys])
+    assert set(versions.values()) == {1}
