@@ -51,7 +51,7 @@ from digitize.manifest import BatchPlan, PlannedDocument, RowError
 
 if TYPE_CHECKING:
     from digitize.archive import S3Archive
-    from digitize.catalog import Catalog, DocumentRecord, DocumentSpec
+    from digitize.catalog import Agency, Catalog, DocumentRecord, DocumentSpec
     from digitize.ocr import OcrResult
     from digitize.signing import AgencySigner, DocumentQr
 
@@ -519,17 +519,19 @@ def _check_originals(record: DocumentRecord, source: BatchSource, scratch: Path)
 def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
              checkpoint: Callable[[str], None]) -> DocumentOutcome:
     """Both stages in one process: sign before storing anything, so a failed signature leaves no object."""
+    agency = _agency(ctx, record)
     with tempfile.TemporaryDirectory(prefix="digitize-", dir=ctx.settings.work_dir) as scratch:
         ocr, code, originals, formats = _ocr_and_code(ctx, record, source, watch, checkpoint, Path(scratch))
         signed, verdict = _sign_and_verify(ctx, record, code, ocr.pdf_path.read_bytes(), watch)
         checkpoint("after_sign")
         stored = _store_originals(ctx, record, code, originals, formats, watch)
-        return _archive_signed(ctx, record, code, ocr, stored, signed, verdict, watch, checkpoint, source)
+        return _archive_signed(ctx, record, agency, code, ocr, stored, signed, verdict, watch, checkpoint, source)
 
 
 def _prepare(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
              checkpoint: Callable[[str], None]) -> dict[str, Any]:
     """The prepare stage: OCR, code, originals archived, then what finishing needs staged; returns that state."""
+    _agency(ctx, record)  # before any OCR: the sidecar will need it
     with tempfile.TemporaryDirectory(prefix="digitize-", dir=ctx.settings.work_dir) as scratch:
         ocr, code, originals, formats = _ocr_and_code(ctx, record, source, watch, checkpoint, Path(scratch))
         stored = _store_originals(ctx, record, code, originals, formats, watch)
@@ -545,9 +547,6 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     from digitize.pdfa import set_document_metadata
 
     catalog, settings, versions = ctx.catalog, ctx.settings, ctx.tool_versions
-    agency = catalog.get_agency(record.agency_code)
-    if agency is None:
-        raise AgencyUnknown(f"agency {record.agency_code} is not in the catalog")
     with watch.stage("fetch"):
         originals = _check_originals(record, source, scratch)
     formats = [sniff_format(p) for p in originals]
@@ -611,7 +610,14 @@ def _store_originals(ctx: PipelineContext, record: DocumentRecord, code: str, or
     return stored
 
 
-def _archive_signed(ctx: PipelineContext, record: DocumentRecord, code: str, ocr: OcrResult,
+def _agency(ctx: PipelineContext, record: DocumentRecord) -> Agency:
+    agency = ctx.catalog.get_agency(record.agency_code)
+    if agency is None:
+        raise AgencyUnknown(f"agency {record.agency_code} is not in the catalog")
+    return agency
+
+
+def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency, code: str, ocr: OcrResult,
                     stored: Sequence[tuple[Any, Any, str]], signed: bytes, verdict: Any, watch: _Stopwatch,
                     checkpoint: Callable[[str], None], source: BatchSource | None) -> DocumentOutcome:
     """Store the signed PDF and the sidecar, mark the document archived, index it, clear the inbox."""
@@ -626,9 +632,6 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, code: str, ocr
                       detail=f"{len(stored) + 1} object(s) stored and read back, SHA-256 verified")
     checkpoint("during_upload")
 
-    agency = catalog.get_agency(record.agency_code)
-    if agency is None:
-        raise AgencyUnknown(f"agency {record.agency_code} is not in the catalog")
     needs_review = any({"LOW_CONFIDENCE", "LOW_RESOLUTION"} & set(p.flags) for p in ocr.pages)
     sidecar = build_sidecar(ctx, record, agency_name=agency.name, agency_level=agency.level, code=code,
                             ocr=ocr, verdict=verdict, pdf_obj=pdf_obj, originals=stored,
@@ -714,6 +717,7 @@ def _finish_staged(ctx: PipelineContext, record: DocumentRecord, state: dict[str
 
     code = record.code
     assert code is not None  # _staged_state found the state under it
+    agency = _agency(ctx, record)
     keys = staging_keys(code, record.version)
     try:
         with watch.stage("fetch"):
@@ -735,7 +739,7 @@ def _finish_staged(ctx: PipelineContext, record: DocumentRecord, state: dict[str
     ocr = OcrResult(pdf_path=Path(keys.pdf), pages=pages, tool_versions=state["ocr"]["tool_versions"])
     signed, verdict = _sign_and_verify(ctx, record, code, unsigned, watch)
     checkpoint("after_sign")
-    outcome = _archive_signed(ctx, record, code, ocr, stored, signed, verdict, watch, checkpoint, source)
+    outcome = _archive_signed(ctx, record, agency, code, ocr, stored, signed, verdict, watch, checkpoint, source)
     _drop_staging(ctx, code, record.version)
     return outcome
 
