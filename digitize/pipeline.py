@@ -244,13 +244,12 @@ class PipelineContext:
 
     @cached_property
     def tool_versions(self) -> dict[str, str]:
+        """This process's tools; Tesseract's comes with each OCR result (a signing machine may have none)."""
         import boto3
 
-        from digitize.ocr import tesseract_version
         from digitize.signing import pyhanko_version
 
-        return {"digitize": __version__, "tesseract": tesseract_version(), "pyhanko": pyhanko_version(),
-                "boto3": boto3.__version__}
+        return {"digitize": __version__, "pyhanko": pyhanko_version(), "boto3": boto3.__version__}
 
 
 class _Stopwatch:
@@ -546,7 +545,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     from digitize.pages import sniff_format
     from digitize.pdfa import set_document_metadata
 
-    catalog, settings, versions = ctx.catalog, ctx.settings, ctx.tool_versions
+    catalog, settings = ctx.catalog, ctx.settings
     with watch.stage("fetch"):
         originals = _check_originals(record, source, scratch)
     formats = [sniff_format(p) for p in originals]
@@ -555,7 +554,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
                          page_timeout=settings.ocr_page_timeout)
     with watch.stage("ocr"):
         ocr: OcrResult = make_searchable_pdf(originals, out_pdf, options)
-    catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=versions["tesseract"],
+    catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=ocr.tool_versions["tesseract"],
                       detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
                              f"{sum(p.blank for p in ocr.pages)} blank")
     low = [p for p in ocr.pages if "LOW_RESOLUTION" in p.flags]
@@ -655,7 +654,7 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
 
 
 STAGED_STATE_VERSION = 1
-"""Version of the staged JSON (:func:`_stage`); a finishing worker refuses one it does not know."""
+"""Version of the staged JSON (:func:`_stage`); a state of another version counts as not prepared."""
 
 
 def _stage(ctx: PipelineContext, record: DocumentRecord, code: str, ocr: OcrResult,
@@ -691,8 +690,10 @@ def _staged_state(ctx: PipelineContext, record: DocumentRecord) -> dict[str, Any
     if record.code is None:
         return None
     try:
-        state: dict[str, Any] = json.loads(ctx.archive.get(staging_keys(record.code, record.version).state))
-    except ArchiveNotFound:
+        state = json.loads(ctx.archive.get(staging_keys(record.code, record.version).state))
+    except (ArchiveNotFound, ValueError):  # never staged, or not ours: prepared again over it
+        return None
+    if not isinstance(state, dict):
         return None
     if (state.get("schema_version"), state.get("document_id"), state.get("fingerprint")) != (
             STAGED_STATE_VERSION, record.id, record.fingerprint):

@@ -19,7 +19,7 @@ from robustness_support import make_context, object_versions, png, register, row
 from digitize.errors import TimestampUnavailable
 
 # What may differ between two archivings of the same scan: times, the signature bytes, the history.
-VOLATILE = ("archived_at", "events", "received_at", "signature", "tools")
+VOLATILE = ("archived_at", "events", "received_at", "signature")
 
 
 def _batch(inbox: Path, name: str = "batch-split", count: int = 1) -> Path:
@@ -132,12 +132,15 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
     assert (bad.status, bad.reason) == ("QUARANTINED", "SIGNATURE_INVALID")
     assert ctx.catalog.get_document(second).pdf_key is None
 
-    # fixed: the retry finishes both from what was staged, without OCR
+    # fixed: the retry finishes both from what was staged, without OCR (the signing machine has no Tesseract)
     ctx.catalog.reset_for_retry(second)
+    monkeypatch.setattr("digitize.ocr.TESSERACT", str(tmp_path / "no-tesseract-here"))
     fixed = PipelineContext(ctx.settings, archive=ctx.archive)
     assert [finish_document(fixed, i).status for i in (first, second)] == ["ARCHIVED", "ARCHIVED"]
     assert [_events(ctx, i, "ocr") for i in (first, second)] == [1, 1]
     assert _staging(ctx) == {}
+    sidecar = json.loads(ctx.archive.get(ctx.catalog.get_document(first).sidecar_key))
+    assert sidecar["tools"]["tesseract"] not in ("", "unknown")  # the version of the machine that OCR'd
 
 
 def test_finish_is_exactly_once_and_cleans_up_after_a_crash(tmp_path: Path, s3_server: str, demo_pki: Any,
