@@ -215,6 +215,7 @@ def digitize_inbox() -> None:
 
     @task_group(group_id="chunk")
     def prepare_and_sign(chunk: dict[str, Any]) -> Any:
+        """A mapped group: each chunk is signed as soon as its own prepare is done, not after every chunk's."""
         return sign_chunk(chunk, prepare_chunk(chunk))
 
     @task(outlets=[CATALOG_ASSET], trigger_rule="all_done")
