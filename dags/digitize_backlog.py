@@ -11,6 +11,10 @@ slots like the inbox's, at the priority chosen in the form (the inbox runs at
 10: a *normal* backlog yields to it, a *high* one does not). ``dry_run`` only
 counts and validates, writing nothing.
 
+With ``DIGITIZE_SIGNING_QUEUE`` set, each chunk is two tasks of the mapped group
+``process_<priority>``: ``prepare_chunk`` (OCR, code, originals; any worker, ``ocr``
+pool) then ``sign_chunk`` (sign and archive; the token holder's queue only).
+
 The run's summary (documents, pages, quarantine reasons, pages per minute,
 slowest stage, time to finish the backlog) is in the ``report`` task's
 *Rendered Templates* tab, its log and the ``summarize`` XCom.
@@ -25,14 +29,14 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, task_group
 
 OCR_POOL = "ocr"
 OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
 MAX_MAP_LENGTH = 1024
 # priority_weight per form choice; digitize_inbox's chunks run at 10.
 PRIORITIES = {"low": 1, "normal": 5, "high": 20}
-# Documents are signed in the chunk task: route it to the token holder's queue when one is configured.
+# Set: chunks split into prepare (any worker) and sign (the token holder's Celery queue only).
 SIGNING_QUEUE = os.environ.get("DIGITIZE_SIGNING_QUEUE") or None
 
 
@@ -180,11 +184,14 @@ def digitize_backlog() -> None:
                          "refused_batches": refused_batches, "to_process": len(work),
                          "remaining": pending - len(work), "chunks": len(chunks), "dry_run": ctx is None}}
 
+    def _worker() -> str:
+        import socket
+
+        return f"{os.environ.get('DIGITIZE_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
+
     @task
     def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """One chunk of one batch; a document failure quarantines it, a transient one retries the task."""
-        import socket
-
         from airflow.sdk import get_current_context
 
         from digitize.inbox import open_batch
@@ -193,7 +200,7 @@ def digitize_backlog() -> None:
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()
         factory = _s3_factory()
-        worker = f"{os.environ.get('DIGITIZE_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
+        worker = _worker()
         outcomes = []
         for part in chunk["parts"]:
             source = open_batch(part["batch"], s3=factory)
@@ -206,18 +213,86 @@ def digitize_backlog() -> None:
         return outcomes
 
     @task
+    def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
+        from airflow.sdk import get_current_context
+
+        from digitize.inbox import open_batch
+        from digitize.pipeline import prepare_document
+
+        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
+        ctx = _context()
+        factory = _s3_factory()
+        worker = _worker()
+        outcomes = []
+        for part in chunk["parts"]:
+            source = open_batch(part["batch"], s3=factory)
+            for document_id in part["ids"]:
+                outcome = prepare_document(ctx, int(document_id), source)
+                if outcome.status != "SKIPPED":
+                    ctx.catalog.add_event(int(document_id), "processing_worker", "success",
+                                          detail=f"worker {worker} (prepare)")
+                print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''} on {worker}")
+                outcomes.append(outcome.as_dict())
+        return outcomes
+
+    @task
+    def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sign and archive what ``prepare_chunk`` staged; the others keep their outcome (e.g. quarantined)."""
+        from airflow.sdk import get_current_context
+
+        from digitize.inbox import open_batch
+        from digitize.pipeline import finish_prepared
+
+        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
+        ctx = _context()
+        factory = _s3_factory()
+        worker = _worker()
+        batch_of = {int(i): part["batch"] for part in chunk["parts"] for i in part["ids"]}
+        sources: dict[str, Any] = {}
+        outcomes = []
+        for row in prepared:
+            uri = batch_of[int(row["document_id"])]
+            if uri not in sources:  # only DIGITIZE_MOVE_DONE reads it (a local folder); nothing is fetched
+                sources[uri] = open_batch(uri, s3=factory)
+            outcome = finish_prepared(ctx, row, sources[uri])
+            if row["status"] == "PREPARED" and outcome.status != "SKIPPED":
+                ctx.catalog.add_event(outcome.document_id, "processing_worker", "success",
+                                      detail=f"worker {worker} (sign)")
+            print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''} "
+                  f"on {worker}")
+            outcomes.append(outcome.as_dict())
+        return outcomes
+
+    @task
     def chunks_for(planned: dict[str, Any], priority: str) -> list[dict[str, Any]]:
         """The chunks, for the process task of the priority chosen in the form (the others get none)."""
         return list(planned["chunks"]) if planned["priority"] == priority else []
 
+    def prepare_and_sign(name: str, weight: int) -> Any:
+        """The two-task chunk (one mapped group per priority): only the sign task goes to the signing queue."""
+        @task_group(group_id=f"process_{name}")
+        def stages(chunk: dict[str, Any]) -> Any:
+            prepared = prepare_chunk.override(
+                pool=OCR_POOL, pool_slots=OCR_SLOTS, priority_weight=weight, weight_rule="absolute",
+                map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=2))(chunk)
+            return sign_chunk.override(
+                queue=SIGNING_QUEUE, priority_weight=weight, weight_rule="absolute",
+                map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=1))(chunk, prepared)
+
+        return stages
+
     planned = plan()
     results = []
     for name, weight in PRIORITIES.items():
+        chunks = chunks_for.override(task_id=f"chunks_{name}")(planned, name)
+        if SIGNING_QUEUE:
+            results.append(prepare_and_sign(name, weight).expand(chunk=chunks))
+            continue
         mapped = process_chunk.override(
             task_id=f"process_{name}", pool=OCR_POOL, pool_slots=OCR_SLOTS, priority_weight=weight,
-            weight_rule="absolute", map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=2),
-            **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
-        results.append(mapped.expand(chunk=chunks_for.override(task_id=f"chunks_{name}")(planned, name)))
+            weight_rule="absolute", map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=2))
+        results.append(mapped.expand(chunk=chunks))
 
     @task(trigger_rule="all_done")
     def summarize(planned: dict[str, Any], low: Any = None, normal: Any = None, high: Any = None) -> dict[str, Any]:

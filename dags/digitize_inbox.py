@@ -5,6 +5,12 @@ tasks so the DAG file parses in milliseconds. Documents are processed in
 mapped chunks (never one task per page), each chunk holding as many ``ocr``
 pool slots as it runs Tesseract processes. Only ids, keys and counts travel
 through XCom: no file contents and no personal data.
+
+With ``DIGITIZE_SIGNING_QUEUE`` set (the signing key sits on one machine: a
+hardware token or a network HSM), each chunk is two tasks in the mapped group
+``chunk``: ``prepare_chunk`` (OCR, code, originals archived; any worker, ``ocr``
+pool) and ``sign_chunk`` (sign and archive; that queue only, no ``ocr`` slots).
+What passes between them is staged in the archive bucket, never on local disk.
 """
 
 from __future__ import annotations
@@ -14,14 +20,14 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Asset, Param, dag, task, task_group
 
 CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
 OCR_POOL = "ocr"
 # Tesseract processes per chunk task = pool slots it takes (the pool has one slot per core).
 OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
 MAX_MAP_LENGTH = 1024
-# Chunks sign their documents: route them to the token holder's Celery queue when one is configured.
+# Set: chunks split into prepare (any worker) and sign (the token holder's Celery queue only).
 SIGNING_QUEUE = os.environ.get("DIGITIZE_SIGNING_QUEUE") or None
 # Above a normal backlog (5), below a high-priority one (20): see digitize_backlog.
 INBOX_PRIORITY = 10
@@ -150,8 +156,7 @@ def digitize_inbox() -> None:
         return list(registered["chunks"])
 
     @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
-          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute",
-          **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
+          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
     def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
         from pathlib import Path
@@ -168,6 +173,50 @@ def digitize_inbox() -> None:
             print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
             outcomes.append(outcome.as_dict())
         return outcomes
+
+    @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
+          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
+    def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
+        from pathlib import Path
+
+        from airflow.sdk import get_current_context
+
+        from digitize.pipeline import prepare_document
+
+        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
+        ctx = _context()
+        outcomes = []
+        for batch_dir, document_id in chunk["items"]:
+            outcome = prepare_document(ctx, int(document_id), Path(batch_dir))
+            print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
+            outcomes.append(outcome.as_dict())
+        return outcomes
+
+    @task(map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=1),
+          priority_weight=INBOX_PRIORITY, weight_rule="absolute", **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
+    def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sign and archive what ``prepare_chunk`` staged; the others keep their outcome (e.g. quarantined)."""
+        from pathlib import Path
+
+        from airflow.sdk import get_current_context
+
+        from digitize.pipeline import finish_prepared
+
+        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
+        ctx = _context()
+        batches = {int(document_id): Path(batch_dir) for batch_dir, document_id in chunk["items"]}
+        outcomes = []
+        for row in prepared:
+            outcome = finish_prepared(ctx, row, batches[int(row["document_id"])])
+            print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
+            outcomes.append(outcome.as_dict())
+        return outcomes
+
+    @task_group(group_id="chunk")
+    def prepare_and_sign(chunk: dict[str, Any]) -> Any:
+        """A mapped group: each chunk is signed as soon as its own prepare is done, not after every chunk's."""
+        return sign_chunk(chunk, prepare_chunk(chunk))
 
     @task(outlets=[CATALOG_ASSET], trigger_rule="all_done")
     def summarize(registered: dict[str, Any], outcomes: list[list[dict[str, Any]]] | None = None) -> dict[str, Any]:
@@ -189,7 +238,8 @@ def digitize_inbox() -> None:
                 "pages_per_minute": round(summary.pages_per_minute, 1), "slowest_stage": summary.slowest_stage}
 
     registered = register(discover())
-    results = process_chunk.expand(chunk=chunks_of(registered))
+    chunks = chunks_of(registered)
+    results = (prepare_and_sign if SIGNING_QUEUE else process_chunk).expand(chunk=chunks)
     summarize(registered, results)
 
 

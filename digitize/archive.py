@@ -31,6 +31,10 @@ e.g. ``documents/000.00.00.H49/2021/000.00.00.H49.2021.KQ.000123/v1/originals/01
 default template (``<agency>.<YYYY>.<KQ|TP>.<NNNNNN>``) go under ``documents/_custom/<code>/v<version>/``.
 A corrected document gets a new version number, never an overwritten object.
 
+Work in progress between two machines (OCR on one, signing on the token holder) is staged under
+``staging/<document code>/v<version>/`` (:func:`staging_keys`): never object-locked, and the only
+keys :meth:`S3Archive.delete` accepts, so the archive proper stays write-once.
+
 Object Lock (WORM retention per document kind, COMPLIANCE or GOVERNANCE) and SSE-S3 encryption
 are options (:class:`ArchiveOptions`, read from ``DIGITIZE_S3_*`` variables by
 :meth:`ArchiveOptions.from_env`). Objects larger than ``multipart_threshold`` (64 MiB) are sent
@@ -96,6 +100,7 @@ _METADATA_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # Printable ASCII stays readable; '%' and everything else is escaped, so unquote() is exact.
 _METADATA_SAFE = "!#$&'()*+,-./:;<=>?@[]^_`{|}~"
 SHA256_METADATA = "sha256"
+STAGING_PREFIX = "staging/"
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -260,6 +265,26 @@ def document_keys(code: str, version: int = 1) -> DocumentKeys:
     parent = f"documents/{match['agency']}/{match['year']}" if match else "documents/_custom"
     base = f"{parent}/{code}/v{version}/"
     return DocumentKeys(pdf=f"{base}{code}.pdf", sidecar=f"{base}{code}.json", originals_prefix=f"{base}originals/")
+
+
+@dataclass(frozen=True)
+class StagingKeys:
+    """Keys of a prepared but not yet signed document version (see :func:`staging_keys`)."""
+
+    pdf: str
+    """The unsigned PDF/A."""
+
+    state: str
+    """JSON of what signing and the sidecar need; written last, so its presence means the stage is complete."""
+
+
+def staging_keys(code: str, version: int = 1) -> StagingKeys:
+    """Staging keys of a document version, built like :func:`document_keys` only from a validated code."""
+    validate_code(code)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"version must be an integer >= 1, not {version!r}")
+    base = f"{STAGING_PREFIX}{code}/v{version}/"
+    return StagingKeys(pdf=f"{base}document.pdf", state=f"{base}prepared.json")
 
 
 def check_key(key: str) -> str:
@@ -490,9 +515,9 @@ class S3Archive:
 
     # -- write
 
-    def _object_args(self, kind: str | None) -> dict[str, Any]:
+    def _object_args(self, kind: str | None, *, staging: bool = False) -> dict[str, Any]:
         args: dict[str, Any] = {}
-        retain_until = self.options.retain_until(kind)
+        retain_until = None if staging else self.options.retain_until(kind)
         if retain_until is not None:
             args["ObjectLockMode"] = self.options.object_lock_mode
             args["ObjectLockRetainUntilDate"] = retain_until
@@ -511,13 +536,13 @@ class S3Archive:
     ) -> StoredObject:
         """Store ``data`` under ``key`` once, verified by read-back.
 
-        ``kind`` picks the retention period (default: the KQ/TP of a :func:`document_keys` key).
-        A ``sha256`` in ``metadata`` is checked against ``data`` before anything is sent.
+        ``kind`` picks the retention period (default: the KQ/TP of a :func:`document_keys` key; staging
+        keys are never locked). A ``sha256`` in ``metadata`` is checked against ``data`` before anything is sent.
         """
         check_key(key)
         digest = _checked_digest(key, data, metadata)
         meta = {**encode_metadata(metadata), SHA256_METADATA: digest}
-        extra = self._object_args(kind or kind_from_key(key))
+        extra = self._object_args(kind or kind_from_key(key), staging=key.startswith(STAGING_PREFIX))
         what = f"put {key}"
         try:
             if len(data) > self.options.multipart_threshold:
@@ -626,6 +651,24 @@ class S3Archive:
         except (BotoCoreError, ClientError):  # e.g. locked: report the integrity error anyway
             return False
         return True
+
+    def delete(self, key: str) -> int:
+        """Remove every version (and delete marker) of a staging object; returns how many were removed.
+
+        Only ``staging/`` keys: staged work is scratch space shared by machines, the archive is write-once.
+        """
+        check_key(key)
+        if not key.startswith(STAGING_PREFIX):
+            raise ValueError(f"only staging objects can be deleted, not {key!r}")
+        removed = 0
+        with _s3_errors(f"delete {key}"):
+            paginator = self.client.get_paginator("list_object_versions")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+                for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                    if item["Key"] == key:
+                        self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=item["VersionId"])
+                        removed += 1
+        return removed
 
     # -- read
 

@@ -11,6 +11,7 @@ a second signature or a second object.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -51,7 +52,7 @@ from digitize.manifest import BatchPlan, PlannedDocument, RowError
 
 if TYPE_CHECKING:
     from digitize.archive import S3Archive
-    from digitize.catalog import Catalog, DocumentRecord, DocumentSpec
+    from digitize.catalog import Agency, Catalog, DocumentRecord, DocumentSpec
     from digitize.ocr import OcrResult
     from digitize.signing import AgencySigner, DocumentQr
 
@@ -61,6 +62,8 @@ SIDECAR_SCHEMA = REPO_ROOT / "schemas" / "sidecar.schema.json"
 _MEDIA_TYPES = {"pdf": "application/pdf", "tiff": "image/tiff", "jpeg": "image/jpeg", "png": "image/png"}
 _EXTENSIONS = {"pdf": ".pdf", "tiff": ".tif", "jpeg": ".jpg", "png": ".png"}
 _HASH_CHUNK = 1 << 20
+PREPARED = "PREPARED"
+"""Outcome of :func:`prepare_document`: OCR'd, coded, originals archived, staged for :func:`finish_document`."""
 DONE_FOLDER = "done"
 """Sub-folder of a batch that verified originals move to when ``DIGITIZE_MOVE_DONE`` is on."""
 
@@ -126,7 +129,7 @@ class DocumentOutcome:
     """Catalog id."""
 
     status: str
-    """ARCHIVED, QUARANTINED or SKIPPED (already done by an earlier run)."""
+    """ARCHIVED, QUARANTINED, SKIPPED (already done by an earlier run) or PREPARED (see :func:`prepare_document`)."""
 
     code: str | None = None
     """Assigned code, if any."""
@@ -242,13 +245,12 @@ class PipelineContext:
 
     @cached_property
     def tool_versions(self) -> dict[str, str]:
+        """This process's tools; Tesseract's comes with each OCR result (a signing machine may have none)."""
         import boto3
 
-        from digitize.ocr import tesseract_version
         from digitize.signing import pyhanko_version
 
-        return {"digitize": __version__, "tesseract": tesseract_version(), "pyhanko": pyhanko_version(),
-                "boto3": boto3.__version__}
+        return {"digitize": __version__, "pyhanko": pyhanko_version(), "boto3": boto3.__version__}
 
 
 class _Stopwatch:
@@ -366,8 +368,91 @@ def process_document(ctx: PipelineContext, document_id: int, batch_root: Path | 
     originals are then fetched into the scratch folder). Transient errors propagate (the caller
     retries); nothing else does. The document is first claimed (:meth:`Catalog.claim`): when another
     live worker holds it, it is SKIPPED here, so overlapping runs process each document exactly once.
+    Both stages run in this process, with nothing staged; a document an earlier :func:`prepare_document`
+    left prepared is only finished (no second OCR).
     """
-    source = LocalBatch(batch_root) if isinstance(batch_root, Path) else batch_root
+    source = _source(batch_root)
+
+    def work(record: DocumentRecord, watch: _Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
+        state = _staged_state(ctx, record)
+        if state is not None:
+            return _finish_staged(ctx, record, state, watch, checkpoint, source)
+        return _process(ctx, record, source, watch, checkpoint)
+
+    return _run_claimed(ctx, document_id, work)
+
+
+def prepare_document(ctx: PipelineContext, document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
+    """First stage, for any worker: check and OCR the originals, allocate the code, archive the originals.
+
+    What signing needs (the unsigned PDF/A and a JSON summary of the OCR and of the stored originals) is
+    staged in the archive bucket (:func:`~digitize.archive.staging_keys`), so :func:`finish_document` can
+    run on another machine. The outcome is PREPARED (the document stays RECEIVED, its lease released); a
+    document already prepared by an earlier run is not OCR'd again. Failures as in :func:`process_document`.
+    """
+    source = _source(batch_root)
+
+    def work(record: DocumentRecord, watch: _Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
+        state = _staged_state(ctx, record)
+        if state is None:
+            state = _prepare(ctx, record, source, watch, checkpoint)
+        return DocumentOutcome(record.id, PREPARED, state["code"], None, len(state["ocr"]["pages"]), watch.seconds)
+
+    return _run_claimed(ctx, document_id, work)
+
+
+def finish_document(ctx: PipelineContext, document_id: int,
+                    batch_root: Path | BatchSource | None = None) -> DocumentOutcome:
+    """Second stage, on the machine holding the signing key: sign, verify, archive, catalogue, index.
+
+    Works only from what :func:`prepare_document` staged (the originals are not read; ``batch_root`` is
+    needed only for ``DIGITIZE_MOVE_DONE``) and deletes the staged objects once the document is archived.
+    A document that is not prepared is SKIPPED and stays RECEIVED for the next run.
+    """
+    source = None if batch_root is None else _source(batch_root)
+    record = ctx.catalog.get_document(document_id)
+    if record.status == "ARCHIVED" and record.code is not None:
+        _drop_staging(ctx, record.code, record.version)  # an earlier finish died between archiving and clean-up
+
+    def work(record: DocumentRecord, watch: _Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
+        state = _staged_state(ctx, record)
+        if state is None:
+            log.info("document %s is not prepared: left for the next run", record.id)
+            return DocumentOutcome(record.id, "SKIPPED", record.code, None, seconds=watch.seconds)
+        return _finish_staged(ctx, record, state, watch, checkpoint, source)
+
+    return _run_claimed(ctx, document_id, work)
+
+
+def finish_prepared(ctx: PipelineContext, prepared: DocumentOutcome | dict[str, Any],
+                    batch_root: Path | BatchSource | None = None) -> DocumentOutcome:
+    """Finish a document from its :func:`prepare_document` outcome (or that outcome's XCom dict).
+
+    A document that prepare quarantined or skipped keeps that outcome; a finished one reports the pages and
+    the stage times of both stages, so a run's summary reads as if one task had done it all.
+    """
+    row = prepared.as_dict() if isinstance(prepared, DocumentOutcome) else prepared
+    if row["status"] != PREPARED:
+        return DocumentOutcome(row["document_id"], row["status"], row["code"], row["reason"], row["pages"],
+                               dict(row["seconds"]))
+    done = finish_document(ctx, int(row["document_id"]), batch_root)
+    seconds = dict(row["seconds"])
+    for stage, value in done.seconds.items():
+        seconds[stage] = round(seconds.get(stage, 0.0) + value, 3)
+    return DocumentOutcome(done.document_id, done.status, done.code, done.reason, done.pages, seconds)
+
+
+def _source(batch_root: Path | BatchSource) -> BatchSource:
+    return LocalBatch(batch_root) if isinstance(batch_root, Path) else batch_root
+
+
+def _run_claimed(ctx: PipelineContext, document_id: int,
+                 work: Callable[[DocumentRecord, _Stopwatch, Callable[[str], None]], DocumentOutcome]
+                 ) -> DocumentOutcome:
+    """Claim a RECEIVED document, run ``work`` under a renewed lease, and map failures to outcomes.
+
+    A document failure quarantines with its reason code; transient and configuration errors propagate.
+    """
     catalog = ctx.catalog
     record = catalog.get_document(document_id)
     if record.status != "RECEIVED":
@@ -386,7 +471,7 @@ def process_document(ctx: PipelineContext, document_id: int, batch_root: Path | 
     with _Lease(ctx, record.id, owner) as lease:
         try:
             try:
-                return _process(ctx, record, source, watch, lease.checkpoint)
+                return work(record, watch, lease.checkpoint)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise ScratchSpaceFull(f"the scratch disk is full while processing document {record.id}; "
@@ -433,91 +518,232 @@ def _check_originals(record: DocumentRecord, source: BatchSource, scratch: Path)
 
 def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
              checkpoint: Callable[[str], None]) -> DocumentOutcome:
-    from digitize.archive import document_keys
+    """Both stages in one process: sign before storing anything, so a failed signature leaves no object."""
+    agency = _agency(ctx, record)
+    with tempfile.TemporaryDirectory(prefix="digitize-", dir=ctx.settings.work_dir) as scratch:
+        ocr, code, originals, formats = _ocr_and_code(ctx, record, source, watch, checkpoint, Path(scratch))
+        signed, verdict = _sign_and_verify(ctx, record, code, ocr.pdf_path.read_bytes(), watch)
+        checkpoint("after_sign")
+        stored = _store_originals(ctx, record, code, originals, formats, watch)
+        return _archive_signed(ctx, record, agency, code, ocr, stored, signed, verdict, watch, checkpoint, source)
+
+
+def _prepare(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
+             checkpoint: Callable[[str], None]) -> dict[str, Any]:
+    """The prepare stage: OCR, code, originals archived, then what finishing needs staged; returns that state."""
+    _agency(ctx, record)  # before any OCR: the sidecar will need it
+    with tempfile.TemporaryDirectory(prefix="digitize-", dir=ctx.settings.work_dir) as scratch:
+        ocr, code, originals, formats = _ocr_and_code(ctx, record, source, watch, checkpoint, Path(scratch))
+        stored = _store_originals(ctx, record, code, originals, formats, watch)
+        return _stage(ctx, record, code, ocr, stored, watch)
+
+
+def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
+                  checkpoint: Callable[[str], None], scratch: Path
+                  ) -> tuple[OcrResult, str, list[Path], list[str]]:
+    """Fetch and check the originals, make the searchable PDF/A, allocate the code and write it into the PDF."""
     from digitize.ocr import OcrOptions, make_searchable_pdf
     from digitize.pages import sniff_format
     from digitize.pdfa import set_document_metadata
+
+    catalog, settings = ctx.catalog, ctx.settings
+    with watch.stage("fetch"):
+        originals = _check_originals(record, source, scratch)
+    formats = [sniff_format(p) for p in originals]
+    out_pdf = scratch / "document.pdf"
+    options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=scratch,
+                         page_timeout=settings.ocr_page_timeout)
+    with watch.stage("ocr"):
+        ocr: OcrResult = make_searchable_pdf(originals, out_pdf, options)
+    catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=ocr.tool_versions["tesseract"],
+                      detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
+                             f"{sum(p.blank for p in ocr.pages)} blank")
+    low = [p for p in ocr.pages if "LOW_RESOLUTION" in p.flags]
+    if low and settings.low_dpi_action == "quarantine":
+        pages = ", ".join(f"page {p.index + 1} ({p.source_file}) {p.dpi:.0f} dpi" for p in low)
+        raise LowResolution(f"{pages}: below the {settings.min_dpi} dpi of Decree 30/2020 "
+                            "(DIGITIZE_LOW_DPI_ACTION=quarantine)")
+    checkpoint("after_ocr")
+
+    year = datetime.now(UTC).year
+    _check_template(settings.code_template, record, year)
+    with watch.stage("code"):
+        code = catalog.allocate_code(record.id, template=settings.code_template, year=year)
+    catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
+                      detail=f"code {code}")
+    checkpoint("after_code")
+    set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
+    return ocr, code, originals, formats
+
+
+def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, unsigned: bytes,
+                     watch: _Stopwatch) -> tuple[bytes, Any]:
+    """Sign (once: see :func:`_signed_pdf`) and check the signature against the trust roots."""
+    from digitize.archive import document_keys
     from digitize.signing import verify_pdf
 
-    catalog, settings, versions = ctx.catalog, ctx.settings, ctx.tool_versions
-    agency = catalog.get_agency(record.agency_code)
+    with watch.stage("sign"):
+        signed = _signed_pdf(ctx, record, document_keys(code, record.version).pdf, unsigned, code)
+    verdict = verify_pdf(signed, ctx.settings.trust_roots)
+    if not verdict.valid:
+        raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
+    ctx.catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",
+                          tool_version=ctx.tool_versions["pyhanko"],
+                          detail=f"signer {verdict.signer}: {verdict.summary}")
+    return signed, verdict
+
+
+def _store_originals(ctx: PipelineContext, record: DocumentRecord, code: str, originals: Sequence[Path],
+                     formats: Sequence[str], watch: _Stopwatch) -> list[tuple[Any, Any, str]]:
+    """Archive each original under the code's keys, read back and compared with its registered SHA-256."""
+    from digitize.archive import document_keys
+
+    keys = document_keys(code, record.version)
+    stored = []
+    for spec, path, fmt in zip(record.files, originals, formats, strict=True):
+        with watch.stage("archive"):
+            obj = ctx.archive.put(keys.original(spec.position, _EXTENSIONS[fmt]), path.read_bytes(),
+                                  content_type=_MEDIA_TYPES[fmt], metadata={"sha256": spec.sha256, "code": code})
+        if obj.sha256 != spec.sha256:
+            raise ArchiveIntegrityError(f"archived original {obj.key} differs from the registered scan")
+        stored.append((spec, obj, fmt))
+    return stored
+
+
+def _agency(ctx: PipelineContext, record: DocumentRecord) -> Agency:
+    agency = ctx.catalog.get_agency(record.agency_code)
     if agency is None:
         raise AgencyUnknown(f"agency {record.agency_code} is not in the catalog")
-    with tempfile.TemporaryDirectory(prefix="digitize-", dir=settings.work_dir) as scratch:
-        with watch.stage("fetch"):
-            originals = _check_originals(record, source, Path(scratch))
-        formats = [sniff_format(p) for p in originals]
-        out_pdf = Path(scratch) / "document.pdf"
-        options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=Path(scratch),
-                             page_timeout=settings.ocr_page_timeout)
-        with watch.stage("ocr"):
-            ocr: OcrResult = make_searchable_pdf(originals, out_pdf, options)
-        catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=versions["tesseract"],
-                          detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
-                                 f"{sum(p.blank for p in ocr.pages)} blank")
-        low = [p for p in ocr.pages if "LOW_RESOLUTION" in p.flags]
-        if low and settings.low_dpi_action == "quarantine":
-            pages = ", ".join(f"page {p.index + 1} ({p.source_file}) {p.dpi:.0f} dpi" for p in low)
-            raise LowResolution(f"{pages}: below the {settings.min_dpi} dpi of Decree 30/2020 "
-                                "(DIGITIZE_LOW_DPI_ACTION=quarantine)")
-        checkpoint("after_ocr")
+    return agency
 
-        year = datetime.now(UTC).year
-        _check_template(settings.code_template, record, year)
-        with watch.stage("code"):
-            code = catalog.allocate_code(record.id, template=settings.code_template, year=year)
-        catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
-                          detail=f"code {code}")
-        checkpoint("after_code")
-        keys = document_keys(code, record.version)
 
-        set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
-        with watch.stage("sign"):
-            signed = _signed_pdf(ctx, record, keys.pdf, out_pdf.read_bytes(), code)
-        verdict = verify_pdf(signed, settings.trust_roots)
-        if not verdict.valid:
-            raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
-        catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",
-                          tool_version=versions["pyhanko"], detail=f"signer {verdict.signer}: {verdict.summary}")
-        checkpoint("after_sign")
-
-        archive = ctx.archive
-        stored_originals = []
-        for spec, path, fmt in zip(record.files, originals, formats, strict=True):
-            with watch.stage("archive"):
-                obj = archive.put(keys.original(spec.position, _EXTENSIONS[fmt]), path.read_bytes(),
-                                  content_type=_MEDIA_TYPES[fmt], metadata={"sha256": spec.sha256, "code": code})
-            if obj.sha256 != spec.sha256:
-                raise ArchiveIntegrityError(f"archived original {obj.key} differs from the registered scan")
-            stored_originals.append((spec, obj, fmt))
-        with watch.stage("archive"):
-            pdf_obj = archive.put(keys.pdf, signed, content_type="application/pdf", metadata={"code": code})
-        catalog.add_event(record.id, "replication", "success", tool="boto3", tool_version=versions["boto3"],
-                          detail=f"{len(stored_originals) + 1} object(s) stored and read back, SHA-256 verified")
-        checkpoint("during_upload")
-
-        needs_review = any({"LOW_CONFIDENCE", "LOW_RESOLUTION"} & set(p.flags) for p in ocr.pages)
-        sidecar = build_sidecar(ctx, record, agency_name=agency.name, agency_level=agency.level, code=code,
-                                ocr=ocr, verdict=verdict, pdf_obj=pdf_obj, originals=stored_originals,
-                                needs_review=needs_review)
-        sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
-        with watch.stage("archive"):
-            sidecar_obj = _put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
-
+def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency, code: str, ocr: OcrResult,
+                    stored: Sequence[tuple[Any, Any, str]], signed: bytes, verdict: Any, watch: _Stopwatch,
+                    checkpoint: Callable[[str], None], source: BatchSource | None) -> DocumentOutcome:
+    """Store the signed PDF and the sidecar, mark the document archived, index it, clear the inbox."""
+    from digitize.archive import document_keys
     from digitize.catalog import ArchivedInfo
+
+    catalog, archive = ctx.catalog, ctx.archive
+    keys = document_keys(code, record.version)
+    with watch.stage("archive"):
+        pdf_obj = archive.put(keys.pdf, signed, content_type="application/pdf", metadata={"code": code})
+    catalog.add_event(record.id, "replication", "success", tool="boto3", tool_version=ctx.tool_versions["boto3"],
+                      detail=f"{len(stored) + 1} object(s) stored and read back, SHA-256 verified")
+    checkpoint("during_upload")
+
+    needs_review = any({"LOW_CONFIDENCE", "LOW_RESOLUTION"} & set(p.flags) for p in ocr.pages)
+    sidecar = build_sidecar(ctx, record, agency_name=agency.name, agency_level=agency.level, code=code,
+                            ocr=ocr, verdict=verdict, pdf_obj=pdf_obj, originals=stored,
+                            needs_review=needs_review)
+    sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
+    with watch.stage("archive"):
+        sidecar_obj = _put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
 
     catalog.mark_archived(record.id, ArchivedInfo(
         pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
-        sidecar_sha256=sidecar_obj.sha256, original_keys=tuple(o.key for _, o, _ in stored_originals),
+        sidecar_sha256=sidecar_obj.sha256, original_keys=tuple(o.key for _, o, _ in stored),
         pages=len(ocr.pages), mean_confidence=ocr.mean_confidence, needs_review=needs_review))
     catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
                       tool="digitize", tool_version=__version__,
                       detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
     with watch.stage("index"):
         _index_text(ctx, record.id, [p.text for p in ocr.pages])
-    if settings.move_done and isinstance(source, LocalBatch):
+    if ctx.settings.move_done and isinstance(source, LocalBatch):
         _move_to_done(ctx, record, source)
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
+
+
+STAGED_STATE_VERSION = 1
+"""Version of the staged JSON (:func:`_stage`); a state of another version counts as not prepared."""
+
+
+def _stage(ctx: PipelineContext, record: DocumentRecord, code: str, ocr: OcrResult,
+           stored: Sequence[tuple[Any, Any, str]], watch: _Stopwatch) -> dict[str, Any]:
+    """Stage the unsigned PDF, then the JSON that marks the document prepared (written last: all or nothing)."""
+    from digitize.archive import staging_keys
+
+    keys = staging_keys(code, record.version)
+    unsigned = ocr.pdf_path.read_bytes()
+    state = {
+        "schema_version": STAGED_STATE_VERSION, "document_id": record.id, "fingerprint": record.fingerprint,
+        "code": code, "version": record.version, "pdf_sha256": sha256_bytes(unsigned),
+        "ocr": {"tool_versions": dict(ocr.tool_versions),
+                "pages": [dataclasses.asdict(p) for p in ocr.pages]},
+        "originals": [{"position": spec.position, "key": obj.key, "sha256": obj.sha256, "format": fmt}
+                      for spec, obj, fmt in stored],
+    }
+    with watch.stage("stage"):
+        _drop_staging(ctx, code, record.version)  # a half-staged earlier attempt: its PDF is not this one
+        ctx.archive.put(keys.pdf, unsigned, content_type="application/pdf", metadata={"code": code})
+        ctx.archive.put(keys.state, json.dumps(state, ensure_ascii=False).encode("utf-8"),
+                        content_type="application/json", metadata={"code": code})
+    ctx.catalog.add_event(record.id, "staging", "success", tool="digitize", tool_version=__version__,
+                          detail=f"prepared: unsigned PDF/A and OCR summary staged at {keys.state} for signing")
+    return state
+
+
+def _staged_state(ctx: PipelineContext, record: DocumentRecord) -> dict[str, Any] | None:
+    """The staged state of a prepared document, or ``None`` (a document without a code was never prepared)."""
+    from digitize.archive import staging_keys
+    from digitize.errors import ArchiveNotFound
+
+    if record.code is None:
+        return None
+    try:
+        state = json.loads(ctx.archive.get(staging_keys(record.code, record.version).state))
+    except (ArchiveNotFound, ValueError):  # never staged, or not ours: prepared again over it
+        return None
+    if not isinstance(state, dict):
+        return None
+    if (state.get("schema_version"), state.get("document_id"), state.get("fingerprint")) != (
+            STAGED_STATE_VERSION, record.id, record.fingerprint):
+        return None  # staged for another catalog's document with this code: prepare again over it
+    return state
+
+
+def _drop_staging(ctx: PipelineContext, code: str, version: int) -> None:
+    from digitize.archive import staging_keys
+
+    keys = staging_keys(code, version)
+    for key in (keys.state, keys.pdf):  # the marker first: never a state whose PDF is gone
+        ctx.archive.delete(key)
+
+
+def _finish_staged(ctx: PipelineContext, record: DocumentRecord, state: dict[str, Any], watch: _Stopwatch,
+                   checkpoint: Callable[[str], None], source: BatchSource | None) -> DocumentOutcome:
+    """The finish stage from what prepare staged: no original is read, no OCR runs."""
+    from digitize.archive import staging_keys
+    from digitize.errors import ArchiveNotFound
+    from digitize.ocr import OcrResult, PageResult
+
+    code = record.code
+    assert code is not None  # _staged_state found the state under it
+    agency = _agency(ctx, record)
+    keys = staging_keys(code, record.version)
+    try:
+        with watch.stage("fetch"):
+            unsigned = ctx.archive.get(keys.pdf)
+        if sha256_bytes(unsigned) != state["pdf_sha256"]:
+            raise ArchiveIntegrityError(f"staged PDF {keys.pdf} differs from the one prepared")
+        specs = {spec.position: spec for spec in record.files}
+        stored = []
+        for item in state["originals"]:
+            obj = ctx.archive.head(item["key"])
+            if obj is None or obj.sha256 != specs[item["position"]].sha256 or obj.sha256 != item["sha256"]:
+                raise ArchiveIntegrityError(f"archived original {item['key']} is missing or differs from the scan")
+            stored.append((specs[item["position"]], obj, item["format"]))
+    except (ArchiveIntegrityError, ArchiveNotFound):
+        _drop_staging(ctx, code, record.version)  # unusable: a retry of the document prepares it again
+        raise
+    pages = tuple(PageResult(**{**p, "flags": tuple(p["flags"]), "steps": tuple(p["steps"])})
+                  for p in state["ocr"]["pages"])
+    ocr = OcrResult(pdf_path=Path(keys.pdf), pages=pages, tool_versions=state["ocr"]["tool_versions"])
+    signed, verdict = _sign_and_verify(ctx, record, code, unsigned, watch)
+    checkpoint("after_sign")
+    outcome = _archive_signed(ctx, record, agency, code, ocr, stored, signed, verdict, watch, checkpoint, source)
+    _drop_staging(ctx, code, record.version)
+    return outcome
 
 
 def _index_text(ctx: PipelineContext, document_id: int, pages: list[str]) -> None:

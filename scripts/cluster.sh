@@ -17,8 +17,9 @@
 # Here two workers share this machine's cores, so each counts half of them.
 #
 # Settings (environment): CLUSTER_DIR, CLUSTER_WORKERS (2), CLUSTER_API_PORT (8090),
-# DIGITIZE_OCR_JOBS (1), DIGITIZE_SIGNING_QUEUE (unset: any worker signs; "signing": only
-# worker1, the token holder, runs the chunk tasks that sign), CLUSTER_SEED (1: import samples).
+# DIGITIZE_OCR_JOBS (1), DIGITIZE_SIGNING_QUEUE (unset: any worker signs; "signing": every worker
+# runs the prepare_chunk tasks (OCR), only worker1, the token holder, the sign_chunk tasks; every
+# process must see the same value: the task ids depend on it), CLUSTER_SEED (1: import samples).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -121,6 +122,7 @@ export DIGITIZE_CATALOG_URL="$PG_BASE/catalog"
 export DIGITIZE_S3_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
 export DIGITIZE_S3_BUCKET=${DIGITIZE_S3_BUCKET:-digitize-archive}
 export DIGITIZE_DEADLINE_MINUTES=${DIGITIZE_DEADLINE_MINUTES:-30}  # inbox runs this much over their average: alert
+[ -z "${DIGITIZE_SIGNING_QUEUE:-}" ] || export DIGITIZE_SIGNING_QUEUE  # the same DAG shape in every process
 export AIRFLOW_CONN_DIGITIZE_S3="{\"conn_type\": \"aws\", \"login\": \"$AWS_ACCESS_KEY_ID\", \"password\": \"$AWS_SECRET_ACCESS_KEY\",
   \"extra\": {\"endpoint_url\": \"$DIGITIZE_S3_ENDPOINT_URL\", \"region_name\": \"$AWS_DEFAULT_REGION\",
   \"config_kwargs\": {\"s3\": {\"addressing_style\": \"path\"}, \"retries\": {\"mode\": \"standard\", \"max_attempts\": 5}}}}"
@@ -144,7 +146,7 @@ start dag-processor "$AIRFLOW" dag-processor
 start triggerer "$AIRFLOW" triggerer
 [ "$EXECUTOR" = CeleryExecutor ] || WORKERS=0  # LocalExecutor runs tasks in the scheduler's own workers
 for i in $(seq 1 "$WORKERS"); do
-  queues=default  # worker1 holds the signing token: it alone also serves the signing queue
+  queues=default  # worker1 holds the signing token: it alone also serves the signing queue (sign_chunk)
   if [ "$i" = 1 ] && [ -n "${DIGITIZE_SIGNING_QUEUE:-}" ]; then queues="default,$DIGITIZE_SIGNING_QUEUE"; fi
   DIGITIZE_WORKER_NAME="worker$i" start "worker$i" "$AIRFLOW" celery worker --celery-hostname "worker$i@%h" \
     --concurrency "$CONCURRENCY" --queues "$queues" --without-gossip --without-mingle

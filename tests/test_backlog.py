@@ -194,12 +194,11 @@ def test_signing_queue_and_alerting_are_wired(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("DIGITIZE_SIGNING_QUEUE", "signing")
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert not bag.import_errors
-    for dag_id, task_ids in (("digitize_backlog", ("process_low", "process_normal", "process_high")),
-                             ("digitize_inbox", ("process_chunk",))):
+    for dag_id, groups in (("digitize_backlog", ("process_low", "process_normal", "process_high")),
+                           ("digitize_inbox", ("chunk",))):
         dag = bag.dags[dag_id]
-        for task_id in task_ids:
-            task = dag.get_task(task_id)
-            assert task.queue == "signing"
-            assert task.pool == "ocr"
-            assert task.on_failure_callback
+        for group in groups:  # OCR anywhere, only signing on the token holder (tests/test_dags_signing_queue.py)
+            prepare, sign = dag.get_task(f"{group}.prepare_chunk"), dag.get_task(f"{group}.sign_chunk")
+            assert (prepare.queue, prepare.pool, sign.queue, sign.pool) == ("default", "ocr", "signing", "default_pool")
+            assert prepare.on_failure_callback and sign.on_failure_callback
     assert not bag.dags["digitize_inbox"].deadline  # off unless DIGITIZE_DEADLINE_MINUTES is set

@@ -52,6 +52,12 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any) -> Iterator[dict[str, Any]]:
+    yield from start_cluster(tmp_path_factory, demo_pki)
+
+
+def start_cluster(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any, extra_env: dict[str, str] | None = None
+                  ) -> Iterator[dict[str, Any]]:
+    """scripts/cluster.sh with the test PKI (plus ``extra_env``), until the generator is closed."""
     _ensure_celery()
     root = Path("/tmp") / f"digitize-cluster-{os.getpid()}"  # PostgreSQL (user postgres) must reach it
     home = tmp_path_factory.mktemp("cluster-home")
@@ -63,6 +69,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any) -> Iterator
         "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert), "DIGITIZE_SIGNING_STAMP": "false",
         "DIGITIZE_OCR_JOBS": "1", "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1", "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        **(extra_env or {}),
     })
     log = (home / "cluster.out").open("w")
     proc = subprocess.Popen(["bash", str(REPO / "scripts" / "cluster.sh")], env=env, stdout=log,
@@ -112,6 +119,11 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 @pytest.fixture(scope="module")
 def backlog_run(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_backlog(cluster, tmp_path_factory)
+
+
+def run_backlog(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A backlog of DOCUMENTS tiny scans from an S3 prefix through the cluster's digitize_backlog."""
     from test_backlog import make_tiny_batch
 
     from digitize.archive import S3Archive, make_s3_client
