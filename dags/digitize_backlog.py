@@ -189,14 +189,15 @@ def digitize_backlog() -> None:
 
         return f"{os.environ.get('DIGITIZE_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
 
-    @task
-    def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """One chunk of one batch; a document failure quarantines it, a transient one retries the task."""
+    def _run_chunk(chunk: dict[str, Any], stage: str) -> list[dict[str, Any]]:
+        """Run one stage (``process``: every step; ``prepare``: up to the signature) over the chunk's documents."""
         from airflow.sdk import get_current_context
 
         from digitize.inbox import open_batch
-        from digitize.pipeline import process_document
+        from digitize.pipeline import prepare_document, process_document
 
+        run_document = process_document if stage == "process" else prepare_document
+        tag = "" if stage == "process" else f" ({stage})"
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()
         factory = _s3_factory()
@@ -205,36 +206,23 @@ def digitize_backlog() -> None:
         for part in chunk["parts"]:
             source = open_batch(part["batch"], s3=factory)
             for document_id in part["ids"]:
-                outcome = process_document(ctx, int(document_id), source)
+                outcome = run_document(ctx, int(document_id), source)
                 if outcome.status != "SKIPPED":  # who did the work: one event per processed document
-                    ctx.catalog.add_event(int(document_id), "processing_worker", "success", detail=f"worker {worker}")
+                    ctx.catalog.add_event(int(document_id), "processing_worker", "success",
+                                          detail=f"worker {worker}{tag}")
                 print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''} on {worker}")
                 outcomes.append(outcome.as_dict())
         return outcomes
+
+    @task
+    def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """One chunk of one batch; a document failure quarantines it, a transient one retries the task."""
+        return _run_chunk(chunk, "process")
 
     @task
     def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
-        from airflow.sdk import get_current_context
-
-        from digitize.inbox import open_batch
-        from digitize.pipeline import prepare_document
-
-        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
-        ctx = _context()
-        factory = _s3_factory()
-        worker = _worker()
-        outcomes = []
-        for part in chunk["parts"]:
-            source = open_batch(part["batch"], s3=factory)
-            for document_id in part["ids"]:
-                outcome = prepare_document(ctx, int(document_id), source)
-                if outcome.status != "SKIPPED":
-                    ctx.catalog.add_event(int(document_id), "processing_worker", "success",
-                                          detail=f"worker {worker} (prepare)")
-                print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''} on {worker}")
-                outcomes.append(outcome.as_dict())
-        return outcomes
+        return _run_chunk(chunk, "prepare")
 
     @task
     def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -155,43 +155,35 @@ def digitize_inbox() -> None:
     def chunks_of(registered: dict[str, Any]) -> list[dict[str, Any]]:
         return list(registered["chunks"])
 
-    @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
-          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
-    def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
+    def _run_chunk(chunk: dict[str, Any], stage: str) -> list[dict[str, Any]]:
+        """Run one stage (``process``: every step; ``prepare``: up to the signature) over the chunk's documents."""
         from pathlib import Path
 
         from airflow.sdk import get_current_context
 
-        from digitize.pipeline import process_document
+        from digitize.pipeline import prepare_document, process_document
 
+        run_document = process_document if stage == "process" else prepare_document
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()
         outcomes = []
         for batch_dir, document_id in chunk["items"]:
-            outcome = process_document(ctx, int(document_id), Path(batch_dir))
+            outcome = run_document(ctx, int(document_id), Path(batch_dir))
             print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
             outcomes.append(outcome.as_dict())
         return outcomes
+
+    @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
+          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
+    def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
+        return _run_chunk(chunk, "process")
 
     @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
           execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
     def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
-        from pathlib import Path
-
-        from airflow.sdk import get_current_context
-
-        from digitize.pipeline import prepare_document
-
-        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
-        ctx = _context()
-        outcomes = []
-        for batch_dir, document_id in chunk["items"]:
-            outcome = prepare_document(ctx, int(document_id), Path(batch_dir))
-            print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
-            outcomes.append(outcome.as_dict())
-        return outcomes
+        return _run_chunk(chunk, "prepare")
 
     @task(map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=1),
           priority_weight=INBOX_PRIORITY, weight_rule="absolute", **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
