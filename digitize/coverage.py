@@ -1535,15 +1535,9 @@ def _asked_agency_table(report: CoverageReport) -> str:
         ("Chỉ tiêu %", "Target %", True),
         ("Chậm (điểm)", "Behind (points)", True),
     ]
-    out = [
-        "<section><h2>"
-        + _bi("Không phải nộp lại giấy tờ, theo cơ quan tiếp nhận", "Not asked again, by receiving office")
-        + "</h2>",
-        '<table class="sortable" id="not-asked-again"><thead><tr>',
-    ]
-    for vi, en, num in heads:
-        out.append(f'<th class="sort{" n" if num else ""}" data-type="{"num" if num else "text"}">{_bi(vi, en)}</th>')
-    out.append("</tr></thead><tbody>")
+    out = _sortable_table_head(
+        "not-asked-again",
+        _bi("Không phải nộp lại giấy tờ, theo cơ quan tiếp nhận", "Not asked again, by receiving office"), heads)
     for row in report.asked_by_agency.to_dict("records"):
         vi, en = report.plan.level_names(str(row["level"]))
         css = "none" if pd.isna(row["met"]) else ("met" if bool(row["met"]) else "behind")
@@ -1565,6 +1559,15 @@ def _asked_agency_table(report: CoverageReport) -> str:
     return "".join(out)
 
 
+def _sortable_table_head(table_id: str, title: str, heads: list[tuple[str, str, bool]]) -> list[str]:
+    """The section title and bilingual header row of a table the report's script sorts (numeric when flagged)."""
+    out = ["<section><h2>" + title + "</h2>", f'<table class="sortable" id="{table_id}"><thead><tr>']
+    for vi, en, num in heads:
+        out.append(f'<th class="sort{" n" if num else ""}" data-type="{"num" if num else "text"}">{_bi(vi, en)}</th>')
+    out.append("</tr></thead><tbody>")
+    return out
+
+
 def _agency_table(report: CoverageReport) -> str:
     """Sortable table of agencies, laggards first (the report's order)."""
     heads = [
@@ -1578,13 +1581,7 @@ def _agency_table(report: CoverageReport) -> str:
         ("Chậm (điểm)", "Behind (points)", True),
         ("Còn thiếu", "Still needed", True),
     ]
-    out = [
-        "<section><h2>" + _bi("Theo cơ quan (chậm nhất trước)", "By agency (laggards first)") + "</h2>",
-        '<table class="sortable" id="agencies"><thead><tr>',
-    ]
-    for vi, en, num in heads:
-        out.append(f'<th class="sort{" n" if num else ""}" data-type="{"num" if num else "text"}">{_bi(vi, en)}</th>')
-    out.append("</tr></thead><tbody>")
+    out = _sortable_table_head("agencies", _bi("Theo cơ quan (chậm nhất trước)", "By agency (laggards first)"), heads)
     for row in report.by_agency.to_dict("records"):
         vi, en = report.plan.level_names(str(row["level"]))
         css = "none" if pd.isna(row["met"]) else ("met" if bool(row["met"]) else "behind")
