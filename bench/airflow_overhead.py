@@ -93,12 +93,24 @@ def cluster(executor: str, base_env: dict[str, str]) -> Iterator[dict[str, str]]
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _metadata(env: dict[str, str]) -> Any:
+    """A connection to Airflow's metadata database, to watch runs without spawning CLI processes.
+
+    Polling with ``airflow dags list-runs`` once a second cost about 0.7 of the two cores (every
+    call imports Airflow) and was counted against Airflow in the first runs below.
+    """
+    import psycopg
+
+    url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg", "postgresql")
+    return psycopg.connect(url, autocommit=True)
+
+
 def _run_state(env: dict[str, str], run_id: str) -> dict[str, Any] | None:
-    """The run as ``airflow dags list-runs -o json`` reports it (its JSON is the line that starts with '[')."""
-    done = _airflow(env, "dags", "list-runs", "digitize_backlog", "-o", "json")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("[")] if done.returncode == 0 else []
-    runs = json.loads(lines[-1]) if lines else []
-    return next((r for r in runs if r["run_id"] == run_id), None)
+    """The run's state, start and end as the scheduler recorded them."""
+    with _metadata(env) as conn:
+        row = conn.execute("SELECT state, start_date, end_date FROM dag_run WHERE dag_id = 'digitize_backlog' "
+                           "AND run_id = %s", (run_id,)).fetchone()
+    return None if row is None else {"state": row[0], "start_date": row[1], "end_date": row[2]}
 
 
 def _start(env: dict[str, str], run_id: str, conf: dict[str, Any]) -> None:
@@ -115,29 +127,103 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
     return subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+# Processes by role, from their command lines; the first match wins (a task's process title is
+# "airflow worker -- <task instance id>", its LocalExecutor supervisor's "airflow worker -- LocalExecutor: …").
+ROLES = (("task supervisors", ("worker -- LocalExecutor",)), ("tasks", ("airflow worker -- ", "celery")),
+         ("scheduler", ("airflow scheduler",)), ("dag-processor", ("dag-processor",)),
+         ("api-server", ("api-server", "api_server")), ("triggerer", ("triggerer",)),
+         ("library processes", ("multiprocessing.spawn",)), ("S3 endpoint", ("digitize.s3server",)),
+         ("PostgreSQL", ("postgres",)), ("Redis", ("redis-server",)))
+
+
+class CpuByRole:
+    """CPU seconds (user + system) each role of process used while the block ran, sampled every 0.5 s.
+
+    Processes that start and end between two samples are missed: short ones, so the figures are a floor.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seconds: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> CpuByRole:
+        self._since = time.time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        import psutil
+
+        seen: dict[tuple[int, float], float] = {}
+        while True:
+            for proc in psutil.process_iter():
+                try:
+                    created, cmd, times = proc.create_time(), " ".join(proc.cmdline()), proc.cpu_times()
+                except psutil.Error:
+                    continue
+                role = next((name for name, keys in ROLES if any(k in cmd for k in keys)), None)
+                if role is None:
+                    continue
+                key = (proc.pid, created)
+                used = times.user + times.system
+                before = seen.get(key, 0.0 if created >= self._since else used)
+                self.seconds[role] = self.seconds.get(role, 0.0) + used - before
+                seen[key] = used
+            if self._stop.wait(0.5):
+                return
+
+    def row(self, wall: float) -> str:
+        """"role 12.3 s (0.11 core)" for each role, most first."""
+        return ", ".join(f"{role} {sec:.1f} s ({sec / wall:.2f} core)"
+                         for role, sec in sorted(self.seconds.items(), key=lambda kv: -kv[1]))
+
+
 def airflow_run(env: dict[str, str], source: Path, chunk_size: int, run_id: str) -> dict[str, Any]:
-    """Trigger digitize_backlog and wait; the run's own duration (start→end) and wall time from the trigger."""
+    """Trigger digitize_backlog and wait; the run's own duration (start→end), wall time from the trigger,
+    and the CPU each role of process used meanwhile."""
     _start(env, run_id, {"source": str(source), "chunk_size": chunk_size, "priority": "normal"})
     triggered = time.monotonic()
-    while (found := _run_state(env, run_id)) is None or found["state"] not in ("success", "failed"):
-        time.sleep(1)
+    with CpuByRole() as cpu:
+        while (found := _run_state(env, run_id)) is None or found["state"] not in ("success", "failed"):
+            time.sleep(1)
     wall = time.monotonic() - triggered
-    from datetime import datetime
-
-    start, end = (datetime.fromisoformat(found[k]) for k in ("start_date", "end_date"))
-    return {"state": found["state"], "run_seconds": (end - start).total_seconds(), "wall_seconds": wall}
+    return {"state": found["state"], "run_seconds": (found["end_date"] - found["start_date"]).total_seconds(),
+            "wall_seconds": wall, "cpu": cpu.row(wall)}
 
 
 def task_time(env: dict[str, str], run_id: str) -> dict[str, float]:
-    """Task instances of the run and their summed running time (start→end, as Airflow records it)."""
-    from datetime import datetime
+    """Task instances of the run, their summed running time, and where the run's time went.
 
-    done = _airflow(env, "tasks", "states-for-dag-run", "digitize_backlog", run_id, "-o", "json")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    tis = json.loads(lines[-1]) if lines else []
-    seconds = sum((datetime.fromisoformat(t["end_date"]) - datetime.fromisoformat(t["start_date"])).total_seconds()
-                  for t in tis if t.get("start_date") and t.get("end_date"))
-    return {"tasks": float(len(tis)), "task_seconds": seconds}
+    ``head``: run start → first chunk task start (plan, chunks_*, scheduling); ``tail``: last chunk
+    end → run end (summarize, report); ``chunk_median``: one chunk task's start → end.
+    """
+    with _metadata(env) as conn:
+        rows = conn.execute(
+            "SELECT ti.task_id, ti.start_date, ti.end_date, r.start_date, r.end_date FROM task_instance ti "
+            "JOIN dag_run r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id "
+            "WHERE ti.dag_id = 'digitize_backlog' AND ti.run_id = %s", (run_id,)).fetchall()
+    ran = [r for r in rows if r[1] and r[2]]
+    chunks = [r for r in ran if r[0].startswith("process_")]
+    durations = sorted((end - start).total_seconds() for _, start, end, _, _ in chunks)
+    run_start, run_end = rows[0][3], rows[0][4]
+    return {"tasks": float(len(rows)),
+            "task_seconds": sum((end - start).total_seconds() for _, start, end, _, _ in ran),
+            "chunks": float(len(chunks)), "chunk_median": durations[len(durations) // 2] if durations else 0.0,
+            "head": (min(r[1] for r in chunks) - run_start).total_seconds() if chunks else 0.0,
+            "tail": (run_end - max(r[2] for r in chunks)).total_seconds() if chunks else 0.0}
+
+
+def timeline(tis: dict[str, float]) -> str:
+    """One line: how the run's time divides between the serial steps and the chunks."""
+    return (f"{int(tis['chunks'])} chunk tasks, median {tis['chunk_median']:.1f} s each; before the first chunk "
+            f"{tis['head']:.1f} s, after the last {tis['tail']:.1f} s")
 
 
 def _archived(env: dict[str, str], batch_id: str) -> int:
@@ -184,13 +270,14 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
     ctx.catalog.import_agencies(REPO / "samples" / "agencies.csv")
     ctx.archive.ensure_bucket()
     start = time.perf_counter()  # like the Airflow runs: from registration to the last document
-    registered = register_batch(ctx.catalog, read_manifest(batch))
-    with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_init_worker) as pool:
-        results = list(pool.imap_unordered(_process, [(i, str(batch)) for i in registered.to_process]))
+    with CpuByRole() as cpu:
+        registered = register_batch(ctx.catalog, read_manifest(batch))
+        with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_init_worker) as pool:
+            results = list(pool.imap_unordered(_process, [(i, str(batch)) for i in registered.to_process]))
     seconds = time.perf_counter() - start
     Catalog(os.environ["DIGITIZE_CATALOG_URL"]).documents()
     return {"wall_seconds": seconds, "archived": sum(s == "ARCHIVED" for s, _ in results),
-            "pages": sum(p for _, p in results)}
+            "pages": sum(p for _, p in results), "cpu": cpu.row(seconds)}
 
 
 def main() -> None:
@@ -219,6 +306,7 @@ def main() -> None:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}; load average {os.getloadavg()}")
     rows: list[str] = []
+    cpu: list[str] = []  # where the CPU went, one line per run
     if not args.skip_ocr:
         batch = make_documents(work / "ocr" / "bench-ocr", args.docs, tiny=False)
         with cluster("LocalExecutor", base_env) as env:
@@ -226,18 +314,23 @@ def main() -> None:
             assert lib["archived"] == args.docs, lib
             rows.append(f"| (a) library, {os.cpu_count()} processes | {lib['wall_seconds']:.1f} | "
                         f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 |")
-            print(rows[-1], flush=True)
+            cpu.append(f"- (a): {lib['cpu']}")
+            print(rows[-1], cpu[-1], sep="\n", flush=True)
             local = airflow_run(env, batch.parent, args.chunk_size, "bench-local")
+            local_tis = task_time(env, "bench-local")
             rows.append(f"| (b) LocalExecutor ({local['state']}) | {local['wall_seconds']:.1f} "
                         f"(run {local['run_seconds']:.1f}) | {60 * args.docs / local['wall_seconds']:.1f} | "
                         f"{local['wall_seconds'] / lib['wall_seconds']:.2f} |")
-            print(rows[-1], flush=True)
+            cpu.append(f"- (b): {local['cpu']}; {timeline(local_tis)}")
+            print(rows[-1], cpu[-1], sep="\n", flush=True)
         with cluster("CeleryExecutor", base_env) as env:
             celery = airflow_run(env, batch.parent, args.chunk_size, "bench-celery")
+            celery_tis = task_time(env, "bench-celery")
             rows.append(f"| (c) Celery, 2 workers ({celery['state']}) | {celery['wall_seconds']:.1f} "
                         f"(run {celery['run_seconds']:.1f}) | {60 * args.docs / celery['wall_seconds']:.1f} | "
                         f"{celery['wall_seconds'] / lib['wall_seconds']:.2f} |")
-            print(rows[-1], flush=True)
+            cpu.append(f"- (c): {celery['cpu']}; {timeline(celery_tis)}")
+            print(rows[-1], cpu[-1], sep="\n", flush=True)
     with_library = {int(s) for s in args.synthetic_library.split(",") if s}
     for size in [int(s) for s in args.synthetic.split(",") if s]:
         # Results (TP) get no QR stamp: the no-op runs time everything around the document's own work.
@@ -261,8 +354,9 @@ def main() -> None:
         rows.append(f"| {size} docs, {int(tis['tasks'])} tasks | {run['wall_seconds']:.1f} s "
                     f"(run {run['run_seconds']:.1f} s, {run['state']}) | {1000 * run['wall_seconds'] / size:.1f} | "
                     f"{1000 * tis['task_seconds'] / size:.1f} | {idle_ms:.1f} | {baseline} |")
-        print(rows[-1], flush=True)
-    print("\n".join(rows))
+        cpu.append(f"- {size} docs: Airflow {run['cpu']}; {timeline(tis)}" + (f"; library {lib['cpu']}" if lib else ""))
+        print(rows[-1], cpu[-1], sep="\n", flush=True)
+    print("\n".join(rows), "", "CPU by role of process (user + system) while each run ran:", *cpu, sep="\n")
     shutil.rmtree(work, ignore_errors=True)
 
 
