@@ -208,6 +208,32 @@ def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
     return RegisteredBatch(plan.batch_id, plan.root, tuple(to_process), tuple(duplicates), plan.errors, plan.source)
 
 
+PRELOADED_MODULES = (
+    "digitize.archive", "digitize.catalog", "digitize.codes", "digitize.ocr", "digitize.pages", "digitize.pdfa",
+    "digitize.preprocess", "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
+    "fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.scaleUpem", "pikepdf", "pyhanko.pdf_utils.filters",
+    "pyhanko.pdf_utils.metadata.xmp_xml", "sqlalchemy.dialects.postgresql.psycopg",
+    "cryptography.hazmat.backends.openssl",
+)
+"""What processing a document imports lazily; :func:`preload` imports it up front."""
+
+
+def preload() -> None:
+    """Import what processing a document needs, so that processes forked afterwards start warm.
+
+    Airflow runs each task in a process forked from a long-lived one (a Celery worker, or the
+    scheduler with LocalExecutor). Imported there once, OpenCV, pyHanko, pikepdf, SQLAlchemy and
+    boto3 cost a chunk task nothing instead of about a second of CPU each time
+    (bench/results/airflow.md). Importing opens no connection; with ``OPENBLAS_NUM_THREADS=1``
+    (NumPy's and OpenCV's BLAS otherwise start a thread per core) it starts no thread either, so
+    the process can fork safely.
+    """
+    import importlib
+
+    for name in PRELOADED_MODULES:
+        importlib.import_module(name)
+
+
 class PipelineContext:
     """Per-process handles to the catalog, archive and signer, created once and reused across documents.
 

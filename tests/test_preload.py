@@ -1,0 +1,101 @@
+"""Warm task processes: what ``preload`` imports, and which Airflow processes do it.
+
+Airflow forks every task from a long-lived process; whatever that process imported, the task
+does not import again. The check runs in a fresh interpreter, as a worker would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Packages whose import costs a task real CPU (OpenCV alone ~0.3 s); none may be left for the first document.
+HEAVY = {"cv2", "numpy", "pikepdf", "pyhanko", "pyhanko_certvalidator", "sqlalchemy", "boto3", "botocore",
+         "jsonschema", "PIL", "cryptography", "asn1crypto", "aiohttp", "lxml", "psycopg"}
+
+CHILD = r"""
+import json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from imagegen import render_page, save
+from digitize.manifest import read_manifest
+from digitize import pipeline
+
+batch = Path(sys.argv[1])
+batch.mkdir(parents=True)
+save(render_page(("Số 000001",), width_in=2.0, height_in=1.0, font_pt=10.0), batch / "p.png", fmt="PNG")
+(batch / "manifest.csv").write_text("file,agency_code,kind,title,issued_date\n"
+                                    "p.png,000.00.12.H99,TP,Giấy tờ,2022-01-01\n", encoding="utf-8")
+ctx = pipeline.PipelineContext()
+ctx.catalog.upgrade()
+ctx.catalog.import_agencies(Path(sys.argv[3]))
+ctx.archive.ensure_bucket()
+registered = pipeline.register_batch(ctx.catalog, read_manifest(batch))
+if sys.argv[4] == "preload":
+    pipeline.preload()
+before = set(sys.modules)
+outcome = pipeline.process_document(ctx, registered.to_process[0], batch)
+print(json.dumps({"status": outcome.status, "new": sorted(set(sys.modules) - before)}))
+"""
+
+
+def _first_document(tmp_path: Path, s3_server: str, demo_pki, mode: str) -> dict:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "DIGITIZE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
+           "DIGITIZE_S3_ENDPOINT_URL": s3_server, "DIGITIZE_S3_BUCKET": f"preload-{mode}",
+           "DIGITIZE_SIGNING_PKCS12": str(demo_pki.pkcs12), "DIGITIZE_SIGNING_PASSPHRASE": demo_pki.passphrase,
+           "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert), "DIGITIZE_OCR_ENGINE": "noop"}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "batch"), str(REPO / "tests"),
+                           str(REPO / "samples" / "agencies.csv"), mode],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_after_preload_the_first_document_imports_no_heavy_package(tmp_path: Path, s3_server: str,
+                                                                    demo_pki) -> None:  # type: ignore[no-untyped-def]
+    cold = _first_document(tmp_path / "cold", s3_server, demo_pki, "cold")
+    warm = _first_document(tmp_path / "warm", s3_server, demo_pki, "preload")
+    assert cold["status"] == warm["status"] == "ARCHIVED"
+    heavy = lambda modules: {m.split(".")[0] for m in modules} & HEAVY  # noqa: E731
+    assert heavy(cold["new"]) >= {"cv2", "pyhanko", "pikepdf"}, "the check would not notice a missing preload"
+    assert heavy(warm["new"]) == set(), sorted(m for m in warm["new"] if m.split(".")[0] in HEAVY)
+
+
+@pytest.mark.parametrize(("argv", "executor", "expected"), [
+    (["airflow", "celery", "worker", "--queues", "default"], "CeleryExecutor", True),
+    (["airflow", "scheduler"], "LocalExecutor", True),
+    (["airflow", "scheduler"], "CeleryExecutor", False),  # Celery workers fork the tasks, not the scheduler
+    (["airflow", "api-server"], "LocalExecutor", False),
+    (["airflow", "dag-processor"], "LocalExecutor", False),
+    (["airflow", "dags", "trigger", "digitize_backlog"], "LocalExecutor", False),
+    (["airflow", "celery", "flower"], "CeleryExecutor", False),
+])
+def test_only_the_processes_that_fork_tasks_preload(argv: list[str], executor: str, expected: bool) -> None:
+    sys.path.insert(0, str(REPO / "plugins"))
+    try:
+        import airflow_local_settings
+    finally:
+        sys.path.remove(str(REPO / "plugins"))
+    assert airflow_local_settings.forks_tasks(argv, executor) is expected
+
+
+def test_a_celery_worker_process_starts_with_the_library_imported() -> None:
+    """The real hook, imported as Airflow imports it, in a process that calls itself a Celery worker."""
+    code = ("import os, sys; sys.argv = ['airflow', 'celery', 'worker']; import airflow, airflow.settings; "
+            "print('cv2' in sys.modules, 'pyhanko.sign' in sys.modules, "
+            "'airflow.providers.amazon.aws.hooks.s3' in sys.modules, len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+    warm = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    # No thread besides the main one: a fork would lose any other (and a BLAS pool per core oversubscribes).
+    assert warm.stdout.split() == ["True", "True", "True", "1"], warm.stderr[-2000:]
+    off = subprocess.run([sys.executable, "-c", code], env={**env, "DIGITIZE_AIRFLOW_PRELOAD": "0"},
+                         capture_output=True, text=True, timeout=300)
+    assert off.stdout.split()[:3] == ["False", "False", "False"], off.stderr[-2000:]
