@@ -60,27 +60,17 @@ def cut_chunks(work: list[tuple[str, int]], chunk_size: int) -> list[dict[str, A
     return chunks
 
 
-def _s3_factory() -> Callable[[str], Any] | None:
-    """S3 access through Airflow's connection when it exists (else the library's settings)."""
-    from digitize_airflow import s3_client  # plugins/: shared by the DAGs
+def _resources() -> tuple[Any, Callable[[str], Any] | None]:
+    """The library context and an S3 factory for batches, sharing one client from Airflow's connection.
+
+    Without the connection the factory is ``None`` and both use the library's settings.
+    """
+    from digitize_airflow import pipeline_context, s3_client  # plugins/: shared by the DAGs
 
     from digitize.inbox import client_s3
 
     client = s3_client()
-    return None if client is None else client_s3(client)
-
-
-def _context() -> Any:
-    from digitize.archive import ArchiveOptions, S3Archive
-    from digitize.config import load_settings
-    from digitize.pipeline import PipelineContext
-
-    settings = load_settings()
-    factory = _s3_factory()
-    if factory is None:
-        return PipelineContext(settings)
-    client = factory(settings.s3_bucket).client
-    return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket, ArchiveOptions.from_env()))
+    return pipeline_context(client), None if client is None else client_s3(client)
 
 
 def _failure_callback(context: Any) -> None:
@@ -145,9 +135,10 @@ def digitize_backlog() -> None:
         agencies = {a.strip() for a in params["agencies"].split(",") if a.strip()}
         low = date.fromisoformat(params["issued_from"]) if params["issued_from"] else date.min
         high = date.fromisoformat(params["issued_to"]) if params["issued_to"] else date.max
-        batches = find_batches(params["source"], s3=_s3_factory())
+        context, factory = _resources()
+        batches = find_batches(params["source"], s3=factory)
         print(f"{len(batches)} batch(es) in {params['source']}")
-        ctx = None if params["dry_run"] else _context()
+        ctx = None if params["dry_run"] else context
         if ctx is not None:
             ctx.catalog.upgrade()
             ctx.archive.ensure_bucket()
@@ -199,8 +190,7 @@ def digitize_backlog() -> None:
         run_document = process_document if stage == "process" else prepare_document
         tag = "" if stage == "process" else f" ({stage})"
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
-        ctx = _context()
-        factory = _s3_factory()
+        ctx, factory = _resources()
         worker = _worker()
         outcomes = []
         for part in chunk["parts"]:
@@ -233,8 +223,7 @@ def digitize_backlog() -> None:
         from digitize.pipeline import finish_prepared
 
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
-        ctx = _context()
-        factory = _s3_factory()
+        ctx, factory = _resources()
         worker = _worker()
         batch_of = {int(i): part["batch"] for part in chunk["parts"] for i in part["ids"]}
         sources: dict[str, Any] = {}
