@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from digitize.archive import S3Archive
     from digitize.catalog import Agency, Catalog, DocumentRecord, DocumentSpec
     from digitize.ocr import OcrResult
-    from digitize.signing import AgencySigner, DocumentQr
+    from digitize.signing import AgencySigner, DocumentQr, SignatureVerdict
 
 log = logging.getLogger(__name__)
 
@@ -609,8 +609,9 @@ def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, un
     from digitize.signing import verify_pdf
 
     with watch.stage("sign"):
-        signed = _signed_pdf(ctx, record, document_keys(code, record.version).pdf, unsigned, code)
-    verdict = verify_pdf(signed, ctx.settings.trust_roots)
+        signed, verdict = _signed_pdf(ctx, record, document_keys(code, record.version).pdf, unsigned, code)
+    if verdict is None:  # signed by an earlier, interrupted run: check what the archive holds
+        verdict = verify_pdf(signed, ctx.settings.trust_roots)
     if not verdict.valid:
         raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
     ctx.catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",
@@ -830,18 +831,24 @@ def _qr(ctx: PipelineContext, record: DocumentRecord) -> DocumentQr | None:
                       valid_until=record.valid_until)
 
 
-def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsigned: bytes, code: str) -> bytes:
-    """Sign, unless an earlier interrupted run already archived the signed PDF: never sign twice."""
+def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsigned: bytes,
+                code: str) -> tuple[bytes, SignatureVerdict | None]:
+    """Sign, unless an earlier interrupted run already archived the signed PDF: never sign twice.
+
+    With the signer's own verdict on a new signature (it checks every one it makes); ``None``
+    for a reused PDF, which the caller verifies.
+    """
     existing = ctx.archive.head(pdf_key)
     if existing is not None:
         ctx.catalog.add_event(record.id, "signature", "success", tool="digitize", tool_version=__version__,
                               detail=f"reused the signed PDF already archived at {pdf_key}")
-        return ctx.archive.get(pdf_key)
-    signed = ctx.signer.sign(unsigned, document_code=code, title=record.title, qr=_qr(ctx, record))
+        return ctx.archive.get(pdf_key), None
+    signed, verdict = ctx.signer.sign_checked(unsigned, document_code=code, title=record.title,
+                                              qr=_qr(ctx, record))
     ctx.catalog.add_event(record.id, "signature", "success", tool="pyhanko",
                           tool_version=ctx.tool_versions["pyhanko"],
                           detail=f"PAdES signature by {ctx.signer.signer_name}")
-    return signed
+    return signed, verdict
 
 
 def _put_sidecar(archive: S3Archive, key: str, data: bytes, code: str) -> Any:

@@ -636,6 +636,11 @@ class AgencySigner:
         starts with the input bytes unless pyHanko could not read the input and it was rewritten.
         Raises SignatureFailed if the new signature does not verify.
         """
+        return self.sign_checked(pdf, document_code=document_code, title=title, qr=qr)[0]
+
+    def sign_checked(self, pdf: bytes, *, document_code: str, title: str,
+                     qr: DocumentQr | None = None) -> tuple[bytes, SignatureVerdict]:
+        """:meth:`sign`, also returning the verdict of its check, so that callers need not verify again."""
         opts = self.options
         writer, base = _open_for_update(pdf)
         visible = opts.visible or qr is not None
@@ -696,7 +701,7 @@ class AgencySigner:
             raise SignatureFailed(
                 f"The signature made for {document_code} ({title}) does not verify: {verdict.summary}"
             )
-        return signed
+        return signed, verdict
 
 
 # --------------------------------------------------------------------------------------------------

@@ -256,3 +256,25 @@ def test_scratch_disk_full_is_transient_with_no_partial_results(tmp_path: Path, 
     assert process_document(ctx, doc_id, batch).status == "ARCHIVED"
     record("faults", "scratch disk full (ENOSPC) after OCR", "RECEIVED, then ARCHIVED on retry",
            "SCRATCH_SPACE_FULL", "no temporary file, object or code left behind")
+
+
+def test_a_new_signature_is_verified_once_and_a_reused_one_before_it_is_archived(
+        tmp_path: Path, s3_server: str, demo_pki: Any, noop_ocr: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signer checks every signature it makes; the pipeline only checks one an earlier run left."""
+    from digitize import signing
+    from digitize.pipeline import process_document
+
+    checks: list[bytes] = []
+    real = signing._verify
+    monkeypatch.setattr(signing, "_verify", lambda pdf, *a, **k: checks.append(pdf) or real(pdf, *a, **k))
+    ctx = make_context(tmp_path, s3_server, demo_pki, "verify-once")
+    batch = _one_doc_batch(tmp_path / "inbox")
+    doc_id = register(ctx, batch).to_process[0]
+    monkeypatch.setenv("DIGITIZE_FAULT", "during_upload:enospc")  # after the signed PDF is stored
+    with pytest.raises(ScratchSpaceFull):
+        process_document(ctx, doc_id, batch)
+    assert len(checks) == 1, "a new signature was verified more than once"
+    monkeypatch.delenv("DIGITIZE_FAULT")
+    assert process_document(ctx, doc_id, batch).status == "ARCHIVED"
+    assert len(checks) == 2 and checks[1] == checks[0], "the signed PDF of the first run was not checked again"
+    assert sum(e.event_type == "signature_validation" for e in ctx.catalog.events(doc_id)) >= 1
