@@ -47,6 +47,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -100,7 +101,11 @@ _METADATA_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # Printable ASCII stays readable; '%' and everything else is escaped, so unquote() is exact.
 _METADATA_SAFE = "!#$&'()*+,-./:;<=>?@[]^_`{|}~"
 SHA256_METADATA = "sha256"
+log = logging.getLogger(__name__)
+
 STAGING_PREFIX = "staging/"
+STAGING_RULE_ID = "digitize-staging-expiry"
+"""ID of the bucket lifecycle rule :meth:`S3Archive.ensure_bucket` keeps on ``staging/``."""
 
 _TRANSIENT_CODES = frozenset(
     {
@@ -174,6 +179,10 @@ class ArchiveOptions:
     part_size: int = 16 * MIB
     """Size of each multipart part (S3 needs at least 5 MiB except for the last one)."""
 
+    staging_expiry_days: int = 30
+    """Days after which the bucket's lifecycle rule removes a ``staging/`` object: the work of a document
+    prepared but never signed (quarantined and not retried); 0 leaves the bucket's lifecycle alone."""
+
     def __post_init__(self) -> None:
         if self.object_lock_mode is not None and self.object_lock_mode not in LOCK_MODES:
             raise ConfigurationError(f"object lock mode must be one of {LOCK_MODES}, not {self.object_lock_mode!r}")
@@ -184,11 +193,13 @@ class ArchiveOptions:
             raise ConfigurationError("retention periods must be positive numbers of days")
         if self.part_size < 5 * MIB or self.multipart_threshold < 1:
             raise ConfigurationError("multipart part size must be at least 5 MiB")
+        if self.staging_expiry_days < 0:
+            raise ConfigurationError("DIGITIZE_S3_STAGING_EXPIRY_DAYS must be 0 (off) or a number of days")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ArchiveOptions:
         """Read ``DIGITIZE_S3_OBJECT_LOCK_MODE``, ``DIGITIZE_S3_RETENTION_DAYS`` (``KQ=36500,TP=3650,*=3650``),
-        ``DIGITIZE_S3_SSE`` and ``DIGITIZE_S3_MULTIPART_THRESHOLD_MB``."""
+        ``DIGITIZE_S3_SSE``, ``DIGITIZE_S3_MULTIPART_THRESHOLD_MB`` and ``DIGITIZE_S3_STAGING_EXPIRY_DAYS``."""
         env = os.environ if environ is None else environ
         retention: dict[str, int] = {}
         default_days: int | None = None
@@ -203,12 +214,16 @@ class ArchiveOptions:
         threshold = env.get("DIGITIZE_S3_MULTIPART_THRESHOLD_MB", "").strip()
         if threshold and not threshold.isdigit():
             raise ConfigurationError(f"DIGITIZE_S3_MULTIPART_THRESHOLD_MB must be a whole number, not {threshold!r}")
+        expiry = env.get("DIGITIZE_S3_STAGING_EXPIRY_DAYS", "").strip()
+        if expiry and not expiry.isdigit():
+            raise ConfigurationError(f"DIGITIZE_S3_STAGING_EXPIRY_DAYS must be a whole number of days, not {expiry!r}")
         return cls(
             object_lock_mode=env.get("DIGITIZE_S3_OBJECT_LOCK_MODE", "").strip().upper() or None,
             retention_days=retention,
             default_retention_days=default_days,
             server_side_encryption=env.get("DIGITIZE_S3_SSE", "").strip() or None,
             multipart_threshold=int(threshold) * MIB if threshold else 64 * MIB,
+            staging_expiry_days=int(expiry) if expiry else 30,
         )
 
     def retain_until(self, kind: str | None, now: datetime | None = None) -> datetime | None:
@@ -494,6 +509,37 @@ class S3Archive:
                     f"bucket {self.bucket} exists without Object Lock, but a lock mode is configured",
                     hint="Use a new bucket (Object Lock is set at creation) or unset DIGITIZE_S3_OBJECT_LOCK_MODE.",
                 )
+            if self.options.staging_expiry_days:
+                self._ensure_staging_expiry(self.options.staging_expiry_days)
+
+    def _ensure_staging_expiry(self, days: int) -> None:
+        """Add (or update) the lifecycle rule expiring ``staging/``, keeping every other rule of the bucket.
+
+        Staged work is deleted once its document is archived; this rule removes what a document
+        quarantined in the sign stage and never retried leaves behind. Without the permission to
+        change the lifecycle, a warning says what to set by hand and the archive still works.
+        """
+        rule = {"ID": STAGING_RULE_ID, "Filter": {"Prefix": STAGING_PREFIX}, "Status": "Enabled",
+                "Expiration": {"Days": days}, "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}
+        try:
+            try:
+                rules = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"]
+            except ClientError as exc:
+                if _error_code(exc)[0] != "NoSuchLifecycleConfiguration":
+                    raise
+                rules = []
+            if rule in rules:
+                return
+            others = [r for r in rules if r.get("ID") != STAGING_RULE_ID]
+            self.client.put_bucket_lifecycle_configuration(Bucket=self.bucket,
+                                                           LifecycleConfiguration={"Rules": [*others, rule]})
+        except ClientError as exc:
+            if _error_code(exc)[0] not in ("AccessDenied", "NotImplemented"):
+                raise
+            log.warning("bucket %s: cannot set the lifecycle rule expiring %s after %d days (%s); set it by hand "
+                        "or staged work of never-signed documents stays", self.bucket, STAGING_PREFIX, days,
+                        _error_code(exc)[0])
 
     def _bucket_exists(self) -> bool:
         try:

@@ -610,3 +610,60 @@ def test_concurrent_puts_of_one_key_store_exactly_one_object(archive: S3Archive,
         results = _race(store.put)
         assert len(results) == 4 and len({(r.version_id, r.sha256) for r in results}) == 1
     assert len(_versions(archive, KEYS.sidecar)) == 1
+
+
+# --------------------------------------------------------------------------- staging lifecycle
+
+
+def _rules(store: S3Archive) -> list[dict[str, Any]]:
+    try:
+        return list(store.client.get_bucket_lifecycle_configuration(Bucket=store.bucket)["Rules"])
+    except ClientError:
+        return []
+
+
+def test_ensure_bucket_expires_staging_and_keeps_the_operators_rules(s3_server: LocalS3Server) -> None:
+    from digitize.archive import STAGING_RULE_ID
+
+    client = _client(s3_server.endpoint_url)
+    bucket = _bucket()
+    S3Archive(client, bucket, ArchiveOptions(staging_expiry_days=0)).ensure_bucket()
+    assert _rules(S3Archive(client, bucket)) == [], "0 must leave the lifecycle alone"
+    theirs = {"ID": "operators-logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 7}}
+    client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [theirs]})
+
+    store = S3Archive(client, bucket, ArchiveOptions(staging_expiry_days=30))
+    store.ensure_bucket()
+    store.ensure_bucket()  # idempotent: no second rule
+    rules = {r["ID"]: r for r in _rules(store)}
+    assert set(rules) == {"operators-logs", STAGING_RULE_ID}
+    assert rules["operators-logs"]["Expiration"] == {"Days": 7}
+    ours = rules[STAGING_RULE_ID]
+    assert ours["Filter"] == {"Prefix": "staging/"} and ours["Expiration"] == {"Days": 30}
+    assert ours["NoncurrentVersionExpiration"]["NoncurrentDays"] == 1  # versioned bucket: old versions too
+
+    S3Archive(client, bucket, ArchiveOptions(staging_expiry_days=10)).ensure_bucket()
+    rules = {r["ID"]: r for r in _rules(store)}
+    assert len(rules) == 2 and rules[STAGING_RULE_ID]["Expiration"] == {"Days": 10}
+
+
+def test_no_permission_for_the_lifecycle_warns_and_the_archive_still_works(
+        s3_server: LocalS3Server, caplog: pytest.LogCaptureFixture) -> None:
+    bucket = _bucket()
+    S3Archive(_client(s3_server.endpoint_url), bucket, ArchiveOptions(staging_expiry_days=0)).ensure_bucket()
+    # The bucket exists and is versioned, so the only PUT left in ensure_bucket is the lifecycle's.
+    with FaultProxy(s3_server.endpoint_url, faults=1, status=403, code="AccessDenied") as proxy:
+        store = S3Archive(_client(proxy.endpoint_url, max_attempts=1), bucket, ArchiveOptions(staging_expiry_days=30))
+        with caplog.at_level("WARNING", logger="digitize.archive"):
+            store.ensure_bucket()
+        assert proxy.faults_served == 1
+        assert store.put("staging/x/v1/a.json", b"{}", content_type="application/json").key == "staging/x/v1/a.json"
+    assert "set it by hand" in caplog.text and "AccessDenied" in caplog.text
+    assert _rules(S3Archive(_client(s3_server.endpoint_url), bucket)) == []
+
+
+def test_staging_expiry_days_from_the_environment() -> None:
+    assert ArchiveOptions.from_env({}).staging_expiry_days == 30
+    assert ArchiveOptions.from_env({"DIGITIZE_S3_STAGING_EXPIRY_DAYS": "0"}).staging_expiry_days == 0
+    with pytest.raises(ConfigurationError, match="STAGING_EXPIRY_DAYS"):
+        ArchiveOptions.from_env({"DIGITIZE_S3_STAGING_EXPIRY_DAYS": "a week"})
