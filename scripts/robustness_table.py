@@ -1,7 +1,8 @@
 """Render docs/robustness.md from the outcomes the robustness tests recorded (never written by hand).
 
     ROBUSTNESS_OUT=/tmp/robustness.jsonl .venv/bin/python -m pytest \\
-        tests/test_bad_input.py tests/test_faults.py tests/test_concurrency.py tests/test_security.py
+        tests/test_bad_input.py tests/test_faults.py tests/test_pipeline_split.py tests/test_concurrency.py \\
+        tests/test_security.py
     .venv/bin/python scripts/robustness_table.py /tmp/robustness.jsonl > docs/robustness.md
 
 or ``scripts/robustness_table.py --run`` to do both (writes docs/robustness.md).
@@ -18,7 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TESTS = ("tests/test_bad_input.py", "tests/test_faults.py", "tests/test_concurrency.py", "tests/test_security.py")
+TESTS = ("tests/test_bad_input.py", "tests/test_faults.py", "tests/test_pipeline_split.py", "tests/test_concurrency.py",
+         "tests/test_security.py")
 GROUPS = ("bad input", "faults", "concurrency", "security")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from robustness_support import make_context, object_versions, png, register, row, write_batch
+from robustness_support import make_context, object_versions, png, record, register, row, write_batch
 
 from digitize.errors import TimestampUnavailable
 
@@ -141,6 +141,10 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
     assert _staging(ctx) == {}
     sidecar = json.loads(ctx.archive.get(ctx.catalog.get_document(first).sidecar_key))
     assert sidecar["tools"]["tesseract"] not in ("", "unknown")  # the version of the machine that OCR'd
+    record("faults", "sign stage: TSA down on the signing machine", "RECEIVED, then ARCHIVED on retry",
+           "TIMESTAMP_UNAVAILABLE", "no lease or signed PDF left; finished from the staged work, no second OCR")
+    record("faults", "sign stage: signature does not verify (wrong trust root)", "QUARANTINED", "SIGNATURE_INVALID",
+           "staged work kept: after the fix the retry signs it on a machine without Tesseract")
 
 
 def test_finish_is_exactly_once_and_cleans_up_after_a_crash(tmp_path: Path, s3_server: str, demo_pki: Any,
@@ -242,3 +246,6 @@ def test_worker_killed_in_a_stage_then_the_stage_rerun_finishes_once(tmp_path: P
     versions = object_versions(ctx.archive)
     assert sorted(versions) == sorted([doc.pdf_key, doc.sidecar_key, *doc.original_keys])
     assert set(versions.values()) == {1}
+    record("faults", f"worker killed in the {stage} stage ({fault})", "RECEIVED, then ARCHIVED on retry", None,
+           "same code; one object version each; " + ("OCR again (killed before staging)" if stage == "prepare"
+                                                      else "no second OCR, signed once"))
