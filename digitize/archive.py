@@ -389,7 +389,7 @@ def make_s3_client(
 ) -> Any:
     """A boto3 S3 client: path-style addressing, "standard" retries, bounded timeouts.
 
-    ``credentials`` (access key id, secret) are for moto/MinIO tests only; production uses
+    ``credentials`` (access key id, secret): an Airflow connection's key or a test's; without them
     boto3's default chain (environment, shared file, instance role). ``max_attempts`` counts
     the first try (botocore's ``total_max_attempts``).
     """

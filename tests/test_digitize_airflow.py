@@ -1,0 +1,45 @@
+"""plugins/digitize_airflow.py: the S3 client every task builds from the ``digitize_s3`` connection."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
+
+import digitize_airflow
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, s3_server: str, **extra: Any) -> None:
+    """``digitize_s3`` as scripts/cluster.sh sets it (an environment variable), plus ``extra``."""
+    monkeypatch.setenv("AIRFLOW_CONN_DIGITIZE_S3", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": s3_server, "region_name": "us-east-1", **extra}}))
+
+
+def test_a_plain_connection_gives_the_librarys_client_that_reaches_the_endpoint(
+        monkeypatch: pytest.MonkeyPatch, s3_server: str) -> None:
+    _connection(monkeypatch, s3_server)
+    client = digitize_airflow.s3_client()
+    assert client.meta.endpoint_url == s3_server
+    assert client.meta.config.s3["addressing_style"] == "path"  # what MinIO needs
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
+    bucket = f"plugin-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    assert bucket in {b["Name"] for b in client.list_buckets()["Buckets"]}
+
+
+def test_other_connection_features_go_through_the_providers_hook(monkeypatch: pytest.MonkeyPatch,
+                                                                 s3_server: str) -> None:
+    _connection(monkeypatch, s3_server, config_kwargs={"read_timeout": 7})  # the hook's, not the library's
+    assert digitize_airflow.s3_client().meta.config.read_timeout == 7
+
+
+def test_no_connection_means_the_librarys_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_DIGITIZE_S3", raising=False)
+    assert digitize_airflow.s3_client() is None
