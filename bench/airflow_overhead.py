@@ -129,11 +129,16 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 
 # Processes by role, from their command lines; the first match wins (a task's process title is
 # "airflow worker -- <task instance id>", its LocalExecutor supervisor's "airflow worker -- LocalExecutor: …").
-ROLES = (("task supervisors", ("worker -- LocalExecutor",)), ("tasks", ("airflow worker -- ", "celery")),
-         ("scheduler", ("airflow scheduler",)), ("dag-processor", ("dag-processor",)),
-         ("api-server", ("api-server", "api_server")), ("triggerer", ("triggerer",)),
-         ("library processes", ("multiprocessing.spawn",)), ("S3 endpoint", ("digitize.s3server",)),
-         ("PostgreSQL", ("postgres",)), ("Redis", ("redis-server",)))
+# The last field: count the CPU of the role's finished children too (Tesseract, qpdf), only for roles
+# whose children are not themselves sampled (a supervisor's child is a task: it would count twice).
+ROLES = (("task supervisors", ("worker -- LocalExecutor",), False), ("Celery workers", ("celery",), False),
+         ("tasks", ("airflow worker -- ",), True), ("scheduler", ("airflow scheduler",), False),
+         ("dag-processor", ("dag-processor",), False), ("api-server", ("api-server", "api_server"), False),
+         ("triggerer", ("triggerer",), False), ("library processes", ("multiprocessing.spawn",), True),
+         ("S3 endpoint", ("digitize.s3server",), False), ("PostgreSQL", ("postgres",), False),
+         ("Redis", ("redis-server",), False))
+WORKER_ROLES = ("tasks", "task supervisors", "Celery workers", "library processes")
+"""What runs on a worker machine in the deployment guide's layout (the rest is the control machine's)."""
 
 
 class CpuByRole:
@@ -142,9 +147,10 @@ class CpuByRole:
     Processes that start and end between two samples are missed: short ones, so the figures are a floor.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cluster_dir: str) -> None:
         import threading
 
+        self.cluster_dir = cluster_dir  # PostgreSQL: only this cluster's server (its backends' parent names it)
         self.seconds: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -168,16 +174,31 @@ class CpuByRole:
                     created, cmd, times = proc.create_time(), " ".join(proc.cmdline()), proc.cpu_times()
                 except psutil.Error:
                     continue
-                role = next((name for name, keys in ROLES if any(k in cmd for k in keys)), None)
-                if role is None:
+                found = next(((name, kids) for name, keys, kids in ROLES if any(k in cmd for k in keys)), None)
+                if found is None:
+                    continue
+                role, kids = found
+                if role == "PostgreSQL" and not self._ours(proc, cmd):
                     continue
                 key = (proc.pid, created)
-                used = times.user + times.system
+                used = times.user + times.system + (times.children_user + times.children_system if kids else 0.0)
                 before = seen.get(key, 0.0 if created >= self._since else used)
                 self.seconds[role] = self.seconds.get(role, 0.0) + used - before
                 seen[key] = used
             if self._stop.wait(0.5):
                 return
+
+    def _ours(self, proc: Any, cmd: str) -> bool:
+        import psutil
+
+        try:
+            return self.cluster_dir in cmd or self.cluster_dir in " ".join(proc.parent().cmdline())
+        except (psutil.Error, AttributeError):
+            return False
+
+    def worker_seconds(self) -> float:
+        """CPU of the processes a worker machine runs (:data:`WORKER_ROLES`), their OCR children included."""
+        return sum(self.seconds.get(role, 0.0) for role in WORKER_ROLES)
 
     def row(self, wall: float) -> str:
         """"role 12.3 s (0.11 core)" for each role, most first."""
@@ -190,12 +211,12 @@ def airflow_run(env: dict[str, str], source: Path, chunk_size: int, run_id: str)
     and the CPU each role of process used meanwhile."""
     _start(env, run_id, {"source": str(source), "chunk_size": chunk_size, "priority": "normal"})
     triggered = time.monotonic()
-    with CpuByRole() as cpu:
+    with CpuByRole(env["CLUSTER_DIR"]) as cpu:
         while (found := _run_state(env, run_id)) is None or found["state"] not in ("success", "failed"):
             time.sleep(1)
     wall = time.monotonic() - triggered
     return {"state": found["state"], "run_seconds": (found["end_date"] - found["start_date"]).total_seconds(),
-            "wall_seconds": wall, "cpu": cpu.row(wall)}
+            "wall_seconds": wall, "cpu": cpu.row(wall), "worker_cpu": cpu.worker_seconds()}
 
 
 def task_time(env: dict[str, str], run_id: str) -> dict[str, float]:
@@ -270,14 +291,14 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
     ctx.catalog.import_agencies(REPO / "samples" / "agencies.csv")
     ctx.archive.ensure_bucket()
     start = time.perf_counter()  # like the Airflow runs: from registration to the last document
-    with CpuByRole() as cpu:
+    with CpuByRole(env["CLUSTER_DIR"]) as cpu:
         registered = register_batch(ctx.catalog, read_manifest(batch))
         with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_init_worker) as pool:
             results = list(pool.imap_unordered(_process, [(i, str(batch)) for i in registered.to_process]))
     seconds = time.perf_counter() - start
     Catalog(os.environ["DIGITIZE_CATALOG_URL"]).documents()
     return {"wall_seconds": seconds, "archived": sum(s == "ARCHIVED" for s, _ in results),
-            "pages": sum(p for _, p in results), "cpu": cpu.row(seconds)}
+            "pages": sum(p for _, p in results), "cpu": cpu.row(seconds), "worker_cpu": cpu.worker_seconds()}
 
 
 def main() -> None:
@@ -313,14 +334,15 @@ def main() -> None:
             lib = library_run(env, batch, "bench_lib")
             assert lib["archived"] == args.docs, lib
             rows.append(f"| (a) library, {os.cpu_count()} processes | {lib['wall_seconds']:.1f} | "
-                        f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 |")
+                        f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 | {lib['worker_cpu']:.1f} | 1.00 |")
             cpu.append(f"- (a): {lib['cpu']}")
             print(rows[-1], cpu[-1], sep="\n", flush=True)
             local = airflow_run(env, batch.parent, args.chunk_size, "bench-local")
             local_tis = task_time(env, "bench-local")
             rows.append(f"| (b) LocalExecutor ({local['state']}) | {local['wall_seconds']:.1f} "
                         f"(run {local['run_seconds']:.1f}) | {60 * args.docs / local['wall_seconds']:.1f} | "
-                        f"{local['wall_seconds'] / lib['wall_seconds']:.2f} |")
+                        f"{local['wall_seconds'] / lib['wall_seconds']:.2f} | {local['worker_cpu']:.1f} | "
+                        f"{local['worker_cpu'] / lib['worker_cpu']:.2f} |")
             cpu.append(f"- (b): {local['cpu']}; {timeline(local_tis)}")
             print(rows[-1], cpu[-1], sep="\n", flush=True)
         with cluster("CeleryExecutor", base_env) as env:
@@ -328,9 +350,11 @@ def main() -> None:
             celery_tis = task_time(env, "bench-celery")
             rows.append(f"| (c) Celery, 2 workers ({celery['state']}) | {celery['wall_seconds']:.1f} "
                         f"(run {celery['run_seconds']:.1f}) | {60 * args.docs / celery['wall_seconds']:.1f} | "
-                        f"{celery['wall_seconds'] / lib['wall_seconds']:.2f} |")
+                        f"{celery['wall_seconds'] / lib['wall_seconds']:.2f} | {celery['worker_cpu']:.1f} | "
+                        f"{celery['worker_cpu'] / lib['worker_cpu']:.2f} |")
             cpu.append(f"- (c): {celery['cpu']}; {timeline(celery_tis)}")
             print(rows[-1], cpu[-1], sep="\n", flush=True)
+    noop_rows: list[str] = []
     with_library = {int(s) for s in args.synthetic_library.split(",") if s}
     for size in [int(s) for s in args.synthetic.split(",") if s]:
         # Results (TP) get no QR stamp: the no-op runs time everything around the document's own work.
@@ -351,12 +375,18 @@ def main() -> None:
         # Slot-seconds of the run not spent inside a task: scheduling, queueing, task start-up before the
         # task's own clock starts (2 pool slots, so the wall time counts twice).
         idle_ms = 1000 * (2 * run["run_seconds"] - tis["task_seconds"]) / size
-        rows.append(f"| {size} docs, {int(tis['tasks'])} tasks | {run['wall_seconds']:.1f} s "
+        noop_rows.append(f"| {size} docs, {int(tis['tasks'])} tasks | {run['wall_seconds']:.1f} s "
                     f"(run {run['run_seconds']:.1f} s, {run['state']}) | {1000 * run['wall_seconds'] / size:.1f} | "
                     f"{1000 * tis['task_seconds'] / size:.1f} | {idle_ms:.1f} | {baseline} |")
         cpu.append(f"- {size} docs: Airflow {run['cpu']}; {timeline(tis)}" + (f"; library {lib['cpu']}" if lib else ""))
-        print(rows[-1], cpu[-1], sep="\n", flush=True)
-    print("\n".join(rows), "", "CPU by role of process (user + system) while each run ran:", *cpu, sep="\n")
+        print(noop_rows[-1], cpu[-1], sep="\n", flush=True)
+    if rows:
+        print("| way | wall (s) | pages/min | × (a) | worker-side CPU (s) | × (a) |", "|---|---|---|---|---|---|",
+              *rows, sep="\n")
+    if noop_rows:
+        print("| backlog | Airflow wall | ms/doc | task time ms/doc | idle slot ms/doc | library alone |",
+              "|---|---|---|---|---|---|", *noop_rows, sep="\n")
+    print("", "CPU by role of process (user + system) while each run ran:", *cpu, sep="\n")
     shutil.rmtree(work, ignore_errors=True)
 
 
