@@ -40,9 +40,12 @@ ctx.archive.ensure_bucket()
 registered = pipeline.register_batch(ctx.catalog, read_manifest(batch))
 if sys.argv[4] == "preload":
     pipeline.preload()
+from digitize import signing
 before = set(sys.modules)
+fonts = signing._prepared_font.cache_info().misses
 outcome = pipeline.process_document(ctx, registered.to_process[0], batch)
-print(json.dumps({"status": outcome.status, "new": sorted(set(sys.modules) - before)}))
+print(json.dumps({"status": outcome.status, "new": sorted(set(sys.modules) - before),
+                  "fonts_prepared": signing._prepared_font.cache_info().misses - fonts}))
 """
 
 
@@ -58,7 +61,7 @@ def _first_document(tmp_path: Path, s3_server: str, demo_pki, mode: str) -> dict
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_after_preload_the_first_document_imports_no_heavy_package(tmp_path: Path, s3_server: str,
+def test_after_preload_the_first_document_imports_nothing_heavy_nor_prepares_the_font(tmp_path: Path, s3_server: str,
                                                                     demo_pki) -> None:  # type: ignore[no-untyped-def]
     cold = _first_document(tmp_path / "cold", s3_server, demo_pki, "cold")
     warm = _first_document(tmp_path / "warm", s3_server, demo_pki, "preload")
@@ -66,6 +69,7 @@ def test_after_preload_the_first_document_imports_no_heavy_package(tmp_path: Pat
     heavy = lambda modules: {m.split(".")[0] for m in modules} & HEAVY  # noqa: E731
     assert heavy(cold["new"]) >= {"cv2", "pyhanko", "pikepdf"}, "the check would not notice a missing preload"
     assert heavy(warm["new"]) == set(), sorted(m for m in warm["new"] if m.split(".")[0] in HEAVY)
+    assert (cold["fonts_prepared"], warm["fonts_prepared"]) == (1, 0), "the stamp font is prepared once, up front"
 
 
 @pytest.mark.parametrize(("argv", "executor", "expected"), [
