@@ -62,9 +62,9 @@ if TYPE_CHECKING:
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
 MAX_LIMIT = 100
-CANDIDATE_LIMIT = 500
+CANDIDATE_LIMIT = 300
 """Matching pages ranked at most per query; when more match, the first found are ranked (``truncated``)."""
-PHRASE_CHECK_LIMIT = 5000
+PHRASE_CHECK_LIMIT = 2000
 """PostgreSQL: pages holding a phrase's words and word pairs whose word positions are checked at most."""
 BM25_K1, BM25_B = 1.2, 0.75
 META_WEIGHT = 2.0
