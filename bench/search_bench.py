@@ -361,7 +361,7 @@ def main() -> None:
              f"Machine: {machine()}; load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}.",
              f"Command: `.venv/bin/python bench/search_bench.py --documents {args.documents} "
              f"--backends {args.backends} --queries {args.queries}"
-             f"{' --reuse' if args.reuse else ''}`", ""]
+             f"{f' --keep {args.keep}' if args.keep else ''}{' --reuse' if args.reuse else ''}`", ""]
     try:
         for backend in args.backends.split(","):
             if backend == "sqlite":
