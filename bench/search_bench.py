@@ -1,7 +1,11 @@
 """Search index: build time and size, query latency, on SQLite FTS5 and PostgreSQL, with synthetic Vietnamese pages.
 
     .venv/bin/python bench/search_bench.py --documents 100000 [--backends sqlite,postgresql] [--queries 300]
-                                           [--out FILE.md]
+                                           [--out FILE.md] [--keep DIR [--reuse]]
+
+``--keep DIR`` keeps the databases (SQLite file, PostgreSQL cluster) in DIR; a later run with
+``--keep DIR --reuse`` and the same ``--documents`` only measures the queries on them (another
+query design on the same million-page index without rebuilding it).
 
 Each document is one page of about 250 words drawn from a vocabulary of Vietnamese
 administrative words (Zipf-weighted) plus a holder's name (family, middle and given
@@ -225,6 +229,9 @@ def run_backend(label: str, url: str, args: argparse.Namespace, corpus: Corpus) 
     n = args.documents
     catalog = Catalog(url)
     catalog.upgrade()
+    if args.reuse:
+        return [f"### {label}, {n:,} documents (one page each), queries on the kept index", "",
+                *measure_queries(catalog, url, args, corpus)]
     t = time.perf_counter()
     insert_documents(catalog, corpus, n)
     print(f"[{label}] {n} catalog rows in {time.perf_counter() - t:.0f} s", flush=True)
@@ -251,17 +258,6 @@ def run_backend(label: str, url: str, args: argparse.Namespace, corpus: Corpus) 
         search.index_document(catalog, i + 1, pages)
         one_by_one.append(time.perf_counter() - t)
     after = size_bytes(catalog, url)
-    queries = make_queries(corpus, n, args.queries)
-    for _category, q, exact in queries[:20]:  # warm the caches
-        search.search(catalog, q, exact=exact)
-    timings: dict[str, list[float]] = {}
-    empty = 0
-    for category, q, exact in queries:
-        t = time.perf_counter()
-        result = search.search(catalog, q, exact=exact, limit=20)
-        timings.setdefault(category, []).append(time.perf_counter() - t)
-        empty += not result.hits
-    every = [v for values in timings.values() for v in values]
     lines = [f"### {label}, {n:,} documents (one page each)", ""]
     lines.append(f"- Bulk build (`index_documents`, 1,000 per transaction): {bulk_n:,} pages in {build:.1f} s = "
                  f"{1000 * build / bulk_n:.2f} ms/page ({bulk_n / build:,.0f} pages/s); page text "
@@ -281,6 +277,29 @@ def run_backend(label: str, url: str, args: argparse.Namespace, corpus: Corpus) 
                      f"included), GIN index {after['gin'] / 2**20:,.0f} MiB, all indexes "
                      f"{after['indexes'] / 2**20:,.0f} MiB, trigram lexicon {after['lexicon'] / 2**20:,.1f} MiB; "
                      f"database grew by {(after['database'] - before['database']) / 2**20:,.0f} MiB.")
+    print("\n".join(lines), flush=True)
+    return lines + measure_queries(catalog, url, args, corpus)
+
+
+def measure_queries(catalog: Catalog, url: str, args: argparse.Namespace, corpus: Corpus) -> list[str]:
+    """Latency of the typical queries (and of the ``LIKE`` scan on SQLite) on the index as it is."""
+    n = args.documents
+    print(f"queries from {datetime.now(UTC):%H:%M:%S} UTC, load average {os.getloadavg()[0]:.1f}", flush=True)
+    queries = make_queries(corpus, n, args.queries)
+    for _category, q, exact in queries[:20]:  # warm the caches
+        search.search(catalog, q, exact=exact)
+    timings: dict[str, list[float]] = {}
+    empty = truncated = 0
+    started, load = datetime.now(UTC), os.getloadavg()
+    for category, q, exact in queries:
+        t = time.perf_counter()
+        result = search.search(catalog, q, exact=exact, limit=20)
+        timings.setdefault(category, []).append(time.perf_counter() - t)
+        empty += not result.hits
+        truncated += result.truncated
+    every = [v for values in timings.values() for v in values]
+    lines = [f"Queries from {started:%H:%M} UTC, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at their "
+             f"start, {os.getloadavg()[0]:.1f} at their end."]
     lines += ["", "| queries | n | median ms | p95 ms | max ms |", "|---|---:|---:|---:|---:|"]
     for category, values in timings.items():
         lines.append(f"| {category} | {len(values)} | {1000 * statistics.median(values):.1f} | "
@@ -288,7 +307,8 @@ def run_backend(label: str, url: str, args: argparse.Namespace, corpus: Corpus) 
     lines.append(f"| **all** | {len(every)} | {1000 * statistics.median(every):.1f} | "
                  f"{1000 * pct(every, 0.95):.1f} | {1000 * max(every):.1f} |")
     lines.append("")
-    lines.append(f"{empty} of {len(every)} queries found nothing (every query is built from a real document).")
+    lines.append(f"{empty} of {len(every)} queries found nothing (every query is built from a real document); "
+                 f"{truncated} said their results were truncated.")
     if url.startswith("sqlite") and args.scan_queries:
         phrase_queries = [q for c, q, _ in queries if c == "phrase, diacritics"][:args.scan_queries]
         indexed, scanned = [], []
@@ -320,17 +340,28 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=1000, help="documents indexed one by one (pipeline path)")
     parser.add_argument("--scan-queries", type=int, default=10)
     parser.add_argument("--scratch", type=Path, default=None, help="folder for the databases (default: a temp dir)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="folder for databases kept after the run (SQLite file, PostgreSQL cluster), to --reuse")
+    parser.add_argument("--reuse", action="store_true",
+                        help="only the queries, on the index kept in --keep by an earlier run of the same size")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "search.md")
     args = parser.parse_args()
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()
-    scratch = Path(tempfile.mkdtemp(prefix="search-bench-", dir=args.scratch))
-    pg_dir = Path(tempfile.mkdtemp(prefix="search-bench-pg-", dir="/tmp"))
+    if args.reuse and args.keep is None:
+        raise SystemExit("--reuse needs --keep")
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        scratch, pg_dir = args.keep, args.keep / "pg"
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="search-bench-", dir=args.scratch))
+        pg_dir = Path(tempfile.mkdtemp(prefix="search-bench-pg-", dir="/tmp"))
     corpus = Corpus()
     lines = [f"## Run {started}: {args.documents:,} documents", "",
              f"Machine: {machine()}; load average at start {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}.",
              f"Command: `.venv/bin/python bench/search_bench.py --documents {args.documents} "
-             f"--backends {args.backends} --queries {args.queries}`", ""]
+             f"--backends {args.backends} --queries {args.queries}"
+             f"{f' --keep {args.keep}' if args.keep else ''}{' --reuse' if args.reuse else ''}`", ""]
     try:
         for backend in args.backends.split(","):
             if backend == "sqlite":
@@ -344,9 +375,11 @@ def main() -> None:
                 raise SystemExit(f"unknown backend {backend}")
     finally:
         if (pg_dir / "data").exists():
-            subprocess.run(["bash", str(REPO / "scripts" / "postgres.sh"), "stop", str(pg_dir)], capture_output=True)
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(pg_dir, ignore_errors=True)
+            subprocess.run(["bash", str(REPO / "scripts" / "postgres.sh"), "halt" if args.keep else "stop",
+                            str(pg_dir)], capture_output=True)
+        if args.keep is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(pg_dir, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -294,7 +294,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for hit in result.hits:
         print(f"{hit.code}  p.{hit.page}  {hit.issued_date}  {hit.agency_code} {hit.kind}  {hit.title}\n"
               f"    {hit.snippet}")
-    more = " (exact mode stopped early: refine the query)" if result.truncated else ""
+    more = (f" ({search.CANDIDATE_LIMIT} pages or more match: only the first {search.CANDIDATE_LIMIT} found were "
+            "ranked; refine the query or filter)") if result.truncated else ""
     print(f"{len(result.hits)} page(s){more}")
     return 0
 

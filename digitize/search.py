@@ -11,14 +11,22 @@ digits; a code like ``000.00.00.H49.2021.KQ.000123`` becomes a run of adjacent
 words, so it matches as a phrase), lower-cased, ``đ`` folded, and joined by spaces.
 
 - SQLite (the embedded default): contentless FTS5 table ``search_fts`` with the
-  ``unicode61 remove_diacritics 2`` tokenizer, ranked by ``bm25``.
+  ``unicode61 remove_diacritics 2`` tokenizer.
 - Both also index adjacent word pairs (``quyen_su``, ``su_dung``, …; FTS5 column
   ``pairs`` / extra tsvector lexemes ``'quyen su'``): a phrase of common words
   then narrows on its rare pairs before positions are checked.
 - PostgreSQL: a ``tsvector`` (configuration ``digitize_vi`` = ``simple`` +
-  ``unaccent``) with a GIN index, ranked by ``ts_rank``; a query that finds
-  nothing is retried with each unknown word replaced by its closest indexed word
-  (``pg_trgm`` similarity over the lexicon ``search_terms``).
+  ``unaccent``) with a GIN index; a query that finds nothing is retried with
+  each unknown word replaced by its closest indexed word (``pg_trgm`` similarity
+  over the lexicon ``search_terms``).
+
+The index only finds the matching pages, at most :data:`CANDIDATE_LIMIT` of them;
+they are ranked here, the same way on both backends (BM25's term frequency and
+length normalisation over the page text and its title and codes). Ranking in the
+database cost seconds at a million pages for phrases of common words: FTS5's
+``bm25`` scans each phrase's whole posting list for its document frequency, and
+PostgreSQL ranked and rechecked every match before applying the LIMIT. A query
+matching more pages says so (``truncated``): refine it, or filter.
 
 The exact mode runs the folded query and keeps the pages whose own words carry
 the diacritics typed. Only the latest archived version of a code is indexed.
@@ -33,6 +41,7 @@ import re
 import subprocess
 import tempfile
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -53,8 +62,13 @@ if TYPE_CHECKING:
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 32
 MAX_LIMIT = 100
-EXACT_SCAN_LIMIT = 2000
-"""Candidates the exact mode reads at most before it stops looking (reported as ``truncated``)."""
+CANDIDATE_LIMIT = 300
+"""Matching pages ranked at most per query; when more match, the first found are ranked (``truncated``)."""
+PHRASE_CHECK_LIMIT = 2000
+"""PostgreSQL: pages holding a phrase's words and word pairs whose word positions are checked at most."""
+BM25_K1, BM25_B = 1.2, 0.75
+META_WEIGHT = 2.0
+"""An occurrence in the title or codes counts as this many in the page text."""
 FUZZY_MIN_SIMILARITY = 0.3
 SNIPPET_CHARS = 200
 MARK_START, MARK_END = "«", "»"
@@ -102,6 +116,33 @@ def fold(word: str) -> str:
     """A word without any diacritic: ``"Đất"`` → ``"dat"``, ``"ưởng"`` → ``"uong"``."""
     decomposed = unicodedata.normalize("NFD", word.translate(_D_FOLD).lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _letter_variants() -> dict[str, str]:
+    """Each base letter → the lower-case precomposed letters folding to it (``"d"`` → ``"đ"``, ``"a"`` → ``"àá…"``)."""
+    variants: dict[str, str] = {}
+    for ch in map(chr, (*range(0xC0, 0x250), *range(0x1E00, 0x1F00))):
+        base = fold(ch)
+        if ch == ch.lower() and len(base) == 1 and base != ch:
+            variants[base] = variants.get(base, "") + ch
+    return variants
+
+
+_VARIANTS = _letter_variants()
+
+
+def phrases_pattern(phrases: Sequence[Phrase]) -> re.Pattern[str]:
+    """One regex finding every phrase in lower-case NFC text whatever its diacritics; group ``p{i}`` is phrase i.
+
+    Used to count occurrences for ranking in one pass over each page (a fold of the whole page costs more);
+    longer phrases are tried first, and a word inside a matched phrase is not counted again.
+    """
+    alternatives = []
+    for i in sorted(range(len(phrases)), key=lambda i: -len(phrases[i])):
+        parts = ["".join(f"[{c}{_VARIANTS[c]}]" if c in _VARIANTS else re.escape(c) for c in fold(t))
+                 for t in phrases[i]]
+        alternatives.append(f"(?P<p{i}>" + r"[\W_]+".join(parts) + ")")
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(alternatives) + r")(?![^\W_])")
 
 
 def index_text(text: str) -> str:
@@ -288,7 +329,7 @@ class SearchHit:
     valid_until: date | None
     """End of validity, ``None`` when indefinite."""
     score: float
-    """Relevance, higher is better (-bm25 on SQLite, ts_rank on PostgreSQL); comparable within one result."""
+    """Relevance, higher is better (see :func:`_ranked`, the same on both backends); comparable within one result."""
     snippet: str
     """Text around the first match, matched words between « and »."""
 
@@ -306,7 +347,8 @@ class SearchResult:
     corrected_query: str | None = None
     """The query actually run when a misspelled word was replaced by its closest indexed word (PostgreSQL)."""
     truncated: bool = False
-    """The exact mode stopped after :data:`EXACT_SCAN_LIMIT` candidates: more hits may exist."""
+    """:data:`CANDIDATE_LIMIT` pages or more matched (only that many were ranked), or on PostgreSQL the phrase's
+    positions were checked in only :data:`PHRASE_CHECK_LIMIT` pages: more hits may exist."""
 
 
 @dataclass(frozen=True)
@@ -507,28 +549,73 @@ def _filtered(query: sa.Select[Any], filters: SearchFilters) -> sa.Select[Any]:
     return query
 
 
-def _candidates(conn: Connection, dialect: str, phrases: Sequence[Phrase], filters: SearchFilters, limit: int,
-                offset: int) -> list[tuple[Any, float]]:
+def _candidates(conn: Connection, dialect: str, phrases: Sequence[Phrase],
+                filters: SearchFilters) -> tuple[list[Any], bool]:
+    """The matching pages, at most :data:`CANDIDATE_LIMIT` of them, unranked, and whether more may match.
+
+    No rank in SQL: FTS5's bm25 counts the pages holding each phrase over its whole posting list, and
+    PostgreSQL would rank (and recheck) every match before the LIMIT. Here the index stops at the limit:
+    the first matches in the index's order (the earliest indexed on SQLite, table order on PostgreSQL).
+    """
     columns = [search_pages.c[c] for c in _SELECT_COLUMNS]
     if dialect == "postgresql":
+        # With a LIMIT the planner picks a sequential scan when it expects many matches, and reads the whole
+        # table (a tsvector detoasted per row) when they are fewer than it thought; the GIN index is bounded.
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        tsv: sa.ColumnElement[Any] = sa.literal_column("search_pages.tsv")
         tsq = sa.func.to_tsquery(sa.literal_column("'digitize_vi'"), sa.bindparam("q", _tsquery(phrases)))
-        rank = sa.func.ts_rank(sa.literal_column("search_pages.tsv"), tsq)
         pairs = _pairs_query(phrases)
-        match: sa.ColumnElement[Any] = tsq
-        if pairs is not None:  # the word pairs first (selective in the GIN index), then the positions
-            match = tsq.op("&&")(sa.cast(sa.bindparam("pairs", pairs), pg_dialect.TSQUERY))
-        query = (sa.select(*columns, rank.label("score")).select_from(search_pages)
-                 .where(sa.literal_column("search_pages.tsv").op("@@")(match))
-                 .order_by(sa.desc("score"), search_pages.c.id))
-    else:
-        fts = sa.table("search_fts", sa.column("rowid"))
-        bm25: sa.ColumnElement[float] = sa.literal_column("-bm25(search_fts, 1.0, 2.0, 0.5)")
-        query = (sa.select(*columns, bm25.label("score")).select_from(fts)
-                 .join(search_pages, search_pages.c.id == fts.c.rowid)
-                 .where(sa.literal_column("search_fts").op("MATCH")(sa.bindparam("q", _fts5_query(phrases))))
-                 .order_by(sa.desc("score"), search_pages.c.id))
-    query = _filtered(query, filters).limit(limit).offset(offset)
-    return [(row, float(row.score)) for row in conn.execute(query)]
+        if pairs is None:  # words only: the GIN index answers without reading any tsvector
+            query = _filtered(sa.select(*columns).where(tsv.op("@@")(tsq)), filters).limit(CANDIDATE_LIMIT)
+            return list(conn.execute(query)), False
+        # A phrase: the pages holding its words and word pairs come from the index alone; checking positions
+        # reads each page's tsvector (~25 µs), and a rare phrase of common pairs has few matches among
+        # hundreds of thousands of such pages, so only the first PHRASE_CHECK_LIMIT of them are checked.
+        words_and_pairs = sa.cast(sa.bindparam("pairs", pairs), pg_dialect.TSQUERY).op("&&")(
+            sa.func.to_tsquery(sa.literal_column("'digitize_vi'"),
+                               sa.bindparam("w", _tsquery([(t,) for p in phrases for t in p]))))
+        ids = list(conn.execute(_filtered(sa.select(search_pages.c.id).where(tsv.op("@@")(words_and_pairs)),
+                                          filters).limit(PHRASE_CHECK_LIMIT)).scalars())
+        if not ids:
+            return [], False
+        query = (sa.select(*columns)
+                 .where(search_pages.c.id == sa.any_(sa.bindparam("ids", ids, type_=pg_dialect.ARRAY(sa.Integer))),
+                        tsv.op("@@")(tsq))
+                 .limit(CANDIDATE_LIMIT))
+        return list(conn.execute(query)), len(ids) >= PHRASE_CHECK_LIMIT
+    fts = sa.table("search_fts", sa.column("rowid"))
+    matched = (sa.select(fts.c.rowid).select_from(fts)
+               .where(sa.literal_column("search_fts").op("MATCH")(sa.bindparam("q", _fts5_query(phrases)))))
+    if filters != SearchFilters():
+        matched = _filtered(matched.join(search_pages, search_pages.c.id == fts.c.rowid), filters)
+    matched = matched.order_by(fts.c.rowid).limit(CANDIDATE_LIMIT)  # FTS5's own order: descending costs more
+    query = sa.select(*columns).where(search_pages.c.id.in_(matched.scalar_subquery()))
+    return list(conn.execute(query)), False
+
+
+def _ranked(rows: Sequence[Any], phrases: Sequence[Phrase]) -> list[tuple[Any, float]]:
+    """``rows`` best first: BM25's term-frequency saturation and length normalisation over each phrase.
+
+    Every phrase weighs the same (no inverse document frequency: it would need the corpus-wide count of
+    each phrase, the full posting-list scan avoided above); the page's length in characters is compared
+    with the candidates' mean; an occurrence in the title or codes counts :data:`META_WEIGHT` times.
+    """
+    pattern = phrases_pattern(phrases)
+    groups = [f"p{i}" for i in range(len(phrases))]
+    counted = []
+    for row in rows:
+        meta = " ".join((row.title, row.code, row.dossier_code or "", row.procedure_code or ""))
+        in_body = Counter(m.lastgroup for m in pattern.finditer(row.body.lower()))
+        in_meta = Counter(m.lastgroup for m in pattern.finditer(unicodedata.normalize("NFC", meta).lower()))
+        tfs = [in_body[g] + META_WEIGHT * in_meta[g] for g in groups]
+        counted.append((row, tfs, len(row.body) + len(meta)))
+    mean = max(1.0, sum(length for _, _, length in counted) / max(1, len(counted)))
+    scored = []
+    for row, tfs, length in counted:
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * length / mean)
+        scored.append((row, sum(tf * (BM25_K1 + 1) / (tf + norm) for tf in tfs)))
+    scored.sort(key=lambda item: (-item[1], item[0].id))
+    return scored
 
 
 def _hit(row: Any, score: float, phrases: Sequence[Phrase], exact: bool) -> SearchHit:
@@ -577,31 +664,20 @@ def search(catalog: Catalog, query: str, *, filters: SearchFilters | None = None
         raise SearchQueryInvalid(f"limit must be 1..{MAX_LIMIT} and offset ≥ 0, got {limit} and {offset}")
     dialect = catalog.dialect
     with catalog.read() as conn:
-        if not exact:
-            rows = _candidates(conn, dialect, phrases, filters, limit, offset)
-            corrected = None
-            if not rows and offset == 0 and dialect == "postgresql":
-                fixed = _corrected(conn, phrases)
-                if fixed is not None:
-                    rows = _candidates(conn, dialect, fixed, filters, limit, 0)
-                    corrected = " ".join('"' + " ".join(p) + '"' if len(p) > 1 else p[0] for p in fixed)
-                    phrases = fixed
-            return SearchResult(query, False, tuple(_hit(r, s, phrases, False) for r, s in rows), corrected)
-        kept: list[SearchHit] = []
-        scanned, skip = 0, offset
-        batch = max(limit * 5, 100)
-        while len(kept) < limit and scanned < EXACT_SCAN_LIMIT:
-            rows = _candidates(conn, dialect, phrases, filters, batch, scanned)
-            scanned += len(rows)
-            for row, score in rows:
-                if matches_exactly(f"{row.title}\n{row.body}", phrases):
-                    if skip:
-                        skip -= 1
-                    elif len(kept) < limit:
-                        kept.append(_hit(row, score, phrases, True))
-            if len(rows) < batch:
-                return SearchResult(query, True, tuple(kept))
-        return SearchResult(query, True, tuple(kept), truncated=len(kept) < limit)
+        rows, partial = _candidates(conn, dialect, phrases, filters)
+        corrected = None
+        if not rows and not partial and not exact and dialect == "postgresql":
+            fixed = _corrected(conn, phrases)
+            if fixed is not None:
+                rows, partial = _candidates(conn, dialect, fixed, filters)
+                corrected = " ".join('"' + " ".join(p) + '"' if len(p) > 1 else p[0] for p in fixed)
+                phrases = fixed
+    ranked: Iterable[tuple[Any, float]] = _ranked(rows, phrases)
+    if exact:  # checked best first, only as far as the page asked for
+        ranked = ((row, score) for row, score in ranked if matches_exactly(f"{row.title}\n{row.body}", phrases))
+    page = list(itertools.islice(ranked, offset, offset + limit))
+    return SearchResult(query, exact, tuple(_hit(r, s, phrases, exact) for r, s in page), corrected,
+                        truncated=partial or len(rows) >= CANDIDATE_LIMIT)
 
 
 def iter_hits(results: Iterable[SearchHit]) -> Iterable[dict[str, Any]]:

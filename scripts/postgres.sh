@@ -3,6 +3,7 @@
 #
 #   scripts/postgres.sh start DIR [PORT]   # prints the SQLAlchemy URL on stdout (and nothing else)
 #   scripts/postgres.sh stop DIR           # stops the cluster and deletes DIR
+#   scripts/postgres.sh halt DIR           # stops the cluster and keeps DIR (start DIR again reuses it)
 #
 # Installs Debian's `postgresql` package when no server binaries are present
 # (needs root, as on CI). Any installed major version works: pg_ctl/initdb are
@@ -92,6 +93,14 @@ start() {
     echo "postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
 }
 
+halt() {
+    local dir=$1 bindir
+    bindir=$(find_bindir) || return 0
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >&2 || true
+    fi
+}
+
 stop() {
     local dir=$1
     [[ -d "$dir" ]] || return 0
@@ -106,5 +115,6 @@ stop() {
 case "${1:-}" in
     start) [[ $# -ge 2 ]] || { log "usage: $0 start DIR [PORT]"; exit 2; }; start "$2" "${3:-}" ;;
     stop) [[ $# -ge 2 ]] || { log "usage: $0 stop DIR"; exit 2; }; stop "$2" ;;
-    *) log "usage: $0 start DIR [PORT] | stop DIR"; exit 2 ;;
+    halt) [[ $# -ge 2 ]] || { log "usage: $0 halt DIR"; exit 2; }; halt "$2" ;;
+    *) log "usage: $0 start DIR [PORT] | stop DIR | halt DIR"; exit 2 ;;
 esac

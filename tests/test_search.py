@@ -130,6 +130,12 @@ def test_snippet_marks_the_matched_run_and_keeps_the_original_text() -> None:
     assert len(snippet) <= search.SNIPPET_CHARS + 10
 
 
+def test_ranking_counts_each_phrase_whatever_its_diacritics() -> None:
+    pattern = search.phrases_pattern(search.parse_query('dat "quyen su dung"'))
+    text = "Quyền sử dụng đất; quyền-sử dụng ĐẤT, đất đai, dat, đạt, quyensudung, đấtx".lower()
+    assert [m.lastgroup for m in pattern.finditer(text)] == ["p1", "p0", "p1", "p0", "p0", "p0", "p0"]
+
+
 # ------------------------------------------------------------------------------------------ search
 
 
@@ -184,13 +190,57 @@ def test_results_are_ranked_best_first(cat: Catalog) -> None:
     }
     ids = {}
     for name, text in texts.items():
-        for copy in range(3):  # more documents, so the term is not in half of them (bm25's idf)
+        for copy in range(3):  # filler pages beside each text
             document_id, code = archive_record(cat, f"{name}{copy}")
             search.index_document(cat, document_id, [text if copy == 0 else "Tờ khai đăng ký hộ tịch."])
             ids.setdefault(name, code)
     result = search.search(cat, "thua dat")
     assert codes(result) == [ids["often"], ids["once"]]
     assert result.hits[0].score > result.hits[1].score
+
+
+def test_a_capped_query_ranks_true_matches_and_says_it_was_truncated(cat: Catalog, backend: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["Thửa đất số 1, thửa đất số 2, thửa đất số 3, thửa đất liền kề.",  # the best match, indexed first
+             *["Biên bản: thửa đất số 5 của hộ gia đình."] * 4,
+             "Đất thửa khác: không có cụm từ, chỉ các từ rời.",  # both words, not the phrase
+             "Giấy phép xây dựng nhà ở riêng lẻ."]
+    ids = []
+    for number, text in enumerate(texts):
+        document_id, code = archive_record(cat, f"d{number}")
+        search.index_document(cat, document_id, [text])
+        ids.append(code)
+    full = search.search(cat, '"thua dat"')
+    assert codes(full) == ids[:5] and not full.truncated  # the best first, then equal scores by index order
+    monkeypatch.setattr(search, "CANDIDATE_LIMIT", 3)
+    capped = search.search(cat, '"thua dat"')
+    assert capped.truncated and len(capped.hits) == 3
+    assert set(codes(capped)) <= set(ids[:5])  # only true phrase matches, never the loose words of d5
+    if backend == "sqlite":  # the earliest indexed matches, the best of them first
+        assert codes(capped) == ids[:3]
+    scores = [h.score for h in capped.hits]
+    assert scores == sorted(scores, reverse=True)
+    assert search.search(cat, '"thua dat"', offset=3).hits == ()  # paging stops at the cap: refine the query
+    assert search.search(cat, '"thua dat"', filters=search.SearchFilters(kind="TP")).hits == ()
+    exact = search.search(cat, '"thửa đất"', exact=True)
+    assert exact.truncated and len(exact.hits) == 3
+    assert not search.search(cat, "giay phep").truncated
+
+
+def test_postgresql_checks_phrase_positions_in_a_bounded_number_of_pages(cat: Catalog, backend: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    decoy = "Thửa đất, đất số nhà: cả hai cặp từ, không có cụm từ."  # both word pairs of the phrase, apart
+    for number, text in enumerate([decoy, decoy, decoy, "Thửa đất số 5."]):
+        document_id, code = archive_record(cat, f"p{number}")
+        search.index_document(cat, document_id, [text])
+    result = search.search(cat, '"thua dat so"')
+    assert codes(result) == [code] and not result.truncated
+    monkeypatch.setattr(search, "PHRASE_CHECK_LIMIT", 2)
+    bounded = search.search(cat, '"thua dat so"')
+    if backend == "sqlite":  # FTS5 checks positions inside its own posting lists: no bound needed
+        assert codes(bounded) == [code] and not bounded.truncated
+    else:  # the first two pages holding the words and pairs are decoys: nothing found, and it says so
+        assert bounded.hits == () and bounded.truncated and bounded.corrected_query is None
 
 
 def test_filters_agency_kind_dates_holder(corpus: dict[str, Any]) -> None:
