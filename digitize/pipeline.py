@@ -224,10 +224,10 @@ def preload() -> None:
     Airflow runs each task in a process forked from a long-lived one (a Celery worker, or the
     scheduler with LocalExecutor). Imported there once, OpenCV, pyHanko, pikepdf, SQLAlchemy and
     boto3 cost a chunk task nothing instead of about a second of CPU each time
-    (bench/results/airflow.md); the stamp font and S3's service model are prepared too (another
-    ~0.6 s per task). Nothing here opens a connection or reads a secret; with ``OPENBLAS_NUM_THREADS=1``
-    (NumPy's and OpenCV's BLAS otherwise start a thread per core) it starts no thread either, so
-    the process can fork safely.
+    (bench/results/airflow.md); the stamp font and S3's service model are prepared too (~0.6 s
+    of a fresh process's first document). Nothing here opens a connection or reads a secret; with
+    ``OPENBLAS_NUM_THREADS=1`` (NumPy's and OpenCV's BLAS otherwise start a thread per core) it
+    starts no thread either, so the process can fork safely.
     """
     import importlib
 
