@@ -207,17 +207,22 @@ def digitize_backlog() -> None:
     @task
     def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """One chunk of one batch; a document failure quarantines it, a transient one retries the task."""
-        return _run_chunk(chunk, "process")
+        from digitize_airflow import on_fresh_stack
+
+        return on_fresh_stack(_run_chunk, chunk, "process")
 
     @task
     def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
-        return _run_chunk(chunk, "prepare")
+        from digitize_airflow import on_fresh_stack
+
+        return on_fresh_stack(_run_chunk, chunk, "prepare")
 
     @task
     def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sign and archive what ``prepare_chunk`` staged; the others keep their outcome (e.g. quarantined)."""
         from airflow.sdk import get_current_context
+        from digitize_airflow import on_fresh_stack
 
         from digitize.inbox import open_batch
         from digitize.pipeline import finish_prepared
@@ -227,19 +232,23 @@ def digitize_backlog() -> None:
         worker = _worker()
         batch_of = {int(i): part["batch"] for part in chunk["parts"] for i in part["ids"]}
         sources: dict[str, Any] = {}
-        outcomes = []
-        for row in prepared:
-            uri = batch_of[int(row["document_id"])]
-            if uri not in sources:  # only DIGITIZE_MOVE_DONE reads it (a local folder); nothing is fetched
-                sources[uri] = open_batch(uri, s3=factory)
-            outcome = finish_prepared(ctx, row, sources[uri])
-            if row["status"] == "PREPARED" and outcome.status != "SKIPPED":
-                ctx.catalog.add_event(outcome.document_id, "processing_worker", "success",
-                                      detail=f"worker {worker} (sign)")
-            print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''} "
-                  f"on {worker}")
-            outcomes.append(outcome.as_dict())
-        return outcomes
+
+        def finish_all() -> list[dict[str, Any]]:
+            outcomes = []
+            for row in prepared:
+                uri = batch_of[int(row["document_id"])]
+                if uri not in sources:  # only DIGITIZE_MOVE_DONE reads it (a local folder); nothing is fetched
+                    sources[uri] = open_batch(uri, s3=factory)
+                outcome = finish_prepared(ctx, row, sources[uri])
+                if row["status"] == "PREPARED" and outcome.status != "SKIPPED":
+                    ctx.catalog.add_event(outcome.document_id, "processing_worker", "success",
+                                          detail=f"worker {worker} (sign)")
+                print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''} "
+                      f"on {worker}")
+                outcomes.append(outcome.as_dict())
+            return outcomes
+
+        return on_fresh_stack(finish_all)
 
     @task
     def chunks_for(planned: dict[str, Any], priority: str) -> list[dict[str, Any]]:

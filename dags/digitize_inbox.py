@@ -177,13 +177,17 @@ def digitize_inbox() -> None:
           execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
     def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
-        return _run_chunk(chunk, "process")
+        from digitize_airflow import on_fresh_stack
+
+        return on_fresh_stack(_run_chunk, chunk, "process")
 
     @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
           execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
     def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
-        return _run_chunk(chunk, "prepare")
+        from digitize_airflow import on_fresh_stack
+
+        return on_fresh_stack(_run_chunk, chunk, "prepare")
 
     @task(map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=1),
           priority_weight=INBOX_PRIORITY, weight_rule="absolute", **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
@@ -192,18 +196,23 @@ def digitize_inbox() -> None:
         from pathlib import Path
 
         from airflow.sdk import get_current_context
+        from digitize_airflow import on_fresh_stack
 
         from digitize.pipeline import finish_prepared
 
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()
         batches = {int(document_id): Path(batch_dir) for batch_dir, document_id in chunk["items"]}
-        outcomes = []
-        for row in prepared:
-            outcome = finish_prepared(ctx, row, batches[int(row["document_id"])])
-            print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
-            outcomes.append(outcome.as_dict())
-        return outcomes
+
+        def finish_all() -> list[dict[str, Any]]:
+            outcomes = []
+            for row in prepared:
+                outcome = finish_prepared(ctx, row, batches[int(row["document_id"])])
+                print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
+                outcomes.append(outcome.as_dict())
+            return outcomes
+
+        return on_fresh_stack(finish_all)
 
     @task_group(group_id="chunk")
     def prepare_and_sign(chunk: dict[str, Any]) -> Any:

@@ -80,12 +80,14 @@ def fixity_audit() -> None:
     def audit_chunk(chunk: dict[str, Any]) -> dict[str, Any]:
         """Audit one chunk; a transient archive or catalog error retries the task."""
         from airflow.sdk import get_current_context
+        from digitize_airflow import on_fresh_stack
 
         from digitize.fixity import audit_documents
 
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()
-        report = audit_documents(ctx.catalog, ctx.archive, chunk["ids"], trust_roots=_trust_roots(ctx))
+        report = on_fresh_stack(audit_documents, ctx.catalog, ctx.archive, chunk["ids"],
+                                trust_roots=_trust_roots(ctx))
         print(f"{chunk['label']}: {len(report.checks)} check(s), {len(report.failures)} failed")
         return report.as_dict()
 

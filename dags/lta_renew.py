@@ -71,13 +71,14 @@ def lta_renew() -> None:
     def renew_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """Renew one chunk; re-running after a failure reuses what was already stored."""
         from airflow.sdk import get_current_context
+        from digitize_airflow import on_fresh_stack
 
         from digitize.lta import RenewalOptions, renew_due
 
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()
         options = RenewalOptions(tsa_url=ctx.settings.tsa_url or "", trust_roots=tuple(ctx.settings.trust_roots))
-        renewals = renew_due(ctx.catalog, ctx.archive, chunk["ids"], options)
+        renewals = on_fresh_stack(renew_due, ctx.catalog, ctx.archive, chunk["ids"], options)
         for r in renewals:
             print(f"{r.code}: version {r.version} at {r.pdf_key} (timestamp valid until {r.new_expiry:%Y-%m-%d})")
         return [{"code": r.code, "version": r.version, "pdf_key": r.pdf_key} for r in renewals]

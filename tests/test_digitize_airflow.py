@@ -1,8 +1,11 @@
-"""plugins/digitize_airflow.py: the S3 client every task builds from the ``digitize_s3`` connection."""
+"""plugins/digitize_airflow.py: the S3 client every task builds from the ``digitize_s3`` connection, and the
+thread chunk tasks run their documents on."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import threading
 import sys
 import uuid
 from pathlib import Path
@@ -43,3 +46,30 @@ def test_other_connection_features_go_through_the_providers_hook(monkeypatch: py
 def test_no_connection_means_the_librarys_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_DIGITIZE_S3", raising=False)
     assert digitize_airflow.s3_client() is None
+
+
+def _at_depth(frames: int, work: Any) -> Any:
+    """``work()`` called ``frames`` Python frames deeper than here, like a task's code in Airflow's runner."""
+    return work() if frames == 0 else _at_depth(frames - 1, work)
+
+
+def test_chunk_work_runs_on_its_own_shallow_stack_whatever_the_callers_depth() -> None:
+    def work(first: int, *, second: int) -> tuple[int, int, str]:
+        return first + second, len(inspect.stack()), threading.current_thread().name
+
+    total, depth, thread = _at_depth(60, lambda: digitize_airflow.on_fresh_stack(work, 2, second=3))
+    assert total == 5
+    assert depth < 10, "the documents would run as deep as the task runner's frames"
+    assert thread != threading.main_thread().name
+
+
+def test_a_failure_on_the_chunk_thread_is_raised_in_the_task_with_its_own_traceback() -> None:
+    class TransientError(RuntimeError):
+        pass
+
+    def work() -> None:
+        raise TransientError("S3 unreachable")  # what makes Airflow retry the task
+
+    with pytest.raises(TransientError, match="S3 unreachable") as caught:
+        digitize_airflow.on_fresh_stack(work)
+    assert caught.traceback[-1].name == "work"
