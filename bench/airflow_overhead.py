@@ -141,6 +141,16 @@ WORKER_ROLES = ("tasks", "task supervisors", "Celery workers", "library processe
 """What runs on a worker machine in the deployment guide's layout (the rest is the control machine's)."""
 
 
+def _minor_faults(pid: int, children: bool) -> int:
+    """Minor page faults of the process (and of its finished children), from /proc: psutil has no field for it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[7]) + (int(fields[8]) if children else 0)  # minflt, cminflt (fields 10 and 11 of stat(5))
+
+
 class CpuByRole:
     """CPU seconds (user + system) each role of process used while the block ran, sampled every 0.5 s.
 
@@ -152,6 +162,7 @@ class CpuByRole:
 
         self.cluster_dir = cluster_dir  # PostgreSQL: only this cluster's server (its backends' parent names it)
         self.seconds: dict[str, float] = {}
+        self.faults: dict[str, int] = {}  # minor page faults, same accounting as the CPU
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -167,7 +178,7 @@ class CpuByRole:
     def _sample(self) -> None:
         import psutil
 
-        seen: dict[tuple[int, float], float] = {}
+        seen: dict[tuple[int, float], tuple[float, int]] = {}
         while True:
             for proc in psutil.process_iter():
                 try:
@@ -182,9 +193,11 @@ class CpuByRole:
                     continue
                 key = (proc.pid, created)
                 used = times.user + times.system + (times.children_user + times.children_system if kids else 0.0)
-                before = seen.get(key, 0.0 if created >= self._since else used)
+                faults = _minor_faults(proc.pid, kids)
+                before, faults_before = seen.get(key, (0.0, 0) if created >= self._since else (used, faults))
                 self.seconds[role] = self.seconds.get(role, 0.0) + used - before
-                seen[key] = used
+                self.faults[role] = self.faults.get(role, 0) + faults - faults_before
+                seen[key] = (used, faults)
             if self._stop.wait(0.5):
                 return
 
@@ -195,6 +208,10 @@ class CpuByRole:
             return self.cluster_dir in cmd or self.cluster_dir in " ".join(proc.parent().cmdline())
         except (psutil.Error, AttributeError):
             return False
+
+    def worker_faults(self) -> int:
+        """Minor page faults of the processes a worker machine runs: memory mapped and touched afresh."""
+        return sum(self.faults.get(role, 0) for role in WORKER_ROLES)
 
     def worker_seconds(self) -> float:
         """CPU of the processes a worker machine runs (:data:`WORKER_ROLES`), their OCR children included."""
@@ -216,7 +233,8 @@ def airflow_run(env: dict[str, str], source: Path, chunk_size: int, run_id: str)
             time.sleep(1)
     wall = time.monotonic() - triggered
     return {"state": found["state"], "run_seconds": (found["end_date"] - found["start_date"]).total_seconds(),
-            "wall_seconds": wall, "cpu": cpu.row(wall), "worker_cpu": cpu.worker_seconds()}
+            "wall_seconds": wall, "cpu": cpu.row(wall), "worker_cpu": cpu.worker_seconds(),
+            "worker_faults": cpu.worker_faults()}
 
 
 def task_time(env: dict[str, str], run_id: str) -> dict[str, float]:
@@ -298,7 +316,8 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
     seconds = time.perf_counter() - start
     Catalog(os.environ["DIGITIZE_CATALOG_URL"]).documents()
     return {"wall_seconds": seconds, "archived": sum(s == "ARCHIVED" for s, _ in results),
-            "pages": sum(p for _, p in results), "cpu": cpu.row(seconds), "worker_cpu": cpu.worker_seconds()}
+            "pages": sum(p for _, p in results), "cpu": cpu.row(seconds), "worker_cpu": cpu.worker_seconds(),
+            "worker_faults": cpu.worker_faults()}
 
 
 def main() -> None:
@@ -334,7 +353,8 @@ def main() -> None:
             lib = library_run(env, batch, "bench_lib")
             assert lib["archived"] == args.docs, lib
             rows.append(f"| (a) library, {os.cpu_count()} processes | {lib['wall_seconds']:.1f} | "
-                        f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 | {lib['worker_cpu']:.1f} | 1.00 |")
+                        f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 | {lib['worker_cpu']:.1f} | 1.00 | "
+                        f"{lib['worker_faults'] / args.docs:.0f} |")
             cpu.append(f"- (a): {lib['cpu']}")
             print(rows[-1], cpu[-1], sep="\n", flush=True)
             local = airflow_run(env, batch.parent, args.chunk_size, "bench-local")
@@ -342,7 +362,7 @@ def main() -> None:
             rows.append(f"| (b) LocalExecutor ({local['state']}) | {local['wall_seconds']:.1f} "
                         f"(run {local['run_seconds']:.1f}) | {60 * args.docs / local['wall_seconds']:.1f} | "
                         f"{local['wall_seconds'] / lib['wall_seconds']:.2f} | {local['worker_cpu']:.1f} | "
-                        f"{local['worker_cpu'] / lib['worker_cpu']:.2f} |")
+                        f"{local['worker_cpu'] / lib['worker_cpu']:.2f} | {local['worker_faults'] / args.docs:.0f} |")
             cpu.append(f"- (b): {local['cpu']}; {timeline(local_tis)}")
             print(rows[-1], cpu[-1], sep="\n", flush=True)
         with cluster("CeleryExecutor", base_env) as env:
@@ -351,7 +371,7 @@ def main() -> None:
             rows.append(f"| (c) Celery, 2 workers ({celery['state']}) | {celery['wall_seconds']:.1f} "
                         f"(run {celery['run_seconds']:.1f}) | {60 * args.docs / celery['wall_seconds']:.1f} | "
                         f"{celery['wall_seconds'] / lib['wall_seconds']:.2f} | {celery['worker_cpu']:.1f} | "
-                        f"{celery['worker_cpu'] / lib['worker_cpu']:.2f} |")
+                        f"{celery['worker_cpu'] / lib['worker_cpu']:.2f} | {celery['worker_faults'] / args.docs:.0f} |")
             cpu.append(f"- (c): {celery['cpu']}; {timeline(celery_tis)}")
             print(rows[-1], cpu[-1], sep="\n", flush=True)
     noop_rows: list[str] = []
@@ -381,7 +401,8 @@ def main() -> None:
         cpu.append(f"- {size} docs: Airflow {run['cpu']}; {timeline(tis)}" + (f"; library {lib['cpu']}" if lib else ""))
         print(noop_rows[-1], cpu[-1], sep="\n", flush=True)
     if rows:
-        print("| way | wall (s) | pages/min | × (a) | worker-side CPU (s) | × (a) |", "|---|---|---|---|---|---|",
+        print("| way | wall (s) | pages/min | × (a) | worker-side CPU (s) | × (a) | page faults/doc |",
+              "|---|---|---|---|---|---|---|",
               *rows, sep="\n")
     if noop_rows:
         print("| backlog | Airflow wall | ms/doc | task time ms/doc | idle slot ms/doc | library alone |",
