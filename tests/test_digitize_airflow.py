@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import inspect
 import json
-import threading
 import sys
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -73,3 +73,26 @@ def test_a_failure_on_the_chunk_thread_is_raised_in_the_task_with_its_own_traceb
     with pytest.raises(TransientError, match="S3 unreachable") as caught:
         digitize_airflow.on_fresh_stack(work)
     assert caught.traceback[-1].name == "work"
+
+
+def test_a_task_timeout_interrupts_the_wait_without_waiting_for_the_document() -> None:
+    """Airflow's execution_timeout is a SIGALRM raising in the main thread, which is the one waiting here."""
+    import signal
+    import time
+
+    class TaskTimeout(Exception):
+        pass
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TaskTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    started = time.monotonic()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(TaskTimeout):
+            digitize_airflow.on_fresh_stack(time.sleep, 30)  # a document that takes far too long
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.monotonic() - started < 10
