@@ -41,22 +41,30 @@ SIGNING_QUEUE = os.environ.get("DIGITIZE_SIGNING_QUEUE") or None
 
 
 def cut_chunks(work: list[tuple[str, int]], chunk_size: int) -> list[dict[str, Any]]:
-    """(batch uri, document id) pairs → chunks of ``chunk_size`` documents, never more than ``MAX_MAP_LENGTH``.
+    """(batch uri, document id) pairs → chunks of at most ``chunk_size`` documents, never more than ``MAX_MAP_LENGTH``.
 
-    The size grows with the backlog instead; a chunk may span batches (one part per batch), so the
-    number of batches cannot push the count over the limit. Only uris and ids go to XCom.
+    The size grows with the backlog instead. The chunks are as even as possible (60 documents at 50 per
+    task make two of 30, not 50 and 10, which would leave one slot idle while the other works five times
+    as long). A chunk may span batches (one part per batch), so the number of batches cannot push the
+    count over the limit. Only uris and ids go to XCom.
     """
-    size = max(chunk_size, math.ceil(len(work) / MAX_MAP_LENGTH))
+    if not work:
+        return []
+    count = math.ceil(len(work) / max(chunk_size, math.ceil(len(work) / MAX_MAP_LENGTH)))
+    base, longer = divmod(len(work), count)
     chunks: list[dict[str, Any]] = []
-    for start in range(0, len(work), size):
+    start = 0
+    for index in range(count):
+        end = start + base + (index < longer)
         parts: list[dict[str, Any]] = []
-        for uri, document_id in work[start:start + size]:
+        for uri, document_id in work[start:end]:
             if not parts or parts[-1]["batch"] != uri:
                 parts.append({"batch": uri, "ids": []})
             parts[-1]["ids"].append(document_id)
         first = parts[0]["batch"].rstrip("/").rsplit("/", 1)[-1]
-        label = f"{first} docs {start + 1}-{min(start + size, len(work))}" + (" +" if len(parts) > 1 else "")
+        label = f"{first} docs {start + 1}-{end}" + (" +" if len(parts) > 1 else "")
         chunks.append({"label": label, "parts": parts})
+        start = end
     return chunks
 
 

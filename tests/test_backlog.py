@@ -186,6 +186,21 @@ def test_chunks_never_exceed_max_map_length() -> None:
         assert [(p["batch"], i) for c in chunks for p in c["parts"] for i in p["ids"]] == work
         assert all(len(json.dumps(c)) < 200_000 for c in chunks)
     assert cut_chunks([("/in/b1", 1), ("/in/b1", 2), ("/in/b2", 3)], 2)[0]["label"] == "b1 docs 1-2"
+    assert cut_chunks([], 20) == []
+
+
+def test_chunks_are_even_so_no_slot_is_left_with_a_straggler() -> None:
+    sys.path.insert(0, str(REPO / "dags"))
+    from digitize_backlog import cut_chunks
+
+    def sizes(count: int, chunk_size: int) -> list[int]:
+        return [sum(len(p["ids"]) for p in c["parts"]) for c in cut_chunks([("/in/b", i) for i in range(count)],
+                                                                            chunk_size)]
+
+    assert sizes(60, 50) == [30, 30]  # not 50 + 10
+    assert sizes(200, 20) == [20] * 10
+    assert sizes(101, 50) == [34, 34, 33]
+    assert max(sizes(5_000, 50)) - min(sizes(5_000, 50)) <= 1
 
 
 def test_signing_queue_and_alerting_are_wired(monkeypatch: pytest.MonkeyPatch) -> None:
