@@ -11,7 +11,7 @@ form. Then a synthetic backlog with OCR replaced by the no-op engine (``DIGITIZE
 at growing sizes, on LocalExecutor, against the library alone, to show Airflow's cost per document
 stays flat.
 
-    .venv/bin/python bench/airflow_overhead.py --docs 200 --synthetic 1000,2000,5000
+    .venv/bin/python bench/airflow_overhead.py --docs 200 --synthetic 2000,5000,20000
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=200, help="one-page documents OCR'd by each of (a), (b), (c)")
-    parser.add_argument("--chunk-size", type=int, default=20)
+    parser.add_argument("--chunk-size", type=int, default=50, help="documents per task (the form's default)")
     parser.add_argument("--synthetic", default="2000,5000,20000", help="no-op OCR backlog sizes ('' to skip)")
     parser.add_argument("--synthetic-library", default="2000",
                         help="sizes of the no-op runs also timed through the library alone (the baseline)")
