@@ -233,8 +233,8 @@ def _wait(env: dict[str, str], run_id: str) -> dict[str, Any]:
 def warm_up(env: dict[str, str], source: Path) -> float:
     """A dry run of the same form (counts and validates, writes nothing) on the fresh cluster; its seconds.
 
-    The first task after the services start waits ~4 s longer (measured 27 Nov: plan took 4.8 s cold,
-    1.0 s warm; the api-server used ~4 s of CPU answering its first calls). A deployment's services run
+    The first task after the services start waits ~4 s longer (one-off probe, 27 Nov: plan took 4.8 s
+    cold, 1.0 s warm; the api-server used ~4 s of CPU answering its first calls). A deployment's services run
     for weeks, so that start-up is not a cost of each run; it is reported apart.
     """
     started = time.monotonic()
