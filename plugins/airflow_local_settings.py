@@ -1,4 +1,4 @@
-"""Airflow's start-up hook, imported by every Airflow process: warms the processes that fork tasks.
+"""Airflow's start-up hook, imported by every Airflow process: readies the processes that fork tasks.
 
 Airflow runs each task in a process forked from a long-lived one: the Celery worker, or the
 scheduler with LocalExecutor. When the library is imported there first
@@ -6,6 +6,9 @@ scheduler with LocalExecutor. When the library is imported there first
 SQLAlchemy and boto3 instead of spending about a second of CPU importing them
 (bench/results/airflow.md). The other processes (api-server, dag-processor, triggerer, the CLI)
 skip it. ``DIGITIZE_AIRFLOW_PRELOAD=0`` turns it off.
+
+The same processes run the task supervisors: :mod:`supervisor_exit` stops them idling 5 s
+after a task that has already finished.
 
 Airflow finds this module because ``[core] plugins_folder`` is on ``sys.path`` before it imports
 ``airflow_local_settings``; it defines no policy.
@@ -31,7 +34,12 @@ def _executor() -> str:
     return str(conf.get("core", "executor", fallback=""))
 
 
-if os.environ.get("DIGITIZE_AIRFLOW_PRELOAD", "1") != "0" and forks_tasks(sys.argv, _executor()):
+_FORKS_TASKS = forks_tasks(sys.argv, _executor())
+if _FORKS_TASKS:
+    from supervisor_exit import install
+
+    install()
+if _FORKS_TASKS and os.environ.get("DIGITIZE_AIRFLOW_PRELOAD", "1") != "0":
     # One thread per task process (the pool sizing in the README), and none alive at fork time.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from digitize.pipeline import preload
