@@ -8,7 +8,7 @@ yet reapable and selects again on an empty selector: a plain sleep of ``[workers
 min_heartbeat_interval`` (5 s) before it notices the exit. The task is already marked
 successful, but its worker slot stays taken: under Celery, with one slot per core, the next
 chunk waits in the queue for those seconds. In a CI run of the signing cluster test it happened
-after 13 of its 21 tasks (bench/results/airflow.md).
+after 13 of its 22 tasks (bench/results/airflow.md).
 
 The fix waits on the child itself (a pidfd, Linux ≥ 5.3) when no socket is left to watch, so
 the supervisor goes on as soon as the child exits and behaves as before in every other case.
