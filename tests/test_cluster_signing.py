@@ -27,7 +27,7 @@ def _queues(worker_log: Path) -> list[str]:
     return [line.split()[1] for line in banner.splitlines() if ".>" in line]
 
 
-def test_sign_tasks_run_on_the_token_holder_and_ocr_on_every_worker(signing_cluster: dict[str, Any],
+def test_sign_tasks_run_on_the_token_holder_and_ocr_on_any_worker(signing_cluster: dict[str, Any],
                                                                      tmp_path_factory: pytest.TempPathFactory
                                                                      ) -> None:
     from digitize.archive import S3Archive, make_s3_client
