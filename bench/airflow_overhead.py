@@ -341,6 +341,19 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
             "worker_faults": cpu.worker_faults()}
 
 
+def airflow_way(way: str, name: str, env: dict[str, str], source: Path, args: argparse.Namespace,
+                lib: dict[str, Any], run_id: str) -> tuple[str, str]:
+    """One Airflow way of the OCR comparison, run and printed: its table row against (a), and where its CPU went."""
+    run = airflow_run(env, source, args.chunk_size, run_id)
+    row = (f"| {way} {name} ({run['state']}) | {run['wall_seconds']:.1f} (run {run['run_seconds']:.1f}) | "
+           f"{60 * args.docs / run['wall_seconds']:.1f} | {run['wall_seconds'] / lib['wall_seconds']:.2f} | "
+           f"{run['worker_cpu']:.1f} | {run['worker_cpu'] / lib['worker_cpu']:.2f} | "
+           f"{run['worker_faults'] / args.docs:.0f} |")
+    line = f"- {way}: {run['cpu']}; {timeline(task_time(env, run_id))}; warm-up dry run {run['warm_up_seconds']:.1f} s"
+    print(row, line, sep="\n", flush=True)
+    return row, line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=200, help="one-page documents OCR'd by each of (a), (b), (c)")
@@ -378,25 +391,13 @@ def main() -> None:
                         f"{lib['worker_faults'] / args.docs:.0f} |")
             cpu.append(f"- (a): {lib['cpu']}")
             print(rows[-1], cpu[-1], sep="\n", flush=True)
-            local = airflow_run(env, batch.parent, args.chunk_size, "bench-local")
-            local_tis = task_time(env, "bench-local")
-            rows.append(f"| (b) LocalExecutor ({local['state']}) | {local['wall_seconds']:.1f} "
-                        f"(run {local['run_seconds']:.1f}) | {60 * args.docs / local['wall_seconds']:.1f} | "
-                        f"{local['wall_seconds'] / lib['wall_seconds']:.2f} | {local['worker_cpu']:.1f} | "
-                        f"{local['worker_cpu'] / lib['worker_cpu']:.2f} | {local['worker_faults'] / args.docs:.0f} |")
-            cpu.append(f"- (b): {local['cpu']}; {timeline(local_tis)}; "
-                       f"warm-up dry run {local['warm_up_seconds']:.1f} s")
-            print(rows[-1], cpu[-1], sep="\n", flush=True)
+            row, line = airflow_way("(b)", "LocalExecutor", env, batch.parent, args, lib, "bench-local")
+            rows.append(row)
+            cpu.append(line)
         with cluster("CeleryExecutor", base_env) as env:
-            celery = airflow_run(env, batch.parent, args.chunk_size, "bench-celery")
-            celery_tis = task_time(env, "bench-celery")
-            rows.append(f"| (c) Celery, 2 workers ({celery['state']}) | {celery['wall_seconds']:.1f} "
-                        f"(run {celery['run_seconds']:.1f}) | {60 * args.docs / celery['wall_seconds']:.1f} | "
-                        f"{celery['wall_seconds'] / lib['wall_seconds']:.2f} | {celery['worker_cpu']:.1f} | "
-                        f"{celery['worker_cpu'] / lib['worker_cpu']:.2f} | {celery['worker_faults'] / args.docs:.0f} |")
-            cpu.append(f"- (c): {celery['cpu']}; {timeline(celery_tis)}; "
-                       f"warm-up dry run {celery['warm_up_seconds']:.1f} s")
-            print(rows[-1], cpu[-1], sep="\n", flush=True)
+            row, line = airflow_way("(c)", "Celery, 2 workers", env, batch.parent, args, lib, "bench-celery")
+            rows.append(row)
+            cpu.append(line)
     noop_rows: list[str] = []
     with_library = {int(s) for s in args.synthetic_library.split(",") if s}
     for size in [int(s) for s in args.synthetic.split(",") if s]:
@@ -405,23 +406,24 @@ def main() -> None:
         noop_env = {**base_env, "DIGITIZE_OCR_ENGINE": "noop"}
         chunk = max(args.synthetic_chunk, -(-size // 1024))
         with cluster("LocalExecutor", noop_env) as env:
-            lib = library_run(env, batch, f"noop_lib_{size}") if size in with_library else None
+            noop_lib = library_run(env, batch, f"noop_lib_{size}") if size in with_library else None
             run = airflow_run(env, batch.parent, chunk, f"noop-{size}")
             tis = task_time(env, f"noop-{size}")
             archived = _archived(env, batch.name)
         assert archived == size, (archived, size)  # every document really went through every other stage
         baseline = "—"
-        if lib is not None:
-            assert lib["archived"] == size, lib
-            baseline = (f"{lib['wall_seconds']:.1f} s ({1000 * lib['wall_seconds'] / size:.1f} ms/doc), "
-                        f"Airflow +{1000 * (run['wall_seconds'] - lib['wall_seconds']) / size:.1f} ms/doc")
+        if noop_lib is not None:
+            assert noop_lib["archived"] == size, noop_lib
+            baseline = (f"{noop_lib['wall_seconds']:.1f} s ({1000 * noop_lib['wall_seconds'] / size:.1f} ms/doc), "
+                        f"Airflow +{1000 * (run['wall_seconds'] - noop_lib['wall_seconds']) / size:.1f} ms/doc")
         # Slot-seconds of the run not spent inside a task: scheduling, queueing, task start-up before the
         # task's own clock starts (2 pool slots, so the wall time counts twice).
         idle_ms = 1000 * (2 * run["run_seconds"] - tis["task_seconds"]) / size
         noop_rows.append(f"| {size} docs, {int(tis['tasks'])} tasks | {run['wall_seconds']:.1f} s "
                     f"(run {run['run_seconds']:.1f} s, {run['state']}) | {1000 * run['wall_seconds'] / size:.1f} | "
                     f"{1000 * tis['task_seconds'] / size:.1f} | {idle_ms:.1f} | {baseline} |")
-        cpu.append(f"- {size} docs: Airflow {run['cpu']}; {timeline(tis)}" + (f"; library {lib['cpu']}" if lib else ""))
+        cpu.append(f"- {size} docs: Airflow {run['cpu']}; {timeline(tis)}"
+                   + (f"; library {noop_lib['cpu']}" if noop_lib else ""))
         print(noop_rows[-1], cpu[-1], sep="\n", flush=True)
     if rows:
         print("| way | wall (s) | pages/min | × (a) | worker-side CPU (s) | × (a) | page faults/doc |",

@@ -34,15 +34,14 @@ def _executor() -> str:
     return str(conf.get("core", "executor", fallback=""))
 
 
-_FORKS_TASKS = forks_tasks(sys.argv, _executor())
-if _FORKS_TASKS:
+if forks_tasks(sys.argv, _executor()):
     from supervisor_exit import install
 
     install()
-if _FORKS_TASKS and os.environ.get("DIGITIZE_AIRFLOW_PRELOAD", "1") != "0":
-    # One thread per task process (the pool sizing in the README), and none alive at fork time.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from digitize.pipeline import preload
+    if os.environ.get("DIGITIZE_AIRFLOW_PRELOAD", "1") != "0":
+        # One thread per task process (the pool sizing in the README), and none alive at fork time.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        from digitize.pipeline import preload
 
-    preload()
-    import airflow.providers.amazon.aws.hooks.s3  # noqa: F401  (digitize_airflow.s3_client's hook)
+        preload()
+        import airflow.providers.amazon.aws.hooks.s3  # noqa: F401  (digitize_airflow.s3_client's hook)

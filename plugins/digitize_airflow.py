@@ -73,7 +73,7 @@ def on_fresh_stack(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     frames in 16 KiB chunks and unmaps a chunk as soon as the stack falls back below it; at that
     depth a chunk boundary fell inside the signing code's recursion (asn1crypto), so every document
     mapped, faulted and unmapped ~3,300 pages: +25 ms of system time per document, and a worker
-    spent 1.20× the library's CPU per page (1.01× since; bench/results/airflow.md). A new thread
+    spent 1.20× the library's CPU per page (about 1.0× since; bench/results/airflow.md). A new thread
     starts on an empty frame stack, as the library's own processes do. Daemonic, so a task killed or
     timed out (the signal lands on the main thread, which waits here) does not wait for the document
     in hand to finish.

@@ -20,6 +20,7 @@ method, so the workaround cannot outlive its reason silently.
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 from typing import Any
@@ -48,6 +49,7 @@ def install() -> None:
     if getattr(original, _MARK, False):
         return
 
+    @functools.wraps(original)
     def _service_subprocess(self: Any, max_wait_time: float, raise_on_timeout: bool = False,
                             expect_signal: int | None = None) -> int | None:
         if self._exit_code is None and not self._open_sockets and exited_within(
@@ -56,5 +58,4 @@ def install() -> None:
         return original(self, max_wait_time, raise_on_timeout=raise_on_timeout, expect_signal=expect_signal)
 
     setattr(_service_subprocess, _MARK, True)
-    _service_subprocess.__doc__ = original.__doc__
     WatchedSubprocess._service_subprocess = _service_subprocess  # type: ignore[method-assign]
