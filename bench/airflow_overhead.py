@@ -136,7 +136,7 @@ ROLES = (("task supervisors", ("worker -- LocalExecutor",), False), ("Celery wor
          ("tasks", ("airflow worker -- ",), True), ("scheduler", ("airflow scheduler",), False),
          ("dag-processor", ("dag-processor",), False), ("api-server", ("api-server", "api_server"), False),
          ("triggerer", ("triggerer",), False), ("library processes", ("multiprocessing.spawn",), True),
-         ("S3 endpoint", ("digitize.s3server",), False), ("PostgreSQL", ("postgres",), False),
+         ("S3 endpoint", ("digitize.dev.s3server",), False), ("PostgreSQL", ("postgres",), False),
          ("Redis", ("redis-server",), False))
 WORKER_ROLES = ("tasks", "task supervisors", "Celery workers", "library processes")
 """What runs on a worker machine in the deployment guide's layout (the rest is the control machine's)."""
@@ -288,7 +288,7 @@ def timeline(tis: dict[str, float]) -> str:
 
 def _archived(env: dict[str, str], batch_id: str) -> int:
     """Documents of the batch the Airflow run archived, counted in the cluster's catalog."""
-    from digitize.catalog import Catalog
+    from digitize.catalog.store import Catalog
 
     return len(Catalog(env["DIGITIZE_CATALOG_URL"]).documents(batch_id=batch_id, status="ARCHIVED"))
 
@@ -298,14 +298,14 @@ _CTX: Any = None
 
 def _init_worker() -> None:
     global _CTX
-    from digitize.pipeline import PipelineContext
+    from digitize.pipeline.stages import PipelineContext
 
     _CTX = PipelineContext()
 
 
 def _process(args: tuple[int, str]) -> tuple[str, int]:
-    from digitize.inbox import LocalBatch
-    from digitize.pipeline import process_document
+    from digitize.intake.inbox import LocalBatch
+    from digitize.pipeline.stages import process_document
 
     outcome = process_document(_CTX, args[0], LocalBatch(Path(args[1])))
     return outcome.status, outcome.pages
@@ -321,9 +321,9 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
     os.environ.update({k: v for k, v in env.items() if k.startswith(("DIGITIZE_", "AWS_"))})
     os.environ.update({"DIGITIZE_CATALOG_URL": f"{base}/{database}", "DIGITIZE_S3_BUCKET": database.replace("_", "-"),
                        "DIGITIZE_OCR_JOBS": "1"})
-    from digitize.catalog import Catalog
-    from digitize.manifest import read_manifest
-    from digitize.pipeline import PipelineContext, register_batch
+    from digitize.catalog.store import Catalog
+    from digitize.intake.manifest import read_manifest
+    from digitize.pipeline.stages import PipelineContext, register_batch
 
     ctx = PipelineContext()
     ctx.catalog.upgrade()
@@ -365,7 +365,7 @@ def main() -> None:
     parser.add_argument("--skip-ocr", action="store_true", help="only the synthetic part")
     args = parser.parse_args()
 
-    from digitize.pki import create_demo_pki
+    from digitize.signing.pki import create_demo_pki
 
     work = Path(tempfile.mkdtemp(prefix="digitize-bench-data-"))
     pki = create_demo_pki(work / "pki", agency_name="Ủy ban nhân dân tỉnh Mẫu", key_type="ec-p256")

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 from boto3.s3.transfer import TransferConfig
 
-from digitize.archive import MIB, ArchiveOptions, S3Archive, make_s3_client
-from digitize.s3server import DUMMY_CREDENTIALS, LocalS3Server
+from digitize.archive.s3 import MIB, ArchiveOptions, S3Archive, make_s3_client
+from digitize.dev.s3server import DUMMY_CREDENTIALS, LocalS3Server
 
 
 def _median_seconds(action: Callable[[int], object], repeat: int) -> float:

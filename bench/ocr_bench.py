@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.ocr_bench [CORPUS] [--no-ablation] [--out bench/results/ocr.md]
 
-(a) project: ``digitize.ocr.make_searchable_pdf`` per file, two files at a time (one Tesseract each);
+(a) project: ``digitize.ocr.recognize.make_searchable_pdf`` per file, two files at a time (one Tesseract each);
 (b) raw ``tesseract FILE - -l vie``, two processes (image-only PDFs: their stored images, extracted first);
 (c) ``ocrmypdf -l vie --rotate-pages --deskew --output-type pdfa --jobs 1``, two files at a time.
 The PDFs of (a) and (c) are scored on ``pdftotext -layout -f N -l N`` one page at a time; (b) on its text
@@ -36,8 +36,8 @@ import psutil
 
 from bench.corpus import DEFAULT_CORPUS, CorpusPage, load_images, load_manifest
 from bench.score import Score, refused, score, total
-from digitize.ocr import OcrOptions, make_searchable_pdf, tesseract_version
-from digitize.preprocess import PreprocessOptions, prepare_page
+from digitize.ocr.cleanup import PreprocessOptions, prepare_page
+from digitize.ocr.recognize import OcrOptions, make_searchable_pdf, tesseract_version
 
 ROOT = Path(__file__).resolve().parent.parent
 OCRMYPDF = str(Path(sys.executable).with_name("ocrmypdf"))

@@ -1,7 +1,7 @@
 """Fast evaluation of preprocessing alone: prepare_page -> tesseract CLI -> CER/WER per page.
 
 Used for tuning and for the per-step ablation of bench/ocr_bench.py. Orientation detection calls
-``digitize.ocr.detect_orientation`` when it exists, else a small ``tesseract --psm 0`` call of its own.
+``digitize.ocr.recognize.detect_orientation`` when it exists, else a small ``tesseract --psm 0`` call of its own.
 
     .venv/bin/python -m bench.prep_eval [CORPUS] [--off STEP ...] [--psm 3] [--keep DIR]
 """
@@ -27,7 +27,7 @@ import numpy as np
 
 from bench.corpus import DEFAULT_CORPUS, CorpusPage, load_images, load_manifest
 from bench.score import Score, score, total
-from digitize.preprocess import PreprocessOptions, prepare_page
+from digitize.ocr.cleanup import PreprocessOptions, prepare_page
 
 ENV = {**os.environ, "OMP_THREAD_LIMIT": "1"}
 STEPS = ("orientation", "deskew", "perspective", "normalize_background", "despeckle", "remove_borders", "binarize")
@@ -48,9 +48,9 @@ def _tesseract_osd(img: np.ndarray) -> tuple[int, float]:
 
 
 def orientation_detector() -> Callable[[np.ndarray], tuple[int, float]]:
-    """The project's detector when digitize.ocr has it, else the local OSD call."""
+    """The project's detector when digitize.ocr.recognize has it, else the local OSD call."""
     try:
-        detector = getattr(importlib.import_module("digitize.ocr"), "detect_orientation", None)
+        detector = getattr(importlib.import_module("digitize.ocr.recognize"), "detect_orientation", None)
     except ImportError:
         detector = None
     return detector if callable(detector) else _tesseract_osd

@@ -6,7 +6,7 @@ served on 127.0.0.1 (the same helper the tests use) for B-T and up. Rows:
 
 - ``stock pyHanko``: ``SimpleSigner.load_pkcs12`` once, then ``PdfSigner.sign_pdf`` per document, the
   way pyHanko's documentation does it (the key is re-parsed at every signature, twice per document);
-- ``cached key``: the same call with :class:`digitize.signing._CachedKeySigner` (parsed once, no real
+- ``cached key``: the same call with :class:`digitize.signing.signer._CachedKeySigner` (parsed once, no real
   signature for the size estimate);
 - ``AgencySigner.sign``: what the pipeline calls: cached key, then the result is verified before it
   is returned (so it includes one ``verify_pdf``);
@@ -31,9 +31,9 @@ from typing import NamedTuple
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 
-from digitize import signing
-from digitize.pki import create_demo_pki
-from digitize.signing import AgencySigner, SigningOptions, verify_pdf
+from digitize.signing import signer as signing
+from digitize.signing.pki import create_demo_pki
+from digitize.signing.signer import AgencySigner, SigningOptions, verify_pdf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_signing import QR, make_pdfa_ish, start_local_ca

@@ -45,7 +45,7 @@ def coverage_report() -> None:
         from digitize_airflow import pipeline_context  # plugins/: shared by the DAGs
 
         from digitize import coverage
-        from digitize.reports import publish_coverage
+        from digitize.presentation.reports import publish_coverage
 
         assert params is not None
         ctx = pipeline_context()

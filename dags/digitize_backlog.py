@@ -75,14 +75,14 @@ def _resources() -> tuple[Any, Callable[[str], Any] | None]:
     """
     from digitize_airflow import pipeline_context, s3_client  # plugins/: shared by the DAGs
 
-    from digitize.inbox import client_s3
+    from digitize.intake import client_s3
 
     client = s3_client()
     return pipeline_context(client), None if client is None else client_s3(client)
 
 
 def _failure_callback(context: Any) -> None:
-    from digitize.alerts import task_failure_callback
+    from digitize.presentation.alerts import task_failure_callback
 
     task_failure_callback(context)
 
@@ -137,8 +137,7 @@ def digitize_backlog() -> None:
         from datetime import date
 
         from digitize.errors import ManifestError
-        from digitize.inbox import find_batches
-        from digitize.manifest import read_manifest
+        from digitize.intake import find_batches, read_manifest
         from digitize.pipeline import register_batch
 
         assert params is not None
@@ -194,7 +193,7 @@ def digitize_backlog() -> None:
         """Run one stage (``process``: every step; ``prepare``: up to the signature) over the chunk's documents."""
         from airflow.sdk import get_current_context
 
-        from digitize.inbox import open_batch
+        from digitize.intake import open_batch
         from digitize.pipeline import prepare_document, process_document
 
         run_document = process_document if stage == "process" else prepare_document
@@ -234,7 +233,7 @@ def digitize_backlog() -> None:
         from airflow.sdk import get_current_context
         from digitize_airflow import on_fresh_stack
 
-        from digitize.inbox import open_batch
+        from digitize.intake import open_batch
         from digitize.pipeline import finish_prepared
 
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]

@@ -34,7 +34,7 @@ INBOX_PRIORITY = 10
 
 
 def _failure_callback(context: Any) -> None:
-    from digitize.alerts import task_failure_callback
+    from digitize.presentation.alerts import task_failure_callback
 
     task_failure_callback(context)
 
@@ -63,7 +63,7 @@ def _deadline() -> Any:
         return None
     return DeadlineAlert(reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
                          interval=timedelta(minutes=minutes),
-                         callback=AsyncCallback("digitize.alerts.deadline_missed"))
+                         callback=AsyncCallback("digitize.presentation.alerts.deadline_missed"))
 
 
 def _context() -> Any:
@@ -100,7 +100,7 @@ def digitize_inbox() -> None:
         from pathlib import Path
 
         from digitize.config import load_settings
-        from digitize.manifest import discover_batches
+        from digitize.intake import discover_batches
 
         assert params is not None
         inbox = Path(os.path.expandvars(params["inbox"]))
@@ -117,7 +117,7 @@ def digitize_inbox() -> None:
         from pathlib import Path
 
         from digitize.errors import ManifestError
-        from digitize.manifest import read_manifest
+        from digitize.intake import read_manifest
         from digitize.pipeline import register_batch
 
         assert params is not None

@@ -1,6 +1,6 @@
 """fixity_audit: prove, weekly, that every archived version still holds what the catalog and its sidecar say.
 
-Wiring only: the ``digitize.fixity`` library does the work, imported inside the
+Wiring only: the ``digitize.preservation.fixity`` library does the work, imported inside the
 tasks. ``plan`` picks the document versions (all, a random sample, or a code
 range from the form) and cuts them into chunks; ``audit_chunk`` is mapped over
 the chunks (never more than 1,024); ``publish`` merges the chunk reports,
@@ -63,7 +63,7 @@ def fixity_audit() -> None:
         """Choose the versions to audit and cut them into at most 1,024 chunks."""
         import math
 
-        from digitize.fixity import select_documents
+        from digitize.preservation import select_documents
 
         assert params is not None
         ctx = _context()
@@ -82,7 +82,7 @@ def fixity_audit() -> None:
         from airflow.sdk import get_current_context
         from digitize_airflow import on_fresh_stack
 
-        from digitize.fixity import audit_documents
+        from digitize.preservation import audit_documents
 
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()
@@ -97,7 +97,7 @@ def fixity_audit() -> None:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from digitize.fixity import FixityReport, merge_reports, publish_report, render_report
+        from digitize.preservation import FixityReport, merge_reports, publish_report, render_report
 
         assert params is not None
         selection = {k: params[k] for k in ("sample", "code_from", "code_to", "rng_seed") if params[k]}

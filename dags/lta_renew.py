@@ -1,6 +1,6 @@
 """lta_renew: a fresh document timestamp on B-LTA files whose last timestamp's certificate nears expiry.
 
-Wiring only: ``digitize.lta`` does the work, imported inside the tasks. ``find_due``
+Wiring only: ``digitize.preservation.lta`` does the work, imported inside the tasks. ``find_due``
 reads the current version of every document and lists the B-LTA ones whose last
 TSA certificate expires within the form's window; ``renew_chunk`` (mapped, at most
 1,024 chunks) writes each renewed file and its sidecar as the next version in the
@@ -51,7 +51,7 @@ def lta_renew() -> None:
         """Current B-LTA versions due for a new timestamp, cut into chunks."""
         import math
 
-        from digitize.lta import due_for_renewal
+        from digitize.preservation import due_for_renewal
 
         assert params is not None
         ctx = _context()
@@ -73,7 +73,7 @@ def lta_renew() -> None:
         from airflow.sdk import get_current_context
         from digitize_airflow import on_fresh_stack
 
-        from digitize.lta import RenewalOptions, renew_due
+        from digitize.preservation import RenewalOptions, renew_due
 
         get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
         ctx = _context()

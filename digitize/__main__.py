@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from digitize.cli import main
+from digitize.presentation.cli import main
 
 sys.exit(main())

@@ -2,7 +2,7 @@
 
 Airflow runs each task in a process forked from a long-lived one: the Celery worker, or the
 scheduler with LocalExecutor. When the library is imported there first
-(:func:`digitize.pipeline.preload`), every chunk task inherits OpenCV, pyHanko, pikepdf,
+(:func:`digitize.pipeline.stages.preload`), every chunk task inherits OpenCV, pyHanko, pikepdf,
 SQLAlchemy and boto3 instead of spending about a second of CPU importing them
 (bench/results/airflow.md). The other processes (api-server, dag-processor, triggerer, the CLI)
 skip it. ``DIGITIZE_AIRFLOW_PRELOAD=0`` turns it off.

@@ -6,7 +6,7 @@ Authentication is Airflow's own: every route resolves the caller with the API se
 "Coverage Dashboard". Without a valid token the JSON API answers 401 and the page redirects to the
 login page. Plugin endpoints are otherwise public, so no route may skip ``_viewer``.
 
-The figures come from ``digitize.dashboard`` (the same code as the published reports); heavy imports
+The figures come from ``digitize.presentation.dashboard`` (the same code as the published reports); heavy imports
 (pandas, the library, Airflow's API modules) happen inside the handlers, since every Airflow
 process loads plugins.
 """
@@ -88,9 +88,9 @@ def _digitize_error(exc: Exception) -> HTTPException:
 
 def _report(as_of: date | None, plan: str | None) -> tuple[Any, str, dict[str, Any]]:
     """(report, plan name, plans offered) for the query; the catalog and default plan come from DIGITIZE_*."""
-    from digitize import dashboard
     from digitize.config import load_settings
     from digitize.errors import DigitizeError
+    from digitize.presentation import dashboard
 
     settings = load_settings()
     try:
@@ -108,7 +108,7 @@ Plan = Query(None, description="Plan file name in schemas/plans without .json; d
 @app.get("/", response_class=HTMLResponse, dependencies=[Depends(_page_viewer)])
 def page(as_of: date | None = AsOf, plan: str | None = Plan) -> HTMLResponse:
     """The dashboard page: the HTML report's page for the chosen day and plan, with a toolbar."""
-    from digitize import dashboard
+    from digitize.presentation import dashboard
 
     report, name, plans = _report(as_of, plan)
     return HTMLResponse(dashboard.dashboard_html(report, plan_name=name, plans=plans),
@@ -118,7 +118,7 @@ def page(as_of: date | None = AsOf, plan: str | None = Plan) -> HTMLResponse:
 @app.get("/api/figures", dependencies=[Depends(_viewer)])
 def figures(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse:
     """Every figure: indicators per level, agencies laggards first, one-stop units, "not asked again" offices."""
-    from digitize import dashboard
+    from digitize.presentation import dashboard
 
     report, name, _ = _report(as_of, plan)
     return JSONResponse(dashboard.all_figures(report, name))
@@ -127,7 +127,7 @@ def figures(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse:
 @app.get("/api/levels", dependencies=[Depends(_viewer)])
 def levels(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse:
     """Each indicator of the plan per administrative level, with its target for the year."""
-    from digitize import dashboard
+    from digitize.presentation import dashboard
 
     report, name, _ = _report(as_of, plan)
     return JSONResponse({**dashboard.plan_summary(report, name), "indicators": dashboard.level_figures(report)})
@@ -136,7 +136,7 @@ def levels(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse:
 @app.get("/api/agencies", dependencies=[Depends(_viewer)])
 def agencies(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse:
     """Still-valid results digitized per agency, laggards first."""
-    from digitize import dashboard
+    from digitize.presentation import dashboard
 
     report, name, _ = _report(as_of, plan)
     return JSONResponse({**dashboard.plan_summary(report, name), "agencies": dashboard.agency_figures(report)})
@@ -145,7 +145,7 @@ def agencies(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse
 @app.get("/api/units", dependencies=[Depends(_viewer)])
 def units(as_of: date | None = AsOf, plan: str | None = Plan) -> JSONResponse:
     """One-stop units and whether each runs the digitization."""
-    from digitize import dashboard
+    from digitize.presentation import dashboard
 
     report, name, _ = _report(as_of, plan)
     return JSONResponse({**dashboard.plan_summary(report, name), "units": dashboard.unit_figures(report)})
@@ -162,9 +162,9 @@ def drill_down(
     limit: int = Query(100, ge=1, le=1000),
 ) -> JSONResponse:
     """The register rows (dossiers, for not_asked_again) behind a level's or an agency's figure (no holder IDs)."""
-    from digitize import dashboard
     from digitize.config import load_settings
     from digitize.errors import DigitizeError
+    from digitize.presentation import dashboard
 
     try:
         rows = dashboard.drill_down_rows(load_settings().catalog_url, as_of or dashboard.today(), level=level,

@@ -1,7 +1,7 @@
-"""The reuse API (``digitize.api``) inside Airflow's API server, under ``/digitize-api``.
+"""The reuse API (``digitize.api.app``) inside Airflow's API server, under ``/digitize-api``.
 
 Every Airflow process loads plugins, so nothing heavy is imported here: the
-mounted object is a small ASGI shim that builds ``digitize.api.create_app()``
+mounted object is a small ASGI shim that builds ``digitize.api.app.create_app()``
 (catalog, pandas, S3 client) on the first request only. Authentication is the
 API's own (a bearer token per calling system, from
 ``python -m digitize api token create NAME``), not Airflow's users: the callers

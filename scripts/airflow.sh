@@ -8,7 +8,7 @@ port=$(.venv/bin/python -c "from urllib.parse import urlparse; import os; print(
 mkdir -p var/inbox logs
 
 say "starting the local S3 endpoint (moto, in memory) on $DIGITIZE_S3_ENDPOINT_URL"
-setsid .venv/bin/python -m digitize.s3server --port "$port" >logs/s3server.log 2>&1 &
+setsid .venv/bin/python -m digitize.dev.s3server --port "$port" >logs/s3server.log 2>&1 &
 s3_pid=$!
 say "starting Airflow (api-server, scheduler, dag-processor, triggerer); log in logs/standalone.log"
 setsid .venv/bin/airflow standalone >logs/standalone.log 2>&1 &

@@ -96,7 +96,7 @@ say "starting Redis (broker) on 127.0.0.1:$REDIS_PORT"
 start redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DIR/redis" --save "" --appendonly no
 S3_PORT=${CLUSTER_S3_PORT:-$(free_port)}
 say "starting the local S3 endpoint on 127.0.0.1:$S3_PORT"
-start s3 "$ROOT/.venv/bin/python" -m digitize.s3server --port "$S3_PORT"
+start s3 "$ROOT/.venv/bin/python" -m digitize.dev.s3server --port "$S3_PORT"
 
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT}
 export AIRFLOW_CONFIG=${AIRFLOW_CONFIG:-$ROOT/airflow.cfg}

@@ -48,7 +48,7 @@ def main() -> int:
     env["DIGITIZE_QUIET_SECONDS"] = "0"
 
     say(f"starting the local S3 endpoint (moto) on {endpoint}")
-    server = subprocess.Popen([PY, "-m", "digitize.s3server", "--port", str(port)], cwd=ROOT, env=env,
+    server = subprocess.Popen([PY, "-m", "digitize.dev.s3server", "--port", str(port)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_for(endpoint)
@@ -105,7 +105,7 @@ def _wait_for(endpoint: str) -> None:
 _DOWNLOAD = """
 import sys
 from pathlib import Path
-from digitize.archive import S3Archive
+from digitize.archive.s3 import S3Archive
 from digitize.config import load_settings
 out = Path(sys.argv[1])
 archive = S3Archive.from_settings(load_settings())

@@ -50,7 +50,7 @@ def airflow_db() -> Path:
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """moto's S3 server over real HTTP on 127.0.0.1."""
-    from digitize.s3server import LocalS3Server
+    from digitize.dev.s3server import LocalS3Server
 
     with LocalS3Server() as server:
         yield server.endpoint_url
@@ -59,7 +59,7 @@ def s3_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def demo_pki(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A test root CA and agency PKCS#12, generated now, never committed."""
-    from digitize.pki import create_demo_pki
+    from digitize.signing.pki import create_demo_pki
 
     return create_demo_pki(tmp_path_factory.mktemp("pki"), agency_name="Ủy ban nhân dân tỉnh Mẫu",
                            passphrase="test passphrase ÷ not secret", key_type="ec-p256")

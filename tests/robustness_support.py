@@ -95,7 +95,7 @@ def settings_env(settings: Any) -> dict[str, str]:
 def make_context(root: Path, endpoint: str, pki: Any, bucket: str, *, archive: Any = None, **changes: Any) -> Any:
     """A pipeline context on a fresh SQLite catalog (sample agencies imported) and its own bucket."""
     from digitize.config import load_settings
-    from digitize.pipeline import PipelineContext
+    from digitize.pipeline.stages import PipelineContext
 
     root.mkdir(parents=True, exist_ok=True)
     values = {"catalog_url": f"sqlite:///{root / 'catalog.db'}", "s3_endpoint_url": endpoint, "s3_bucket": bucket,
@@ -110,8 +110,8 @@ def make_context(root: Path, endpoint: str, pki: Any, bucket: str, *, archive: A
 
 
 def register(ctx: Any, batch: Path) -> Any:
-    from digitize.manifest import read_manifest
-    from digitize.pipeline import register_batch
+    from digitize.intake.manifest import read_manifest
+    from digitize.pipeline.stages import register_batch
 
     return register_batch(ctx.catalog, read_manifest(batch))
 
@@ -119,7 +119,7 @@ def register(ctx: Any, batch: Path) -> Any:
 CHILD = """
 import json, sys
 from pathlib import Path
-from digitize.pipeline import PipelineContext, process_document
+from digitize.pipeline.stages import PipelineContext, process_document
 ctx = PipelineContext()
 out = [process_document(ctx, int(i), Path(sys.argv[1])).as_dict() for i in sys.argv[2:]]
 print(json.dumps(out))

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from digitize.alerts import WEBHOOK_ENV, Alert, deadline_missed, post_alert
+from digitize.presentation.alerts import WEBHOOK_ENV, Alert, deadline_missed, post_alert
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def test_undeliverable_alert_is_logged_never_raised_and_hides_the_url(
         webhook: tuple[str, list[dict[str, Any]]], caplog: pytest.LogCaptureFixture) -> None:
     url, _ = webhook
     alert = Alert("task_failed", "d", "r", None, "boom")
-    caplog.set_level(logging.WARNING, logger="digitize.alerts")
+    caplog.set_level(logging.WARNING, logger="digitize.presentation.alerts")
     assert not post_alert(alert, url + "/broken")
     assert not post_alert(alert, "http://127.0.0.1:9/hook?token=s3cr3t", timeout=2)
     assert "s3cr3t" not in caplog.text and "not delivered" in caplog.text
@@ -70,7 +70,7 @@ PROBE_DAG = """
 import pendulum
 from airflow.sdk import dag, task
 
-from digitize.alerts import task_failure_callback
+from digitize.presentation.alerts import task_failure_callback
 
 
 @dag(dag_id="alert_probe", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False,
@@ -133,5 +133,5 @@ def test_inbox_runs_have_an_average_runtime_deadline(monkeypatch: pytest.MonkeyP
     (alert,) = dag.deadline
     assert isinstance(alert.reference, AverageRuntimeDeadline)
     assert isinstance(alert.callback, AsyncCallback)
-    assert alert.callback.path == "digitize.alerts.deadline_missed"
+    assert alert.callback.path == "digitize.presentation.alerts.deadline_missed"
     assert alert.interval.total_seconds() == 45 * 60

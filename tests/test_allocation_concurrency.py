@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from test_catalog import SAMPLES, fresh_database_url, sha
 
-from digitize.catalog import Catalog, DocumentSpec, FileSpec
-from digitize.codes import DEFAULT_CODE_TEMPLATE, parse_document_code
+from digitize.catalog.store import Catalog, DocumentSpec, FileSpec
+from digitize.codes.formats import DEFAULT_CODE_TEMPLATE, parse_document_code
 
 PROCESSES = 4
 DOCUMENTS = 2000

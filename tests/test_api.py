@@ -24,8 +24,9 @@ import sqlalchemy as sa
 import uvicorn
 from test_search import BIRTH, LAND, LAND_P2, LAND_P3, MARRIAGE, archive_record, archive_signed, s3_archive, signer
 
-from digitize import api, search
-from digitize.catalog import Catalog, documents
+from digitize import search
+from digitize.api import app as api
+from digitize.catalog.store import Catalog, documents
 
 REPO = Path(__file__).resolve().parent.parent
 H1, H2 = "079070001234", "079219000001"

@@ -26,9 +26,11 @@ from alembic.runtime.migration import MigrationContext
 from test_api import ServerThread
 from test_search import SOTP, archive_record
 
-from digitize import api, coverage, dashboard
-from digitize.catalog import Catalog, documents
+from digitize import coverage
+from digitize.api import app as api
+from digitize.catalog.store import Catalog, documents
 from digitize.config import REPO_ROOT
+from digitize.presentation import dashboard
 
 PLAN = REPO_ROOT / "schemas" / "plans" / "tien-giang-155-2021.json"
 CENTRE = "000.00.01.H99"  # provincial one-stop centre (samples/agencies.csv)

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import pytest
 from botocore.exceptions import ClientError
 
-from digitize.archive import (
+from digitize.archive.s3 import (
     MIB,
     ArchiveOptions,
     LocalArchive,
@@ -37,6 +37,7 @@ from digitize.archive import (
     open_archive,
 )
 from digitize.config import load_settings
+from digitize.dev.s3server import DUMMY_CREDENTIALS, LocalS3Server
 from digitize.errors import (
     ArchiveIntegrityError,
     ArchiveNotFound,
@@ -45,7 +46,6 @@ from digitize.errors import (
     ConfigurationError,
     TransientError,
 )
-from digitize.s3server import DUMMY_CREDENTIALS, LocalS3Server
 
 CODE = "000.00.00.H49.2021.KQ.000123"
 KEYS = document_keys(CODE)
@@ -623,7 +623,7 @@ def _rules(store: S3Archive) -> list[dict[str, Any]]:
 
 
 def test_ensure_bucket_expires_staging_and_keeps_the_operators_rules(s3_server: LocalS3Server) -> None:
-    from digitize.archive import STAGING_RULE_ID
+    from digitize.archive.s3 import STAGING_RULE_ID
 
     client = _client(s3_server.endpoint_url)
     bucket = _bucket()
@@ -654,7 +654,7 @@ def test_no_permission_for_the_lifecycle_warns_and_the_archive_still_works(
     # The bucket exists and is versioned, so the only PUT left in ensure_bucket is the lifecycle's.
     with FaultProxy(s3_server.endpoint_url, faults=1, status=403, code="AccessDenied") as proxy:
         store = S3Archive(_client(proxy.endpoint_url, max_attempts=1), bucket, ArchiveOptions(staging_expiry_days=30))
-        with caplog.at_level("WARNING", logger="digitize.archive"):
+        with caplog.at_level("WARNING", logger="digitize.archive.s3"):
             store.ensure_bucket()
         assert proxy.faults_served == 1
         assert store.put("staging/x/v1/a.json", b"{}", content_type="application/json").key == "staging/x/v1/a.json"

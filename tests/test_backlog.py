@@ -50,7 +50,7 @@ def backlog_env(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_p
                 ) -> Iterator[dict[str, Any]]:
     from airflow.dag_processing.dagbag import DagBag
 
-    from digitize.catalog import Catalog
+    from digitize.catalog.store import Catalog
     from digitize.config import load_settings
 
     root = tmp_path_factory.mktemp("backlog")
@@ -152,7 +152,7 @@ def test_filters_limit_then_resume_from_a_local_folder(backlog_env: dict[str, An
 
 
 def test_backlog_under_an_s3_prefix(backlog_env: dict[str, Any]) -> None:
-    from digitize.archive import S3Archive, make_s3_client
+    from digitize.archive.s3 import S3Archive, make_s3_client
 
     local = make_tiny_batch(backlog_env["root"] / "to-upload" / "b-s3", 3, start=200)
     inbox = S3Archive(make_s3_client(backlog_env["s3"], credentials=("testing", "testing")), "backlog-inbox")

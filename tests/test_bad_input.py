@@ -35,7 +35,7 @@ from robustness_support import (
 )
 
 from digitize.errors import ManifestError
-from digitize.manifest import encode_legacy, read_manifest
+from digitize.intake.manifest import encode_legacy, read_manifest
 
 GROUP = "bad input"
 
@@ -81,7 +81,7 @@ def _encrypted_pdf(tmp: Path) -> bytes:
 
 def _text_layer_pdf(tmp: Path) -> bytes:
     """A PDF that was OCR'd already (by this very pipeline, with real Tesseract)."""
-    from digitize.ocr import OcrOptions, make_searchable_pdf
+    from digitize.ocr.recognize import OcrOptions, make_searchable_pdf
 
     source = tmp / "to-ocr.png"
     source.write_bytes(png(("GIẤY CHỨNG NHẬN", "quyền sử dụng đất"), width_in=4.0))
@@ -123,7 +123,7 @@ def _cases(tmp: Path, signer: Any) -> dict[str, tuple[bytes, str, str | None, st
 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any) -> dict[str, Any]:
-    from digitize.pipeline import process_documents
+    from digitize.pipeline.stages import process_documents
 
     root = tmp_path_factory.mktemp("bad")
     saved = os.environ.get("DIGITIZE_OCR_ENGINE")
@@ -215,7 +215,7 @@ def test_large_tiff_streams(tmp_path: Path, s3_server: str, demo_pki: Any, monke
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "big-tiff", ocr_jobs=2)
     script = ("import json, resource, sys\nfrom pathlib import Path\n"
-              "from digitize.pipeline import PipelineContext, process_document\n"
+              "from digitize.pipeline.stages import PipelineContext, process_document\n"
               "o = process_document(PipelineContext(), int(sys.argv[2]), Path(sys.argv[1]))\n"
               "print(json.dumps([o.status, o.pages, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
@@ -239,7 +239,7 @@ def test_large_tiff_streams(tmp_path: Path, s3_server: str, demo_pki: Any, monke
 
 def test_low_dpi_quarantined_when_configured(tmp_path: Path, s3_server: str, demo_pki: Any,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.pipeline import process_document
+    from digitize.pipeline.stages import process_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "low-dpi-q", low_dpi_action="quarantine")
@@ -256,7 +256,7 @@ def test_low_dpi_quarantined_when_configured(tmp_path: Path, s3_server: str, dem
 
 def test_unknown_agency_is_quarantined(tmp_path: Path, s3_server: str, demo_pki: Any,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.pipeline import process_document
+    from digitize.pipeline.stages import process_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "agency-unknown")
@@ -417,8 +417,8 @@ def test_manifest_symlinked_outside_is_refused(tmp_path: Path) -> None:
 def test_quarantine_list_then_fixed_resubmission_archives(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                           monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from digitize.cli import main
-    from digitize.pipeline import process_document
+    from digitize.pipeline.stages import process_document
+    from digitize.presentation.cli import main
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "resubmit")
@@ -439,7 +439,7 @@ def test_quarantine_list_then_fixed_resubmission_archives(tmp_path: Path, s3_ser
 
 def test_verified_originals_move_to_done_only_when_configured(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.pipeline import process_documents
+    from digitize.pipeline.stages import process_documents
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "move-done", move_done=True)

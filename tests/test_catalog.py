@@ -25,8 +25,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from digitize import catalog as catalog_module
-from digitize.catalog import (
+from digitize.catalog import store as catalog_module
+from digitize.catalog.store import (
     MIGRATIONS_DIR,
     Agency,
     ArchivedInfo,
@@ -36,7 +36,7 @@ from digitize.catalog import (
     fingerprint_of,
     metadata,
 )
-from digitize.codes import DEFAULT_CODE_TEMPLATE, CodeError, parse_document_code
+from digitize.codes.formats import DEFAULT_CODE_TEMPLATE, CodeError, parse_document_code
 from digitize.errors import (
     AgencyUnknown,
     CatalogConflict,

@@ -22,8 +22,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: An
     """Three documents, then a correction of the first one (version 2 with a new scan)."""
     from imagegen import render_page, save
 
-    from digitize.catalog import DocumentSpec, FileSpec
-    from digitize.pipeline import PipelineContext, process_document, sha256_file
+    from digitize.catalog.store import DocumentSpec, FileSpec
+    from digitize.pipeline.stages import PipelineContext, process_document, sha256_file
 
     built = build_archive(tmp_path_factory.mktemp("rebuild"), s3_server, "rebuild-archive", pkcs12=demo_pki.pkcs12,
                           passphrase=demo_pki.passphrase, trust_root=demo_pki.root_cert)
@@ -53,8 +53,8 @@ def _sequences(url: str) -> list[tuple[Any, ...]]:
 @pytest.fixture(scope="module")
 def rebuilt(built: Built, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, int, str]:
     """An empty catalog rebuilt by ``python -m digitize catalog rebuild`` (in-process)."""
-    from digitize.catalog import Catalog
-    from digitize.cli import main
+    from digitize.catalog.store import Catalog
+    from digitize.presentation.cli import main
 
     url = f"sqlite:///{tmp_path_factory.mktemp('fresh') / 'rebuilt.db'}"
     mp = pytest.MonkeyPatch()
@@ -95,7 +95,7 @@ def test_versions_are_linked_again(built: Built, rebuilt: tuple[Any, int, str]) 
 
 
 def test_code_sequences_match_and_allocation_continues(built: Built, rebuilt: tuple[Any, int, str]) -> None:
-    from digitize.catalog import DocumentSpec, FileSpec
+    from digitize.catalog.store import DocumentSpec, FileSpec
 
     catalog, _status, url = rebuilt
     assert _sequences(url) == _sequences(built.settings.catalog_url)
@@ -109,7 +109,7 @@ def test_code_sequences_match_and_allocation_continues(built: Built, rebuilt: tu
 
 
 def test_rebuilt_catalog_passes_a_fixity_audit(built: Built, rebuilt: tuple[Any, int, str]) -> None:
-    from digitize.fixity import audit
+    from digitize.preservation.fixity import audit
 
     catalog = rebuilt[0]
     report = audit(catalog, built.archive, trust_roots=[built.trust_root])

@@ -126,7 +126,7 @@ def run_backlog(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     """A backlog of DOCUMENTS tiny scans from an S3 prefix through the cluster's digitize_backlog."""
     from test_backlog import make_tiny_batch
 
-    from digitize.archive import S3Archive, make_s3_client
+    from digitize.archive.s3 import S3Archive, make_s3_client
 
     env = cluster["env"]
     local = make_tiny_batch(tmp_path_factory.mktemp("cluster-batch") / "cluster-b1", DOCUMENTS, start=500)
@@ -148,7 +148,7 @@ def run_backlog(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
 
 
 def test_backlog_runs_through_two_celery_workers(cluster: dict[str, Any], backlog_run: dict[str, Any]) -> None:
-    from digitize.catalog import Catalog
+    from digitize.catalog.store import Catalog
 
     logs = cluster["root"] / "logs"
     assert backlog_run["state"] == "success", (logs / "scheduler.log").read_text()[-3000:]

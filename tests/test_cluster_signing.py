@@ -30,8 +30,8 @@ def _queues(worker_log: Path) -> list[str]:
 def test_sign_tasks_run_on_the_token_holder_and_ocr_on_any_worker(signing_cluster: dict[str, Any],
                                                                      tmp_path_factory: pytest.TempPathFactory
                                                                      ) -> None:
-    from digitize.archive import S3Archive, make_s3_client
-    from digitize.catalog import Catalog
+    from digitize.archive.s3 import S3Archive, make_s3_client
+    from digitize.catalog.store import Catalog
 
     run = run_backlog(signing_cluster, tmp_path_factory)
     logs = signing_cluster["root"] / "logs"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digitize.codes import (
+from digitize.codes.formats import (
     DEFAULT_CODE_TEMPLATE,
     AgencyCode,
     CodeError,

@@ -85,7 +85,7 @@ def test_processes_racing_on_one_batch_archive_each_document_once(tmp_path: Path
 
 
 def test_threads_of_one_process_race_too(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:
-    from digitize.pipeline import PipelineContext, process_document
+    from digitize.pipeline.stages import PipelineContext, process_document
 
     ctx = make_context(tmp_path, s3_server, demo_pki, "race-threads")
     batch = _batch(tmp_path / "inbox")

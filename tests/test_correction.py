@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from digitize.cli import main
+from digitize.presentation.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -28,9 +28,9 @@ def _batch(root: Path, name: str, scan: str, title: str) -> Path:
 
 def test_correction_supersedes_with_the_same_code(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.catalog import Catalog
+    from digitize.catalog.store import Catalog
     from digitize.config import load_settings
-    from digitize.pipeline import PipelineContext
+    from digitize.pipeline.stages import PipelineContext
 
     for name, value in {
         "DIGITIZE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}", "DIGITIZE_S3_ENDPOINT_URL": s3_server,

@@ -27,8 +27,8 @@ def split_env(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki
               ) -> Iterator[dict[str, Any]]:
     from airflow.dag_processing.dagbag import DagBag
 
-    from digitize.archive import S3Archive
-    from digitize.catalog import Catalog
+    from digitize.archive.s3 import S3Archive
+    from digitize.catalog.store import Catalog
     from digitize.config import load_settings
 
     root = tmp_path_factory.mktemp("split")
@@ -79,7 +79,7 @@ def _summary(run: Any) -> dict[str, Any]:
 
 
 def _assert_signed_and_unstaged(env: dict[str, Any], docs: list[Any]) -> None:
-    from digitize.signing import verify_pdf
+    from digitize.signing.signer import verify_pdf
 
     for doc in docs:
         verdict = verify_pdf(env["archive"].get(doc.pdf_key), env["settings"].trust_roots)
@@ -107,8 +107,8 @@ def test_only_the_sign_tasks_go_to_the_signing_queue(split_env: dict[str, Any]) 
 
 
 def test_inbox_run_prepares_then_signs_and_leaves_nothing_staged(split_env: dict[str, Any]) -> None:
-    from digitize.manifest import read_manifest
-    from digitize.pipeline import PREPARED, PipelineContext, prepare_document, register_batch
+    from digitize.intake.manifest import read_manifest
+    from digitize.pipeline.stages import PREPARED, PipelineContext, prepare_document, register_batch
 
     catalog = split_env["catalog"]
     inbox = split_env["root"] / "inbox"

@@ -29,11 +29,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from digitize import api as reuse_api
-from digitize import coverage, dashboard
-from digitize.catalog import ArchivedInfo, Catalog, DocumentSpec, FileSpec
+from digitize import coverage
+from digitize.api import app as reuse_api
+from digitize.catalog.store import ArchivedInfo, Catalog, DocumentSpec, FileSpec
 from digitize.config import DEFAULT_CODE_TEMPLATE, REPO_ROOT
 from digitize.errors import ConfigurationError
+from digitize.presentation import dashboard
 
 SAMPLES = REPO_ROOT / "samples"
 PLAN_PATH = REPO_ROOT / "schemas" / "plans" / "tien-giang-155-2021.json"

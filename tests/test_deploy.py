@@ -232,7 +232,7 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path, signing_instan
 
 def test_every_command_is_an_entry_point_of_the_venv_with_a_real_subcommand(
         units: Units, env: Env, signing_instance: str, airflow_view: dict[str, Any]) -> None:
-    from digitize.cli import build_parser, cmd_api_serve
+    from digitize.presentation.cli import build_parser, cmd_api_serve
 
     for name, unit in units.items():
         argv = exec_argv(unit, env, signing_instance)

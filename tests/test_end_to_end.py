@@ -69,8 +69,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any,
         ) -> Iterator[dict[str, Any]]:
     from airflow.dag_processing.dagbag import DagBag
 
-    from digitize.archive import S3Archive
-    from digitize.catalog import Catalog
+    from digitize.archive.s3 import S3Archive
+    from digitize.catalog.store import Catalog
     from digitize.config import load_settings
 
     root = tmp_path_factory.mktemp("e2e")
@@ -144,7 +144,7 @@ def test_originals_stay_untouched_in_the_inbox(e2e: dict[str, Any]) -> None:
 
 
 def test_codes_follow_the_default_template(e2e: dict[str, Any]) -> None:
-    from digitize.codes import parse_document_code
+    from digitize.codes.formats import parse_document_code
 
     year = date.today().year
     codes = sorted(d.code for d in _archived(e2e))
@@ -172,7 +172,7 @@ def test_archived_objects_match_the_catalog_checksums(e2e: dict[str, Any]) -> No
 
 
 def test_signed_pdfs_verify_with_pdfsig_and_pyhanko(e2e: dict[str, Any], tmp_path: Path) -> None:
-    from digitize.signing import verify_pdf
+    from digitize.signing.signer import verify_pdf
 
     for doc in _archived(e2e):
         data = e2e["archive"].get(doc.pdf_key)
@@ -299,7 +299,7 @@ def test_archived_text_is_searchable_with_or_without_diacritics(e2e: dict[str, A
 
 def test_cli_drill_down_lists_the_register_rows_behind_a_figure(e2e: dict[str, Any],
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from digitize.cli import main
+    from digitize.presentation.cli import main
 
     assert main(["coverage", "--drill-down", "numerator", "--level", "province"]) == 0
     out = capsys.readouterr().out

@@ -3,7 +3,7 @@
 - S3 answering 503/500 for a while: a fault-injecting HTTP proxy on loopback in front of moto (moto loses
   its data on restart, so the server itself is never stopped);
 - a worker killed with SIGKILL at each stage: a child process runs ``process_document`` with
-  ``DIGITIZE_FAULT=<stage>`` (the documented test-only hook in ``digitize.pipeline``);
+  ``DIGITIZE_FAULT=<stage>`` (the documented test-only hook in ``digitize.pipeline.stages``);
 - Tesseract crashing or hanging: a fake ``tesseract`` first on PATH;
 - the TSA unreachable, the catalog locked, the scratch disk full (ENOSPC through the fault hook).
 """
@@ -49,8 +49,8 @@ def _assert_single_clean_document(ctx: Any, doc_id: int) -> Any:
 
 def test_s3_503_for_a_while_mid_batch_is_retried_never_quarantined(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                                    noop_ocr: None) -> None:
-    from digitize.archive import S3Archive, make_s3_client
-    from digitize.s3server import DUMMY_CREDENTIALS
+    from digitize.archive.s3 import S3Archive, make_s3_client
+    from digitize.dev.s3server import DUMMY_CREDENTIALS
 
     with FaultProxy(s3_server, faults=0, status=503, methods=("PUT", "GET", "HEAD")) as proxy:
         client = make_s3_client(proxy.endpoint_url, credentials=DUMMY_CREDENTIALS, max_attempts=3,
@@ -60,7 +60,7 @@ def test_s3_503_for_a_while_mid_batch_is_retried_never_quarantined(tmp_path: Pat
         files = {f"d{i}.png": png((f"Giấy số {i}",)) for i in range(3)}
         batch = write_batch(tmp_path / "inbox", "batch-s3", files, [row(n, title=f"Giấy {n}") for n in files])
         ids = register(ctx, batch).to_process
-        from digitize.pipeline import process_document
+        from digitize.pipeline.stages import process_document
 
         assert process_document(ctx, ids[0], batch).status == "ARCHIVED"
         proxy.faults_left = 2  # a blip: the client's own retries absorb it
@@ -102,7 +102,7 @@ def test_s3_503_for_a_while_mid_batch_is_retried_never_quarantined(tmp_path: Pat
 @pytest.mark.parametrize("stage", ["after_ocr", "after_code", "after_sign", "during_upload"])
 def test_worker_killed_at_each_stage_then_rerun_finishes_with_the_same_code(
         tmp_path: Path, s3_server: str, demo_pki: Any, noop_ocr: None, stage: str) -> None:
-    from digitize.pipeline import PipelineContext, process_document
+    from digitize.pipeline.stages import PipelineContext, process_document
 
     ctx = make_context(tmp_path, s3_server, demo_pki, f"kill-{stage.replace('_', '-')}")
     batch = _one_doc_batch(tmp_path / "inbox")
@@ -159,7 +159,7 @@ def test_tesseract_crash_or_hang_quarantines_that_document_and_the_run_goes_on(
         tmp_path: Path, s3_server: str, demo_pki: Any, monkeypatch: pytest.MonkeyPatch, behaviour: str) -> None:
     import os
 
-    from digitize.pipeline import process_documents
+    from digitize.pipeline.stages import process_documents
 
     ctx = make_context(tmp_path, s3_server, demo_pki, f"tess-{behaviour}", ocr_page_timeout=2.0)
     files = {"a.png": png(("Giấy số một",)), "b.png": png(("Giấy số hai",))}
@@ -189,7 +189,7 @@ def test_tsa_unreachable_is_transient_and_nothing_is_stored(tmp_path: Path, s3_s
                                                            noop_ocr: None) -> None:
     from test_archive import _free_port
 
-    from digitize.pipeline import process_document
+    from digitize.pipeline.stages import process_document
 
     ctx = make_context(tmp_path, s3_server, demo_pki, "tsa-down", signing_level="B-T",
                        tsa_url=f"http://127.0.0.1:{_free_port()}/tsa")
@@ -206,9 +206,9 @@ def test_tsa_unreachable_is_transient_and_nothing_is_stored(tmp_path: Path, s3_s
 
 def test_catalog_locked_mid_document_is_transient_then_resumes(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                               noop_ocr: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    import digitize.catalog as catalog_module
-    import digitize.ocr as ocr_module
-    from digitize.pipeline import PipelineContext, process_document
+    import digitize.catalog.store as catalog_module
+    import digitize.ocr.recognize as ocr_module
+    from digitize.pipeline.stages import PipelineContext, process_document
 
     monkeypatch.setattr(catalog_module, "SQLITE_BUSY_TIMEOUT_S", 1.0)
     ctx = make_context(tmp_path, s3_server, demo_pki, "catalog-locked", lease_seconds=3)
@@ -238,7 +238,7 @@ def test_catalog_locked_mid_document_is_transient_then_resumes(tmp_path: Path, s
 
 def test_scratch_disk_full_is_transient_with_no_partial_results(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                                noop_ocr: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.pipeline import process_document
+    from digitize.pipeline.stages import process_document
 
     work = tmp_path / "scratch"
     work.mkdir()
@@ -261,8 +261,8 @@ def test_scratch_disk_full_is_transient_with_no_partial_results(tmp_path: Path, 
 def test_a_new_signature_is_verified_once_and_a_reused_one_before_it_is_archived(
         tmp_path: Path, s3_server: str, demo_pki: Any, noop_ocr: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """The signer checks every signature it makes; the pipeline only checks one an earlier run left."""
-    from digitize import signing
-    from digitize.pipeline import process_document
+    from digitize.pipeline.stages import process_document
+    from digitize.signing import signer as signing
 
     checks: list[bytes] = []
     real = signing._verify

@@ -48,8 +48,8 @@ def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passp
     from imagegen import render_page, save
 
     from digitize.config import load_settings
-    from digitize.manifest import read_manifest
-    from digitize.pipeline import PipelineContext, process_documents, register_batch
+    from digitize.intake.manifest import read_manifest
+    from digitize.pipeline.stages import PipelineContext, process_documents, register_batch
 
     batch = root / "inbox" / f"batch-{bucket}"
     batch.mkdir(parents=True)
@@ -67,7 +67,7 @@ def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passp
     )
     archive = None
     if archive_options is not None:
-        from digitize.archive import S3Archive, make_s3_client
+        from digitize.archive.s3 import S3Archive, make_s3_client
 
         archive = S3Archive(make_s3_client(endpoint), bucket, archive_options)
     ctx = PipelineContext(settings, archive=archive)
@@ -105,7 +105,7 @@ def _docs(built: Built) -> list[Any]:
 
 
 def test_untouched_archive_passes_and_every_check_is_an_event(built: Built) -> None:
-    from digitize.fixity import audit
+    from digitize.preservation.fixity import audit
 
     before = {d.id: len(built.catalog.events(d.id)) for d in _docs(built)}
     report = audit(built.catalog, built.archive, trust_roots=[built.trust_root])
@@ -121,7 +121,7 @@ def test_untouched_archive_passes_and_every_check_is_an_event(built: Built) -> N
 
 
 def test_selection_by_code_range_and_sample(built: Built) -> None:
-    from digitize.fixity import select_documents
+    from digitize.preservation.fixity import select_documents
 
     docs = _docs(built)
     assert select_documents(built.catalog) == [d.id for d in docs]
@@ -133,9 +133,9 @@ def test_selection_by_code_range_and_sample(built: Built) -> None:
 def test_unreachable_archive_is_retryable_not_a_failed_check(built: Built) -> None:
     import socket
 
-    from digitize.archive import S3Archive, make_s3_client
+    from digitize.archive.s3 import S3Archive, make_s3_client
     from digitize.errors import TransientError
-    from digitize.fixity import audit_documents
+    from digitize.preservation.fixity import audit_documents
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -150,7 +150,7 @@ def test_unreachable_archive_is_retryable_not_a_failed_check(built: Built) -> No
 
 
 def test_tampered_object_and_catalog_row_are_the_only_failures(built: Built) -> None:
-    from digitize.fixity import FixityReport, audit, render_report, report_json
+    from digitize.preservation.fixity import FixityReport, audit, render_report, report_json
 
     a, b, _c = _docs(built)
     pdf = bytearray(built.archive.get(a.pdf_key))
@@ -213,7 +213,7 @@ def dag_env(built: Built) -> Iterator[None]:
 def test_dag_run_audits_in_chunks_and_writes_its_report(built: Built, airflow_db: Path, dag_env: None) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from digitize.fixity import audit
+    from digitize.preservation.fixity import audit
 
     dag = DagBag(dag_folder=str(REPO / "dags" / "fixity_audit.py")).dags["fixity_audit"]
     clean = _docs(built)[2]

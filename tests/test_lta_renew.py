@@ -33,7 +33,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCa]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, s3_server: str, ca: LocalCa) -> Built:
-    from digitize.archive import ArchiveOptions
+    from digitize.archive.s3 import ArchiveOptions
 
     return build_archive(tmp_path_factory.mktemp("lta"), s3_server, "lta-archive", pkcs12=ca.pkcs12,
                          passphrase=ca.passphrase.decode(), trust_root=ca.root, documents=DOCUMENTS[:1],
@@ -41,14 +41,14 @@ def built(tmp_path_factory: pytest.TempPathFactory, s3_server: str, ca: LocalCa)
 
 
 def _options(built: Built, ca: LocalCa, within_days: int = 400) -> Any:
-    from digitize.lta import RenewalOptions
+    from digitize.preservation.lta import RenewalOptions
 
     return RenewalOptions(tsa_url=ca.tsa_url, trust_roots=(ca.root,), within_days=within_days)
 
 
 @pytest.fixture(scope="module")
 def renewed(built: Built, ca: LocalCa) -> dict[str, Any]:
-    from digitize.lta import due_for_renewal, renew
+    from digitize.preservation.lta import due_for_renewal, renew
 
     (v1,) = built.catalog.documents(status="ARCHIVED")
     head_before = built.archive.head(v1.pdf_key)
@@ -68,8 +68,8 @@ def test_only_documents_near_expiry_are_due(renewed: dict[str, Any]) -> None:
 def test_version_2_appends_a_timestamp_and_verifies(built: Built, ca: LocalCa, renewed: dict[str, Any]) -> None:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from digitize.archive import document_keys
-    from digitize.signing import verify_pdf
+    from digitize.archive.s3 import document_keys
+    from digitize.signing.signer import verify_pdf
 
     result, v1 = renewed["result"], renewed["v1"]
     assert (result.code, result.version, result.pdf_key) == (v1.code, 2, document_keys(v1.code, 2).pdf)
@@ -93,7 +93,7 @@ def test_version_1_is_untouched_and_still_locked(built: Built, renewed: dict[str
 
 
 def test_catalog_points_to_version_2_and_links_version_1(built: Built, renewed: dict[str, Any]) -> None:
-    from digitize.catalog import fingerprint_of
+    from digitize.catalog.store import fingerprint_of
 
     v1 = renewed["v1"]
     current = built.catalog.get_by_code(v1.code)
@@ -106,14 +106,14 @@ def test_catalog_points_to_version_2_and_links_version_1(built: Built, renewed: 
 
 def test_old_version_cannot_be_renewed_again(built: Built, ca: LocalCa, renewed: dict[str, Any]) -> None:
     from digitize.errors import CatalogConflict
-    from digitize.lta import renew
+    from digitize.preservation.lta import renew
 
     with pytest.raises(CatalogConflict):
         renew(built.catalog, built.archive, renewed["v1"].id, _options(built, ca))
 
 
 def test_fixity_audit_checks_both_versions(built: Built, ca: LocalCa, renewed: dict[str, Any]) -> None:
-    from digitize.fixity import audit
+    from digitize.preservation.fixity import audit
 
     report = audit(built.catalog, built.archive, trust_roots=[ca.root])
     assert report.ok, report.failures
@@ -121,8 +121,8 @@ def test_fixity_audit_checks_both_versions(built: Built, ca: LocalCa, renewed: d
 
 
 def test_rebuild_restores_the_renewed_version(built: Built, renewed: dict[str, Any], tmp_path: Path) -> None:
-    from digitize.catalog import Catalog
-    from digitize.fixity import rebuild_catalog
+    from digitize.catalog.store import Catalog
+    from digitize.preservation.fixity import rebuild_catalog
 
     fresh = Catalog(f"sqlite:///{tmp_path / 'rebuilt.db'}")
     fresh.upgrade()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from digitize.errors import ManifestError
-from digitize.manifest import batch_is_ready, discover_batches, read_manifest
+from digitize.intake.manifest import batch_is_ready, discover_batches, read_manifest
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "batch"
 HEADER = "file,agency_code,kind,title,issued_date,document_id,register_id,holder_id\n"

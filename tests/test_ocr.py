@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 from digitize.errors import CorruptFile, OcrFailed
-from digitize.ocr import (
+from digitize.intake.pages import scan_pages
+from digitize.ocr.pdfa import check_pdfa
+from digitize.ocr.recognize import (
     OcrOptions,
     OcrResult,
     _ordered,
@@ -28,8 +30,6 @@ from digitize.ocr import (
     recognize,
     tesseract_version,
 )
-from digitize.pages import scan_pages
-from digitize.pdfa import check_pdfa
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 

@@ -23,7 +23,7 @@ from digitize.errors import (
     MissingFile,
     UnsupportedFormat,
 )
-from digitize.pages import encode_for_pdf, iter_pages, load_image, scan_pages, sniff_format
+from digitize.intake.pages import encode_for_pdf, iter_pages, load_image, scan_pages, sniff_format
 
 
 @pytest.fixture(scope="module")

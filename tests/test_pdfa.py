@@ -12,9 +12,9 @@ import pikepdf
 import pytest
 from PIL import Image
 
-from digitize.pages import encode_for_pdf as encode
-from digitize.pages import scan_pages
-from digitize.pdfa import (
+from digitize.intake.pages import encode_for_pdf as encode
+from digitize.intake.pages import scan_pages
+from digitize.ocr.pdfa import (
     DocumentMetadata,
     PdfPage,
     TextWord,
@@ -175,7 +175,7 @@ def test_check_pdfa_finds_a_non_conforming_file(tmp_path: Path) -> None:
 
 
 def test_long_documents_are_spooled_in_chunks_and_keep_page_order(tmp_path: Path, upright: np.ndarray) -> None:
-    from digitize.pdfa import SearchablePdfWriter
+    from digitize.ocr.pdfa import SearchablePdfWriter
 
     jpeg = imagegen.save(upright, tmp_path / "p.jpg", dpi=200, fmt="JPEG")
     (info,) = scan_pages(jpeg)
@@ -193,7 +193,7 @@ def test_long_documents_are_spooled_in_chunks_and_keep_page_order(tmp_path: Path
 
 def test_a_file_that_would_not_be_pdfa_is_refused_and_not_written(tmp_path: Path) -> None:
     from digitize.errors import PdfaInvalid
-    from digitize.pdfa import page_can_be_copied
+    from digitize.ocr.pdfa import page_can_be_copied
 
     pdf = pikepdf.new()
     pdf.add_blank_page(page_size=(595, 842))

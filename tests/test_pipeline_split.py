@@ -45,8 +45,8 @@ def _sidecar(ctx: Any, doc: Any) -> dict[str, Any]:
 
 def test_prepare_then_finish_gives_what_process_document_gives(tmp_path: Path, s3_server: str,
                                                                demo_pki: Any) -> None:
-    from digitize.pipeline import PREPARED, finish_document, prepare_document, process_document
-    from digitize.signing import verify_pdf
+    from digitize.pipeline.stages import PREPARED, finish_document, prepare_document, process_document
+    from digitize.signing.signer import verify_pdf
 
     whole = make_context(tmp_path / "whole", s3_server, demo_pki, "split-whole")
     split = make_context(tmp_path / "split", s3_server, demo_pki, "split-staged")
@@ -77,8 +77,8 @@ def test_prepare_then_finish_gives_what_process_document_gives(tmp_path: Path, s
 def test_prepared_document_is_finished_later_without_a_second_ocr(tmp_path: Path, s3_server: str,
                                                                   demo_pki: Any,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.archive import staging_keys
-    from digitize.pipeline import PREPARED, PipelineContext, prepare_document, process_document
+    from digitize.archive.s3 import staging_keys
+    from digitize.pipeline.stages import PREPARED, PipelineContext, prepare_document, process_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "split-later")
@@ -109,8 +109,8 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from test_archive import _free_port
 
-    from digitize.pipeline import PREPARED, PipelineContext, finish_document, prepare_document
-    from digitize.pki import create_demo_pki
+    from digitize.pipeline.stages import PREPARED, PipelineContext, finish_document, prepare_document
+    from digitize.signing.pki import create_demo_pki
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "split-fail")
@@ -134,7 +134,7 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
 
     # fixed: the retry finishes both from what was staged, without OCR (the signing machine has no Tesseract)
     ctx.catalog.reset_for_retry(second)
-    monkeypatch.setattr("digitize.ocr.TESSERACT", str(tmp_path / "no-tesseract-here"))
+    monkeypatch.setattr("digitize.ocr.recognize.TESSERACT", str(tmp_path / "no-tesseract-here"))
     fixed = PipelineContext(ctx.settings, archive=ctx.archive)
     assert [finish_document(fixed, i).status for i in (first, second)] == ["ARCHIVED", "ARCHIVED"]
     assert [_events(ctx, i, "ocr") for i in (first, second)] == [1, 1]
@@ -149,8 +149,8 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
 
 def test_finish_is_exactly_once_and_cleans_up_after_a_crash(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.archive import staging_keys
-    from digitize.pipeline import PipelineContext, finish_document, prepare_document
+    from digitize.archive.s3 import staging_keys
+    from digitize.pipeline.stages import PipelineContext, finish_document, prepare_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "split-once")
@@ -177,7 +177,7 @@ def test_finish_is_exactly_once_and_cleans_up_after_a_crash(tmp_path: Path, s3_s
 
 
 def test_staging_objects_are_never_locked_and_only_they_can_be_deleted(s3_server: str) -> None:
-    from digitize.archive import ArchiveOptions, S3Archive, make_s3_client, staging_keys
+    from digitize.archive.s3 import ArchiveOptions, S3Archive, make_s3_client, staging_keys
 
     options = ArchiveOptions(object_lock_mode="COMPLIANCE", retention_days={"KQ": 3650})
     archive = S3Archive(make_s3_client(s3_server, credentials=("testing", "testing")), "split-locked", options)
@@ -196,7 +196,7 @@ def test_staging_objects_are_never_locked_and_only_they_can_be_deleted(s3_server
 STAGE_CHILD = """
 import json, sys
 from pathlib import Path
-from digitize.pipeline import PipelineContext, finish_document, prepare_document
+from digitize.pipeline.stages import PipelineContext, finish_document, prepare_document
 ctx = PipelineContext()
 doc_id = int(sys.argv[2])
 outcome = prepare_document(ctx, doc_id, Path(sys.argv[3])) if sys.argv[1] == "prepare" else finish_document(ctx, doc_id)
@@ -215,7 +215,7 @@ def test_worker_killed_in_a_stage_then_the_stage_rerun_finishes_once(tmp_path: P
 
     from robustness_support import REPO, settings_env
 
-    from digitize.pipeline import PREPARED, PipelineContext, finish_document, prepare_document
+    from digitize.pipeline.stages import PREPARED, PipelineContext, finish_document, prepare_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, f"split-kill-{fault.replace('_', '-')}")

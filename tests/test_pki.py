@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from digitize.errors import ConfigurationError
-from digitize.pki import DOCUMENT_SIGNING_OID, DemoPki, create_demo_pki
+from digitize.signing.pki import DOCUMENT_SIGNING_OID, DemoPki, create_demo_pki
 
 AGENCY = "Ủy ban nhân dân tỉnh Tiền Giang"
 

@@ -25,8 +25,8 @@ import json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from imagegen import render_page, save
-from digitize.manifest import read_manifest
-from digitize import pipeline
+from digitize.intake.manifest import read_manifest
+from digitize.pipeline import stages as pipeline
 
 batch = Path(sys.argv[1])
 batch.mkdir(parents=True)
@@ -40,7 +40,7 @@ ctx.archive.ensure_bucket()
 registered = pipeline.register_batch(ctx.catalog, read_manifest(batch))
 if sys.argv[4] == "preload":
     pipeline.preload()
-from digitize import signing
+from digitize.signing import signer as signing
 before = set(sys.modules)
 fonts = signing._prepared_font.cache_info().misses
 outcome = pipeline.process_document(ctx, registered.to_process[0], batch)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from digitize.preprocess import PreparedPage, PreprocessOptions, prepare_page
+from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
 
 FONT = "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"
 TEXT = (
@@ -62,9 +62,9 @@ def ink_count(img: np.ndarray) -> int:
 
 
 def orientation_detector() -> Callable[[np.ndarray], tuple[int, float]] | None:
-    """The project's Tesseract OSD, when digitize.ocr provides it."""
+    """The project's Tesseract OSD, when digitize.ocr.recognize provides it."""
     try:
-        detector = getattr(importlib.import_module("digitize.ocr"), "detect_orientation", None)
+        detector = getattr(importlib.import_module("digitize.ocr.recognize"), "detect_orientation", None)
     except ImportError:
         return None
     return detector if callable(detector) else None
@@ -109,7 +109,7 @@ def test_deskewed_output_has_level_lines(page: np.ndarray) -> None:
 def test_rotated_pages_come_out_upright(page: np.ndarray, rotation_cw: int) -> None:
     detector = orientation_detector()
     if detector is None:
-        pytest.skip("digitize.ocr.detect_orientation is not available")
+        pytest.skip("digitize.ocr.recognize.detect_orientation is not available")
     stored = cv2.rotate(rotate_content(page, 1.2), {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
                                                     270: cv2.ROTATE_90_COUNTERCLOCKWISE}[rotation_cw])
     prepared = prepare_page(stored, 200, OPTIONS, detector)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from digitize.archive import make_s3_client
-from digitize.s3server import DUMMY_CREDENTIALS, LocalS3Server
+from digitize.archive.s3 import make_s3_client
+from digitize.dev.s3server import DUMMY_CREDENTIALS, LocalS3Server
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def test_taken_port_fails_instead_of_hanging() -> None:
 def test_standalone_process_writes_pidfile_and_stops_on_sigterm(tmp_path: Path) -> None:
     pidfile = tmp_path / "run" / "s3.pid"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "digitize.s3server", "--port", "0", "--pidfile", str(pidfile)],
+        [sys.executable, "-m", "digitize.dev.s3server", "--port", "0", "--pidfile", str(pidfile)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -76,7 +76,7 @@ def test_standalone_process_reports_a_taken_port() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         result = subprocess.run(
-            [sys.executable, "-m", "digitize.s3server", "--port", str(taken.getsockname()[1])],
+            [sys.executable, "-m", "digitize.dev.s3server", "--port", str(taken.getsockname()[1])],
             cwd=REPO,
             capture_output=True,
             text=True,

@@ -21,7 +21,7 @@ import pytest
 from test_catalog import fresh_database_url  # one throwaway PostgreSQL cluster for the whole run
 
 from digitize import search
-from digitize.catalog import ArchivedInfo, Catalog, DocumentSpec, FileSpec
+from digitize.catalog.store import ArchivedInfo, Catalog, DocumentSpec, FileSpec
 from digitize.errors import CatalogConflict, SearchQueryInvalid
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,7 +212,7 @@ def test_a_capped_query_ranks_true_matches_and_says_it_was_truncated(cat: Catalo
         ids.append(code)
     full = search.search(cat, '"thua dat"')
     assert codes(full) == ids[:5] and not full.truncated  # the best first, then equal scores by index order
-    monkeypatch.setattr(search, "CANDIDATE_LIMIT", 3)
+    monkeypatch.setattr("digitize.search.index.CANDIDATE_LIMIT", 3)
     capped = search.search(cat, '"thua dat"')
     assert capped.truncated and len(capped.hits) == 3
     assert set(codes(capped)) <= set(ids[:5])  # only true phrase matches, never the loose words of d5
@@ -235,7 +235,7 @@ def test_postgresql_checks_phrase_positions_in_a_bounded_number_of_pages(cat: Ca
         search.index_document(cat, document_id, [text])
     result = search.search(cat, '"thua dat so"')
     assert codes(result) == [code] and not result.truncated
-    monkeypatch.setattr(search, "PHRASE_CHECK_LIMIT", 2)
+    monkeypatch.setattr("digitize.search.index.PHRASE_CHECK_LIMIT", 2)
     bounded = search.search(cat, '"thua dat so"')
     if backend == "sqlite":  # FTS5 checks positions inside its own posting lists: no bound needed
         assert codes(bounded) == [code] and not bounded.truncated
@@ -316,8 +316,8 @@ def test_misspelled_words_are_corrected_on_postgresql(corpus: dict[str, Any], ba
 
 def signed_pdf(signer: Any, pages: Sequence[str], code: str) -> bytes:
     """A real signed PDF/A: blank page images with the project's invisible text layer, one line per text line."""
-    from digitize.pages import EncodedImage
-    from digitize.pdfa import PdfPage, TextWord, write_searchable_pdf
+    from digitize.intake.pages import EncodedImage
+    from digitize.ocr.pdfa import PdfPage, TextWord, write_searchable_pdf
 
     width, height = 1654, 2339  # A4 at 200 dpi
     image = EncodedImage(zlib.compress(b"\xff" * (width * height)), "FlateDecode", width, height, 8, "DeviceGray")
@@ -339,14 +339,14 @@ def signed_pdf(signer: Any, pages: Sequence[str], code: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def signer(demo_pki: Any) -> Any:
-    from digitize.signing import AgencySigner, SigningOptions
+    from digitize.signing.signer import AgencySigner, SigningOptions
 
     return AgencySigner.from_options(SigningOptions(pkcs12_path=demo_pki.pkcs12,
                                                     passphrase=demo_pki.passphrase.encode()))
 
 
 def s3_archive(endpoint: str) -> Any:
-    from digitize.archive import S3Archive, make_s3_client
+    from digitize.archive.s3 import S3Archive, make_s3_client
 
     archive = S3Archive(make_s3_client(endpoint, credentials=("testing", "testing")), f"t-{uuid.uuid4().hex[:20]}")
     archive.ensure_bucket()
@@ -356,7 +356,7 @@ def s3_archive(endpoint: str) -> Any:
 def archive_signed(catalog: Catalog, archive: Any, signer: Any, name: str, pages: Sequence[str],
                    **extra: Any) -> tuple[int, str]:
     """Sign a PDF holding ``pages`` and archive it under the code the catalog gives; the catalog records it."""
-    from digitize.archive import document_keys
+    from digitize.archive.s3 import document_keys
 
     spec = DocumentSpec(batch_id="b1", files=(FileSpec(0, f"{name}.jpg", sha(name), 100),),
                         agency_code=extra.pop("agency", SOTP), kind=extra.pop("kind", "KQ"),

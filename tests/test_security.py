@@ -25,8 +25,8 @@ CITIZEN = "Nguyễn Thị Hồng Nhung"
 def secure(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any) -> dict[str, Any]:
     """A batch (one good page naming a citizen, one broken file) through the pipeline with SSE on and
     S3 credentials holding a test secret; everything it writes or logs is collected."""
-    from digitize.archive import ArchiveOptions, S3Archive, make_s3_client
-    from digitize.pipeline import process_documents
+    from digitize.archive.s3 import ArchiveOptions, S3Archive, make_s3_client
+    from digitize.pipeline.stages import process_documents
 
     root = tmp_path_factory.mktemp("secure")
     client = make_s3_client(s3_server, credentials=("testing", S3_SECRET))
@@ -88,10 +88,10 @@ def test_outcomes_logs_and_quarantine_messages_hold_no_secret_and_no_personal_da
 def test_exceptions_hold_no_secret(secure: dict[str, Any], tmp_path: Path) -> None:
     import dataclasses
 
-    from digitize.archive import S3Archive, make_s3_client
-    from digitize.catalog import Catalog
+    from digitize.archive.s3 import S3Archive, make_s3_client
+    from digitize.catalog.store import Catalog
     from digitize.errors import DigitizeError
-    from digitize.signing import AgencySigner, options_from_settings
+    from digitize.signing.signer import AgencySigner, options_from_settings
 
     ctx = secure["ctx"]
     texts = []
@@ -120,7 +120,7 @@ def test_exceptions_hold_no_secret(secure: dict[str, Any], tmp_path: Path) -> No
 def test_cli_output_and_coverage_reports_hold_no_secret(secure: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from digitize import coverage
-    from digitize.cli import main
+    from digitize.presentation.cli import main
 
     ctx = secure["ctx"]
     monkeypatch.setenv("DIGITIZE_CATALOG_URL", ctx.settings.catalog_url)
@@ -150,8 +150,8 @@ def test_cli_output_and_coverage_reports_hold_no_secret(secure: dict[str, Any], 
 
 def test_object_keys_come_only_from_validated_codes(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.codes import validate_template
-    from digitize.pipeline import process_document
+    from digitize.codes.formats import validate_template
+    from digitize.pipeline.stages import process_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
     ctx = make_context(tmp_path, s3_server, demo_pki, "keys-from-codes")
@@ -169,7 +169,7 @@ def test_object_keys_come_only_from_validated_codes(tmp_path: Path, s3_server: s
     import dataclasses
 
     from digitize.errors import ConfigurationError
-    from digitize.pipeline import PipelineContext
+    from digitize.pipeline.stages import PipelineContext
 
     batch2 = write_batch(tmp_path / "inbox", "batch-template", {"b.png": png(("Khác",))}, [row("b.png")])
     doc_id = register(ctx, batch2).to_process[0]
@@ -196,7 +196,7 @@ def test_server_side_encryption_end_to_end(secure: dict[str, Any]) -> None:
 
 def test_sse_setting_reaches_the_pipeline_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from digitize.config import load_settings
-    from digitize.pipeline import PipelineContext
+    from digitize.pipeline.stages import PipelineContext
 
     monkeypatch.setenv("DIGITIZE_S3_SSE", "aws:kms")
     monkeypatch.setenv("DIGITIZE_S3_ENDPOINT_URL", "http://127.0.0.1:9")
@@ -205,7 +205,7 @@ def test_sse_setting_reaches_the_pipeline_from_the_environment(monkeypatch: pyte
 
 def test_show_and_verify_write_access_events(secure: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from digitize.cli import main
+    from digitize.presentation.cli import main
 
     ctx = secure["ctx"]
     doc = ctx.catalog.documents(status="ARCHIVED")[0]

@@ -24,8 +24,8 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore
 
 from digitize.errors import ConfigurationError, SignatureFailed, TimestampUnavailable, TransientError
-from digitize.pki import DemoPki, create_demo_pki
-from digitize.signing import (
+from digitize.signing.pki import DemoPki, create_demo_pki
+from digitize.signing.signer import (
     AgencySigner,
     DocumentQr,
     Pkcs11Options,

@@ -32,7 +32,7 @@ def cli_env(built: Built, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    from digitize.cli import main
+    from digitize.presentation.cli import main
 
     status = main(["verify", *argv])
     captured = capsys.readouterr()

@@ -5,7 +5,7 @@ Workers may be different machines, so a batch is named by a string (its
 and every worker reopens it with :func:`open_batch`. Files of an S3 batch are
 fetched into the task's scratch folder when a document is processed; nothing
 travels between tasks on local disk. S3 is reached only through
-:class:`digitize.archive.S3Archive` (the module that owns S3).
+:class:`digitize.archive.s3.S3Archive` (the module that owns S3).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ In-process (tests)::
 
 Standalone (the Makefile starts it and stops it with SIGTERM)::
 
-    python -m digitize.s3server --port 9000 --pidfile var/s3.pid
+    python -m digitize.dev.s3server --port 9000 --pidfile var/s3.pid
 
 It prints the endpoint URL on stdout once it accepts connections and removes the pid file on
 exit. Clients need some credentials to sign requests; moto accepts any, so use the dummy ones
@@ -123,7 +123,7 @@ def serve(port: int, pidfile: Path | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m digitize.s3server",
+        prog="python -m digitize.dev.s3server",
         description="Local S3 endpoint (moto, in memory) on 127.0.0.1 for the demo; stop it with SIGTERM.",
     )
     parser.add_argument("--port", type=int, default=0, help="TCP port (0: a free one, printed on stdout)")

@@ -6,7 +6,7 @@ Create Date: 2026-11-27
 
 ``lease_owner`` names the worker (``host:pid:token``) and ``lease_expires_at`` when its claim lapses; both
 are NULL while nobody processes the document. A claim is a conditional UPDATE (see
-:meth:`digitize.catalog.Catalog.claim`), so two runs over overlapping batches never process a document twice.
+:meth:`digitize.catalog.store.Catalog.claim`), so two runs over overlapping batches never process a document twice.
 Plain nullable columns: SQLite adds them without rebuilding the table.
 """
 

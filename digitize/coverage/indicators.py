@@ -10,7 +10,7 @@ Indicators (ids used in the plan files):
 - ``flow``: results issued in the year (per the register) that were digitized, signed and archived;
 - ``units``: one-stop units that ran the digitization (scanned documents) / one-stop units;
 - ``not_asked_again``: new dossiers received from 1 January to ``as_of`` whose needed papers the one-stop
-  system looked up through the reuse API (``digitize.api.needs_frame``): those where every paper reported
+  system looked up through the reuse API (``digitize.api.app.needs_frame``): those where every paper reported
   was reused from a valid digitized copy / all those dossiers (one with any paper handed in again is not
   counted as "not asked again"), per level and agency of the receiving office. Dossiers never looked up
   are invisible to the catalog; with no lookup in the period the indicator is not computable, never 0 %.
@@ -696,7 +696,7 @@ def compute_coverage(
 
     A register row counts once however many documents or versions link to it; an archived document
     counts only if archived by the end of ``as_of``; agencies count only while valid. ``needs`` are the
-    reuse API's records (``digitize.api.needs_frame``); without them "not asked again" is not computable.
+    reuse API's records (``digitize.api.app.needs_frame``); without them "not asked again" is not computable.
     """
     options = options or CoverageOptions()
     _require(agencies, AGENCY_COLUMNS, "agencies")

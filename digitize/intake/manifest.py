@@ -24,7 +24,7 @@ import jsonschema
 
 from digitize.config import REPO_ROOT
 from digitize.errors import ManifestError
-from digitize.inbox import MANIFEST_NAME, READY_MARKER, BatchSource, LocalBatch
+from digitize.intake.inbox import MANIFEST_NAME, READY_MARKER, BatchSource, LocalBatch
 
 __all__ = ["MANIFEST_NAME", "READY_MARKER", "BatchPlan", "PlannedDocument", "RowError", "batch_is_ready",
            "discover_batches", "read_manifest"]

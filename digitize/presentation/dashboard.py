@@ -1,7 +1,7 @@
 """Coverage figures as JSON-ready values and the dashboard page, for the Airflow UI plugin.
 
 The plugin (``plugins/coverage_dashboard.py``) only wires HTTP and authentication; everything it
-shows is computed here from a :class:`~digitize.coverage.CoverageReport`, so the dashboard shows the
+shows is computed here from a :class:`~digitize.coverage.indicators.CoverageReport`, so the dashboard shows the
 very numbers of the published reports: the page *is* ``coverage.write_html``'s page with a toolbar,
 and the JSON carries ``coverage.report_rows``' figures. No Airflow import here.
 """

@@ -36,7 +36,7 @@ def _catalog() -> Catalog:
 def cmd_process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from digitize.manifest import read_manifest
+    from digitize.intake import read_manifest
     from digitize.pipeline import PipelineContext, process_documents, register_batch, summarize
 
     start = time.perf_counter()
@@ -199,7 +199,7 @@ def cmd_quarantine_retry(args: argparse.Namespace) -> int:
 
 def cmd_correct(args: argparse.Namespace) -> int:
     """Supersede an archived document by a corrected batch: same code, next version, who and why recorded."""
-    from digitize.manifest import read_manifest
+    from digitize.intake import read_manifest
     from digitize.pipeline import PipelineContext, correct_document
 
     ctx = PipelineContext()
@@ -221,7 +221,7 @@ def cmd_review_list(args: argparse.Namespace) -> int:
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
     from digitize.config import load_settings
-    from digitize.pki import create_demo_pki
+    from digitize.signing import create_demo_pki
 
     pki = create_demo_pki(Path(args.dir), agency_name=args.agency_name,
                           passphrase=load_settings().signing_passphrase)
@@ -234,7 +234,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from digitize.archive import open_archive
     from digitize.config import load_settings
     from digitize.errors import ConfigurationError
-    from digitize.fixity import render_verification, verify_code, verify_file
+    from digitize.preservation import render_verification, verify_code, verify_file
 
     settings = load_settings()
     if not settings.trust_roots:
@@ -260,7 +260,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
     from digitize.archive import open_archive
     from digitize.config import load_settings
-    from digitize.fixity import rebuild_catalog
+    from digitize.preservation import rebuild_catalog
 
     settings = load_settings()
     summary = rebuild_catalog(_catalog(), open_archive(settings), template=settings.code_template)

@@ -6,7 +6,7 @@ writers queue instead of failing on lock upgrades; ``synchronous=FULL`` unless
 the URL says ``?synchronous=normal``, which trades the last commits on a power
 cut for about ten times more commits a second); PostgreSQL (``psycopg`` 3)
 serves several machines. The schema is created and upgraded by the Alembic
-migrations in ``digitize/migrations``, run by :meth:`Catalog.upgrade`.
+migrations in ``digitize/catalog/migrations``, run by :meth:`Catalog.upgrade`.
 
 Document codes are allocated in the same transaction that writes them onto
 the document, from a per-(agency, kind, year) counter row that the

@@ -152,7 +152,7 @@ def add_document_timestamp(pdf: bytes, options: RenewalOptions) -> bytes:
     from pyhanko.sign.validation import DocumentSecurityStore
     from pyhanko_certvalidator import ValidationContext
 
-    from digitize.signing import _read_certs
+    from digitize.signing.signer import _read_certs
 
     roots = [c for p in options.trust_roots for c in _read_certs(p)]
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
@@ -204,8 +204,8 @@ def renew(catalog: Catalog, archive: Archive, document_id: int, options: Renewal
     already stored under the next version's key is reused instead of being timestamped again.
     """
     from digitize.archive import document_keys
-    from digitize.fixity import version_fingerprint
     from digitize.pipeline import sha256_bytes
+    from digitize.preservation.fixity import version_fingerprint
     from digitize.signing import pyhanko_version, verify_pdf
 
     record = catalog.get_document(document_id)

@@ -22,7 +22,7 @@ Why each step exists (measured on degraded office scans, see bench/results/ocr.m
   show-through has none.
 - low resolution: pages under 250 dpi are upscaled to 300 dpi for OCR only (the PDF keeps the original).
 
-Nothing here calls Tesseract: orientation detection is injected by the caller (``digitize.ocr``).
+Nothing here calls Tesseract: orientation detection is injected by the caller (``digitize.ocr.recognize``).
 """
 
 from __future__ import annotations

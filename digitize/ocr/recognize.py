@@ -1,9 +1,9 @@
 """Tesseract OCR of scanned pages and the searchable PDF/A of one document (the only module running Tesseract).
 
-For every page: load it (:mod:`digitize.pages`), prepare it (:func:`digitize.preprocess.prepare_page`:
+For every page: load it (:mod:`digitize.intake.pages`), prepare it (:func:`digitize.ocr.cleanup.prepare_page`:
 orientation, deskew, cleaning, blank check), OCR the prepared image unless it is blank, map each
 word box back to the stored image through the page's inverse transform, and add the page to the
-PDF (:mod:`digitize.pdfa`) with the stored image untouched and the text invisible on top.
+PDF (:mod:`digitize.ocr.pdfa`) with the stored image untouched and the text invisible on top.
 
 Pages of one document run ``OcrOptions.jobs`` at a time, each driving one single-thread Tesseract
 process (``OMP_THREAD_LIMIT=1``): more threads than cores makes OCR many times slower. At most
@@ -38,9 +38,9 @@ import numpy as np
 import pikepdf
 
 from digitize.errors import OcrFailed
-from digitize.pages import MAX_PIXELS, PageInfo, encode_for_pdf, load_image, scan_pages
-from digitize.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord, page_can_be_copied
-from digitize.preprocess import PreparedPage, PreprocessOptions, prepare_page
+from digitize.intake import MAX_PIXELS, PageInfo, encode_for_pdf, load_image, scan_pages
+from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
+from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord, page_can_be_copied
 
 TESSERACT = "tesseract"
 OSD_TIMEOUT_SECONDS = 60.0

@@ -47,8 +47,7 @@ from digitize.errors import (
     SignatureFailed,
     TransientError,
 )
-from digitize.inbox import BatchSource, LocalBatch
-from digitize.manifest import BatchPlan, PlannedDocument, RowError
+from digitize.intake import BatchPlan, BatchSource, LocalBatch, PlannedDocument, RowError
 
 if TYPE_CHECKING:
     from digitize.archive import S3Archive
@@ -209,8 +208,8 @@ def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
 
 
 PRELOADED_MODULES = (
-    "digitize.archive", "digitize.catalog", "digitize.codes", "digitize.ocr", "digitize.pages", "digitize.pdfa",
-    "digitize.preprocess", "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
+    "digitize.archive", "digitize.catalog", "digitize.codes", "digitize.intake", "digitize.ocr",
+    "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
     "fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.scaleUpem", "pikepdf", "pyhanko.pdf_utils.filters",
     "pyhanko.pdf_utils.metadata.xmp_xml", "sqlalchemy.dialects.postgresql.psycopg",
     "cryptography.hazmat.backends.openssl",
@@ -395,7 +394,7 @@ class _Lease:
 def process_document(ctx: PipelineContext, document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
     """Take one registered document through every stage; quarantine it on a document failure.
 
-    ``batch_root`` is the batch folder or any :class:`~digitize.inbox.BatchSource` (an S3 prefix: the
+    ``batch_root`` is the batch folder or any :class:`~digitize.intake.inbox.BatchSource` (an S3 prefix: the
     originals are then fetched into the scratch folder). Transient errors propagate (the caller
     retries); nothing else does. The document is first claimed (:meth:`Catalog.claim`): when another
     live worker holds it, it is SKIPPED here, so overlapping runs process each document exactly once.
@@ -417,7 +416,7 @@ def prepare_document(ctx: PipelineContext, document_id: int, batch_root: Path | 
     """First stage, for any worker: check and OCR the originals, allocate the code, archive the originals.
 
     What signing needs (the unsigned PDF/A and a JSON summary of the OCR and of the stored originals) is
-    staged in the archive bucket (:func:`~digitize.archive.staging_keys`), so :func:`finish_document` can
+    staged in the archive bucket (:func:`~digitize.archive.s3.staging_keys`), so :func:`finish_document` can
     run on another machine. The outcome is PREPARED (the document stays RECEIVED, its lease released); a
     document already prepared by an earlier run is not OCR'd again. Failures as in :func:`process_document`.
     """
@@ -573,9 +572,8 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
                   checkpoint: Callable[[str], None], scratch: Path
                   ) -> tuple[OcrResult, str, list[Path], list[str]]:
     """Fetch and check the originals, make the searchable PDF/A, allocate the code and write it into the PDF."""
-    from digitize.ocr import OcrOptions, make_searchable_pdf
-    from digitize.pages import sniff_format
-    from digitize.pdfa import set_document_metadata
+    from digitize.intake import sniff_format
+    from digitize.ocr import OcrOptions, make_searchable_pdf, set_document_metadata
 
     catalog, settings = ctx.catalog, ctx.settings
     with watch.stage("fetch"):

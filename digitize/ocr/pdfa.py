@@ -44,7 +44,7 @@ from fontTools.pens.ttGlyphPen import TTGlyphPen
 
 from digitize import __version__
 from digitize.errors import PdfaInvalid
-from digitize.pages import EncodedImage
+from digitize.intake import EncodedImage
 
 FLAVOUR = "2b"
 """PDF/A part 2, conformance level B (visual appearance), as Decree 30/2020 practice expects."""

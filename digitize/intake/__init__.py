@@ -1,0 +1,38 @@
+"""Intake: batches in the inbox (folder or S3 prefix), their manifest, and page loading.
+
+What leaves this package is plain typed values: batch plans, planned documents, page images.
+"""
+
+from __future__ import annotations
+
+from digitize.intake.inbox import BatchSource, LocalBatch, client_s3, find_batches, open_batch
+from digitize.intake.manifest import BatchPlan, PlannedDocument, RowError, discover_batches, read_manifest
+from digitize.intake.pages import (
+    MAX_PIXELS,
+    EncodedImage,
+    PageInfo,
+    encode_for_pdf,
+    load_image,
+    scan_pages,
+    sniff_format,
+)
+
+__all__ = [
+    "MAX_PIXELS",
+    "BatchPlan",
+    "BatchSource",
+    "EncodedImage",
+    "LocalBatch",
+    "PageInfo",
+    "PlannedDocument",
+    "RowError",
+    "client_s3",
+    "discover_batches",
+    "encode_for_pdf",
+    "find_batches",
+    "load_image",
+    "open_batch",
+    "read_manifest",
+    "scan_pages",
+    "sniff_format",
+]
