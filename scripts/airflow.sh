@@ -3,6 +3,8 @@
 # local S3 endpoint, for IT staff to watch and start runs. Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Airflow starts its parts by calling `airflow` from PATH: the project's virtualenv comes first.
+export PATH="$PWD/.venv/bin:$PATH"
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 port=$(.venv/bin/python -c "from urllib.parse import urlparse; import os; print(urlparse(os.environ['DIGITIZE_S3_ENDPOINT_URL']).port)")
 mkdir -p var/inbox logs
@@ -24,11 +26,17 @@ stop() {
 }
 trap stop EXIT INT TERM
 
-for _ in $(seq 1 120); do
-  curl -fsS -o /dev/null http://127.0.0.1:8080/api/v2/monitor/health 2>/dev/null && break
-  kill -0 "$af_pid" 2>/dev/null || { tail -30 logs/standalone.log; exit 1; }
+healthy=""
+for _ in $(seq 1 180); do
+  curl -fsS -o /dev/null http://127.0.0.1:8080/api/v2/monitor/health 2>/dev/null && { healthy=1; break; }
+  kill -0 "$af_pid" 2>/dev/null || break
   sleep 1
 done
+if [ -z "$healthy" ]; then
+  printf '\033[1;31m==> Airflow did not come up healthy; the end of logs/standalone.log:\033[0m\n' >&2
+  tail -40 logs/standalone.log >&2
+  exit 1
+fi
 cat <<MSG
 
   Airflow UI:  http://127.0.0.1:8080   (user: admin; the generated password is in

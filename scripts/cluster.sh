@@ -23,6 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# Airflow's processes start others by calling `airflow` from PATH: the project's virtualenv comes first.
+export PATH="$ROOT/.venv/bin:$PATH"
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 free_port() { "$ROOT/.venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -152,13 +154,19 @@ for i in $(seq 1 "$WORKERS"); do
     --concurrency "$CONCURRENCY" --queues "$queues" --without-gossip --without-mingle
 done
 
+healthy=""
 for _ in $(seq 1 180); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/api/v2/monitor/health" 2>/dev/null && break
+  curl -fsS -o /dev/null "http://127.0.0.1:$API_PORT/api/v2/monitor/health" 2>/dev/null && { healthy=1; break; }
   for pid in "${pids[@]}"; do
     kill -0 "$pid" 2>/dev/null || { say "a process stopped early; logs in $DIR/logs"; tail -20 "$DIR"/logs/*.log; exit 1; }
   done
   sleep 1
 done
+if [ -z "$healthy" ]; then
+  say "the API server did not come up healthy in 180 s; the end of its log:" >&2
+  tail -40 "$DIR"/logs/api-server.log >&2 2>/dev/null || tail -20 "$DIR"/logs/*.log >&2
+  exit 1
+fi
 password=$("$ROOT/.venv/bin/python" -c "import json, os; print(json.load(open(os.path.join(os.environ['AIRFLOW_HOME'], 'simple_auth_manager_passwords.json.generated')))['admin'])" 2>/dev/null || echo "see simple_auth_manager_passwords.json.generated")
 # What a client (the CLI, a test) needs to reach this cluster; written last, so its presence means "ready".
 cat >"$DIR/ready.tmp" <<EOF

@@ -8,6 +8,7 @@ throwaway home and metadata database, so tests never touch the developer's.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,13 @@ os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1",
     "OMP_THREAD_LIMIT": "1",
 })
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The throwaway Airflow home goes with the session: nothing is left in the temporary folder."""
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
 # Settings of the developer's .env must not leak into tests.
 for _name in [n for n in os.environ if n.startswith("DIGITIZE_")]:
     del os.environ[_name]
