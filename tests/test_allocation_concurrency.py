@@ -1,4 +1,7 @@
-"""Code allocation under real concurrency: processes registering and allocating 2,000 codes at once.
+"""Code allocation under real concurrency: 2,000 codes in all, from four processes at once.
+
+Each of the four processes registers and allocates its 500 documents, plus 25 of the next process's
+first 100 (2,100 allocations for 2,000 documents).
 
 On SQLite and on PostgreSQL: no duplicate code, no gap in any (agency, kind, year) sequence, and a document
 allocated by two processes gets one code.
