@@ -155,7 +155,7 @@ class CodeError(InputError, ValueError):
     """A code (agency, dossier, procedure, document) does not follow its format; the message names the part."""
 
     reason = "CODE_INVALID"
-    default_hint = "Correct the code named in the message (formats: see the README, section "Codes") and resubmit."
+    default_hint = "Correct the code named in the message (formats: see the README, section 'Codes') and resubmit."
 
 
 class CatalogConflict(DigitizeError):

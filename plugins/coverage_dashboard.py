@@ -31,6 +31,8 @@ _ROOT = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/"
 app = FastAPI(
     title="Coverage dashboard",
     description="Digitization coverage per level, agency and one-stop unit against the plan's targets.",
+    # FastAPI's own pages (/docs, /redoc, /openapi.json) would skip ``_viewer``: plugin routes are public.
+    docs_url=None, redoc_url=None, openapi_url=None,
 )
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 

@@ -172,6 +172,14 @@ def test_api_refuses_requests_without_a_valid_airflow_token(api: Any) -> None:
         assert api.get(route, headers=_auth(_token())).status_code == 200, route
 
 
+def test_no_page_of_the_plugin_opens_without_login(api: Any) -> None:
+    """FastAPI's generated docs and schema are not served: they would bypass Airflow's login."""
+    for route in ("/coverage/docs", "/coverage/redoc", "/coverage/openapi.json", "/coverage/docs/oauth2-redirect"):
+        response = api.get(route)
+        assert response.status_code in (401, 404), (route, response.status_code)
+        assert "swagger" not in response.text.lower() and "openapi" not in response.text.lower(), route
+
+
 def test_page_sends_anonymous_browsers_to_the_login_page(api: Any) -> None:
     response = api.get("/coverage/?as_of=2024-06-30")
     assert response.status_code == 303
