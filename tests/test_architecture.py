@@ -1,7 +1,8 @@
 """The architecture checks of `make lint` catch what they are there for.
 
 The import contracts (pyproject.toml, [tool.importlinter]) run on a copy of the package with one bad
-import added; the size check (scripts/check_sizes.py) runs on a small generated tree.
+import (or one package the layers do not place) added; the size check (scripts/check_sizes.py) runs on a
+small generated tree.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ CHECK_SIZES = REPO / "scripts" / "check_sizes.py"
 IMPORTLINTER = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
 CONTRACT_NAMES = {contract["id"]: contract["name"] for contract in IMPORTLINTER["contracts"]}
 
-# One bad import each: where it is added, what it says, the contract it breaks and the line that names it.
-BAD_IMPORTS = {
+# One bad change each: the module added, what it says, the contract it breaks and the line that names it.
+BAD_CHANGES = {
     "upward": ("digitize/codes/reach_up.py", "import digitize.pipeline\n",
                "layers", "digitize.codes is not allowed to import digitize.pipeline"),
     "airflow": ("digitize/codes/reach_out.py", "import airflow\n",
                 "no-airflow", "digitize.codes.reach_out -> airflow"),
     "submodule": ("digitize/pipeline/reach_in.py", "from digitize.codes.formats import parse_agency_code\n",
                   "face-codes", "digitize.pipeline.reach_in -> digitize.codes.formats"),
+    "unplaced package": ("digitize/stacks/__init__.py", "",
+                         "layers", "The following modules are not listed as layers:\n\n- digitize.stacks"),
 }
 
 
@@ -50,17 +53,18 @@ def lint_imports(project: Path, *contracts: str) -> subprocess.CompletedProcess[
 @pytest.fixture(scope="module")
 def unmodified_output(tmp_path_factory: pytest.TempPathFactory) -> str:
     project = copy_project(tmp_path_factory.mktemp("unmodified"))
-    done = lint_imports(project, *(contract for _, _, contract, _ in BAD_IMPORTS.values()))
+    done = lint_imports(project, *(contract for _, _, contract, _ in BAD_CHANGES.values()))
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("case", sorted(BAD_IMPORTS))
-def test_a_bad_import_breaks_its_contract(case: str, tmp_path: Path, unmodified_output: str) -> None:
-    module, source, contract, names_it = BAD_IMPORTS[case]
+@pytest.mark.parametrize("case", sorted(BAD_CHANGES))
+def test_a_bad_change_breaks_its_contract(case: str, tmp_path: Path, unmodified_output: str) -> None:
+    module, source, contract, names_it = BAD_CHANGES[case]
     assert names_it not in unmodified_output  # the copy as it is does not already break it this way
 
     project = copy_project(tmp_path)
-    (project / module).write_text(f'"""A bad import, added by the test."""\n\n{source}', encoding="utf-8")
+    (project / module).parent.mkdir(exist_ok=True)
+    (project / module).write_text(f'"""Added by the test."""\n\n{source}', encoding="utf-8")
     done = lint_imports(project, contract)
     output = done.stdout + done.stderr
 
