@@ -14,6 +14,10 @@ lint: setup
 	@echo "==> ruff and mypy"
 	@.venv/bin/ruff check digitize dags plugins tests scripts bench
 	@.venv/bin/mypy digitize
+	@echo "==> import contracts: layers, no Airflow, S3 and SQL each in one package, public faces (lint-imports)"
+	@.venv/bin/lint-imports --config pyproject.toml --no-logo
+	@echo "==> sizes: modules up to 600 lines, functions up to 80, or their allow-listed limit (scripts/check_sizes.py)"
+	@.venv/bin/python scripts/check_sizes.py
 
 test: lint
 	@echo "==> running the test suite"
