@@ -1,4 +1,4 @@
-"""Benchmark of coverage.py on synthetic registers of 10k / 100k / 1M results across ~700 agencies.
+"""Benchmark of digitize.coverage on synthetic registers of 10k / 100k / 1M results across ~700 agencies.
 
 Each size runs in its own child process so peak memory is that size's alone. Phases are timed and their
 peak resident memory taken from the kernel (VmHWM, reset between phases through /proc/self/clear_refs):
@@ -381,7 +381,7 @@ def machine() -> str:
 
 def write_results(runs: list[dict[str, Any]], path: Path) -> None:
     lines = [
-        "# coverage.py benchmark",
+        "# digitize.coverage benchmark",
         "",
         f"Run {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} with `.venv/bin/python bench/coverage_bench.py`.",
         "",

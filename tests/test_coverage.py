@@ -14,7 +14,7 @@ import pytest
 
 from digitize import coverage
 from digitize.config import REPO_ROOT
-from digitize.coverage.indicators import (
+from digitize.coverage import (
     CoverageOptions,
     CoverageReport,
     Plan,
@@ -446,7 +446,7 @@ def test_csv_round_trip(report: CoverageReport, tmp_path: Path) -> None:
 def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "coverage.xlsx"
     # 5 data rows a sheet → the 10 detail rows need 2 sheets
-    monkeypatch.setattr("digitize.coverage.indicators.EXCEL_MAX_ROWS", 6)
+    monkeypatch.setattr("digitize.coverage.render_xlsx.EXCEL_MAX_ROWS", 6)
     write_xlsx(report, path)
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Chi tiết", "Chi tiết (2)"]

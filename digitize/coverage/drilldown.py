@@ -1,0 +1,86 @@
+"""Drill-downs: the register rows or dossiers behind one figure of the report, for the dashboard and the CLI."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from digitize.coverage.frames import CoverageOptions, register_rows
+from digitize.coverage.indicators import asked_dossiers
+from digitize.coverage.plan import SCOPE_ALL
+from digitize.errors import ConfigurationError
+
+Part = Literal["numerator", "denominator", "missing"]
+"""Which rows behind a figure: those counted in the numerator, all of the denominator, or those missing."""
+
+
+def drill_down(
+    agencies: pd.DataFrame,
+    register: pd.DataFrame,
+    archived: pd.DataFrame,
+    as_of: date,
+    *,
+    level: str | None = None,
+    agency: str | None = None,
+    part: Part = "denominator",
+    indicator: Literal["stock", "flow"] = "stock",
+    options: CoverageOptions | None = None,
+) -> pd.DataFrame:
+    """The register rows behind a figure: the whole denominator, the digitized ones, or those still missing."""
+    if part not in ("numerator", "denominator", "missing"):
+        raise ConfigurationError(
+            f"drill-down part must be numerator, denominator or missing, not {part!r}",
+            hint="Ask for the digitized rows (numerator), all counted rows (denominator) or those still missing.",
+        )
+    rows = register_rows(agencies, register, archived, as_of, options or CoverageOptions(), indicator)
+    return _filter_rows(rows, level=level, agency=agency, part=part)
+
+
+def drill_down_dossiers(
+    agencies: pd.DataFrame,
+    needs: pd.DataFrame,
+    as_of: date,
+    *,
+    level: str | None = None,
+    agency: str | None = None,
+    part: Part = "denominator",
+    options: CoverageOptions | None = None,
+) -> pd.DataFrame:
+    """The dossiers behind a "not asked again" figure: all counted, those not asked again, or those asked again.
+
+    Columns: new_dossier_code, agency_code, agency_name, level, first_at, reused_docs, supplied_again_docs,
+    not_asked (no holder ID). ``level="all"`` (or none) keeps every dossier.
+    """
+    if part not in ("numerator", "denominator", "missing"):
+        raise ConfigurationError(
+            f"drill-down part must be numerator, denominator or missing, not {part!r}",
+            hint="Ask for the dossiers not asked again (numerator), all counted (denominator) or those asked again.",
+        )
+    rows = asked_dossiers(needs, agencies, as_of, options or CoverageOptions())
+    mask = np.ones(len(rows), dtype=bool)
+    if level is not None and level != SCOPE_ALL:
+        mask &= (rows["level"] == level).to_numpy()
+    if agency is not None:
+        mask &= (rows["agency_code"] == agency).to_numpy()
+    if part == "numerator":
+        mask &= rows["not_asked"].to_numpy()
+    elif part == "missing":
+        mask &= ~rows["not_asked"].to_numpy()
+    return rows[mask].reset_index(drop=True)
+
+
+def _filter_rows(rows: pd.DataFrame, *, level: str | None, agency: str | None, part: Part) -> pd.DataFrame:
+    """Register rows of one level and/or agency, narrowed to the digitized or the missing ones."""
+    mask = np.ones(len(rows), dtype=bool)
+    if level is not None:
+        mask &= (rows["level"] == level).to_numpy()
+    if agency is not None:
+        mask &= (rows["agency_code"] == agency).to_numpy()
+    if part == "numerator":
+        mask &= rows["digitized"].to_numpy()
+    elif part == "missing":
+        mask &= ~rows["digitized"].to_numpy()
+    return rows[mask].reset_index(drop=True)

@@ -1,0 +1,130 @@
+"""The report as one tidy table: :func:`report_rows` (also the dashboard's JSON) and the CSV file of it.
+
+One row per indicator × scope: every indicator per level, then stock and "not asked again" per agency,
+and each one-stop unit for the units indicator. An indicator the data cannot measure keeps one row,
+flagged not computable, so a reader sees it was left out on purpose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from digitize.coverage.figures import Figures, indicator_figures
+from digitize.coverage.indicators import CoverageReport
+
+CSV_COLUMNS = (
+    "plan_id",
+    "as_of",
+    "indicator",
+    "scope",
+    "level",
+    "agency_code",
+    "agency_name",
+    "numerator",
+    "denominator",
+    "coverage_pct",
+    "target_pct",
+    "met",
+    "gap_points",
+    "to_target",
+    "computable",
+    "basis",
+)
+
+
+def report_rows(report: CoverageReport) -> pd.DataFrame:
+    """Every figure of the report as one tidy frame (the CSV's rows): per level, per agency, per unit."""
+    parts = [part for fig in indicator_figures(report) for part in _indicator_rows(report, fig)]
+    rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    rows["plan_id"], rows["as_of"] = report.plan_id, report.as_of.isoformat()
+    for column in CSV_COLUMNS:
+        if column not in rows.columns:
+            rows[column] = pd.NA
+    rows["numerator"] = rows["numerator"].astype("Int64")
+    rows["denominator"] = rows["denominator"].astype("Int64")
+    rows["to_target"] = rows["to_target"].astype("Int64")
+    return rows[list(CSV_COLUMNS)]
+
+
+def write_csv(report: CoverageReport, path: Path) -> None:
+    """Write every figure as a UTF-8 CSV (tidy: one row per indicator × level/agency/unit)."""
+    report_rows(report).to_csv(Path(path), index=False, encoding="utf-8", lineterminator="\n")
+
+
+def _indicator_rows(report: CoverageReport, fig: Figures) -> list[pd.DataFrame]:
+    """One indicator's rows: per level, then per agency or per unit where the report has them."""
+    if fig.frame is None:
+        return [
+            pd.DataFrame(
+                [{"indicator": fig.status.id, "scope": "level", "computable": False, "basis": fig.status.basis_en}]
+            )
+        ]
+    parts = [_level_rows(fig, fig.frame)]
+    if fig.status.id == "stock":
+        parts.append(_agency_rows(fig, report.by_agency, name="name", num="digitized", den="valid"))
+    if fig.status.id == "not_asked_again" and report.asked_by_agency is not None:
+        parts.append(_agency_rows(fig, report.asked_by_agency, name="agency_name", num="not_asked", den="dossiers"))
+    if fig.status.id == "units":
+        parts.append(_unit_rows(fig, report.units))
+    return parts
+
+
+def _level_rows(fig: Figures, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-level rows of a computable indicator."""
+    return pd.DataFrame(
+        {
+            "indicator": fig.status.id,
+            "scope": "level",
+            "level": frame["level"],
+            "numerator": frame[fig.num],
+            "denominator": frame[fig.den],
+            "coverage_pct": frame["coverage_pct"],
+            "target_pct": frame["target_pct"],
+            "met": frame["met"],
+            "gap_points": frame["gap_points"],
+            "to_target": frame[fig.to_target],
+            "computable": True,
+            "basis": fig.status.basis_en,
+        }
+    )
+
+
+def _agency_rows(fig: Figures, agencies: pd.DataFrame, *, name: str, num: str, den: str) -> pd.DataFrame:
+    """Per-agency rows of an indicator; each per-agency frame names its columns after what it counts."""
+    return pd.DataFrame(
+        {
+            "indicator": fig.status.id,
+            "scope": "agency",
+            "level": agencies["level"],
+            "agency_code": agencies["agency_code"],
+            "agency_name": agencies[name],
+            "numerator": agencies[num],
+            "denominator": agencies[den],
+            "coverage_pct": agencies["coverage_pct"],
+            "target_pct": agencies["target_pct"],
+            "met": agencies["met"],
+            "gap_points": agencies["gap_points"],
+            "to_target": agencies[fig.to_target],
+            "computable": True,
+            "basis": fig.status.basis_en,
+        }
+    )
+
+
+def _unit_rows(fig: Figures, units: pd.DataFrame) -> pd.DataFrame:
+    """Each one-stop unit: documents it scanned, and whether that makes it count as running."""
+    return pd.DataFrame(
+        {
+            "indicator": "units",
+            "scope": "unit",
+            "level": units["level"],
+            "agency_code": units["code"],
+            "agency_name": units["name"],
+            "numerator": units["documents_scanned"],
+            "met": units["running"].astype("boolean"),
+            "computable": True,
+            "basis": fig.status.basis_en,
+        }
+    )

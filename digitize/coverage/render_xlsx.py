@@ -1,0 +1,312 @@
+"""The Excel workbook: a summary sheet, one sheet per agency table, and the register rows behind the stock.
+
+Vietnamese only (the HTML page is the bilingual one). openpyxl is imported when a workbook is written, not
+when coverage is imported, and the workbook is write-only so the detail sheets stream.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from digitize.coverage.figures import assessment, indicator_figures
+from digitize.coverage.indicators import CoverageReport
+
+EXCEL_MAX_ROWS = 1_048_576
+"""Rows in one Excel sheet, header included: the detail continues on another sheet beyond it."""
+
+_XLSX_HEADER_FILL = "1F4E79"
+_XLSX_MET_FILL = "C6EFCE"
+_XLSX_BEHIND_FILL = "FFC7CE"
+_LEVEL_HEADERS = (
+    "Cấp",
+    "Đạt được",
+    "Tổng số",
+    "Tỷ lệ (%)",
+    "Chỉ tiêu (%)",
+    "Đánh giá",
+    "Còn thiếu (điểm)",
+    "Còn thiếu (số lượng)",
+)
+_AGENCY_HEADERS = (
+    "Mã cơ quan",
+    "Tên cơ quan",
+    "Cấp",
+    "Đã số hóa",
+    "Còn hiệu lực",
+    "Tỷ lệ (%)",
+    "Chỉ tiêu (%)",
+    "Đánh giá",
+    "Còn thiếu (điểm)",
+    "Còn thiếu (kết quả)",
+)
+_ASKED_HEADERS = (
+    "Mã cơ quan tiếp nhận",
+    "Tên cơ quan",
+    "Cấp",
+    "Hồ sơ không phải nộp lại",
+    "Hồ sơ đã tra cứu",
+    "Giấy tờ tái sử dụng",
+    "Giấy tờ phải nộp lại",
+    "Tỷ lệ (%)",
+    "Chỉ tiêu (%)",
+    "Đánh giá",
+    "Còn thiếu (điểm)",
+    "Còn thiếu (hồ sơ)",
+)
+_UNIT_HEADERS = ("Mã đơn vị", "Tên đơn vị", "Cấp", "Tài liệu đã quét", "Đang triển khai số hóa")
+_DETAIL_HEADERS = (
+    "Mã sổ",
+    "Mã cơ quan",
+    "Tên cơ quan",
+    "Cấp",
+    "Mã TTHC",
+    "Mã hồ sơ",
+    "Tên kết quả",
+    "Ngày cấp",
+    "Hiệu lực đến",
+    "Chủ thể",
+    "Đã số hóa",
+    "Mã tài liệu số hóa",
+)
+
+
+
+def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True) -> None:
+    """Write an Excel workbook: summary, per agency, one-stop units and (if ``detail``) the register rows.
+
+    The workbook is written in openpyxl's write-only mode so the detail sheets stream: a million rows
+    never sit in memory as cells. Sheets beyond Excel's row limit continue on "Chi tiết (2)", etc.
+    """
+    book = _Book.open(report)
+    _write_summary_sheet(book)
+    _write_agency_sheet(book)
+    _write_unit_sheet(book)
+    if report.asked_by_agency is not None:
+        _write_asked_sheet(book, report.asked_by_agency)
+    if detail:
+        _write_detail_sheets(book)
+    book.workbook.save(Path(path))
+
+
+@dataclass(frozen=True)
+class _Book:
+    """A write-only workbook being filled for one report, with the styles its sheets share."""
+
+    report: CoverageReport
+    workbook: Any
+    new_cell: Any
+    """openpyxl's ``WriteOnlyCell`` (imported with the workbook)."""
+    title_font: Any
+    bold: Any
+    head_font: Any
+    head_fill: Any
+    wrap: Any
+    fills: dict[bool, Any]
+    """Met → green, behind → red."""
+
+    @classmethod
+    def open(cls, report: CoverageReport) -> _Book:
+        """A new workbook for ``report``; the first call imports openpyxl."""
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Alignment, Font, PatternFill
+
+        return cls(
+            report=report,
+            workbook=Workbook(write_only=True),
+            new_cell=WriteOnlyCell,
+            title_font=Font(bold=True, size=14),
+            bold=Font(bold=True),
+            head_font=Font(bold=True, color="FFFFFF"),
+            head_fill=PatternFill("solid", fgColor=_XLSX_HEADER_FILL),
+            wrap=Alignment(wrap_text=True, vertical="top"),
+            fills={
+                True: PatternFill("solid", fgColor=_XLSX_MET_FILL),
+                False: PatternFill("solid", fgColor=_XLSX_BEHIND_FILL),
+            },
+        )
+
+    def sheet(self, title: str, widths: Sequence[float], *, freeze: str | None = None) -> Any:
+        """A new sheet with these column widths (from column A) and, if given, frozen panes."""
+        ws = self.workbook.create_sheet(title)
+        for i, w in enumerate(widths):
+            ws.column_dimensions[chr(ord("A") + i)].width = w
+        if freeze is not None:
+            ws.freeze_panes = freeze
+        return ws
+
+    def cell(self, ws: Any, value: Any, *, font: Any = None, fill: Any = None, fmt: str | None = None) -> Any:
+        """A styled cell; missing values (None, NaN, NA) are written empty."""
+        c = self.new_cell(ws, value=None if value is None or (not isinstance(value, str) and pd.isna(value)) else value)
+        if font is not None:
+            c.font = font
+        if fill is not None:
+            c.fill = fill
+        if fmt is not None:
+            c.number_format = fmt
+        return c
+
+    def header(self, ws: Any, names: Sequence[str]) -> list[Any]:
+        """The header row: white bold wrapped text on the report's blue."""
+        out = [self.cell(ws, n, font=self.head_font, fill=self.head_fill) for n in names]
+        for c in out:
+            c.alignment = self.wrap
+        return out
+
+    def verdict(self, ws: Any, text: str, met: bool | None) -> Any:
+        """An assessment cell, green when met, red when behind, plain without a target."""
+        return self.cell(ws, text, fill=self.fills[met] if met is not None else None)
+
+    def level_name(self, code: Any) -> str:
+        """The level's Vietnamese name, as every sheet shows it."""
+        return self.report.plan.level_names(str(code))[0]
+
+
+def _met(row: dict[str, Any]) -> bool | None:
+    """Whether a row met its target; None when there is no target to meet (or nothing counted)."""
+    return None if pd.isna(row["met"]) else bool(row["met"])
+
+
+def _write_summary_sheet(book: _Book) -> None:
+    """Title, then every indicator per level against its target, with what was counted."""
+    report, plan = book.report, book.report.plan
+    ws = book.sheet("Tổng hợp", (22, 12, 12, 11, 12, 40, 16, 18))
+    ws.append([book.cell(ws, f"Tiến độ số hóa theo Kế hoạch {plan.id} ({plan.province})", font=book.title_font)])
+    ws.append([f"Số liệu đến hết ngày {report.as_of.isoformat()}; chỉ tiêu năm {report.as_of.year}."])
+    ws.append([plan.source_reference])
+    for number, fig in enumerate(indicator_figures(report), start=1):
+        ws.append([])
+        ws.append([book.cell(ws, f"{number}. {fig.status.title_vi}", font=book.bold)])
+        if fig.frame is None:
+            ws.append([fig.status.basis_vi])
+            continue
+        ws.append(book.header(ws, _LEVEL_HEADERS))
+        for row in fig.frame.to_dict("records"):
+            ws.append(
+                [
+                    book.level_name(row["level"]),
+                    int(row[fig.num]),
+                    int(row[fig.den]),
+                    book.cell(ws, row["coverage_pct"], fmt="0.0"),
+                    book.cell(ws, row["target_pct"], fmt="0.0"),
+                    book.verdict(ws, assessment(row, fig)[0], _met(row)),
+                    book.cell(ws, row["gap_points"], fmt="0.0"),
+                    book.cell(ws, row[fig.to_target]),
+                ]
+            )
+        ws.append([fig.status.basis_vi])
+
+
+def _write_agency_sheet(book: _Book) -> None:
+    """Stock per agency, laggards first, with an auto-filter."""
+    by_agency = book.report.by_agency
+    ws = book.sheet("Theo cơ quan", (16, 44, 12, 11, 12, 10, 12, 10, 16, 18), freeze="C2")
+    ws.append(book.header(ws, _AGENCY_HEADERS))
+    for row in by_agency.to_dict("records"):
+        met = _met(row)
+        verdict = (
+            ("đạt" if met else "chưa đạt")
+            if met is not None
+            else ("không có dữ liệu" if row["valid"] == 0 else "chưa có chỉ tiêu")
+        )
+        ws.append(
+            [
+                row["agency_code"],
+                row["name"],
+                book.level_name(row["level"]),
+                int(row["digitized"]),
+                int(row["valid"]),
+                book.cell(ws, row["coverage_pct"], fmt="0.0"),
+                book.cell(ws, row["target_pct"], fmt="0.0"),
+                book.verdict(ws, verdict, met),
+                book.cell(ws, row["gap_points"], fmt="0.0"),
+                book.cell(ws, row["docs_to_target"]),
+            ]
+        )
+    if len(by_agency):
+        ws.auto_filter.ref = f"A1:J{len(by_agency) + 1}"
+
+
+def _write_unit_sheet(book: _Book) -> None:
+    """Each one-stop unit with the documents it scanned and whether it counts as running."""
+    ws = book.sheet("Bộ phận Một cửa", (16, 44, 12, 16, 22), freeze="A2")
+    ws.append(book.header(ws, _UNIT_HEADERS))
+    for row in book.report.units.to_dict("records"):
+        running = bool(row["running"])
+        ws.append(
+            [
+                row["code"],
+                row["name"],
+                book.level_name(row["level"]),
+                int(row["documents_scanned"]),
+                book.cell(ws, "có" if running else "chưa", fill=book.fills[running]),
+            ]
+        )
+
+
+def _write_asked_sheet(book: _Book, asked_by_agency: pd.DataFrame) -> None:
+    """"Not asked again" per receiving office, laggards first."""
+    ws = book.sheet("Không phải nộp lại", (16, 44, 12, 14, 12, 14, 14, 11, 12, 10, 16, 18), freeze="C2")
+    ws.append(book.header(ws, _ASKED_HEADERS))
+    for row in asked_by_agency.to_dict("records"):
+        met = _met(row)
+        ws.append(
+            [
+                row["agency_code"],
+                row["agency_name"],
+                book.level_name(row["level"]),
+                int(row["not_asked"]),
+                int(row["dossiers"]),
+                int(row["reused_docs"]),
+                int(row["supplied_again_docs"]),
+                book.cell(ws, row["coverage_pct"], fmt="0.0"),
+                book.cell(ws, row["target_pct"], fmt="0.0"),
+                book.verdict(ws, ("đạt" if met else "chưa đạt") if met is not None else "chưa có chỉ tiêu", met),
+                book.cell(ws, row["gap_points"], fmt="0.0"),
+                book.cell(ws, row["dossiers_to_target"]),
+            ]
+        )
+
+
+def _write_detail_sheets(book: _Book) -> None:
+    """Stream the register rows behind the stock figures, splitting at Excel's row limit."""
+    rows = book.report.detail
+    names = {lv.code: lv.vi for lv in book.report.plan.levels}
+    issued = pd.Series(rows["issued_date"].dt.date, dtype=object)
+    until = rows["valid_until"].dt.date.astype(object).where(rows["valid_until"].notna(), None)
+    columns = [
+        rows["register_id"].astype(object).tolist(),
+        rows["agency_code"].astype(object).tolist(),
+        rows["agency_name"].astype(object).tolist(),
+        rows["level"].map(lambda c: names.get(c, c)).tolist(),
+        rows["procedure_code"].astype(object).tolist(),
+        _texts(rows["dossier_code"]),
+        _texts(rows["title"]),
+        issued.tolist(),
+        until.tolist(),
+        _texts(rows["holder_id"]),
+        np.where(rows["digitized"].to_numpy(), "có", "chưa").tolist(),
+        _texts(rows["document_code"]),
+    ]
+    per_sheet = EXCEL_MAX_ROWS - 1
+    total = len(rows)
+    sheets = max(1, math.ceil(total / per_sheet))
+    for n in range(sheets):
+        title = "Chi tiết" if n == 0 else f"Chi tiết ({n + 1})"
+        ws = book.sheet(title, (12, 16, 36, 11, 11, 28, 44, 12, 12, 14, 10, 30), freeze="B2")
+        ws.append(book.header(ws, _DETAIL_HEADERS))
+        lo, hi = n * per_sheet, min(total, (n + 1) * per_sheet)
+        for values in zip(*(c[lo:hi] for c in columns), strict=True):
+            ws.append(values)
+
+
+def _texts(values: pd.Series) -> list[Any]:
+    """Column values as Python objects with missing values as None (what openpyxl writes as empty)."""
+    return values.astype(object).where(values.notna(), None).tolist()
