@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 from boto3.s3.transfer import TransferConfig
 
-from digitize.archive.s3 import MIB, ArchiveOptions, S3Archive, make_s3_client
+from digitize.archive import ArchiveOptions, S3Archive, make_s3_client
+from digitize.archive.s3 import MIB
 from digitize.dev.s3server import DUMMY_CREDENTIALS, LocalS3Server
 
 

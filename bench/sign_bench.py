@@ -31,9 +31,8 @@ from typing import NamedTuple
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 
-from digitize.signing import signer as signing
-from digitize.signing.pki import create_demo_pki
-from digitize.signing.signer import AgencySigner, SigningOptions, verify_pdf
+from digitize.signing import AgencySigner, SigningOptions, create_demo_pki, pyhanko_version, stamp, verify_pdf
+from digitize.signing import verify as verification
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_signing import QR, make_pdfa_ish, start_local_ca
@@ -154,13 +153,13 @@ def main() -> None:
             ),
         ]
 
-        full_font = _full_font_rescaled(signing.DEFAULT_STAMP_FONT)
-        prepared = signing._prepared_font
-        signing._prepared_font = lambda path: full_font  # type: ignore[assignment]  # pyHanko's way: whole font
+        full_font = _full_font_rescaled(stamp.DEFAULT_STAMP_FONT)
+        prepared = stamp.prepared_font
+        stamp.prepared_font = lambda path: full_font  # type: ignore[assignment]  # pyHanko's way: whole font
         try:
             full_font_ms = _median_ms(lambda: visible.sign(one, document_code=CODE, title="x"), n)
         finally:
-            signing._prepared_font = prepared
+            stamp.prepared_font = prepared
         rows.append(
             (
                 "B-B visible stamp, whole font parsed and subset per document",
@@ -174,7 +173,7 @@ def main() -> None:
         reused = _median_ms(lambda: verify_pdf(signed, [pki.root_cert]), n)
 
         def fresh() -> None:
-            signing._VC_CACHE.clear()
+            verification._VC_CACHE.clear()
             verify_pdf(signed, [pki.root_cert])
 
         fresh_ms = _median_ms(fresh, n)
@@ -224,7 +223,7 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"Machine: {platform.machine()} {_cpu()} × {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"pyHanko {signing.pyhanko_version()}, load average {load[0]:.1f}/{load[1]:.1f}; "
+        f"pyHanko {pyhanko_version()}, load average {load[0]:.1f}/{load[1]:.1f}; "
         f"median of {n} after one warm-up; RSA-3072 demo key unless the row says ECDSA (P-256 key of the "
         f"certomancer CA whose TSA/OCSP/CRL run on 127.0.0.1).\n"
     )

@@ -25,17 +25,11 @@ from urllib.parse import urlparse
 import pytest
 from botocore.exceptions import ClientError
 
-from digitize.archive.s3 import (
-    MIB,
-    ArchiveOptions,
-    LocalArchive,
-    S3Archive,
-    StoredObject,
-    document_keys,
-    kind_from_key,
-    make_s3_client,
-    open_archive,
-)
+from digitize.archive import ArchiveOptions, S3Archive, document_keys, make_s3_client, open_archive
+from digitize.archive.folder import LocalArchive
+from digitize.archive.keys import kind_from_key
+from digitize.archive.objects import StoredObject
+from digitize.archive.s3 import MIB
 from digitize.config import load_settings
 from digitize.dev.s3server import DUMMY_CREDENTIALS, LocalS3Server
 from digitize.errors import (

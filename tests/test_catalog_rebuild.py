@@ -23,7 +23,8 @@ def built(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: An
     from imagegen import render_page, save
 
     from digitize.catalog.store import DocumentSpec, FileSpec
-    from digitize.pipeline.stages import PipelineContext, process_document, sha256_file
+    from digitize.checksums import sha256_file
+    from digitize.pipeline.stages import PipelineContext, process_document
 
     built = build_archive(tmp_path_factory.mktemp("rebuild"), s3_server, "rebuild-archive", pkcs12=demo_pki.pkcs12,
                           passphrase=demo_pki.passphrase, trust_root=demo_pki.root_cert)

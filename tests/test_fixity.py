@@ -67,7 +67,7 @@ def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passp
     )
     archive = None
     if archive_options is not None:
-        from digitize.archive.s3 import S3Archive, make_s3_client
+        from digitize.archive import S3Archive, make_s3_client
 
         archive = S3Archive(make_s3_client(endpoint), bucket, archive_options)
     ctx = PipelineContext(settings, archive=archive)
@@ -133,7 +133,7 @@ def test_selection_by_code_range_and_sample(built: Built) -> None:
 def test_unreachable_archive_is_retryable_not_a_failed_check(built: Built) -> None:
     import socket
 
-    from digitize.archive.s3 import S3Archive, make_s3_client
+    from digitize.archive import S3Archive, make_s3_client
     from digitize.errors import TransientError
     from digitize.preservation.fixity import audit_documents
 

@@ -33,7 +33,7 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCa]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory, s3_server: str, ca: LocalCa) -> Built:
-    from digitize.archive.s3 import ArchiveOptions
+    from digitize.archive import ArchiveOptions
 
     return build_archive(tmp_path_factory.mktemp("lta"), s3_server, "lta-archive", pkcs12=ca.pkcs12,
                          passphrase=ca.passphrase.decode(), trust_root=ca.root, documents=DOCUMENTS[:1],
@@ -68,8 +68,8 @@ def test_only_documents_near_expiry_are_due(renewed: dict[str, Any]) -> None:
 def test_version_2_appends_a_timestamp_and_verifies(built: Built, ca: LocalCa, renewed: dict[str, Any]) -> None:
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from digitize.archive.s3 import document_keys
-    from digitize.signing.signer import verify_pdf
+    from digitize.archive import document_keys
+    from digitize.signing import verify_pdf
 
     result, v1 = renewed["result"], renewed["v1"]
     assert (result.code, result.version, result.pdf_key) == (v1.code, 2, document_keys(v1.code, 2).pdf)

@@ -24,8 +24,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore
 
 from digitize.errors import ConfigurationError, SignatureFailed, TimestampUnavailable, TransientError
-from digitize.signing.pki import DemoPki, create_demo_pki
-from digitize.signing.signer import (
+from digitize.signing import (
     AgencySigner,
     DocumentQr,
     Pkcs11Options,
@@ -34,6 +33,7 @@ from digitize.signing.signer import (
     pyhanko_version,
     verify_pdf,
 )
+from digitize.signing.pki import DemoPki, create_demo_pki
 
 AGENCY = "Ủy ban nhân dân tỉnh Tiền Giang"
 CODE = "000.00.00.H49.2021.KQ.000123"

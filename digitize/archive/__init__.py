@@ -1,29 +1,28 @@
-"""Archive: the S3 and folder backends, write-once puts, read-back with SHA-256.
+"""Archive: the S3 and folder backends, write-once puts, read-back with SHA-256, the sidecar's schema.
 
-S3 is spoken to here only.
+S3 is spoken to here only. Inside: ``s3`` (the S3 backend and its options), ``client`` (the boto3
+client and error mapping), ``folder`` (the ``file://`` backend and :func:`open_archive`), ``keys``
+(the key layout), ``objects`` (the interface both backends share), ``sidecar`` (the sidecar schema).
 """
 
 from __future__ import annotations
 
-from digitize.archive.s3 import (
-    Archive,
-    ArchiveOptions,
-    S3Archive,
-    document_keys,
-    make_s3_client,
-    open_archive,
-    staging_keys,
-    validate_code,
-    warm_up,
-)
+from digitize.archive.client import make_s3_client, warm_up
+from digitize.archive.folder import open_archive
+from digitize.archive.keys import document_keys, staging_keys, validate_code
+from digitize.archive.objects import Archive
+from digitize.archive.s3 import ArchiveOptions, S3Archive
+from digitize.archive.sidecar import SIDECAR_SCHEMA, sidecar_validator
 
 __all__ = [
+    "SIDECAR_SCHEMA",
     "Archive",
     "ArchiveOptions",
     "S3Archive",
     "document_keys",
     "make_s3_client",
     "open_archive",
+    "sidecar_validator",
     "staging_keys",
     "validate_code",
     "warm_up",

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digitize import __version__
+from digitize.checksums import sha256_bytes
 from digitize.errors import ArchiveIntegrityError, ArchiveNotFound, CatalogConflict
 
 if TYPE_CHECKING:
@@ -203,10 +204,6 @@ def select_documents(catalog: Catalog, *, sample: int | None = None, code_from: 
 # ----------------------------------------------------------------------------------------------- audit
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _short(digest: str | None) -> str:
     return f"{digest[:12]}…" if digest else "none"
 
@@ -257,7 +254,7 @@ def _audit_one(archive: Archive, record: DocumentRecord, roots: Sequence[Path]) 
     sidecar_bytes, why = _fetch(archive, record.sidecar_key)
     sidecar: dict[str, Any] = {}
     if sidecar_bytes is not None:
-        actual = _sha256(sidecar_bytes)
+        actual = sha256_bytes(sidecar_bytes)
         ok = actual == record.sidecar_sha256
         detail = (f"sha256 {_short(actual)} matches the catalog" if ok else
                   f"archived sidecar hashes to {_short(actual)}, catalog records {_short(record.sidecar_sha256)}")
@@ -276,7 +273,7 @@ def _audit_one(archive: Archive, record: DocumentRecord, roots: Sequence[Path]) 
     by_position = {f.get("position"): f for f in entries if isinstance(f, dict) and f.get("role") == "original"}
 
     pdf, why = _fetch(archive, record.pdf_key)
-    ok, detail = _compare("signed PDF", _sha256(pdf) if pdf is not None else None, record.pdf_sha256,
+    ok, detail = _compare("signed PDF", sha256_bytes(pdf) if pdf is not None else None, record.pdf_sha256,
                           pdf_entry.get("sha256"))
     out.append((result("pdf_checksum", record.pdf_key, ok, detail if pdf is not None else why), "digitize"))
 
@@ -404,7 +401,7 @@ def verify_code(catalog: Catalog, archive: Archive, code: str, *, trust_roots: S
     data, why = _fetch(archive, record.pdf_key)
     if data is None:
         return Verification(subject, "", code, record.version, False, why, None)
-    digest = _sha256(data)
+    digest = sha256_bytes(data)
     ok = digest == record.pdf_sha256
     detail = (f"sha256 {digest} matches the catalog" if ok
               else f"sha256 {digest} differs from the catalog's {record.pdf_sha256}")
@@ -416,7 +413,7 @@ def verify_file(catalog: Catalog, path: Path, *, trust_roots: Sequence[Path]) ->
     from digitize.signing import verify_pdf
 
     data = Path(path).read_bytes()
-    digest = _sha256(data)
+    digest = sha256_bytes(data)
     matches = catalog.find_by_pdf_sha256(digest)
     if matches:
         record = matches[-1]
@@ -519,8 +516,7 @@ def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None 
     and code counters end past the highest code. Refuses a catalog that already holds documents."""
     import jsonschema
 
-    from digitize.archive import document_keys
-    from digitize.pipeline import SIDECAR_SCHEMA
+    from digitize.archive import SIDECAR_SCHEMA, document_keys
 
     if catalog.documents():
         raise CatalogConflict("the catalog already holds documents: rebuild only into an empty catalog",
@@ -542,7 +538,7 @@ def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None 
         except (ValueError, jsonschema.ValidationError, KeyError, TypeError) as exc:
             skipped.append(f"{key}: {str(exc).splitlines()[0]}")
             continue
-        found.append((sidecar["code"], sidecar["version"], key, sidecar, _sha256(data)))
+        found.append((sidecar["code"], sidecar["version"], key, sidecar, sha256_bytes(data)))
     found.sort(key=lambda item: (item[0], item[1]))
     restored: dict[tuple[str, int], int] = {}
     prints: set[str] = set()

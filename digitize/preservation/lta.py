@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digitize import __version__
+from digitize.checksums import sha256_bytes
 from digitize.errors import (
     ArchiveIntegrityError,
     CatalogConflict,
@@ -152,9 +153,9 @@ def add_document_timestamp(pdf: bytes, options: RenewalOptions) -> bytes:
     from pyhanko.sign.validation import DocumentSecurityStore
     from pyhanko_certvalidator import ValidationContext
 
-    from digitize.signing.signer import _read_certs
+    from digitize.signing import read_certs
 
-    roots = [c for p in options.trust_roots for c in _read_certs(p)]
+    roots = [c for p in options.trust_roots for c in read_certs(p)]
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
     settings: dict[str, Any] = {"trust_roots": roots, "allow_fetching": True, "revocation_mode": "hard-fail"}
     try:
@@ -178,7 +179,7 @@ def add_document_timestamp(pdf: bytes, options: RenewalOptions) -> bytes:
 
 def renewed_sidecar(old: dict[str, Any], *, version: int, pdf_obj: Any, verdict: Any, detail: str) -> dict[str, Any]:
     """The sidecar of the renewed version: the old description, the new PDF, the renewal event."""
-    from digitize.pipeline import sidecar_validator
+    from digitize.archive import sidecar_validator
     from digitize.signing import pyhanko_version
 
     now = datetime.now(UTC).isoformat()
@@ -204,7 +205,6 @@ def renew(catalog: Catalog, archive: Archive, document_id: int, options: Renewal
     already stored under the next version's key is reused instead of being timestamped again.
     """
     from digitize.archive import document_keys
-    from digitize.pipeline import sha256_bytes
     from digitize.preservation.fixity import version_fingerprint
     from digitize.signing import pyhanko_version, verify_pdf
 

@@ -1,27 +1,33 @@
-"""Signing: the agency's PAdES signer, the Decree 30/2020 stamp and QR, verification, the demo PKI."""
+"""Signing: the agency's PAdES signer, the Decree 30/2020 stamp and QR, verification, the demo PKI.
+
+Inside: ``signer`` (options, key material, :class:`AgencySigner`), ``stamp`` (the visible stamp, its
+font, the QR payload), ``verify`` (offline verification, trust roots), ``pki`` (the demo PKI).
+"""
 
 from __future__ import annotations
 
 from digitize.signing.pki import create_demo_pki
 from digitize.signing.signer import (
-    VN_TZ,
     AgencySigner,
-    DocumentQr,
-    SignatureVerdict,
+    Pkcs11Options,
+    SigningOptions,
     options_from_settings,
     pyhanko_version,
-    verify_pdf,
-    warm_up,
 )
+from digitize.signing.stamp import VN_TZ, DocumentQr, warm_up
+from digitize.signing.verify import SignatureVerdict, read_certs, verify_pdf
 
 __all__ = [
     "VN_TZ",
     "AgencySigner",
     "DocumentQr",
+    "Pkcs11Options",
     "SignatureVerdict",
+    "SigningOptions",
     "create_demo_pki",
     "options_from_settings",
     "pyhanko_version",
+    "read_certs",
     "verify_pdf",
     "warm_up",
 ]

@@ -1,14 +1,15 @@
-"""Sign digitized documents with the agency's certificate (PAdES) and verify signatures offline.
+"""Sign digitized documents with the agency's certificate (PAdES).
 
 Decree 30/2020/NĐ-CP (Appendix I) wants an electronic copy of a paper document
 to carry the agency's digital signature; this module makes it with pyHanko as
 an incremental update, so the searchable PDF/A-2b produced by OCR stays
 byte-for-byte the prefix of the signed file and keeps its PDF/A identification.
 
-The module is split in sections, top to bottom: options and results, key
-material (PKCS#12 with a cached key, PKCS#11 tokens), fonts and stamps (the
-visible Appendix I stamp and the Circular 01/2023 QR code), timestamps and
-validation data (PAdES levels), signing, and verification.
+The module is split in sections, top to bottom: options, key material (PKCS#12
+with a cached key, PKCS#11 tokens), timestamps and validation data (PAdES
+levels), and signing. The visible stamp and QR code are drawn by
+:mod:`digitize.signing.stamp`; every new signature is checked by
+:mod:`digitize.signing.verify` before it is returned.
 
 Why the key is cached: pyHanko's stock ``SimpleSigner`` parses the private key
 again at every signature (~125 ms for RSA-3072, twice per document because of
@@ -19,15 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import io
-import json
-import math
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -35,44 +31,37 @@ from typing import Any
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
-from pyhanko.pdf_utils import layout
-from pyhanko.pdf_utils.font.basic import FontEngineFactory
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.text import TextBoxStyle
-from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import fields, signers, timestamps
 from pyhanko.sign.general import SigningError, get_pyca_cryptography_hash
 from pyhanko.sign.signers.pdf_cms import SimpleSigner
-from pyhanko.sign.validation import (
-    DocumentSecurityStore,
-    validate_pdf_signature,
-    validate_pdf_timestamp,
-)
-from pyhanko.sign.validation.errors import SignatureValidationError
-from pyhanko.stamp import QRStampStyle, TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import InsufficientRevinfoError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from digitize.config import Settings
 from digitize.errors import ConfigurationError, CorruptFile, EncryptedPdf, SignatureFailed, TimestampUnavailable
+from digitize.signing import verify
+from digitize.signing.stamp import (
+    DEFAULT_STAMP_FONT,
+    VN_TZ,
+    DocumentQr,
+    iso_vn,
+    page_box,
+    prepared_font,
+    stamp_box,
+    stamp_style,
+)
+from digitize.signing.verify import SignatureVerdict, cert_attr, read_certs
 
 # --------------------------------------------------------------------------------------------------
-# Options and results
+# Options
 # --------------------------------------------------------------------------------------------------
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 """PAdES baseline levels (ETSI EN 319 142-1): signature only; + signature timestamp;
 + validation data (certificates, CRL/OCSP) in the DSS; + a document timestamp over all of it."""
-
-VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
-"""Viet Nam time (+07:00), in which Decree 30/2020 Appendix I writes the signing time."""
-
-DEFAULT_STAMP_FONT = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
-"""Liberation Serif 2.x: metric twin of Times New Roman with Vietnamese glyphs (Debian fonts-liberation2)."""
 
 
 @dataclass(frozen=True)
@@ -171,85 +160,6 @@ class Pkcs11Options:
     """Chain certificates (PEM/DER) not stored in the token."""
 
 
-@dataclass(frozen=True)
-class DocumentQr:
-    """What Circular 01/2023/TT-VPCP asks the QR code (TCVN 7322 = ISO/IEC 18004) of a result to carry."""
-
-    dossier_code: str
-    """Dossier code (Circular 01/2018 Art. 19), e.g. ``000.00.00.H49-210617-0001``."""
-
-    procedure_code: str
-    """Procedure code in the national TTHC database, e.g. ``1.000110``."""
-
-    holder_id: str
-    """Identifier of the person (citizen id) or organisation (tax code) the result is for."""
-
-    document_name: str
-    """Name of the document (Vietnamese, UTF-8)."""
-
-    source_system: str
-    """System that issued the result (e.g. the provincial one-stop information system)."""
-
-    issued_at: dt.datetime
-    """Issue time of the result."""
-
-    valid_until: dt.date | None = None
-    """End of validity of the result; ``None`` means no limit."""
-
-    def payload(self, document_code: str) -> str:
-        """The QR text: compact UTF-8 JSON, keys as in Circular 01/2023's list, plus the document code."""
-        data = {
-            "ma_tai_lieu": document_code,
-            "ma_ho_so": self.dossier_code,
-            "ma_thu_tuc": self.procedure_code,
-            "ma_dinh_danh": self.holder_id,
-            "ten_giay_to": self.document_name,
-            "he_thong": self.source_system,
-            "thoi_gian_cap": _iso_vn(self.issued_at),
-            "hieu_luc": self.valid_until.isoformat() if self.valid_until else "không thời hạn",
-        }
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-@dataclass(frozen=True)
-class SignatureVerdict:
-    """The outcome of verifying every signature (and document timestamp) in a PDF."""
-
-    valid: bool
-    """Intact AND cryptographically valid AND trusted, for every signature and timestamp."""
-
-    intact: bool
-    """The signed byte ranges hash to the signed digest, for every signature."""
-
-    trusted: bool
-    """Every signer's chain leads to one of the trust roots (and is not revoked as far as known)."""
-
-    signer: str
-    """Subject CN of the (first) signer's certificate; '' when there is no signature."""
-
-    signing_time: dt.datetime | None
-    """Time from the signature timestamp if any, else the time the signer claims."""
-
-    summary: str
-    """One line for humans and the event log: the problem found, or what was checked."""
-
-    level: str = ""
-    """PAdES level found: ``B-B``, ``B-T``, ``B-LT``, ``B-LTA`` ('' when not signed)."""
-
-    signatures: int = 0
-    """Number of signatures (document timestamps not counted)."""
-
-    covers_whole_file: bool = False
-    """The last signature or timestamp covers the whole file (nothing was appended after it)."""
-
-
-def _iso_vn(moment: dt.datetime) -> str:
-    """ISO 8601 with +07:00, as Decree 30/2020 Appendix I writes times."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=VN_TZ)
-    return moment.astimezone(VN_TZ).isoformat(timespec="seconds")
-
-
 def pyhanko_version() -> str:
     """Version of pyHanko, recorded in the PREMIS events of signed documents."""
     return version("pyhanko")
@@ -330,7 +240,7 @@ def _load_pkcs11(opts: Pkcs11Options) -> signers.Signer:
             f"Cannot open PKCS#11 token {opts.token_label!r} with {opts.module}: {exc.__class__.__name__}.",
             hint="Check the module path, the token label and the PIN (the PIN is never shown).",
         ) from None
-    other = [c for p in opts.other_certs for c in _read_certs(p)]
+    other = [c for p in opts.other_certs for c in read_certs(p)]
     try:
         signer = p11.PKCS11Signer(
             session, key_label=opts.key_label, cert_label=opts.key_label, other_certs_to_pull=(), ca_chain=other
@@ -342,177 +252,6 @@ def _load_pkcs11(opts: Pkcs11Options) -> signers.Signer:
             f"{exc.__class__.__name__}."
         ) from None
     return signer
-
-
-def _read_certs(path: Path) -> list[asn1_x509.Certificate]:
-    """Certificates from a PEM (one or more) or DER file."""
-    from asn1crypto import pem
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"Cannot read certificate file {path}: {exc.strerror}.") from None
-    if pem.detect(data):
-        return [asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-    return [asn1_x509.Certificate.load(data)]
-
-
-# --------------------------------------------------------------------------------------------------
-# Fonts and stamps
-# --------------------------------------------------------------------------------------------------
-
-
-def _stamp_charset() -> str:
-    """Printable ASCII, Latin-1 and the Vietnamese blocks: what a stamp can contain."""
-    chars = {chr(c) for c in range(0x20, 0x7F)} | {chr(c) for c in range(0xA0, 0x180)}
-    chars |= {chr(c) for c in range(0x1EA0, 0x1EFA)} | {chr(c) for c in range(0x1A0, 0x1B1)}
-    chars |= {chr(c) for c in range(0x300, 0x324)}  # combining marks, in case text is NFD
-    chars |= set("–—‘’“”…•")
-    return "".join(sorted(chars))
-
-
-@lru_cache(maxsize=4)
-def _prepared_font(path: Path) -> bytes:
-    """The stamp font subset to the Vietnamese charset and rescaled to 1000 units per em, once per process.
-
-    pyHanko 0.38 writes glyph widths in raw font units, so a 2048-upem font (Liberation, DejaVu) is
-    spaced wrongly unless rescaled; subsetting here makes the per-document parse and subset cheap.
-    """
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-    from fontTools.ttLib.scaleUpem import scale_upem
-
-    try:
-        font = TTFont(str(path))
-    except OSError as exc:
-        raise ConfigurationError(
-            f"Cannot read the stamp font {path}: {exc.strerror}.",
-            hint="Install fonts-liberation2 (Debian) or point stamp_font to a TrueType font with Vietnamese glyphs.",
-        ) from None
-    options = subset.Options()
-    options.drop_tables += ["FFTM"]  # FontForge timestamps: not needed, and fontTools warns about them
-    options.layout_features = ["*"]
-    options.name_IDs = ["*"]
-    options.notdef_outline = True
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text=_stamp_charset())
-    subsetter.subset(font)
-    if font["head"].unitsPerEm != 1000:
-        scale_upem(font, 1000)
-    out = io.BytesIO()
-    font.save(out)
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class _PreparedFontFactory(FontEngineFactory):
-    """Creates pyHanko glyph accumulators from the cached, prepared font bytes (no file I/O per document)."""
-
-    font_bytes: bytes = field(repr=False)
-    font_size: int = 10
-
-    def create_font_engine(self, writer: BasePdfFileWriter, obj_stream: Any = None) -> GlyphAccumulator:
-        if obj_stream is None and writer.stream_xrefs:
-            obj_stream = writer.prepare_object_stream()
-        return GlyphAccumulator(
-            writer=writer,
-            font_handle=io.BytesIO(self.font_bytes),
-            font_size=self.font_size,
-            bcp47_lang_code="vi",
-            obj_stream=obj_stream,
-        )
-
-
-_STAMP_TEXT = "%(copy_form)s\n%(agency)s\n%(signed_at)s"
-
-
-_TEXT_MARGIN = 10  # pyHanko's text box margin on each side (DEFAULT_TEXT_BOX_MARGIN)
-_QR_INNSEP = 3
-
-
-def warm_up() -> None:
-    """Prepare the default stamp font (~0.5 s of CPU) so that processes forked afterwards start with it.
-
-    Needs no key: the parent of Airflow's tasks never holds the agency's secrets. A missing font is
-    left for the signer to report, with its hint, when a task starts.
-    """
-    if DEFAULT_STAMP_FONT.is_file():
-        _prepared_font(DEFAULT_STAMP_FONT)
-        _advance_widths(DEFAULT_STAMP_FONT)
-
-
-@lru_cache(maxsize=4)
-def _advance_widths(path: Path) -> tuple[dict[int, int], int]:
-    """Advance widths (1000 units per em) by code point, and the fallback width, of the prepared font."""
-    from fontTools.ttLib import TTFont
-
-    font = TTFont(io.BytesIO(_prepared_font(path)))
-    hmtx = font["hmtx"].metrics
-    widths = {code: hmtx[name][0] for code, name in font.getBestCmap().items()}
-    return widths, hmtx[".notdef"][0]
-
-
-def _text_width(options: SigningOptions, text: str) -> float:
-    """Width of one line at the stamp's size in points (kerning ignored: a few points of slack cover it)."""
-    widths, missing = _advance_widths(options.stamp_font)
-    return sum(widths.get(ord(ch), missing) for ch in text) * options.stamp_font_size / 1000
-
-
-def _stamp_style(options: SigningOptions, *, with_qr: bool) -> TextStampStyle:
-    """Text at exactly the configured size (never shrunk to fit), top-right aligned, no border, no image."""
-    font = _PreparedFontFactory(font_bytes=_prepared_font(options.stamp_font), font_size=options.stamp_font_size)
-    text_box = TextBoxStyle(font=font, font_size=options.stamp_font_size, leading=options.stamp_font_size + 2)
-    no_scaling = layout.SimpleBoxLayoutRule(
-        x_align=layout.AxisAlignment.ALIGN_MAX,
-        y_align=layout.AxisAlignment.ALIGN_MAX,
-        inner_content_scaling=layout.InnerScaling.NO_SCALING,
-    )
-    if with_qr:
-        return QRStampStyle(
-            stamp_text=_STAMP_TEXT,
-            text_box_style=text_box,
-            border_width=0,
-            background=None,
-            innsep=_QR_INNSEP,
-            qr_inner_size=round(options.qr_size),
-            inner_content_layout=no_scaling,
-        )
-    return TextStampStyle(
-        stamp_text=_STAMP_TEXT,
-        text_box_style=text_box,
-        border_width=0,
-        background=None,
-        inner_content_layout=no_scaling,
-    )
-
-
-def _page_box(writer: IncrementalPdfFileWriter) -> tuple[float, float, float, float]:
-    """Visible area of page 1 (CropBox, else MediaBox), following inheritance up the page tree."""
-    page_ref, _ = writer.find_page_for_modification(0)
-    for key in ("/CropBox", "/MediaBox"):
-        node: Any = page_ref.get_object()
-        while node is not None:
-            if key in node:
-                x0, y0, x1, y1 = (float(v) for v in node[key])
-                return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-            parent = node.get("/Parent")
-            node = parent.get_object() if parent is not None else None
-    return (0.0, 0.0, 595.0, 842.0)
-
-
-def _stamp_box(
-    options: SigningOptions, page: tuple[float, float, float, float], lines: Sequence[str], *, with_qr: bool
-) -> tuple[int, int, int, int]:
-    """Top right of page 1 (Appendix I), sized to the text so that nothing is shrunk or clipped."""
-    x0, _y0, x1, y1 = page
-    width = max(_text_width(options, line) for line in lines) + 2 * _TEXT_MARGIN + 4
-    height = float(len(lines) * (options.stamp_font_size + 2) + 2 * _TEXT_MARGIN)
-    if with_qr:
-        width += options.qr_size + 2 * _QR_INNSEP
-        height = max(height, options.qr_size + 2 * _QR_INNSEP)
-    right, top = x1 - options.stamp_margin, y1 - options.stamp_margin
-    left = max(x0 + options.stamp_margin, right - width)
-    return (math.floor(left), math.floor(top - height), math.ceil(right), math.ceil(top))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -581,11 +320,6 @@ def _open_for_update(pdf: bytes) -> tuple[IncrementalPdfFileWriter, bytes]:
         raise CorruptFile(f"The PDF to sign cannot be read even after rewriting it: {exc}") from None
 
 
-def _cert_attr(cert: asn1_x509.Certificate, name: str) -> str:
-    value = cert.subject.native.get(name, "")
-    return value[-1] if isinstance(value, list) else str(value)
-
-
 class AgencySigner:
     """Signs PDFs for one agency; holds the parsed key, the fonts and contexts. Make one per process."""
 
@@ -596,16 +330,16 @@ class AgencySigner:
         if cert is None:  # pragma: no cover - both loaders guarantee a certificate
             raise ConfigurationError("The signing key has no certificate.")
         self.certificate: asn1_x509.Certificate = cert
-        self.signer_name: str = _cert_attr(cert, "common_name")
+        self.signer_name: str = cert_attr(cert, "common_name")
         """Subject CN of the agency certificate."""
-        self.agency_name: str = options.agency_name or _cert_attr(cert, "organization_name") or self.signer_name
-        roots = [c for p in options.trust_roots for c in _read_certs(p)] or _trust_roots_from_chain(signer)
+        self.agency_name: str = options.agency_name or cert_attr(cert, "organization_name") or self.signer_name
+        roots = [c for p in options.trust_roots for c in read_certs(p)] or _trust_roots_from_chain(signer)
         self._trust_roots = roots
         self._timestamper = _timestamper(options)
         self._lock = threading.Lock()
         self._signing_vc: tuple[float, ValidationContext] | None = None
         if options.visible:
-            _prepared_font(options.stamp_font)  # fail at start-up, and pay the font cost once
+            prepared_font(options.stamp_font)  # fail at start-up, and pay the font cost once
 
     @classmethod
     def from_options(cls, options: SigningOptions) -> AgencySigner:
@@ -675,14 +409,14 @@ class AgencySigner:
         style = None
         box = None
         if visible:
-            style = _stamp_style(opts, with_qr=qr is not None)
+            style = stamp_style(opts, with_qr=qr is not None)
             text_params = {
                 "copy_form": opts.copy_form,
                 "agency": self.agency_name,
-                "signed_at": _iso_vn(dt.datetime.now(VN_TZ)),
+                "signed_at": iso_vn(dt.datetime.now(VN_TZ)),
             }
             lines = [text_params["copy_form"], text_params["agency"], text_params["signed_at"]]
-            box = _stamp_box(opts, _page_box(writer), lines, with_qr=qr is not None)
+            box = stamp_box(opts, page_box(writer), lines, with_qr=qr is not None)
             if qr is not None:
                 text_params["url"] = qr.payload(document_code)
         field_spec = fields.SigFieldSpec(sig_field_name=opts.field_name, on_page=0, box=box)
@@ -706,129 +440,11 @@ class AgencySigner:
         if not signed.startswith(base):
             raise SignatureFailed(f"Signing {document_code} changed the original bytes: refusing the result.")
         # Long-term levels must verify from what they embed alone: missing revocation data is an error.
-        verdict = _verify(signed, self._trust_roots, "hard-fail" if level in ("B-LT", "B-LTA") else "soft-fail")
+        mode = "hard-fail" if level in ("B-LT", "B-LTA") else "soft-fail"
+        verdict = verify.verify_with_roots(signed, self._trust_roots, mode)
         # B-LT/B-LTA append the DSS after the signature; the verdict checks those updates are harmless.
         if not (verdict.valid and (verdict.covers_whole_file or level in ("B-LT", "B-LTA"))):
             raise SignatureFailed(
                 f"The signature made for {document_code} ({title}) does not verify: {verdict.summary}"
             )
         return signed, verdict
-
-
-# --------------------------------------------------------------------------------------------------
-# Verification
-# --------------------------------------------------------------------------------------------------
-
-_VC_CACHE: dict[tuple[bytes, str], ValidationContext] = {}
-_VC_LOCK = threading.Lock()
-
-
-def _root_key(roots: Sequence[asn1_x509.Certificate]) -> bytes:
-    return hashlib.sha256(b"".join(sorted(c.dump() for c in roots))).digest()
-
-
-def _context_for(reader: PdfFileReader, roots: Sequence[asn1_x509.Certificate], mode: str) -> ValidationContext:
-    """A validation context that never fetches: the document's DSS when it has one, else a reused one."""
-    dss = None
-    try:
-        dss = DocumentSecurityStore.read_dss(reader)
-    except (KeyError, ValueError, PdfError):
-        dss = None
-    if dss is not None:
-        return dss.as_validation_context({"trust_roots": list(roots), "allow_fetching": False, "revocation_mode": mode})
-    key = (_root_key(roots), mode)
-    with _VC_LOCK:
-        vc = _VC_CACHE.get(key)
-        if vc is None:
-            vc = _VC_CACHE[key] = ValidationContext(
-                trust_roots=list(roots), allow_fetching=False, revocation_mode=mode, crls=[], ocsps=[]
-            )
-        return vc
-
-
-def _status_problem(status: Any) -> str:
-    if not status.intact:
-        return "the signed bytes were modified"
-    if not status.valid:
-        return "the cryptographic signature is invalid"
-    if not status.trusted:
-        return f"the signer's certificate is not trusted ({status.trust_problem_indic})"
-    ts = getattr(status, "timestamp_validity", None)
-    if ts is not None and not (ts.intact and ts.valid and ts.trusted):
-        return "the signature timestamp is not valid or not trusted"
-    if getattr(status, "docmdp_ok", True) is False:
-        return "the document was modified in a way the signature does not allow"
-    level = getattr(status, "modification_level", None)
-    if level is not None and level.name not in ("NONE", "LTA_UPDATES", "FORM_FILLING"):
-        return "content was changed after signing"
-    return ""
-
-
-def verify_pdf(pdf: bytes, trust_roots: Sequence[Path], *, revocation_mode: str = "soft-fail") -> SignatureVerdict:
-    """Verify every signature and document timestamp of ``pdf`` offline against ``trust_roots``.
-
-    Nothing is fetched: revocation data comes from the document's DSS only. ``revocation_mode``
-    ``"hard-fail"`` or ``"require"`` makes missing revocation data an error (use it for B-LT/B-LTA).
-    """
-    return _verify(pdf, [c for p in trust_roots for c in _read_certs(p)], revocation_mode)
-
-
-def _verify(pdf: bytes, roots: Sequence[asn1_x509.Certificate], revocation_mode: str) -> SignatureVerdict:
-    """verify_pdf with parsed roots: AgencySigner checks its own output with roots it loaded once."""
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        sigs = reader.embedded_signatures
-    except (PdfError, ValueError, KeyError) as exc:
-        return SignatureVerdict(False, False, False, "", None, f"unreadable PDF: {exc}")
-    regular = [s for s in sigs if s.sig_object_type == "/Sig"]
-    if not regular:
-        return SignatureVerdict(False, False, False, "", None, "no signature in the document")
-    vc = _context_for(reader, roots, revocation_mode)
-    problems: list[str] = []
-    intact = valid = trusted = True
-    signer, signing_time = "", None
-    has_ts = has_docts = False
-    for sig in sigs:
-        try:
-            if sig.sig_object_type == "/DocTimeStamp":
-                has_docts = True
-                ts_status = validate_pdf_timestamp(sig, validation_context=vc)
-                status: Any = ts_status
-            else:
-                status = validate_pdf_signature(sig, signer_validation_context=vc)
-                if not signer:
-                    signer = _cert_attr(status.signing_cert, "common_name")
-                    tsv = status.timestamp_validity
-                    has_ts = has_ts or tsv is not None
-                    signing_time = tsv.timestamp if tsv is not None else status.signer_reported_dt
-        except (SignatureValidationError, PdfError, ValueError) as exc:
-            intact = valid = trusted = False
-            problems.append(f"{sig.field_name}: {exc.__class__.__name__}: {exc}")
-            continue
-        intact &= bool(status.intact)
-        valid &= bool(status.valid)
-        trusted &= bool(status.trusted)
-        problem = _status_problem(status)
-        if problem:
-            problems.append(f"{sig.field_name}: {problem}")
-    dss_present = "/DSS" in reader.root
-    level = "B-LTA" if has_docts and dss_present else "B-LT" if dss_present and has_ts else "B-T" if has_ts else "B-B"
-    last = sigs[-1]
-    whole = last.coverage is not None and last.coverage.name == "ENTIRE_FILE"
-    ok = not problems and intact and valid and trusted
-    summary = (
-        "; ".join(problems)
-        if problems
-        else (f"{len(regular)} signature(s) valid, intact and trusted (PAdES {level}), signer {signer}")
-    )
-    return SignatureVerdict(
-        valid=ok,
-        intact=intact,
-        trusted=trusted,
-        signer=signer,
-        signing_time=signing_time,
-        summary=summary,
-        level=level,
-        signatures=len(regular),
-        covers_whole_file=whole,
-    )

@@ -1,0 +1,237 @@
+"""What a signed copy shows: the Decree 30/2020 Appendix I stamp and the Circular 01/2023 QR code.
+
+The stamp (copy form, agency, signing time) sits at the top right of page 1, in a TrueType font
+with Vietnamese glyphs that fontTools subsets and rescales once per process (:func:`prepared_font`).
+:class:`DocumentQr` is what the QR code of a result carries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils.font.basic import FontEngineFactory
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
+from pyhanko.stamp import QRStampStyle, TextStampStyle
+
+from digitize.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from digitize.signing.signer import SigningOptions
+
+VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
+"""Viet Nam time (+07:00), in which Decree 30/2020 Appendix I writes the signing time."""
+
+DEFAULT_STAMP_FONT = Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf")
+"""Liberation Serif 2.x: metric twin of Times New Roman with Vietnamese glyphs (Debian fonts-liberation2)."""
+
+
+@dataclass(frozen=True)
+class DocumentQr:
+    """What Circular 01/2023/TT-VPCP asks the QR code (TCVN 7322 = ISO/IEC 18004) of a result to carry."""
+
+    dossier_code: str
+    """Dossier code (Circular 01/2018 Art. 19), e.g. ``000.00.00.H49-210617-0001``."""
+
+    procedure_code: str
+    """Procedure code in the national TTHC database, e.g. ``1.000110``."""
+
+    holder_id: str
+    """Identifier of the person (citizen id) or organisation (tax code) the result is for."""
+
+    document_name: str
+    """Name of the document (Vietnamese, UTF-8)."""
+
+    source_system: str
+    """System that issued the result (e.g. the provincial one-stop information system)."""
+
+    issued_at: dt.datetime
+    """Issue time of the result."""
+
+    valid_until: dt.date | None = None
+    """End of validity of the result; ``None`` means no limit."""
+
+    def payload(self, document_code: str) -> str:
+        """The QR text: compact UTF-8 JSON, keys as in Circular 01/2023's list, plus the document code."""
+        data = {
+            "ma_tai_lieu": document_code,
+            "ma_ho_so": self.dossier_code,
+            "ma_thu_tuc": self.procedure_code,
+            "ma_dinh_danh": self.holder_id,
+            "ten_giay_to": self.document_name,
+            "he_thong": self.source_system,
+            "thoi_gian_cap": iso_vn(self.issued_at),
+            "hieu_luc": self.valid_until.isoformat() if self.valid_until else "không thời hạn",
+        }
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def iso_vn(moment: dt.datetime) -> str:
+    """ISO 8601 with +07:00, as Decree 30/2020 Appendix I writes times."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=VN_TZ)
+    return moment.astimezone(VN_TZ).isoformat(timespec="seconds")
+
+
+def _stamp_charset() -> str:
+    """Printable ASCII, Latin-1 and the Vietnamese blocks: what a stamp can contain."""
+    chars = {chr(c) for c in range(0x20, 0x7F)} | {chr(c) for c in range(0xA0, 0x180)}
+    chars |= {chr(c) for c in range(0x1EA0, 0x1EFA)} | {chr(c) for c in range(0x1A0, 0x1B1)}
+    chars |= {chr(c) for c in range(0x300, 0x324)}  # combining marks, in case text is NFD
+    chars |= set("–—‘’“”…•")
+    return "".join(sorted(chars))
+
+
+@lru_cache(maxsize=4)
+def prepared_font(path: Path) -> bytes:
+    """The stamp font subset to the Vietnamese charset and rescaled to 1000 units per em, once per process.
+
+    pyHanko 0.38 writes glyph widths in raw font units, so a 2048-upem font (Liberation, DejaVu) is
+    spaced wrongly unless rescaled; subsetting here makes the per-document parse and subset cheap.
+    """
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+    from fontTools.ttLib.scaleUpem import scale_upem
+
+    try:
+        font = TTFont(str(path))
+    except OSError as exc:
+        raise ConfigurationError(
+            f"Cannot read the stamp font {path}: {exc.strerror}.",
+            hint="Install fonts-liberation2 (Debian) or point stamp_font to a TrueType font with Vietnamese glyphs.",
+        ) from None
+    options = subset.Options()
+    options.drop_tables += ["FFTM"]  # FontForge timestamps: not needed, and fontTools warns about them
+    options.layout_features = ["*"]
+    options.name_IDs = ["*"]
+    options.notdef_outline = True
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text=_stamp_charset())
+    subsetter.subset(font)
+    if font["head"].unitsPerEm != 1000:
+        scale_upem(font, 1000)
+    out = io.BytesIO()
+    font.save(out)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class _PreparedFontFactory(FontEngineFactory):
+    """Creates pyHanko glyph accumulators from the cached, prepared font bytes (no file I/O per document)."""
+
+    font_bytes: bytes = field(repr=False)
+    font_size: int = 10
+
+    def create_font_engine(self, writer: BasePdfFileWriter, obj_stream: Any = None) -> GlyphAccumulator:
+        if obj_stream is None and writer.stream_xrefs:
+            obj_stream = writer.prepare_object_stream()
+        return GlyphAccumulator(
+            writer=writer,
+            font_handle=io.BytesIO(self.font_bytes),
+            font_size=self.font_size,
+            bcp47_lang_code="vi",
+            obj_stream=obj_stream,
+        )
+
+
+_STAMP_TEXT = "%(copy_form)s\n%(agency)s\n%(signed_at)s"
+
+
+_TEXT_MARGIN = 10  # pyHanko's text box margin on each side (DEFAULT_TEXT_BOX_MARGIN)
+_QR_INNSEP = 3
+
+
+def warm_up() -> None:
+    """Prepare the default stamp font (~0.5 s of CPU) so that processes forked afterwards start with it.
+
+    Needs no key: the parent of Airflow's tasks never holds the agency's secrets. A missing font is
+    left for the signer to report, with its hint, when a task starts.
+    """
+    if DEFAULT_STAMP_FONT.is_file():
+        prepared_font(DEFAULT_STAMP_FONT)
+        _advance_widths(DEFAULT_STAMP_FONT)
+
+
+@lru_cache(maxsize=4)
+def _advance_widths(path: Path) -> tuple[dict[int, int], int]:
+    """Advance widths (1000 units per em) by code point, and the fallback width, of the prepared font."""
+    from fontTools.ttLib import TTFont
+
+    font = TTFont(io.BytesIO(prepared_font(path)))
+    hmtx = font["hmtx"].metrics
+    widths = {code: hmtx[name][0] for code, name in font.getBestCmap().items()}
+    return widths, hmtx[".notdef"][0]
+
+
+def _text_width(options: SigningOptions, text: str) -> float:
+    """Width of one line at the stamp's size in points (kerning ignored: a few points of slack cover it)."""
+    widths, missing = _advance_widths(options.stamp_font)
+    return sum(widths.get(ord(ch), missing) for ch in text) * options.stamp_font_size / 1000
+
+
+def stamp_style(options: SigningOptions, *, with_qr: bool) -> TextStampStyle:
+    """Text at exactly the configured size (never shrunk to fit), top-right aligned, no border, no image."""
+    font = _PreparedFontFactory(font_bytes=prepared_font(options.stamp_font), font_size=options.stamp_font_size)
+    text_box = TextBoxStyle(font=font, font_size=options.stamp_font_size, leading=options.stamp_font_size + 2)
+    no_scaling = layout.SimpleBoxLayoutRule(
+        x_align=layout.AxisAlignment.ALIGN_MAX,
+        y_align=layout.AxisAlignment.ALIGN_MAX,
+        inner_content_scaling=layout.InnerScaling.NO_SCALING,
+    )
+    if with_qr:
+        return QRStampStyle(
+            stamp_text=_STAMP_TEXT,
+            text_box_style=text_box,
+            border_width=0,
+            background=None,
+            innsep=_QR_INNSEP,
+            qr_inner_size=round(options.qr_size),
+            inner_content_layout=no_scaling,
+        )
+    return TextStampStyle(
+        stamp_text=_STAMP_TEXT,
+        text_box_style=text_box,
+        border_width=0,
+        background=None,
+        inner_content_layout=no_scaling,
+    )
+
+
+def page_box(writer: IncrementalPdfFileWriter) -> tuple[float, float, float, float]:
+    """Visible area of page 1 (CropBox, else MediaBox), following inheritance up the page tree."""
+    page_ref, _ = writer.find_page_for_modification(0)
+    for key in ("/CropBox", "/MediaBox"):
+        node: Any = page_ref.get_object()
+        while node is not None:
+            if key in node:
+                x0, y0, x1, y1 = (float(v) for v in node[key])
+                return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+            parent = node.get("/Parent")
+            node = parent.get_object() if parent is not None else None
+    return (0.0, 0.0, 595.0, 842.0)
+
+
+def stamp_box(
+    options: SigningOptions, page: tuple[float, float, float, float], lines: Sequence[str], *, with_qr: bool
+) -> tuple[int, int, int, int]:
+    """Top right of page 1 (Appendix I), sized to the text so that nothing is shrunk or clipped."""
+    x0, _y0, x1, y1 = page
+    width = max(_text_width(options, line) for line in lines) + 2 * _TEXT_MARGIN + 4
+    height = float(len(lines) * (options.stamp_font_size + 2) + 2 * _TEXT_MARGIN)
+    if with_qr:
+        width += options.qr_size + 2 * _QR_INNSEP
+        height = max(height, options.qr_size + 2 * _QR_INNSEP)
+    right, top = x1 - options.stamp_margin, y1 - options.stamp_margin
+    left = max(x0 + options.stamp_margin, right - width)
+    return (math.floor(left), math.floor(top - height), math.ceil(right), math.ceil(top))
