@@ -79,7 +79,7 @@ def _summary(run: Any) -> dict[str, Any]:
 
 
 def _assert_signed_and_unstaged(env: dict[str, Any], docs: list[Any]) -> None:
-    from digitize.signing.signer import verify_pdf
+    from digitize.signing import verify_pdf
 
     for doc in docs:
         verdict = verify_pdf(env["archive"].get(doc.pdf_key), env["settings"].trust_roots)

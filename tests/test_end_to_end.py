@@ -172,7 +172,7 @@ def test_archived_objects_match_the_catalog_checksums(e2e: dict[str, Any]) -> No
 
 
 def test_signed_pdfs_verify_with_pdfsig_and_pyhanko(e2e: dict[str, Any], tmp_path: Path) -> None:
-    from digitize.signing.signer import verify_pdf
+    from digitize.signing import verify_pdf
 
     for doc in _archived(e2e):
         data = e2e["archive"].get(doc.pdf_key)

@@ -262,11 +262,12 @@ def test_a_new_signature_is_verified_once_and_a_reused_one_before_it_is_archived
         tmp_path: Path, s3_server: str, demo_pki: Any, noop_ocr: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """The signer checks every signature it makes; the pipeline only checks one an earlier run left."""
     from digitize.pipeline.stages import process_document
-    from digitize.signing import signer as signing
+    from digitize.signing import verify as verification
 
     checks: list[bytes] = []
-    real = signing._verify
-    monkeypatch.setattr(signing, "_verify", lambda pdf, *a, **k: checks.append(pdf) or real(pdf, *a, **k))
+    real = verification.verify_with_roots
+    monkeypatch.setattr(verification, "verify_with_roots",
+                        lambda pdf, *a, **k: checks.append(pdf) or real(pdf, *a, **k))
     ctx = make_context(tmp_path, s3_server, demo_pki, "verify-once")
     batch = _one_doc_batch(tmp_path / "inbox")
     doc_id = register(ctx, batch).to_process[0]

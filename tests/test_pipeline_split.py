@@ -46,7 +46,7 @@ def _sidecar(ctx: Any, doc: Any) -> dict[str, Any]:
 def test_prepare_then_finish_gives_what_process_document_gives(tmp_path: Path, s3_server: str,
                                                                demo_pki: Any) -> None:
     from digitize.pipeline.stages import PREPARED, finish_document, prepare_document, process_document
-    from digitize.signing.signer import verify_pdf
+    from digitize.signing import verify_pdf
 
     whole = make_context(tmp_path / "whole", s3_server, demo_pki, "split-whole")
     split = make_context(tmp_path / "split", s3_server, demo_pki, "split-staged")
@@ -77,7 +77,7 @@ def test_prepare_then_finish_gives_what_process_document_gives(tmp_path: Path, s
 def test_prepared_document_is_finished_later_without_a_second_ocr(tmp_path: Path, s3_server: str,
                                                                   demo_pki: Any,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.archive.s3 import staging_keys
+    from digitize.archive import staging_keys
     from digitize.pipeline.stages import PREPARED, PipelineContext, prepare_document, process_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
@@ -149,7 +149,7 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
 
 def test_finish_is_exactly_once_and_cleans_up_after_a_crash(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitize.archive.s3 import staging_keys
+    from digitize.archive import staging_keys
     from digitize.pipeline.stages import PipelineContext, finish_document, prepare_document
 
     monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
@@ -177,7 +177,7 @@ def test_finish_is_exactly_once_and_cleans_up_after_a_crash(tmp_path: Path, s3_s
 
 
 def test_staging_objects_are_never_locked_and_only_they_can_be_deleted(s3_server: str) -> None:
-    from digitize.archive.s3 import ArchiveOptions, S3Archive, make_s3_client, staging_keys
+    from digitize.archive import ArchiveOptions, S3Archive, make_s3_client, staging_keys
 
     options = ArchiveOptions(object_lock_mode="COMPLIANCE", retention_days={"KQ": 3650})
     archive = S3Archive(make_s3_client(s3_server, credentials=("testing", "testing")), "split-locked", options)

@@ -40,12 +40,12 @@ ctx.archive.ensure_bucket()
 registered = pipeline.register_batch(ctx.catalog, read_manifest(batch))
 if sys.argv[4] == "preload":
     pipeline.preload()
-from digitize.signing import signer as signing
+from digitize.signing import stamp
 before = set(sys.modules)
-fonts = signing._prepared_font.cache_info().misses
+fonts = stamp.prepared_font.cache_info().misses
 outcome = pipeline.process_document(ctx, registered.to_process[0], batch)
 print(json.dumps({"status": outcome.status, "new": sorted(set(sys.modules) - before),
-                  "fonts_prepared": signing._prepared_font.cache_info().misses - fonts}))
+                  "fonts_prepared": stamp.prepared_font.cache_info().misses - fonts}))
 """
 
 

@@ -356,7 +356,7 @@ def s3_archive(endpoint: str) -> Any:
 def archive_signed(catalog: Catalog, archive: Any, signer: Any, name: str, pages: Sequence[str],
                    **extra: Any) -> tuple[int, str]:
     """Sign a PDF holding ``pages`` and archive it under the code the catalog gives; the catalog records it."""
-    from digitize.archive.s3 import document_keys
+    from digitize.archive import document_keys
 
     spec = DocumentSpec(batch_id="b1", files=(FileSpec(0, f"{name}.jpg", sha(name), 100),),
                         agency_code=extra.pop("agency", SOTP), kind=extra.pop("kind", "KQ"),
