@@ -9,7 +9,8 @@ ROOT=$PWD
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 APT_PACKAGES=(tesseract-ocr tesseract-ocr-vie tesseract-ocr-osd poppler-utils qpdf ghostscript
-              libnss3-tools fonts-liberation2 softhsm2 postgresql redis-server python3-venv chromium)
+              libnss3-tools fonts-liberation2 softhsm2 postgresql redis-server python3-venv chromium
+              libreoffice-calc-nogui)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -464,6 +464,53 @@ def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch
     assert openpyxl.load_workbook(path).sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa"]
 
 
+def test_csv_has_a_byte_order_mark_for_excel(report: CoverageReport, tmp_path: Path) -> None:
+    """Excel on Windows reads a CSV without a BOM in the local code page: Vietnamese would be garbled."""
+    path = tmp_path / "coverage.csv"
+    write_csv(report, path)
+    raw = path.read_bytes()
+    assert raw.startswith("\ufeff".encode()) and raw.count("\ufeff".encode()) == 1
+    back = pd.read_csv(path, encoding="utf-8-sig")
+    assert list(back.columns) == list(coverage.CSV_COLUMNS) and "(mẫu)" in raw.decode("utf-8-sig")
+
+
+def test_every_xlsx_sheet_prints_one_page_wide_with_its_header(report: CoverageReport, tmp_path: Path) -> None:
+    path = tmp_path / "coverage.xlsx"
+    write_xlsx(report, path)
+    wb = openpyxl.load_workbook(path)
+    for ws in wb.worksheets:
+        setup = ws.page_setup
+        assert (setup.orientation, setup.fitToWidth, setup.fitToHeight) == ("landscape", 1, 0), ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert ws.print_area and ws.print_area.endswith(f"${ws.max_row}"), (ws.title, ws.print_area)
+        if ws.title != "Tổng hợp":  # the summary has one table per indicator, no single header row
+            assert ws.print_title_rows == "$1:$1", ws.title
+
+
+def test_xlsx_printed_by_libreoffice_keeps_every_column_with_its_rows(report: CoverageReport, tmp_path: Path) -> None:
+    """What an auditor gets from Calc's print: one page per small sheet, every page with its header row."""
+    import shutil
+    import subprocess
+
+    soffice = shutil.which("soffice")
+    assert soffice, "LibreOffice Calc is installed by scripts/setup.sh (libreoffice-calc-nogui)"
+    path = tmp_path / "coverage.xlsx"
+    write_xlsx(report, path)
+    subprocess.run([soffice, "--headless", f"-env:UserInstallation=file://{tmp_path / 'lo-profile'}",
+                    "--convert-to", "pdf", "--outdir", str(tmp_path), str(path)],
+                   check=True, capture_output=True, timeout=180)
+    pdf = tmp_path / "coverage.pdf"
+    pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
+                           text=True).stdout.split("\f")
+    pages = [p for p in pages if p.strip()]
+    sheets = openpyxl.load_workbook(path).worksheets
+    assert len(pages) == len(sheets), [p[:80] for p in pages]  # the demo-sized report: one page per sheet
+    for page, ws in zip(pages, sheets, strict=True):
+        first, last = ws.cell(1, 1).value, ws.cell(1, ws.max_column).value
+        if ws.title != "Tổng hợp":
+            assert str(first) in page and str(last) in page, (ws.title, first, last)
+
+
 def test_html_is_self_contained_and_has_the_figures(report: CoverageReport, tmp_path: Path) -> None:
     path = tmp_path / "coverage.html"
     write_html(report, path)

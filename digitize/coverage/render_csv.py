@@ -49,8 +49,12 @@ def report_rows(report: CoverageReport) -> pd.DataFrame:
 
 
 def write_csv(report: CoverageReport, path: Path) -> None:
-    """Write every figure as a UTF-8 CSV (tidy: one row per indicator × level/agency/unit)."""
-    report_rows(report).to_csv(Path(path), index=False, encoding="utf-8", lineterminator="\n")
+    """Write every figure as a UTF-8 CSV (tidy: one row per indicator × level/agency/unit).
+
+    With a byte-order mark: Excel on Windows reads a CSV without one as the local code page and garbles
+    Vietnamese; pandas, Python's ``utf-8-sig`` and LibreOffice all read it transparently.
+    """
+    report_rows(report).to_csv(Path(path), index=False, encoding="utf-8-sig", lineterminator="\n")
 
 
 def _indicator_rows(report: CoverageReport, fig: Figures) -> list[pd.DataFrame]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ _DETAIL_HEADERS = (
 )
 
 
-
 def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True) -> None:
     """Write an Excel workbook: summary, per agency, one-stop units and (if ``detail``) the register rows.
 
@@ -92,7 +91,7 @@ def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True) -> No
         _write_asked_sheet(book, report.asked_by_agency)
     if detail:
         _write_detail_sheets(book)
-    book.workbook.save(Path(path))
+    book.save(Path(path))
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,8 @@ class _Book:
     wrap: Any
     fills: dict[bool, Any]
     """Met → green, behind → red."""
+    extent: dict[str, list[int]] = field(default_factory=dict)
+    """Per sheet title: [rows appended, columns], for the print areas."""
 
     @classmethod
     def open(cls, report: CoverageReport) -> _Book:
@@ -133,14 +134,42 @@ class _Book:
             },
         )
 
-    def sheet(self, title: str, widths: Sequence[float], *, freeze: str | None = None) -> Any:
-        """A new sheet with these column widths (from column A) and, if given, frozen panes."""
+    def sheet(
+        self, title: str, widths: Sequence[float], *, freeze: str | None = None, title_rows: str | None = "1:1"
+    ) -> Any:
+        """A new sheet with these column widths (from column A), frozen panes if given, and print set-up.
+
+        Auditors print the workbook: every sheet prints landscape on A4, as wide as one page (as many
+        pages down as it needs), with its header row (``title_rows``) repeated on every page and its
+        columns as the print area, so no column is cut off from its rows.
+        """
         ws = self.workbook.create_sheet(title)
         for i, w in enumerate(widths):
             ws.column_dimensions[chr(ord("A") + i)].width = w
         if freeze is not None:
             ws.freeze_panes = freeze
+        ws.page_setup.orientation = "landscape"
+        ws.page_setup.paperSize = 9  # A4 (openpyxl: Worksheet.PAPERSIZE_A4)
+        ws.page_setup.fitToWidth = 1
+        ws.page_setup.fitToHeight = 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.print_options.gridLines = True
+        if title_rows is not None:
+            ws.print_title_rows = title_rows
+        self.extent[ws.title] = [0, len(widths)]
         return ws
+
+    def append(self, ws: Any, values: Sequence[Any]) -> None:
+        """Append a row, counting rows for the print area (write-only sheets do not count them)."""
+        ws.append(values)
+        self.extent[ws.title][0] += 1
+
+    def save(self, path: Path) -> None:
+        """Set each sheet's print area to the rows and columns it holds, then write the file."""
+        for ws in self.workbook.worksheets:
+            rows, columns = self.extent[ws.title]
+            ws.print_area = f"A1:{chr(ord('A') + columns - 1)}{max(rows, 1)}"
+        self.workbook.save(path)
 
     def cell(self, ws: Any, value: Any, *, font: Any = None, fill: Any = None, fmt: str | None = None) -> Any:
         """A styled cell; missing values (None, NaN, NA) are written empty."""
@@ -177,19 +206,20 @@ def _met(row: dict[str, Any]) -> bool | None:
 def _write_summary_sheet(book: _Book) -> None:
     """Title, then every indicator per level against its target, with what was counted."""
     report, plan = book.report, book.report.plan
-    ws = book.sheet("Tổng hợp", (22, 12, 12, 11, 12, 40, 16, 18))
-    ws.append([book.cell(ws, f"Tiến độ số hóa theo Kế hoạch {plan.id} ({plan.province})", font=book.title_font)])
-    ws.append([f"Số liệu đến hết ngày {report.as_of.isoformat()}; chỉ tiêu năm {report.as_of.year}."])
-    ws.append([plan.source_reference])
+    ws = book.sheet("Tổng hợp", (22, 12, 12, 11, 12, 40, 16, 18), title_rows=None)
+    book.append(ws, [book.cell(ws, f"Tiến độ số hóa theo Kế hoạch {plan.id} ({plan.province})", font=book.title_font)])
+    book.append(ws, [f"Số liệu đến hết ngày {report.as_of.isoformat()}; chỉ tiêu năm {report.as_of.year}."])
+    book.append(ws, [plan.source_reference])
     for number, fig in enumerate(indicator_figures(report), start=1):
-        ws.append([])
-        ws.append([book.cell(ws, f"{number}. {fig.status.title_vi}", font=book.bold)])
+        book.append(ws, [])
+        book.append(ws, [book.cell(ws, f"{number}. {fig.status.title_vi}", font=book.bold)])
         if fig.frame is None:
-            ws.append([fig.status.basis_vi])
+            book.append(ws, [fig.status.basis_vi])
             continue
-        ws.append(book.header(ws, _LEVEL_HEADERS))
+        book.append(ws, book.header(ws, _LEVEL_HEADERS))
         for row in fig.frame.to_dict("records"):
-            ws.append(
+            book.append(
+                ws,
                 [
                     book.level_name(row["level"]),
                     int(row[fig.num]),
@@ -199,16 +229,16 @@ def _write_summary_sheet(book: _Book) -> None:
                     book.verdict(ws, assessment(row, fig)[0], _met(row)),
                     book.cell(ws, row["gap_points"], fmt="0.0"),
                     book.cell(ws, row[fig.to_target]),
-                ]
+                ],
             )
-        ws.append([fig.status.basis_vi])
+        book.append(ws, [fig.status.basis_vi])
 
 
 def _write_agency_sheet(book: _Book) -> None:
     """Stock per agency, laggards first, with an auto-filter."""
     by_agency = book.report.by_agency
     ws = book.sheet("Theo cơ quan", (16, 44, 12, 11, 12, 10, 12, 10, 16, 18), freeze="C2")
-    ws.append(book.header(ws, _AGENCY_HEADERS))
+    book.append(ws, book.header(ws, _AGENCY_HEADERS))
     for row in by_agency.to_dict("records"):
         met = _met(row)
         verdict = (
@@ -216,7 +246,8 @@ def _write_agency_sheet(book: _Book) -> None:
             if met is not None
             else ("không có dữ liệu" if row["valid"] == 0 else "chưa có chỉ tiêu")
         )
-        ws.append(
+        book.append(
+            ws,
             [
                 row["agency_code"],
                 row["name"],
@@ -228,7 +259,7 @@ def _write_agency_sheet(book: _Book) -> None:
                 book.verdict(ws, verdict, met),
                 book.cell(ws, row["gap_points"], fmt="0.0"),
                 book.cell(ws, row["docs_to_target"]),
-            ]
+            ],
         )
     if len(by_agency):
         ws.auto_filter.ref = f"A1:J{len(by_agency) + 1}"
@@ -237,27 +268,29 @@ def _write_agency_sheet(book: _Book) -> None:
 def _write_unit_sheet(book: _Book) -> None:
     """Each one-stop unit with the documents it scanned and whether it counts as running."""
     ws = book.sheet("Bộ phận Một cửa", (16, 44, 12, 16, 22), freeze="A2")
-    ws.append(book.header(ws, _UNIT_HEADERS))
+    book.append(ws, book.header(ws, _UNIT_HEADERS))
     for row in book.report.units.to_dict("records"):
         running = bool(row["running"])
-        ws.append(
+        book.append(
+            ws,
             [
                 row["code"],
                 row["name"],
                 book.level_name(row["level"]),
                 int(row["documents_scanned"]),
                 book.cell(ws, "có" if running else "chưa", fill=book.fills[running]),
-            ]
+            ],
         )
 
 
 def _write_asked_sheet(book: _Book, asked_by_agency: pd.DataFrame) -> None:
-    """"Not asked again" per receiving office, laggards first."""
+    """ "Not asked again" per receiving office, laggards first."""
     ws = book.sheet("Không phải nộp lại", (16, 44, 12, 14, 12, 14, 14, 11, 12, 10, 16, 18), freeze="C2")
-    ws.append(book.header(ws, _ASKED_HEADERS))
+    book.append(ws, book.header(ws, _ASKED_HEADERS))
     for row in asked_by_agency.to_dict("records"):
         met = _met(row)
-        ws.append(
+        book.append(
+            ws,
             [
                 row["agency_code"],
                 row["agency_name"],
@@ -271,7 +304,7 @@ def _write_asked_sheet(book: _Book, asked_by_agency: pd.DataFrame) -> None:
                 book.verdict(ws, ("đạt" if met else "chưa đạt") if met is not None else "chưa có chỉ tiêu", met),
                 book.cell(ws, row["gap_points"], fmt="0.0"),
                 book.cell(ws, row["dossiers_to_target"]),
-            ]
+            ],
         )
 
 
@@ -301,10 +334,10 @@ def _write_detail_sheets(book: _Book) -> None:
     for n in range(sheets):
         title = "Chi tiết" if n == 0 else f"Chi tiết ({n + 1})"
         ws = book.sheet(title, (12, 16, 36, 11, 11, 28, 44, 12, 12, 14, 10, 30), freeze="B2")
-        ws.append(book.header(ws, _DETAIL_HEADERS))
+        book.append(ws, book.header(ws, _DETAIL_HEADERS))
         lo, hi = n * per_sheet, min(total, (n + 1) * per_sheet)
         for values in zip(*(c[lo:hi] for c in columns), strict=True):
-            ws.append(values)
+            book.append(ws, values)
 
 
 def _texts(values: pd.Series) -> list[Any]:
