@@ -24,9 +24,10 @@ import sqlalchemy as sa
 import uvicorn
 from test_search import BIRTH, LAND, LAND_P2, LAND_P3, MARRIAGE, archive_record, archive_signed, s3_archive, signer
 
-from digitize import search
-from digitize.api import app as api
-from digitize.catalog.store import Catalog, documents
+from digitize import api, search
+from digitize.api import auth
+from digitize.catalog import reuse
+from digitize.catalog.store import Catalog
 
 REPO = Path(__file__).resolve().parent.parent
 H1, H2 = "079070001234", "079219000001"
@@ -107,7 +108,7 @@ def get(env: dict[str, Any], path: str, *, token: str | None = "full", purpose: 
 
 def log_rows(env: dict[str, Any]) -> list[Any]:
     with env["catalog"].read() as conn:
-        return list(conn.execute(sa.select(api.access_log).order_by(api.access_log.c.id)))
+        return list(conn.execute(sa.select(reuse.access_log).order_by(reuse.access_log.c.id)))
 
 
 def error(response: httpx.Response) -> dict[str, Any]:
@@ -141,7 +142,7 @@ def test_a_read_only_client_cannot_record_reuse_and_the_refusal_is_logged(env: d
 
 def test_tokens_are_stored_only_as_sha256(env: dict[str, Any]) -> None:
     with env["catalog"].read() as conn:
-        rows = list(conn.execute(sa.select(api.api_clients)))
+        rows = list(conn.execute(sa.select(reuse.api_clients)))
     stored = {r.token_sha256 for r in rows}
     for token in env["tokens"].values():
         assert hashlib.sha256(token.encode()).hexdigest() in stored
@@ -192,7 +193,7 @@ def test_holder_documents_are_the_still_valid_ones_unless_asked(env: dict[str, A
 def test_holder_lookup_uses_the_holder_index(tmp_path: Path) -> None:
     catalog = Catalog(f"sqlite:///{tmp_path / 'plan.db'}")
     catalog.upgrade()
-    query = api._latest_archived_query((documents.c.holder_id == H1) & (documents.c.kind == "KQ"))
+    query = reuse.holder_documents_query(H1, kind="KQ")
     with catalog.read() as conn:
         compiled = query.compile(dialect=conn.dialect)
         params = tuple(compiled.params[name] for name in compiled.positiontup or ())
@@ -242,7 +243,7 @@ def test_reuse_is_recorded_once_and_feeds_coverage(env: dict[str, Any]) -> None:
     assert first.status_code == 201 and first.json()["created"] is True
     again = get(env, f"/documents/{birth}/reuse", method="POST", json=payload)
     assert again.status_code == 200 and again.json()["created"] is False and again.json()["id"] == first.json()["id"]
-    frame = api.reuse_frame(cat)
+    frame = cat.reuse_frame()
     mine = frame[frame["code"] == birth]
     assert len(mine) == 1
     row = mine.iloc[0]
@@ -291,7 +292,7 @@ def test_cli_creates_a_token_once_that_the_api_accepts(env: dict[str, Any]) -> N
                             env={**os.environ, "DIGITIZE_CATALOG_URL": env["url"]}, cwd=REPO)
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip().splitlines()[-1]
-    assert token.startswith(api.TOKEN_PREFIX)
+    assert token.startswith(auth.TOKEN_PREFIX)
     assert get(env, f"/holders/{H2}/documents", token=token).status_code == 200
     listed = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-m", "digitize", "api", "token", "list"],
                             capture_output=True, text=True, timeout=120,

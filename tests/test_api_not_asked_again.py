@@ -26,8 +26,8 @@ from alembic.runtime.migration import MigrationContext
 from test_api import ServerThread
 from test_search import SOTP, archive_record
 
-from digitize import coverage
-from digitize.api import app as api
+from digitize import api, coverage
+from digitize.catalog import reuse
 from digitize.catalog.store import Catalog, documents
 from digitize.config import REPO_ROOT
 from digitize.presentation import dashboard
@@ -93,12 +93,12 @@ def today() -> date:
 def report(env: dict[str, Any], as_of: date | None = None) -> coverage.CoverageReport:
     cat = env["catalog"]
     return coverage.compute_coverage(cat.agencies_frame(), cat.register_frame(), cat.archived_frame(),
-                                     coverage.load_plan(PLAN), as_of or today(), needs=api.needs_frame(cat))
+                                     coverage.load_plan(PLAN), as_of or today(), needs=cat.needs_frame())
 
 
 def test_outcomes_are_recorded_once_through_the_api(env: dict[str, Any]) -> None:
     assert env["statuses"] == [201, 201, 201, 201, 201, 200, 201, 201, 201, 409]
-    needs = api.needs_frame(env["catalog"])
+    needs = env["catalog"].needs_frame()
     assert sorted(needs["outcome"].value_counts().items()) == [("reused", 5), ("supplied_again", 3)]
     again = needs[needs["outcome"] == "supplied_again"].set_index("new_dossier_code")
     assert again.loc[env["dossiers"]["C"], "document"] == "Sổ hộ khẩu"
@@ -119,11 +119,12 @@ def test_supplied_again_validates_and_is_audited(env: dict[str, Any]) -> None:
                          json={"new_dossier_code": env["dossiers"]["A"], "document": "x", "reason": "not_found",
                                "purpose": PURPOSE})
     assert refused.status_code == 403
+    log = reuse.access_log
     with env["catalog"].read() as conn:
-        logged = list(conn.execute(sa.select(api.access_log.c.client, api.access_log.c.status, api.access_log.c.subject)
-                                   .where(api.access_log.c.action == "supplied_again")))
+        logged = list(conn.execute(sa.select(log.c.client, log.c.status, log.c.subject)
+                                   .where(log.c.action == "supplied_again")))
     assert ("mot-cua-tinh", 201, H1) in logged and ("cong-dvc-doc", 403, H1) in logged
-    assert api.needs_frame(env["catalog"])["outcome"].eq("supplied_again").sum() == 3  # nothing added
+    assert env["catalog"].needs_frame()["outcome"].eq("supplied_again").sum() == 3  # nothing added
 
 
 def test_openapi_describes_the_new_endpoint(env: dict[str, Any]) -> None:
@@ -162,7 +163,7 @@ def test_figures_per_level_and_agency_match_the_hand_count(env: dict[str, Any]) 
 def test_target_comparison_in_2022(env: dict[str, Any]) -> None:
     """The same outcomes a year where the plan asks 30 %: every level with dossiers meets it."""
     cat = env["catalog"]
-    needs = api.needs_frame(cat)
+    needs = cat.needs_frame()
     needs["at"] = needs["at"].map(lambda t: t.replace(year=2022, month=3, day=1))
     rep = coverage.compute_coverage(cat.agencies_frame(), cat.register_frame(), cat.archived_frame(),
                                     coverage.load_plan(PLAN), date(2022, 12, 31), needs=needs)
@@ -243,19 +244,21 @@ def test_cli_prints_the_indicator_and_lists_the_dossiers_asked_again(env: dict[s
 
 
 def test_migrations_create_the_api_tables_as_declared(tmp_path: Path) -> None:
-    """The API's own tables (clients, access log, reuse and supplied-again records) match their migrations."""
+    """The reuse API's tables in the catalog (clients, access log, reuse and supplied-again records) match their
+    migrations."""
+    assert set(reuse.metadata.tables) == {"api_clients", "access_log", "reuse_events", "supplied_again_events"}
     url = f"sqlite:///{tmp_path / 'm.db'}"
     Catalog(url).upgrade()
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         def api_only(obj: Any, name: str | None, kind: str, _reflected: bool, _compare_to: Any) -> bool:
             table = obj if kind == "table" else getattr(obj, "table", None)
-            return table is None or table.name in api.metadata.tables
+            return table is None or table.name in reuse.metadata.tables
 
         context = MigrationContext.configure(conn, opts={"include_object": api_only})
         declared = sa.MetaData()
         documents.to_metadata(declared)  # referenced by reuse_events; left out of the comparison above
-        for table in api.metadata.tables.values():
+        for table in reuse.metadata.tables.values():
             table.to_metadata(declared)
         diff = compare_metadata(context, declared)
     engine.dispose()

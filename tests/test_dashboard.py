@@ -30,7 +30,6 @@ import pandas as pd
 import pytest
 
 from digitize import coverage
-from digitize.api import app as reuse_api
 from digitize.catalog.store import ArchivedInfo, Catalog, DocumentSpec, FileSpec
 from digitize.config import DEFAULT_CODE_TEMPLATE, REPO_ROOT
 from digitize.errors import ConfigurationError
@@ -85,7 +84,7 @@ def _report(url: str, as_of: date) -> coverage.CoverageReport:
     """The figures as the published reports compute them (independently of the dashboard module)."""
     catalog = Catalog(url)
     return coverage.compute_coverage(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
-                                     coverage.load_plan(PLAN_PATH), as_of, needs=reuse_api.needs_frame(catalog))
+                                     coverage.load_plan(PLAN_PATH), as_of, needs=catalog.needs_frame())
 
 
 @pytest.fixture(scope="module")

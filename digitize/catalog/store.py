@@ -637,7 +637,10 @@ def _now() -> datetime:
 # ------------------------------------------------------------------------------------------- catalog
 
 
-class Catalog:
+from digitize.catalog.reuse import ReuseRecords  # noqa: E402  (reuse.py needs the tables above)
+
+
+class Catalog(ReuseRecords):
     """The catalog database; one instance per process (it holds a connection pool)."""
 
     def __init__(self, url: str) -> None:

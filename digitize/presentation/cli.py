@@ -85,14 +85,14 @@ def cmd_ocr(args: argparse.Namespace) -> int:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from digitize import api, coverage
+    from digitize import coverage
     from digitize.config import load_settings
 
     catalog = _catalog()
     plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
     as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
     frames = catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame()
-    needs = api.needs_frame(catalog)
+    needs = catalog.needs_frame()
     if args.drill_down:
         what = "dossier" if args.indicator == "not_asked_again" else "register row"
         if args.indicator == "not_asked_again":

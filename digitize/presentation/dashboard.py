@@ -90,9 +90,7 @@ def frames(catalog_url: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def needs(catalog_url: str) -> pd.DataFrame:
     """Papers reused or handed in again, recorded by the reuse API (the "not asked again" indicator's data)."""
-    from digitize.api import needs_frame
-
-    return needs_frame(_catalog(catalog_url))
+    return _catalog(catalog_url).needs_frame()
 
 
 def compute_report(catalog_url: str, plan_path: Path, as_of: date) -> CoverageReport:

@@ -41,11 +41,11 @@ def report_prefix(plan_id: str, as_of: date, produced_at: datetime) -> str:
 def publish_coverage(catalog: Catalog, archive: Archive, plan: Plan, as_of: date,
                      produced_at: datetime | None = None) -> PublishedReport:
     """Compute coverage as of ``as_of`` and store it as HTML, XLSX and CSV under a fresh report prefix."""
-    from digitize import api, coverage
+    from digitize import coverage
 
     produced_at = produced_at or datetime.now(UTC)
     report = coverage.compute_coverage(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
-                                       plan, as_of, needs=api.needs_frame(catalog))
+                                       plan, as_of, needs=catalog.needs_frame())
     writers = {"html": coverage.write_html, "xlsx": coverage.write_xlsx, "csv": coverage.write_csv}
     prefix = report_prefix(plan.id, as_of, produced_at)
     keys: dict[str, str] = {}
