@@ -25,17 +25,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from digitize.catalog import Agency, ArchivedInfo, Catalog, DocumentSpec, FileSpec, fingerprint_of
 from digitize.catalog import store as catalog_module
-from digitize.catalog.store import (
-    MIGRATIONS_DIR,
-    Agency,
-    ArchivedInfo,
-    Catalog,
-    DocumentSpec,
-    FileSpec,
-    fingerprint_of,
-    metadata,
-)
+from digitize.catalog.schema import MIGRATIONS_DIR, metadata
 from digitize.codes.formats import DEFAULT_CODE_TEMPLATE, CodeError, parse_document_code
 from digitize.errors import (
     AgencyUnknown,
