@@ -4,7 +4,9 @@ SQLite is the default (WAL, ``busy_timeout``, write transactions opened with ``B
 writers queue instead of failing on lock upgrades; ``synchronous=FULL`` unless the URL says
 ``?synchronous=normal``, which trades the last commits on a power cut for about ten times more commits a
 second); PostgreSQL (``psycopg`` 3) serves several machines. Every engine hides bound parameters from its
-error messages: a driver error's text (and so a log) never carries a row's values, such as a citizen ID.
+error messages, so a driver error's text (and so a log) does not carry the values sent, such as a citizen
+ID. PostgreSQL's own DETAIL line still quotes a key that collides, and the whole row that fails a CHECK
+or NOT NULL constraint.
 
 Database trouble that a retry can cure (locked, connection lost, deadlock) raises
 :class:`~digitize.errors.CatalogUnavailable`. :class:`CatalogBase` is what every part of
