@@ -41,7 +41,8 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from digitize.catalog.store import Catalog, DocumentSpec, FileSpec, document_files, documents  # noqa: E402
+from digitize.catalog import Catalog, DocumentSpec, FileSpec  # noqa: E402
+from digitize.catalog.schema import document_files, documents  # noqa: E402
 from digitize.codes.formats import DEFAULT_CODE_TEMPLATE, parse_document_code  # noqa: E402
 
 SCOPES = [("000.00.12.H99", "KQ"), ("000.00.12.H99", "TP"), ("000.01.31.H99", "KQ"), ("000.00.31.H99", "TP")]

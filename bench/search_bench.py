@@ -46,7 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from digitize import search  # noqa: E402
-from digitize.catalog.store import Catalog, documents  # noqa: E402
+from digitize.catalog import Catalog  # noqa: E402
+from digitize.catalog.schema import documents  # noqa: E402
 
 
 def _list(text: str, sep: str | None = None) -> list[str]:

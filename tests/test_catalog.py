@@ -11,8 +11,10 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -25,17 +27,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from digitize.catalog import Agency, ArchivedInfo, Catalog, DocumentSpec, FileSpec, fingerprint_of
 from digitize.catalog import store as catalog_module
-from digitize.catalog.store import (
-    MIGRATIONS_DIR,
-    Agency,
-    ArchivedInfo,
-    Catalog,
-    DocumentSpec,
-    FileSpec,
-    fingerprint_of,
-    metadata,
-)
+from digitize.catalog.schema import MIGRATIONS_DIR, documents, metadata
 from digitize.codes.formats import DEFAULT_CODE_TEMPLATE, CodeError, parse_document_code
 from digitize.errors import (
     AgencyUnknown,
@@ -689,3 +683,24 @@ def test_unreachable_postgres_is_transient_and_hides_the_password() -> None:
     with pytest.raises(CatalogUnavailable) as info:
         catalog.documents()
     assert "s3cret-pass" not in str(info.value) and "s3cret-pass" not in repr(catalog)
+
+
+CITIZEN_ID = "079099424242"  # appears in no message of the catalog's own
+
+
+def test_driver_errors_do_not_carry_the_rows_values(cat: Catalog) -> None:
+    """Engines hide bound parameters: a driver error's text, and so a logged traceback, holds no row data."""
+    record, _ = cat.register_document(spec("personal", holder_id=CITIZEN_ID))
+    row = {c: getattr(record, c) for c in ("fingerprint", "batch_id", "agency_code", "kind", "title", "issued_date",
+                                           "holder_id", "received_at")}
+    with pytest.raises(sa.exc.IntegrityError) as duplicate, cat.write() as conn:  # the same fingerprint again
+        conn.execute(sa.insert(documents).values(**row, status="RECEIVED"))
+    assert "parameters hidden" in str(duplicate.value) and CITIZEN_ID not in str(duplicate.value)
+    with pytest.raises(CatalogConflict) as conflict:  # through a public method: the driver error is its cause
+        cat.restore_document(replace(record, code="X.1", original_keys=(None,)))
+    logged = "".join(traceback.format_exception(conflict.value))
+    assert "IntegrityError" in logged and CITIZEN_ID not in logged
+    if cat.dialect == "postgresql":  # SQLite neither checks lengths nor raises DataError
+        with pytest.raises(sa.exc.DataError) as too_long, cat.write() as conn:
+            conn.execute(sa.update(documents).where(documents.c.id == record.id).values(holder_id=CITIZEN_ID * 10))
+        assert CITIZEN_ID not in str(too_long.value)

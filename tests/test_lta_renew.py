@@ -93,7 +93,7 @@ def test_version_1_is_untouched_and_still_locked(built: Built, renewed: dict[str
 
 
 def test_catalog_points_to_version_2_and_links_version_1(built: Built, renewed: dict[str, Any]) -> None:
-    from digitize.catalog.store import fingerprint_of
+    from digitize.catalog import fingerprint_of
 
     v1 = renewed["v1"]
     current = built.catalog.get_by_code(v1.code)

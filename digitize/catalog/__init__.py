@@ -1,21 +1,23 @@
 """Catalog: the SQL schema, the document store and its query methods, imports, migrations.
 
-SQL is spoken to here only: every table is the catalog's.
+SQL is spoken to here only: every table is the catalog's, the search index's included (the search
+package hands over its text analysis as a :class:`TextAnalyzer` and gets :class:`IndexedPage` values).
 """
 
 from __future__ import annotations
 
-from digitize.catalog.store import (
+from digitize.catalog.fulltext import FulltextQuery, IndexedPage, TextAnalyzer
+from digitize.catalog.records import (
     Agency,
     ArchivedInfo,
-    Catalog,
     DocumentRecord,
     DocumentSpec,
     FileSpec,
     ImportSummary,
-    UtcDateTime,
-    documents,
+    fingerprint_of,
 )
+from digitize.catalog.schema import UtcDateTime, documents
+from digitize.catalog.store import Catalog
 
 __all__ = [
     "Agency",
@@ -24,7 +26,11 @@ __all__ = [
     "DocumentRecord",
     "DocumentSpec",
     "FileSpec",
+    "FulltextQuery",
     "ImportSummary",
+    "IndexedPage",
+    "TextAnalyzer",
     "UtcDateTime",
     "documents",
+    "fingerprint_of",
 ]

@@ -9,7 +9,6 @@ the API authenticates, logs and records through these methods, and coverage's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,11 +18,13 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from digitize.catalog.store import DocumentRecord, UtcDateTime, documents
+from digitize.catalog.engine import CatalogBase
+from digitize.catalog.records import DocumentRecord, record_from_row
+from digitize.catalog.schema import UtcDateTime, documents
 from digitize.errors import CatalogConflict
 
 if TYPE_CHECKING:
-    from digitize.catalog.store import FileSpec
+    from digitize.catalog.records import FileSpec
 
 metadata = sa.MetaData()
 """The reuse API's tables (created by migrations 0002 and 0005; ``reuse_events`` refers to ``documents``)."""
@@ -155,14 +156,10 @@ def holder_documents_query(holder_id: str, *, procedure_code: str | None = None,
     return latest_archived_query(condition)
 
 
-class ReuseRecords:
+class ReuseRecords(CatalogBase):
     """Catalog methods for the reuse API's tables and its reads of archived documents."""
 
     if TYPE_CHECKING:  # provided by Catalog
-        def read(self) -> AbstractContextManager[Connection]: ...
-
-        def write(self) -> AbstractContextManager[Connection]: ...
-
         @staticmethod
         def _files(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[tuple[FileSpec, str | None], ...]]: ...
 
@@ -226,12 +223,11 @@ class ReuseRecords:
                                                             valid_on=valid_on))
 
     def _latest_archived(self, query: sa.Select[Any]) -> list[DocumentRecord]:
-        from digitize.catalog.store import _record  # store imports this module before defining _record
 
         with self.read() as conn:  # status filtered here: in SQL it could steer the planner to the status index
             rows = [dict(r) for r in conn.execute(query).mappings() if r["status"] == "ARCHIVED"]
             files = self._files(conn, [r["id"] for r in rows])
-        return [_record(r, files.get(r["id"], ())) for r in rows]
+        return [record_from_row(r, files.get(r["id"], ())) for r in rows]
 
     # ------------------------------------------------------------------------------------ outcomes
 
