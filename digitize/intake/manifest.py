@@ -15,10 +15,11 @@ import json
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
@@ -344,6 +345,21 @@ def read_manifest(batch_dir: Path | BatchSource) -> BatchPlan:
     Raises :class:`ManifestError` only when no row can be used.
     """
     source = LocalBatch(batch_dir) if isinstance(batch_dir, Path) else batch_dir
+    reader, encoding = _open_manifest(source)
+    rows = _RowSorter(source)
+    for offset, raw_row in enumerate(reader):
+        rows.add(offset + 2, raw_row)
+    documents, errors = _plan_documents(rows.grouped)
+    errors = rows.errors + errors + _unlisted_files(source, rows.mentioned)
+    if isinstance(source, LocalBatch):
+        return BatchPlan(batch_id=source.name, root=source.root, documents=tuple(documents), errors=tuple(errors),
+                         encoding=encoding)
+    return BatchPlan(batch_id=source.name, root=Path(source.name), documents=tuple(documents), errors=tuple(errors),
+                     source=source, encoding=encoding)
+
+
+def _open_manifest(source: BatchSource) -> tuple[csv.DictReader[str], str]:
+    """The manifest's rows, ready to read, and its encoding; a missing manifest or a bad header refuses the batch."""
     if isinstance(source, LocalBatch) and source.inside(MANIFEST_NAME) is None:
         raise ManifestError(f"{MANIFEST_NAME} of batch {source.name} leads outside the batch folder",
                             hint="Copy the manifest itself into the batch folder (not a link to elsewhere).")
@@ -363,73 +379,107 @@ def read_manifest(batch_dir: Path | BatchSource) -> BatchPlan:
         if unknown:
             parts.append(f"unknown columns {unknown} (known: {sorted(known)})")
         raise ManifestError(f"{MANIFEST_NAME} header: " + "; ".join(parts))
+    return reader, encoding
 
-    errors: list[RowError] = []
-    grouped: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    seen_files: dict[str, int] = {}
-    mentioned: set[str] = set()
-    for offset, raw_row in enumerate(reader):
-        row_no = offset + 2
+
+@dataclass
+class _RowSorter:
+    """Sorts the manifest's rows into documents (grouped by ``document_id``) and refusals, row by row."""
+
+    source: BatchSource
+    """Where the rows' files are looked for."""
+
+    errors: list[RowError] = field(default_factory=list)
+    """Rows refused so far."""
+
+    grouped: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    """Valid rows (spreadsheet row number, non-empty cells) by document key, in manifest order."""
+
+    seen_files: dict[str, int] = field(default_factory=dict)
+    """Row that listed each file first (a file belongs to one row)."""
+
+    mentioned: set[str] = field(default_factory=set)
+    """Files named by a row, valid or not: the others are reported as not in the manifest."""
+
+    def add(self, row_no: int, raw_row: dict[str | None, Any]) -> None:
+        """Check one row; a bad row becomes a :class:`RowError` and the other rows go on."""
         row = {k.strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
         if None in raw_row:
-            errors.append(RowError(row_no, row.get("file", ""), "MANIFEST_INVALID",
-                                   "row has more cells than the header"))
-            continue
+            self.errors.append(RowError(row_no, row.get("file", ""), "MANIFEST_INVALID",
+                                        "row has more cells than the header"))
+            return
         values = {k: v for k, v in row.items() if v != ""}
-        problems = [_describe(e) for e in sorted(_validator().iter_errors(values), key=lambda e: list(e.path))]
         file_cell = values.get("file", "")
-        mentioned.add(str(Path(file_cell)) if file_cell else "")
-        if not problems:
-            if file_cell in seen_files:
-                problems.append(f"file {file_cell!r} is already listed on row {seen_files[file_cell]}")
-            elif isinstance(source, LocalBatch) and source.inside(file_cell) is None:
-                problems.append(f"file {file_cell!r} leads outside the batch folder")
-            elif not source.exists(file_cell) and source.exists(f"{DONE_FOLDER}/{file_cell}"):
-                mentioned.add(str(Path(DONE_FOLDER) / file_cell))
-                continue  # archived and moved to done/ by an earlier run (DIGITIZE_MOVE_DONE)
-            elif not source.exists(file_cell):
-                errors.append(RowError(row_no, file_cell, "FILE_MISSING",
-                                       f"file {file_cell!r} is not in the batch folder; copy it in or remove the row"))
-                continue
+        self.mentioned.add(str(Path(file_cell)) if file_cell else "")
+        problems = _schema_problems(values) or self._file_problems(file_cell)
         if problems:
-            errors.append(RowError(row_no, file_cell, "MANIFEST_INVALID", "; ".join(problems)))
-            continue
-        seen_files[file_cell] = row_no
-        grouped.setdefault(values.get("document_id", file_cell), []).append((row_no, values))
+            self.errors.append(RowError(row_no, file_cell, "MANIFEST_INVALID", "; ".join(problems)))
+        elif not self.source.exists(file_cell) and self.source.exists(f"{DONE_FOLDER}/{file_cell}"):
+            self.mentioned.add(str(Path(DONE_FOLDER) / file_cell))  # archived and moved by an earlier run
+        elif not self.source.exists(file_cell):
+            self.errors.append(RowError(row_no, file_cell, "FILE_MISSING",
+                                        f"file {file_cell!r} is not in the batch folder; copy it in or remove the row"))
+        else:
+            self.seen_files[file_cell] = row_no
+            self.grouped.setdefault(values.get("document_id", file_cell), []).append((row_no, values))
 
+    def _file_problems(self, file_cell: str) -> list[str]:
+        """A file listed twice, or one that leads outside the batch folder (a link, on a local batch)."""
+        if file_cell in self.seen_files:
+            return [f"file {file_cell!r} is already listed on row {self.seen_files[file_cell]}"]
+        if isinstance(self.source, LocalBatch) and self.source.inside(file_cell) is None:
+            return [f"file {file_cell!r} leads outside the batch folder"]
+        return []
+
+
+def _schema_problems(values: dict[str, str]) -> list[str]:
+    """What ``schemas/manifest.schema.json`` finds wrong with a row's cells, in column order."""
+    return [_describe(e) for e in sorted(_validator().iter_errors(values), key=lambda e: list(e.path))]
+
+
+def _plan_documents(grouped: dict[str, list[tuple[int, dict[str, str]]]]) -> tuple[list[PlannedDocument],
+                                                                                   list[RowError]]:
+    """One document per key whose rows agree on the document's fields; the rows of the others are refused."""
     documents: list[PlannedDocument] = []
+    errors: list[RowError] = []
     for key, members in grouped.items():
         rows = [r for _, r in members]
         disagreement = _check_consistent(rows, _DOC_FIELDS)
         if disagreement:
             errors.extend(RowError(n, r["file"], "MANIFEST_INVALID", disagreement) for n, r in members)
             continue
-        first = rows[0]
-        documents.append(PlannedDocument(
-            key=key,
-            rows=tuple(n for n, _ in members),
-            files=tuple(r["file"] for r in rows),
-            agency_code=first["agency_code"],
-            kind=first["kind"],
-            title=first["title"],
-            issued_date=date.fromisoformat(first["issued_date"]),
-            procedure_code=first.get("procedure_code"),
-            dossier_code=first.get("dossier_code"),
-            register_id=first.get("register_id"),
-            valid_until=date.fromisoformat(first["valid_until"]) if first.get("valid_until") else None,
-            holder_id=first.get("holder_id"),
-            scanned_at=first.get("scanned_at"),
-        ))
+        documents.append(_planned_document(key, tuple(n for n, _ in members), rows))
+    return documents, errors
 
-    for extra in sorted(source.files()):
-        if extra not in mentioned and not extra.startswith(f"{DONE_FOLDER}/"):
-            errors.append(RowError(0, extra, "FILE_NOT_IN_MANIFEST",
-                                   f"file {extra!r} has no manifest row; add a row for it or move it out of the batch"))
-    if isinstance(source, LocalBatch):
-        return BatchPlan(batch_id=source.name, root=source.root, documents=tuple(documents), errors=tuple(errors),
-                         encoding=encoding)
-    return BatchPlan(batch_id=source.name, root=Path(source.name), documents=tuple(documents), errors=tuple(errors),
-                     source=source, encoding=encoding)
+
+def _planned_document(key: str, row_numbers: tuple[int, ...], rows: list[dict[str, str]]) -> PlannedDocument:
+    """The document described by its (consistent) rows: fields from the first, files from all."""
+    first = rows[0]
+    return PlannedDocument(
+        key=key,
+        rows=row_numbers,
+        files=tuple(r["file"] for r in rows),
+        agency_code=first["agency_code"],
+        kind=first["kind"],
+        title=first["title"],
+        issued_date=date.fromisoformat(first["issued_date"]),
+        procedure_code=first.get("procedure_code"),
+        dossier_code=first.get("dossier_code"),
+        register_id=first.get("register_id"),
+        valid_until=date.fromisoformat(first["valid_until"]) if first.get("valid_until") else None,
+        holder_id=first.get("holder_id"),
+        scanned_at=first.get("scanned_at"),
+    )
+
+
+def _unlisted_files(source: BatchSource, mentioned: set[str]) -> list[RowError]:
+    """Files of the batch that no row names (``done/`` holds the originals of earlier runs)."""
+    return [
+        RowError(0, extra, "FILE_NOT_IN_MANIFEST",
+                 f"file {extra!r} has no manifest row; add a row for it or move it out of the batch")
+        for extra in sorted(source.files())
+        if extra not in mentioned and not extra.startswith(f"{DONE_FOLDER}/")
+    ]
 
 
 def batch_is_ready(batch_dir: Path, *, quiet_seconds: int, now: float | None = None) -> bool:
