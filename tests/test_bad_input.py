@@ -35,7 +35,8 @@ from robustness_support import (
 )
 
 from digitize.errors import ManifestError
-from digitize.intake.manifest import encode_legacy, read_manifest
+from digitize.intake.encodings import encode_legacy
+from digitize.intake.manifest import read_manifest
 
 GROUP = "bad input"
 
