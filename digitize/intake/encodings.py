@@ -159,17 +159,30 @@ def _upper_font_suspect(text: str) -> bool:
 _LEGACY = (("Windows-1258", lambda raw: raw.decode("cp1258")), ("TCVN3 (ABC)", _decode_tcvn3), ("VNI", _decode_vni))
 
 
+_NOT_CSV = (
+    (b"PK\x03\x04", "an Excel workbook (XLSX) or another ZIP archive"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (XLS)"),
+    (b"\xff\xfe", "UTF-16 text (Excel's 'Unicode Text')"),
+    (b"\xfe\xff", "UTF-16 text"),
+    (b"%PDF-", "a PDF document"),
+)
+"""What officers save under the name manifest.csv by mistake, recognised by its first bytes."""
+
+
 def decode_manifest(raw: bytes) -> tuple[str, str]:
     """The manifest's text and its encoding: UTF-8 (BOM or not), else a legacy encoding recognised for sure.
 
     Each legacy decoding is scored by how many of its words are well-formed Vietnamese syllables; one
     that reads (nearly) all words right while the others do not is converted, anything else is refused.
     """
+    how = "Open it in Excel and use File > Save As > 'CSV UTF-8 (Comma delimited)', then resubmit."
+    for magic, kind in _NOT_CSV:
+        if raw.startswith(magic):
+            raise ManifestError(f"{MANIFEST_NAME} is {kind}, not CSV text", hint=how)
     try:
         return raw.decode("utf-8-sig"), "UTF-8"
     except UnicodeDecodeError as exc:
         position = exc.start
-    how = "Open it in Excel and use File > Save As > 'CSV UTF-8 (Comma delimited)', then resubmit."
     scored = []
     for name, decode in _LEGACY:
         try:

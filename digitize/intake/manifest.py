@@ -6,6 +6,10 @@ normalised to NFC. Each row is checked against
 ``schemas/manifest.schema.json``; a bad row yields a row-level error and the
 other rows go on. File paths are confined to the batch folder: absolute
 paths, ``..`` and symlinks that lead outside are refused.
+
+A manifest that cannot be read at all (not CSV, too big, a runaway cell) raises
+:class:`ManifestError`, which refuses its own batch only. Messages never echo a
+cell that may hold personal data (``holder_id``), nor a character that is not text.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -33,6 +38,20 @@ __all__ = ["MANIFEST_NAME", "READY_MARKER", "BatchPlan", "PlannedDocument", "Row
 SCHEMA_PATH = REPO_ROOT / "schemas" / "manifest.schema.json"
 DONE_FOLDER = "done"
 """Sub-folder of a batch where verified originals go when ``DIGITIZE_MOVE_DONE`` is on (see the pipeline)."""
+
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+"""Largest manifest read: ~150,000 rows of a few hundred bytes; anything bigger is not a batch's manifest."""
+
+MAX_MANIFEST_ROWS = 100_000
+"""Most rows in one manifest: each row is validated and registered, so a larger batch must be split."""
+
+NOT_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters refused in cells: C0 and C1 controls (tab excepted), DEL, line and paragraph separators, and the
+bidi embeddings, overrides and isolates. They break the catalog (PostgreSQL refuses NUL), terminals (escape
+sequences), one-line outputs (line breaks) or disguise text (right-to-left override)."""
+
+PERSONAL_COLUMNS = frozenset({"holder_id"})
+"""Columns whose values are personal data: messages name the column, never the value."""
 
 
 @dataclass(frozen=True)
@@ -135,25 +154,35 @@ def _schema_columns() -> tuple[set[str], set[str]]:
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
-    field = error.path[-1] if error.path else None
+    column = error.path[-1] if error.path else None
     if error.validator == "required":
         return f"{error.message}; fill in that column"
     if error.validator == "additionalProperties":
         return f"unknown column: {error.message}"
-    if field is None:
+    if column is None:
         return error.message
-    value = error.instance
     expected = error.schema.get("description", "")
-    if error.validator == "not" and field == "file":
-        return f"column 'file' = {value!r} must be a path inside the batch folder (no absolute path, no '..')"
-    return f"column '{field}' = {value!r} is invalid ({error.validator}); expected: {expected}"
+    if error.validator == "not" and column == "file":
+        return f"column 'file' = {_shown(column, error.instance)} must be a path inside the batch folder " \
+               "(no absolute path, no '..')"
+    return f"column '{column}' = {_shown(column, error.instance)} is invalid ({error.validator}); expected: {expected}"
+
+
+def _shown(column: object, value: object) -> str:
+    """A cell's value as messages quote it: shortened, and hidden for personal data."""
+    if column in PERSONAL_COLUMNS:
+        return "(value not shown: personal data)"
+    return _shortened(repr(value), 80)
 
 
 def _check_consistent(rows: Sequence[dict[str, str]], fields: Sequence[str]) -> str | None:
     for name in fields:
         values = {r.get(name) for r in rows}
         if len(values) > 1:
-            return f"rows of one document_id disagree on '{name}': {sorted(v or '' for v in values)}"
+            if name in PERSONAL_COLUMNS:
+                return f"rows of one document_id disagree on '{name}'"
+            shown = [_shortened(v, 80) for v in sorted(v or "" for v in values)]
+            return f"rows of one document_id disagree on '{name}': {shown}"
     return None
 
 
@@ -171,8 +200,8 @@ def read_manifest(batch_dir: Path | BatchSource) -> BatchPlan:
     source = LocalBatch(batch_dir) if isinstance(batch_dir, Path) else batch_dir
     reader, encoding = _open_manifest(source)
     rows = _RowSorter(source)
-    for offset, raw_row in enumerate(reader):
-        rows.add(offset + 2, raw_row)
+    for row_no, raw_row in _numbered_rows(reader):
+        rows.add(row_no, raw_row)
     documents, errors = _plan_documents(rows.grouped)
     errors = rows.errors + errors + _unlisted_files(source, rows.mentioned)
     if isinstance(source, LocalBatch):
@@ -189,10 +218,13 @@ def _open_manifest(source: BatchSource) -> tuple[csv.DictReader[str], str]:
                             hint="Copy the manifest itself into the batch folder (not a link to elsewhere).")
     if not source.exists(MANIFEST_NAME):
         raise ManifestError(f"no {MANIFEST_NAME} in batch {source.name}", hint="Add manifest.csv to the batch folder.")
-    decoded, encoding = decode_manifest(source.read_bytes(MANIFEST_NAME))
+    decoded, encoding = decode_manifest(_manifest_bytes(source))
     text = unicodedata.normalize("NFC", decoded)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise _unreadable_row(1, exc) from exc
     required, known = _schema_columns()
     missing = sorted(required - set(header))
     unknown = sorted(set(header) - known)
@@ -201,9 +233,58 @@ def _open_manifest(source: BatchSource) -> tuple[csv.DictReader[str], str]:
         if missing:
             parts.append(f"missing columns {missing}")
         if unknown:
-            parts.append(f"unknown columns {unknown} (known: {sorted(known)})")
+            shown = [_shortened(name, 40) for name in unknown[:10]] + (["…"] if len(unknown) > 10 else [])
+            parts.append(f"unknown columns {shown} (known: {sorted(known)})")
         raise ManifestError(f"{MANIFEST_NAME} header: " + "; ".join(parts))
     return reader, encoding
+
+
+def _manifest_bytes(source: BatchSource) -> bytes:
+    """The manifest's bytes, once its size is known to be sane; a local file that cannot be read refuses the batch.
+
+    (S3 failures are left alone: they are transient, and the task is retried.)
+    """
+    try:
+        size = source.size(MANIFEST_NAME)
+        if size > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                f"{MANIFEST_NAME} is {size / 2**20:.0f} MiB, over the {MAX_MANIFEST_BYTES // 2**20} MiB a manifest "
+                "may have: this is not a batch manifest, or the batch is too big",
+                hint="Check that manifest.csv is the batch's CSV manifest; split a very large batch into several.")
+        return source.read_bytes(MANIFEST_NAME)
+    except OSError as exc:
+        if not isinstance(source, LocalBatch):
+            raise
+        raise ManifestError(f"{MANIFEST_NAME} cannot be read ({exc.strerror or type(exc).__name__})",
+                            hint="Give the pipeline's user read access to manifest.csv and resubmit.") from exc
+
+
+def _numbered_rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str | None, Any]]]:
+    """The rows with their spreadsheet row numbers (header = 1); CSV that cannot be parsed refuses the manifest."""
+    row_no = 1
+    while True:
+        row_no += 1
+        try:
+            raw_row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _unreadable_row(row_no, exc) from exc
+        if row_no - 1 > MAX_MANIFEST_ROWS:
+            raise ManifestError(f"{MANIFEST_NAME} has more than {MAX_MANIFEST_ROWS:,} rows",
+                                hint="Split the batch into several batches of fewer rows and resubmit.")
+        yield row_no, raw_row
+
+
+def _unreadable_row(row_no: int, exc: csv.Error) -> ManifestError:
+    """What to tell the officer about a row the CSV parser gave up on (its text is not repeated)."""
+    if "field larger than field limit" in str(exc):
+        return ManifestError(
+            f"{MANIFEST_NAME} row {row_no}: a cell is longer than {csv.field_size_limit():,} characters, so the file "
+            "cannot be read", hint='Look near that row for a quote (") opened in a cell and never closed: everything '
+                                   "after it reads as one cell. Fix it, save as 'CSV UTF-8' and resubmit.")
+    return ManifestError(f"{MANIFEST_NAME} row {row_no} is not valid CSV ({exc})",
+                         hint="Open the file in Excel, save it as 'CSV UTF-8 (Comma delimited)' and resubmit.")
 
 
 @dataclass
@@ -229,12 +310,16 @@ class _RowSorter:
         """Check one row; a bad row becomes a :class:`RowError` and the other rows go on."""
         row = {k.strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
         if None in raw_row:
-            self.errors.append(RowError(row_no, row.get("file", ""), "MANIFEST_INVALID",
+            self.errors.append(RowError(row_no, _printable(row.get("file", "")), "MANIFEST_INVALID",
                                         "row has more cells than the header"))
             return
         values = {k: v for k, v in row.items() if v != ""}
         file_cell = values.get("file", "")
         self.mentioned.add(str(Path(file_cell)) if file_cell else "")
+        not_text = _not_text_problem(values)
+        if not_text:  # before any other check: such a cell must reach neither the file system nor the catalog
+            self.errors.append(RowError(row_no, _printable(file_cell), "MANIFEST_INVALID", not_text))
+            return
         problems = _schema_problems(values) or self._file_problems(file_cell)
         if problems:
             self.errors.append(RowError(row_no, file_cell, "MANIFEST_INVALID", "; ".join(problems)))
@@ -254,6 +339,37 @@ class _RowSorter:
         if isinstance(self.source, LocalBatch) and self.source.inside(file_cell) is None:
             return [f"file {file_cell!r} leads outside the batch folder"]
         return []
+
+
+def _not_text_problem(values: dict[str, str]) -> str | None:
+    """Which columns hold a character that is not text, and which character; never the cell's value."""
+    found = [(column, match.group()) for column, value in values.items() if (match := NOT_TEXT.search(value))]
+    if not found:
+        return None
+    columns = ", ".join(f"'{column}'" for column, _ in found)
+    return (f"{'columns' if len(found) > 1 else 'column'} {columns} {'hold' if len(found) > 1 else 'holds'} "
+            f"{_character_name(found[0][1])}, which is not text (it can break, hide or reorder what is shown); "
+            "retype the cell without it")
+
+
+def _character_name(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if char == "\x00":
+        return f"a NUL byte ({code})"
+    if char in "\n\r\u2028\u2029\x85":
+        return f"a line break ({code})"
+    if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
+        return f"a text-direction control ({code})"
+    return f"a control character ({code})"
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not text written as ``\\uXXXX`` (file names in messages)."""
+    return NOT_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _schema_problems(values: dict[str, str]) -> list[str]:
@@ -299,7 +415,7 @@ def _planned_document(key: str, row_numbers: tuple[int, ...], rows: list[dict[st
 def _unlisted_files(source: BatchSource, mentioned: set[str]) -> list[RowError]:
     """Files of the batch that no row names (``done/`` holds the originals of earlier runs)."""
     return [
-        RowError(0, extra, "FILE_NOT_IN_MANIFEST",
+        RowError(0, _printable(extra), "FILE_NOT_IN_MANIFEST",
                  f"file {extra!r} has no manifest row; add a row for it or move it out of the batch")
         for extra in sorted(source.files())
         if extra not in mentioned and not extra.startswith(f"{DONE_FOLDER}/")
