@@ -13,7 +13,9 @@ import hashlib
 import io
 import json
 import os
+import random
 import struct
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from imagegen import image_only_pdf, render_page
 from PIL import Image
 from robustness_support import (
     COLUMNS,
+    SAMPLES,
     blank_png,
     make_context,
     png,
@@ -35,7 +38,8 @@ from robustness_support import (
 )
 
 from digitize.errors import ManifestError
-from digitize.intake.manifest import encode_legacy, read_manifest
+from digitize.intake.encodings import encode_legacy
+from digitize.intake.manifest import read_manifest
 
 GROUP = "bad input"
 
@@ -409,6 +413,136 @@ def test_manifest_symlinked_outside_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="outside the batch"):
         read_manifest(batch)
     record(GROUP, "manifest.csv is a symlink leading outside the batch", "MANIFEST REFUSED", "MANIFEST_INVALID")
+
+
+def _stray_quote_manifest(batch: Path) -> None:
+    """A quote opened in a title and never closed: the rest of the file (3,000 rows) reads as one cell."""
+    rest = "".join(f"r{i}.png,000.00.12.H99,KQ,Giấy xác nhận số {i},2024-03-01,,,\r\n" for i in range(3_000))
+    (batch / "manifest.csv").write_text(",".join(COLUMNS) + '\r\na.png,000.00.12.H99,KQ,"Giấy khai sinh,2024-03-01,,,'
+                                        + "\r\n" + rest, encoding="utf-8")
+
+
+def _oversized_manifest(batch: Path) -> None:
+    """A 40 MiB manifest (a sparse file: the header, then zero bytes), over the size limit."""
+    with (batch / "manifest.csv").open("wb") as handle:
+        handle.write(",".join(COLUMNS).encode() + b"\r\n")
+        handle.truncate(40 * 1024 * 1024)
+
+
+def _xlsx_manifest(batch: Path) -> None:
+    """An Excel workbook saved under the name manifest.csv (a ZIP archive of XML parts)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as workbook:
+        workbook.writestr("[Content_Types].xml", "<Types/>")
+        workbook.writestr("xl/sharedStrings.xml", "<sst><si><t>Giấy khai sinh 079203001234</t></si></sst>")
+    (batch / "manifest.csv").write_bytes(buffer.getvalue())
+
+
+@pytest.mark.parametrize(("what", "write", "words"), [
+    ("a cell over 131,072 characters (a quote never closed)", _stray_quote_manifest, "row 2: a cell is longer"),
+    ("a cell of 200,000 characters", lambda batch: (batch / "manifest.csv").write_text(
+        ",".join(COLUMNS) + "\r\n" + ",".join(_line(title="x" * 200_000)) + "\r\n", encoding="utf-8"),
+     "row 2: a cell is longer"),
+    ("file of 40 MiB (over the size limit)", _oversized_manifest, "40 MiB"),
+    ("random binary bytes", lambda batch: (batch / "manifest.csv").write_bytes(random.Random(17).randbytes(65_536)),
+     "not UTF-8"),
+    ("Excel workbook (XLSX) saved as manifest.csv", _xlsx_manifest, "Excel workbook"),
+    ("UTF-16 text (Excel 'Unicode Text')", lambda batch: (batch / "manifest.csv").write_bytes(
+        (",".join(COLUMNS) + "\r\n" + ",".join(_line()) + "\r\n").encode("utf-16")), "UTF-16"),
+])
+def test_unreadable_manifest_refuses_its_batch_with_a_message(tmp_path: Path, what: str, write: Any,
+                                                              words: str) -> None:
+    """Whatever makes a manifest unreadable ends as ManifestError (the DAGs refuse that batch and go on)."""
+    batch = _manifest_batch(tmp_path, [])
+    write(batch)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(batch)
+    message = info.value.message
+    assert words in message and len(message) < 400, message
+    assert "\x00" not in message and "079203001234" not in message, message
+    assert "manifest.csv" in message and info.value.hint
+    record(GROUP, f"manifest: {what}", "MANIFEST REFUSED", info.value.reason, message[:90])
+
+
+def test_a_bad_manifest_does_not_stop_the_next_batch(tmp_path: Path) -> None:
+    """What the DAGs' register step does, batch by batch: the unreadable manifest is refused, the next registered."""
+    from digitize.intake import discover_batches
+    from digitize.pipeline import register_batch
+
+    inbox = tmp_path / "inbox"
+    _stray_quote_manifest(write_batch(inbox, "batch-1-bad", {"a.png": png()}, []))
+    write_batch(inbox, "batch-2-good", {"b.png": png(("Giấy xác nhận", "Số 2/2024"))}, [row("b.png")])
+    catalog = _catalog(tmp_path)
+    refused, registered = [], []
+    for batch_dir in discover_batches(inbox, quiet_seconds=0):
+        try:
+            plan = read_manifest(batch_dir)
+        except ManifestError as exc:
+            refused.append((batch_dir.name, exc.reason))
+            continue
+        registered.append((batch_dir.name, len(register_batch(catalog, plan).to_process)))
+    assert refused == [("batch-1-bad", "MANIFEST_INVALID")]
+    assert registered == [("batch-2-good", 1)]
+    record(GROUP, "manifest with a cell over 131,072 characters, next to a good batch", "MANIFEST REFUSED",
+           "MANIFEST_INVALID", "the next batch was registered")
+
+
+def _catalog(tmp: Path) -> Any:
+    """A SQLite catalog with the sample agencies: registration needs no S3 nor PKI."""
+    from digitize.catalog import Catalog
+
+    catalog = Catalog(f"sqlite:///{tmp / 'catalog.db'}")
+    catalog.upgrade()
+    catalog.import_agencies(SAMPLES / "agencies.csv")
+    return catalog
+
+
+HOLDER = "079203001234"
+
+
+@pytest.mark.parametrize(("what", "column", "value"), [
+    ("NUL byte in 'title'", "title", "Giấy khai sinh Nguyễn Văn An\x00"),
+    ("NUL byte in 'holder_id'", "holder_id", HOLDER + "\x00"),
+    ("NUL byte in 'file'", "file", "a.png\x00.jpg"),
+    ("terminal escape (ESC) in 'holder_id'", "holder_id", "\x1b[2J" + HOLDER),
+    ("line break inside 'title' (multi-line Excel cell)", "title", "Giấy khai sinh\nNguyễn Văn An"),
+    ("carriage return in 'title'", "title", "Giấy khai sinh\rNguyễn Văn An"),
+    ("right-to-left override (U+202E) in 'title'", "title", "Giấy khai sinh \u202enA năV nễyugN"),
+    ("bidi isolate (U+2066) in 'document_id'", "document_id", "\u2066KS-2024-01"),
+    ("DEL (U+007F) in 'register_id'", "register_id", "SO-\x7f01"),
+    ("C1 control (U+0085) in 'title'", "title", "Giấy khai sinh\x85Nguyễn Văn An"),
+])
+def test_control_characters_refuse_the_row_without_echoing_it(tmp_path: Path, what: str, column: str,
+                                                              value: str) -> None:
+    """The row is refused, naming row and column; the cell (personal data, maybe) is never echoed or stored."""
+    from digitize.pipeline import register_batch
+
+    bad = {"file": "a.png", "title": "Giấy khai sinh Nguyễn Văn An", "holder_id": HOLDER, column: value}
+    batch = write_batch(tmp_path / "inbox", "batch-ctl", {"a.png": png(), "b.png": png(("Giấy xác nhận",))},
+                        [row(bad.pop("file"), **bad), row("b.png")])
+    plan = read_manifest(batch)
+    assert [d.files for d in plan.documents] == [("b.png",)]
+    error = next(e for e in plan.errors if e.row == 2)
+    assert error.reason == "MANIFEST_INVALID" and f"'{column}'" in error.message, error
+    for text in (error.message, error.file):
+        assert HOLDER not in text and "Nguyễn" not in text and "KS-2024" not in text, text
+        assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F or c in "\u202e\u2066" for c in text), text
+    catalog = _catalog(tmp_path)
+    assert len(register_batch(catalog, plan).to_process) == 1
+    details = " ".join(e.detail for e in catalog.batch_events("batch-ctl"))
+    assert f"'{column}'" in details and HOLDER not in details and "Nguyễn" not in details
+    record(GROUP, f"manifest: {what}", "ROW REFUSED", error.reason, error.message[:90])
+
+
+def test_file_name_too_long_for_the_file_system_is_a_missing_file(tmp_path: Path) -> None:
+    """200 Vietnamese letters fit the schema's 255 characters but not the file system's 255 bytes."""
+    long_name = "giấy-khai-sinh-" + "ấ" * 200 + ".png"
+    plan = read_manifest(_manifest_batch(tmp_path, [_line(), _line(long_name)]))
+    assert [d.files for d in plan.documents] == [("a.png",)]
+    error = next(e for e in plan.errors if e.row == 3)
+    assert error.reason == "FILE_MISSING", error
+    record(GROUP, "manifest: file name longer than the file system allows (200 × 'ấ')", "ROW REFUSED", error.reason,
+           "row refused, the other rows go on")
 
 
 # --------------------------------------------------------------------------- quarantine, resubmission, done/

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from digitize.errors import ManifestError
+from digitize.intake import manifest
 from digitize.intake.manifest import batch_is_ready, discover_batches, read_manifest
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "batch"
@@ -120,6 +121,42 @@ def test_rows_of_one_document_must_agree(tmp_path: Path) -> None:
     assert plan.documents == ()
     assert {e.row for e in plan.errors} == {2, 3}
     assert "title" in plan.errors[0].message
+
+
+def test_tab_inside_a_cell_is_text(tmp_path: Path) -> None:
+    """Tab is the one control character a cell may hold (a pasted title); the others refuse the row."""
+    rows = ('"a.jpg",000.00.12.H99,KQ,"Giấy\tkhai sinh",2023-01-02,,,\n'
+            '"b.jpg",000.00.12.H99,KQ,"Giấy\x0ckhai sinh",2023-01-02,,,\n')
+    batch = make_batch(tmp_path, rows, files=("a.jpg", "b.jpg"))
+    plan = read_manifest(batch)
+    assert [d.title for d in plan.documents] == ["Giấy\tkhai sinh"]
+    assert [(e.row, e.file) for e in plan.errors] == [(3, "b.jpg")] and "U+000C" in plan.errors[0].message
+
+
+def test_personal_and_long_values_are_not_echoed(tmp_path: Path) -> None:
+    """A wrong citizen ID is named by its column only; a runaway value is quoted shortened."""
+    rows = ("a.jpg,000.00.12.H99,KQ,Một,2023-01-02,,,07920300123\n"
+            f"b.jpg,000.00.12.H99,KQ,{'Dài ' * 200},2023-01-02,,,\n"
+            "c.jpg,000.00.12.H99,KQ,Ba,2023-01-02,D1,,079203001234\n"
+            "d.jpg,000.00.12.H99,KQ,Ba,2023-01-02,D1,,079203009999\n")
+    plan = read_manifest(make_batch(tmp_path, rows, files=("a.jpg", "b.jpg", "c.jpg", "d.jpg")))
+    by_row = {e.row: e.message for e in plan.errors}
+    assert "holder_id" in by_row[2] and "07920300123" not in by_row[2]
+    assert "title" in by_row[3] and len(by_row[3]) < 300
+    assert "holder_id" in by_row[4] and "0792030" not in by_row[4] + by_row[5]
+
+
+def test_unlisted_file_with_a_line_break_in_its_name_is_reported_escaped(tmp_path: Path) -> None:
+    batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,Một,2023-01-02,,,\n", files=("a.jpg", "stray\nname.jpg"))
+    (error,) = read_manifest(batch).errors
+    assert error.reason == "FILE_NOT_IN_MANIFEST" and error.file == "stray\\u000aname.jpg"
+
+
+def test_too_many_rows_refuse_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manifest, "MAX_MANIFEST_ROWS", 2)
+    rows = "".join(f"{n}.jpg,000.00.12.H99,KQ,Một,2023-01-02,,,\n" for n in "abc")
+    with pytest.raises(ManifestError, match="more than 2 rows"):
+        read_manifest(make_batch(tmp_path, rows, files=("a.jpg", "b.jpg", "c.jpg")))
 
 
 def test_batch_readiness(tmp_path: Path) -> None:

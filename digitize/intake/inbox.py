@@ -49,6 +49,10 @@ class BatchSource(ABC):
         """Whether ``relative`` is a file of this batch (and does not lead outside it)."""
 
     @abstractmethod
+    def size(self, relative: str) -> int:
+        """Size in bytes of a file of the batch (checked before a manifest is read whole)."""
+
+    @abstractmethod
     def read_bytes(self, relative: str) -> bytes:
         """Whole content of a small file (the manifest)."""
 
@@ -100,7 +104,13 @@ class LocalBatch(BatchSource):
 
     def exists(self, relative: str) -> bool:
         path = self.inside(relative)
-        return path is not None and path.is_file()
+        try:
+            return path is not None and path.is_file()
+        except OSError:  # e.g. a name longer than the file system allows: no such file can be there
+            return False
+
+    def size(self, relative: str) -> int:
+        return (self.root / relative).stat().st_size
 
     def read_bytes(self, relative: str) -> bytes:
         return (self.root / relative).read_bytes()
@@ -161,6 +171,10 @@ class S3Batch(BatchSource):
             return self.store.head(self._key(relative)) is not None
         except ValueError:
             return False
+
+    def size(self, relative: str) -> int:
+        stored = self.store.head(self._key(relative))
+        return stored.size if stored is not None else 0
 
     def read_bytes(self, relative: str) -> bytes:
         return self.store.get(self._key(relative))

@@ -1,10 +1,15 @@
 """Read and validate batch manifests (``manifest.csv``), and decide when a batch is complete.
 
-Officers edit manifests in Excel, so a UTF-8 byte-order mark is accepted and
-Vietnamese text is normalised to NFC. Each row is checked against
+Officers edit manifests in Excel, so a UTF-8 byte-order mark is accepted, legacy
+Vietnamese encodings are recognised (:mod:`digitize.intake.encodings`) and text is
+normalised to NFC. Each row is checked against
 ``schemas/manifest.schema.json``; a bad row yields a row-level error and the
 other rows go on. File paths are confined to the batch folder: absolute
 paths, ``..`` and symlinks that lead outside are refused.
+
+A manifest that cannot be read at all (not CSV, too big, a runaway cell) raises
+:class:`ManifestError`, which refuses its own batch only. Messages never echo a
+cell that may hold personal data (``holder_id``), nor a character that is not text.
 """
 
 from __future__ import annotations
@@ -14,16 +19,18 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 
 from digitize.config import REPO_ROOT
 from digitize.errors import ManifestError
+from digitize.intake.encodings import decode_manifest
 from digitize.intake.inbox import MANIFEST_NAME, READY_MARKER, BatchSource, LocalBatch
 
 __all__ = ["MANIFEST_NAME", "READY_MARKER", "BatchPlan", "PlannedDocument", "RowError", "batch_is_ready",
@@ -31,6 +38,20 @@ __all__ = ["MANIFEST_NAME", "READY_MARKER", "BatchPlan", "PlannedDocument", "Row
 SCHEMA_PATH = REPO_ROOT / "schemas" / "manifest.schema.json"
 DONE_FOLDER = "done"
 """Sub-folder of a batch where verified originals go when ``DIGITIZE_MOVE_DONE`` is on (see the pipeline)."""
+
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+"""Largest manifest read: ~150,000 rows of a few hundred bytes; anything bigger is not a batch's manifest."""
+
+MAX_MANIFEST_ROWS = 100_000
+"""Most rows in one manifest: each row is validated and registered, so a larger batch must be split."""
+
+NOT_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""Characters refused in cells: C0 and C1 controls (tab excepted), DEL, line and paragraph separators, and the
+bidi embeddings, overrides and isolates. They break the catalog (PostgreSQL refuses NUL), terminals (escape
+sequences), one-line outputs (line breaks) or disguise text (right-to-left override)."""
+
+PERSONAL_COLUMNS = frozenset({"holder_id"})
+"""Columns whose values are personal data: messages name the column, never the value."""
 
 
 @dataclass(frozen=True)
@@ -132,203 +153,36 @@ def _schema_columns() -> tuple[set[str], set[str]]:
     return set(schema["required"]), set(schema["properties"])
 
 
-# --- legacy Vietnamese encodings -------------------------------------------------------------------
-# Officers' spreadsheets still come in the pre-Unicode encodings of Vietnamese Windows. Windows-1258
-# decodes with Python's codec (tones as combining marks, then NFC). TCVN3 (TCVN 5712:1993, the "ABC"
-# .VnTime fonts) is one byte per lower-case letter; its capitals with tones live in separate upper-case
-# fonts (.VnTimeH) under the SAME bytes, so a file typed in one cannot be told from the other: such
-# text is refused. VNI-Windows writes a base letter followed by mark bytes (cp1252 glyphs).
-_TONES = "\u0300\u0301\u0309\u0303\u0323"  # grave, acute, hook, tilde, dot below: the order of the tables
-_TCVN3_LOWER = (
-    ("a", "\xb5\xb8\xb6\xb7\xb9"), ("ă", "\xbb\xbe\xbc\xbd\xc6"), ("â", "\xc7\xca\xc8\xc9\xcb"),
-    ("e", "\xcc\xd0\xce\xcf\xd1"), ("ê", "\xd2\xd5\xd3\xd4\xd6"), ("i", "\xd7\xdd\xd8\xdc\xde"),
-    ("o", "\xdf\xe3\xe1\xe2\xe4"), ("ô", "\xe5\xe8\xe6\xe7\xe9"), ("ơ", "\xea\xed\xeb\xec\xee"),
-    ("u", "\xef\xf3\xf1\xf2\xf4"), ("ư", "\xf5\xf8\xf6\xf7\xf9"), ("y", "\xfa\xfd\xfb\xfc\xfe"),
-)
-_TCVN3_PLAIN = {"ă": "\xa8", "â": "\xa9", "ê": "\xaa", "ô": "\xab", "ơ": "\xac", "ư": "\xad", "đ": "\xae",
-                "Ă": "\xa1", "Â": "\xa2", "Ê": "\xa3", "Ô": "\xa4", "Ơ": "\xa5", "Ư": "\xa6", "Đ": "\xa7"}
-# VNI marks per tone (grave, acute, hook, tilde, dot), lower case; upper case is the cp1252 capital.
-_VNI_TONE = "øùûõï"
-_VNI_CIRCUMFLEX = "âàáåãä"  # no tone, then the five tones
-_VNI_BREVE = "êèéúüë"
-_VNI_I = "ìíæóò"
-_VNI_SINGLE = {"ơ": "ô", "ư": "ö", "đ": "ñ", "ỵ": "î"}
-
-
-def _tone_of(char: str) -> tuple[str, int | None]:
-    """A Vietnamese letter as (letter without tone, NFC; index of its tone in _TONES or None)."""
-    parts = unicodedata.normalize("NFD", char)
-    tone = next((i for i, t in enumerate(_TONES) if t in parts), None)
-    return unicodedata.normalize("NFC", "".join(c for c in parts if c not in _TONES)), tone
-
-
-def _tcvn3_table() -> dict[str, str]:
-    """Unicode letter → TCVN3 byte (as a latin-1 character)."""
-    table = dict(_TCVN3_PLAIN)
-    for base, codes in _TCVN3_LOWER:
-        for tone, code in zip(_TONES, codes, strict=True):
-            table[unicodedata.normalize("NFC", base + tone)] = code
-    return table
-
-
-def _vni_code(char: str) -> str | None:
-    """VNI-Windows spelling (cp1252 characters) of one Vietnamese letter; ``None`` for plain ASCII or others."""
-    lower = char.lower()
-    upper = char != lower
-    base, tone = _tone_of(lower)
-    if lower in _VNI_SINGLE:
-        code = _VNI_SINGLE[lower]
-    elif base in ("ơ", "ư") and tone is not None:
-        code = _VNI_SINGLE[base] + _VNI_TONE[tone]
-    elif base == "i" and tone is not None:
-        code = _VNI_I[tone]
-    elif base in ("â", "ê", "ô"):
-        plain = unicodedata.normalize("NFD", base)[0]
-        code = plain + _VNI_CIRCUMFLEX[0 if tone is None else tone + 1]
-    elif base == "ă":
-        code = "a" + _VNI_BREVE[0 if tone is None else tone + 1]
-    elif base in "aeouy" and len(base) == 1 and tone is not None:
-        code = base + _VNI_TONE[tone]
-    else:
-        return None
-    return code.upper() if upper else code
-
-
-def _vietnamese_letters() -> list[str]:
-    letters = []
-    for base in ("a", "ă", "â", "e", "ê", "i", "o", "ô", "ơ", "u", "ư", "y"):
-        letters += [base] + [unicodedata.normalize("NFC", base + t) for t in _TONES]
-    letters.append("đ")
-    return letters + [c.upper() for c in letters]
-
-
-def encode_legacy(text: str, encoding: str) -> bytes:
-    """Text in ``tcvn3`` or ``vni`` (what the old Vietnamese fonts wrote); for tests and conversions.
-
-    TCVN3 has no capitals with tones: they are written with the small letter's byte (an upper-case font
-    draws it big), which is exactly why such files are ambiguous.
-    """
-    out = []
-    tcvn3 = _tcvn3_table()
-    for char in unicodedata.normalize("NFC", text):
-        if encoding == "tcvn3":
-            out.append(tcvn3.get(char) or tcvn3.get(char.lower()) or char)
-        elif encoding == "vni":
-            out.append(_vni_code(char) or char)
-        else:
-            raise ValueError(f"unknown legacy encoding {encoding!r}")
-    return "".join(out).encode("cp1252" if encoding == "vni" else "latin-1")
-
-
-@lru_cache(maxsize=1)
-def _vni_decoder() -> tuple[re.Pattern[str], dict[str, str]]:
-    table = {code: letter for letter in _vietnamese_letters() if (code := _vni_code(letter)) is not None}
-    pattern = re.compile("|".join(re.escape(c) for c in sorted(table, key=len, reverse=True)))
-    return pattern, table
-
-
-def _decode_vni(raw: bytes) -> str:
-    pattern, table = _vni_decoder()
-    return pattern.sub(lambda m: table[m.group(0)], raw.decode("cp1252"))
-
-
-def _decode_tcvn3(raw: bytes) -> str:
-    table = {code: letter for letter, code in _tcvn3_table().items()}
-    return "".join(table.get(chr(b)) or (bytes([b]).decode("cp1252") if b >= 0x80 else chr(b)) for b in raw)
-
-
-_ONSETS = ("b", "c", "ch", "d", "đ", "g", "gh", "gi", "h", "k", "kh", "l", "m", "n", "ng", "ngh", "nh", "p", "ph",
-           "qu", "r", "s", "t", "th", "tr", "v", "x", "")
-_NUCLEI = frozenset(("a", "ă", "â", "e", "ê", "i", "y", "o", "ô", "ơ", "u", "ư", "ai", "ao", "au", "ay", "âu",
-                     "ây", "eo", "êu", "ia", "iê", "yê", "iu", "oa", "oă", "oe", "oi", "ôi", "ơi", "oo", "ua",
-                     "uâ", "uê", "ui", "uô", "uơ", "ưa", "ưi", "ươ", "ưu", "uy", "iêu", "yêu", "oai", "oay", "oao",
-                     "oeo", "uây", "uôi", "ươi", "ươu", "uya", "uyê", "uyu"))
-_CODAS = ("", "c", "ch", "m", "n", "ng", "nh", "p", "t", "o", "i", "u", "y")
-_SYLLABLE = re.compile(rf"^({'|'.join(sorted(_ONSETS, key=len, reverse=True))})"
-                       rf"([aăâeêiyoôơuư]{{1,3}})({'|'.join(sorted(_CODAS, key=len, reverse=True))})$")
-
-
-def _plausible(word: str) -> bool:
-    """A well-formed Vietnamese syllable: one tone at most, a known onset, vowel nucleus and coda."""
-    letters, tones = [], 0
-    for char in word.lower():
-        base, tone = _tone_of(char)
-        tones += tone is not None
-        letters.append(base)
-    match = _SYLLABLE.match("".join(letters))
-    if tones > 1 or match is None:
-        return False
-    nucleus = match.group(2) + (match.group(3) if match.group(3) in ("o", "i", "u", "y") else "")
-    return match.group(2) in _NUCLEI or nucleus in _NUCLEI
-
-
-def _score(text: str) -> float:
-    """Share of the words with non-ASCII letters that are plausible Vietnamese syllables."""
-    words = [w for w in re.findall(r"[^\W\d_]+", text) if not w.isascii()]
-    return sum(_plausible(w) for w in words) / len(words) if words else 0.0
-
-
-def _upper_font_suspect(text: str) -> bool:
-    """A word of capitals with a small toned letter inside (``GIấY``): TCVN3 typed with an upper-case font."""
-    return any(sum(c.isupper() for c in w) >= 2 and any(c.islower() and not c.isascii() for c in w)
-               for w in re.findall(r"[^\W\d_]+", text))
-
-
-_LEGACY = (("Windows-1258", lambda raw: raw.decode("cp1258")), ("TCVN3 (ABC)", _decode_tcvn3), ("VNI", _decode_vni))
-
-
-def _decode(raw: bytes) -> tuple[str, str]:
-    """The manifest's text and its encoding: UTF-8 (BOM or not), else a legacy encoding recognised for sure.
-
-    Each legacy decoding is scored by how many of its words are well-formed Vietnamese syllables; one
-    that reads (nearly) all words right while the others do not is converted, anything else is refused.
-    """
-    try:
-        return raw.decode("utf-8-sig"), "UTF-8"
-    except UnicodeDecodeError as exc:
-        position = exc.start
-    how = "Open it in Excel and use File > Save As > 'CSV UTF-8 (Comma delimited)', then resubmit."
-    scored = []
-    for name, decode in _LEGACY:
-        try:
-            text = unicodedata.normalize("NFC", decode(raw))
-        except UnicodeDecodeError:
-            continue
-        scored.append((_score(text), name, text))
-    scored.sort(reverse=True)
-    if scored and scored[0][0] >= 0.9 and (len(scored) == 1 or scored[1][0] < 0.6):
-        _, name, text = scored[0]
-        if name.startswith("TCVN3") and _upper_font_suspect(text):
-            raise ManifestError(
-                f"{MANIFEST_NAME} is in TCVN3 (ABC) typed with an upper-case font (.VnTimeH): capital and small "
-                "letters with tones share the same bytes, so it cannot be converted safely.", hint=how)
-        return text, name
-    found = ", ".join(f"{n} {s:.0%}" for s, n, _ in scored) or "none"
-    raise ManifestError(
-        f"{MANIFEST_NAME} is not UTF-8 (invalid byte at position {position}) and its legacy encoding cannot be told "
-        f"for sure (Windows-1258, TCVN3 or VNI; words read right: {found}).", hint=how)
-
-
 def _describe(error: jsonschema.ValidationError) -> str:
-    field = error.path[-1] if error.path else None
+    column = error.path[-1] if error.path else None
     if error.validator == "required":
         return f"{error.message}; fill in that column"
     if error.validator == "additionalProperties":
         return f"unknown column: {error.message}"
-    if field is None:
+    if column is None:
         return error.message
-    value = error.instance
     expected = error.schema.get("description", "")
-    if error.validator == "not" and field == "file":
-        return f"column 'file' = {value!r} must be a path inside the batch folder (no absolute path, no '..')"
-    return f"column '{field}' = {value!r} is invalid ({error.validator}); expected: {expected}"
+    if error.validator == "not" and column == "file":
+        return f"column 'file' = {_shown(column, error.instance)} must be a path inside the batch folder " \
+               "(no absolute path, no '..')"
+    return f"column '{column}' = {_shown(column, error.instance)} is invalid ({error.validator}); expected: {expected}"
+
+
+def _shown(column: object, value: object) -> str:
+    """A cell's value as messages quote it: shortened, and hidden for personal data."""
+    if column in PERSONAL_COLUMNS:
+        return "(value not shown: personal data)"
+    return _shortened(repr(value), 80)
 
 
 def _check_consistent(rows: Sequence[dict[str, str]], fields: Sequence[str]) -> str | None:
     for name in fields:
         values = {r.get(name) for r in rows}
         if len(values) > 1:
-            return f"rows of one document_id disagree on '{name}': {sorted(v or '' for v in values)}"
+            if name in PERSONAL_COLUMNS:
+                return f"rows of one document_id disagree on '{name}'"
+            shown = [_shortened(v, 80) for v in sorted(v or "" for v in values)]
+            return f"rows of one document_id disagree on '{name}': {shown}"
     return None
 
 
@@ -344,15 +198,33 @@ def read_manifest(batch_dir: Path | BatchSource) -> BatchPlan:
     Raises :class:`ManifestError` only when no row can be used.
     """
     source = LocalBatch(batch_dir) if isinstance(batch_dir, Path) else batch_dir
+    reader, encoding = _open_manifest(source)
+    rows = _RowSorter(source)
+    for row_no, raw_row in _numbered_rows(reader):
+        rows.add(row_no, raw_row)
+    documents, errors = _plan_documents(rows.grouped)
+    errors = rows.errors + errors + _unlisted_files(source, rows.mentioned)
+    if isinstance(source, LocalBatch):
+        return BatchPlan(batch_id=source.name, root=source.root, documents=tuple(documents), errors=tuple(errors),
+                         encoding=encoding)
+    return BatchPlan(batch_id=source.name, root=Path(source.name), documents=tuple(documents), errors=tuple(errors),
+                     source=source, encoding=encoding)
+
+
+def _open_manifest(source: BatchSource) -> tuple[csv.DictReader[str], str]:
+    """The manifest's rows, ready to read, and its encoding; a missing manifest or a bad header refuses the batch."""
     if isinstance(source, LocalBatch) and source.inside(MANIFEST_NAME) is None:
         raise ManifestError(f"{MANIFEST_NAME} of batch {source.name} leads outside the batch folder",
                             hint="Copy the manifest itself into the batch folder (not a link to elsewhere).")
     if not source.exists(MANIFEST_NAME):
         raise ManifestError(f"no {MANIFEST_NAME} in batch {source.name}", hint="Add manifest.csv to the batch folder.")
-    decoded, encoding = _decode(source.read_bytes(MANIFEST_NAME))
+    decoded, encoding = decode_manifest(_manifest_bytes(source))
     text = unicodedata.normalize("NFC", decoded)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    try:
+        header = [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise _unreadable_row(1, exc) from exc
     required, known = _schema_columns()
     missing = sorted(required - set(header))
     unknown = sorted(set(header) - known)
@@ -361,75 +233,193 @@ def read_manifest(batch_dir: Path | BatchSource) -> BatchPlan:
         if missing:
             parts.append(f"missing columns {missing}")
         if unknown:
-            parts.append(f"unknown columns {unknown} (known: {sorted(known)})")
+            shown = [_shortened(name, 40) for name in unknown[:10]] + (["…"] if len(unknown) > 10 else [])
+            parts.append(f"unknown columns {shown} (known: {sorted(known)})")
         raise ManifestError(f"{MANIFEST_NAME} header: " + "; ".join(parts))
+    return reader, encoding
 
-    errors: list[RowError] = []
-    grouped: dict[str, list[tuple[int, dict[str, str]]]] = {}
-    seen_files: dict[str, int] = {}
-    mentioned: set[str] = set()
-    for offset, raw_row in enumerate(reader):
-        row_no = offset + 2
+
+def _manifest_bytes(source: BatchSource) -> bytes:
+    """The manifest's bytes, once its size is known to be sane; a local file that cannot be read refuses the batch.
+
+    (S3 failures are left alone: they are transient, and the task is retried.)
+    """
+    try:
+        size = source.size(MANIFEST_NAME)
+        if size > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                f"{MANIFEST_NAME} is {size / 2**20:.0f} MiB, over the {MAX_MANIFEST_BYTES // 2**20} MiB a manifest "
+                "may have: this is not a batch manifest, or the batch is too big",
+                hint="Check that manifest.csv is the batch's CSV manifest; split a very large batch into several.")
+        return source.read_bytes(MANIFEST_NAME)
+    except OSError as exc:
+        if not isinstance(source, LocalBatch):
+            raise
+        raise ManifestError(f"{MANIFEST_NAME} cannot be read ({exc.strerror or type(exc).__name__})",
+                            hint="Give the pipeline's user read access to manifest.csv and resubmit.") from exc
+
+
+def _numbered_rows(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str | None, Any]]]:
+    """The rows with their spreadsheet row numbers (header = 1); CSV that cannot be parsed refuses the manifest."""
+    row_no = 1
+    while True:
+        row_no += 1
+        try:
+            raw_row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _unreadable_row(row_no, exc) from exc
+        if row_no - 1 > MAX_MANIFEST_ROWS:
+            raise ManifestError(f"{MANIFEST_NAME} has more than {MAX_MANIFEST_ROWS:,} rows",
+                                hint="Split the batch into several batches of fewer rows and resubmit.")
+        yield row_no, raw_row
+
+
+def _unreadable_row(row_no: int, exc: csv.Error) -> ManifestError:
+    """What to tell the officer about a row the CSV parser gave up on (its text is not repeated)."""
+    if "field larger than field limit" in str(exc):
+        return ManifestError(
+            f"{MANIFEST_NAME} row {row_no}: a cell is longer than {csv.field_size_limit():,} characters, so the file "
+            "cannot be read", hint='Look near that row for a quote (") opened in a cell and never closed: everything '
+                                   "after it reads as one cell. Fix it, save as 'CSV UTF-8' and resubmit.")
+    return ManifestError(f"{MANIFEST_NAME} row {row_no} is not valid CSV ({exc})",
+                         hint="Open the file in Excel, save it as 'CSV UTF-8 (Comma delimited)' and resubmit.")
+
+
+@dataclass
+class _RowSorter:
+    """Sorts the manifest's rows into documents (grouped by ``document_id``) and refusals, row by row."""
+
+    source: BatchSource
+    """Where the rows' files are looked for."""
+
+    errors: list[RowError] = field(default_factory=list)
+    """Rows refused so far."""
+
+    grouped: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    """Valid rows (spreadsheet row number, non-empty cells) by document key, in manifest order."""
+
+    seen_files: dict[str, int] = field(default_factory=dict)
+    """Row that listed each file first (a file belongs to one row)."""
+
+    mentioned: set[str] = field(default_factory=set)
+    """Files named by a row, valid or not: the others are reported as not in the manifest."""
+
+    def add(self, row_no: int, raw_row: dict[str | None, Any]) -> None:
+        """Check one row; a bad row becomes a :class:`RowError` and the other rows go on."""
         row = {k.strip(): (v or "").strip() for k, v in raw_row.items() if k is not None}
         if None in raw_row:
-            errors.append(RowError(row_no, row.get("file", ""), "MANIFEST_INVALID",
-                                   "row has more cells than the header"))
-            continue
+            self.errors.append(RowError(row_no, _printable(row.get("file", "")), "MANIFEST_INVALID",
+                                        "row has more cells than the header"))
+            return
         values = {k: v for k, v in row.items() if v != ""}
-        problems = [_describe(e) for e in sorted(_validator().iter_errors(values), key=lambda e: list(e.path))]
         file_cell = values.get("file", "")
-        mentioned.add(str(Path(file_cell)) if file_cell else "")
-        if not problems:
-            if file_cell in seen_files:
-                problems.append(f"file {file_cell!r} is already listed on row {seen_files[file_cell]}")
-            elif isinstance(source, LocalBatch) and source.inside(file_cell) is None:
-                problems.append(f"file {file_cell!r} leads outside the batch folder")
-            elif not source.exists(file_cell) and source.exists(f"{DONE_FOLDER}/{file_cell}"):
-                mentioned.add(str(Path(DONE_FOLDER) / file_cell))
-                continue  # archived and moved to done/ by an earlier run (DIGITIZE_MOVE_DONE)
-            elif not source.exists(file_cell):
-                errors.append(RowError(row_no, file_cell, "FILE_MISSING",
-                                       f"file {file_cell!r} is not in the batch folder; copy it in or remove the row"))
-                continue
+        self.mentioned.add(str(Path(file_cell)) if file_cell else "")
+        not_text = _not_text_problem(values)
+        if not_text:  # before any other check: such a cell must reach neither the file system nor the catalog
+            self.errors.append(RowError(row_no, _printable(file_cell), "MANIFEST_INVALID", not_text))
+            return
+        problems = _schema_problems(values) or self._file_problems(file_cell)
         if problems:
-            errors.append(RowError(row_no, file_cell, "MANIFEST_INVALID", "; ".join(problems)))
-            continue
-        seen_files[file_cell] = row_no
-        grouped.setdefault(values.get("document_id", file_cell), []).append((row_no, values))
+            self.errors.append(RowError(row_no, file_cell, "MANIFEST_INVALID", "; ".join(problems)))
+        elif not self.source.exists(file_cell) and self.source.exists(f"{DONE_FOLDER}/{file_cell}"):
+            self.mentioned.add(str(Path(DONE_FOLDER) / file_cell))  # archived and moved by an earlier run
+        elif not self.source.exists(file_cell):
+            self.errors.append(RowError(row_no, file_cell, "FILE_MISSING",
+                                        f"file {file_cell!r} is not in the batch folder; copy it in or remove the row"))
+        else:
+            self.seen_files[file_cell] = row_no
+            self.grouped.setdefault(values.get("document_id", file_cell), []).append((row_no, values))
 
+    def _file_problems(self, file_cell: str) -> list[str]:
+        """A file listed twice, or one that leads outside the batch folder (a link, on a local batch)."""
+        if file_cell in self.seen_files:
+            return [f"file {file_cell!r} is already listed on row {self.seen_files[file_cell]}"]
+        if isinstance(self.source, LocalBatch) and self.source.inside(file_cell) is None:
+            return [f"file {file_cell!r} leads outside the batch folder"]
+        return []
+
+
+def _not_text_problem(values: dict[str, str]) -> str | None:
+    """Which columns hold a character that is not text, and which character; never the cell's value."""
+    found = [(column, match.group()) for column, value in values.items() if (match := NOT_TEXT.search(value))]
+    if not found:
+        return None
+    columns = ", ".join(f"'{column}'" for column, _ in found)
+    return (f"{'columns' if len(found) > 1 else 'column'} {columns} {'hold' if len(found) > 1 else 'holds'} "
+            f"{_character_name(found[0][1])}, which is not text (it can break, hide or reorder what is shown); "
+            "retype the cell without it")
+
+
+def _character_name(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if char == "\x00":
+        return f"a NUL byte ({code})"
+    if char in "\n\r\u2028\u2029\x85":
+        return f"a line break ({code})"
+    if "\u202a" <= char <= "\u202e" or "\u2066" <= char <= "\u2069":
+        return f"a text-direction control ({code})"
+    return f"a control character ({code})"
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not text written as ``\\uXXXX`` (file names in messages)."""
+    return NOT_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _schema_problems(values: dict[str, str]) -> list[str]:
+    """What ``schemas/manifest.schema.json`` finds wrong with a row's cells, in column order."""
+    return [_describe(e) for e in sorted(_validator().iter_errors(values), key=lambda e: list(e.path))]
+
+
+def _plan_documents(grouped: dict[str, list[tuple[int, dict[str, str]]]]) -> tuple[list[PlannedDocument],
+                                                                                   list[RowError]]:
+    """One document per key whose rows agree on the document's fields; the rows of the others are refused."""
     documents: list[PlannedDocument] = []
+    errors: list[RowError] = []
     for key, members in grouped.items():
         rows = [r for _, r in members]
         disagreement = _check_consistent(rows, _DOC_FIELDS)
         if disagreement:
             errors.extend(RowError(n, r["file"], "MANIFEST_INVALID", disagreement) for n, r in members)
             continue
-        first = rows[0]
-        documents.append(PlannedDocument(
-            key=key,
-            rows=tuple(n for n, _ in members),
-            files=tuple(r["file"] for r in rows),
-            agency_code=first["agency_code"],
-            kind=first["kind"],
-            title=first["title"],
-            issued_date=date.fromisoformat(first["issued_date"]),
-            procedure_code=first.get("procedure_code"),
-            dossier_code=first.get("dossier_code"),
-            register_id=first.get("register_id"),
-            valid_until=date.fromisoformat(first["valid_until"]) if first.get("valid_until") else None,
-            holder_id=first.get("holder_id"),
-            scanned_at=first.get("scanned_at"),
-        ))
+        documents.append(_planned_document(key, tuple(n for n, _ in members), rows))
+    return documents, errors
 
-    for extra in sorted(source.files()):
-        if extra not in mentioned and not extra.startswith(f"{DONE_FOLDER}/"):
-            errors.append(RowError(0, extra, "FILE_NOT_IN_MANIFEST",
-                                   f"file {extra!r} has no manifest row; add a row for it or move it out of the batch"))
-    if isinstance(source, LocalBatch):
-        return BatchPlan(batch_id=source.name, root=source.root, documents=tuple(documents), errors=tuple(errors),
-                         encoding=encoding)
-    return BatchPlan(batch_id=source.name, root=Path(source.name), documents=tuple(documents), errors=tuple(errors),
-                     source=source, encoding=encoding)
+
+def _planned_document(key: str, row_numbers: tuple[int, ...], rows: list[dict[str, str]]) -> PlannedDocument:
+    """The document described by its (consistent) rows: fields from the first, files from all."""
+    first = rows[0]
+    return PlannedDocument(
+        key=key,
+        rows=row_numbers,
+        files=tuple(r["file"] for r in rows),
+        agency_code=first["agency_code"],
+        kind=first["kind"],
+        title=first["title"],
+        issued_date=date.fromisoformat(first["issued_date"]),
+        procedure_code=first.get("procedure_code"),
+        dossier_code=first.get("dossier_code"),
+        register_id=first.get("register_id"),
+        valid_until=date.fromisoformat(first["valid_until"]) if first.get("valid_until") else None,
+        holder_id=first.get("holder_id"),
+        scanned_at=first.get("scanned_at"),
+    )
+
+
+def _unlisted_files(source: BatchSource, mentioned: set[str]) -> list[RowError]:
+    """Files of the batch that no row names (``done/`` holds the originals of earlier runs)."""
+    return [
+        RowError(0, _printable(extra), "FILE_NOT_IN_MANIFEST",
+                 f"file {extra!r} has no manifest row; add a row for it or move it out of the batch")
+        for extra in sorted(source.files())
+        if extra not in mentioned and not extra.startswith(f"{DONE_FOLDER}/")
+    ]
 
 
 def batch_is_ready(batch_dir: Path, *, quiet_seconds: int, now: float | None = None) -> bool:

@@ -13,14 +13,16 @@ Two things come out of every page, and they are kept apart on purpose:
 walked without decoding any page, and declared sizes are checked before any pixel is
 decompressed (decompression bombs). :class:`PageInfo` is small and picklable: the OCR workers
 (threads, or processes on other machines) receive it and decode the page themselves.
+
+This module holds the entry points and the image files (PNG, JPEG, TIFF); PDF pages are read in
+:mod:`digitize.intake.pdf_pages`, and the values and size limits both share in
+:mod:`digitize.intake.page_info`.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-import subprocess
-import tempfile
 import threading
 import warnings
 import zlib
@@ -31,33 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pikepdf
-from pikepdf.models.image import UnsupportedImageTypeError
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
-from digitize.errors import (
-    AlreadySigned,
-    CorruptFile,
-    EmptyFile,
-    EncryptedPdf,
-    ImageTooLarge,
-    LowResolution,
-    MissingFile,
-    UnsupportedFormat,
-)
-
-MAX_PIXELS = 100_000_000
-"""Largest page accepted (width × height); an A0 sheet at 300 dpi is ~140 MP, an A3 at 600 dpi ~70 MP."""
-
-MIN_SIDE = 32
-"""Pages narrower or shorter than this many pixels are not scans (an icon, a thumbnail): LOW_RESOLUTION."""
-
-PDF_RASTER_DPI = 300
-"""Resolution used when a PDF page is not a single scanned image and must be rasterised."""
+from digitize.errors import CorruptFile, EmptyFile, ImageTooLarge, MissingFile, UnsupportedFormat
+from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, check_size
+from digitize.intake.pdf_pages import pdf_page_infos, pdf_page_passthrough, pdf_page_picture
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_TEXT_OPERATORS = {"Tj", "TJ", "'", '"'}
 # TIFF tags (numbers, not PIL constants, so the meaning is visible).
 _TAG_COMPRESSION = 259
 _TAG_PHOTOMETRIC = 262
@@ -73,70 +56,6 @@ _KNOWN_SIGNATURES = (
     (b"BM", "BMP image"),
     (b"\x00\x00\x00\x0cjP", "JPEG 2000 image"),
 )
-
-
-@dataclass(frozen=True)
-class PageInfo:
-    """What is known about one page without decoding its pixels; picklable, sent to OCR workers."""
-
-    source: Path
-    """The file the page comes from."""
-
-    index: int
-    """0-based position of the page inside its file."""
-
-    format: str
-    """Real file type from magic bytes: ``pdf``, ``tiff``, ``jpeg`` or ``png``."""
-
-    width: int
-    """Width in pixels of the stored image (as stored, before any rotation)."""
-
-    height: int
-    """Height in pixels of the stored image."""
-
-    dpi: tuple[float, float]
-    """Resolution (x, y) the file claims; ``(0.0, 0.0)`` when it claims none."""
-
-    has_text_layer: bool = False
-    """A PDF page that already carries text (born-digital or already OCR'd): copy it, do not OCR."""
-
-    rasterize: bool = False
-    """A PDF page that is not one full-page scanned image: it is rendered at :data:`PDF_RASTER_DPI`."""
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    """The stored page image as a PDF image XObject needs it: compressed bytes plus their parameters."""
-
-    data: bytes
-    """Compressed image data, exactly what goes into the PDF stream."""
-
-    filter: str
-    """PDF filter name without the slash: ``DCTDecode``, ``FlateDecode`` or ``CCITTFaxDecode``."""
-
-    width: int
-    """Width in pixels."""
-
-    height: int
-    """Height in pixels."""
-
-    bits_per_component: int
-    """1 for bilevel, 8 for gray/colour (2, 4, 16 possible for PNG passthrough)."""
-
-    color_space: str
-    """``DeviceGray``, ``DeviceRGB`` or ``Indexed`` (then :attr:`palette` holds RGB triplets)."""
-
-    decode_parms: tuple[tuple[str, int | bool], ...] = ()
-    """``/DecodeParms`` entries (name without slash, value), e.g. PNG predictors or CCITT K/Columns."""
-
-    decode: tuple[float, ...] | None = None
-    """``/Decode`` array when the samples are inverted, else ``None``."""
-
-    palette: bytes | None = None
-    """RGB palette (3 bytes per entry) when :attr:`color_space` is ``Indexed``."""
-
-    passthrough: bool = True
-    """True when :attr:`data` are the original file's bytes (not re-encoded)."""
 
 
 def sniff_format(path: Path) -> str:
@@ -172,17 +91,14 @@ def scan_pages(path: Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[PageInfo
     elif fmt == "tiff":
         yield from _tiff_infos(path, max_pixels)
     else:
-        yield from _pdf_infos(path, max_pixels)
+        yield from pdf_page_infos(path, max_pixels)
 
 
 def load_image(info: PageInfo) -> np.ndarray:
     """Decode one page to numpy ``uint8``: 2-D gray, or 3-D BGR (OpenCV's order) for colour pages."""
     name = f"{info.source.name} page {info.index + 1}"
     if info.format == "pdf":
-        with _open_pdf(info.source) as pdf:
-            if info.rasterize:
-                return _pil_to_array(_rasterize_pdf_page(info), name)
-            return _pil_to_array(_decode_pdf_image(info, _page_image(pdf.pages[info.index])), name)
+        return _pil_to_array(pdf_page_picture(info), name)
     with _open_pil(info) as img:
         return _pil_to_array(img, name)
 
@@ -200,9 +116,8 @@ def encode_for_pdf(info: PageInfo, *, image: np.ndarray | None = None) -> Encode
         encoded = _png_passthrough(info)
     elif info.format == "tiff":
         encoded = _tiff_g4_passthrough(info)
-    elif info.format == "pdf" and not info.rasterize:
-        with _open_pdf(info.source) as pdf:
-            encoded = _pdf_image_passthrough(info, _page_image(pdf.pages[info.index]))
+    elif info.format == "pdf":
+        encoded = pdf_page_passthrough(info)
     if encoded is not None:
         return encoded
     return encode_lossless(load_image(info) if image is None else image)
@@ -284,7 +199,7 @@ def _png_header(path: Path) -> dict[str, Any]:
 
 def _png_info(path: Path, max_pixels: int) -> PageInfo:
     header = _png_header(path)
-    _check_size(path, header["width"], header["height"], max_pixels)
+    check_size(path, header["width"], header["height"], max_pixels)
     return PageInfo(path, 0, "png", header["width"], header["height"], header["dpi"])
 
 
@@ -307,7 +222,7 @@ def _png_passthrough(info: PageInfo) -> EncodedImage | None:
 
 def _jpeg_info(path: Path, max_pixels: int) -> PageInfo:
     width, height, _ = _jpeg_frame(path)
-    _check_size(path, width, height, max_pixels)
+    check_size(path, width, height, max_pixels)
     return PageInfo(path, 0, "jpeg", width, height, _pil_dpi(path))
 
 
@@ -371,7 +286,7 @@ def _tiff_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
             except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error) as exc:
                 raise CorruptFile(f"{path.name}: TIFF page {index + 1} cannot be read ({exc})") from exc
             width, height = img.size
-            _check_size(path, width, height, max_pixels, page=index)
+            check_size(path, width, height, max_pixels, page=index)
             dpi = img.info.get("dpi") or (0.0, 0.0)
             yield PageInfo(path, index, "tiff", width, height, (float(dpi[0]), float(dpi[1])))
             index += 1
@@ -445,218 +360,7 @@ def _g4_from_pil(img: Any) -> EncodedImage:
     return EncodedImage(data, "CCITTFaxDecode", img.width, img.height, 1, "DeviceGray", parms, passthrough=False)
 
 
-# --- PDF -------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _open_pdf(path: Path) -> Iterator[pikepdf.Pdf]:
-    """Open a PDF and map pikepdf's failures to the pipeline's input errors."""
-    try:
-        pdf = pikepdf.open(path)
-    except pikepdf.PasswordError as exc:
-        raise EncryptedPdf(f"{path.name}: the PDF is password-protected") from exc
-    except (pikepdf.PdfError, OSError, ValueError) as exc:
-        detail = str(exc).replace(str(path), path.name)  # qpdf names the file by its full path: not for officers
-        raise CorruptFile(f"{path.name}: the PDF is damaged ({detail})") from exc
-    with pdf:
-        yield pdf
-
-
-def _pdf_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
-    with _open_pdf(path) as pdf:
-        if pdf.is_encrypted:
-            raise EncryptedPdf(f"{path.name}: the PDF is encrypted (even without a password, OCR would drop it)")
-        if _is_signed(pdf):
-            raise AlreadySigned(f"{path.name}: the PDF carries a digital signature")
-        try:
-            count = len(pdf.pages)
-        except pikepdf.PdfError as exc:
-            raise CorruptFile(f"{path.name}: the PDF page tree is damaged ({exc})") from exc
-        if count == 0:
-            raise CorruptFile(f"{path.name}: the PDF has no pages")
-        for index in range(count):
-            yield _pdf_page_info(path, index, pdf.pages[index], max_pixels)
-
-
-def _pdf_page_info(path: Path, index: int, page: pikepdf.Page, max_pixels: int) -> PageInfo:
-    try:
-        box = [float(v) for v in page.mediabox]
-        has_text = _has_text(page.obj, set())
-        image = _page_image(page)
-    except (pikepdf.PdfError, ValueError, TypeError) as exc:
-        raise CorruptFile(f"{path.name}: PDF page {index + 1} is damaged ({exc})") from exc
-    page_w, page_h = abs(box[2] - box[0]) / 72.0, abs(box[3] - box[1]) / 72.0
-    if image is None:
-        width, height = round(page_w * PDF_RASTER_DPI), round(page_h * PDF_RASTER_DPI)
-        _check_size(path, width, height, max_pixels, page=index)
-        return PageInfo(path, index, "pdf", width, height, (float(PDF_RASTER_DPI),) * 2,
-                        has_text_layer=has_text, rasterize=image is None)
-    width, height = int(image.Width), int(image.Height)
-    _check_size(path, width, height, max_pixels, page=index)
-    if abs(width / height - page_w / page_h) > abs(width / height - page_h / page_w):
-        page_w, page_h = page_h, page_w  # image drawn turned a quarter inside the page
-    return PageInfo(path, index, "pdf", width, height, (round(width / page_w, 1), round(height / page_h, 1)),
-                    has_text_layer=has_text)
-
-
-def _is_signed(pdf: pikepdf.Pdf) -> bool:
-    """A signature value (with its /ByteRange) or DocMDP permissions: rewriting the file would break them."""
-    root = pdf.Root
-    if "/Perms" in root:
-        return True
-    acroform = root.get("/AcroForm")
-    if acroform is None:
-        return False
-    stack = list(acroform.get("/Fields", []))
-    seen: set[tuple[int, int]] = set()
-    while stack:
-        field = stack.pop()
-        if not isinstance(field, pikepdf.Dictionary):
-            continue
-        if field.is_indirect:
-            if field.objgen in seen:
-                continue
-            seen.add(field.objgen)
-        value = field.get("/V")
-        if field.get("/FT") == pikepdf.Name.Sig and value is not None:
-            return True
-        if isinstance(value, pikepdf.Dictionary) and "/ByteRange" in value:
-            return True
-        stack.extend(field.get("/Kids", []))
-    return False
-
-
-def _has_text(obj: pikepdf.Object, seen: set[tuple[int, int]]) -> bool:
-    """True when the page (or a form XObject it draws) shows text."""
-    for instruction in pikepdf.parse_content_stream(obj):
-        if str(instruction.operator) in _TEXT_OPERATORS:
-            return True
-    xobjects: Any = obj.get("/Resources", pikepdf.Dictionary()).get("/XObject", pikepdf.Dictionary())
-    for xobject in xobjects.values():
-        if xobject.get("/Subtype") == pikepdf.Name.Form and xobject.objgen not in seen:
-            seen.add(xobject.objgen)
-            if _has_text(xobject, seen):
-                return True
-    return False
-
-
-def _page_image(page: pikepdf.Page) -> pikepdf.Stream | None:
-    """The page's scan: its only image XObject, with the page's shape (either way round), else ``None``.
-
-    An image of another shape is a logo or a photo on a born-digital page, not the page itself.
-    """
-    xobjects: Any = page.obj.get("/Resources", pikepdf.Dictionary()).get("/XObject", pikepdf.Dictionary())
-    images = [x for x in xobjects.values() if x.get("/Subtype") == pikepdf.Name.Image]
-    forms = [x for x in xobjects.values() if x.get("/Subtype") == pikepdf.Name.Form]
-    if len(images) != 1 or forms or bool(images[0].get("/ImageMask", False)):
-        return None
-    image: pikepdf.Stream = images[0]
-    box = [float(v) for v in page.mediabox]
-    page_w, page_h = abs(box[2] - box[0]), abs(box[3] - box[1])
-    width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
-    if min(page_w, page_h, width, height) <= 0:
-        return None
-    ratio, page_ratio = width / height, page_w / page_h
-    if min(abs(ratio / page_ratio - 1), abs(ratio * page_ratio - 1)) > 0.03:
-        return None
-    return image
-
-
-def _decode_pdf_image(info: PageInfo, stream: pikepdf.Stream | None) -> Image.Image:
-    if stream is None:
-        raise CorruptFile(f"{info.source.name}: PDF page {info.index + 1} changed while reading")
-    try:
-        img = pikepdf.PdfImage(stream).as_pil_image()
-        img.load()
-    except (pikepdf.DependencyError, UnsupportedImageTypeError, NotImplementedError):
-        return _render_image_alone(info, stream)  # e.g. JBIG2 without jbig2dec: poppler decodes it itself
-    except (pikepdf.PdfError, OSError, ValueError, SyntaxError) as exc:
-        raise CorruptFile(f"{info.source.name}: image of PDF page {info.index + 1} cannot be decoded ({exc})") from exc
-    return img
-
-
-def _render_image_alone(info: PageInfo, stream: pikepdf.Stream) -> Image.Image:
-    """Decode an image pikepdf cannot by drawing it alone, one pixel per point, and rendering that with poppler."""
-    fold = max(1, -(-max(info.width, info.height) // 14_000))  # PDF pages stop at 14,400 pt
-    with tempfile.TemporaryDirectory(prefix="digitize-raster-") as tmp:
-        alone = Path(tmp) / "image.pdf"
-        with pikepdf.new() as pdf:
-            page = pdf.add_blank_page(page_size=(info.width / fold, info.height / fold))
-            page.obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=pdf.copy_foreign(stream)))
-            page.obj.Contents = pdf.make_stream(f"q {info.width / fold} 0 0 {info.height / fold} 0 0 cm /Im0 Do Q"
-                                                .encode("ascii"))
-            pdf.save(alone)
-        gray = stream.get("/ColorSpace") in (None, pikepdf.Name.DeviceGray) or bool(stream.get("/ImageMask", False))
-        return _pdftoppm(alone, 0, 72 * fold, f"{info.source.name}: image of PDF page {info.index + 1}", gray=gray)
-
-
-def _pdf_image_passthrough(info: PageInfo, stream: pikepdf.Stream | None) -> EncodedImage | None:
-    """Copy a scanned page's image stream as-is when its filter and colour space are PDF/A-safe."""
-    if stream is None:
-        return None
-    filters = stream.get("/Filter")
-    if isinstance(filters, pikepdf.Array):
-        if len(filters) != 1:
-            return None
-        filters = filters[0]
-    name = str(filters)[1:] if filters is not None else ""
-    color_space = stream.get("/ColorSpace")
-    space = str(color_space)[1:] if isinstance(color_space, pikepdf.Name) else ""
-    if name not in ("DCTDecode", "CCITTFaxDecode", "FlateDecode") or space not in ("DeviceGray", "DeviceRGB"):
-        if not (name == "CCITTFaxDecode" and color_space is None):
-            return None
-        space = "DeviceGray"
-    parms_obj = stream.get("/DecodeParms")
-    if isinstance(parms_obj, pikepdf.Array):
-        parms_obj = parms_obj[0] if len(parms_obj) == 1 else None
-    parms: list[tuple[str, int | bool]] = []
-    if isinstance(parms_obj, pikepdf.Dictionary):
-        for key, value in parms_obj.items():
-            if not isinstance(value, (bool, int)):
-                return None  # e.g. JBIG2 globals: decode instead
-            parms.append((key[1:], value))
-    decode = stream.get("/Decode")
-    try:
-        data = stream.read_raw_bytes()
-    except pikepdf.PdfError as exc:
-        raise CorruptFile(f"{info.source.name}: image of PDF page {info.index + 1} is damaged ({exc})") from exc
-    return EncodedImage(data, name, info.width, info.height, int(stream.get("/BitsPerComponent", 1)), space,
-                        tuple(parms), tuple(float(v) for v in decode) if decode is not None else None)
-
-
-def _rasterize_pdf_page(info: PageInfo) -> Image.Image:
-    """Render a page that is not a single scan with poppler (vector pages, several images, text layers)."""
-    return _pdftoppm(info.source, info.index, PDF_RASTER_DPI, f"{info.source.name}: PDF page {info.index + 1}")
-
-
-def _pdftoppm(path: Path, index: int, dpi: int, what: str, *, gray: bool = False) -> Image.Image:
-    with tempfile.TemporaryDirectory(prefix="digitize-raster-") as tmp:
-        prefix = Path(tmp) / "page"
-        page = str(index + 1)
-        cmd = ["pdftoppm", "-r", str(dpi), "-f", page, "-l", page, "-singlefile", "-png", str(path), str(prefix)]
-        done = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
-        out = prefix.with_suffix(".png")
-        if done.returncode != 0 or not out.exists():
-            message = done.stderr.decode("utf-8", "replace").strip()[:200]
-            raise CorruptFile(f"{what} cannot be rendered ({message})")
-        with Image.open(out) as img:
-            img.load()
-            return img.convert("L") if gray else img.copy()
-
-
 # --- shared ----------------------------------------------------------------------------------------
-
-
-def _check_size(path: Path, width: int, height: int, max_pixels: int, *, page: int = 0) -> None:
-    if width <= 0 or height <= 0:
-        raise CorruptFile(f"{path.name}: page {page + 1} declares an empty size {width}×{height}")
-    if min(width, height) < MIN_SIDE:
-        raise LowResolution(f"{path.name}: page {page + 1} is only {width}×{height} pixels: not a scanned page")
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"{path.name}: page {page + 1} declares {width}×{height} pixels "
-            f"({width * height / 1e6:.0f} MP, limit {max_pixels / 1e6:.0f} MP)"
-        )
 
 
 def _pil_dpi(path: Path) -> tuple[float, float]:

@@ -399,6 +399,29 @@ def _clean_ink(ink: np.ndarray, dpi: float, options: PreprocessOptions) -> np.nd
     return out
 
 
+@dataclass
+class _PageInProgress:
+    """The page between clean-up steps: the current image, how it maps back, what was found and done."""
+
+    gray: np.ndarray
+    """Current single-channel image."""
+
+    to_orig: np.ndarray
+    """3x3 homography from ``gray`` pixels to pixels of the stored image."""
+
+    flags: list[str]
+    """Quality findings so far, in the order found."""
+
+    steps: list[str]
+    """Steps applied so far, in order."""
+
+    def transform(self, gray: np.ndarray, backward: np.ndarray, step: str) -> None:
+        """Replace the image by ``gray``; ``backward`` maps its pixels to those of the previous image."""
+        self.gray = gray
+        self.to_orig = self.to_orig @ backward
+        self.steps.append(step)
+
+
 def prepare_page(
     image: np.ndarray,
     claimed_dpi: float,
@@ -408,103 +431,135 @@ def prepare_page(
     """Turn a decoded page image into the image Tesseract should read, with the quality findings."""
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 16:
         raise ValueError(f"expected a uint8 grey or BGR page image, got {image.dtype} {image.shape}")
-    flags: list[str] = []
-    steps: list[str] = []
     gray, colour = _as_gray(image)
-    if not colour:
-        flags.append("NOT_COLOUR")
-    sample = gray[::4, ::4]
-    if np.count_nonzero((sample > 0) & (sample < 255)) < 0.001 * sample.size:
-        flags.append("BILEVEL")
-    to_orig = np.eye(3)
-
-    quad = _find_page_quad(gray) if options.perspective else None
-    dpi = float(claimed_dpi) if claimed_dpi else 0.0
-    if quad is not None:
-        top = np.linalg.norm(quad[1] - quad[0])
-        bottom = np.linalg.norm(quad[2] - quad[3])
-        left = np.linalg.norm(quad[3] - quad[0])
-        right = np.linalg.norm(quad[2] - quad[1])
-        pw, ph = (top + bottom) / 2.0, (left + right) / 2.0
-        dst = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], dtype=np.float64)
-        warp = cv2.getPerspectiveTransform(quad.astype(np.float32), dst.astype(np.float32))
-        gray = cv2.warpPerspective(gray, warp, (round(pw), round(ph)), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
-        to_orig = to_orig @ np.linalg.inv(warp)
-        flags.append("PHOTO")
-        steps.append("perspective")
-    if dpi < options.min_plausible_dpi:
-        long_px = max(gray.shape)
-        dpi = long_px / (options.page_size_mm[1] / MM_PER_INCH)
-        flags.append("DPI_ESTIMATED")
-    if dpi < options.min_dpi:
-        flags.append("LOW_RESOLUTION")
-
-    if options.normalize_background:
-        gray = _normalize_background(gray, dpi, options.remove_borders)
-        steps.append("normalize_background")
-    if options.despeckle:
-        gray = cv2.medianBlur(gray, 3)
-        steps.append("median3")
-
-    # analysis copy at ~150 dpi (enough for OSD and a 0.05 degree skew precision, cheap to scan)
-    threshold, paper = _ink_threshold(gray, options.ink_contrast_max)
-    f_small = min(1.0, ANALYSIS_DPI / dpi)
-    h, w = gray.shape
-    small = cv2.resize(gray, (max(1, round(w * f_small)), max(1, round(h * f_small))), interpolation=cv2.INTER_AREA)
-    small_ink = _clean_ink(_ink_mask(small, threshold), dpi * f_small, options)
-    # blank: hardly any clearly dark ink left once borders, holes and dust are gone (show-through never is)
-    clear = cv2.bitwise_and(small_ink, _ink_mask(small, options.ink_contrast_max * paper))
-    blank = bool(np.count_nonzero(clear) < options.blank_ink_fraction * clear.size)
+    page = _PageInProgress(gray, np.eye(3), _input_flags(gray, colour), [])
+    if options.perspective:
+        _unwarp_photo(page)
+    dpi = _effective_dpi(page, claimed_dpi, options)
+    _clean_background(page, dpi, options)
+    threshold, paper = _ink_threshold(page.gray, options.ink_contrast_max)
+    small, small_ink, blank = _analysis_copy(page.gray, dpi, threshold, paper, options)
     rotation_cw = 0
     skew = 0.0
     if blank:
-        flags.append("BLANK")
+        page.flags.append("BLANK")
     else:
-        k_ccw, skew = _orientation_and_skew(small, small_ink, options, detect_orientation, steps)
+        k_ccw, skew = _orientation_and_skew(small, small_ink, options, detect_orientation, page.steps)
         rotation_cw = k_ccw * 90
-        if k_ccw:
-            sh, sw = gray.shape
-            gray = _rotate_ccw(gray, k_ccw)
-            to_orig = to_orig @ np.linalg.inv(_rot90_matrix(k_ccw, sw, sh))
-        if options.deskew and abs(skew) >= 0.05:
-            sh, sw = gray.shape
-            m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), -skew, 1.0)
-            c, s = abs(m[0, 0]), abs(m[0, 1])
-            nw, nh = int(np.ceil(sw * c + sh * s)), int(np.ceil(sw * s + sh * c))
-            m[0, 2] += (nw - sw) / 2.0
-            m[1, 2] += (nh - sh) / 2.0
-            # black outside the page keeps dark scanner borders connected to the edge, where they are removed
-            fill = 0 if options.binarize and options.remove_borders else int(paper)
-            gray = cv2.warpAffine(gray, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=fill)
-            to_orig = to_orig @ np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]]))
-            steps.append("deskew")
-
-    ocr_dpi = dpi
-    if dpi < options.ocr_min_dpi and not blank:
-        f = options.ocr_dpi / dpi
-        ocr_dpi = options.ocr_dpi
-        sh, sw = gray.shape
-        gray = cv2.resize(gray, (round(sw * f), round(sh * f)), interpolation=cv2.INTER_CUBIC)
-        to_orig = to_orig @ np.diag([1.0 / f, 1.0 / f, 1.0])
-        steps.append("upscale")
-
-    if options.binarize:
-        ink = _ink_mask(gray, threshold)
-        steps.append("binarize")
-        if options.remove_borders or options.despeckle:
-            ink = _clean_ink(ink, ocr_dpi, options)
-            steps.append("clean_ink")
-        out = 255 - ink
-    else:
-        out = gray
+        _make_upright(page, k_ccw, skew, paper, options)
+    ocr_dpi = dpi if blank else _upscale_for_ocr(page, dpi, options)
     return PreparedPage(
-        ocr_image=np.ascontiguousarray(out),
-        to_original=to_orig,
+        ocr_image=np.ascontiguousarray(_ocr_image(page, threshold, ocr_dpi, options)),
+        to_original=page.to_orig,
         rotation_cw=rotation_cw,
         blank=blank,
         effective_dpi=float(dpi),
         skew_deg=float(skew),
-        flags=tuple(flags),
-        steps=tuple(steps),
+        flags=tuple(page.flags),
+        steps=tuple(page.steps),
     )
+
+
+def _input_flags(gray: np.ndarray, colour: bool) -> list[str]:
+    """Findings about the file as scanned: a grey (not colour) scan, a bilevel (fax-like) scan."""
+    flags = [] if colour else ["NOT_COLOUR"]
+    sample = gray[::4, ::4]
+    if np.count_nonzero((sample > 0) & (sample < 255)) < 0.001 * sample.size:
+        flags.append("BILEVEL")
+    return flags
+
+
+def _unwarp_photo(page: _PageInProgress) -> None:
+    """A phone photo shows the page as a quadrilateral on a desk: warp it to a rectangle (flag PHOTO)."""
+    quad = _find_page_quad(page.gray)
+    if quad is None:
+        return
+    top = np.linalg.norm(quad[1] - quad[0])
+    bottom = np.linalg.norm(quad[2] - quad[3])
+    left = np.linalg.norm(quad[3] - quad[0])
+    right = np.linalg.norm(quad[2] - quad[1])
+    pw, ph = (top + bottom) / 2.0, (left + right) / 2.0
+    dst = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], dtype=np.float64)
+    warp = cv2.getPerspectiveTransform(quad.astype(np.float32), dst.astype(np.float32))
+    flat = cv2.warpPerspective(page.gray, warp, (round(pw), round(ph)), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    page.flags.append("PHOTO")
+    page.transform(flat, np.linalg.inv(warp), "perspective")
+
+
+def _effective_dpi(page: _PageInProgress, claimed_dpi: float, options: PreprocessOptions) -> float:
+    """The file's claimed resolution, or an estimate from the paper size when the claim is implausible."""
+    dpi = float(claimed_dpi) if claimed_dpi else 0.0
+    if dpi < options.min_plausible_dpi:
+        dpi = max(page.gray.shape) / (options.page_size_mm[1] / MM_PER_INCH)
+        page.flags.append("DPI_ESTIMATED")
+    if dpi < options.min_dpi:
+        page.flags.append("LOW_RESOLUTION")
+    return dpi
+
+
+def _clean_background(page: _PageInProgress, dpi: float, options: PreprocessOptions) -> None:
+    """Flatten the paper (grey paper, uneven light, borders) and remove pepper noise, as switched on."""
+    if options.normalize_background:
+        page.gray = _normalize_background(page.gray, dpi, options.remove_borders)
+        page.steps.append("normalize_background")
+    if options.despeckle:
+        page.gray = cv2.medianBlur(page.gray, 3)
+        page.steps.append("median3")
+
+
+def _analysis_copy(gray: np.ndarray, dpi: float, threshold: float, paper: float,
+                   options: PreprocessOptions) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A ~150 dpi copy (enough for OSD and a 0.05 degree skew precision, cheap to scan), its cleaned ink,
+    and whether the page is blank: hardly any clearly dark ink left once borders, holes and dust are gone
+    (show-through never is)."""
+    f_small = min(1.0, ANALYSIS_DPI / dpi)
+    h, w = gray.shape
+    small = cv2.resize(gray, (max(1, round(w * f_small)), max(1, round(h * f_small))), interpolation=cv2.INTER_AREA)
+    small_ink = _clean_ink(_ink_mask(small, threshold), dpi * f_small, options)
+    clear = cv2.bitwise_and(small_ink, _ink_mask(small, options.ink_contrast_max * paper))
+    blank = bool(np.count_nonzero(clear) < options.blank_ink_fraction * clear.size)
+    return small, small_ink, blank
+
+
+def _make_upright(page: _PageInProgress, k_ccw: int, skew: float, paper: float, options: PreprocessOptions) -> None:
+    """Turn the page by quarter turns, then level its skew (when deskew is on and the skew is measurable)."""
+    if k_ccw:
+        sh, sw = page.gray.shape
+        page.gray = _rotate_ccw(page.gray, k_ccw)
+        page.to_orig = page.to_orig @ np.linalg.inv(_rot90_matrix(k_ccw, sw, sh))
+    if not (options.deskew and abs(skew) >= 0.05):
+        return
+    sh, sw = page.gray.shape
+    m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), -skew, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(np.ceil(sw * c + sh * s)), int(np.ceil(sw * s + sh * c))
+    m[0, 2] += (nw - sw) / 2.0
+    m[1, 2] += (nh - sh) / 2.0
+    # black outside the page keeps dark scanner borders connected to the edge, where they are removed
+    fill = 0 if options.binarize and options.remove_borders else int(paper)
+    levelled = cv2.warpAffine(page.gray, m, (nw, nh), flags=cv2.INTER_LINEAR, borderValue=fill)
+    page.transform(levelled, np.linalg.inv(np.vstack([m, [0.0, 0.0, 1.0]])), "deskew")
+
+
+def _upscale_for_ocr(page: _PageInProgress, dpi: float, options: PreprocessOptions) -> float:
+    """Upscale a low-resolution page for OCR only (the PDF keeps the stored image); the OCR image's dpi."""
+    if dpi >= options.ocr_min_dpi:
+        return dpi
+    f = options.ocr_dpi / dpi
+    sh, sw = page.gray.shape
+    larger = cv2.resize(page.gray, (round(sw * f), round(sh * f)), interpolation=cv2.INTER_CUBIC)
+    page.transform(larger, np.diag([1.0 / f, 1.0 / f, 1.0]), "upscale")
+    return options.ocr_dpi
+
+
+def _ocr_image(page: _PageInProgress, threshold: float, ocr_dpi: float, options: PreprocessOptions) -> np.ndarray:
+    """Black ink on white with borders, holes and dust removed; or the cleaned grey when binarize is off."""
+    if not options.binarize:
+        return page.gray
+    ink = _ink_mask(page.gray, threshold)
+    page.steps.append("binarize")
+    if options.remove_borders or options.despeckle:
+        ink = _clean_ink(ink, ocr_dpi, options)
+        page.steps.append("clean_ink")
+    return 255 - ink

@@ -20,8 +20,12 @@ from typing import TYPE_CHECKING
 from digitize.errors import DigitizeError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from digitize.catalog import Catalog, ImportSummary
     from digitize.pipeline import DocumentOutcome
+
+    Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _catalog() -> Catalog:
@@ -336,10 +340,22 @@ def cmd_api_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line, one group of sub-commands per helper below, in the order ``--help`` lists them."""
     parser = argparse.ArgumentParser(prog="python -m digitize", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_processing_commands(sub)
+    _add_coverage_command(sub)
+    _add_import_and_db_commands(sub)
+    _add_document_care_commands(sub)
+    _add_audit_commands(sub)
+    _add_search_command(sub)
+    _add_api_commands(sub)
+    return parser
 
+
+def _add_processing_commands(sub: Subparsers) -> None:
+    """Turn scans into documents: a whole batch, or OCR only."""
     p = sub.add_parser("process", help="process one batch folder without Airflow")
     p.add_argument("batch", help="batch folder holding the scans and manifest.csv")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -352,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="Tesseract processes (default: DIGITIZE_OCR_JOBS or cores)")
     p.set_defaults(func=cmd_ocr)
 
+
+def _add_coverage_command(sub: Subparsers) -> None:
+    """Coverage reports and their drill-downs."""
     p = sub.add_parser("coverage", help="coverage of the register against the plan's targets")
     p.add_argument("--as-of", help="report date YYYY-MM-DD (default today)")
     p.add_argument("--plan", help="plan file (default DIGITIZE_PLAN)")
@@ -366,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agency", help="with --drill-down: one agency code")
     p.set_defaults(func=cmd_coverage)
 
+
+def _add_import_and_db_commands(sub: Subparsers) -> None:
+    """Reference data imports and the catalog schema."""
     for noun, func in (("agencies", cmd_agencies_import), ("register", cmd_register_import)):
         p = sub.add_parser(noun, help=f"manage {noun}")
         nsub = p.add_subparsers(dest="action", required=True)
@@ -377,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="action", required=True)
     dsub.add_parser("upgrade", help="create or upgrade the catalog schema").set_defaults(func=cmd_db_upgrade)
 
+
+def _add_document_care_commands(sub: Subparsers) -> None:
+    """Look after documents: show one, quarantine, correction, review."""
     p = sub.add_parser("show", help="everything about one document, with its events")
     p.add_argument("code")
     p.set_defaults(func=cmd_show)
@@ -400,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = p.add_subparsers(dest="action", required=True)
     rsub.add_parser("list").set_defaults(func=cmd_review_list)
 
+
+def _add_audit_commands(sub: Subparsers) -> None:
+    """Demo PKI, auditors' verification, catalog rebuild from the archive."""
     p = sub.add_parser("pki", help="demo signing certificate (never for production)")
     psub = p.add_subparsers(dest="action", required=True)
     q = psub.add_parser("init")
@@ -418,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("rebuild", help="restore an empty catalog from the sidecars in the archive (the source of "
                                     "truth)").set_defaults(func=cmd_catalog_rebuild)
 
+
+def _add_search_command(sub: Subparsers) -> None:
+    """Full-text search (and its index rebuild)."""
     p = sub.add_parser("search", help='full-text search of archived pages, with or without diacritics; '
                                       '"search rebuild" re-indexes every archived document from the archive')
     p.add_argument("query", nargs="+", help='words, codes or "quoted phrases" (all must match)')
@@ -431,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--missing-only", action="store_true", help="rebuild: index only documents not yet indexed")
     p.set_defaults(func=cmd_search)
 
+
+def _add_api_commands(sub: Subparsers) -> None:
+    """The reuse API: tokens and server."""
     p = sub.add_parser("api", help="reuse API for the one-stop system: tokens, server")
     asub = p.add_subparsers(dest="area", required=True)
     q = asub.add_parser("token", help="bearer tokens of calling systems")
@@ -447,7 +481,6 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--host", default="127.0.0.1")
     q.add_argument("--port", type=int, default=8090)
     q.set_defaults(func=cmd_api_serve)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
