@@ -21,7 +21,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec(firstresult=True)
 def get_ocr_engine() -> object | None:
-    """The OCR engine: an object with :class:`digitize.ocr.recognize.OcrEngine`'s interface, or ``None`` to pass.
+    """The OCR engine: an object with :class:`digitize.ocr.engine.OcrEngine`'s interface, or ``None`` to pass.
 
     The first plugin that answers wins (the last registered is asked first); the built-in Tesseract
     engine answers last, so any plugin that returns an engine replaces it. Asked for every page:

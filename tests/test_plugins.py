@@ -21,7 +21,8 @@ import pytest
 from robustness_support import FAULTS, NOOP_OCR, REPO
 
 from digitize.errors import ConfigurationError
-from digitize.ocr.recognize import OcrText, TesseractEngine, ocr_engine, recognize, tool_versions
+from digitize.ocr.engine import ocr_engine
+from digitize.ocr.recognize import OcrText, TesseractEngine, recognize, tool_versions
 from digitize.pipeline.stages import FAULT_POINTS, fault_point
 from digitize.plugin_manager import plugin_manager, register_plugin, unregister_plugin
 from digitize.pluginspec import hookimpl
@@ -30,7 +31,8 @@ CHILD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 from imagegen import render_page
-from digitize.ocr.recognize import ocr_engine, recognize, tool_versions
+from digitize.ocr.engine import ocr_engine
+from digitize.ocr.recognize import recognize, tool_versions
 found = recognize(render_page(("GIẤY XÁC NHẬN",), dpi=300, width_in=3.0, height_in=1.0), dpi=300)
 print(json.dumps([type(ocr_engine()).__name__, found.text, sorted(tool_versions())]))
 """

@@ -13,8 +13,8 @@ Tesseract's own process and in OpenCV/numpy/PIL, which release the GIL, while a 
 need pickling, a start-up per document, a ``__main__`` guard in every caller, and cannot start at
 all inside daemonic workers (Celery's prefork pool).
 
-The engine is a plugin's (:class:`OcrEngine`, the ``get_ocr_engine`` hook of :mod:`digitize.pluginspec`):
-Tesseract, registered here as the built-in plugin, unless ``DIGITIZE_PLUGINS`` brings another.
+The engine is a plugin's (:mod:`digitize.ocr.engine`): Tesseract, registered here as the built-in
+plugin, unless ``DIGITIZE_PLUGINS`` brings another.
 The Tesseract CLI is run directly (image on stdin as PGM, TSV on stdout), not through ``pytesseract``,
 which writes temporary files and re-reads them.
 """
@@ -33,7 +33,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -42,8 +42,9 @@ import pikepdf
 from digitize.errors import ConfigurationError, OcrFailed
 from digitize.intake import MAX_PIXELS, PageInfo, encode_for_pdf, load_image, scan_pages
 from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
+from digitize.ocr.engine import OcrEngine, ocr_engine
 from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord, page_can_be_copied
-from digitize.plugin_manager import plugin_manager, register_builtin
+from digitize.plugin_manager import register_builtin
 from digitize.pluginspec import hookimpl
 
 TESSERACT = "tesseract"
@@ -335,25 +336,7 @@ def _osd(image: np.ndarray, dpi: float) -> tuple[int, float]:
     return int(rotation.group(1)) % 360, float(confidence.group(1))
 
 
-# --- the engine: Tesseract unless a plugin supplies another ----------------------------------------
-
-
-@runtime_checkable
-class OcrEngine(Protocol):
-    """What an OCR engine provides; a plugin's ``get_ocr_engine`` hook returns one (:mod:`digitize.pluginspec`)."""
-
-    name: str
-    """Tool name recorded with every OCR result (its key in ``OcrResult.tool_versions``), e.g. ``tesseract``."""
-
-    def version(self) -> str:
-        """The engine's version, recorded with every OCR result."""
-
-    def recognize(self, image: np.ndarray, *, dpi: float, language: str, psm: int, timeout: float,
-                  work_dir: Path | None) -> OcrText:
-        """Words with boxes and confidences in one image (gray or BGR); OcrFailed when the engine fails."""
-
-    def orientation(self, image: np.ndarray, *, dpi: float) -> tuple[int, float]:
-        """(How far the content is turned clockwise: 0/90/180/270, confidence on OSD's scale); (0, 0.0) if unsure."""
+# --- the built-in engine: Tesseract, unless a plugin supplies another ------------------------------
 
 
 class TesseractEngine:
@@ -383,21 +366,6 @@ class _TesseractPlugin:
 
 
 register_builtin(_TesseractPlugin(), name="digitize.ocr.tesseract")  # here, so plugin_manager never imports ocr
-
-
-_CHECKED_ENGINES: set[type] = set()
-"""Engine classes found to fit :class:`OcrEngine` (the check costs ~50 µs, and runs for every page otherwise)."""
-
-
-def ocr_engine() -> OcrEngine:
-    """The engine the plugins chose (``DIGITIZE_PLUGINS``); Tesseract unless one of them supplies another."""
-    engine = plugin_manager().hook.get_ocr_engine()
-    if type(engine) not in _CHECKED_ENGINES:
-        if not isinstance(engine, OcrEngine):
-            raise ConfigurationError(f"a plugin's OCR engine {engine!r} lacks name, version, recognize or orientation",
-                                     hint="Give the engine digitize.ocr.recognize.OcrEngine's interface.")
-        _CHECKED_ENGINES.add(type(engine))
-    return engine
 
 
 # --- one page --------------------------------------------------------------------------------------
