@@ -7,9 +7,9 @@
 (c) digitize_backlog on the Celery profile (scripts/cluster.sh: Redis, two workers).
 All three use PostgreSQL for the catalog and the local S3 endpoint, the same one-page documents
 and the same chunk size; each Airflow run starts on a fresh cluster, warmed up by a dry run of the
-form. Then a synthetic backlog with OCR replaced by the no-op engine (``DIGITIZE_OCR_ENGINE=noop``)
-at growing sizes, on LocalExecutor, against the library alone, to show Airflow's cost per document
-stays flat.
+form. Then a synthetic backlog with OCR replaced by the no-op engine (the plugin
+``tests/plugins/noop_ocr.py``, loaded in every process through ``DIGITIZE_PLUGINS``) at growing sizes,
+on LocalExecutor, against the library alone, to show Airflow's cost per document stays flat.
 
     .venv/bin/python bench/airflow_overhead.py --docs 200 --synthetic 2000,5000,20000
 """
@@ -36,6 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 AIRFLOW = str(REPO / ".venv" / "bin" / "airflow")
+NOOP_OCR = str(REPO / "tests" / "plugins" / "noop_ocr.py")
 
 
 def make_documents(batch: Path, count: int, *, tiny: bool, kind: str = "KQ") -> Path:
@@ -403,7 +404,7 @@ def main() -> None:
     for size in [int(s) for s in args.synthetic.split(",") if s]:
         # Results (TP) get no QR stamp: the no-op runs time everything around the document's own work.
         batch = make_documents(work / f"noop-{size}" / f"noop-{size}", size, tiny=True, kind="TP")
-        noop_env = {**base_env, "DIGITIZE_OCR_ENGINE": "noop"}
+        noop_env = {**base_env, "DIGITIZE_PLUGINS": NOOP_OCR}
         chunk = max(args.synthetic_chunk, -(-size // 1024))
         with cluster("LocalExecutor", noop_env) as env:
             noop_lib = library_run(env, batch, f"noop_lib_{size}") if size in with_library else None

@@ -48,7 +48,7 @@ def render(lines: Iterable[dict[str, str]], *, passed: str) -> str:
         "",
         "Status: ARCHIVED / QUARANTINED are the document's catalog status; RECEIVED means the document was left",
         "untouched for a retry (a transient fault: the task fails and Airflow retries it, never a quarantine).",
-        "Where OCR is not the point the tests use the no-op engine (`DIGITIZE_OCR_ENGINE=noop`), hence",
+        "Where OCR is not the point the tests use the no-op engine (the plugin `tests/plugins/noop_ocr.py`), hence",
         "NO_TEXT_FOUND on good pages; the text-layer PDF, Tesseract faults and security cases use real Tesseract.",
         "",
     ]

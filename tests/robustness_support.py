@@ -28,6 +28,10 @@ SAMPLES = REPO / "samples"
 AGENCY = "000.00.12.H99"
 COLUMNS = ("file", "agency_code", "kind", "title", "issued_date", "document_id", "register_id", "holder_id")
 S3_SECRET = "robustness-S3-secret-4b9e"  # moto takes any secret; this one must never show up anywhere
+NOOP_OCR = str(REPO / "tests" / "plugins" / "noop_ocr.py")
+"""``DIGITIZE_PLUGINS`` value of the no-op OCR engine, for tests where OCR is not the point."""
+FAULTS = str(REPO / "tests" / "plugins" / "faults.py")
+"""The fault injector plugin (inert until ``DIGITIZE_TEST_FAULT`` names a fault)."""
 
 
 def record(group: str, case: str, status: str, reason: str | None = None, note: str = "") -> None:
@@ -132,8 +136,8 @@ def run_child(settings: Any, batch: Path, ids: Sequence[int], *, extra_env: Mapp
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
     env.update(settings_env(settings))
     env.update(extra_env or {})
-    if os.environ.get("DIGITIZE_OCR_ENGINE"):
-        env["DIGITIZE_OCR_ENGINE"] = os.environ["DIGITIZE_OCR_ENGINE"]
+    if os.environ.get("DIGITIZE_PLUGINS"):
+        env["DIGITIZE_PLUGINS"] = os.environ["DIGITIZE_PLUGINS"]
     cmd = [sys.executable, "-c", CHILD, str(batch), *map(str, ids)]
     if not wait:
         return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -27,6 +27,7 @@ from imagegen import image_only_pdf, render_page
 from PIL import Image
 from robustness_support import (
     COLUMNS,
+    NOOP_OCR,
     SAMPLES,
     blank_png,
     make_context,
@@ -89,12 +90,12 @@ def _text_layer_pdf(tmp: Path) -> bytes:
 
     source = tmp / "to-ocr.png"
     source.write_bytes(png(("GIẤY CHỨNG NHẬN", "quyền sử dụng đất"), width_in=4.0))
-    saved = os.environ.pop("DIGITIZE_OCR_ENGINE", None)
+    saved = os.environ.pop("DIGITIZE_PLUGINS", None)
     try:
         make_searchable_pdf([source], tmp / "ocred.pdf", OcrOptions())
     finally:
         if saved is not None:
-            os.environ["DIGITIZE_OCR_ENGINE"] = saved
+            os.environ["DIGITIZE_PLUGINS"] = saved
     return (tmp / "ocred.pdf").read_bytes()
 
 
@@ -130,8 +131,8 @@ def bad(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any)
     from digitize.pipeline.stages import process_documents
 
     root = tmp_path_factory.mktemp("bad")
-    saved = os.environ.get("DIGITIZE_OCR_ENGINE")
-    os.environ["DIGITIZE_OCR_ENGINE"] = "noop"
+    saved = os.environ.get("DIGITIZE_PLUGINS")
+    os.environ["DIGITIZE_PLUGINS"] = NOOP_OCR
     try:
         ctx = make_context(root, s3_server, demo_pki, "bad-input")
         cases = _cases(root, ctx.signer)
@@ -149,9 +150,9 @@ def bad(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any)
         after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in batch.iterdir() if p.is_file()}
     finally:
         if saved is None:
-            os.environ.pop("DIGITIZE_OCR_ENGINE", None)
+            os.environ.pop("DIGITIZE_PLUGINS", None)
         else:
-            os.environ["DIGITIZE_OCR_ENGINE"] = saved
+            os.environ["DIGITIZE_PLUGINS"] = saved
     return {"ctx": ctx, "cases": cases, "outcomes": outcomes, "registered": registered, "batch": batch,
             "before": before, "after": after, "root": root}
 
@@ -216,14 +217,14 @@ def test_large_tiff_streams(tmp_path: Path, s3_server: str, demo_pki: Any, monke
 
     from robustness_support import REPO, settings_env
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "big-tiff", ocr_jobs=2)
     script = ("import json, resource, sys\nfrom pathlib import Path\n"
               "from digitize.pipeline.stages import PipelineContext, process_document\n"
               "o = process_document(PipelineContext(), int(sys.argv[2]), Path(sys.argv[1]))\n"
               "print(json.dumps([o.status, o.pages, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
-    env.update(settings_env(ctx.settings), DIGITIZE_OCR_ENGINE="noop")
+    env.update(settings_env(ctx.settings), DIGITIZE_PLUGINS=NOOP_OCR)
     peaks = {}
     for count in (100, 1000):
         name = f"pages-{count}.tif"
@@ -245,7 +246,7 @@ def test_low_dpi_quarantined_when_configured(tmp_path: Path, s3_server: str, dem
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from digitize.pipeline.stages import process_document
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "low-dpi-q", low_dpi_action="quarantine")
     batch = write_batch(tmp_path / "inbox", "batch-low", {"low.png": png(("Giấy",), dpi=100, width_in=4.0)},
                         [row("low.png")])
@@ -262,7 +263,7 @@ def test_unknown_agency_is_quarantined(tmp_path: Path, s3_server: str, demo_pki:
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from digitize.pipeline.stages import process_document
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "agency-unknown")
     batch = write_batch(tmp_path / "inbox", "batch-agency", {"a.png": png()},
                         [row("a.png", agency_code="000.00.77.H98")])
@@ -554,7 +555,7 @@ def test_quarantine_list_then_fixed_resubmission_archives(tmp_path: Path, s3_ser
     from digitize.pipeline.stages import process_document
     from digitize.presentation.cli import main
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "resubmit")
     good = png(("Giấy khai sinh",))
     batch = write_batch(tmp_path / "inbox", "batch-q", {"scan.png": good[:400]}, [row("scan.png")])
@@ -575,7 +576,7 @@ def test_verified_originals_move_to_done_only_when_configured(tmp_path: Path, s3
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from digitize.pipeline.stages import process_documents
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "move-done", move_done=True)
     files = {"ok.png": png(), "bad.png": b""}
     batch = write_batch(tmp_path / "inbox", "batch-done", files, [row("ok.png"), row("bad.png", title="Rỗng")])

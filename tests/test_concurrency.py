@@ -18,14 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from robustness_support import REPO, make_context, object_versions, png, record, register, row, run_child, write_batch
+from robustness_support import (
+    NOOP_OCR,
+    REPO,
+    make_context,
+    object_versions,
+    png,
+    record,
+    register,
+    row,
+    run_child,
+    write_batch,
+)
 
 N_DOCS = 6
 
 
 @pytest.fixture(autouse=True)
 def _noop_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
 
 
 def _batch(inbox: Path, name: str = "batch-race", prefix: str = "race") -> Path:
@@ -118,7 +129,7 @@ def test_two_dag_runs_and_a_cli_run_over_overlapping_batches(tmp_path: Path, s3_
     inbox = tmp_path / "inbox"
     batch = _batch(inbox)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
-    env.update(settings_env(ctx.settings), DIGITIZE_OCR_ENGINE="noop")
+    env.update(settings_env(ctx.settings), DIGITIZE_PLUGINS=NOOP_OCR)
     env["AIRFLOW_CONN_DIGITIZE_S3"] = json.dumps({
         "conn_type": "aws", "login": "testing", "password": "testing",
         "extra": {"endpoint_url": s3_server, "region_name": "us-east-1",

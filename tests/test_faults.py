@@ -3,9 +3,10 @@
 - S3 answering 503/500 for a while: a fault-injecting HTTP proxy on loopback in front of moto (moto loses
   its data on restart, so the server itself is never stopped);
 - a worker killed with SIGKILL at each stage: a child process runs ``process_document`` with
-  ``DIGITIZE_FAULT=<stage>`` (the documented test-only hook in ``digitize.pipeline.stages``);
+  ``DIGITIZE_TEST_FAULT=<stage>``, read by the fault injector plugin ``tests/plugins/faults.py`` at the
+  pipeline's ``on_stage`` hook (``DIGITIZE_PLUGINS`` loads it, in the child too);
 - Tesseract crashing or hanging: a fake ``tesseract`` first on PATH;
-- the TSA unreachable, the catalog locked, the scratch disk full (ENOSPC through the fault hook).
+- the TSA unreachable, the catalog locked, the scratch disk full (ENOSPC through the fault injector).
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from robustness_support import make_context, object_versions, png, record, register, row, run_child, write_batch
+from robustness_support import (
+    FAULTS,
+    NOOP_OCR,
+    make_context,
+    object_versions,
+    png,
+    record,
+    register,
+    row,
+    run_child,
+    write_batch,
+)
 from test_archive import FaultProxy
 
 from digitize.errors import ArchiveUnavailable, CatalogUnavailable, ScratchSpaceFull, TimestampUnavailable
@@ -25,7 +37,8 @@ from digitize.errors import ArchiveUnavailable, CatalogUnavailable, ScratchSpace
 
 @pytest.fixture
 def noop_ocr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    """The no-op engine, and the fault injector (inert until DIGITIZE_TEST_FAULT is set), here and in children."""
+    monkeypatch.setenv("DIGITIZE_PLUGINS", f"{NOOP_OCR},{FAULTS}")
 
 
 def _one_doc_batch(inbox: Path, name: str = "batch-1", text: str = "Giấy xác nhận") -> Path:
@@ -107,7 +120,7 @@ def test_worker_killed_at_each_stage_then_rerun_finishes_with_the_same_code(
     ctx = make_context(tmp_path, s3_server, demo_pki, f"kill-{stage.replace('_', '-')}")
     batch = _one_doc_batch(tmp_path / "inbox")
     doc_id = register(ctx, batch).to_process[0]
-    killed = run_child(ctx.settings, batch, [doc_id], extra_env={"DIGITIZE_FAULT": stage})
+    killed = run_child(ctx.settings, batch, [doc_id], extra_env={"DIGITIZE_TEST_FAULT": stage})
     assert killed.returncode == -9, killed.stderr[-2000:]
     after_kill = ctx.catalog.get_document(doc_id)
     assert after_kill.status == "RECEIVED" and after_kill.lease_owner is not None
@@ -175,7 +188,7 @@ def test_tesseract_crash_or_hang_quarantines_that_document_and_the_run_goes_on(
     message = ctx.catalog.get_document(ids[0]).message or ""
     assert ("exit" in message or "signal" in message or "-11" in message) if behaviour == "crash" else "2 s" in message
     monkeypatch.undo()  # Tesseract is back: the rest of the run goes on
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     rest = process_documents(ctx, ids[1:], batch)
     assert rest[0].status == "ARCHIVED"
     record("faults", f"Tesseract {'crashes (SIGSEGV)' if behaviour == 'crash' else 'hangs past the page timeout'}",
@@ -207,7 +220,7 @@ def test_tsa_unreachable_is_transient_and_nothing_is_stored(tmp_path: Path, s3_s
 def test_catalog_locked_mid_document_is_transient_then_resumes(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                               noop_ocr: None, monkeypatch: pytest.MonkeyPatch) -> None:
     import digitize.catalog.store as catalog_module
-    import digitize.ocr.recognize as ocr_module
+    import digitize.ocr as ocr_module  # the pipeline calls the package's make_searchable_pdf
     from digitize.pipeline.stages import PipelineContext, process_document
 
     monkeypatch.setattr(catalog_module, "SQLITE_BUSY_TIMEOUT_S", 1.0)
@@ -245,14 +258,14 @@ def test_scratch_disk_full_is_transient_with_no_partial_results(tmp_path: Path, 
     ctx = make_context(tmp_path, s3_server, demo_pki, "enospc", work_dir=work)
     batch = _one_doc_batch(tmp_path / "inbox")
     doc_id = register(ctx, batch).to_process[0]
-    monkeypatch.setenv("DIGITIZE_FAULT", "after_ocr:enospc")
+    monkeypatch.setenv("DIGITIZE_TEST_FAULT", "after_ocr:enospc")
     with pytest.raises(ScratchSpaceFull) as info:
         process_document(ctx, doc_id, batch)
     assert info.value.reason == "SCRATCH_SPACE_FULL" and "nothing was archived" in info.value.message
     assert list(work.iterdir()) == [], "temporary files left behind"
     assert ctx.catalog.get_document(doc_id).status == "RECEIVED"
     assert object_versions(ctx.archive) == {}
-    monkeypatch.delenv("DIGITIZE_FAULT")
+    monkeypatch.delenv("DIGITIZE_TEST_FAULT")
     assert process_document(ctx, doc_id, batch).status == "ARCHIVED"
     record("faults", "scratch disk full (ENOSPC) after OCR", "RECEIVED, then ARCHIVED on retry",
            "SCRATCH_SPACE_FULL", "no temporary file, object or code left behind")
@@ -271,11 +284,11 @@ def test_a_new_signature_is_verified_once_and_a_reused_one_before_it_is_archived
     ctx = make_context(tmp_path, s3_server, demo_pki, "verify-once")
     batch = _one_doc_batch(tmp_path / "inbox")
     doc_id = register(ctx, batch).to_process[0]
-    monkeypatch.setenv("DIGITIZE_FAULT", "during_upload:enospc")  # after the signed PDF is stored
+    monkeypatch.setenv("DIGITIZE_TEST_FAULT", "during_upload:enospc")  # after the signed PDF is stored
     with pytest.raises(ScratchSpaceFull):
         process_document(ctx, doc_id, batch)
     assert len(checks) == 1, "a new signature was verified more than once"
-    monkeypatch.delenv("DIGITIZE_FAULT")
+    monkeypatch.delenv("DIGITIZE_TEST_FAULT")
     assert process_document(ctx, doc_id, batch).status == "ARCHIVED"
     assert len(checks) == 2 and checks[1] == checks[0], "the signed PDF of the first run was not checked again"
     assert sum(e.event_type == "signature_validation" for e in ctx.catalog.events(doc_id)) >= 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from robustness_support import make_context, object_versions, png, record, register, row, write_batch
+from robustness_support import FAULTS, NOOP_OCR, make_context, object_versions, png, record, register, row, write_batch
 
 from digitize.errors import TimestampUnavailable
 
@@ -80,7 +80,7 @@ def test_prepared_document_is_finished_later_without_a_second_ocr(tmp_path: Path
     from digitize.archive import staging_keys
     from digitize.pipeline.stages import PREPARED, PipelineContext, prepare_document, process_document
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "split-later")
     batch = _batch(tmp_path / "inbox")
     (doc_id,) = register(ctx, batch).to_process
@@ -112,7 +112,7 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
     from digitize.pipeline.stages import PREPARED, PipelineContext, finish_document, prepare_document
     from digitize.signing.pki import create_demo_pki
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "split-fail")
     batch = _batch(tmp_path / "inbox", count=2)
     first, second = register(ctx, batch).to_process
@@ -152,7 +152,7 @@ def test_finish_is_exactly_once_and_cleans_up_after_a_crash(tmp_path: Path, s3_s
     from digitize.archive import staging_keys
     from digitize.pipeline.stages import PipelineContext, finish_document, prepare_document
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "split-once")
     batch = _batch(tmp_path / "inbox")
     (doc_id,) = register(ctx, batch).to_process
@@ -217,14 +217,14 @@ def test_worker_killed_in_a_stage_then_the_stage_rerun_finishes_once(tmp_path: P
 
     from digitize.pipeline.stages import PREPARED, PipelineContext, finish_document, prepare_document
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, f"split-kill-{fault.replace('_', '-')}")
     batch = _batch(tmp_path / "inbox")
     (doc_id,) = register(ctx, batch).to_process
     if stage == "finish":
         assert prepare_document(ctx, doc_id, batch).status == PREPARED
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGITIZE_")}
-    env.update(settings_env(ctx.settings), DIGITIZE_OCR_ENGINE="noop", DIGITIZE_FAULT=fault)
+    env.update(settings_env(ctx.settings), DIGITIZE_PLUGINS=f"{NOOP_OCR},{FAULTS}", DIGITIZE_TEST_FAULT=fault)
     killed = subprocess.run([sys.executable, "-c", STAGE_CHILD, stage, str(doc_id), str(batch)], env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -9, killed.stderr[-2000:]

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from robustness_support import NOOP_OCR
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,7 +54,7 @@ def _first_document(tmp_path: Path, s3_server: str, demo_pki, mode: str) -> dict
     env = {**os.environ, "DIGITIZE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
            "DIGITIZE_S3_ENDPOINT_URL": s3_server, "DIGITIZE_S3_BUCKET": f"preload-{mode}",
            "DIGITIZE_SIGNING_PKCS12": str(demo_pki.pkcs12), "DIGITIZE_SIGNING_PASSPHRASE": demo_pki.passphrase,
-           "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert), "DIGITIZE_OCR_ENGINE": "noop"}
+           "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert), "DIGITIZE_PLUGINS": NOOP_OCR}
     done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "batch"), str(REPO / "tests"),
                            str(REPO / "samples" / "agencies.csv"), mode],
                           env=env, capture_output=True, text=True, timeout=300)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from robustness_support import S3_SECRET, make_context, png, record, register, row, write_batch
+from robustness_support import NOOP_OCR, S3_SECRET, make_context, png, record, register, row, write_batch
 
 GROUP = "security"
 CATALOG_PASSWORD = "catalog-Pa55-9d2e"  # never a real password; must not show anywhere
@@ -153,7 +153,7 @@ def test_object_keys_come_only_from_validated_codes(tmp_path: Path, s3_server: s
     from digitize.codes.formats import validate_template
     from digitize.pipeline.stages import process_document
 
-    monkeypatch.setenv("DIGITIZE_OCR_ENGINE", "noop")
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     ctx = make_context(tmp_path, s3_server, demo_pki, "keys-from-codes")
     tricky = "hồ sơ/tên tệp $(rm -rf) ;&|.png"  # a '..' in file is refused by the manifest (test_bad_input)
     batch = write_batch(tmp_path / "inbox", "batch-keys", {tricky: png()},

@@ -13,6 +13,8 @@ Tesseract's own process and in OpenCV/numpy/PIL, which release the GIL, while a 
 need pickling, a start-up per document, a ``__main__`` guard in every caller, and cannot start at
 all inside daemonic workers (Celery's prefork pool).
 
+The engine is a plugin's (:mod:`digitize.ocr.engine`): Tesseract, registered here as the built-in
+plugin, unless ``DIGITIZE_PLUGINS`` brings another.
 The Tesseract CLI is run directly (image on stdin as PGM, TSV on stdout), not through ``pytesseract``,
 which writes temporary files and re-reads them.
 """
@@ -37,10 +39,13 @@ import cv2
 import numpy as np
 import pikepdf
 
-from digitize.errors import OcrFailed
+from digitize.errors import ConfigurationError, OcrFailed
 from digitize.intake import MAX_PIXELS, PageInfo, encode_for_pdf, load_image, scan_pages
 from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
+from digitize.ocr.engine import OcrEngine, ocr_engine
 from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord, page_can_be_copied
+from digitize.plugin_manager import register_builtin
+from digitize.pluginspec import hookimpl
 
 TESSERACT = "tesseract"
 OSD_TIMEOUT_SECONDS = 60.0
@@ -198,11 +203,6 @@ def _env(work_dir: Path | None = None) -> dict[str, str]:
     return env
 
 
-def _noop_engine() -> bool:
-    """Test switch ``DIGITIZE_OCR_ENGINE=noop``: recognise nothing (benchmarks of everything but OCR)."""
-    return os.environ.get("DIGITIZE_OCR_ENGINE") == "noop"
-
-
 def _pgm(image: np.ndarray) -> bytes:
     """Uncompressed PGM: the cheapest format to hand Tesseract through a pipe."""
     if image.ndim == 3:
@@ -216,8 +216,6 @@ def _pgm(image: np.ndarray) -> bytes:
 @lru_cache(maxsize=1)
 def tesseract_version() -> str:
     """Tesseract's version, e.g. ``5.3.0``; a missing binary is a configuration error, not a bad document."""
-    from digitize.errors import ConfigurationError
-
     try:
         done = subprocess.run([TESSERACT, "--version"], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -229,9 +227,13 @@ def tesseract_version() -> str:
 
 def recognize(image: np.ndarray, *, dpi: float, language: str = "vie", psm: int = 3, timeout: float = 300.0,
               work_dir: Path | None = None) -> OcrText:
-    """OCR one image (gray or BGR) with one single-thread Tesseract; words with boxes and confidences."""
-    if _noop_engine():
-        return OcrText((), "")
+    """OCR one image (gray or BGR) with the engine the plugins chose; words with boxes and confidences."""
+    return ocr_engine().recognize(image, dpi=dpi, language=language, psm=psm, timeout=timeout, work_dir=work_dir)
+
+
+def _tesseract_recognize(image: np.ndarray, *, dpi: float, language: str, psm: int, timeout: float,
+                         work_dir: Path | None) -> OcrText:
+    """OCR one image with one single-thread Tesseract."""
     cmd = [TESSERACT, "stdin", "stdout", "-l", language, "--psm", str(psm), "--dpi", str(max(1, round(dpi))), "tsv"]
     try:
         done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=timeout, env=_env(work_dir),
@@ -298,6 +300,11 @@ def _rows(words: Sequence[OcrWord]) -> list[list[list[OcrWord]]]:
 
 
 def detect_orientation(image: np.ndarray, *, dpi: float = 150.0) -> tuple[int, float]:
+    """(How far the content is turned clockwise: 0/90/180/270, confidence) by the engine the plugins chose."""
+    return ocr_engine().orientation(image, dpi=dpi)
+
+
+def _tesseract_orientation(image: np.ndarray, *, dpi: float) -> tuple[int, float]:
     """Tesseract OSD: (how far the content is turned clockwise: 0/90/180/270, confidence); (0, 0.0) if unsure.
 
     Tesseract's "Orientation in degrees" is exactly that clockwise turn ("Rotate" is its complement).
@@ -315,8 +322,6 @@ def detect_orientation(image: np.ndarray, *, dpi: float = 150.0) -> tuple[int, f
 
 
 def _osd(image: np.ndarray, dpi: float) -> tuple[int, float]:
-    if _noop_engine():
-        return 0, 0.0
     cmd = [TESSERACT, "stdin", "stdout", "--psm", "0", "-l", "osd", "--dpi", str(max(1, round(dpi)))]
     try:
         done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=OSD_TIMEOUT_SECONDS, env=_env(),
@@ -329,6 +334,38 @@ def _osd(image: np.ndarray, dpi: float) -> tuple[int, float]:
     if done.returncode != 0 or not rotation or not confidence:
         return 0, 0.0
     return int(rotation.group(1)) % 360, float(confidence.group(1))
+
+
+# --- the built-in engine: Tesseract, unless a plugin supplies another ------------------------------
+
+
+class TesseractEngine:
+    """The built-in engine: Tesseract's CLI, one single-thread process per call."""
+
+    name = "tesseract"
+
+    def version(self) -> str:
+        return tesseract_version()
+
+    def recognize(self, image: np.ndarray, *, dpi: float, language: str, psm: int, timeout: float,
+                  work_dir: Path | None) -> OcrText:
+        return _tesseract_recognize(image, dpi=dpi, language=language, psm=psm, timeout=timeout, work_dir=work_dir)
+
+    def orientation(self, image: np.ndarray, *, dpi: float) -> tuple[int, float]:
+        return _tesseract_orientation(image, dpi=dpi)
+
+
+class _TesseractPlugin:
+    """The built-in plugin: answers ``get_ocr_engine`` last, so an engine from any other plugin replaces it."""
+
+    engine = TesseractEngine()
+
+    @hookimpl(trylast=True)
+    def get_ocr_engine(self) -> OcrEngine:
+        return self.engine
+
+
+register_builtin(_TesseractPlugin(), name="digitize.ocr.tesseract")  # here, so plugin_manager never imports ocr
 
 
 # --- one page --------------------------------------------------------------------------------------
@@ -532,8 +569,9 @@ def _pool(jobs: int) -> Executor | None:
 
 def tool_versions() -> dict[str, str]:
     """Versions recorded with every OCR result (PREMIS events, sidecar)."""
+    engine = ocr_engine()
     return {
-        "tesseract": tesseract_version(),
+        engine.name: engine.version(),
         "opencv": cv2.__version__,
         "pikepdf": pikepdf.__version__,
         "qpdf": pikepdf.__libqpdf_version__,

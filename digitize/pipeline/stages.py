@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import socket
 import tempfile
 import threading
@@ -48,6 +47,7 @@ from digitize.errors import (
     TransientError,
 )
 from digitize.intake import BatchPlan, BatchSource, LocalBatch, PlannedDocument, RowError
+from digitize.plugin_manager import plugin_manager
 
 if TYPE_CHECKING:
     from digitize.archive import S3Archive
@@ -299,26 +299,17 @@ class _Stopwatch:
 
 
 FAULT_POINTS = ("after_ocr", "after_code", "after_sign", "during_upload")
-"""Where ``DIGITIZE_FAULT`` can strike (tests only): see :func:`fault_point`."""
+"""The stage boundaries where plugins' ``on_stage`` hook runs: see :func:`fault_point`."""
 
 
 def fault_point(stage: str) -> None:
-    """Test-only fault injection, in the spirit of OCRmyPDF's fault plugins; a no-op unless ``DIGITIZE_FAULT`` is set.
+    """Run the plugins' ``on_stage`` hook (:mod:`digitize.pluginspec`): none in production.
 
-    ``DIGITIZE_FAULT=<stage>`` kills this process with SIGKILL when it reaches ``stage`` (a worker dying
-    mid-document); ``DIGITIZE_FAULT=<stage>:enospc`` raises ENOSPC there instead (the scratch disk full).
-    Stages: :data:`FAULT_POINTS` (``during_upload`` = after the originals and the signed PDF are stored,
-    before the sidecar). Never set it in production.
+    A test plugin injects faults here (``tests/plugins/faults.py``: SIGKILL, ENOSPC). Stages:
+    :data:`FAULT_POINTS` (``during_upload`` = after the originals and the signed PDF are stored,
+    before the sidecar).
     """
-    spec = os.environ.get("DIGITIZE_FAULT")
-    if not spec:
-        return
-    point, _, action = spec.partition(":")
-    if point != stage:
-        return
-    if action == "enospc":
-        raise OSError(errno.ENOSPC, "No space left on device (injected by DIGITIZE_FAULT)")
-    os.kill(os.getpid(), signal.SIGKILL)
+    plugin_manager().hook.on_stage(stage=stage)
 
 
 def _machine() -> str:
