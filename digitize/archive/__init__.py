@@ -16,14 +16,17 @@ from digitize.archive.s3 import (
     validate_code,
     warm_up,
 )
+from digitize.archive.sidecar import SIDECAR_SCHEMA, sidecar_validator
 
 __all__ = [
+    "SIDECAR_SCHEMA",
     "Archive",
     "ArchiveOptions",
     "S3Archive",
     "document_keys",
     "make_s3_client",
     "open_archive",
+    "sidecar_validator",
     "staging_keys",
     "validate_code",
     "warm_up",
