@@ -145,16 +145,14 @@ def digitize_backlog() -> None:
     @task(trigger_rule="all_done")
     def summarize(planned: dict[str, Any], low: Any = None, normal: Any = None, high: Any = None) -> dict[str, Any]:
         """The per-run summary IT operators read: counts, reasons, pace, slowest stage, time to finish."""
-        from digitize_airflow import run_summary
+        from digitize_airflow import publish_summary, run_summary
 
         meta = planned["meta"]
-        summary = run_summary([low, normal, high], duplicates=meta["duplicates"], rejected_rows=meta["rejected"],
-                              remaining=meta["remaining"])
+        summary = run_summary([low, normal, high], planned["chunks"], _chunk_pairs, duplicates=meta["duplicates"],
+                              rejected_rows=meta["rejected"], remaining=meta["remaining"])
         lines = ([f"dry run: {meta['selected']} document(s), {meta['files']} file(s) would be processed"]
                  if meta["dry_run"] else summary.lines())
-        for line in lines:
-            print(line)
-        return {"text": "\n".join(lines), **summary.as_dict(), **meta}
+        return publish_summary(lines, {"text": "\n".join(lines), **summary.as_dict(), **meta}, summary.unfinished)
 
     summary = summarize(planned, *results)
 

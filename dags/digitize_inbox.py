@@ -125,12 +125,11 @@ def digitize_inbox() -> None:
     @task(outlets=[CATALOG_ASSET], trigger_rule="all_done")
     def summarize(registered: dict[str, Any], outcomes: list[list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """The per-run summary IT staff read in the task log and XCom."""
-        from digitize_airflow import run_summary
+        from digitize_airflow import publish_summary, run_summary
 
-        summary = run_summary([outcomes], duplicates=registered["duplicates"], rejected_rows=registered["rejected"])
-        for line in summary.lines():
-            print(line)
-        return summary.as_dict()
+        summary = run_summary([outcomes], registered["chunks"], _chunk_pairs, duplicates=registered["duplicates"],
+                              rejected_rows=registered["rejected"])
+        return publish_summary(summary.lines(), summary.as_dict(), summary.unfinished)
 
     registered = register(discover())
     chunks = chunks_of(registered)

@@ -211,21 +211,45 @@ def _run_chunk(pairs_of: ChunkPairs, chunk: dict[str, Any], stage: Literal["proc
     return run_chunk(ctx, items, stage, worker=worker, on_done=show)
 
 
-def run_summary(results: Iterable[Any], *, duplicates: int, rejected_rows: int, remaining: int = 0) -> Any:
+def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_of: ChunkPairs, *,
+                duplicates: int, rejected_rows: int, remaining: int = 0) -> Any:
     """The run's summary from its mapped chunk tasks' results (a list of outcome lists each, ``None`` when none).
 
-    Timed from the DAG run's start, so the figures include scheduling, not only the documents.
+    Timed from the DAG run's start, so the figures include scheduling, not only the documents. The run's
+    documents (those of ``chunks``) still RECEIVED at the end are its ``unfinished`` ones.
     """
     import pendulum
     from airflow.sdk import get_current_context
 
-    from digitize.pipeline import summarize
+    from digitize.catalog import Catalog
+    from digitize.config import load_settings
+    from digitize.pipeline import summarize, unfinished_documents
 
     outcomes = [o for result in results for chunk in (result or []) if chunk for o in chunk]
+    ids = [int(document_id) for chunk in chunks for _, document_id in pairs_of(chunk)]
+    unfinished = unfinished_documents(Catalog(load_settings().catalog_url), ids) if ids else ()
     started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")
     seconds = (pendulum.now("UTC") - started).total_seconds()
     return summarize(outcomes, duplicates=duplicates, rejected_rows=rejected_rows, seconds=seconds,
-                     remaining=remaining)
+                     remaining=remaining, unfinished=unfinished)
+
+
+def publish_summary(lines: Sequence[str], xcom: dict[str, Any], unfinished: Sequence[int]) -> dict[str, Any]:
+    """Print the summary to the task log and return it for XCom; a run that left documents unfinished fails here.
+
+    Their chunk task failed past its retries, but the summary (which runs whatever its upstream did)
+    would otherwise end the run green. The summary is pushed to XCom first, so it still reads there.
+    """
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for line in lines:
+        print(line)
+    if unfinished:
+        get_current_context()["ti"].xcom_push(key="return_value", value=xcom)
+        raise AirflowFailException(f"{len(unfinished)} document(s) of this run are still RECEIVED: "
+                                   f"{', '.join(map(str, unfinished[:20]))}")
+    return xcom
 
 
 def on_fresh_stack(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -14,7 +14,7 @@ from digitize.pipeline.stages import (
     process_documents,
     register_batch,
 )
-from digitize.pipeline.summary import DocumentOutcome, RunSummary, summarize
+from digitize.pipeline.summary import DocumentOutcome, RunSummary, summarize, unfinished_documents
 
 __all__ = [
     "MAX_MAP_LENGTH",
@@ -37,4 +37,5 @@ __all__ = [
     "sha256_file",
     "sidecar_validator",
     "summarize",
+    "unfinished_documents",
 ]

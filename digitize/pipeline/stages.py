@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import tempfile
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,9 +194,10 @@ def process_document(ctx: PipelineContext, document_id: int, batch_root: Path | 
     """Take one registered document through every stage; quarantine it on a document failure.
 
     ``batch_root`` is the batch folder or any :class:`~digitize.intake.inbox.BatchSource` (an S3 prefix: the
-    originals are then fetched into the scratch folder). Transient errors propagate (the caller
-    retries); nothing else does. The document is first claimed (:meth:`Catalog.claim`): when another
-    live worker holds it, it is SKIPPED here, so overlapping runs process each document exactly once.
+    originals are then fetched into the scratch folder). Transient errors and OSError propagate (the
+    caller retries), so do configuration errors (the run stops); nothing else does. The document is first
+    claimed (:meth:`Catalog.claim`): when another live worker holds it, it is SKIPPED here, so overlapping
+    runs process each document exactly once.
     Both stages run in this process, with nothing staged; a document an earlier :func:`prepare_document`
     left prepared is only finished (no second OCR).
     """
@@ -279,7 +281,9 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
                  ) -> DocumentOutcome:
     """Claim a RECEIVED document, run ``work`` under a renewed lease, and map failures to outcomes.
 
-    A document failure quarantines with its reason code; transient and configuration errors propagate.
+    A document failure quarantines with its reason code, and so does any unexpected error (as
+    INTERNAL_ERROR), so one document never stops its chunk. Transient errors, configuration errors and
+    OSError (the machine, not the document) propagate: the task is retried or the run stops.
     """
     catalog = ctx.catalog
     record = catalog.get_document(document_id)
@@ -323,6 +327,20 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
             if isinstance(exc, ConfigurationError):
                 raise
             return _quarantine(ctx, record.id, exc, watch)
+        except OSError:
+            raise  # the machine's disk or network, not the document: the task is retried
+        except Exception as exc:  # a bug or a limit the document hit (RecursionError…): it alone stops
+            return _quarantine(ctx, record.id, _internal_error(exc), watch)
+
+
+def _internal_error(exc: Exception) -> DigitizeError:
+    """An unexpected error of one document, told by its type and where it was raised, never by its text
+    (which may quote the document's personal data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return DigitizeError(f"processing failed with an unexpected {type(exc).__name__}{where}",
+                         hint="The original is kept as registered. Report the document to IT staff with the "
+                              "run's log; resubmitting it unchanged fails the same way.")
 
 
 def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watch: Stopwatch) -> DocumentOutcome:

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from digitize.catalog import Catalog
+
+UNFINISHED_SHOWN = 20
+"""How many unfinished documents a summary's text names (its XCom lists them all)."""
 
 
 class Stopwatch:
@@ -65,6 +72,8 @@ class RunSummary:
     stage_seconds: dict[str, float]
     remaining: int = 0
     """Documents of the backlog still waiting after this run (for the time-to-finish estimate)."""
+    unfinished: tuple[int, ...] = ()
+    """Documents of this run still RECEIVED at its end (see :func:`unfinished_documents`): the run failed."""
 
     @property
     def processed(self) -> int:
@@ -87,20 +96,32 @@ class RunSummary:
 
     def lines(self) -> list[str]:
         quarantined = ", ".join(f"{r}: {n}" for r, n in sorted(self.quarantined.items())) or "none"
-        return [
+        lines = [
             f"archived: {self.archived}, quarantined: {sum(self.quarantined.values())} ({quarantined}), "
             f"already done: {self.skipped}, duplicates: {self.duplicates}, manifest rows refused: {self.rejected_rows}",
             f"pages: {self.pages} in {self.seconds:.1f} s ({self.pages_per_minute:.1f} pages/min); "
             f"slowest stage: {self.slowest_stage or 'n/a'}",
-        ] + ([f"backlog: {self.remaining} document(s) still to process, about {_duration(self.eta_seconds)} "
-              f"at this run's pace"] if self.remaining else [])
+        ]
+        if self.remaining:
+            lines.append(f"backlog: {self.remaining} document(s) still to process, about "
+                         f"{_duration(self.eta_seconds)} at this run's pace")
+        if self.unfinished:
+            lines.append(f"NOT FINISHED: {len(self.unfinished)} document(s) still RECEIVED after this run "
+                         f"(ids {_ids(self.unfinished)}): their task failed, see its log, then run again")
+        return lines
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a run's XCom carries it: plain figures, rounded for reading."""
         return {"archived": self.archived, "quarantined": self.quarantined, "skipped": self.skipped,
                 "duplicates": self.duplicates, "rejected_rows": self.rejected_rows, "pages": self.pages,
                 "seconds": round(self.seconds, 1), "pages_per_minute": round(self.pages_per_minute, 1),
-                "slowest_stage": self.slowest_stage, "remaining": self.remaining, "eta_seconds": self.eta_seconds}
+                "slowest_stage": self.slowest_stage, "remaining": self.remaining, "eta_seconds": self.eta_seconds,
+                "unfinished": list(self.unfinished)}
+
+
+def _ids(document_ids: Sequence[int]) -> str:
+    shown = ", ".join(str(i) for i in document_ids[:UNFINISHED_SHOWN])
+    return shown + (f" and {len(document_ids) - UNFINISHED_SHOWN} more" if len(document_ids) > UNFINISHED_SHOWN else "")
 
 
 def _duration(seconds: float | None) -> str:
@@ -110,8 +131,20 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
 
 
+def unfinished_documents(catalog: Catalog, document_ids: Iterable[int]) -> tuple[int, ...]:
+    """Those of a run's documents still RECEIVED and held by no live worker: a run that leaves any failed.
+
+    A document whose task gave up (a transient error past its retries, a worker lost) stays RECEIVED;
+    one that a live worker of an overlapping run holds is that run's to finish, so it does not count.
+    """
+    wanted = set(document_ids)
+    now = datetime.now(UTC)
+    return tuple(d.id for d in catalog.documents(status="RECEIVED") if d.id in wanted and not (
+        d.lease_owner and d.lease_expires_at is not None and d.lease_expires_at > now))
+
+
 def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicates: int, rejected_rows: int,
-              seconds: float, remaining: int = 0) -> RunSummary:
+              seconds: float, remaining: int = 0, unfinished: Sequence[int] = ()) -> RunSummary:
     """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
     rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
     quarantined: dict[str, int] = {}
@@ -124,4 +157,5 @@ def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicate
     return RunSummary(
         archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
         skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
-        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining)
+        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining,
+        unfinished=tuple(unfinished))
