@@ -13,9 +13,7 @@ import errno
 import io
 import json
 import logging
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -138,29 +136,22 @@ def test_the_summary_names_the_documents_left_received(tmp_path: Path, s3_server
 
 
 @pytest.fixture
-def inbox_env(tmp_path: Path, s3_server: str, demo_pki: Any, airflow_db: Path) -> Iterator[dict[str, Any]]:
+def inbox_env(tmp_path: Path, s3_server: str, demo_pki: Any, airflow_db: Path,
+              monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     from digitize.catalog.store import Catalog
     from digitize.config import load_settings
 
-    env = {
+    for name, value in {
         "DIGITIZE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}", "DIGITIZE_S3_ENDPOINT_URL": s3_server,
         "DIGITIZE_S3_BUCKET": "internal-dag", "DIGITIZE_SIGNING_PKCS12": str(demo_pki.pkcs12),
         "DIGITIZE_SIGNING_PASSPHRASE": demo_pki.passphrase, "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert),
         "DIGITIZE_SIGNING_STAMP": "false", "DIGITIZE_QUIET_SECONDS": "0", "DIGITIZE_OCR_JOBS": "1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        catalog = Catalog(load_settings().catalog_url)
-        catalog.upgrade()
-        catalog.import_agencies(REPO / "samples" / "agencies.csv")
-        yield {"catalog": catalog, "root": tmp_path}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    }.items():
+        monkeypatch.setenv(name, value)
+    catalog = Catalog(load_settings().catalog_url)
+    catalog.upgrade()
+    catalog.import_agencies(REPO / "samples" / "agencies.csv")
+    return {"catalog": catalog, "root": tmp_path}
 
 
 @pytest.mark.slow
