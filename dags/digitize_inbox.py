@@ -20,56 +20,59 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, task, task_group
+from airflow.sdk import Asset, Param, dag, task
+from digitize_airflow import chunk_tasks, deadline, default_args  # plugins/: shared by the DAGs, cheap to import
 
 CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
-OCR_POOL = "ocr"
-# Tesseract processes per chunk task = pool slots it takes (the pool has one slot per core).
-OCR_SLOTS = max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or os.cpu_count() or 1), os.cpu_count() or 1))
-MAX_MAP_LENGTH = 1024
-# Set: chunks split into prepare (any worker) and sign (the token holder's Celery queue only).
-SIGNING_QUEUE = os.environ.get("DIGITIZE_SIGNING_QUEUE") or None
 # Above a normal backlog (5), below a high-priority one (20): see digitize_backlog.
 INBOX_PRIORITY = 10
 
 
-def _failure_callback(context: Any) -> None:
-    from digitize.presentation.alerts import task_failure_callback
-
-    task_failure_callback(context)
-
-
-def _failure_callbacks() -> list[Any]:
-    """The webhook, plus an e-mail through Airflow's SMTP settings when DIGITIZE_ALERT_EMAIL lists addresses."""
-    emails = [a.strip() for a in (os.environ.get("DIGITIZE_ALERT_EMAIL") or "").split(",") if a.strip()]
-    if not emails:
-        return [_failure_callback]
-    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-    return [_failure_callback, SmtpNotifier(to=emails, subject="[digitize] {{ ti.dag_id }}.{{ ti.task_id }} failed")]
+def _chunk_pairs(chunk: dict[str, Any]) -> list[list[Any]]:
+    """This DAG's chunks list (batch folder, document id) pairs."""
+    return list(chunk["items"])
 
 
-def _deadline() -> Any:
-    """Alert when a run is still going DIGITIZE_DEADLINE_MINUTES past the average of the last 10 runs.
+def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
+    """Hash and register every original (idempotent), then cut the work into chunks."""
+    import math
+    from pathlib import Path
 
-    Off when unset: ``dag.test()`` in Airflow 3.3.2 cannot finish a run of a DAG with a deadline (it looks
-    the alerts up by the serialized dicts instead of their ids), so tests run without it; cluster.sh sets 30.
-    """
-    from airflow.sdk.definitions.callback import AsyncCallback
-    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+    from digitize_airflow import pipeline_context
 
-    minutes = int(os.environ.get("DIGITIZE_DEADLINE_MINUTES") or 0)
-    if minutes <= 0:
-        return None
-    return DeadlineAlert(reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
-                         interval=timedelta(minutes=minutes),
-                         callback=AsyncCallback("digitize.presentation.alerts.deadline_missed"))
+    from digitize.errors import ManifestError
+    from digitize.intake import read_manifest
+    from digitize.pipeline import MAX_MAP_LENGTH, register_batch
 
-
-def _context() -> Any:
-    from digitize_airflow import pipeline_context  # plugins/: shared by the DAGs
-
-    return pipeline_context()
+    ctx = pipeline_context()
+    ctx.catalog.upgrade()
+    ctx.archive.ensure_bucket()
+    work: list[tuple[str, int]] = []
+    duplicates = rejected = 0
+    for batch_dir in batch_dirs:
+        try:
+            plan = read_manifest(Path(batch_dir))
+        except ManifestError as exc:
+            ctx.catalog.add_event(None, "manifest_validation", "failure", batch_id=Path(batch_dir).name,
+                                  detail=str(exc))
+            print(f"batch {Path(batch_dir).name} refused: {exc} — {exc.hint}")
+            rejected += 1
+            continue
+        registered = register_batch(ctx.catalog, plan)
+        duplicates += len(registered.duplicates)
+        rejected += len(registered.rejected)
+        work += [(batch_dir, doc_id) for doc_id in registered.to_process]
+        print(f"batch {plan.batch_id}: {len(registered.to_process)} to process, "
+              f"{len(registered.duplicates)} duplicate(s), {len(registered.rejected)} row(s) refused")
+    if params["max_documents"]:
+        work = work[: params["max_documents"]]
+    size = max(params["chunk_size"], math.ceil(len(work) / MAX_MAP_LENGTH))
+    chunks = [
+        {"label": f"{Path(work[i][0]).name} docs {i + 1}-{min(i + size, len(work))}",
+         "items": [[b, d] for b, d in work[i: i + size]]}
+        for i in range(0, len(work), size)
+    ]
+    return {"chunks": chunks, "duplicates": duplicates, "rejected": rejected}
 
 
 @dag(
@@ -79,9 +82,8 @@ def _context() -> Any:
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
-                  "on_failure_callback": _failure_callbacks()},
-    deadline=_deadline(),
+    default_args=default_args(),
+    deadline=deadline(),
     params={
         "inbox": Param(os.path.join("${AIRFLOW_HOME}", "var", "inbox"), type="string",
                        description="Folder whose sub-folders are batches (scans + manifest.csv)."),
@@ -113,134 +115,26 @@ def digitize_inbox() -> None:
     @task
     def register(batch_dirs: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Hash and register every original (idempotent), then cut the work into chunks."""
-        import math
-        from pathlib import Path
-
-        from digitize.errors import ManifestError
-        from digitize.intake import read_manifest
-        from digitize.pipeline import register_batch
-
         assert params is not None
-        ctx = _context()
-        ctx.catalog.upgrade()
-        ctx.archive.ensure_bucket()
-        work: list[tuple[str, int]] = []
-        duplicates = rejected = 0
-        for batch_dir in batch_dirs:
-            try:
-                plan = read_manifest(Path(batch_dir))
-            except ManifestError as exc:
-                ctx.catalog.add_event(None, "manifest_validation", "failure", batch_id=Path(batch_dir).name,
-                                      detail=str(exc))
-                print(f"batch {Path(batch_dir).name} refused: {exc} — {exc.hint}")
-                rejected += 1
-                continue
-            registered = register_batch(ctx.catalog, plan)
-            duplicates += len(registered.duplicates)
-            rejected += len(registered.rejected)
-            work += [(batch_dir, doc_id) for doc_id in registered.to_process]
-            print(f"batch {plan.batch_id}: {len(registered.to_process)} to process, "
-                  f"{len(registered.duplicates)} duplicate(s), {len(registered.rejected)} row(s) refused")
-        if params["max_documents"]:
-            work = work[: params["max_documents"]]
-        size = max(params["chunk_size"], math.ceil(len(work) / MAX_MAP_LENGTH))
-        chunks = [
-            {"label": f"{Path(work[i][0]).name} docs {i + 1}-{min(i + size, len(work))}",
-             "items": [[b, d] for b, d in work[i: i + size]]}
-            for i in range(0, len(work), size)
-        ]
-        return {"chunks": chunks, "duplicates": duplicates, "rejected": rejected}
+        return _register(batch_dirs, params)
 
     @task
     def chunks_of(registered: dict[str, Any]) -> list[dict[str, Any]]:
         return list(registered["chunks"])
 
-    def _run_chunk(chunk: dict[str, Any], stage: str) -> list[dict[str, Any]]:
-        """Run one stage (``process``: every step; ``prepare``: up to the signature) over the chunk's documents."""
-        from pathlib import Path
-
-        from airflow.sdk import get_current_context
-
-        from digitize.pipeline import prepare_document, process_document
-
-        run_document = process_document if stage == "process" else prepare_document
-        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
-        ctx = _context()
-        outcomes = []
-        for batch_dir, document_id in chunk["items"]:
-            outcome = run_document(ctx, int(document_id), Path(batch_dir))
-            print(f"document {document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
-            outcomes.append(outcome.as_dict())
-        return outcomes
-
-    @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
-          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
-    def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
-        from digitize_airflow import on_fresh_stack
-
-        return on_fresh_stack(_run_chunk, chunk, "process")
-
-    @task(pool=OCR_POOL, pool_slots=OCR_SLOTS, map_index_template="{{ chunk_label }}",
-          execution_timeout=timedelta(hours=2), priority_weight=INBOX_PRIORITY, weight_rule="absolute")
-    def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
-        """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
-        from digitize_airflow import on_fresh_stack
-
-        return on_fresh_stack(_run_chunk, chunk, "prepare")
-
-    @task(map_index_template="{{ chunk_label }}", execution_timeout=timedelta(hours=1),
-          priority_weight=INBOX_PRIORITY, weight_rule="absolute", **({"queue": SIGNING_QUEUE} if SIGNING_QUEUE else {}))
-    def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Sign and archive what ``prepare_chunk`` staged; the others keep their outcome (e.g. quarantined)."""
-        from pathlib import Path
-
-        from airflow.sdk import get_current_context
-        from digitize_airflow import on_fresh_stack
-
-        from digitize.pipeline import finish_prepared
-
-        get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[literal-required]
-        ctx = _context()
-        batches = {int(document_id): Path(batch_dir) for batch_dir, document_id in chunk["items"]}
-
-        def finish_all() -> list[dict[str, Any]]:
-            outcomes = []
-            for row in prepared:
-                outcome = finish_prepared(ctx, row, batches[int(row["document_id"])])
-                print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''}")
-                outcomes.append(outcome.as_dict())
-            return outcomes
-
-        return on_fresh_stack(finish_all)
-
-    @task_group(group_id="chunk")
-    def prepare_and_sign(chunk: dict[str, Any]) -> Any:
-        """A mapped group: each chunk is signed as soon as its own prepare is done, not after every chunk's."""
-        return sign_chunk(chunk, prepare_chunk(chunk))
-
     @task(outlets=[CATALOG_ASSET], trigger_rule="all_done")
     def summarize(registered: dict[str, Any], outcomes: list[list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """The per-run summary IT staff read in the task log and XCom."""
-        from airflow.sdk import get_current_context
+        from digitize_airflow import publish_summary, run_summary
 
-        from digitize.pipeline import summarize as summarize_outcomes
-
-        flat = [o for chunk in (outcomes or []) if chunk for o in chunk]
-        run = get_current_context()["dag_run"]
-        started = run.start_date or pendulum.now("UTC")
-        seconds = (pendulum.now("UTC") - started).total_seconds()
-        summary = summarize_outcomes(flat, duplicates=registered["duplicates"], rejected_rows=registered["rejected"],
-                                     seconds=seconds)
-        for line in summary.lines():
-            print(line)
-        return {"archived": summary.archived, "quarantined": summary.quarantined, "skipped": summary.skipped,
-                "duplicates": summary.duplicates, "rejected_rows": summary.rejected_rows, "pages": summary.pages,
-                "pages_per_minute": round(summary.pages_per_minute, 1), "slowest_stage": summary.slowest_stage}
+        summary = run_summary([outcomes], registered["chunks"], _chunk_pairs, duplicates=registered["duplicates"],
+                              rejected_rows=registered["rejected"])
+        return publish_summary(summary.lines(), summary.as_dict(), summary.unfinished)
 
     registered = register(discover())
     chunks = chunks_of(registered)
-    results = (prepare_and_sign if SIGNING_QUEUE else process_chunk).expand(chunk=chunks)
+    run_chunk = chunk_tasks(_chunk_pairs, task_id="process_chunk", group_id="chunk", priority=INBOX_PRIORITY)
+    results = run_chunk.expand(chunk=chunks)
     summarize(registered, results)
 
 

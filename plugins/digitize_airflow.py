@@ -1,19 +1,81 @@
 """What every DAG of this project needs from Airflow itself, in one place.
 
 Airflow puts ``[core] plugins_folder`` on ``sys.path`` in all its processes, so
-the DAGs import this module *inside their tasks* (never at top level: parsing
-stays cheap). It holds no AirflowPlugin: the library stays free of Airflow and
-this is the only bridge between the two.
+the DAGs import this module at top level: it imports nothing but the standard
+library there (parsing stays cheap), and the library and Airflow's own modules
+only inside its functions. It holds no AirflowPlugin: the library stays free of
+Airflow and this is the only bridge between the two. Settings are read when a
+DAG is parsed, never at import (a process imports this module once but parses
+its DAGs many times).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
 S3_CONN_ID = "digitize_s3"
+OCR_POOL = "ocr"
+"""The pool every OCR task draws from: one slot per core of the workers."""
+
+
+def ocr_slots() -> int:
+    """Tesseract processes per chunk task, which is also the ``ocr`` pool slots the task takes.
+
+    ``DIGITIZE_OCR_JOBS`` (default: the cores), at most the cores: the pool has one slot per core, and
+    :func:`pipeline_context` gives the library this same number, so a task never runs more Tesseract
+    processes than it holds slots.
+    """
+    cores = os.cpu_count() or 1
+    return max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or cores), cores))
+
+
+def signing_queue() -> str | None:
+    """``DIGITIZE_SIGNING_QUEUE``: when set, chunks split into prepare (any worker) and sign (that queue only)."""
+    return os.environ.get("DIGITIZE_SIGNING_QUEUE") or None
+
+
+def _failure_callback(context: Any) -> None:
+    from digitize.presentation.alerts import task_failure_callback
+
+    task_failure_callback(context)
+
+
+def failure_callbacks() -> list[Any]:
+    """The webhook, plus an e-mail through Airflow's SMTP settings when DIGITIZE_ALERT_EMAIL lists addresses."""
+    emails = [a.strip() for a in (os.environ.get("DIGITIZE_ALERT_EMAIL") or "").split(",") if a.strip()]
+    if not emails:
+        return [_failure_callback]
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    return [_failure_callback, SmtpNotifier(to=emails, subject="[digitize] {{ ti.dag_id }}.{{ ti.task_id }} failed")]
+
+
+def default_args() -> dict[str, Any]:
+    """Retries with back-off for transient failures (S3, TSA, catalog lock), and the failure alerts."""
+    return {"retries": 3, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True,
+            "on_failure_callback": failure_callbacks()}
+
+
+def deadline() -> Any:
+    """Alert when a run is still going DIGITIZE_DEADLINE_MINUTES past the average of the last 10 runs.
+
+    Off when unset: ``dag.test()`` in Airflow 3.3.2 cannot finish a run of a DAG with a deadline (it looks
+    the alerts up by the serialized dicts instead of their ids), so tests run without it; cluster.sh sets 30.
+    """
+    from airflow.sdk.definitions.callback import AsyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    minutes = int(os.environ.get("DIGITIZE_DEADLINE_MINUTES") or 0)
+    if minutes <= 0:
+        return None
+    return DeadlineAlert(reference=DeadlineReference.AVERAGE_RUNTIME(max_runs=10, min_runs=3),
+                         interval=timedelta(minutes=minutes),
+                         callback=AsyncCallback("digitize.presentation.alerts.deadline_missed"))
 
 
 PLAIN_EXTRAS = frozenset({"endpoint_url", "region_name"})
@@ -28,8 +90,6 @@ def s3_client() -> Any | None:
     the Amazon provider's hook start-up (0.3 s of CPU in every task). A connection with anything
     more (a role to assume, a profile…) still goes through the hook.
     """
-    import os
-
     from airflow.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
@@ -53,17 +113,143 @@ def pipeline_context(client: Any | None = None) -> Any:
     """Library context whose archive uses the Airflow connection when it exists, else the environment.
 
     ``client``: the connection's S3 client when the caller already built one (building one costs
-    about 0.2 s of CPU, a noticeable share of a short task).
+    about 0.2 s of CPU, a noticeable share of a short task). OCR runs :func:`ocr_slots` processes.
     """
+    import dataclasses
+
     from digitize.archive import ArchiveOptions, S3Archive
     from digitize.config import load_settings
     from digitize.pipeline import PipelineContext
 
-    settings = load_settings()
+    settings = dataclasses.replace(load_settings(), ocr_jobs=ocr_slots())
     client = client or s3_client()
     if client is None:
         return PipelineContext(settings)
     return PipelineContext(settings, archive=S3Archive(client, settings.s3_bucket, ArchiveOptions.from_env()))
+
+
+def pipeline_resources() -> tuple[Any, Callable[[str], Any] | None]:
+    """The library context and an S3 factory for batches, sharing one client from Airflow's connection.
+
+    Without the connection the factory is ``None`` and both use the library's settings.
+    """
+    from digitize.intake import client_s3
+
+    client = s3_client()
+    return pipeline_context(client), None if client is None else client_s3(client)
+
+
+def worker_name() -> str:
+    """This task's worker, for the ``processing_worker`` events: ``DIGITIZE_WORKER_NAME`` or the host, and the PID."""
+    import socket
+
+    return f"{os.environ.get('DIGITIZE_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
+
+
+ChunkPairs = Callable[[dict[str, Any]], Iterable[Sequence[Any]]]
+"""A DAG's reading of its own chunk (an XCom dict): the (batch uri, document id) pairs it holds."""
+
+
+def chunk_tasks(pairs_of: ChunkPairs, *, task_id: str, group_id: str, priority: int) -> Any:
+    """The mapped task that runs one chunk (expand it with ``chunk=``), as both DAGs build it.
+
+    It takes :func:`ocr_slots` ``ocr`` pool slots at ``priority``, labelled by the chunk's ``label``. With
+    a signing queue (:func:`signing_queue`) it is instead the task group ``group_id``: ``prepare_chunk``
+    (OCR, code, originals; any worker, ``ocr`` pool), then ``sign_chunk`` (sign and archive; that queue
+    only, no ``ocr`` slots). What passes between them is staged in the archive bucket, never on local disk.
+    """
+    from airflow.sdk import task, task_group
+
+    labelled: dict[str, Any] = {"map_index_template": "{{ chunk_label }}", "priority_weight": priority,
+                                "weight_rule": "absolute"}
+    ocr: dict[str, Any] = {"pool": OCR_POOL, "pool_slots": ocr_slots(), "execution_timeout": timedelta(hours=2),
+                           **labelled}
+    queue = signing_queue()
+    if queue is None:
+        @task(task_id=task_id, **ocr)
+        def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+            """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
+            return on_fresh_stack(_run_chunk, pairs_of, chunk, "process")
+
+        return process_chunk
+
+    @task(**ocr)
+    def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+        """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
+        return on_fresh_stack(_run_chunk, pairs_of, chunk, "prepare")
+
+    @task(queue=queue, execution_timeout=timedelta(hours=1), **labelled)
+    def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Sign and archive what ``prepare_chunk`` staged; the others keep their outcome (e.g. quarantined)."""
+        return on_fresh_stack(_run_chunk, pairs_of, chunk, "sign", prepared)
+
+    @task_group(group_id=group_id)
+    def prepare_and_sign(chunk: dict[str, Any]) -> Any:
+        """A mapped group: each chunk is signed as soon as its own prepare is done, not after every chunk's."""
+        return sign_chunk(chunk, prepare_chunk(chunk))
+
+    return prepare_and_sign
+
+
+def _run_chunk(pairs_of: ChunkPairs, chunk: dict[str, Any], stage: Literal["process", "prepare", "sign"],
+               prepared: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One chunk task's work: label the task instance, open the chunk's batches, run the library's stage."""
+    from airflow.sdk import get_current_context
+
+    from digitize.pipeline import DocumentOutcome, finish_chunk, open_chunk, run_chunk
+
+    get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[typeddict-unknown-key]
+    ctx, s3 = pipeline_resources()
+    items = open_chunk(pairs_of(chunk), s3=s3)
+    worker = worker_name()
+
+    def show(outcome: DocumentOutcome) -> None:
+        print(f"document {outcome.document_id}: {outcome.status} {outcome.code or outcome.reason or ''} on {worker}")
+
+    if stage == "sign":
+        return finish_chunk(ctx, items, prepared or [], worker=worker, on_done=show)
+    return run_chunk(ctx, items, stage, worker=worker, on_done=show)
+
+
+def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_of: ChunkPairs, *,
+                duplicates: int, rejected_rows: int, remaining: int = 0) -> Any:
+    """The run's summary from its mapped chunk tasks' results (a list of outcome lists each, ``None`` when none).
+
+    Timed from the DAG run's start, so the figures include scheduling, not only the documents. The run's
+    documents (those of ``chunks``) still RECEIVED at the end are its ``unfinished`` ones.
+    """
+    import pendulum
+    from airflow.sdk import get_current_context
+
+    from digitize.catalog import Catalog
+    from digitize.config import load_settings
+    from digitize.pipeline import summarize, unfinished_documents
+
+    outcomes = [o for result in results for chunk in (result or []) if chunk for o in chunk]
+    ids = [int(document_id) for chunk in chunks for _, document_id in pairs_of(chunk)]
+    unfinished = unfinished_documents(Catalog(load_settings().catalog_url), ids) if ids else ()
+    started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")
+    seconds = (pendulum.now("UTC") - started).total_seconds()
+    return summarize(outcomes, duplicates=duplicates, rejected_rows=rejected_rows, seconds=seconds,
+                     remaining=remaining, unfinished=unfinished)
+
+
+def publish_summary(lines: Sequence[str], xcom: dict[str, Any], unfinished: Sequence[int]) -> dict[str, Any]:
+    """Print the summary to the task log and return it for XCom; a run that left documents unfinished fails here.
+
+    Their chunk task failed past its retries, but the summary (which runs whatever its upstream did)
+    would otherwise end the run green. The summary is pushed to XCom first, so it still reads there.
+    """
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for line in lines:
+        print(line)
+    if unfinished:
+        get_current_context()["ti"].xcom_push(key="return_value", value=xcom)
+        raise AirflowFailException(f"{len(unfinished)} document(s) of this run are still RECEIVED: "
+                                   f"{', '.join(map(str, unfinished[:20]))}")
+    return xcom
 
 
 def on_fresh_stack(work: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,8 +175,7 @@ def test_backlog_under_an_s3_prefix(backlog_env: dict[str, Any]) -> None:
 
 
 def test_chunks_never_exceed_max_map_length() -> None:
-    sys.path.insert(0, str(REPO / "dags"))
-    from digitize_backlog import MAX_MAP_LENGTH, cut_chunks
+    from digitize.pipeline import MAX_MAP_LENGTH, cut_chunks
 
     for count, per_batch in ((0, 10), (1, 10), (1024, 3), (1025, 1), (20_000, 7), (1_000_003, 5000)):
         work = [(f"s3://b/p{i // per_batch}/", i) for i in range(count)]
@@ -190,8 +188,7 @@ def test_chunks_never_exceed_max_map_length() -> None:
 
 
 def test_chunks_are_even_so_no_slot_is_left_with_a_straggler() -> None:
-    sys.path.insert(0, str(REPO / "dags"))
-    from digitize_backlog import cut_chunks
+    from digitize.pipeline import cut_chunks
 
     def sizes(count: int, chunk_size: int) -> list[int]:
         return [sum(len(p["ids"]) for p in c["parts"]) for c in cut_chunks([("/in/b", i) for i in range(count)],

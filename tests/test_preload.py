@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from imagegen import render_page, save
 from digitize.intake.manifest import read_manifest
-from digitize.pipeline import stages as pipeline
+from digitize import pipeline
 
 batch = Path(sys.argv[1])
 batch.mkdir(parents=True)

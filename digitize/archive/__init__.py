@@ -7,7 +7,7 @@ client and error mapping), ``folder`` (the ``file://`` backend and :func:`open_a
 
 from __future__ import annotations
 
-from digitize.archive.client import make_s3_client, warm_up
+from digitize.archive.client import make_s3_client, s3_client_version, warm_up
 from digitize.archive.folder import open_archive
 from digitize.archive.keys import document_keys, staging_keys, validate_code
 from digitize.archive.objects import Archive
@@ -22,6 +22,7 @@ __all__ = [
     "document_keys",
     "make_s3_client",
     "open_archive",
+    "s3_client_version",
     "sidecar_validator",
     "staging_keys",
     "validate_code",

@@ -84,6 +84,11 @@ def _data_loader() -> Any:
     return botocore.loaders.create_loader()
 
 
+def s3_client_version() -> str:
+    """boto3's version, for the events and sidecars that name the tool that stored an object."""
+    return str(boto3.__version__)
+
+
 def warm_up() -> None:
     """Load S3's service model, so that processes forked afterwards (Airflow tasks) start with it.
 

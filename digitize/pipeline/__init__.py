@@ -2,36 +2,40 @@
 
 from __future__ import annotations
 
+from digitize.archive import SIDECAR_SCHEMA, sidecar_validator
+from digitize.checksums import sha256_bytes, sha256_file
+from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
+from digitize.pipeline.context import PipelineContext, preload
 from digitize.pipeline.stages import (
-    SIDECAR_SCHEMA,
-    DocumentOutcome,
-    PipelineContext,
     correct_document,
     finish_prepared,
-    preload,
     prepare_document,
     process_document,
     process_documents,
     register_batch,
-    sha256_bytes,
-    sha256_file,
-    sidecar_validator,
-    summarize,
 )
+from digitize.pipeline.summary import DocumentOutcome, RunSummary, summarize, unfinished_documents
 
 __all__ = [
+    "MAX_MAP_LENGTH",
     "SIDECAR_SCHEMA",
     "DocumentOutcome",
     "PipelineContext",
+    "RunSummary",
     "correct_document",
+    "cut_chunks",
+    "finish_chunk",
     "finish_prepared",
+    "open_chunk",
     "preload",
     "prepare_document",
     "process_document",
     "process_documents",
     "register_batch",
+    "run_chunk",
     "sha256_bytes",
     "sha256_file",
     "sidecar_validator",
     "summarize",
+    "unfinished_documents",
 ]

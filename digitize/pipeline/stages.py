@@ -7,32 +7,31 @@ quarantines it with a reason code and leaves its original untouched; a
 transient failure (S3 or database unavailable) is raised so the caller
 retries; a re-run resumes where the last one stopped without a second code,
 a second signature or a second object.
+
+Here: registering a batch, and the stages of one document, in one process
+(:func:`process_document`) or split between machines (:func:`prepare_document`,
+then :func:`finish_document`). Beside it: ``leases`` (who holds a document),
+``staging`` (what passes from prepare to finish), ``sidecar``, ``summary``
+(outcomes and run summaries), ``context`` (per-process handles) and ``chunks``
+(the chunk runner both DAGs call).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import functools
-import hashlib
 import json
 import logging
 import os
-import secrets
-import socket
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digitize import __version__
-from digitize.config import REPO_ROOT, Settings, load_settings
+from digitize.checksums import sha256_file
 from digitize.errors import (
     AgencyUnknown,
     ArchiveIntegrityError,
@@ -47,37 +46,25 @@ from digitize.errors import (
     TransientError,
 )
 from digitize.intake import BatchPlan, BatchSource, LocalBatch, PlannedDocument, RowError
+from digitize.pipeline.context import PipelineContext
+from digitize.pipeline.leases import Lease, LeaseLost, dead_local_owner, new_owner
+from digitize.pipeline.sidecar import MEDIA_TYPES, build_sidecar, put_sidecar
+from digitize.pipeline.staging import drop_staging, load_staged, stage_for_signing, staged_state
+from digitize.pipeline.summary import DocumentOutcome, Stopwatch
 from digitize.plugin_manager import plugin_manager
 
 if TYPE_CHECKING:
-    from digitize.archive import S3Archive
     from digitize.catalog import Agency, Catalog, DocumentRecord, DocumentSpec
     from digitize.ocr import OcrResult
-    from digitize.signing import AgencySigner, DocumentQr, SignatureVerdict
+    from digitize.signing import DocumentQr, SignatureVerdict
 
 log = logging.getLogger(__name__)
 
-SIDECAR_SCHEMA = REPO_ROOT / "schemas" / "sidecar.schema.json"
-_MEDIA_TYPES = {"pdf": "application/pdf", "tiff": "image/tiff", "jpeg": "image/jpeg", "png": "image/png"}
 _EXTENSIONS = {"pdf": ".pdf", "tiff": ".tif", "jpeg": ".jpg", "png": ".png"}
-_HASH_CHUNK = 1 << 20
 PREPARED = "PREPARED"
 """Outcome of :func:`prepare_document`: OCR'd, coded, originals archived, staged for :func:`finish_document`."""
 DONE_FOLDER = "done"
 """Sub-folder of a batch that verified originals move to when ``DIGITIZE_MOVE_DONE`` is on."""
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file, streamed so a large scan is never read whole into memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -118,33 +105,6 @@ class RegisteredBatch:
 
     source: BatchSource | None = None
     """Where the originals are read from (``None``: the local folder ``root``)."""
-
-
-@dataclass(frozen=True)
-class DocumentOutcome:
-    """What happened to one document in this run; small and free of personal data (safe for XCom)."""
-
-    document_id: int
-    """Catalog id."""
-
-    status: str
-    """ARCHIVED, QUARANTINED, SKIPPED (already done by an earlier run) or PREPARED (see :func:`prepare_document`)."""
-
-    code: str | None = None
-    """Assigned code, if any."""
-
-    reason: str | None = None
-    """Stable reason code when quarantined."""
-
-    pages: int = 0
-    """Pages processed in this run (0 when skipped)."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per stage in this run."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"document_id": self.document_id, "status": self.status, "code": self.code,
-                "reason": self.reason, "pages": self.pages, "seconds": self.seconds}
 
 
 def document_spec(plan: BatchPlan, doc: PlannedDocument) -> DocumentSpec:
@@ -207,97 +167,6 @@ def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
     return RegisteredBatch(plan.batch_id, plan.root, tuple(to_process), tuple(duplicates), plan.errors, plan.source)
 
 
-PRELOADED_MODULES = (
-    "digitize.archive", "digitize.catalog", "digitize.codes", "digitize.intake", "digitize.ocr",
-    "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
-    "fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.scaleUpem", "pikepdf", "pyhanko.pdf_utils.filters",
-    "pyhanko.pdf_utils.metadata.xmp_xml", "sqlalchemy.dialects.postgresql.psycopg",
-    "cryptography.hazmat.backends.openssl",
-)
-"""What processing a document imports lazily; :func:`preload` imports it up front."""
-
-
-def preload() -> None:
-    """Import what processing a document needs, so that processes forked afterwards start warm.
-
-    Airflow runs each task in a process forked from a long-lived one (a Celery worker, or the
-    scheduler with LocalExecutor). Imported there once, OpenCV, pyHanko, pikepdf, SQLAlchemy and
-    boto3 cost a chunk task nothing instead of about a second of CPU each time
-    (bench/results/airflow.md); the stamp font and S3's service model are prepared too (~0.6 s
-    of a fresh process's first document). Nothing here opens a connection or reads a secret; with
-    ``OPENBLAS_NUM_THREADS=1`` (NumPy's and OpenCV's BLAS otherwise start a thread per core) it
-    starts no thread either, so the process can fork safely.
-    """
-    import importlib
-
-    from digitize import archive, signing
-
-    for name in PRELOADED_MODULES:
-        importlib.import_module(name)
-    signing.warm_up()
-    archive.warm_up()
-
-
-class PipelineContext:
-    """Per-process handles to the catalog, archive and signer, created once and reused across documents.
-
-    Reusing the signer matters: parsing the key and building the validation
-    context cost more than the signature itself.
-    """
-
-    def __init__(self, settings: Settings | None = None, *, archive: S3Archive | None = None) -> None:
-        self.settings = settings or load_settings()
-        self._archive = archive
-
-    @cached_property
-    def catalog(self) -> Catalog:
-        from digitize.catalog import Catalog
-
-        return Catalog(self.settings.catalog_url)
-
-    @property
-    def archive(self) -> S3Archive:
-        if self._archive is None:
-            from digitize.archive import S3Archive
-
-            self._archive = S3Archive.from_settings(self.settings)
-        return self._archive
-
-    @cached_property
-    def signer(self) -> AgencySigner:
-        from digitize.signing import AgencySigner, options_from_settings
-
-        settings = self.settings
-        if not settings.trust_roots:
-            raise ConfigurationError("no trust roots: set DIGITIZE_TRUST_ROOTS to the root CA certificate file(s)")
-        return AgencySigner.from_options(options_from_settings(
-            settings, level=settings.signing_level, tsa_url=settings.tsa_url, visible=settings.signing_stamp))
-
-    @cached_property
-    def tool_versions(self) -> dict[str, str]:
-        """This process's tools; Tesseract's comes with each OCR result (a signing machine may have none)."""
-        import boto3
-
-        from digitize.signing import pyhanko_version
-
-        return {"digitize": __version__, "pyhanko": pyhanko_version(), "boto3": boto3.__version__}
-
-
-class _Stopwatch:
-    """Wall time per stage, for the run summary's throughput and slowest stage."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
-
-
 FAULT_POINTS = ("after_ocr", "after_code", "after_sign", "during_upload")
 """The stage boundaries where plugins' ``on_stage`` hook runs: see :func:`fault_point`."""
 
@@ -312,90 +181,21 @@ def fault_point(stage: str) -> None:
     plugin_manager().hook.on_stage(stage=stage)
 
 
-def _machine() -> str:
-    """This host and PID namespace: PIDs compare only within it (containers on one host share the name)."""
-    try:
-        namespace = os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
-    except OSError:
-        namespace = ""
-    return f"{socket.gethostname()}/{namespace}"
-
-
-def _worker_id() -> str:
-    """Owner of a lease: machine, PID and a random token (each call to process_document is its own claimant)."""
-    return f"{_machine()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _dead_local_owner(owner: str | None) -> str | None:
-    """``owner`` if it is a process of this machine that no longer exists (its lease may be taken at once)."""
-    if not owner:
-        return None
-    parts = owner.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != _machine() or not parts[1].isdigit():
-        return None
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return owner
-    except PermissionError:
-        return None
-    return None
-
-
-class _LeaseLost(Exception):
-    """Another worker took the document over (our lease lapsed): stop before touching the archive."""
-
-
-class _Lease:
-    """Holds a document's processing lease, renewing it in the background every third of its length."""
-
-    def __init__(self, ctx: PipelineContext, document_id: int, owner: str) -> None:
-        self.catalog, self.document_id, self.owner = ctx.catalog, document_id, owner
-        self.seconds = max(1, ctx.settings.lease_seconds)
-        self.lost = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name="digitize-lease", daemon=True)
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
-            try:
-                if not self.catalog.claim(self.document_id, self.owner, self.seconds):
-                    self.lost = True
-                    return
-            except TransientError:
-                continue  # the catalog is briefly away: the lease still has two thirds of its time
-
-    def checkpoint(self, stage: str) -> None:
-        """Between stages: the test fault hook, then stop if the lease was lost."""
-        fault_point(stage)
-        if self.lost:
-            raise _LeaseLost(stage)
-
-    def __enter__(self) -> _Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        with suppress(TransientError):  # the lease lapses by itself
-            self.catalog.release(self.document_id, self.owner)  # no-op once archived or quarantined
-
-
 def process_document(ctx: PipelineContext, document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
     """Take one registered document through every stage; quarantine it on a document failure.
 
     ``batch_root`` is the batch folder or any :class:`~digitize.intake.inbox.BatchSource` (an S3 prefix: the
-    originals are then fetched into the scratch folder). Transient errors propagate (the caller
-    retries); nothing else does. The document is first claimed (:meth:`Catalog.claim`): when another
-    live worker holds it, it is SKIPPED here, so overlapping runs process each document exactly once.
+    originals are then fetched into the scratch folder). Transient errors and OSError propagate (the
+    caller retries), so do configuration errors (the run stops); nothing else does. The document is first
+    claimed (:meth:`Catalog.claim`): when another live worker holds it, it is SKIPPED here, so overlapping
+    runs process each document exactly once.
     Both stages run in this process, with nothing staged; a document an earlier :func:`prepare_document`
     left prepared is only finished (no second OCR).
     """
     source = _source(batch_root)
 
-    def work(record: DocumentRecord, watch: _Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
-        state = _staged_state(ctx, record)
+    def work(record: DocumentRecord, watch: Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
+        state = staged_state(ctx, record)
         if state is not None:
             return _finish_staged(ctx, record, state, watch, checkpoint, source)
         return _process(ctx, record, source, watch, checkpoint)
@@ -413,8 +213,8 @@ def prepare_document(ctx: PipelineContext, document_id: int, batch_root: Path | 
     """
     source = _source(batch_root)
 
-    def work(record: DocumentRecord, watch: _Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
-        state = _staged_state(ctx, record)
+    def work(record: DocumentRecord, watch: Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
+        state = staged_state(ctx, record)
         if state is None:
             state = _prepare(ctx, record, source, watch, checkpoint)
         return DocumentOutcome(record.id, PREPARED, state["code"], None, len(state["ocr"]["pages"]), watch.seconds)
@@ -433,10 +233,10 @@ def finish_document(ctx: PipelineContext, document_id: int,
     source = None if batch_root is None else _source(batch_root)
     record = ctx.catalog.get_document(document_id)
     if record.status == "ARCHIVED" and record.code is not None:
-        _drop_staging(ctx, record.code, record.version)  # an earlier finish died between archiving and clean-up
+        drop_staging(ctx, record.code, record.version)  # an earlier finish died between archiving and clean-up
 
-    def work(record: DocumentRecord, watch: _Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
-        state = _staged_state(ctx, record)
+    def work(record: DocumentRecord, watch: Stopwatch, checkpoint: Callable[[str], None]) -> DocumentOutcome:
+        state = staged_state(ctx, record)
         if state is None:
             log.info("document %s is not prepared: left for the next run", record.id)
             return DocumentOutcome(record.id, "SKIPPED", record.code, None, seconds=watch.seconds)
@@ -468,18 +268,20 @@ def _source(batch_root: Path | BatchSource) -> BatchSource:
 
 
 def _run_claimed(ctx: PipelineContext, document_id: int,
-                 work: Callable[[DocumentRecord, _Stopwatch, Callable[[str], None]], DocumentOutcome]
+                 work: Callable[[DocumentRecord, Stopwatch, Callable[[str], None]], DocumentOutcome]
                  ) -> DocumentOutcome:
     """Claim a RECEIVED document, run ``work`` under a renewed lease, and map failures to outcomes.
 
-    A document failure quarantines with its reason code; transient and configuration errors propagate.
+    A document failure quarantines with its reason code, and so does any unexpected error (as
+    INTERNAL_ERROR), so one document never stops its chunk. Transient errors, configuration errors and
+    OSError (the machine, not the document) propagate: the task is retried or the run stops.
     """
     catalog = ctx.catalog
     record = catalog.get_document(document_id)
     if record.status != "RECEIVED":
         return DocumentOutcome(document_id, "SKIPPED", record.code, record.reason)
-    owner = _worker_id()
-    if not catalog.claim(record.id, owner, ctx.settings.lease_seconds, take_over=_dead_local_owner(record.lease_owner)):
+    owner = new_owner()
+    if not catalog.claim(record.id, owner, ctx.settings.lease_seconds, take_over=dead_local_owner(record.lease_owner)):
         log.info("document %s is being processed by another worker: skipped", document_id)
         current = catalog.get_document(document_id)
         return DocumentOutcome(document_id, "SKIPPED", current.code, current.reason)
@@ -488,17 +290,23 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
                           detail=f"an earlier attempt (worker {record.lease_owner}) stopped before finishing; "
                                  f"resumed by {owner} with code {record.code or '(none allocated yet)'}")
     record = catalog.get_document(document_id)
-    watch = _Stopwatch()
-    with _Lease(ctx, record.id, owner) as lease:
+    watch = Stopwatch()
+    with Lease(ctx, record.id, owner) as lease:
+
+        def checkpoint(stage: str) -> None:
+            """Between stages: the test fault hook, then stop if the lease was lost."""
+            fault_point(stage)
+            lease.check(stage)
+
         try:
             try:
-                return work(record, watch, lease.checkpoint)
+                return work(record, watch, checkpoint)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise ScratchSpaceFull(f"the scratch disk is full while processing document {record.id}; "
                                            "nothing was archived") from exc
                 raise
-        except _LeaseLost as lost:
+        except LeaseLost as lost:
             catalog.add_event(record.id, "processing_abandoned", "warning", tool="digitize", tool_version=__version__,
                               detail=f"worker {owner} lost its claim at {lost}; another worker carries on")
             return DocumentOutcome(document_id, "SKIPPED", record.code, None, seconds=watch.seconds)
@@ -510,9 +318,23 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
             if isinstance(exc, ConfigurationError):
                 raise
             return _quarantine(ctx, record.id, exc, watch)
+        except OSError:
+            raise  # the machine's disk or network, not the document: the task is retried
+        except Exception as exc:  # a bug or a limit the document hit (RecursionError…): it alone stops
+            return _quarantine(ctx, record.id, _internal_error(exc), watch)
 
 
-def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watch: _Stopwatch) -> DocumentOutcome:
+def _internal_error(exc: Exception) -> DigitizeError:
+    """An unexpected error of one document, told by its type and where it was raised, never by its text
+    (which may quote the document's personal data)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return DigitizeError(f"processing failed with an unexpected {type(exc).__name__}{where}",
+                         hint="The original is kept as registered. Report the document to IT staff with the "
+                              "run's log; resubmitting it unchanged fails the same way.")
+
+
+def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watch: Stopwatch) -> DocumentOutcome:
     message = f"{exc.message} — {exc.hint}"
     ctx.catalog.mark_quarantined(document_id, exc.reason, message)
     ctx.catalog.add_event(document_id, "quarantine", "failure", tool="digitize", tool_version=__version__,
@@ -537,7 +359,7 @@ def _check_originals(record: DocumentRecord, source: BatchSource, scratch: Path)
     return paths
 
 
-def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
+def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: Stopwatch,
              checkpoint: Callable[[str], None]) -> DocumentOutcome:
     """Both stages in one process: sign before storing anything, so a failed signature leaves no object."""
     agency = _agency(ctx, record)
@@ -549,17 +371,17 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
         return _archive_signed(ctx, record, agency, code, ocr, stored, signed, verdict, watch, checkpoint, source)
 
 
-def _prepare(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
+def _prepare(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: Stopwatch,
              checkpoint: Callable[[str], None]) -> dict[str, Any]:
     """The prepare stage: OCR, code, originals archived, then what finishing needs staged; returns that state."""
     _agency(ctx, record)  # before any OCR: the sidecar will need it
     with tempfile.TemporaryDirectory(prefix="digitize-", dir=ctx.settings.work_dir) as scratch:
         ocr, code, originals, formats = _ocr_and_code(ctx, record, source, watch, checkpoint, Path(scratch))
         stored = _store_originals(ctx, record, code, originals, formats, watch)
-        return _stage(ctx, record, code, ocr, stored, watch)
+        return stage_for_signing(ctx, record, code, ocr, stored, watch)
 
 
-def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: _Stopwatch,
+def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, watch: Stopwatch,
                   checkpoint: Callable[[str], None], scratch: Path
                   ) -> tuple[OcrResult, str, list[Path], list[str]]:
     """Fetch and check the originals, make the searchable PDF/A, allocate the code and write it into the PDF."""
@@ -597,7 +419,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
 
 
 def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, unsigned: bytes,
-                     watch: _Stopwatch) -> tuple[bytes, Any]:
+                     watch: Stopwatch) -> tuple[bytes, Any]:
     """Sign (once: see :func:`_signed_pdf`) and check the signature against the trust roots."""
     from digitize.archive import document_keys
     from digitize.signing import verify_pdf
@@ -615,7 +437,7 @@ def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, un
 
 
 def _store_originals(ctx: PipelineContext, record: DocumentRecord, code: str, originals: Sequence[Path],
-                     formats: Sequence[str], watch: _Stopwatch) -> list[tuple[Any, Any, str]]:
+                     formats: Sequence[str], watch: Stopwatch) -> list[tuple[Any, Any, str]]:
     """Archive each original under the code's keys, read back and compared with its registered SHA-256."""
     from digitize.archive import document_keys
 
@@ -624,7 +446,7 @@ def _store_originals(ctx: PipelineContext, record: DocumentRecord, code: str, or
     for spec, path, fmt in zip(record.files, originals, formats, strict=True):
         with watch.stage("archive"):
             obj = ctx.archive.put(keys.original(spec.position, _EXTENSIONS[fmt]), path.read_bytes(),
-                                  content_type=_MEDIA_TYPES[fmt], metadata={"sha256": spec.sha256, "code": code})
+                                  content_type=MEDIA_TYPES[fmt], metadata={"sha256": spec.sha256, "code": code})
         if obj.sha256 != spec.sha256:
             raise ArchiveIntegrityError(f"archived original {obj.key} differs from the registered scan")
         stored.append((spec, obj, fmt))
@@ -639,7 +461,7 @@ def _agency(ctx: PipelineContext, record: DocumentRecord) -> Agency:
 
 
 def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency, code: str, ocr: OcrResult,
-                    stored: Sequence[tuple[Any, Any, str]], signed: bytes, verdict: Any, watch: _Stopwatch,
+                    stored: Sequence[tuple[Any, Any, str]], signed: bytes, verdict: Any, watch: Stopwatch,
                     checkpoint: Callable[[str], None], source: BatchSource | None) -> DocumentOutcome:
     """Store the signed PDF and the sidecar, mark the document archived, index it, clear the inbox."""
     from digitize.archive import document_keys
@@ -659,7 +481,7 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
                             needs_review=needs_review)
     sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     with watch.stage("archive"):
-        sidecar_obj = _put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
+        sidecar_obj = put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
 
     catalog.mark_archived(record.id, ArchivedInfo(
         pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
@@ -675,95 +497,17 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
 
 
-STAGED_STATE_VERSION = 1
-"""Version of the staged JSON (:func:`_stage`); a state of another version counts as not prepared."""
-
-
-def _stage(ctx: PipelineContext, record: DocumentRecord, code: str, ocr: OcrResult,
-           stored: Sequence[tuple[Any, Any, str]], watch: _Stopwatch) -> dict[str, Any]:
-    """Stage the unsigned PDF, then the JSON that marks the document prepared (written last: all or nothing)."""
-    from digitize.archive import staging_keys
-
-    keys = staging_keys(code, record.version)
-    unsigned = ocr.pdf_path.read_bytes()
-    state = {
-        "schema_version": STAGED_STATE_VERSION, "document_id": record.id, "fingerprint": record.fingerprint,
-        "code": code, "version": record.version, "pdf_sha256": sha256_bytes(unsigned),
-        "ocr": {"tool_versions": dict(ocr.tool_versions),
-                "pages": [dataclasses.asdict(p) for p in ocr.pages]},
-        "originals": [{"position": spec.position, "key": obj.key, "sha256": obj.sha256, "format": fmt}
-                      for spec, obj, fmt in stored],
-    }
-    with watch.stage("stage"):
-        _drop_staging(ctx, code, record.version)  # a half-staged earlier attempt: its PDF is not this one
-        ctx.archive.put(keys.pdf, unsigned, content_type="application/pdf", metadata={"code": code})
-        ctx.archive.put(keys.state, json.dumps(state, ensure_ascii=False).encode("utf-8"),
-                        content_type="application/json", metadata={"code": code})
-    ctx.catalog.add_event(record.id, "staging", "success", tool="digitize", tool_version=__version__,
-                          detail=f"prepared: unsigned PDF/A and OCR summary staged at {keys.state} for signing")
-    return state
-
-
-def _staged_state(ctx: PipelineContext, record: DocumentRecord) -> dict[str, Any] | None:
-    """The staged state of a prepared document, or ``None`` (a document without a code was never prepared)."""
-    from digitize.archive import staging_keys
-    from digitize.errors import ArchiveNotFound
-
-    if record.code is None:
-        return None
-    try:
-        state = json.loads(ctx.archive.get(staging_keys(record.code, record.version).state))
-    except (ArchiveNotFound, ValueError):  # never staged, or not ours: prepared again over it
-        return None
-    if not isinstance(state, dict):
-        return None
-    if (state.get("schema_version"), state.get("document_id"), state.get("fingerprint")) != (
-            STAGED_STATE_VERSION, record.id, record.fingerprint):
-        return None  # staged for another catalog's document with this code: prepare again over it
-    return state
-
-
-def _drop_staging(ctx: PipelineContext, code: str, version: int) -> None:
-    from digitize.archive import staging_keys
-
-    keys = staging_keys(code, version)
-    for key in (keys.state, keys.pdf):  # the marker first: never a state whose PDF is gone
-        ctx.archive.delete(key)
-
-
-def _finish_staged(ctx: PipelineContext, record: DocumentRecord, state: dict[str, Any], watch: _Stopwatch,
+def _finish_staged(ctx: PipelineContext, record: DocumentRecord, state: dict[str, Any], watch: Stopwatch,
                    checkpoint: Callable[[str], None], source: BatchSource | None) -> DocumentOutcome:
     """The finish stage from what prepare staged: no original is read, no OCR runs."""
-    from digitize.archive import staging_keys
-    from digitize.errors import ArchiveNotFound
-    from digitize.ocr import OcrResult, PageResult
-
     code = record.code
-    assert code is not None  # _staged_state found the state under it
+    assert code is not None  # staged_state found the state under it
     agency = _agency(ctx, record)
-    keys = staging_keys(code, record.version)
-    try:
-        with watch.stage("fetch"):
-            unsigned = ctx.archive.get(keys.pdf)
-        if sha256_bytes(unsigned) != state["pdf_sha256"]:
-            raise ArchiveIntegrityError(f"staged PDF {keys.pdf} differs from the one prepared")
-        specs = {spec.position: spec for spec in record.files}
-        stored = []
-        for item in state["originals"]:
-            obj = ctx.archive.head(item["key"])
-            if obj is None or obj.sha256 != specs[item["position"]].sha256 or obj.sha256 != item["sha256"]:
-                raise ArchiveIntegrityError(f"archived original {item['key']} is missing or differs from the scan")
-            stored.append((specs[item["position"]], obj, item["format"]))
-    except (ArchiveIntegrityError, ArchiveNotFound):
-        _drop_staging(ctx, code, record.version)  # unusable: a retry of the document prepares it again
-        raise
-    pages = tuple(PageResult(**{**p, "flags": tuple(p["flags"]), "steps": tuple(p["steps"])})
-                  for p in state["ocr"]["pages"])
-    ocr = OcrResult(pdf_path=Path(keys.pdf), pages=pages, tool_versions=state["ocr"]["tool_versions"])
+    unsigned, stored, ocr = load_staged(ctx, record, state, watch)
     signed, verdict = _sign_and_verify(ctx, record, code, unsigned, watch)
     checkpoint("after_sign")
     outcome = _archive_signed(ctx, record, agency, code, ocr, stored, signed, verdict, watch, checkpoint, source)
-    _drop_staging(ctx, code, record.version)
+    drop_staging(ctx, code, record.version)
     return outcome
 
 
@@ -845,68 +589,8 @@ def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsi
     return signed, verdict
 
 
-def _put_sidecar(archive: S3Archive, key: str, data: bytes, code: str) -> Any:
-    """Store the sidecar; after an interrupted run, keep the one already there if it describes the same PDF."""
-    existing = archive.head(key)
-    if existing is not None:
-        old = json.loads(archive.get(key))
-        new = json.loads(data)
-        if [f["sha256"] for f in old["files"]] == [f["sha256"] for f in new["files"]]:
-            return existing
-        raise ArchiveIntegrityError(f"sidecar {key} already exists and describes other files")
-    return archive.put(key, data, content_type="application/json", metadata={"code": code})
-
-
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
-
-
-def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: str, agency_level: str, code: str,
-                  ocr: OcrResult, verdict: Any, pdf_obj: Any, originals: Sequence[tuple[Any, Any, str]],
-                  needs_review: bool) -> dict[str, Any]:
-    """The archival description stored beside the PDF; validated against ``schemas/sidecar.schema.json``."""
-    events = [
-        {"type": e.event_type, "outcome": e.outcome, "tool": e.tool, "tool_version": e.tool_version,
-         "at": e.created_at.isoformat(), "detail": e.detail}
-        for e in ctx.catalog.events(record.id)
-    ]
-    files = [{"role": "signed_pdf", "key": pdf_obj.key, "sha256": pdf_obj.sha256, "size": pdf_obj.size,
-              "media_type": "application/pdf"}]
-    files += [{"role": "original", "key": obj.key, "sha256": obj.sha256, "size": obj.size,
-               "media_type": _MEDIA_TYPES[fmt], "original_name": spec.name, "position": spec.position}
-              for spec, obj, fmt in originals]
-    sidecar = {
-        "schema_version": 1, "code": code, "version": record.version, "fingerprint": record.fingerprint,
-        "agency": {"code": record.agency_code, "name": agency_name, "level": agency_level},
-        "kind": record.kind, "title": record.title, "issued_date": record.issued_date.isoformat(),
-        "valid_until": record.valid_until.isoformat() if record.valid_until else None,
-        "procedure_code": record.procedure_code, "dossier_code": record.dossier_code,
-        "register_id": record.register_id, "holder_id": record.holder_id, "scanned_at": record.scanned_at,
-        "batch_id": record.batch_id, "manifest_document_id": record.manifest_document_id,
-        "received_at": record.received_at.isoformat(), "pages": len(ocr.pages), "language": "vi",
-        "ocr": {"mean_confidence": ocr.mean_confidence,
-                "pages": [{"index": p.index, "confidence": p.mean_confidence, "blank": p.blank, "dpi": p.dpi,
-                           "flags": list(p.flags)} for p in ocr.pages]},
-        "needs_review": needs_review,
-        "signature": {"signer": verdict.signer, "valid": verdict.valid, "level": verdict.level,
-                      "signing_time": verdict.signing_time.isoformat() if verdict.signing_time else None},
-        "retention": "permanent" if record.kind == "KQ" else "20 years",
-        "files": files, "events": events, "tools": dict(ctx.tool_versions, **dict(ocr.tool_versions)),
-        "archived_at": datetime.now(UTC).isoformat(),
-    }
-    sidecar_validator().validate(sidecar)
-    return sidecar
-
-
-@functools.cache
-def sidecar_validator() -> Any:
-    """The sidecar schema's validator, built once: ``jsonschema.validate`` re-checks the schema on every call,
-    which cost ~30 ms per document, more than the catalog writes of the whole document."""
-    import jsonschema
-
-    schema = json.loads(SIDECAR_SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 def process_documents(ctx: PipelineContext, document_ids: Iterable[int], batch_root: Path | BatchSource,
@@ -919,72 +603,3 @@ def process_documents(ctx: PipelineContext, document_ids: Iterable[int], batch_r
         if on_done is not None:
             on_done(outcome)
     return outcomes
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """Per-run figures an IT operator reads: counts, quarantine reasons, throughput, slowest stage."""
-
-    archived: int
-    quarantined: dict[str, int]
-    skipped: int
-    duplicates: int
-    rejected_rows: int
-    pages: int
-    seconds: float
-    stage_seconds: dict[str, float]
-    remaining: int = 0
-    """Documents of the backlog still waiting after this run (for the time-to-finish estimate)."""
-
-    @property
-    def processed(self) -> int:
-        return self.archived + sum(self.quarantined.values())
-
-    @property
-    def pages_per_minute(self) -> float:
-        return 60.0 * self.pages / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def eta_seconds(self) -> float | None:
-        """Time to finish the backlog at this run's pace (``None`` when nothing was processed to measure it)."""
-        if not self.remaining:
-            return 0.0
-        return self.remaining * self.seconds / self.processed if self.processed else None
-
-    @property
-    def slowest_stage(self) -> str | None:
-        return max(self.stage_seconds, key=lambda s: self.stage_seconds[s]) if self.stage_seconds else None
-
-    def lines(self) -> list[str]:
-        quarantined = ", ".join(f"{r}: {n}" for r, n in sorted(self.quarantined.items())) or "none"
-        return [
-            f"archived: {self.archived}, quarantined: {sum(self.quarantined.values())} ({quarantined}), "
-            f"already done: {self.skipped}, duplicates: {self.duplicates}, manifest rows refused: {self.rejected_rows}",
-            f"pages: {self.pages} in {self.seconds:.1f} s ({self.pages_per_minute:.1f} pages/min); "
-            f"slowest stage: {self.slowest_stage or 'n/a'}",
-        ] + ([f"backlog: {self.remaining} document(s) still to process, about {_duration(self.eta_seconds)} "
-              f"at this run's pace"] if self.remaining else [])
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown time"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
-
-
-def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicates: int, rejected_rows: int,
-              seconds: float, remaining: int = 0) -> RunSummary:
-    """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
-    rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
-    quarantined: dict[str, int] = {}
-    stages: dict[str, float] = {}
-    for row in rows:
-        if row["status"] == "QUARANTINED":
-            quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + 1
-        for stage, value in row["seconds"].items():
-            stages[stage] = round(stages.get(stage, 0.0) + value, 3)
-    return RunSummary(
-        archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
-        skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
-        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining)

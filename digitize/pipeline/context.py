@@ -1,0 +1,89 @@
+"""What a process needs to run documents: the handles it reuses (catalog, archive, signer) and its preload."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from digitize import __version__
+from digitize.config import Settings, load_settings
+from digitize.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from digitize.archive import S3Archive
+    from digitize.catalog import Catalog
+    from digitize.signing import AgencySigner
+
+PRELOADED_MODULES = (
+    "digitize.archive", "digitize.catalog", "digitize.codes", "digitize.intake", "digitize.ocr",
+    "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
+    "fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.scaleUpem", "pikepdf", "pyhanko.pdf_utils.filters",
+    "pyhanko.pdf_utils.metadata.xmp_xml", "sqlalchemy.dialects.postgresql.psycopg",
+    "cryptography.hazmat.backends.openssl",
+)
+"""What processing a document imports lazily; :func:`preload` imports it up front."""
+
+
+def preload() -> None:
+    """Import what processing a document needs, so that processes forked afterwards start warm.
+
+    Airflow runs each task in a process forked from a long-lived one (a Celery worker, or the
+    scheduler with LocalExecutor). Imported there once, OpenCV, pyHanko, pikepdf, SQLAlchemy and
+    boto3 cost a chunk task nothing instead of about a second of CPU each time
+    (bench/results/airflow.md); the stamp font and S3's service model are prepared too (~0.6 s
+    of a fresh process's first document). Nothing here opens a connection or reads a secret; with
+    ``OPENBLAS_NUM_THREADS=1`` (NumPy's and OpenCV's BLAS otherwise start a thread per core) it
+    starts no thread either, so the process can fork safely.
+    """
+    import importlib
+
+    from digitize import archive, signing
+
+    for name in PRELOADED_MODULES:
+        importlib.import_module(name)
+    signing.warm_up()
+    archive.warm_up()
+
+
+class PipelineContext:
+    """Per-process handles to the catalog, archive and signer, created once and reused across documents.
+
+    Reusing the signer matters: parsing the key and building the validation
+    context cost more than the signature itself.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, archive: S3Archive | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._archive = archive
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        from digitize.catalog import Catalog
+
+        return Catalog(self.settings.catalog_url)
+
+    @property
+    def archive(self) -> S3Archive:
+        if self._archive is None:
+            from digitize.archive import S3Archive
+
+            self._archive = S3Archive.from_settings(self.settings)
+        return self._archive
+
+    @cached_property
+    def signer(self) -> AgencySigner:
+        from digitize.signing import AgencySigner, options_from_settings
+
+        settings = self.settings
+        if not settings.trust_roots:
+            raise ConfigurationError("no trust roots: set DIGITIZE_TRUST_ROOTS to the root CA certificate file(s)")
+        return AgencySigner.from_options(options_from_settings(
+            settings, level=settings.signing_level, tsa_url=settings.tsa_url, visible=settings.signing_stamp))
+
+    @cached_property
+    def tool_versions(self) -> dict[str, str]:
+        """This process's tools; Tesseract's comes with each OCR result (a signing machine may have none)."""
+        from digitize.archive import s3_client_version
+        from digitize.signing import pyhanko_version
+
+        return {"digitize": __version__, "pyhanko": pyhanko_version(), "boto3": s3_client_version()}

@@ -1,0 +1,161 @@
+"""What a run reports: each document's outcome, the time spent per stage, and the run's summary for IT staff."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from digitize.catalog import Catalog
+
+UNFINISHED_SHOWN = 20
+"""How many unfinished documents a summary's text names (its XCom lists them all)."""
+
+
+class Stopwatch:
+    """Wall time per stage, for the run summary's throughput and slowest stage."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+@dataclass(frozen=True)
+class DocumentOutcome:
+    """What happened to one document in this run; small and free of personal data (safe for XCom)."""
+
+    document_id: int
+    """Catalog id."""
+
+    status: str
+    """ARCHIVED, QUARANTINED, SKIPPED (already done by an earlier run) or PREPARED (see ``prepare_document``)."""
+
+    code: str | None = None
+    """Assigned code, if any."""
+
+    reason: str | None = None
+    """Stable reason code when quarantined."""
+
+    pages: int = 0
+    """Pages processed in this run (0 when skipped)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per stage in this run."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"document_id": self.document_id, "status": self.status, "code": self.code,
+                "reason": self.reason, "pages": self.pages, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Per-run figures an IT operator reads: counts, quarantine reasons, throughput, slowest stage."""
+
+    archived: int
+    quarantined: dict[str, int]
+    skipped: int
+    duplicates: int
+    rejected_rows: int
+    pages: int
+    seconds: float
+    stage_seconds: dict[str, float]
+    remaining: int = 0
+    """Documents of the backlog still waiting after this run (for the time-to-finish estimate)."""
+    unfinished: tuple[int, ...] = ()
+    """Documents of this run still RECEIVED at its end (see :func:`unfinished_documents`): the run failed."""
+
+    @property
+    def processed(self) -> int:
+        return self.archived + sum(self.quarantined.values())
+
+    @property
+    def pages_per_minute(self) -> float:
+        return 60.0 * self.pages / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Time to finish the backlog at this run's pace (``None`` when nothing was processed to measure it)."""
+        if not self.remaining:
+            return 0.0
+        return self.remaining * self.seconds / self.processed if self.processed else None
+
+    @property
+    def slowest_stage(self) -> str | None:
+        return max(self.stage_seconds, key=lambda s: self.stage_seconds[s]) if self.stage_seconds else None
+
+    def lines(self) -> list[str]:
+        quarantined = ", ".join(f"{r}: {n}" for r, n in sorted(self.quarantined.items())) or "none"
+        lines = [
+            f"archived: {self.archived}, quarantined: {sum(self.quarantined.values())} ({quarantined}), "
+            f"already done: {self.skipped}, duplicates: {self.duplicates}, manifest rows refused: {self.rejected_rows}",
+            f"pages: {self.pages} in {self.seconds:.1f} s ({self.pages_per_minute:.1f} pages/min); "
+            f"slowest stage: {self.slowest_stage or 'n/a'}",
+        ]
+        if self.remaining:
+            lines.append(f"backlog: {self.remaining} document(s) still to process, about "
+                         f"{_duration(self.eta_seconds)} at this run's pace")
+        if self.unfinished:
+            lines.append(f"NOT FINISHED: {len(self.unfinished)} document(s) still RECEIVED after this run "
+                         f"(ids {_ids(self.unfinished)}): their task failed, see its log, then run again")
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a run's XCom carries it: plain figures, rounded for reading."""
+        return {"archived": self.archived, "quarantined": self.quarantined, "skipped": self.skipped,
+                "duplicates": self.duplicates, "rejected_rows": self.rejected_rows, "pages": self.pages,
+                "seconds": round(self.seconds, 1), "pages_per_minute": round(self.pages_per_minute, 1),
+                "slowest_stage": self.slowest_stage, "remaining": self.remaining, "eta_seconds": self.eta_seconds,
+                "unfinished": list(self.unfinished)}
+
+
+def _ids(document_ids: Sequence[int]) -> str:
+    shown = ", ".join(str(i) for i in document_ids[:UNFINISHED_SHOWN])
+    return shown + (f" and {len(document_ids) - UNFINISHED_SHOWN} more" if len(document_ids) > UNFINISHED_SHOWN else "")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown time"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(minutes, 1)} min"
+
+
+def unfinished_documents(catalog: Catalog, document_ids: Iterable[int]) -> tuple[int, ...]:
+    """Those of a run's documents still RECEIVED and held by no live worker: a run that leaves any failed.
+
+    A document whose task gave up (a transient error past its retries, a worker lost) stays RECEIVED;
+    one that a live worker of an overlapping run holds is that run's to finish, so it does not count.
+    """
+    wanted = set(document_ids)
+    now = datetime.now(UTC)
+    return tuple(d.id for d in catalog.documents(status="RECEIVED") if d.id in wanted and not (
+        d.lease_owner and d.lease_expires_at is not None and d.lease_expires_at > now))
+
+
+def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicates: int, rejected_rows: int,
+              seconds: float, remaining: int = 0, unfinished: Sequence[int] = ()) -> RunSummary:
+    """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
+    rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
+    quarantined: dict[str, int] = {}
+    stages: dict[str, float] = {}
+    for row in rows:
+        if row["status"] == "QUARANTINED":
+            quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + 1
+        for stage, value in row["seconds"].items():
+            stages[stage] = round(stages.get(stage, 0.0) + value, 3)
+    return RunSummary(
+        archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
+        skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
+        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining,
+        unfinished=tuple(unfinished))
