@@ -61,8 +61,13 @@ class BatchSource(ABC):
         """SHA-256 (hex) and size of a scan, computed from its bytes."""
 
     @abstractmethod
-    def local_path(self, relative: str, scratch: Path) -> Path:
-        """A local file with the scan's bytes: the original itself, or a copy fetched into ``scratch``."""
+    def fetch(self, relative: str, scratch: Path) -> tuple[Path, str]:
+        """Copy a scan into ``scratch`` in one read, hashing the bytes copied: (the copy, its SHA-256 hex).
+
+        Everything downstream (the hash check, decoding, OCR, the archived original) uses the copy, so
+        the bytes checked are the bytes signed and archived, even if someone rewrites the original in
+        the inbox meanwhile.
+        """
 
     @abstractmethod
     def is_ready(self, *, quiet_seconds: int, now: float | None = None) -> bool:
@@ -123,8 +128,17 @@ class LocalBatch(BatchSource):
                 digest.update(chunk)
         return digest.hexdigest(), path.stat().st_size
 
-    def local_path(self, relative: str, scratch: Path) -> Path:
-        return self.root / relative
+    def fetch(self, relative: str, scratch: Path) -> tuple[Path, str]:
+        source = self.inside(relative)
+        if source is None:
+            raise ValueError(f"{relative!r} is not a path inside the batch")
+        target = _scratch_copy(scratch, relative)
+        digest = hashlib.sha256()
+        with source.open("rb") as reader, target.open("wb") as writer:
+            while chunk := reader.read(_HASH_CHUNK):
+                digest.update(chunk)
+                writer.write(chunk)
+        return target, digest.hexdigest()
 
     def is_ready(self, *, quiet_seconds: int, now: float | None = None) -> bool:
         if (self.root / READY_MARKER).exists():
@@ -183,11 +197,11 @@ class S3Batch(BatchSource):
         data = self.read_bytes(relative)
         return hashlib.sha256(data).hexdigest(), len(data)
 
-    def local_path(self, relative: str, scratch: Path) -> Path:
-        target = scratch / "originals" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(self.read_bytes(relative))
-        return target
+    def fetch(self, relative: str, scratch: Path) -> tuple[Path, str]:
+        data = self.read_bytes(relative)
+        target = _scratch_copy(scratch, relative)
+        target.write_bytes(data)
+        return target, hashlib.sha256(data).hexdigest()
 
     def is_ready(self, *, quiet_seconds: int, now: float | None = None) -> bool:
         """On S3 each object appears whole; the batch is complete once ``_READY`` (or else the manifest) is there.
@@ -195,6 +209,13 @@ class S3Batch(BatchSource):
         Uploaders put the manifest (or ``_READY``) last.
         """
         return self.exists(READY_MARKER) or self.exists(MANIFEST_NAME)
+
+
+def _scratch_copy(scratch: Path, relative: str) -> Path:
+    """Where a scan's copy goes in the document's scratch folder (its sub-folders kept)."""
+    target = scratch / "originals" / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return target
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digitize import __version__
-from digitize.checksums import sha256_file
 from digitize.errors import (
     AgencyUnknown,
     ArchiveIntegrityError,
@@ -345,14 +344,18 @@ def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watc
 
 
 def _check_originals(record: DocumentRecord, source: BatchSource, scratch: Path) -> list[Path]:
-    """The originals must still be the bytes that were registered (a re-copied file is a new document)."""
+    """Each original read once into scratch; the copy must be the bytes that were registered.
+
+    Everything after this uses the copies, so nothing that happens to the inbox meanwhile reaches the
+    signed PDF or the archive (a re-copied file is a new document).
+    """
     paths = []
     for spec in record.files:
         if not source.exists(spec.name):
             raise CorruptFile(f"original {spec.name} is no longer in batch {record.batch_id}",
                               hint="Put the file back in the batch folder and retry the document.")
-        path = source.local_path(spec.name, scratch)
-        if sha256_file(path) != spec.sha256:
+        path, digest = source.fetch(spec.name, scratch)
+        if digest != spec.sha256:
             raise CorruptFile(f"original {spec.name} changed after it was registered",
                               hint="Submit the new scan as a new batch; the old registration stays quarantined.")
         paths.append(path)
