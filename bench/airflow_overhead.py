@@ -324,7 +324,7 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
                        "DIGITIZE_OCR_JOBS": "1"})
     from digitize.catalog.store import Catalog
     from digitize.intake.manifest import read_manifest
-    from digitize.pipeline.stages import PipelineContext, register_batch
+    from digitize.pipeline import PipelineContext, register_batch
 
     ctx = PipelineContext()
     ctx.catalog.upgrade()

@@ -115,7 +115,7 @@ def make_context(root: Path, endpoint: str, pki: Any, bucket: str, *, archive: A
 
 def register(ctx: Any, batch: Path) -> Any:
     from digitize.intake.manifest import read_manifest
-    from digitize.pipeline.stages import register_batch
+    from digitize.pipeline import register_batch
 
     return register_batch(ctx.catalog, read_manifest(batch))
 

@@ -108,7 +108,8 @@ def test_only_the_sign_tasks_go_to_the_signing_queue(split_env: dict[str, Any]) 
 
 def test_inbox_run_prepares_then_signs_and_leaves_nothing_staged(split_env: dict[str, Any]) -> None:
     from digitize.intake.manifest import read_manifest
-    from digitize.pipeline.stages import PREPARED, PipelineContext, prepare_document, register_batch
+    from digitize.pipeline import PipelineContext, prepare_document, register_batch
+    from digitize.pipeline.stages import PREPARED
 
     catalog = split_env["catalog"]
     inbox = split_env["root"] / "inbox"

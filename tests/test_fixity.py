@@ -49,7 +49,7 @@ def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passp
 
     from digitize.config import load_settings
     from digitize.intake.manifest import read_manifest
-    from digitize.pipeline.stages import PipelineContext, process_documents, register_batch
+    from digitize.pipeline import PipelineContext, process_documents, register_batch
 
     batch = root / "inbox" / f"batch-{bucket}"
     batch.mkdir(parents=True)

@@ -13,10 +13,9 @@ Tesseract's own process and in OpenCV/numpy/PIL, which release the GIL, while a 
 need pickling, a start-up per document, a ``__main__`` guard in every caller, and cannot start at
 all inside daemonic workers (Celery's prefork pool).
 
-The engine is a plugin's (:mod:`digitize.ocr.engine`): Tesseract, registered here as the built-in
-plugin, unless ``DIGITIZE_PLUGINS`` brings another.
-The Tesseract CLI is run directly (image on stdin as PGM, TSV on stdout), not through ``pytesseract``,
-which writes temporary files and re-reads them.
+The engine is a plugin's (:mod:`digitize.ocr.engine`): Tesseract, the built-in plugin registered
+here, unless ``DIGITIZE_PLUGINS`` brings another. The Tesseract CLI is run directly (image on stdin
+as PGM, TSV on stdout), not through ``pytesseract``, which writes temporary files and re-reads them.
 """
 
 from __future__ import annotations

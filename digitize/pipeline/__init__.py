@@ -6,13 +6,13 @@ from digitize.archive import SIDECAR_SCHEMA, sidecar_validator
 from digitize.checksums import sha256_bytes, sha256_file
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
+from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
 from digitize.pipeline.stages import (
     correct_document,
     finish_prepared,
     prepare_document,
     process_document,
     process_documents,
-    register_batch,
 )
 from digitize.pipeline.summary import DocumentOutcome, RunSummary, summarize, unfinished_documents
 
@@ -20,7 +20,9 @@ __all__ = [
     "MAX_MAP_LENGTH",
     "SIDECAR_SCHEMA",
     "DocumentOutcome",
+    "Duplicate",
     "PipelineContext",
+    "RegisteredBatch",
     "RunSummary",
     "correct_document",
     "cut_chunks",

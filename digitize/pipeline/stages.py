@@ -25,7 +25,6 @@ import os
 import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,16 +43,17 @@ from digitize.errors import (
     SignatureFailed,
     TransientError,
 )
-from digitize.intake import BatchPlan, BatchSource, LocalBatch, PlannedDocument, RowError
+from digitize.intake import BatchPlan, BatchSource, LocalBatch
 from digitize.pipeline.context import PipelineContext
 from digitize.pipeline.leases import Lease, LeaseLost, dead_local_owner, new_owner
+from digitize.pipeline.register import document_spec
 from digitize.pipeline.sidecar import MEDIA_TYPES, build_sidecar, put_sidecar
 from digitize.pipeline.staging import drop_staging, load_staged, stage_for_signing, staged_state
 from digitize.pipeline.summary import DocumentOutcome, Stopwatch
 from digitize.plugin_manager import plugin_manager
 
 if TYPE_CHECKING:
-    from digitize.catalog import Agency, Catalog, DocumentRecord, DocumentSpec
+    from digitize.catalog import Agency, DocumentRecord
     from digitize.ocr import OcrResult
     from digitize.signing import DocumentQr, SignatureVerdict
 
@@ -64,61 +64,6 @@ PREPARED = "PREPARED"
 """Outcome of :func:`prepare_document`: OCR'd, coded, originals archived, staged for :func:`finish_document`."""
 DONE_FOLDER = "done"
 """Sub-folder of a batch that verified originals move to when ``DIGITIZE_MOVE_DONE`` is on."""
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    """A document of this batch whose bytes were already registered elsewhere."""
-
-    key: str
-    """The manifest's document key (document_id or file name)."""
-
-    existing_id: int
-    """Catalog id of the document first registered with these bytes."""
-
-    existing_code: str | None
-    """Its code, if it has one."""
-
-    existing_batch: str
-    """Batch it first arrived in."""
-
-
-@dataclass(frozen=True)
-class RegisteredBatch:
-    """Result of registering a batch: what to process, what was a duplicate, what the manifest refused."""
-
-    batch_id: str
-    """Name of the batch folder."""
-
-    root: Path
-    """The batch folder."""
-
-    to_process: tuple[int, ...]
-    """Catalog ids of documents still to take through the stages."""
-
-    duplicates: tuple[Duplicate, ...]
-    """Documents already registered from another batch (or twice in this one)."""
-
-    rejected: tuple[RowError, ...]
-    """Manifest rows and files that could not be registered."""
-
-    source: BatchSource | None = None
-    """Where the originals are read from (``None``: the local folder ``root``)."""
-
-
-def document_spec(plan: BatchPlan, doc: PlannedDocument) -> DocumentSpec:
-    """What the catalog registers for one manifest document: its fields and the SHA-256 of each file."""
-    from digitize.catalog import DocumentSpec, FileSpec
-
-    digests = [plan.files.digest(name) for name in doc.files]
-    files = tuple(FileSpec(position=i, name=name, sha256=sha, size=size)
-                  for i, (name, (sha, size)) in enumerate(zip(doc.files, digests, strict=True)))
-    return DocumentSpec(
-        batch_id=plan.batch_id, files=files, agency_code=doc.agency_code, kind=doc.kind, title=doc.title,
-        issued_date=doc.issued_date, manifest_document_id=doc.key, procedure_code=doc.procedure_code,
-        dossier_code=doc.dossier_code, register_id=doc.register_id, valid_until=doc.valid_until,
-        holder_id=doc.holder_id, scanned_at=doc.scanned_at,
-    )
 
 
 def correct_document(ctx: PipelineContext, code: str, plan: BatchPlan, *, actor: str,
@@ -138,32 +83,6 @@ def correct_document(ctx: PipelineContext, code: str, plan: BatchPlan, *, actor:
     record, _created = ctx.catalog.supersede(current.id, document_spec(plan, plan.documents[0]), actor=actor,
                                              reason=reason)
     return process_document(ctx, record.id, plan.files)
-
-
-def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
-    """Hash each original and register it (idempotent by content), recording refused rows as events."""
-    to_process: list[int] = []
-    duplicates: list[Duplicate] = []
-    for error in plan.errors:
-        catalog.add_event(None, "manifest_validation", "failure", batch_id=plan.batch_id,
-                          detail=f"row {error.row} ({error.file}): [{error.reason}] {error.message}")
-    for doc in plan.documents:
-        spec = document_spec(plan, doc)
-        files = spec.files
-        record, created = catalog.register_document(spec)
-        if created:
-            catalog.add_event(record.id, "ingestion", "success", tool="digitize", tool_version=__version__,
-                              batch_id=plan.batch_id,
-                              detail=f"registered {len(files)} file(s), sha256 {', '.join(f.sha256 for f in files)}")
-            to_process.append(record.id)
-        elif record.batch_id == plan.batch_id and record.status == "RECEIVED" and record.id not in to_process:
-            to_process.append(record.id)  # an interrupted earlier run of this batch: resume it
-        elif record.batch_id != plan.batch_id or record.id in to_process:
-            duplicates.append(Duplicate(doc.key, record.id, record.code, record.batch_id))
-            catalog.add_event(record.id, "duplicate_detection", "warning", batch_id=plan.batch_id,
-                              detail=f"{doc.key} in batch {plan.batch_id} has the same bytes as document "
-                                     f"{record.code or record.id} of batch {record.batch_id}; not processed again")
-    return RegisteredBatch(plan.batch_id, plan.root, tuple(to_process), tuple(duplicates), plan.errors, plan.source)
 
 
 FAULT_POINTS = ("after_ocr", "after_code", "after_sign", "during_upload")
