@@ -188,3 +188,27 @@ def test_a_dag_run_that_leaves_a_document_received_ends_red(inbox_env: dict[str,
     summary = json.loads(value) if isinstance(value, str) else value
     assert summary["unfinished"] == [docs["stuck.png"].id]
     assert summary["quarantined"] == {"INTERNAL_ERROR": 1} and summary["archived"] == 1
+
+
+def test_cli_process_names_what_it_left_received_and_exits_3(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:
+    """The scratch disk fills up mid-batch (a transient error): the CLI does not retry, it names the documents
+    left RECEIVED for the next run and exits with its documented code 3."""
+    import os
+    import subprocess
+
+    from robustness_support import FAULTS, NOOP_OCR, settings_env
+
+    from digitize.presentation.cli import EXIT_UNFINISHED
+
+    ctx = make_context(tmp_path, s3_server, demo_pki, "cli-unfinished")
+    files = {f"d{i}.png": png((f"Giấy số {i}",)) for i in range(2)}
+    batch = write_batch(tmp_path / "inbox", "batch-full", files, [row(n, title=f"Giấy {n}") for n in files])
+    env = {**os.environ, **settings_env(ctx.settings), "DIGITIZE_PLUGINS": f"{NOOP_OCR},{FAULTS}",
+           "DIGITIZE_TEST_FAULT": "after_ocr:enospc"}
+    done = subprocess.run([sys.executable, "-m", "digitize", "process", str(batch), "--quiet"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == EXIT_UNFINISHED == 3, done.stdout + done.stderr
+    ids = [d.id for d in ctx.catalog.documents(status="RECEIVED")]
+    assert len(ids) == 2
+    assert "SCRATCH_SPACE_FULL" in done.stdout and "NOT FINISHED: 2 document(s)" in done.stdout, done.stdout
+    assert all(str(i) in done.stdout.split("NOT FINISHED")[1] for i in ids)

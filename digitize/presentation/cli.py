@@ -1,7 +1,9 @@
 """``python -m digitize …``: the same code paths as the DAGs, for officers, auditors and IT staff.
 
 Exit status: 0 when the command did its job (a quarantined document is a
-result, not a crash), the error's ``exit_code`` when the command itself could
+result, not a crash); ``process`` exits 3 (:data:`EXIT_UNFINISHED`) when
+documents of the batch are still RECEIVED at its end (the summary names them:
+run the batch again); the error's ``exit_code`` when the command itself could
 not run.
 """
 
@@ -17,7 +19,10 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digitize.errors import DigitizeError
+from digitize.errors import DigitizeError, TransientError
+
+EXIT_UNFINISHED = 3
+"""``process`` left documents RECEIVED (another worker's lease lapsed under it…): run the batch again."""
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -41,7 +46,13 @@ def cmd_process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from digitize.intake import read_manifest
-    from digitize.pipeline import PipelineContext, process_documents, register_batch, summarize
+    from digitize.pipeline import (
+        PipelineContext,
+        process_documents,
+        register_batch,
+        summarize,
+        unfinished_documents,
+    )
 
     start = time.perf_counter()
     ctx = PipelineContext()
@@ -56,19 +67,28 @@ def cmd_process(args: argparse.Namespace) -> int:
         print(f"  row {error.row} {error.file}: [{error.reason}] {error.message}")
     for dup in registered.duplicates:
         print(f"  duplicate {dup.key}: already {dup.existing_code or 'registered'} (batch {dup.existing_batch})")
+    outcomes: list[DocumentOutcome] = []
+    stopped: TransientError | None = None
     with tqdm(total=len(registered.to_process), unit="doc", desc="processing", disable=args.quiet) as bar:
         def done(outcome: DocumentOutcome) -> None:
+            outcomes.append(outcome)
             bar.update(1)
             bar.set_postfix_str(f"{outcome.status} {outcome.code or outcome.reason or ''}")
             if outcome.status == "QUARANTINED":
                 tqdm.write(f"  quarantined document {outcome.document_id}: {outcome.reason}")
 
-        outcomes = process_documents(ctx, registered.to_process, registered.root, on_done=done)
+        try:
+            process_documents(ctx, registered.to_process, registered.root, on_done=done)
+        except TransientError as exc:  # no retry here: the rest stays RECEIVED, named below, for the next run
+            stopped = exc
+    if stopped is not None:
+        print(f"stopped: [{stopped.reason}] {stopped.message} — {stopped.hint}")
     summary = summarize(outcomes, duplicates=len(registered.duplicates), rejected_rows=len(plan.errors),
-                        seconds=time.perf_counter() - start)
+                        seconds=time.perf_counter() - start,
+                        unfinished=unfinished_documents(ctx.catalog, registered.to_process))
     for line in summary.lines():
         print(line)
-    return 0
+    return EXIT_UNFINISHED if summary.unfinished else 0
 
 
 def cmd_ocr(args: argparse.Namespace) -> int:
