@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from digitize.archive import SIDECAR_SCHEMA, sidecar_validator
-from digitize.checksums import sha256_bytes, sha256_file
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
@@ -18,7 +16,6 @@ from digitize.pipeline.summary import DocumentOutcome, RunSummary, summarize, un
 
 __all__ = [
     "MAX_MAP_LENGTH",
-    "SIDECAR_SCHEMA",
     "DocumentOutcome",
     "Duplicate",
     "PipelineContext",
@@ -35,9 +32,6 @@ __all__ = [
     "process_documents",
     "register_batch",
     "run_chunk",
-    "sha256_bytes",
-    "sha256_file",
-    "sidecar_validator",
     "summarize",
     "unfinished_documents",
 ]

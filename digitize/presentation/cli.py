@@ -266,7 +266,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     catalog = _catalog()
     target = Path(args.target)
     if target.is_file():
-        from digitize.pipeline import sha256_file
+        from digitize.checksums import sha256_file
 
         for match in catalog.find_by_pdf_sha256(sha256_file(target)):
             _log_access(catalog, match.id, "verify (a local copy of the signed PDF)")
