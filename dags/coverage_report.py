@@ -29,8 +29,9 @@ TZ = "Asia/Ho_Chi_Minh"
     max_active_runs=1,
     default_args={"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
     params={
-        "as_of": Param("", type="string", description="Report date YYYY-MM-DD (empty: today, Vietnam time)."),
-        "plan": Param("", type="string", description="Plan file (empty: DIGITIZE_PLAN)."),
+        "as_of": Param(None, type=["null", "string"],
+                       description="Report date YYYY-MM-DD (empty: today, Vietnam time)."),
+        "plan": Param(None, type=["null", "string"], description="Plan file (empty: DIGITIZE_PLAN)."),
     },
     tags=["digitize", "coverage"],
     doc_md=__doc__,

@@ -85,9 +85,13 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
     default_args=default_args(),
     deadline=deadline(),
     params={
-        "inbox": Param(os.path.join("${AIRFLOW_HOME}", "var", "inbox"), type="string",
+        # The form shows the real folder (this process's AIRFLOW_HOME), not a variable to expand.
+        "inbox": Param(os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "var", "inbox"),
+                       type="string", minLength=1,
                        description="Folder whose sub-folders are batches (scans + manifest.csv)."),
-        "batch": Param("", type="string", description="Only this batch folder name (empty: every complete batch)."),
+        # Optional: null, so the UI's form does not mark it required and Trigger works with the defaults.
+        "batch": Param(None, type=["null", "string"],
+                       description="Only this batch folder name (empty: every complete batch)."),
         "chunk_size": Param(4, type="integer", minimum=1, maximum=500,
                             description="Documents per mapped task (raised automatically to stay under 1,024 tasks)."),
         "max_documents": Param(0, type="integer", minimum=0, description="Stop after this many documents (0: all)."),

@@ -46,8 +46,9 @@ def _trust_roots(ctx: Any) -> list[Any]:
     default_args={"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
     params={
         "sample": Param(0, type="integer", minimum=0, description="Audit this many random versions (0: all)."),
-        "code_from": Param("", type="string", description="First document code to audit (empty: from the start)."),
-        "code_to": Param("", type="string", description="Last document code to audit (empty: to the end)."),
+        "code_from": Param(None, type=["null", "string"],
+                           description="First document code to audit (empty: from the start)."),
+        "code_to": Param(None, type=["null", "string"], description="Last document code to audit (empty: to the end)."),
         "rng_seed": Param(None, type=["null", "integer"], description="Seed of the sample, to repeat a draw."),
         "chunk_size": Param(200, type="integer", minimum=1, maximum=100_000,
                             description="Versions per mapped task (raised automatically to stay under 1,024 tasks)."),

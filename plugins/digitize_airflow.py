@@ -225,13 +225,28 @@ def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_
     from digitize.config import load_settings
     from digitize.pipeline import summarize, unfinished_documents
 
-    outcomes = [o for result in results for chunk in (result or []) if chunk for o in chunk]
+    outcomes = [o for result in results for chunk in _each(result) if chunk for o in chunk]
     ids = [int(document_id) for chunk in chunks for _, document_id in pairs_of(chunk)]
     unfinished = unfinished_documents(Catalog(load_settings().catalog_url), ids) if ids else ()
     started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")
     seconds = (pendulum.now("UTC") - started).total_seconds()
     return summarize(outcomes, duplicates=duplicates, rejected_rows=rejected_rows, seconds=seconds,
                      remaining=remaining, unfinished=unfinished)
+
+
+def _each(results: Any) -> list[Any]:
+    """The items of a mapped task's results, read by index.
+
+    Iterating Airflow's lazy XCom sequence asks for one item past the end and logs that 404 as an
+    ``[error] XCom not found`` in every run's summary log; its length and indexes do not.
+    """
+    if results is None:
+        return []
+    try:
+        count = len(results)
+    except TypeError:
+        return list(results)
+    return [results[i] for i in range(count)]
 
 
 def publish_summary(lines: Sequence[str], xcom: dict[str, Any], unfinished: Sequence[int]) -> dict[str, Any]:

@@ -34,6 +34,25 @@ def test_digitize_inbox_wiring() -> None:
     assert dag.get_task("summarize").outlets, "the coverage report is triggered by the catalog asset"
 
 
+def test_scheduled_dags_can_be_triggered_from_the_default_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The UI disables Trigger while a field whose schema does not admit null is empty: no such default.
+
+    And the form shows real values, not a ``${VARIABLE}`` the officer would have to know is expanded later.
+    """
+    monkeypatch.setenv("AIRFLOW_HOME", "/srv/airflow-home")
+    for dag_id in ("digitize_inbox", "coverage_report", "fixity_audit", "lta_renew"):
+        dag = _dagbag().dags[dag_id]
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            types = param.schema.get("type")
+            admits_null = "null" in types if isinstance(types, list) else types == "null"
+            assert param.value not in ("", None) or admits_null, (dag_id, name, "required but empty by default")
+            assert "${" not in str(param.value), (dag_id, name, param.value)
+        dag.params.validate()  # the defaults themselves are valid
+    inbox = _dagbag().dags["digitize_inbox"].params.get_param("inbox").value
+    assert inbox == "/srv/airflow-home/var/inbox"
+
+
 def test_coverage_report_runs_on_catalog_updates_and_quarterly() -> None:
     dag = _dagbag().dags["coverage_report"]
     assert dag.timetable.description
