@@ -187,6 +187,14 @@ class SearchQueryInvalid(DigitizeError, ValueError):
     default_hint = 'Type words, codes or "quoted phrases" (up to 32 terms); dates as YYYY-MM-DD.'
 
 
+class UsageError(DigitizeError, ValueError):
+    """A command was asked for something it cannot do as given (e.g. a binary report to the terminal)."""
+
+    reason = "USAGE"
+    exit_code = 64  # EX_USAGE
+    default_hint = "See the command's --help."
+
+
 class PdfaInvalid(DigitizeError):
     """The searchable PDF written did not pass PDF/A-2b validation: it is never archived as if it conformed."""
 

@@ -523,3 +523,33 @@ def test_html_is_self_contained_and_has_the_figures(report: CoverageReport, tmp_
     assert page.index(C2) < page.index(P1) < page.index(C1)  # laggards first
     assert 'id="lang"' in page and "<script>" in page and 'class="sortable"' in page
     assert "Không tính được: báo cáo này không đọc các lượt tái sử dụng" in page  # indicator 4 without needs
+
+
+def test_cli_formats_go_where_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    """--format html or csv without --out goes to standard output; xlsx without --out is refused, never silent."""
+    from digitize.catalog import Catalog
+    from digitize.errors import UsageError
+    from digitize.presentation.cli import main
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    catalog = Catalog(url)
+    catalog.upgrade()
+    catalog.import_agencies(REPO_ROOT / "samples" / "agencies.csv")
+    catalog.import_register(REPO_ROOT / "samples" / "register.csv")
+    monkeypatch.setenv("DIGITIZE_CATALOG_URL", url)
+    as_of = ["--as-of", "2026-06-30"]
+
+    assert main(["coverage", *as_of, "--format", "html"]) == 0
+    html_out = capfdbinary.readouterr().out
+    assert html_out.lower().startswith(b"<!doctype html>") and b"</html>" in html_out
+    assert main(["coverage", *as_of, "--format", "csv"]) == 0
+    csv_out = capfdbinary.readouterr().out
+    assert csv_out.startswith("\ufeffplan_id,".encode())
+    assert main(["coverage", *as_of, "--format", "xlsx"]) == UsageError.exit_code
+    refused = capfdbinary.readouterr()
+    assert b"--out" in refused.out + refused.err and b"PK" not in refused.out
+    assert main(["coverage", *as_of, "--out", str(tmp_path / "report.xlsx")]) == 0
+    assert openpyxl.load_workbook(tmp_path / "report.xlsx").sheetnames[0] == "Tổng hợp"
+    assert main(["coverage", *as_of]) == 0
+    assert "Cấp tỉnh".encode() in capfdbinary.readouterr().out

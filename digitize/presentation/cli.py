@@ -13,13 +13,14 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digitize.errors import DigitizeError, TransientError
+from digitize.errors import DigitizeError, TransientError, UsageError
 
 EXIT_UNFINISHED = 3
 """``process`` left documents RECEIVED (another worker's lease lapsed under it…): run the batch again."""
@@ -132,12 +133,22 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             print(rows.to_string(index=False) if len(rows) else f"no {what}s")
         return 0
     report = coverage.compute_coverage(*frames, plan, as_of, needs=needs)
-    print(coverage.render_table(report))
+    writers = {"csv": coverage.write_csv, "html": coverage.write_html, "xlsx": coverage.write_xlsx}
     if args.out:
         out = Path(args.out)
-        writers = {"csv": coverage.write_csv, "html": coverage.write_html, "xlsx": coverage.write_xlsx}
-        writers[args.format](report, out)
-        print(f"wrote {out}")
+        fmt = args.format or {".html": "html", ".htm": "html", ".xlsx": "xlsx"}.get(out.suffix.lower(), "csv")
+        print(coverage.render_table(report))
+        writers[fmt](report, out)
+        print(f"wrote {out} ({fmt})")
+    elif args.format in ("csv", "html"):  # to standard output, for a pipe or a redirection
+        with tempfile.TemporaryDirectory() as scratch:
+            path = Path(scratch) / f"coverage.{args.format}"
+            writers[args.format](report, path)
+            sys.stdout.buffer.write(path.read_bytes())
+    elif args.format == "xlsx":
+        raise UsageError("an XLSX workbook cannot go to the terminal", hint="Add --out FILE.xlsx.")
+    else:
+        print(coverage.render_table(report))
     return 0
 
 
@@ -394,7 +405,9 @@ def _add_coverage_command(sub: Subparsers) -> None:
     p = sub.add_parser("coverage", help="coverage of the register against the plan's targets")
     p.add_argument("--as-of", help="report date YYYY-MM-DD (default today)")
     p.add_argument("--plan", help="plan file (default DIGITIZE_PLAN)")
-    p.add_argument("--format", choices=("csv", "html", "xlsx"), default="csv")
+    p.add_argument("--format", choices=("csv", "html", "xlsx"),
+                   help="report format (default: the text table; with --out, from the file's extension, else csv); "
+                        "csv and html without --out go to standard output")
     p.add_argument("--out", help="write the report here")
     p.add_argument("--drill-down", choices=("numerator", "denominator", "missing"),
                    help="list the register rows (or, for not_asked_again, the dossiers) behind a figure instead "
