@@ -7,7 +7,6 @@ photographed, so each assertion compares with a known truth.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 
 import cv2
@@ -61,13 +60,11 @@ def ink_count(img: np.ndarray) -> int:
     return int(np.count_nonzero(img < 128))
 
 
-def orientation_detector() -> Callable[[np.ndarray], tuple[int, float]] | None:
-    """The project's Tesseract OSD, when digitize.ocr.recognize provides it."""
-    try:
-        detector = getattr(importlib.import_module("digitize.ocr.recognize"), "detect_orientation", None)
-    except ImportError:
-        return None
-    return detector if callable(detector) else None
+def orientation_detector() -> Callable[[np.ndarray], tuple[int, float]]:
+    """The project's Tesseract OSD (the OCR engine's orientation detection): the tests fail without it."""
+    from digitize.ocr.recognize import detect_orientation
+
+    return detect_orientation
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +105,6 @@ def test_deskewed_output_has_level_lines(page: np.ndarray) -> None:
 @pytest.mark.parametrize("rotation_cw", [90, 180, 270])
 def test_rotated_pages_come_out_upright(page: np.ndarray, rotation_cw: int) -> None:
     detector = orientation_detector()
-    if detector is None:
-        pytest.skip("digitize.ocr.recognize.detect_orientation is not available")
     stored = cv2.rotate(rotate_content(page, 1.2), {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
                                                     270: cv2.ROTATE_90_COUNTERCLOCKWISE}[rotation_cw])
     prepared = prepare_page(stored, 200, OPTIONS, detector)
