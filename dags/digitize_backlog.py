@@ -26,7 +26,11 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
-from digitize_airflow import chunk_tasks, default_args  # plugins/: shared by the DAGs, cheap to import
+from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
+    DUPLICATES_NAMED,
+    chunk_tasks,
+    default_args,
+)
 
 # priority_weight per form choice; digitize_inbox's chunks run at 10.
 PRIORITIES = {"low": 1, "normal": 5, "high": 20}
@@ -60,6 +64,7 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
         ctx.archive.ensure_bucket()
     work: list[tuple[str, int]] = []
     selected = files = duplicates = rejected = refused_batches = 0
+    duplicate_items: list[list[str]] = []
     for batch in batches:
         try:
             batch_plan = read_manifest(batch)
@@ -78,6 +83,7 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
             continue
         registered = register_batch(ctx.catalog, dataclasses.replace(batch_plan, documents=docs))
         duplicates += len(registered.duplicates)
+        duplicate_items += [list(d.named(batch.name)) for d in registered.duplicates]
         work += [(batch.uri, doc_id) for doc_id in registered.to_process]
         print(f"batch {batch.name}: {len(docs)} selected, {len(registered.to_process)} to process")
     print(f"selected {selected} document(s) ({files} file(s)); {rejected} manifest row(s) refused; "
@@ -86,7 +92,7 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     if params["max_documents"]:
         work = work[: params["max_documents"]]
     chunks = cut_chunks(work, params["chunk_size"])
-    return {"chunks": chunks, "priority": params["priority"],
+    return {"chunks": chunks, "priority": params["priority"], "duplicate_items": duplicate_items[:DUPLICATES_NAMED],
             "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
                      "refused_batches": refused_batches, "to_process": len(work),
                      "remaining": pending - len(work), "chunks": len(chunks), "dry_run": ctx is None}}
@@ -149,7 +155,8 @@ def digitize_backlog() -> None:
 
         meta = planned["meta"]
         summary = run_summary([low, normal, high], planned["chunks"], _chunk_pairs, duplicates=meta["duplicates"],
-                              rejected_rows=meta["rejected"], remaining=meta["remaining"])
+                              rejected_rows=meta["rejected"], remaining=meta["remaining"],
+                              duplicate_items=planned["duplicate_items"])
         lines = ([f"dry run: {meta['selected']} document(s), {meta['files']} file(s) would be processed"]
                  if meta["dry_run"] else summary.lines())
         return publish_summary(lines, {"text": "\n".join(lines), **summary.as_dict(), **meta}, summary.unfinished)

@@ -21,7 +21,12 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import Asset, Param, dag, task
-from digitize_airflow import chunk_tasks, deadline, default_args  # plugins/: shared by the DAGs, cheap to import
+from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
+    DUPLICATES_NAMED,
+    chunk_tasks,
+    deadline,
+    default_args,
+)
 
 CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
 # Above a normal backlog (5), below a high-priority one (20): see digitize_backlog.
@@ -49,6 +54,7 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
     ctx.archive.ensure_bucket()
     work: list[tuple[str, int]] = []
     duplicates = rejected = 0
+    duplicate_items: list[list[str]] = []
     for batch_dir in batch_dirs:
         try:
             plan = read_manifest(Path(batch_dir))
@@ -60,6 +66,7 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
             continue
         registered = register_batch(ctx.catalog, plan)
         duplicates += len(registered.duplicates)
+        duplicate_items += [list(d.named(plan.batch_id)) for d in registered.duplicates]
         rejected += len(registered.rejected)
         work += [(batch_dir, doc_id) for doc_id in registered.to_process]
         print(f"batch {plan.batch_id}: {len(registered.to_process)} to process, "
@@ -72,7 +79,8 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
          "items": [[b, d] for b, d in work[i: i + size]]}
         for i in range(0, len(work), size)
     ]
-    return {"chunks": chunks, "duplicates": duplicates, "rejected": rejected}
+    return {"chunks": chunks, "duplicates": duplicates, "rejected": rejected,
+            "duplicate_items": duplicate_items[:DUPLICATES_NAMED]}
 
 
 @dag(
@@ -132,7 +140,7 @@ def digitize_inbox() -> None:
         from digitize_airflow import publish_summary, run_summary
 
         summary = run_summary([outcomes], registered["chunks"], _chunk_pairs, duplicates=registered["duplicates"],
-                              rejected_rows=registered["rejected"])
+                              rejected_rows=registered["rejected"], duplicate_items=registered["duplicate_items"])
         return publish_summary(summary.lines(), summary.as_dict(), summary.unfinished)
 
     registered = register(discover())

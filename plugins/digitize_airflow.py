@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 S3_CONN_ID = "digitize_s3"
 OCR_POOL = "ocr"
+DUPLICATES_NAMED = 200
+"""How many duplicates a run's XCom names (the count is always whole): XCom holds small records only."""
 """The pool every OCR task draws from: one slot per core of the workers."""
 
 
@@ -212,7 +214,8 @@ def _run_chunk(pairs_of: ChunkPairs, chunk: dict[str, Any], stage: Literal["proc
 
 
 def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_of: ChunkPairs, *,
-                duplicates: int, rejected_rows: int, remaining: int = 0) -> Any:
+                duplicates: int, rejected_rows: int, remaining: int = 0,
+                duplicate_items: Iterable[Sequence[str]] = ()) -> Any:
     """The run's summary from its mapped chunk tasks' results (a list of outcome lists each, ``None`` when none).
 
     Timed from the DAG run's start, so the figures include scheduling, not only the documents. The run's
@@ -231,7 +234,7 @@ def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_
     started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")
     seconds = (pendulum.now("UTC") - started).total_seconds()
     return summarize(outcomes, duplicates=duplicates, rejected_rows=rejected_rows, seconds=seconds,
-                     remaining=remaining, unfinished=unfinished)
+                     remaining=remaining, unfinished=unfinished, duplicate_items=duplicate_items)
 
 
 def _each(results: Any) -> list[Any]:

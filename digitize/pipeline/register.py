@@ -33,6 +33,11 @@ class Duplicate:
     existing_batch: str
     """Batch it first arrived in."""
 
+    def named(self, batch_id: str) -> tuple[str, str]:
+        """(this batch's document, what it duplicates) as a run summary names them; no personal data."""
+        existing = self.existing_code or f"document {self.existing_id} (batch {self.existing_batch})"
+        return f"{batch_id}/{self.key}", existing
+
 
 @dataclass(frozen=True)
 class RegisteredBatch:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from digitize.catalog import Catalog
 
-UNFINISHED_SHOWN = 20
-"""How many unfinished documents a summary's text names (its XCom lists them all)."""
+NAMED_IN_TEXT = 20
+"""How many unfinished documents, or duplicates, a summary's text names (its XCom lists them all)."""
 
 
 class Stopwatch:
@@ -74,6 +74,8 @@ class RunSummary:
     """Documents of the backlog still waiting after this run (for the time-to-finish estimate)."""
     unfinished: tuple[int, ...] = ()
     """Documents of this run still RECEIVED at its end (see :func:`unfinished_documents`): the run failed."""
+    duplicate_items: tuple[tuple[str, str], ...] = ()
+    """The duplicates by name: (the document in this run's batch, the code or id it duplicates)."""
 
     @property
     def processed(self) -> int:
@@ -102,6 +104,10 @@ class RunSummary:
             f"pages: {self.pages} in {self.seconds:.1f} s ({self.pages_per_minute:.1f} pages/min); "
             f"slowest stage: {self.slowest_stage or 'n/a'}",
         ]
+        if self.duplicate_items:
+            named = ", ".join(f"{key} = {existing}" for key, existing in self.duplicate_items[:NAMED_IN_TEXT])
+            more = len(self.duplicate_items) - NAMED_IN_TEXT
+            lines.append(f"duplicates (not processed again): {named}" + (f" and {more} more" if more > 0 else ""))
         if self.remaining:
             lines.append(f"backlog: {self.remaining} document(s) still to process, about "
                          f"{_duration(self.eta_seconds)} at this run's pace")
@@ -116,12 +122,12 @@ class RunSummary:
                 "duplicates": self.duplicates, "rejected_rows": self.rejected_rows, "pages": self.pages,
                 "seconds": round(self.seconds, 1), "pages_per_minute": round(self.pages_per_minute, 1),
                 "slowest_stage": self.slowest_stage, "remaining": self.remaining, "eta_seconds": self.eta_seconds,
-                "unfinished": list(self.unfinished)}
+                "unfinished": list(self.unfinished), "duplicate_items": [list(d) for d in self.duplicate_items]}
 
 
 def _ids(document_ids: Sequence[int]) -> str:
-    shown = ", ".join(str(i) for i in document_ids[:UNFINISHED_SHOWN])
-    return shown + (f" and {len(document_ids) - UNFINISHED_SHOWN} more" if len(document_ids) > UNFINISHED_SHOWN else "")
+    shown = ", ".join(str(i) for i in document_ids[:NAMED_IN_TEXT])
+    return shown + (f" and {len(document_ids) - NAMED_IN_TEXT} more" if len(document_ids) > NAMED_IN_TEXT else "")
 
 
 def _duration(seconds: float | None) -> str:
@@ -144,7 +150,8 @@ def unfinished_documents(catalog: Catalog, document_ids: Iterable[int]) -> tuple
 
 
 def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicates: int, rejected_rows: int,
-              seconds: float, remaining: int = 0, unfinished: Sequence[int] = ()) -> RunSummary:
+              seconds: float, remaining: int = 0, unfinished: Sequence[int] = (),
+              duplicate_items: Iterable[Sequence[str]] = ()) -> RunSummary:
     """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
     rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
     quarantined: dict[str, int] = {}
@@ -158,4 +165,4 @@ def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicate
         archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
         skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
         pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining,
-        unfinished=tuple(unfinished))
+        unfinished=tuple(unfinished), duplicate_items=tuple((str(k), str(c)) for k, c in duplicate_items))

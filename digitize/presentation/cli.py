@@ -86,7 +86,8 @@ def cmd_process(args: argparse.Namespace) -> int:
         print(f"stopped: [{stopped.reason}] {stopped.message} — {stopped.hint}")
     summary = summarize(outcomes, duplicates=len(registered.duplicates), rejected_rows=len(plan.errors),
                         seconds=time.perf_counter() - start,
-                        unfinished=unfinished_documents(ctx.catalog, registered.to_process))
+                        unfinished=unfinished_documents(ctx.catalog, registered.to_process),
+                        duplicate_items=[d.named(plan.batch_id) for d in registered.duplicates])
     for line in summary.lines():
         print(line)
     return EXIT_UNFINISHED if summary.unfinished else 0
