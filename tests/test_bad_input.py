@@ -322,17 +322,19 @@ def test_manifest_problems_are_refused_row_by_row(tmp_path: Path) -> None:
         record(GROUP, f"manifest: {what}", "ROW REFUSED", reason, error.message[:90])
 
 
-@pytest.mark.parametrize(("what", "header"), [
-    ("missing column (title)", [c for c in COLUMNS if c != "title"]),
-    ("unknown column (titel)", [*COLUMNS, "titel"]),
+@pytest.mark.parametrize(("what", "header", "words"), [
+    ("missing column (title)", [c for c in COLUMNS if c != "title"], "missing columns"),
+    ("unknown column (titel)", [*COLUMNS, "titel"], "titel"),
+    ("column named twice (holder_id, the last would win)", [*COLUMNS, "holder_id"], "more than once"),
 ])
-def test_manifest_header_problems_refuse_the_whole_manifest(tmp_path: Path, what: str, header: list[str]) -> None:
+def test_manifest_header_problems_refuse_the_whole_manifest(tmp_path: Path, what: str, header: list[str],
+                                                             words: str) -> None:
     line = _line() + ([""] if len(header) > len(COLUMNS) else [])
     if len(header) < len(COLUMNS):
         line = [v for c, v in zip(COLUMNS, line, strict=True) if c in header]
     with pytest.raises(ManifestError) as info:
         read_manifest(_manifest_batch(tmp_path, [line], header=header))
-    assert "titel" in info.value.message or "missing columns" in info.value.message
+    assert words in info.value.message
     record(GROUP, f"manifest: {what}", "MANIFEST REFUSED", info.value.reason, info.value.message[:90])
 
 
@@ -496,6 +498,22 @@ def _catalog(tmp: Path) -> Any:
     catalog.upgrade()
     catalog.import_agencies(SAMPLES / "agencies.csv")
     return catalog
+
+
+def test_a_register_with_a_column_named_twice_is_refused(tmp_path: Path) -> None:
+    """The last of two holder_id columns would win, and the citizen ID in the first would vanish silently."""
+    from digitize.errors import ImportFileError
+
+    catalog = _catalog(tmp_path)
+    path = tmp_path / "register.csv"
+    path.write_text("register_id,agency_code,title,issued_date,holder_id,Holder_ID\r\n"
+                    "REG-9000,000.00.12.H99,Hai cột,2024-01-02,079203001234,\r\n", encoding="utf-8")
+    with pytest.raises(ImportFileError) as info:
+        catalog.import_register(path)
+    assert "more than once" in info.value.message and "079203001234" not in str(info.value)
+    assert catalog.register_frame().empty
+    record(GROUP, "register import: column named twice (holder_id, Holder_ID)", "FILE REFUSED", info.value.reason,
+           info.value.message[:90])
 
 
 HOLDER = "079203001234"

@@ -283,6 +283,27 @@ def test_import_file_errors(cat: Catalog, tmp_path: Path) -> None:
         cat.import_register(tmp_path / "missing.csv")
 
 
+def test_a_column_named_twice_refuses_the_import(loaded: Catalog, tmp_path: Path) -> None:
+    """The last of two same-named columns would win: a citizen ID, or an agency's name, would vanish silently."""
+    register_csv = write_csv(tmp_path / "register.csv", [*REGISTER_COLUMNS, "holder_id"], [
+        ["REG-3000", "000.00.12.H99", "", "", "Hai cột", "2024-01-02", "", "079203001234", ""]])
+    with pytest.raises(ImportFileError) as info:
+        loaded.import_register(register_csv)
+    assert "holder_id" in info.value.message and "more than once" in info.value.message
+    assert "079203001234" not in str(info.value) + info.value.hint and "once" in info.value.hint
+    assert "REG-3000" not in set(loaded.register_frame()["register_id"])
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append([*AGENCY_COLUMNS, "NAME"])  # header case does not matter, so this is 'name' again
+    sheet.append(["000.00.00.H96", "UBND tỉnh X", "province", None, False, True, datetime(2020, 1, 1), None, None,
+                  "Cũ"])
+    book.save(tmp_path / "agencies.xlsx")
+    with pytest.raises(ImportFileError, match=r"'name'.* more than once"):
+        loaded.import_agencies(tmp_path / "agencies.xlsx")
+    assert loaded.get_agency("000.00.00.H96") is None
+
+
 # --------------------------------------------------------------------------------------------- register
 
 

@@ -104,6 +104,20 @@ def test_missing_and_unknown_columns_reject_the_manifest(tmp_path: Path) -> None
         read_manifest(batch)
 
 
+@pytest.mark.parametrize("header", [
+    HEADER.replace("holder_id", "holder_id,holder_id"),
+    HEADER.replace("holder_id", "holder_id, holder_id "),  # the same name once stripped
+], ids=["exact", "spaces"])
+def test_a_column_named_twice_refuses_the_manifest(tmp_path: Path, header: str) -> None:
+    """With two holder_id columns the last would win and the first citizen ID would vanish silently."""
+    batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,Một,2023-01-02,,,079203001234,\n", header=header)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(batch)
+    assert "holder_id" in info.value.message and "more than once" in info.value.message
+    assert "079203001234" not in str(info.value) + info.value.hint
+    assert "once" in info.value.hint
+
+
 def test_unrecognisable_encoding_is_refused_with_how_to_fix(tmp_path: Path) -> None:
     batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,Đà Đà,2023-01-02,,,\n", encoding="cp1258")
     assert read_manifest(batch).documents[0].title == "Đà Đà"  # Windows-1258 is recognised and converted

@@ -156,6 +156,12 @@ def _read_table(path: Path) -> tuple[list[str], list[tuple[int, dict[str, Any]]]
     if not matrix:
         raise ImportFileError(f"{path.name} is empty: expected a header row")
     header = [_text(v).lower() for v in matrix[0][1]]
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:  # each row would keep only the last of them: a citizen ID or a name in the first would vanish
+        raise ImportFileError(f"{path.name}: header names column(s) {', '.join(repr(n) for n in twice)} more than "
+                              "once (headers are compared without case)",
+                              hint="Keep each column once: move the values of the extra column into the first, "
+                                   "delete it, and import again.")
     rows = []
     for number, values in matrix[1:]:
         if all(_text(v) == "" for v in values):

@@ -13,6 +13,7 @@ import pandas as pd
 
 from digitize.coverage.figures import Figures, indicator_figures
 from digitize.coverage.indicators import CoverageReport
+from digitize.spreadsheet import csv_frame
 
 CSV_COLUMNS = (
     "plan_id",
@@ -52,9 +53,10 @@ def write_csv(report: CoverageReport, path: Path) -> None:
     """Write every figure as a UTF-8 CSV (tidy: one row per indicator × level/agency/unit).
 
     With a byte-order mark: Excel on Windows reads a CSV without one as the local code page and garbles
-    Vietnamese; pandas, Python's ``utf-8-sig`` and LibreOffice all read it transparently.
+    Vietnamese; pandas, Python's ``utf-8-sig`` and LibreOffice all read it transparently. Text that a
+    spreadsheet would run as a formula gets a leading apostrophe (:func:`digitize.spreadsheet.csv_cell`).
     """
-    report_rows(report).to_csv(Path(path), index=False, encoding="utf-8-sig", lineterminator="\n")
+    csv_frame(report_rows(report)).to_csv(Path(path), index=False, encoding="utf-8-sig", lineterminator="\n")
 
 
 def _indicator_rows(report: CoverageReport, fig: Figures) -> list[pd.DataFrame]:

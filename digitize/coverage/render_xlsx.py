@@ -1,7 +1,8 @@
 """The Excel workbook: a summary sheet, one sheet per agency table, and the register rows behind the stock.
 
 Vietnamese only (the HTML page is the bilingual one). openpyxl is imported when a workbook is written, not
-when coverage is imported, and the workbook is write-only so the detail sheets stream.
+when coverage is imported, and the workbook is write-only so the detail sheets stream. Every text goes in as
+a string cell (:mod:`digitize.spreadsheet`): a title starting with "=" is shown, never run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pandas as pd
 
 from digitize.coverage.figures import assessment, indicator_figures
 from digitize.coverage.indicators import CoverageReport
+from digitize.spreadsheet import xlsx_text, xlsx_value
 
 EXCEL_MAX_ROWS = 1_048_576
 """Rows in one Excel sheet, header included: the detail continues on another sheet beyond it."""
@@ -160,8 +162,11 @@ class _Book:
         return ws
 
     def append(self, ws: Any, values: Sequence[Any]) -> None:
-        """Append a row, counting rows for the print area (write-only sheets do not count them)."""
-        ws.append(values)
+        """Append a row, its text kept text (never a formula), counting rows for the print area."""
+        def text_cell(text: str) -> Any:
+            return self.new_cell(ws, value=text)
+
+        ws.append([xlsx_value(v, text_cell) for v in values])
         self.extent[ws.title][0] += 1
 
     def save(self, path: Path) -> None:
@@ -180,7 +185,7 @@ class _Book:
             c.fill = fill
         if fmt is not None:
             c.number_format = fmt
-        return c
+        return xlsx_text(c)
 
     def header(self, ws: Any, names: Sequence[str]) -> list[Any]:
         """The header row: white bold wrapped text on the report's blue."""

@@ -7,7 +7,7 @@ normalised to NFC. Each row is checked against
 other rows go on. File paths are confined to the batch folder: absolute
 paths, ``..`` and symlinks that lead outside are refused.
 
-A manifest that cannot be read at all (not CSV, too big, a runaway cell) raises
+A manifest that cannot be read at all (not CSV, too big, a runaway cell, a column named twice) raises
 :class:`ManifestError`, which refuses its own batch only. Messages never echo a
 cell that may hold personal data (``holder_id``), nor a character that is not text.
 """
@@ -225,6 +225,13 @@ def _open_manifest(source: BatchSource) -> tuple[csv.DictReader[str], str]:
         header = [h.strip() for h in (reader.fieldnames or [])]
     except csv.Error as exc:
         raise _unreadable_row(1, exc) from exc
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:  # each row would keep only the last of them: a citizen ID in the first would vanish silently
+        shown = [_shortened(name, 40) for name in twice[:10]]
+        columns = f"columns {shown} appear" if len(twice) > 1 else f"column {shown} appears"
+        raise ManifestError(f"{MANIFEST_NAME} header: {columns} more than once",
+                            hint="Keep each column once: move the values of the extra column into the first, "
+                                 "delete it, and resubmit.")
     required, known = _schema_columns()
     missing = sorted(required - set(header))
     unknown = sorted(set(header) - known)

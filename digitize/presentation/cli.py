@@ -113,6 +113,7 @@ def cmd_ocr(args: argparse.Namespace) -> int:
 def cmd_coverage(args: argparse.Namespace) -> int:
     from digitize import coverage
     from digitize.config import load_settings
+    from digitize.spreadsheet import csv_frame
 
     catalog = _catalog()
     plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
@@ -128,7 +129,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             rows = coverage.drill_down(*frames, as_of, level=args.level, agency=args.agency, part=args.drill_down,
                                        indicator=args.indicator)
         if args.out:
-            rows.to_csv(args.out, index=False, encoding="utf-8")
+            csv_frame(rows).to_csv(args.out, index=False, encoding="utf-8")  # formulas neutralised
             print(f"{len(rows)} {what}(s) written to {args.out}")
         else:
             print(rows.to_string(index=False) if len(rows) else f"no {what}s")
