@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pdf_tamper import HOW, painted_over
+from robustness_support import record
 from test_fixity import DOCUMENTS, Built, build_archive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,6 +70,20 @@ def test_local_copy_verifies_and_one_flipped_byte_fails(built: Built, cli_env: d
     status, out = _run(capsys, str(copy))
     assert status == 1
     assert out.startswith("NOT VERIFIED") and "checksum:     FAILED" in out and "INVALID" in out
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_local_copy_painted_over_after_signing_is_rejected(how: str, built: Built, cli_env: dict[str, str],
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = _docs(built)[0]
+    copy = tmp_path / "painted.pdf"
+    copy.write_bytes(painted_over(built.archive.get(doc.pdf_key), how))
+    status, out = _run(capsys, str(copy))
+    assert status == 1, out
+    assert out.startswith("NOT VERIFIED") and "signature:    INVALID" in out and "modified after signing" in out
+    summary = next(line for line in out.splitlines() if line.startswith("  signature:"))
+    record("security", f"signed PDF, then a new {how} painting over page 1 (incremental update)",
+           "NOT VERIFIED", None, summary.split("— ", 1)[1].split(";")[0])
 
 
 def test_unknown_code_exits_1(built: Built, cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
