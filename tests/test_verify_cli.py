@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -11,7 +13,7 @@ from typing import Any
 
 import pytest
 from pdf_tamper import HOW, painted_over
-from robustness_support import record
+from robustness_support import png, record
 from test_fixity import DOCUMENTS, Built, build_archive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,6 +27,10 @@ def built(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: An
 
 @pytest.fixture
 def cli_env(built: Built, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    return _env(built, monkeypatch)
+
+
+def _env(built: Built, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     s = built.settings
     values = {"DIGITIZE_CATALOG_URL": s.catalog_url, "DIGITIZE_S3_ENDPOINT_URL": s.s3_endpoint_url,
               "DIGITIZE_S3_BUCKET": s.s3_bucket, "DIGITIZE_TRUST_ROOTS": str(built.trust_root)}
@@ -107,3 +113,67 @@ def test_python_dash_m_entry_point(built: Built, cli_env: dict[str, str]) -> Non
                             env=dict(os.environ), cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VERIFIED" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ forged objects
+
+FORGED = {"sidecar": "sidecar:      FAILED", "original": "original 00:  FAILED", "PDF": "checksum:     FAILED"}
+"""Which archived object of a document is forged → the line of the verdict that must name it."""
+
+
+def forge(built: Built, key: str, data: bytes) -> None:
+    """Overwrite an archived object the way an attacker with write access to the bucket would: a new current
+    version whose own recorded SHA-256 matches the forged bytes, so only the catalog can tell."""
+    built.archive.client.put_object(Bucket=built.settings.s3_bucket, Key=key, Body=data,
+                                    Metadata={"sha256": hashlib.sha256(data).hexdigest()})
+    assert built.archive.get(key) == data
+
+
+@pytest.fixture(scope="module")
+def forged(tmp_path_factory: pytest.TempPathFactory, s3_server: str, demo_pki: Any) -> dict[str, Any]:
+    """Three archived documents: one with a forged sidecar, one with a forged original, one with a forged PDF
+    (another document's genuine signed PDF). ``copies`` holds each document's true signed PDF."""
+    built = build_archive(tmp_path_factory.mktemp("forged"), s3_server, "forged-archive", pkcs12=demo_pki.pkcs12,
+                          passphrase=demo_pki.passphrase, trust_root=demo_pki.root_cert)
+    docs = dict(zip(FORGED, _docs(built), strict=True))
+    copies = {what: built.archive.get(doc.pdf_key) for what, doc in docs.items()}
+    sidecar = json.loads(built.archive.get(docs["sidecar"].sidecar_key))
+    sidecar["title"] = "Giấy chứng nhận quyền sở hữu nhà ở (giả)"
+    forge(built, docs["sidecar"].sidecar_key, json.dumps(sidecar, ensure_ascii=False).encode())
+    forge(built, docs["original"].original_keys[0], png(("SO TIEN 9999999",)))
+    forge(built, docs["PDF"].pdf_key, copies["sidecar"])
+    return {"built": built, "docs": docs, "copies": copies}
+
+
+@pytest.mark.parametrize("what", FORGED)
+def test_forged_archived_object_fails_verify_by_code(what: str, forged: dict[str, Any],
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _env(forged["built"], monkeypatch)
+    doc = forged["docs"][what]
+    status, out = _run(capsys, doc.code)
+    assert status == 1, out
+    assert out.startswith(f"NOT VERIFIED: {doc.code} v1") and FORGED[what] in out, out
+    line = next(line for line in out.splitlines() if FORGED[what] in line)
+    record("security", f"archived {what} overwritten with forged bytes (new S3 version, own checksum consistent): "
+                       "verify CODE", "NOT VERIFIED", None,
+           " ".join(FORGED[what].split()) + ": " + line.rsplit(": ", 1)[1].split(" (")[0])
+
+
+@pytest.mark.parametrize("what", FORGED)
+def test_forged_archived_object_fails_verify_of_a_true_local_copy(what: str, forged: dict[str, Any],
+                                                                  monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The local file is the true signed PDF; what the archive holds for it was forged: still not verified."""
+    _env(forged["built"], monkeypatch)
+    doc = forged["docs"][what]
+    copy = tmp_path / "copy.pdf"
+    copy.write_bytes(forged["copies"][what])
+    status, out = _run(capsys, str(copy))
+    assert status == 1, out
+    assert out.startswith("NOT VERIFIED") and f"document:     {doc.code} version 1" in out
+    assert "checksum:     OK" in out and "signature:    VALID" in out  # the copy itself is fine
+    expected = "archived PDF: FAILED" if what == "PDF" else FORGED[what]
+    assert expected in out and "what to do:" in out, out
+    record("security", f"archived {what} overwritten with forged bytes: verify FILE (a true copy of the PDF)",
+           "NOT VERIFIED", None, f"{expected}; the copy's own checksum and signature OK")
