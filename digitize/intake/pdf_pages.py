@@ -117,8 +117,9 @@ def _is_signed(pdf: pikepdf.Pdf) -> bool:
         return True
     for obj in pdf.objects:
         try:
-            if _is_signature(obj) or (isinstance(obj, pikepdf.Dictionary)
-                                      and any(_is_signature(value) for value in obj.values())):
+            if _is_signature(obj) or (isinstance(obj, pikepdf.Dictionary) and any(
+                    _is_signature(value) for value in obj.values()
+                    if isinstance(value, pikepdf.Dictionary) and not value.is_indirect)):
                 return True
         except (pikepdf.PdfError, ValueError, TypeError):
             continue  # a damaged object: the page checks report damage where it matters
