@@ -22,6 +22,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
+from robustness_support import record
 from test_search import BIRTH, LAND, LAND_P2, LAND_P3, MARRIAGE, archive_record, archive_signed, s3_archive, signer
 
 from digitize import api, search
@@ -208,7 +209,7 @@ def test_document_metadata_and_sidecar(env: dict[str, Any]) -> None:
     document = body["document"]
     assert (document["code"], document["holder_id"], document["pages"], document["procedure_code"]) == (
         code, H1, 3, "1.000110")
-    assert body["sidecar"] == {"code": code}
+    assert (body["sidecar"]["code"], body["sidecar"]["version"]) == (code, 1)
     assert get(env, f"/documents/{code}", params={"sidecar": "false"}).json()["sidecar"] is None
     missing = get(env, "/documents/000.00.12.H99.2026.KQ.999999")
     assert missing.status_code == 404 and error(missing)["reason"] == "NOT_FOUND"
@@ -228,6 +229,8 @@ def test_pdf_is_served_from_the_archive_with_its_checksum(env: dict[str, Any]) -
 def test_verify_recomputes_the_checksum_and_checks_the_signature(env: dict[str, Any]) -> None:
     body = get(env, f"/documents/{env['docs']['land'][1]}/verify", purpose=None).json()
     assert body["checksum_ok"] is True and body["archive_sha256"] == body["catalog_sha256"]
+    assert [(o["object"], o["ok"]) for o in body["objects"]] == [("signed PDF", True), ("sidecar", True),
+                                                                 ("original 00", True)]
     assert body["signature"]["valid"] and body["signature"]["intact"] and body["signature"]["trusted"]
     tampered = get(env, f"/documents/{env['docs']['tampered'][1]}/verify").json()
     assert tampered["checksum_ok"] is False and tampered["catalog_sha256"] == "0" * 64
@@ -375,3 +378,58 @@ def test_airflow_api_server_serves_the_plugin(env: dict[str, Any], airflow_db: P
         response = httpx.get(f"{base}/digitize-api/search", params={"q": "khai sinh", "purpose": "test"},
                              headers={"Authorization": f"Bearer {env['tokens']['full']}"}, timeout=60)
         assert response.status_code == 200 and env["docs"]["birth"][1] in {h["code"] for h in response.json()["hits"]}
+
+
+# ------------------------------------------------------------------------------------------ forged archive objects
+
+FORGED = ("sidecar", "original", "PDF")
+
+
+@pytest.fixture(scope="module")
+def forged(env: dict[str, Any], signer: Any) -> dict[str, str]:
+    """One archived document per forged object (overwritten in S3 with a new version whose own recorded
+    SHA-256 matches the forged bytes: only the catalog can tell). Made last, so other tests' counts hold."""
+    cat, archive = env["catalog"], env["archive"]
+    genuine_other = archive.get(cat.get_document(env["docs"]["birth"][0]).pdf_key)
+    codes = {}
+    for what in FORGED:
+        document_id, code = archive_signed(cat, archive, signer, f"forged-{what}", ["Giấy xác nhận"],
+                                           agency="000.00.31.H99")
+        record = cat.get_document(document_id)
+        key, data = {
+            "sidecar": (record.sidecar_key, b'{"code": "%s", "version": 1, "holder_id": "079999999999"}'
+                        % code.encode()),
+            "original": (record.original_keys[0], b"SO TIEN 9999999"),
+            "PDF": (record.pdf_key, genuine_other),
+        }[what]
+        archive.client.put_object(Bucket=archive.bucket, Key=key, Body=data,
+                                  Metadata={"sha256": hashlib.sha256(data).hexdigest()})
+        codes[what] = code
+    return codes
+
+
+@pytest.mark.parametrize("what", FORGED)
+def test_verify_names_the_forged_object(what: str, env: dict[str, Any], forged: dict[str, str]) -> None:
+    response = get(env, f"/documents/{forged[what]}/verify", purpose=None)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["checksum_ok"] is False
+    failed = [o["object"] for o in body["objects"] if not o["ok"]]
+    assert failed == [{"sidecar": "sidecar", "original": "original 00", "PDF": "signed PDF"}[what]], body
+    record("security", f"archived {what} overwritten with forged bytes: API /verify", "checksum_ok false", None,
+           f"objects: {failed[0]} not ok")
+
+
+@pytest.mark.parametrize("what", ["sidecar", "PDF"])
+def test_forged_sidecar_or_pdf_is_never_served(what: str, env: dict[str, Any], forged: dict[str, str]) -> None:
+    code = forged[what]
+    path = f"/documents/{code}" if what == "sidecar" else f"/documents/{code}/pdf"
+    response = get(env, path)
+    assert response.status_code == 502, response.text
+    body = error(response)
+    assert body["reason"] == "ARCHIVE_INTEGRITY"
+    assert ("sidecar" if what == "sidecar" else "signed PDF") in body["message"] and code in body["message"]
+    assert "079999999999" not in response.text and not response.content.startswith(b"%PDF")
+    assert "restore" in body["hint"]
+    record("security", f"archived {what} overwritten with forged bytes: served by the API", "REFUSED (502)",
+           "ARCHIVE_INTEGRITY", body["message"].split(":")[0])

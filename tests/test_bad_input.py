@@ -24,6 +24,7 @@ import numpy as np
 import pikepdf
 import pytest
 from imagegen import image_only_pdf, render_page
+from pdf_tamper import without_acroform
 from PIL import Image
 from robustness_support import (
     COLUMNS,
@@ -112,6 +113,8 @@ def _cases(tmp: Path, signer: Any) -> dict[str, tuple[bytes, str, str | None, st
         "encrypted.pdf": (_encrypted_pdf(tmp), "QUARANTINED", "ENCRYPTED_PDF", "encrypted PDF"),
         "signed.pdf": (signer.sign(_pdf(tmp), document_code="X", title="t"), "QUARANTINED", "ALREADY_SIGNED",
                        "PDF already digitally signed (not OCR'd over)"),
+        "signed-no-acroform.pdf": (without_acroform(signer.sign(_pdf(tmp), document_code="Y", title="t")),
+                                   "QUARANTINED", "ALREADY_SIGNED", "signed PDF with its /AcroForm removed (pikepdf)"),
         "bomb.png": (_bomb_png(), "QUARANTINED", "IMAGE_TOO_LARGE", "decompression bomb: PNG declaring 60,000×60,000"),
         "word.png": (b"PK\x03\x04" + os.urandom(200), "QUARANTINED", "UNSUPPORTED_FORMAT",
                      "ZIP/DOCX named .png (extension lies, not an image)"),

@@ -175,6 +175,27 @@ def test_tampered_object_and_catalog_row_are_the_only_failures(built: Built) -> 
     assert again.failed_documents == report.failed_documents and len(again.checks) == len(report.checks)
 
 
+def test_forged_sidecar_is_reported_and_not_believed(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:
+    """A sidecar that no longer hashes to the catalog's value is the one failure: the checksums it claims for
+    the PDF and the originals are not used to accuse the objects that still match the catalog."""
+    import hashlib
+
+    from digitize.preservation.fixity import audit
+
+    built = build_archive(tmp_path, s3_server, "fixity-forged-sidecar", pkcs12=demo_pki.pkcs12,
+                          passphrase=demo_pki.passphrase, trust_root=demo_pki.root_cert, documents=DOCUMENTS[:1])
+    doc = _docs(built)[0]
+    sidecar = json.loads(built.archive.get(doc.sidecar_key))
+    for entry in sidecar["files"]:
+        entry["sha256"] = "e" * 64
+    forged = json.dumps(sidecar, ensure_ascii=False).encode()
+    built.archive.client.put_object(Bucket=built.settings.s3_bucket, Key=doc.sidecar_key, Body=forged,
+                                    Metadata={"sha256": hashlib.sha256(forged).hexdigest()})
+    report = audit(built.catalog, built.archive, trust_roots=[built.trust_root])
+    assert [f.check for f in report.failures] == ["sidecar_checksum"], report.failures
+    assert "the sidecar was changed" in report.failures[0].detail
+
+
 def test_dag_file_is_thin_and_has_the_expected_tasks(airflow_db: Path) -> None:
     from airflow.dag_processing.dagbag import DagBag
 

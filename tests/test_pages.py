@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -188,6 +189,53 @@ def test_signed_pdf_is_refused(tmp_path: Path, page: np.ndarray) -> None:
         field = pdf.make_indirect(pikepdf.Dictionary(FT=pikepdf.Name.Sig, T="Sig1", V=pdf.make_indirect(value)))
         pdf.Root.AcroForm = pikepdf.Dictionary(Fields=[field], SigFlags=3)
         pdf.save(path)
+    with pytest.raises(AlreadySigned):
+        list(scan_pages(path))
+
+
+def _append_catalog_without_acroform(path: Path) -> None:
+    """An incremental update that replaces the catalog by one without /AcroForm: the signature's objects
+    stay in the file's earlier revision, referenced by nothing."""
+    data = path.read_bytes()
+    with pikepdf.open(path) as pdf:
+        num, gen = pdf.Root.objgen
+        size = int(pdf.trailer.Size)
+        body = pikepdf.Dictionary({k: v for k, v in pdf.Root.items() if k != "/AcroForm"}).unparse()
+    prev = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
+    obj = b"%d %d obj\n" % (num, gen) + body + b"\nendobj\n"
+    xref = b"xref\n%d 1\n%010d %05d n \n" % (num, len(data), gen)
+    trailer = b"trailer\n<< /Size %d /Root %d %d R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n" % (
+        size, num, gen, prev, len(data) + len(obj))
+    path.write_bytes(data + obj + xref + trailer)
+
+
+@pytest.mark.parametrize("hiding", ["no AcroForm", "direct value in a page widget", "unreferenced",
+                                    "document timestamp only"])
+def test_signature_is_found_by_its_dictionary_wherever_it_hides(hiding: str, tmp_path: Path,
+                                                                 page: np.ndarray) -> None:
+    """Removing /AcroForm does not unsign a PDF: its signature dictionaries are still in the file."""
+    path = imagegen.image_only_pdf(page, tmp_path / "signed.pdf")
+    with pikepdf.open(path, allow_overwriting_input=True) as pdf:
+        kind = pikepdf.Name.DocTimeStamp if hiding == "document timestamp only" else pikepdf.Name.Sig
+        value = pikepdf.Dictionary(Type=kind, Filter=pikepdf.Name("/Adobe.PPKLite"),
+                                   ByteRange=[0, 100, 200, 300], Contents=pikepdf.String(b"\x00" * 64))
+        if hiding == "direct value in a page widget":
+            del value["/Type"]  # only the /ByteRange and /Contents pair tells
+            widget = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget,
+                                                          Rect=[0, 0, 0, 0], V=value))
+            pdf.pages[0].Annots = pdf.make_indirect(pikepdf.Array([widget]))
+        elif hiding == "unreferenced":
+            pdf.Root.AcroForm = pikepdf.Dictionary(Fields=[pdf.make_indirect(pikepdf.Dictionary(
+                FT=pikepdf.Name.Sig, T="Sig1", V=pdf.make_indirect(value)))], SigFlags=3)
+        else:
+            pdf.pages[0].Annots = pikepdf.Array([pdf.make_indirect(pikepdf.Dictionary(
+                Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, Rect=[0, 0, 0, 0], V=pdf.make_indirect(value)))])
+        pdf.save(path, object_stream_mode=pikepdf.ObjectStreamMode.disable if hiding == "unreferenced"
+                 else pikepdf.ObjectStreamMode.generate)
+    if hiding == "unreferenced":
+        _append_catalog_without_acroform(path)
+    with pikepdf.open(path) as pdf:
+        assert "/AcroForm" not in pdf.Root
     with pytest.raises(AlreadySigned):
         list(scan_pages(path))
 

@@ -7,6 +7,7 @@ in moto's S3 server over HTTP, text re-extracted with pdftotext.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -366,8 +367,11 @@ def archive_signed(catalog: Catalog, archive: Any, signer: Any, name: str, pages
     code = catalog.allocate_code(record.id, template=TEMPLATE, year=2026)
     keys = document_keys(code)
     pdf = archive.put(keys.pdf, signed_pdf(signer, pages, code), content_type="application/pdf")
-    sidecar = archive.put(keys.sidecar, b'{"code": "%s"}' % code.encode(), content_type="application/json")
     original = archive.put(keys.original(0, ".jpg"), name.encode(), content_type="image/jpeg")
+    files = [{"role": "signed_pdf", "key": pdf.key, "sha256": pdf.sha256},
+             {"role": "original", "position": 0, "key": original.key, "sha256": original.sha256}]
+    sidecar = archive.put(keys.sidecar, json.dumps({"code": code, "version": 1, "files": files}).encode(),
+                          content_type="application/json")
     catalog.mark_archived(record.id, ArchivedInfo(
         pdf_key=pdf.key, pdf_sha256=pdf.sha256, sidecar_key=sidecar.key, sidecar_sha256=sidecar.sha256,
         original_keys=(original.key,), pages=len(pages), mean_confidence=90.0, needs_review=False))

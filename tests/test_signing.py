@@ -18,6 +18,7 @@ from typing import Any
 import img2pdf
 import pikepdf
 import pytest
+from pdf_tamper import FORGED_TEXT, HOW, painted_over
 from pdfsig import pdfsig_check
 from PIL import Image, ImageDraw
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -433,6 +434,32 @@ def test_b_lta_document_timestamp_is_checked(signed_levels: dict[str, bytes], lo
     assert len(tampered) == len(data) and tampered != data
     verdict = verify_pdf(tampered, [local_ca.root])
     assert not verdict.valid and not verdict.intact, verdict.summary
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_anything_painted_over_the_page_after_signing_is_rejected(how: str, signed: bytes, pki: DemoPki,
+                                                                  tmp_path: Path) -> None:
+    """Archived documents have no form to fill: after the agency's signature only LTA updates are allowed."""
+    tampered = painted_over(signed, how)
+    path = tmp_path / "tampered.pdf"
+    path.write_bytes(tampered)
+    shown = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert FORGED_TEXT.decode() in shown  # the overlay really shows
+    verdict = verify_pdf(tampered, [pki.root_cert])
+    assert not verdict.valid, verdict.summary
+    assert verdict.intact  # the signed bytes themselves are untouched: only what came after is refused
+    assert "modified after signing" in verdict.summary
+
+
+def test_long_term_updates_after_signing_are_still_accepted(signed_levels: dict[str, bytes],
+                                                            local_ca: LocalCa) -> None:
+    """DSS additions and document timestamps (B-LTA) are the only updates allowed after the signature."""
+    data = signed_levels["B-LTA"]
+    assert [s.sig_object_type for s in PdfFileReader(io.BytesIO(data)).embedded_signatures] == ["/Sig",
+                                                                                              "/DocTimeStamp"]
+    verdict = verify_pdf(data, [local_ca.root], revocation_mode="hard-fail")
+    assert verdict.valid and verdict.level == "B-LTA", verdict.summary
+    assert not verify_pdf(painted_over(data, "signature field"), [local_ca.root]).valid
 
 
 # --------------------------------------------------------------------------------------------------

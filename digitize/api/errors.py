@@ -36,6 +36,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 """The error responses every endpoint documents."""
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such archived document"}}
+INTEGRITY: dict[int | str, dict[str, Any]] = {502: {
+    "model": ErrorOut, "description": "The archived object differs from the catalog's SHA-256 (ARCHIVE_INTEGRITY)"}}
+"""Endpoints that serve archived bytes refuse forged ones."""
 
 
 def error_response(status: int, reason: str, message: str, hint: str,

@@ -77,12 +77,21 @@ class SignatureOut(BaseModel):
     summary: str
 
 
+class ObjectCheckOut(BaseModel):
+    object: str = Field(description="Which archived object: 'signed PDF', 'sidecar' or 'original NN'")
+    key: str = Field(description="Its archive key ('' when the catalog records none)")
+    ok: bool = Field(description="Its bytes hash to the SHA-256 the catalog recorded")
+    detail: str
+
+
 class VerifyOut(BaseModel):
     code: str
     version: int
-    catalog_sha256: str | None
-    archive_sha256: str
-    checksum_ok: bool = Field(description="SHA-256 recomputed from the archived bytes equals the catalog's")
+    catalog_sha256: str | None = Field(description="The signed PDF's SHA-256 in the catalog")
+    archive_sha256: str = Field(description="The signed PDF's SHA-256 recomputed from the archive")
+    checksum_ok: bool = Field(description="Every archived object (signed PDF, sidecar, originals) hashes to the "
+                                          "catalog's SHA-256; `objects` names any that does not")
+    objects: list[ObjectCheckOut]
     signature: SignatureOut
     verified_at: datetime
 

@@ -96,30 +96,33 @@ def _pdf_page_info(path: Path, index: int, page: pikepdf.Page, max_pixels: int) 
                     has_text_layer=has_text)
 
 
-def _is_signed(pdf: pikepdf.Pdf) -> bool:
-    """A signature value (with its /ByteRange) or DocMDP permissions: rewriting the file would break them."""
-    root = pdf.Root
-    if "/Perms" in root:
-        return True
-    acroform = root.get("/AcroForm")
-    if acroform is None:
+_SIGNATURE_TYPES = (pikepdf.Name.Sig, pikepdf.Name.DocTimeStamp)
+
+
+def _is_signature(obj: pikepdf.Object) -> bool:
+    """A signature or document timestamp dictionary: by its /Type, or by its /ByteRange and /Contents pair."""
+    if not isinstance(obj, pikepdf.Dictionary):
         return False
-    stack = list(acroform.get("/Fields", []))
-    seen: set[tuple[int, int]] = set()
-    while stack:
-        field = stack.pop()
-        if not isinstance(field, pikepdf.Dictionary):
-            continue
-        if field.is_indirect:
-            if field.objgen in seen:
-                continue
-            seen.add(field.objgen)
-        value = field.get("/V")
-        if field.get("/FT") == pikepdf.Name.Sig and value is not None:
-            return True
-        if isinstance(value, pikepdf.Dictionary) and "/ByteRange" in value:
-            return True
-        stack.extend(field.get("/Kids", []))
+    return obj.get("/Type") in _SIGNATURE_TYPES or ("/ByteRange" in obj and "/Contents" in obj)
+
+
+def _is_signed(pdf: pikepdf.Pdf) -> bool:
+    """Any signature dictionary in the file, or DocMDP permissions: rewriting the file would break them.
+
+    Every object of the file is looked at, referenced or not (an update can drop /AcroForm and leave the
+    signature in the file's earlier revision), with each dictionary's direct values (a field's /V may be
+    direct). One flat pass over the object table: no recursion, bounded by the file's size.
+    """
+    if "/Perms" in pdf.Root:
+        return True
+    for obj in pdf.objects:
+        try:
+            if _is_signature(obj) or (isinstance(obj, pikepdf.Dictionary) and any(
+                    _is_signature(value) for value in obj.values()
+                    if isinstance(value, pikepdf.Dictionary) and not value.is_indirect)):
+                return True
+        except (pikepdf.PdfError, ValueError, TypeError):
+            continue  # a damaged object: the page checks report damage where it matters
     return False
 
 

@@ -267,7 +267,8 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Exit 0 only when the checksum matches the catalog and every signature is valid and trusted."""
+    """Exit 0 only when the PDF, the sidecar and the originals match the catalog's checksums and every
+    signature is valid and trusted."""
     from digitize.archive import open_archive
     from digitize.config import load_settings
     from digitize.errors import ConfigurationError
@@ -283,7 +284,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         for match in catalog.find_by_pdf_sha256(sha256_file(target)):
             _log_access(catalog, match.id, "verify (a local copy of the signed PDF)")
-        result = verify_file(catalog, target, trust_roots=settings.trust_roots)
+        result = verify_file(catalog, target, trust_roots=settings.trust_roots, archive=open_archive(settings))
     else:
         found = catalog.get_by_code(args.target, version=args.version)
         if found is not None:

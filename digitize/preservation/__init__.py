@@ -1,4 +1,4 @@
-"""Preservation: fixity audits, verification for auditors, catalog rebuild, LTA renewal."""
+"""Preservation: fixity audits, verification for auditors and the API, catalog rebuild, LTA renewal."""
 
 from __future__ import annotations
 
@@ -9,19 +9,26 @@ from digitize.preservation.fixity import (
     publish_report,
     rebuild_catalog,
     render_report,
-    render_verification,
     select_documents,
-    verify_code,
-    verify_file,
 )
 from digitize.preservation.lta import RenewalOptions, due_for_renewal, renew_due
+from digitize.preservation.verification import (
+    Verification,
+    object_label,
+    render_verification,
+    verify_code,
+    verify_file,
+    verify_record,
+)
 
 __all__ = [
     "FixityReport",
     "RenewalOptions",
+    "Verification",
     "audit_documents",
     "due_for_renewal",
     "merge_reports",
+    "object_label",
     "publish_report",
     "rebuild_catalog",
     "render_report",
@@ -30,4 +37,5 @@ __all__ = [
     "select_documents",
     "verify_code",
     "verify_file",
+    "verify_record",
 ]

@@ -1,11 +1,12 @@
-"""Proving it later: fixity audits, auditor verification, and rebuilding the catalog from the archive.
+"""Proving it later: fixity audits, and rebuilding the catalog from the archive.
 
 Three views of every archived document must agree: the bytes the archive holds, the checksums the
 catalog recorded, and the checksums written in the document's sidecar. :func:`audit` re-reads the
 objects of every archived version (streamed where the archive offers it), compares all three,
 re-validates the signature offline, writes one ``fixity_check`` event per check and returns a
 :class:`FixityReport`. A failure says which view disagrees, so an auditor can tell a damaged object
-from a tampered catalog row.
+from a tampered catalog row. :func:`object_checks` makes the checksum checks; every other verify path
+(``verify``, the API) uses them too (see ``verification``).
 
 The archive is the source of truth: :func:`rebuild_catalog` restores the documents, their versions,
 checksums, files and code counters from the sidecars alone, into an empty catalog.
@@ -32,7 +33,6 @@ from digitize.errors import ArchiveIntegrityError, ArchiveNotFound, CatalogConfl
 if TYPE_CHECKING:
     from digitize.archive import Archive
     from digitize.catalog import Catalog, DocumentRecord
-    from digitize.signing import SignatureVerdict
 
 EVENT_TYPE = "fixity_check"
 REPORT_PREFIX = "reports/fixity/"
@@ -241,47 +241,52 @@ def _compare(name: str, actual: str | None, catalog: str | None, sidecar: str | 
                    f"{_short(sidecar)}: the archived object was changed or damaged")
 
 
-def _audit_one(archive: Archive, record: DocumentRecord, roots: Sequence[Path]) -> list[tuple[CheckResult, str]]:
-    """The checks of one document version, each with the tool that made it."""
-    from digitize.signing import verify_pdf
+def object_checks(archive: Archive, record: DocumentRecord) -> tuple[list[CheckResult], bytes | None]:
+    """Checksum checks of a version's archived objects (sidecar, signed PDF, originals) against the catalog
+    and the sidecar, and the signed PDF's bytes (``None`` when they could not be read).
 
+    A sidecar that does not hash to the catalog's value is reported and not believed: the other objects are
+    then judged by the catalog alone. Every verify path (audit, ``verify``, the API) uses these checks.
+    """
     code = record.code or ""
 
     def result(check: str, key: str | None, ok: bool, detail: str) -> CheckResult:
         return CheckResult(record.id, code, record.version, check, key or "", ok, detail)
 
-    out: list[tuple[CheckResult, str]] = []
+    out: list[CheckResult] = []
     sidecar_bytes, why = _fetch(archive, record.sidecar_key)
     sidecar: dict[str, Any] = {}
     if sidecar_bytes is not None:
         actual = sha256_bytes(sidecar_bytes)
         ok = actual == record.sidecar_sha256
         detail = (f"sha256 {_short(actual)} matches the catalog" if ok else
-                  f"archived sidecar hashes to {_short(actual)}, catalog records {_short(record.sidecar_sha256)}")
+                  f"archived sidecar hashes to {_short(actual)}, catalog records {_short(record.sidecar_sha256)}: "
+                  "the sidecar was changed or damaged")
         try:
-            sidecar = json.loads(sidecar_bytes)
-            if sidecar.get("code") != code or sidecar.get("version") != record.version:
+            sidecar = json.loads(sidecar_bytes) if ok else {}
+            if ok and (sidecar.get("code") != code or sidecar.get("version") != record.version):
                 ok, detail = False, f"sidecar describes {sidecar.get('code')} v{sidecar.get('version')}, not this one"
         except (ValueError, AttributeError):
             ok, detail, sidecar = False, "sidecar is not valid JSON", {}
-        out.append((result("sidecar_checksum", record.sidecar_key, ok, detail), "digitize"))
+        out.append(result("sidecar_checksum", record.sidecar_key, ok, detail))
     else:
-        out.append((result("sidecar_checksum", record.sidecar_key, False, why), "digitize"))
+        out.append(result("sidecar_checksum", record.sidecar_key, False, why))
     listed = sidecar.get("files")
     entries: list[Any] = listed if isinstance(listed, list) else []
-    pdf_entry = next((f for f in entries if isinstance(f, dict) and f.get("role") == "signed_pdf"), {})
+    pdf_entry = next((f for f in entries if isinstance(f, dict) and f.get("role") == "signed_pdf"), None)
     by_position = {f.get("position"): f for f in entries if isinstance(f, dict) and f.get("role") == "original"}
 
     pdf, why = _fetch(archive, record.pdf_key)
     ok, detail = _compare("signed PDF", sha256_bytes(pdf) if pdf is not None else None, record.pdf_sha256,
-                          pdf_entry.get("sha256"))
-    out.append((result("pdf_checksum", record.pdf_key, ok, detail if pdf is not None else why), "digitize"))
+                          pdf_entry.get("sha256") if pdf_entry is not None else None)
+    out.append(result("pdf_checksum", record.pdf_key, ok, detail if pdf is not None else why))
 
     for spec, key in zip(record.files, record.original_keys, strict=True):
-        expected_sidecar = by_position.get(spec.position, {}).get("sha256")
+        entry = by_position.get(spec.position)
+        expected_sidecar = entry.get("sha256") if entry is not None else None
         check = f"original_checksum:{spec.position:02d}"
         if not key:
-            out.append((result(check, key, False, "the catalog records no key for this original"), "digitize"))
+            out.append(result(check, key, False, "the catalog records no key for this original"))
             continue
         try:
             archive.verify(key, spec.sha256)  # streamed: originals can be large
@@ -290,18 +295,28 @@ def _audit_one(archive: Archive, record: DocumentRecord, roots: Sequence[Path]) 
             ok, detail = False, "the object is missing from the archive"
         except ArchiveIntegrityError:
             ok, detail = False, _original_mismatch(archive, key, spec.sha256, expected_sidecar)
-        out.append((result(check, key, ok, detail), "digitize"))
+        out.append(result(check, key, ok, detail))
+    return out, pdf
 
+
+def _audit_one(archive: Archive, record: DocumentRecord, roots: Sequence[Path]) -> list[tuple[CheckResult, str]]:
+    """The checks of one document version, each with the tool that made it."""
+    from digitize.signing import verify_pdf
+
+    checks, pdf = object_checks(archive, record)
+    out = [(check, "digitize") for check in checks]
+    code = record.code or ""
     if pdf is None:
-        out.append((result("signature", record.pdf_key, False, "not checked: the signed PDF could not be read"),
-                    "pyhanko"))
+        out.append((CheckResult(record.id, code, record.version, "signature", record.pdf_key or "", False,
+                                "not checked: the signed PDF could not be read"), "pyhanko"))
     else:
         verdict = verify_pdf(pdf, roots)
         if verdict.valid and verdict.level in ("B-LT", "B-LTA"):  # long-term files must prove it from their DSS
             verdict = verify_pdf(pdf, roots, revocation_mode="hard-fail")
         detail = (f"{verdict.summary}; signed {verdict.signing_time.isoformat() if verdict.signing_time else '?'}"
                   if verdict.valid else verdict.summary)
-        out.append((result("signature", record.pdf_key, verdict.valid, detail), "pyhanko"))
+        out.append((CheckResult(record.id, code, record.version, "signature", record.pdf_key or "", verdict.valid,
+                                detail), "pyhanko"))
     return out
 
 
@@ -351,99 +366,6 @@ def audit(catalog: Catalog, archive: Archive, *, trust_roots: Sequence[Path], sa
     ids = select_documents(catalog, sample=sample, code_from=code_from, code_to=code_to, rng_seed=rng_seed)
     return audit_documents(catalog, archive, ids, trust_roots=trust_roots,
                            selection={k: v for k, v in selection.items() if v is not None})
-
-
-# ----------------------------------------------------------------------------------------- verification
-
-
-@dataclass(frozen=True)
-class Verification:
-    """An auditor's check of one signed PDF: its checksum against the catalog, and its signature."""
-
-    subject: str
-    """What was checked: a document code (``code vN``) or a file path."""
-
-    sha256: str
-    """SHA-256 of the bytes checked ('' when they could not be read)."""
-
-    code: str | None
-    """Document code the catalog knows these bytes by, if any."""
-
-    version: int | None
-    """Its version."""
-
-    checksum_ok: bool
-    """The bytes hash to the catalog's ``pdf_sha256``."""
-
-    checksum_detail: str
-    """What was compared."""
-
-    signature: SignatureVerdict | None
-    """Offline validation of the signatures (``None`` when there were no bytes to check)."""
-
-    @property
-    def ok(self) -> bool:
-        """Checksum and signature both hold."""
-        return self.checksum_ok and self.signature is not None and self.signature.valid
-
-
-def verify_code(catalog: Catalog, archive: Archive, code: str, *, trust_roots: Sequence[Path],
-                version: int | None = None) -> Verification:
-    """Fetch the document's signed PDF (latest version unless asked) and check it; ArchiveNotFound-like
-    problems are verdicts, transient errors propagate."""
-    from digitize.signing import verify_pdf
-
-    record = catalog.get_by_code(code, version=version)
-    if record is None or record.status != "ARCHIVED":
-        raise CatalogConflict(f"no archived document {code}" + (f" version {version}" if version else ""),
-                              hint="Check the code (python -m digitize show CODE) or verify the PDF file itself.")
-    subject = f"{code} v{record.version}"
-    data, why = _fetch(archive, record.pdf_key)
-    if data is None:
-        return Verification(subject, "", code, record.version, False, why, None)
-    digest = sha256_bytes(data)
-    ok = digest == record.pdf_sha256
-    detail = (f"sha256 {digest} matches the catalog" if ok
-              else f"sha256 {digest} differs from the catalog's {record.pdf_sha256}")
-    return Verification(subject, digest, code, record.version, ok, detail, verify_pdf(data, trust_roots))
-
-
-def verify_file(catalog: Catalog, path: Path, *, trust_roots: Sequence[Path]) -> Verification:
-    """Check a local PDF: is it, byte for byte, an archived signed PDF the catalog knows, and is it signed?"""
-    from digitize.signing import verify_pdf
-
-    data = Path(path).read_bytes()
-    digest = sha256_bytes(data)
-    matches = catalog.find_by_pdf_sha256(digest)
-    if matches:
-        record = matches[-1]
-        detail = f"sha256 {digest} is the archived signed PDF of {record.code} v{record.version}"
-        return Verification(str(path), digest, record.code, record.version, True, detail,
-                            verify_pdf(data, trust_roots))
-    detail = f"sha256 {digest} is not the checksum of any archived document in the catalog"
-    return Verification(str(path), digest, None, None, False, detail, verify_pdf(data, trust_roots))
-
-
-def render_verification(result: Verification) -> str:
-    """The plain verdict an auditor reads."""
-    from digitize.signing import VN_TZ
-
-    verdict = result.signature
-    lines = [f"{'VERIFIED' if result.ok else 'NOT VERIFIED'}: {result.subject}"]
-    if result.code:
-        lines.append(f"  document:     {result.code} version {result.version}")
-    lines.append(f"  checksum:     {'OK' if result.checksum_ok else 'FAILED'} — {result.checksum_detail}")
-    if verdict is None:
-        lines.append("  signature:    not checked")
-    else:
-        when = verdict.signing_time.astimezone(VN_TZ).isoformat(timespec="seconds") if verdict.signing_time else "?"
-        lines += [
-            f"  signature:    {'VALID' if verdict.valid else 'INVALID'} — {verdict.summary}",
-            f"  signer:       {verdict.signer or '?'}",
-            f"  signing time: {when}",
-            f"  PAdES level:  {verdict.level or 'none'}",
-        ]
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- rebuild

@@ -107,6 +107,37 @@ def _context_for(reader: PdfFileReader, roots: Sequence[asn1_x509.Certificate], 
         return vc
 
 
+_ALLOWED_AFTER_SIGNING = ("NONE", "LTA_UPDATES")
+"""Archived documents have no form to fill: after the agency's signature only validation data (DSS) and
+document timestamps may be appended (pyHanko's ``LTA_UPDATES``)."""
+
+_CHANGES = {
+    "FORM_FILLING": "form fields were added or filled in",
+    "ANNOTATIONS": "annotations were added or changed",
+}
+
+
+def _printable(name: object) -> str:
+    """A field name for the one-line summary: an attacker chose it, so no control characters, kept short."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(name))
+    return repr(text[:40] + ("…" if len(text) > 40 else ""))
+
+
+def _modification_problem(status: Any) -> str:
+    """What was appended after this signature beyond LTA updates ('' when nothing was)."""
+    level = getattr(status, "modification_level", None)
+    if level is not None and level.name in _ALLOWED_AFTER_SIGNING and getattr(status, "docmdp_ok", True) is not False:
+        return ""
+    if level is None:
+        what = "the changes appended after the signature could not be analysed"
+    else:
+        what = _CHANGES.get(level.name, "content was added or changed")
+        changed = sorted(getattr(getattr(status, "diff_result", None), "changed_form_fields", None) or ())
+        if changed:
+            what += " (" + ", ".join(_printable(n) for n in changed[:3]) + (", …" if len(changed) > 3 else "") + ")"
+    return f"modified after signing: {what}; only validation data and document timestamps may follow a signature"
+
+
 def _status_problem(status: Any) -> str:
     if not status.intact:
         return "the signed bytes were modified"
@@ -117,12 +148,7 @@ def _status_problem(status: Any) -> str:
     ts = getattr(status, "timestamp_validity", None)
     if ts is not None and not (ts.intact and ts.valid and ts.trusted):
         return "the signature timestamp is not valid or not trusted"
-    if getattr(status, "docmdp_ok", True) is False:
-        return "the document was modified in a way the signature does not allow"
-    level = getattr(status, "modification_level", None)
-    if level is not None and level.name not in ("NONE", "LTA_UPDATES", "FORM_FILLING"):
-        return "content was changed after signing"
-    return ""
+    return _modification_problem(status)
 
 
 def verify_pdf(pdf: bytes, trust_roots: Sequence[Path], *, revocation_mode: str = "soft-fail") -> SignatureVerdict:
