@@ -237,6 +237,7 @@ def test_personal_data_needs_a_purpose_and_every_access_is_logged(env: dict[str,
     last = rows[-2]
     assert (last.client, last.method, last.path, last.subject) == (
         "mot-cua-tinh", "GET", f"/holders/{H1}/documents", H1)
+    assert last.detail.startswith("returned 2 document(s): ") and code in last.detail
     assert started <= last.at <= datetime.now(UTC)
 
 
