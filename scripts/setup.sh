@@ -40,6 +40,9 @@ if ! (cd / && "$ROOT/.venv/bin/python" -c "import digitize" 2>/dev/null); then
   .venv/bin/pip install --quiet --no-deps -e . >var/pip-editable.log 2>&1 || { cat var/pip-editable.log; exit 1; }
 fi
 
+# From here on, everything generated holds a secret or personal data: owner-only (see private.sh).
+. scripts/private.sh
+private_files .env var var/pki var/pki/* airflow.db var/catalog.db simple_auth_manager_passwords.json.generated logs
 if [ ! -f .env ]; then
   say "generating secrets into .env (git-ignored)"
   .venv/bin/python - <<'EOF'
@@ -61,8 +64,7 @@ lines = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 path = root / ".env"
-path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
-path.chmod(0o600)
+path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))  # 0600: umask 077 (private.sh)
 EOF
 fi
 set -a; . ./.env; set +a

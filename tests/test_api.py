@@ -32,6 +32,7 @@ from digitize.catalog.store import Catalog
 
 REPO = Path(__file__).resolve().parent.parent
 H1, H2 = "079070001234", "079219000001"
+GROUP = "security"
 PURPOSE = "Giải quyết hồ sơ cấp đổi giấy chứng nhận"
 __all__ = ["signer"]  # the module-scoped fixture of test_search, used here too
 
@@ -45,9 +46,9 @@ def free_port() -> int:
 class ServerThread:
     """uvicorn serving an ASGI app on 127.0.0.1 in a thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, log_level: str = "warning") -> None:
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level=log_level))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -132,6 +133,76 @@ def test_missing_unknown_or_revoked_tokens_get_401(env: dict[str, Any]) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+def test_refused_requests_are_logged_with_their_reason_and_never_the_token(env: dict[str, Any]) -> None:
+    """Decree 13/2023 and the README: refusals are logged too; a 401 has no known client, its path is masked."""
+    revoked = env["tokens"]["revoked"]
+    cases = ((None, "no bearer token"), ("dgz_not-a-token", "unknown token"),
+             ("revoked", "revoked token of client 'old-system"))  # renamed "old-system (revoked <time>)"
+    for token, reason in cases:
+        before = len(log_rows(env))
+        assert get(env, f"/holders/{H1}/documents", token=token).status_code == 401
+        rows = log_rows(env)[before:]
+        assert [(r.client, r.method, r.path, r.action, r.subject, r.status, r.detail[:len(reason)]) for r in rows] == [
+            (None, "GET", "/holders/0790••••1234/documents", "authenticate", None, 401, reason)], token
+        stored = " ".join(map(str, rows[0]))
+        assert H1 not in stored and "dgz_not-a-token" not in stored and revoked not in stored
+    record(GROUP, "API request with no token, an unknown token or a revoked token", "REFUSED", "UNAUTHENTICATED",
+           "401; access_log row with no client, the holder ID masked in the path, the reason, never the token")
+
+
+def test_a_search_by_holder_logs_the_holder_and_what_it_returned(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from digitize.presentation.cli import main
+
+    land, birth = env["docs"]["land"][1], env["docs"]["birth"][1]
+    before = len(log_rows(env))
+    response = get(env, "/search", params={"q": "giấy", "holder": H1})
+    assert response.status_code == 200
+    codes = {h["code"] for h in response.json()["hits"]}
+    assert land in codes or birth in codes
+    row = log_rows(env)[before:][-1]
+    assert (row.client, row.action, row.subject, row.purpose, row.status) == (
+        "mot-cua-tinh", "holder_search", H1, PURPOSE, 200)
+    assert all(f"{code} ({H1})" in row.detail for code in codes) and "q='giấy'" in row.detail
+    monkeypatch.setenv("DIGITIZE_CATALOG_URL", env["url"])
+    monkeypatch.setenv("DIGITIZE_ACTOR", "can-bo.le@mot-cua")
+    assert main(["search", "giấy", "--holder", H1]) == 0
+    capsys.readouterr()
+    row = log_rows(env)[-1]
+    assert (row.client, row.method, row.action, row.subject, row.status) == (
+        "can-bo.le@mot-cua", "CLI", "holder_search", H1, 200)
+    assert all(code in row.detail for code in codes) and H1 not in row.path
+    record(GROUP, "search filtered by holder (API and CLI)", "LOGGED", None,
+           "access_log: the holder asked for, the documents and holders returned, the purpose")
+
+
+def test_the_http_access_log_masks_holder_ids(env: dict[str, Any]) -> None:
+    """uvicorn's access log records no access: the holder ID in a path or a query is masked there."""
+    import logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, entry: logging.LogRecord) -> None:
+            lines.append(entry.getMessage())
+
+    app = api.create_app(env["catalog"], archive=env["archive"])
+    with ServerThread(app, log_level="info") as base:  # what `api serve` runs
+        handler = Collect()
+        logging.getLogger("uvicorn.access").addHandler(handler)
+        try:
+            for path in (f"/holders/{H1}/documents", f"/search?q={H2}&holder={H1}"):
+                headers = {"Authorization": f"Bearer {env['tokens']['full']}", "X-Purpose": "test"}
+                assert httpx.get(base + path, headers=headers, timeout=60).status_code == 200
+        finally:
+            logging.getLogger("uvicorn.access").removeHandler(handler)
+    text = "\n".join(lines)
+    assert len(lines) == 2 and "/holders/0790••••1234/documents" in text and "holder=0790••••1234" in text
+    assert H1 not in text and H2 not in text
+    record(GROUP, "holder ID in a request path or query, in the HTTP server's access log", "MASKED", None,
+           "0790••••1234")
+
+
 def test_a_read_only_client_cannot_record_reuse_and_the_refusal_is_logged(env: dict[str, Any]) -> None:
     code = env["docs"]["land"][1]
     response = get(env, f"/documents/{code}/reuse", token="read", method="POST",
@@ -166,6 +237,7 @@ def test_personal_data_needs_a_purpose_and_every_access_is_logged(env: dict[str,
     last = rows[-2]
     assert (last.client, last.method, last.path, last.subject) == (
         "mot-cua-tinh", "GET", f"/holders/{H1}/documents", H1)
+    assert last.detail.startswith("returned 2 document(s): ") and code in last.detail
     assert started <= last.at <= datetime.now(UTC)
 
 
@@ -339,7 +411,7 @@ def test_schemathesis_bad_input_gets_4xx_never_500(env: dict[str, Any]) -> None:
     schema = schemathesis.openapi.from_url(env["base"] + "/openapi.json")
     headers = {"Authorization": f"Bearer {env['tokens']['full']}"}
     failures: list[str] = []
-    calls = [0]
+    calls, refused = [0], [0]
     deadline = time.monotonic() + 60
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -350,8 +422,11 @@ def test_schemathesis_bad_input_gets_4xx_never_500(env: dict[str, Any]) -> None:
                   phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case: Any) -> None:
-            response = case.call(headers={**headers, **(case.headers or {})}, timeout=60)
+            generated = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+            case.headers = {**generated, **headers}  # the real token, never a generated Authorization header
+            response = case.call(timeout=60)
             calls[0] += 1
+            refused[0] += response.status_code in (401, 403)
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} {case.query} -> {response.status_code} "
                                 f"{response.text[:200]}")
@@ -361,6 +436,7 @@ def test_schemathesis_bad_input_gets_4xx_never_500(env: dict[str, Any]) -> None:
         check()
     assert failures == []
     assert calls[0] >= 60  # it really ran
+    assert refused[0] <= calls[0] * 0.2, f"{refused[0]} of {calls[0]} requests never got past authentication"
 
 
 def test_airflow_api_server_serves_the_plugin(env: dict[str, Any], airflow_db: Path,

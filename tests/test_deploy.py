@@ -1,4 +1,5 @@
-"""deploy/ stays in line with the code: the systemd units, the production env file and scripts/cluster.sh.
+"""deploy/ stays in line with the code: the systemd units, the production env file and scripts/cluster.sh;
+the dev set-up writes its secrets owner-only.
 
 Units are parsed here (and by ``systemd-analyze verify`` when the machine has it); their commands
 are checked against the project's virtualenv and Airflow's own argument parser; every setting the
@@ -329,3 +330,70 @@ def test_worker_queues_and_concurrency_are_wired_as_the_readme_says(
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "cores ÷ DIGITIZE_OCR_JOBS" in readme
     assert "--queues default" in readme and "deploy/systemd/" in readme
+
+
+# ------------------------------------------------------------------------------------------ generated secrets
+
+PRIVATE = 0o600
+PRIVATE_SH = REPO / "scripts" / "private.sh"
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_dev_set_up_writes_its_secrets_owner_only(tmp_path: Path) -> None:
+    """scripts/setup.sh, run in a copy of the repository (with this checkout's virtualenv and packages, so only
+    the generating steps run): every file it generates that holds a secret or personal data is 0600."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("scripts", "samples", "schemas"):
+        shutil.copytree(REPO / name, copy / name)
+    for name in ("airflow.cfg", "requirements.txt"):
+        shutil.copy2(REPO / name, copy / name)
+    (copy / ".venv").symlink_to((REPO / ".venv").resolve())
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(["bash", "scripts/setup.sh"], cwd=copy, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    secrets_held = {
+        ".env": "Airflow's JWT secret and API key, the PKCS#12 passphrase",
+        "var/pki/agency.p12": "the agency's signing key",
+        "airflow.db": "the digitize_s3 connection, its password in clear",
+        "var/catalog.db": "citizen IDs, API token hashes",
+    }
+    assert b"testing" in (copy / "airflow.db").read_bytes()  # the S3 password is in there
+    modes = {name: oct(_mode(copy / name)) for name in secrets_held}
+    assert modes == {name: oct(PRIVATE) for name in secrets_held}
+    assert _mode(copy / "var") == 0o700 and _mode(copy / "var" / "pki") == 0o700
+
+
+def test_airflows_generated_password_is_owner_only_under_the_scripts(tmp_path: Path) -> None:
+    """airflow.sh and cluster.sh start Airflow, which writes simple_auth_manager_passwords.json.generated: under
+    private.sh's umask it is born 0600, and one left 0644 by an older run is made private."""
+    for script in ("setup.sh", "airflow.sh", "cluster.sh"):
+        lines = (REPO / "scripts" / script).read_text().splitlines()
+        sourced = lines.index(". scripts/private.sh") if ". scripts/private.sh" in lines else next(
+            (n for n, line in enumerate(lines) if line.startswith(". scripts/private.sh ")), None)
+        assert sourced is not None, f"{script} does not source scripts/private.sh"
+        first_write = next(n for n, line in enumerate(lines) if re.search(
+            r"setsid|airflow\b.*(migrate|connections|standalone)|\.env|pki init", line))
+        assert sourced < first_write, f"{script} writes before it sources private.sh: {lines[first_write]}"
+    passwords = tmp_path / "simple_auth_manager_passwords.json.generated"
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+           "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager."
+                                          "SimpleAuthManager"}
+    generate = ("from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager; "
+                "SimpleAuthManager().init()")
+    script = f'. "{PRIVATE_SH}"; private_files "$1"; exec "$2" -c "$3"'
+    for existing in (False, True):
+        passwords.unlink(missing_ok=True)
+        if existing:
+            passwords.write_text('{"admin": "an-older-password"}')
+            passwords.chmod(0o644)
+        done = subprocess.run(["bash", "-c", script, "private", str(passwords), sys.executable, generate],
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "admin" in json.loads(passwords.read_text())
+        assert _mode(passwords) == PRIVATE, f"existing={existing}: {oct(_mode(passwords))}"

@@ -228,3 +228,59 @@ def test_show_and_verify_write_access_events(secure: dict[str, Any], monkeypatch
     assert all("auditor.tran@so-tu-phap" in e.detail and e.created_at for e in access)
     record(GROUP, "`show` and `verify` (by code and by local file)", "LOGGED", None,
            "event 'access': action, who (DIGITIZE_ACTOR or user@host), when")
+
+
+def test_holder_ids_in_drill_downs_and_the_xlsx_detail_are_masked_unless_asked_and_recorded(
+        secure: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """Decree 13/2023: full holder IDs only on request (--show-holder-ids), and then the access is recorded."""
+    import csv
+
+    import openpyxl
+    import sqlalchemy as sa
+
+    from digitize.catalog import reuse
+    from digitize.presentation.cli import main
+
+    ctx = secure["ctx"]
+    register_csv = Path(__file__).resolve().parent.parent / "samples" / "register.csv"
+    ctx.catalog.import_register(register_csv)
+    with register_csv.open(encoding="utf-8") as handle:
+        ids = {r["holder_id"] for r in csv.DictReader(handle) if r["holder_id"]}
+    monkeypatch.setenv("DIGITIZE_CATALOG_URL", ctx.settings.catalog_url)
+    monkeypatch.setenv("DIGITIZE_ACTOR", "auditor.tran@so-tu-phap")
+
+    def access_rows() -> list[Any]:
+        with ctx.catalog.read() as conn:
+            return list(conn.execute(sa.select(reuse.access_log).order_by(reuse.access_log.c.id)))
+
+    def detail_sheet(path: Path) -> str:
+        sheet = openpyxl.load_workbook(path)["Chi tiết"]
+        return "\n".join(str(c) for row in sheet.iter_rows(values_only=True) for c in row)
+
+    before = len(access_rows())
+    xlsx = tmp_path / "coverage.xlsx"
+    assert main(["coverage", "--drill-down", "denominator"]) == 0
+    drilled = capsys.readouterr().out
+    assert main(["coverage", "--format", "xlsx", "--out", str(xlsx)]) == 0
+    sheet = detail_sheet(xlsx)
+    assert not any(i in drilled + sheet for i in ids)
+    assert len(access_rows()) == before  # nothing shown, nothing to record
+
+    assert main(["coverage", "--drill-down", "denominator", "--show-holder-ids"]) == 0
+    full = capsys.readouterr().out
+    in_drill_down = {i for i in ids if i in full}
+    assert main(["coverage", "--format", "xlsx", "--out", str(xlsx), "--show-holder-ids"]) == 0
+    in_sheet = {i for i in ids if i in detail_sheet(xlsx)}
+    assert in_drill_down and in_sheet
+    for shown, text in ((in_drill_down, drilled), (in_sheet, sheet)):
+        assert not any(i in text for i in ids)
+        assert all(f"{i[:4]}••••{i[-4:]}" in text for i in shown)
+    rows = access_rows()[before:]
+    assert [(r.client, r.method, r.action, r.status) for r in rows] == [
+        ("auditor.tran@so-tu-phap", "CLI", "coverage_drill_down", 200),
+        ("auditor.tran@so-tu-phap", "CLI", "coverage_xlsx", 200)]
+    assert all(i in rows[0].detail for i in in_drill_down) and all(i in rows[1].detail for i in in_sheet)
+    assert "--show-holder-ids" in rows[0].path
+    record(GROUP, "holder IDs in the CLI drill-down and the XLSX detail sheet", "MASKED", None,
+           "full IDs only with --show-holder-ids, recorded in access_log (who, when, which IDs)")

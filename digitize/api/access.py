@@ -34,9 +34,12 @@ class Access:
                            "Ask the archive's IT staff for a token with this scope.")
 
     def run(self, action: str, subject: str | None, purpose: str | None, work: Callable[[], _T], *,
-            scope: str = "read", purpose_required: bool = True, response: Response | None = None) -> _T:
-        """Check the scope and the purpose, run ``work``, and log the access (also when refused or failed)."""
+            scope: str = "read", purpose_required: bool = True, response: Response | None = None,
+            returned: Callable[[_T], str] | None = None) -> _T:
+        """Check the scope and the purpose, run ``work``, and log the access (also when refused or failed);
+        ``returned`` says what the answer disclosed, for the log's detail."""
         status = 200
+        detail: str | None = None
         try:
             self.require(scope)
             if purpose_required and purpose is None:
@@ -44,6 +47,7 @@ class Access:
                                "Send the X-Purpose header (percent-encoded UTF-8) or the purpose query parameter.")
             result = work()
             status = (response.status_code if response is not None else None) or 200
+            detail = returned(result) if returned is not None else None
             return result
         except ApiError as exc:
             status = exc.status
@@ -57,7 +61,7 @@ class Access:
         finally:
             self.services.catalog.log_access(client=self.client.name, method=self.request.method,
                                              path=self.request.url.path, action=action, subject=subject,
-                                             purpose=purpose or "", status=status)
+                                             purpose=purpose or "", status=status, detail=detail)
 
 
 def access(request: Request, client: ClientDep, services: ServicesDep) -> Access:

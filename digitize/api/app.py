@@ -22,6 +22,7 @@ Airflow's API server (``plugins/digitize_api.py``, under ``/digitize-api``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from digitize.api.errors import ApiError, error_response, from_digitize
 from digitize.api.routers import documents, holders, reuse, search
 from digitize.api.services import Services
 from digitize.errors import DigitizeError
+from digitize.personal import mask_holder_ids
 
 if TYPE_CHECKING:
     from digitize.archive import Archive
@@ -77,9 +79,29 @@ async def _digitize(_request: Request, exc: DigitizeError) -> JSONResponse:
     return error_response(error.status, error.reason, error.message, error.hint)
 
 
+class MaskHolderIds(logging.Filter):
+    """Masks holder IDs in the request lines of uvicorn's access log: the log records no access, so it must
+    not hold the IDs (``/holders/0790••••1234/documents``); the access log table holds who asked for which."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(mask_holder_ids(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = mask_holder_ids(record.msg)
+        return True
+
+
+def mask_access_log() -> None:
+    """Install :class:`MaskHolderIds` on uvicorn's access logger, once, in whatever server runs the app."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, MaskHolderIds) for f in logger.filters):
+        logger.addFilter(MaskHolderIds())
+
+
 def create_app(catalog: Catalog | None = None, *, archive: Archive | None = None,
                trust_roots: Sequence[Path] | None = None, settings: Settings | None = None) -> FastAPI:
     """The API; without arguments it uses the settings (``DIGITIZE_*``) on first request."""
+    mask_access_log()
     app = FastAPI(title="digitize reuse API", version=__version__, description=DESCRIPTION)
     app.state.services = Services(catalog, archive, trust_roots, settings)
     app.exception_handler(ApiError)(_api_error)

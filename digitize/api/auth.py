@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from digitize.api.errors import ApiError
 from digitize.api.models import CONTROL_CHARACTERS
 from digitize.api.services import ServicesDep
 from digitize.errors import ConfigurationError
+from digitize.personal import mask_holder_ids
 
 if TYPE_CHECKING:
     from digitize.catalog import Catalog
@@ -80,16 +81,24 @@ def authenticate(catalog: Catalog, token: str) -> ApiClient | None:
 _bearer = HTTPBearer(auto_error=False, description="Token of the calling system")
 
 
-def authenticated_client(services: ServicesDep,
+def authenticated_client(request: Request, services: ServicesDep,
                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> ApiClient:
-    """The authenticated calling system (401 otherwise)."""
-    if credentials is None or not credentials.credentials:
+    """The authenticated calling system; 401 otherwise, logged with the reason (never the token presented)."""
+    token = credentials.credentials if credentials is not None else ""
+    found = authenticate(services.catalog, token) if token else None
+    if found is not None:
+        return found
+    if not token:
+        reason = "no bearer token"
+    else:
+        revoked = services.catalog.revoked_api_client(_sha256(token))
+        reason = f"revoked token of client {revoked!r}" if revoked else "unknown token"
+    services.catalog.log_access(client=None, method=request.method, path=mask_holder_ids(request.url.path),
+                                action="authenticate", subject=None, purpose="", status=401, detail=reason)
+    if not token:
         raise ApiError(401, "UNAUTHENTICATED", "no bearer token", "Send 'Authorization: Bearer <token>'.")
-    found = authenticate(services.catalog, credentials.credentials)
-    if found is None:
-        raise ApiError(401, "UNAUTHENTICATED", "unknown or revoked token",
-                       "Ask the archive's IT staff for a token (python -m digitize api token create NAME).")
-    return found
+    raise ApiError(401, "UNAUTHENTICATED", "unknown or revoked token",
+                   "Ask the archive's IT staff for a token (python -m digitize api token create NAME).")
 
 
 ClientDep = Annotated[ApiClient, Depends(authenticated_client)]

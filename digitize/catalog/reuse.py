@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from digitize.catalog.records import FileSpec
 
 metadata = sa.MetaData()
-"""The reuse API's tables (created by migrations 0002 and 0005; ``reuse_events`` refers to ``documents``)."""
+"""The reuse API's tables (created by migrations 0002 and 0005, ``access_log`` changed by 0006;
+``reuse_events`` refers to ``documents``)."""
 api_clients = sa.Table(
     "api_clients", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -41,13 +42,14 @@ access_log = sa.Table(
     "access_log", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", UtcDateTime, nullable=False),
-    sa.Column("client", sa.String(100), nullable=False),
+    sa.Column("client", sa.String(100)),  # NULL: refused before the client was known
     sa.Column("method", sa.String(8), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("action", sa.String(40), nullable=False),
     sa.Column("subject", sa.Text),
     sa.Column("purpose", sa.Text, nullable=False),
     sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
     sa.Index("ix_access_log_at", "at"),
     sa.Index("ix_access_log_client", "client"),
 )
@@ -200,13 +202,20 @@ class ReuseRecords(CatalogBase):
             return None
         return ApiClientRecord(row.id, row.name, frozenset(row.scopes.split(",")))
 
-    def log_access(self, *, client: str, method: str, path: str, action: str, subject: str | None, purpose: str,
-                   status: int) -> None:
-        """One row of the access log: who asked what, when, why, and the answer's status."""
+    def revoked_api_client(self, token_sha256: str) -> str | None:
+        """The name of the revoked client whose token has this SHA-256, or None (to say why a call was refused)."""
+        with self.read() as conn:
+            return conn.execute(sa.select(api_clients.c.name).where(
+                (api_clients.c.token_sha256 == token_sha256) & api_clients.c.revoked_at.is_not(None))).scalar()
+
+    def log_access(self, *, client: str | None, method: str, path: str, action: str, subject: str | None,
+                   purpose: str, status: int, detail: str | None = None) -> None:
+        """One row of the access log: who asked what, when, why, the answer's status, and ``detail`` (why it was
+        refused, or what it returned); ``client`` None when the request was refused before it was known."""
         with self.write() as conn:
             conn.execute(sa.insert(access_log).values(at=_now(), client=client, method=method, path=path[:1000],
                                                       action=action, subject=subject, purpose=purpose,
-                                                      status=status))
+                                                      status=status, detail=detail))
 
     # ------------------------------------------------------------------------------------ documents
 

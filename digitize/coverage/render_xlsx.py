@@ -18,6 +18,7 @@ import pandas as pd
 
 from digitize.coverage.figures import assessment, indicator_figures
 from digitize.coverage.indicators import CoverageReport
+from digitize.personal import mask_holder_id
 from digitize.spreadsheet import xlsx_text, xlsx_value
 
 EXCEL_MAX_ROWS = 1_048_576
@@ -79,8 +80,11 @@ _DETAIL_HEADERS = (
 )
 
 
-def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True) -> None:
+def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True, holder_ids: bool = False) -> None:
     """Write an Excel workbook: summary, per agency, one-stop units and (if ``detail``) the register rows.
+
+    The detail's holder IDs are masked (``0790••••1234``) unless ``holder_ids``: a caller asking for them
+    records that access (the CLI's ``--show-holder-ids``).
 
     The workbook is written in openpyxl's write-only mode so the detail sheets stream: a million rows
     never sit in memory as cells. Sheets beyond Excel's row limit continue on "Chi tiết (2)", etc.
@@ -92,7 +96,7 @@ def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True) -> No
     if report.asked_by_agency is not None:
         _write_asked_sheet(book, report.asked_by_agency)
     if detail:
-        _write_detail_sheets(book)
+        _write_detail_sheets(book, holder_ids)
     book.save(Path(path))
 
 
@@ -313,9 +317,11 @@ def _write_asked_sheet(book: _Book, asked_by_agency: pd.DataFrame) -> None:
         )
 
 
-def _write_detail_sheets(book: _Book) -> None:
+def _write_detail_sheets(book: _Book, holder_ids: bool) -> None:
     """Stream the register rows behind the stock figures, splitting at Excel's row limit."""
     rows = book.report.detail
+    holders = rows["holder_id"] if holder_ids else rows["holder_id"].map(lambda v: mask_holder_id(str(v)),
+                                                                          na_action="ignore")
     names = {lv.code: lv.vi for lv in book.report.plan.levels}
     issued = pd.Series(rows["issued_date"].dt.date, dtype=object)
     until = rows["valid_until"].dt.date.astype(object).where(rows["valid_until"].notna(), None)
@@ -329,7 +335,7 @@ def _write_detail_sheets(book: _Book) -> None:
         _texts(rows["title"]),
         issued.tolist(),
         until.tolist(),
-        _texts(rows["holder_id"]),
+        _texts(holders),
         np.where(rows["digitized"].to_numpy(), "có", "chưa").tolist(),
         _texts(rows["document_code"]),
     ]

@@ -28,6 +28,8 @@ EXIT_UNFINISHED = 3
 if TYPE_CHECKING:
     from typing import TypeAlias
 
+    import pandas as pd
+
     from digitize.catalog import Catalog, ImportSummary
     from digitize.pipeline import DocumentOutcome
 
@@ -128,6 +130,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         else:
             rows = coverage.drill_down(*frames, as_of, level=args.level, agency=args.agency, part=args.drill_down,
                                        indicator=args.indicator)
+        rows = _holder_ids_shown(catalog, rows, args, "coverage_drill_down")
         if args.out:
             csv_frame(rows).to_csv(args.out, index=False, encoding="utf-8")  # formulas neutralised
             print(f"{len(rows)} {what}(s) written to {args.out}")
@@ -140,7 +143,12 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         out = Path(args.out)
         fmt = args.format or {".html": "html", ".htm": "html", ".xlsx": "xlsx"}.get(out.suffix.lower(), "csv")
         print(coverage.render_table(report))
-        writers[fmt](report, out)
+        if fmt == "xlsx":
+            if args.show_holder_ids:
+                _holder_ids_shown(catalog, report.detail, args, "coverage_xlsx")
+            coverage.write_xlsx(report, out, holder_ids=args.show_holder_ids)
+        else:
+            writers[fmt](report, out)
         print(f"wrote {out} ({fmt})")
     elif args.format in ("csv", "html"):  # to standard output, for a pipe or a redirection
         with tempfile.TemporaryDirectory() as scratch:
@@ -152,6 +160,20 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     else:
         print(coverage.render_table(report))
     return 0
+
+
+def _holder_ids_shown(catalog: Catalog, rows: pd.DataFrame, args: argparse.Namespace, action: str) -> pd.DataFrame:
+    """``rows`` with their holder IDs masked, or, with ``--show-holder-ids``, as they are, the access recorded."""
+    from digitize.personal import mask_holder_id
+
+    if "holder_id" not in rows.columns:
+        return rows
+    ids = rows["holder_id"].dropna().astype(str)
+    if args.show_holder_ids:
+        shown = list(dict.fromkeys(ids))
+        _log_cli_access(catalog, args, action, None, f"{len(shown)} holder ID(s) shown: {', '.join(shown)}")
+        return rows
+    return rows.assign(holder_id=rows["holder_id"].map(lambda v: mask_holder_id(str(v)), na_action="ignore"))
 
 
 def _print_import(summary: ImportSummary) -> int:
@@ -176,8 +198,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_access(catalog: Catalog, document_id: int, action: str) -> None:
-    """Decree 13/2023: who looked up, verified or downloaded which document, and when (the event's time)."""
+def _actor() -> str:
+    """Who runs this command: ``DIGITIZE_ACTOR``, or the login and host."""
     import getpass
     import socket
 
@@ -185,8 +207,22 @@ def _log_access(catalog: Catalog, document_id: int, action: str) -> None:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = f"uid {os.getuid()}"
-    actor = os.environ.get("DIGITIZE_ACTOR") or f"{user}@{socket.gethostname()}"
-    catalog.add_event(document_id, "access", "success", detail=f"{action} by {actor} (command line)")
+    return os.environ.get("DIGITIZE_ACTOR") or f"{user}@{socket.gethostname()}"
+
+
+def _log_access(catalog: Catalog, document_id: int, action: str) -> None:
+    """Decree 13/2023: who looked up, verified or downloaded which document, and when (the event's time)."""
+    catalog.add_event(document_id, "access", "success", detail=f"{action} by {_actor()} (command line)")
+
+
+def _log_cli_access(catalog: Catalog, args: argparse.Namespace, action: str, subject: str | None,
+                    detail: str) -> None:
+    """Decree 13/2023: personal data the command showed beyond single documents, in the access log (method CLI)."""
+    from digitize.personal import mask_holder_ids
+
+    command = mask_holder_ids(" ".join(args.argv))
+    catalog.log_access(client=_actor()[:100], method="CLI", path=f"python -m digitize {command}", action=action,
+                       subject=subject, purpose="", status=200, detail=detail)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -327,6 +363,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         agency=args.agency, kind=args.kind, holder=args.holder,
         issued_from=_search_date(args.date_from), issued_to=_search_date(args.date_to))
     result = search.search(catalog, " ".join(args.query), filters=filters, exact=args.exact, limit=args.limit)
+    if args.holder:
+        codes = ", ".join(dict.fromkeys(hit.code for hit in result.hits)) or "nothing"
+        _log_cli_access(catalog, args, "holder_search", args.holder, f"q={' '.join(args.query)!r}; returned {codes}")
     if result.corrected_query:
         print(f"no match as typed; showing results for: {result.corrected_query}")
     for hit in result.hits:
@@ -419,6 +458,9 @@ def _add_coverage_command(sub: Subparsers) -> None:
                    help="with --drill-down: which figure (default stock)")
     p.add_argument("--level", help="with --drill-down: province, district or commune")
     p.add_argument("--agency", help="with --drill-down: one agency code")
+    p.add_argument("--show-holder-ids", action="store_true",
+                   help="drill-down and XLSX detail: full holder IDs instead of masked ones (0790••••1234); "
+                        "the access is recorded in the access log")
     p.set_defaults(func=cmd_coverage)
 
 
@@ -521,6 +563,7 @@ def _add_api_commands(sub: Subparsers) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given, for the access log
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

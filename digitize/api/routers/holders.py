@@ -30,4 +30,6 @@ def holder_documents(
                                                            valid_on=None if include_expired else today)
         return HolderDocumentsOut(holder_id=holder_id, documents=[document_out(r, today) for r in records])
 
-    return access.run("holder_documents", holder_id, purpose, work)
+    return access.run("holder_documents", holder_id, purpose, work, returned=lambda out: (
+        f"returned {len(out.documents)} document(s): {', '.join(d.code for d in out.documents)}"
+        if out.documents else "returned nothing"))

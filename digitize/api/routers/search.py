@@ -40,4 +40,12 @@ def search_endpoint(
                          hits=[SearchHitOut(**{k: v for k, v in h.items() if k != "document_id"})
                                for h in search.iter_hits(result.hits)])
 
-    return access.run("search", q, purpose, work)
+    if holder is None:
+        return access.run("search", q, purpose, work, returned=_returned)
+    return access.run("holder_search", holder, purpose, work, returned=lambda out: f"q={q!r}; {_returned(out)}")
+
+
+def _returned(out: SearchOut) -> str:
+    """The documents a search disclosed, each with its holder: what the access log keeps of the answer."""
+    found = dict.fromkeys(f"{h.code} ({h.holder_id or 'no holder'})" for h in out.hits)
+    return f"returned {len(found)} document(s): {', '.join(found)}" if found else "returned nothing"
