@@ -200,5 +200,6 @@ class CoverageDashboardPlugin(AirflowPlugin):
     # the base class declares these as plain lists, so they stay plain class attributes
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Coverage dashboard"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
-        {"name": "Coverage", "href": f"{_ROOT}{URL_PREFIX}/", "url_route": "coverage", "destination": "nav"},
+        {"name": "Coverage", "href": f"{_ROOT}{URL_PREFIX}/", "url_route": "coverage", "destination": "nav",
+         "nav_top_level": True},  # a top-level entry, not folded into a "Plugins" menu
     ]
