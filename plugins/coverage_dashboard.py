@@ -1,10 +1,9 @@
 """Coverage dashboard inside the Airflow UI: a FastAPI app under ``/coverage`` and a nav entry for it.
 
-Authentication is Airflow's own: every route resolves the caller with the API server's
-``get_user`` (a ``Authorization: Bearer`` JWT, else the UI's ``_token`` session cookie, validated with
-``[api_auth] jwt_secret``) and asks the auth manager whether the user may see the custom view
-"Coverage Dashboard". Without a valid token the JSON API answers 401 and the page redirects to the
-login page. Plugin endpoints are otherwise public, so no route may skip ``_viewer``.
+Authentication is Airflow's own (``airflow_login``): every route resolves the caller's Airflow token
+and asks the auth manager whether the user may see the custom view "Coverage Dashboard". Without a
+valid token the JSON API answers 401 and the pages redirect to the login page. Plugin endpoints are
+otherwise public, so no route may skip ``_viewer``/``_page_viewer``.
 
 The figures come from ``digitize.presentation.dashboard`` (the same code as the published reports); heavy imports
 (pandas, the library, Airflow's API modules) happen inside the handlers, since every Airflow
@@ -13,69 +12,27 @@ process loads plugins.
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from airflow_login import AirflowLogin, page_app
+from fastapi import Depends, HTTPException, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 URL_PREFIX = "/coverage"
 RESOURCE_NAME = "Coverage Dashboard"
 # The UI loads the view's href as is: behind a sub-path (base_url http://host/airflow) it needs that prefix.
 _ROOT = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
 
-app = FastAPI(
-    title="Coverage dashboard",
-    description="Digitization coverage per level, agency and one-stop unit against the plan's targets.",
-    # FastAPI's own pages (/docs, /redoc, /openapi.json) would skip ``_viewer``: plugin routes are public.
-    docs_url=None, redoc_url=None, openapi_url=None,
-)
-Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
-
-
-class _LoginRequired(Exception):
-    """The page was asked for without a valid Airflow session: send the browser to the login page."""
-
-
-async def _authenticated(request: Request, bearer: HTTPAuthorizationCredentials | None) -> Any:
-    """The caller as Airflow's API resolves it (bearer token first, then the UI's cookie); 401/403 if none."""
-    from airflow.api_fastapi.core_api.security import get_user
-
-    return await get_user(request, _oauth_token=None, bearer_credentials=bearer)
-
-
-def _authorize(user: Any) -> Any:
-    """403 unless the auth manager lets this user see the dashboard (a custom view, GET)."""
-    from airflow.api_fastapi.app import get_auth_manager
-
-    if not get_auth_manager().is_authorized_custom_view(method="GET", resource_name=RESOURCE_NAME, user=user):
-        raise HTTPException(status_code=403, detail=f"Not allowed to see the {RESOURCE_NAME}")
-    return user
-
-
-async def _viewer(request: Request, bearer: Bearer) -> Any:
-    """Dependency of every API route: an authenticated, authorized Airflow user, else 401/403."""
-    return _authorize(await _authenticated(request, bearer))
-
-
-async def _page_viewer(request: Request, bearer: Bearer) -> Any:
-    """Dependency of the page: a missing, expired or forged token sends the browser to the login page."""
-    try:
-        user = await _authenticated(request, bearer)
-    except HTTPException as exc:
-        raise _LoginRequired from exc
-    return _authorize(user)
-
-
-@app.exception_handler(_LoginRequired)
-async def _to_login(request: Request, exc: _LoginRequired) -> RedirectResponse:
-    from airflow.api_fastapi.app import get_auth_manager
-
-    return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=303)
+app = page_app("Coverage dashboard",
+               "Digitization coverage per level, agency and one-stop unit against the plan's targets.")
+_login = AirflowLogin(RESOURCE_NAME)
+_viewer = _login.viewer
+_page_viewer = _login.page_viewer
 
 
 def _digitize_error(exc: Exception) -> HTTPException:
@@ -176,6 +133,66 @@ def drill_down(
     return JSONResponse(rows)
 
 
+Level = Query(None, description="Administrative level code (e.g. province).")
+Agency = Query(None, description="Agency code.")
+PartQ = Query("missing", description="missing (not yet digitized), numerator (digitized) or denominator (all).")
+IndicatorQ = Query("stock")
+
+
+def _missing_filters(level: str | None, agency: str | None) -> dict[str, str | None]:
+    """Empty form fields mean "no filter"."""
+    return {"level": level or None, "agency": (agency or "").strip() or None}
+
+
+@app.get("/missing", response_class=HTMLResponse, dependencies=[Depends(_page_viewer)])
+def missing(
+    as_of: date | None = AsOf, plan: str | None = Plan, level: str | None = Level, agency: str | None = Agency,
+    part: Literal["numerator", "denominator", "missing"] = PartQ,
+    indicator: Literal["stock", "flow", "not_asked_again"] = IndicatorQ,
+    offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000),
+) -> HTMLResponse:
+    """The rows behind a figure as a readable page (the toolbar's "not yet digitized" links), with paging."""
+    from digitize.config import load_settings
+    from digitize.errors import DigitizeError
+    from digitize.presentation import dashboard
+    from digitize.presentation.missing import missing_html
+
+    settings = load_settings()
+    try:
+        plan_path = dashboard.resolve_plan(plan, settings.plan_path)
+        result = dashboard.drill_down_rows(settings.catalog_url, as_of or dashboard.today(), part=part,
+                                           indicator=indicator, offset=offset, limit=limit,
+                                           **_missing_filters(level, agency))
+        page = missing_html(result, levels=dashboard.plan_levels(plan_path), plan_name=plan_path.stem)
+    except DigitizeError as exc:
+        raise _digitize_error(exc) from exc
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/missing.csv", dependencies=[Depends(_viewer)])
+def missing_csv(
+    as_of: date | None = AsOf, level: str | None = Level, agency: str | None = Agency,
+    part: Literal["numerator", "denominator", "missing"] = PartQ,
+    indicator: Literal["stock", "flow", "not_asked_again"] = IndicatorQ,
+) -> Response:
+    """Every row behind a figure as CSV (UTF-8 with BOM, for Excel), whatever page the table shows."""
+    from digitize.config import load_settings
+    from digitize.errors import DigitizeError
+    from digitize.presentation import dashboard
+    from digitize.presentation.missing import missing_csv as to_csv
+
+    day = as_of or dashboard.today()
+    try:
+        columns, rows = dashboard.drill_down_all(load_settings().catalog_url, day, part=part, indicator=indicator,
+                                                 **_missing_filters(level, agency))
+    except DigitizeError as exc:
+        raise _digitize_error(exc) from exc
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", "-".join(p for p in (indicator, part, level, agency, day.isoformat()) if p))
+    return Response(to_csv(columns, rows), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
+                             "Cache-Control": "no-store"})
+
+
 class CoverageDashboardPlugin(AirflowPlugin):
     """Registers the dashboard app and its entry in the UI's navigation (shown in an iframe)."""
 
@@ -183,5 +200,6 @@ class CoverageDashboardPlugin(AirflowPlugin):
     # the base class declares these as plain lists, so they stay plain class attributes
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Coverage dashboard"}]  # noqa: RUF012
     external_views = [  # noqa: RUF012
-        {"name": "Coverage", "href": f"{_ROOT}{URL_PREFIX}/", "url_route": "coverage", "destination": "nav"},
+        {"name": "Coverage", "href": f"{_ROOT}{URL_PREFIX}/", "url_route": "coverage", "destination": "nav",
+         "nav_top_level": True},  # a top-level entry, not folded into a "Plugins" menu
     ]

@@ -725,3 +725,34 @@ def test_driver_errors_do_not_carry_the_rows_values(cat: Catalog) -> None:
         with pytest.raises(sa.exc.DataError) as too_long, cat.write() as conn:
             conn.execute(sa.update(documents).where(documents.c.id == record.id).values(holder_id=CITIZEN_ID * 10))
         assert CITIZEN_ID not in str(too_long.value)
+
+
+def test_review_queries_and_a_retry_recorded_with_its_actor(loaded: Catalog) -> None:
+    """What the quarantine page reads: quarantined, flagged and duplicate documents; a retry names who asked."""
+    first, _ = loaded.register_document(spec("a"))
+    loaded.allocate_code(first.id, template=DEFAULT_CODE_TEMPLATE, year=2024)
+    loaded.mark_archived(first.id, replace(archived_info(), needs_review=True))
+    loaded.add_event(first.id, "duplicate_detection", "warning", batch_id="b2", detail="a in batch b2: same bytes")
+    bad, _ = loaded.register_document(spec("q"))
+    loaded.mark_quarantined(bad.id, "CORRUPT_FILE", "truncated — rescan it")
+    loaded.add_event(bad.id, "quarantine", "failure", detail="first")
+    loaded.add_event(bad.id, "quarantine", "failure", detail="second")
+
+    assert [r.id for r in loaded.flagged_for_review()] == [first.id]
+    (seen,) = loaded.duplicate_sightings()
+    code = loaded.get_document(first.id).code
+    assert (seen.event.batch_id, seen.existing.id, seen.existing.code, seen.existing.batch_id) == (
+        "b2", first.id, code, "b1")
+    assert {k: e.detail for k, e in loaded.last_events([first.id, bad.id], "quarantine").items()} == {
+        bad.id: "second"}
+
+    record = loaded.retry_quarantined(bad.id, actor="officer.lan", via="Airflow UI")
+    assert (record.status, record.reason, record.message) == ("RECEIVED", None, None)
+    (event,) = loaded.last_events([bad.id], "quarantine_retry").values()
+    assert event.detail == "retry requested by officer.lan (Airflow UI); was quarantined [CORRUPT_FILE]"
+    for document_id in (bad.id, first.id):  # RECEIVED now, ARCHIVED: nothing to retry, nothing recorded
+        with pytest.raises(CatalogConflict, match="not quarantined"):
+            loaded.retry_quarantined(document_id, actor="officer.lan", via="Airflow UI")
+    assert len([e for e in loaded.events(bad.id) if e.event_type == "quarantine_retry"]) == 1
+    with pytest.raises(CatalogConflict, match="no document"):
+        loaded.retry_quarantined(10_000, actor="officer.lan", via="Airflow UI")

@@ -11,9 +11,12 @@ Chromium with its language switch.
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -277,6 +280,76 @@ def test_page_is_the_html_report_with_a_toolbar(api: Any, catalog_url: str, tmp_
     # the report's body follows the toolbar unchanged: the same figures, character for character
     assert page.split('</form>', 1)[1] == report_page.split("<body>", 1)[1]
     assert f'value="{PAST.isoformat()}"' in page and 'href="api/figures?as_of=' in page
+
+
+def _missing_links(page: str) -> list[str]:
+    """The toolbar's "results not yet digitized" links, as the page's HTML writes them."""
+    import html as html_lib
+    import re
+
+    section = page.split("Results not yet digitized:", 1)[1].split("</span></span>", 1)[0]
+    return [html_lib.unescape(h) for h in re.findall(r'href="([^"]+)"', section)]
+
+
+def test_missing_results_links_open_a_readable_page(api: Any, catalog_url: str) -> None:
+    """Issue 20: the links opened raw JSON; they open an HTML table with the same filters and a CSV link."""
+    page = api.get("/coverage/", headers=_cookie(_token())).text
+    links = _missing_links(page)
+    assert len(links) == 3 and all(link.startswith("missing?") for link in links), links  # one per level
+    catalog = Catalog(catalog_url)
+    frames = (catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame())
+    listed = 0
+    for link in links:
+        response = api.get(f"/coverage/{link}", headers=_cookie(_token()))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/html")
+        level = dict(pair.split("=") for pair in link.split("?", 1)[1].split("&"))["level"]
+        expected = coverage.drill_down(*frames, TODAY, level=level, part="missing")
+        shown = re.findall(r'<tr data-register="([^"]+)"', response.text)
+        assert shown == expected["register_id"].tolist()[:100]
+        listed += len(shown)
+        assert f'<option value="{level}" selected' in response.text  # the filters, filled in
+        assert 'name="part"' in response.text and 'name="agency"' in response.text
+        assert 'href="missing.csv?' in response.text
+        assert all("holder" not in h.lower() for h in re.findall(r"<th>(.*?)</th>", response.text))
+    assert listed > 0
+
+
+def test_missing_results_page_pages_through_the_rows(api: Any, catalog_url: str) -> None:
+    catalog = Catalog(catalog_url)
+    expected = coverage.drill_down(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
+                                   TODAY, level="province", part="denominator")["register_id"].tolist()
+    assert len(expected) >= 4
+    response = api.get("/coverage/missing", params={"level": "province", "part": "denominator", "offset": 1,
+                                                   "limit": 2}, headers=_cookie(_token()))
+    assert response.status_code == 200, response.text
+    assert re.findall(r'<tr data-register="([^"]+)"', response.text) == expected[1:3]
+    assert f"2–3 / {len(expected)}" in response.text
+    assert 'rel="prev" href="missing?' in response.text and "offset=0" in response.text
+    assert 'rel="next" href="missing?' in response.text and "offset=3" in response.text
+
+
+def test_missing_results_csv_has_every_row_with_a_bom(api: Any, catalog_url: str) -> None:
+    catalog = Catalog(catalog_url)
+    expected = coverage.drill_down(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
+                                   TODAY, level="commune", part="missing")
+    response = api.get("/coverage/missing.csv", params={"level": "commune", "part": "missing", "limit": 1},
+                       headers=_cookie(_token()))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    assert response.content.startswith(b"\xef\xbb\xbf")  # Excel on Windows reads Vietnamese only with the BOM
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [r["register_id"] for r in rows] == expected["register_id"].tolist()  # all rows, not one page
+    assert rows[0]["title"] == expected["title"].iloc[0] and "holder_id" not in rows[0]
+
+
+def test_missing_results_need_the_login(api: Any) -> None:
+    page = api.get("/coverage/missing", params={"level": "commune"})
+    assert page.status_code == 303 and page.headers["location"].startswith("/auth/login?next=")
+    assert api.get("/coverage/missing.csv", params={"level": "commune"}).status_code == 401
+    for route in ("/coverage/missing", "/coverage/missing.csv"):
+        assert api.get(route, headers=_auth(_token(role=None))).status_code == 403, route
 
 
 # ------------------------------------------------------------------------------- real browser, real server

@@ -16,15 +16,18 @@ from digitize.catalog.records import (
     ImportSummary,
     fingerprint_of,
 )
+from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
 from digitize.catalog.store import Catalog
 
 __all__ = [
+    "RETRY_EVENT",
     "Agency",
     "ArchivedInfo",
     "Catalog",
     "DocumentRecord",
     "DocumentSpec",
+    "DuplicateSighting",
     "FileSpec",
     "FulltextQuery",
     "ImportSummary",

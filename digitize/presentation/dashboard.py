@@ -221,18 +221,12 @@ def all_figures(report: CoverageReport, plan_name: str) -> dict[str, Any]:
     }
 
 
-def drill_down_rows(
-    catalog_url: str,
-    as_of: date,
-    *,
-    level: str | None = None,
-    agency: str | None = None,
-    part: Part = "denominator",
-    indicator: Literal["stock", "flow", "not_asked_again"] = "stock",
-    offset: int = 0,
-    limit: int = 100,
-) -> dict[str, Any]:
-    """One page of the register rows (dossiers, for not_asked_again) behind a level's or an agency's figure."""
+Indicator = Literal["stock", "flow", "not_asked_again"]
+
+
+def _drill_frame(catalog_url: str, as_of: date, *, level: str | None, agency: str | None, part: Part,
+                 indicator: Indicator) -> tuple[pd.DataFrame, Sequence[str]]:
+    """Every register row (dossier, for not_asked_again) behind a figure, and the columns shown of it."""
     from digitize.coverage import drill_down, drill_down_dossiers
 
     if indicator not in ("stock", "flow", "not_asked_again"):
@@ -240,18 +234,32 @@ def drill_down_rows(
             f"drill-down indicator must be stock, flow or not_asked_again, not {indicator!r}",
             hint="Only these indicators count rows one can list.",
         )
+    if indicator == "not_asked_again":
+        agencies = frames(catalog_url)[0]
+        rows = drill_down_dossiers(agencies, needs(catalog_url), as_of, level=level, agency=agency, part=part)
+        return rows, DOSSIER_COLUMNS
+    rows = drill_down(*frames(catalog_url), as_of, level=level, agency=agency, part=part, indicator=indicator)
+    return rows, DRILL_DOWN_COLUMNS
+
+
+def drill_down_rows(
+    catalog_url: str,
+    as_of: date,
+    *,
+    level: str | None = None,
+    agency: str | None = None,
+    part: Part = "denominator",
+    indicator: Indicator = "stock",
+    offset: int = 0,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """One page of the register rows (dossiers, for not_asked_again) behind a level's or an agency's figure."""
     if offset < 0 or not 1 <= limit <= DRILL_DOWN_MAX:
         raise ConfigurationError(
             f"drill-down page offset={offset} limit={limit} is out of range",
             hint=f"Use offset >= 0 and 1 <= limit <= {DRILL_DOWN_MAX}.",
         )
-    if indicator == "not_asked_again":
-        agencies = frames(catalog_url)[0]
-        rows = drill_down_dossiers(agencies, needs(catalog_url), as_of, level=level, agency=agency, part=part)
-        columns: Sequence[str] = DOSSIER_COLUMNS
-    else:
-        rows = drill_down(*frames(catalog_url), as_of, level=level, agency=agency, part=part, indicator=indicator)
-        columns = DRILL_DOWN_COLUMNS
+    rows, columns = _drill_frame(catalog_url, as_of, level=level, agency=agency, part=part, indicator=indicator)
     return {
         "as_of": as_of.isoformat(),
         "indicator": indicator,
@@ -261,8 +269,25 @@ def drill_down_rows(
         "total": len(rows),
         "offset": offset,
         "limit": limit,
+        "columns": list(columns),
         "rows": _records(rows.iloc[offset : offset + limit], columns),
     }
+
+
+def drill_down_all(
+    catalog_url: str, as_of: date, *, level: str | None = None, agency: str | None = None,
+    part: Part = "denominator", indicator: Indicator = "stock",
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, every row) behind a figure, for the CSV download (no paging: the file is the whole list)."""
+    rows, columns = _drill_frame(catalog_url, as_of, level=level, agency=agency, part=part, indicator=indicator)
+    return list(columns), _records(rows, columns)
+
+
+def plan_levels(plan_path: Path) -> list[tuple[str, str, str]]:
+    """(code, Vietnamese name, English name) of each administrative level of the plan."""
+    from digitize import coverage
+
+    return [(lv.code, lv.vi, lv.en) for lv in coverage.load_plan(plan_path).levels]
 
 
 # ----------------------------------------------------------------------------------------------- page
@@ -282,7 +307,7 @@ def _asked_links(report: CoverageReport, query: Mapping[str, str]) -> str:
     if report.asked_by_level is None:
         return ""
     links = " · ".join(
-        '<a href="api/drill-down?'
+        '<a href="missing?'
         + html.escape(urlencode({**query, "indicator": "not_asked_again", "level": lv.code, "part": "missing"}))
         + f'"><span class="vi">{html.escape(lv.vi)}</span><span class="en">{html.escape(lv.en)}</span></a>'
         for lv in report.plan.levels
@@ -311,7 +336,7 @@ def dashboard_html(report: CoverageReport, *, plan_name: str, plans: Mapping[str
         for name in plans
     )
     drill = " · ".join(
-        f'<a href="api/drill-down?{html.escape(urlencode({**query, "level": lv.code, "part": "missing"}))}">'
+        f'<a href="missing?{html.escape(urlencode({**query, "level": lv.code, "part": "missing"}))}">'
         f'<span class="vi">{html.escape(lv.vi)}</span><span class="en">{html.escape(lv.en)}</span></a>'
         for lv in report.plan.levels
     )

@@ -1,0 +1,141 @@
+"""Quarantine and review page inside the Airflow UI: a FastAPI app under ``/quarantine`` and a nav entry.
+
+Officers see, batch by batch, the quarantined documents (reason code, message, what to do, when the run
+quarantined them), the documents flagged for review and the duplicates with their existing codes, and
+start a retry after fixing the cause. Login is Airflow's (``airflow_login``): seeing the page takes the
+custom view "Quarantine"; a retry also takes the right to run the digitize_inbox DAG (it hands the
+document back to the next run), and is recorded with the Airflow user's name.
+
+The retry form is cookie-authenticated, so it is guarded against cross-site requests: a request whose
+``Origin`` or ``Sec-Fetch-Site`` says another site is refused, and the form carries a token (an HMAC of
+the user's name under ``[api] secret_key``) that another site cannot read or forge. A caller with a
+bearer token (not sent by browsers on their own) needs no form token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlparse
+
+from airflow.configuration import conf
+from airflow.plugins_manager import AirflowPlugin
+from airflow_login import AirflowLogin, Bearer, page_app
+from fastapi import Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+URL_PREFIX = "/quarantine"
+RESOURCE_NAME = "Quarantine"
+RETRY_DAG = "digitize_inbox"
+_ROOT = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
+
+app = page_app("Quarantine and review", "Quarantined, flagged and duplicate documents by batch; retries.")
+_login = AirflowLogin(RESOURCE_NAME)
+
+
+def _csrf_token(user: Any) -> str:
+    """The retry form's token: bound to the user, unforgeable without the API server's secret."""
+    secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
+    if not secret:
+        raise HTTPException(status_code=503, detail="[api] secret_key is not set: retries are disabled")
+    message = f"quarantine-retry:{user.get_name()}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _same_site(request: Request) -> None:
+    """403 for a request another site's page made the browser send (``Origin``/``Sec-Fetch-Site``)."""
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None and origin != own:
+        raise HTTPException(status_code=403, detail="cross-site request refused")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise HTTPException(status_code=403, detail="cross-site request refused")
+
+
+def _may_retry(user: Any) -> None:
+    """403 unless the user may start runs of the DAG that processes a retried document."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    if not get_auth_manager().is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN,
+                                                details=DagDetails(id=RETRY_DAG), user=user):
+        raise HTTPException(status_code=403, detail=f"Retrying needs the right to run the {RETRY_DAG} DAG")
+
+
+def _catalog_url() -> str:
+    from digitize.config import load_settings
+
+    return load_settings().catalog_url
+
+
+def _unavailable(exc: Exception) -> HTTPException:
+    return HTTPException(status_code=503, detail={"reason": getattr(exc, "reason", "INTERNAL_ERROR"),
+                                                  "message": str(getattr(exc, "message", exc)),
+                                                  "hint": getattr(exc, "hint", "")})
+
+
+@app.get("/", response_class=HTMLResponse)
+def page(user: Annotated[Any, Depends(_login.page_viewer)], retried: int | None = Query(None),
+         refused: int | None = Query(None)) -> HTMLResponse:
+    """The page: every batch with something waiting, and the outcome of the last retry, if any."""
+    from digitize.errors import DigitizeError
+    from digitize.presentation import quarantine
+
+    url = _catalog_url()
+    try:
+        batches = quarantine.collect(url)
+        notice = quarantine.retry_notice(url, retried or refused) if (retried or refused) else ""
+    except DigitizeError as exc:
+        raise _unavailable(exc) from exc
+    return HTMLResponse(
+        quarantine.quarantine_html(batches, csrf_token=_csrf_token(user), notice=notice, error=bool(refused),
+                                   runs_href=f"{_ROOT}/dags/{RETRY_DAG}/runs"),
+        headers={"Cache-Control": "no-store"})
+
+
+@app.get("/api/items", dependencies=[Depends(_login.viewer)])
+def items() -> JSONResponse:
+    """The page's content as JSON: batches with their quarantined, flagged and duplicate documents."""
+    from dataclasses import asdict
+
+    from digitize.errors import DigitizeError
+    from digitize.presentation import quarantine
+
+    try:
+        return JSONResponse({"batches": [asdict(b) for b in quarantine.collect(_catalog_url())]})
+    except DigitizeError as exc:
+        raise _unavailable(exc) from exc
+
+
+@app.post("/retry/{document_id}")
+def retry(request: Request, document_id: int, bearer: Bearer, user: Annotated[Any, Depends(_login.viewer)],
+          csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
+    """Retry a quarantined document after a fix: back to RECEIVED, recorded with the user's name."""
+    from digitize.errors import CatalogConflict, DigitizeError
+    from digitize.presentation import quarantine
+
+    if bearer is None:
+        _same_site(request)
+        if not hmac.compare_digest(csrf_token, _csrf_token(user)):
+            raise HTTPException(status_code=403, detail="the form is stale or forged: reload the page")
+    _may_retry(user)
+    outcome = "retried"
+    try:
+        quarantine.retry(_catalog_url(), document_id, actor=user.get_name())
+    except CatalogConflict:
+        outcome = "refused"
+    except DigitizeError as exc:
+        raise _unavailable(exc) from exc
+    return RedirectResponse(f"{_ROOT}{URL_PREFIX}/?{urlencode({outcome: document_id})}", status_code=303)
+
+
+class QuarantinePagePlugin(AirflowPlugin):
+    """Registers the quarantine app and its entry in the UI's navigation (shown in an iframe)."""
+
+    name = "quarantine_page"
+    fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "Quarantine and review"}]  # noqa: RUF012
+    external_views = [  # noqa: RUF012
+        {"name": "Quarantine", "href": f"{_ROOT}{URL_PREFIX}/", "url_route": "quarantine", "destination": "nav",
+         "nav_top_level": True},
+    ]
