@@ -6,7 +6,7 @@ package hands over its text analysis as a :class:`TextAnalyzer` and gets :class:
 
 from __future__ import annotations
 
-from digitize.catalog.fulltext import FulltextQuery, IndexedPage, TextAnalyzer
+from digitize.catalog.fulltext import FulltextQuery, IndexedPage, PageFields, TextAnalyzer
 from digitize.catalog.records import (
     Agency,
     ArchivedInfo,
@@ -32,6 +32,7 @@ __all__ = [
     "FulltextQuery",
     "ImportSummary",
     "IndexedPage",
+    "PageFields",
     "TextAnalyzer",
     "UtcDateTime",
     "documents",

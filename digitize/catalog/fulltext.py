@@ -63,19 +63,17 @@ class FulltextQuery:
 
 
 @dataclass(frozen=True)
-class IndexedPage:
-    """One page in the index, with the document fields search filters and shows."""
+class PageFields:
+    """A page of an archived document with the document fields search filters and shows."""
 
-    id: int
-    """Index row id (the order pages were indexed in)."""
     document_id: int
     """Catalog id of the document (its latest archived version)."""
-    page: int
-    """1-based page number in the signed PDF."""
     code: str
     """Uniform document code."""
     version: int
-    """Version of the document."""
+    """Version of the document the page belongs to."""
+    page: int
+    """1-based page number in the signed PDF."""
     title: str
     """Name of the document."""
     agency_code: str
@@ -92,6 +90,14 @@ class IndexedPage:
     """Issue date."""
     valid_until: date | None
     """End of validity, ``None`` when indefinite."""
+
+
+@dataclass(frozen=True)
+class IndexedPage(PageFields):
+    """One page in the index: its fields, its row id and its text."""
+
+    id: int
+    """Index row id (the order pages were indexed in)."""
     body: str
     """The page's text as OCR'd (NFC, diacritics kept)."""
 

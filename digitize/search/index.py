@@ -15,6 +15,7 @@ Only the latest archived version of a code is indexed. What a word is lives in `
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 import tempfile
@@ -26,6 +27,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digitize.catalog import PageFields
 from digitize.errors import ConfigurationError, DigitizeError, SearchQueryInvalid, TransientError
 from digitize.search.text import (
     ANALYZER,
@@ -102,33 +104,9 @@ class SearchFilters:
 
 
 @dataclass(frozen=True)
-class SearchHit:
+class SearchHit(PageFields):
     """One matching page of an archived document."""
 
-    document_id: int
-    """Catalog id of the document (its latest archived version)."""
-    code: str
-    """Uniform document code."""
-    version: int
-    """Version of the document the page belongs to."""
-    page: int
-    """1-based page number in the signed PDF."""
-    title: str
-    """Name of the document."""
-    agency_code: str
-    """Issuer."""
-    kind: str
-    """``KQ`` or ``TP``."""
-    dossier_code: str | None
-    """Circular 01/2018 dossier code."""
-    procedure_code: str | None
-    """TTHC procedure code."""
-    holder_id: str | None
-    """Citizen ID or tax code of the holder (personal data)."""
-    issued_date: date
-    """Issue date."""
-    valid_until: date | None
-    """End of validity, ``None`` when indefinite."""
     score: float
     """Relevance, higher is better (see :func:`_ranked`, the same on both backends); comparable within one result."""
     snippet: str
@@ -265,12 +243,8 @@ def _ranked(rows: Sequence[IndexedPage], phrases: Sequence[Phrase]) -> list[tupl
 
 
 def _hit(row: IndexedPage, score: float, phrases: Sequence[Phrase], exact: bool) -> SearchHit:
-    return SearchHit(
-        document_id=row.document_id, code=row.code, version=row.version, page=row.page, title=row.title,
-        agency_code=row.agency_code, kind=row.kind, dossier_code=row.dossier_code,
-        procedure_code=row.procedure_code, holder_id=row.holder_id, issued_date=row.issued_date,
-        valid_until=row.valid_until, score=round(score, 6), snippet=make_snippet(row.body, phrases, exact=exact),
-    )
+    shared = {field.name: getattr(row, field.name) for field in dataclasses.fields(PageFields)}
+    return SearchHit(**shared, score=round(score, 6), snippet=make_snippet(row.body, phrases, exact=exact))
 
 
 def _corrected(catalog: Catalog, phrases: Sequence[Phrase]) -> tuple[Phrase, ...] | None:
