@@ -125,3 +125,14 @@ def test_size_check_rejects_an_entry_without_a_reason(tmp_path: Path) -> None:
     done = check_sizes(tmp_path)
     assert done.returncode == 1
     assert "expected '<path>[::<function>] <limit> <reason>'" in done.stdout
+
+
+def test_every_test_that_records_robustness_rows_is_run_by_the_table_generator() -> None:
+    """docs/robustness.md is regenerated from the tests scripts/robustness_table.py runs: none may be left out."""
+    import re
+
+    from robustness_table import TESTS  # scripts/ is put on sys.path below
+
+    recording = {f"tests/{p.name}" for p in (REPO / "tests").glob("test_*.py")
+                 if re.search(r"^\s+record\(", p.read_text(encoding="utf-8"), re.MULTILINE)}
+    assert recording <= set(TESTS), sorted(recording - set(TESTS))
