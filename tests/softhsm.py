@@ -39,11 +39,18 @@ class SoftHsm:
         return {"SOFTHSM2_CONF": str(self.conf)}
 
     def session(self):  # type: ignore[no-untyped-def]
-        """A read-write, logged-in session (a context manager) of python-pkcs11."""
+        """A read-write, logged-in session (a context manager) of python-pkcs11.
+
+        PKCS#11 logs in the application, not the session: once a signer of this process has logged
+        in, a new session is logged in already and a second login is refused.
+        """
         import pkcs11
 
         token = pkcs11.lib(str(self.module)).get_token(token_label=self.token_label)
-        return token.open(rw=True, user_pin=self.pin)
+        try:
+            return token.open(rw=True, user_pin=self.pin)
+        except pkcs11.exceptions.UserAlreadyLoggedIn:
+            return token.open(rw=True)
 
 
 def init_token(directory: Path) -> SoftHsm:

@@ -608,8 +608,11 @@ def test_pkcs11_token_signs_and_both_verifiers_agree(
         pkcs12_path=None, passphrase=None, pkcs11=softhsm_token.options, trust_roots=(softhsm_token.root,)
     )
     signer = AgencySigner.from_options(options)
-    assert signer.signer_name == AGENCY
-    signed = signer.sign(original, document_code=CODE, title="x")
+    try:
+        assert signer.signer_name == AGENCY
+        signed = signer.sign(original, document_code=CODE, title="x")
+    finally:
+        signer.close()  # the process's login ends with it (the next test logs in again)
     assert signed.startswith(original)
     assert verify_pdf(signed, [softhsm_token.root]).valid
     path = tmp_path / "p11.pdf"
