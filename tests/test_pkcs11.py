@@ -179,7 +179,11 @@ def test_exactly_one_signing_key_must_be_configured(
         AgencySigner.from_options(options_from_settings(load_settings()))
     _pin_nowhere(softhsm.pin, str(caught.value), caught.value.hint)
     _pin_nowhere(demo_pki.passphrase, str(caught.value), caught.value.hint)
-    record("security", f"signing key settings: {case}", "STOPPED", "CONFIGURATION_ERROR", note=caught.value.message)
+    label = {"both": "both DIGITIZE_SIGNING_PKCS12 and the PKCS#11 settings", "neither": "neither",
+             "module missing": "a PKCS#11 module path that does not exist",
+             "no token label": "a PKCS#11 module without a token label"}[case]
+    record("security", f"signing key settings: {label}", "STOPPED", "CONFIGURATION_ERROR",
+           note=caught.value.message.replace(str(tmp_path), "DIR"))
 
 
 def test_the_pin_is_read_from_its_file_and_never_shown(softhsm: SoftHsm, token_settings: Path) -> None:
@@ -188,3 +192,9 @@ def test_the_pin_is_read_from_its_file_and_never_shown(softhsm: SoftHsm, token_s
     options = options_from_settings(settings)
     assert options.pkcs11 is not None and options.pkcs12_path is None
     _pin_nowhere(softhsm.pin, repr(settings), repr(options), repr(options.pkcs11))
+
+
+def test_an_unreadable_pin_file_is_a_configuration_error(token_settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGITIZE_SIGNING_PKCS11_PIN_FILE", str(token_settings.parent / "no-such-pin"))
+    with pytest.raises(ConfigurationError, match=r"DIGITIZE_SIGNING_PKCS11_PIN_FILE=.*no-such-pin"):
+        load_settings()
