@@ -198,3 +198,61 @@ def test_an_unreadable_pin_file_is_a_configuration_error(token_settings: Path, m
     monkeypatch.setenv("DIGITIZE_SIGNING_PKCS11_PIN_FILE", str(token_settings.parent / "no-such-pin"))
     with pytest.raises(ConfigurationError, match=r"DIGITIZE_SIGNING_PKCS11_PIN_FILE=.*no-such-pin"):
         load_settings()
+
+
+def test_two_signers_of_one_process_share_the_token_login(demo_pki: Any, token_settings: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """PKCS#11 logs in the process, not the session: a second signer (the next chunk task of a
+    ``dag.test()`` run, a second context) must not fail with UserAlreadyLoggedIn."""
+    from imagegen import image_only_pdf, render_page
+
+    from digitize.signing import AgencySigner, verify_pdf
+
+    monkeypatch.setenv("DIGITIZE_TRUST_ROOTS", str(demo_pki.root_cert))
+    pdf = image_only_pdf(render_page(("GIẤY XÁC NHẬN",), width_in=3.0, height_in=1.5), tmp_path / "in.pdf").read_bytes()
+    first = AgencySigner.from_options(options_from_settings(load_settings()))
+    try:
+        second = AgencySigner.from_options(options_from_settings(load_settings()))
+        for signer in (first, second):
+            signed = signer.sign(pdf, document_code="000.00.12.H99.2026.KQ.000009", title="x")
+            assert verify_pdf(signed, [demo_pki.root_cert]).valid
+    finally:
+        first.close()  # logs the process out: second's session goes with it
+
+
+DAG_CHILD = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+from airflow.models.xcom import XComModel
+from airflow.utils.session import create_session
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+run = bag.dags["digitize_inbox"].test(run_conf={"inbox": sys.argv[2], "batch": sys.argv[3], "chunk_size": 2})
+with create_session() as session:
+    xcoms = [str(v) for (v,) in session.query(XComModel.value).filter_by(dag_id=run.dag_id, run_id=run.run_id)]
+print("RESULT " + json.dumps({"state": str(run.state), "xcoms": xcoms}))
+"""
+
+
+@pytest.mark.slow
+def test_the_inbox_dag_signs_with_the_token(
+        tmp_path: Path, s3_server: str, demo_pki: Any, softhsm: SoftHsm, token_settings: Path,
+        airflow_db: Path) -> None:
+    """A real ``dag.test()`` run, in a child process: its tasks log in to the token and never log out."""
+    ctx = make_context(tmp_path, s3_server, demo_pki, "pkcs11-dag", signing_pkcs12=None, signing_passphrase=None)
+    inbox = tmp_path / "inbox"
+    write_batch(inbox, "b-p11", {f"d{i}.png": png(("GIẤY XÁC NHẬN", f"DAG {i}")) for i in range(3)},
+                [row(f"d{i}.png", title=f"Giấy xác nhận DAG {i}") for i in range(3)])
+    env = {**_child_env(ctx, softhsm, token_settings), "DIGITIZE_QUIET_SECONDS": "0"}
+    done = subprocess.run([sys.executable, "-c", DAG_CHILD, str(Path(__file__).parent.parent / "dags"), str(inbox),
+                           "b-p11"], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.rsplit("RESULT ", 1)[1])
+    assert result["state"] == "success", done.stdout[-3000:]
+    _pin_nowhere(softhsm.pin, done.stdout, done.stderr, *result["xcoms"])
+    docs = ctx.catalog.documents()
+    assert sorted(d.status for d in docs) == ["ARCHIVED"] * 3, [(d.reason, d.message) for d in docs]
+    cert = token_certificate(softhsm, KEY_LABEL)
+    for doc in docs:
+        embedded = PdfFileReader(io.BytesIO(ctx.archive.get(doc.pdf_key))).embedded_signatures[0]
+        assert embedded.signer_cert.dump() == cert

@@ -271,10 +271,16 @@ def _load_pkcs11(opts: Pkcs11Options) -> signers.Signer:
             hint="Set DIGITIZE_SIGNING_PKCS11_MODULE to the token's or HSM's PKCS#11 library (.so), "
             "installed on the signing machine.",
         )
+    from pkcs11.exceptions import UserAlreadyLoggedIn
+
+    criteria = p11.TokenCriteria(label=opts.token_label)
     try:
-        session = p11.open_pkcs11_session(
-            str(opts.module), token_criteria=p11.TokenCriteria(label=opts.token_label), user_pin=opts.pin
-        )
+        try:
+            session = p11.open_pkcs11_session(str(opts.module), token_criteria=criteria, user_pin=opts.pin)
+        except UserAlreadyLoggedIn:
+            # PKCS#11 logs in the process, not the session: another signer of this process (the next
+            # chunk task of a dag.test() run, a second context) has logged in, and that login serves us.
+            session = p11.open_pkcs11_session(str(opts.module), token_criteria=criteria)
     except Exception as exc:
         raise ConfigurationError(
             f"Cannot open PKCS#11 token {opts.token_label!r} with {opts.module}: {exc.__class__.__name__}.",
@@ -403,10 +409,10 @@ class AgencySigner:
         return cls(options, signer)
 
     def close(self) -> None:
-        """Log out of the PKCS#11 token and end the session (nothing to do for a PKCS#12 key).
+        """End the PKCS#11 session (nothing to do for a PKCS#12 key); the signer is unusable afterwards.
 
-        PKCS#11 logs in the process, not the session: until this, another signer of the same process
-        cannot log in to the token (``UserAlreadyLoggedIn``). The signer is unusable afterwards.
+        PKCS#11 logs in the process, not the session: closing the session that logged in logs the
+        whole process out of the token, other signers of the process on the same token included.
         """
         session = getattr(self._signer, "pkcs11_session", None)
         if session is not None:
