@@ -23,7 +23,13 @@ def _secret(name: str) -> str | None:
     """A secret from ``NAME`` or from the file named by ``NAME_FILE`` (Docker/systemd style)."""
     path = _env(f"{name}_FILE")
     if path:
-        return Path(path).read_text(encoding="utf-8").strip()
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:  # the error names the file, never its content
+            from digitize.errors import ConfigurationError
+
+            raise ConfigurationError(f"{name}_FILE={path}: cannot read it ({exc.__class__.__name__}).",
+                                     hint=f"Fix the file's path or permissions, or unset {name}_FILE.") from None
     return _env(name)
 
 
@@ -44,7 +50,7 @@ class Settings:
     """Region name sent to the S3 client."""
 
     signing_pkcs12: Path | None
-    """PKCS#12 file with the agency's key and certificate chain."""
+    """PKCS#12 file with the agency's key and certificate chain (or the PKCS#11 settings instead)."""
 
     signing_passphrase: str | None = field(repr=False)
     """Passphrase of the PKCS#12 file; never logged (excluded from repr)."""
@@ -94,6 +100,24 @@ class Settings:
     ocr_page_timeout: float = 300.0
     """Seconds Tesseract may spend on one page before the document fails with OCR_FAILED."""
 
+    signing_pkcs11_module: Path | None = None
+    """PKCS#11 library of the token or HSM holding the agency key (instead of ``signing_pkcs12``)."""
+
+    signing_pkcs11_token: str | None = None
+    """Label of that token."""
+
+    signing_pkcs11_key: str | None = None
+    """Label of the agency's private key in the token."""
+
+    signing_pkcs11_cert: str | None = None
+    """Label of its certificate in the token; ``None``: the key's label."""
+
+    signing_pkcs11_chain: tuple[Path, ...] = ()
+    """Intermediate CA certificates (PEM/DER) to embed that the token does not hold."""
+
+    signing_pkcs11_pin: str | None = field(default=None, repr=False)
+    """User PIN of the token; never logged (excluded from repr)."""
+
     @property
     def signing_passphrase_bytes(self) -> bytes | None:
         return self.signing_passphrase.encode("utf-8") if self.signing_passphrase is not None else None
@@ -103,6 +127,7 @@ def load_settings() -> Settings:
     """Read the settings from the environment, with defaults that suit a single machine."""
     home = Path(_env("AIRFLOW_HOME", str(REPO_ROOT)) or REPO_ROOT)
     pkcs12 = _env("DIGITIZE_SIGNING_PKCS12")
+    module = _env("DIGITIZE_SIGNING_PKCS11_MODULE")
     roots = _env("DIGITIZE_TRUST_ROOTS", "") or ""
     work = _env("DIGITIZE_WORK_DIR")
     return Settings(
@@ -129,6 +154,13 @@ def load_settings() -> Settings:
         move_done=(_env("DIGITIZE_MOVE_DONE", "false") or "false").lower() in ("1", "true", "yes"),
         lease_seconds=int(_env("DIGITIZE_LEASE_SECONDS", "600") or 600),
         ocr_page_timeout=float(_env("DIGITIZE_OCR_PAGE_TIMEOUT", "300") or 300),
+        signing_pkcs11_module=Path(module) if module else None,
+        signing_pkcs11_token=_env("DIGITIZE_SIGNING_PKCS11_TOKEN"),
+        signing_pkcs11_key=_env("DIGITIZE_SIGNING_PKCS11_KEY"),
+        signing_pkcs11_cert=_env("DIGITIZE_SIGNING_PKCS11_CERT"),
+        signing_pkcs11_chain=tuple(Path(p) for p in (_env("DIGITIZE_SIGNING_PKCS11_CHAIN", "") or "").split(os.pathsep)
+                                   if p),
+        signing_pkcs11_pin=_secret("DIGITIZE_SIGNING_PKCS11_PIN"),
     )
 
 

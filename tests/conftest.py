@@ -71,3 +71,16 @@ def demo_pki(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
 
     return create_demo_pki(tmp_path_factory.mktemp("pki"), agency_name="Ủy ban nhân dân tỉnh Mẫu",
                            passphrase="test passphrase ÷ not secret", key_type="ec-p256")
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One SoftHSM2 token for the session (SoftHSM reads ``SOFTHSM2_CONF`` once per process)."""
+    from softhsm import SOFTHSM, init_token
+
+    if not SOFTHSM.exists():
+        pytest.skip("softhsm2 is not installed (apt-get install softhsm2)")
+    hsm = init_token(tmp_path_factory.mktemp("softhsm"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOFTHSM2_CONF", str(hsm.conf))
+        yield hsm

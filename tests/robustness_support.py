@@ -83,8 +83,7 @@ def settings_env(settings: Any) -> dict[str, str]:
     """The environment that makes ``load_settings()`` in a child process equal ``settings``."""
     env = {
         "DIGITIZE_CATALOG_URL": settings.catalog_url, "DIGITIZE_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
-        "DIGITIZE_S3_BUCKET": settings.s3_bucket, "DIGITIZE_SIGNING_PKCS12": str(settings.signing_pkcs12),
-        "DIGITIZE_SIGNING_PASSPHRASE": settings.signing_passphrase or "",
+        "DIGITIZE_S3_BUCKET": settings.s3_bucket,
         "DIGITIZE_TRUST_ROOTS": os.pathsep.join(str(p) for p in settings.trust_roots),
         "DIGITIZE_SIGNING_LEVEL": settings.signing_level, "DIGITIZE_SIGNING_STAMP": str(settings.signing_stamp),
         "DIGITIZE_OCR_JOBS": str(settings.ocr_jobs), "DIGITIZE_QUIET_SECONDS": "0",
@@ -93,6 +92,14 @@ def settings_env(settings: Any) -> dict[str, str]:
     }
     if settings.tsa_url:
         env["DIGITIZE_TSA_URL"] = settings.tsa_url
+    if settings.signing_pkcs12 is not None:
+        env.update({"DIGITIZE_SIGNING_PKCS12": str(settings.signing_pkcs12),
+                    "DIGITIZE_SIGNING_PASSPHRASE": settings.signing_passphrase or ""})
+    if settings.signing_pkcs11_module is not None:
+        env.update({"DIGITIZE_SIGNING_PKCS11_MODULE": str(settings.signing_pkcs11_module),
+                    "DIGITIZE_SIGNING_PKCS11_TOKEN": settings.signing_pkcs11_token or "",
+                    "DIGITIZE_SIGNING_PKCS11_KEY": settings.signing_pkcs11_key or "",
+                    "DIGITIZE_SIGNING_PKCS11_PIN": settings.signing_pkcs11_pin or ""})
     return env
 
 

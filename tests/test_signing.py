@@ -23,6 +23,7 @@ from pdfsig import pdfsig_check
 from PIL import Image, ImageDraw
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore
+from softhsm import TOKEN_PIN, SoftHsm, store_certificate
 
 from digitize.errors import ConfigurationError, SignatureFailed, TimestampUnavailable, TransientError
 from digitize.signing import (
@@ -564,10 +565,6 @@ def test_qr_code_decodes_to_the_circular_01_2023_fields(stamped: dict[str, bytes
 # PKCS#11: the agency key generated inside a SoftHSM2 token, never leaving it
 # --------------------------------------------------------------------------------------------------
 
-SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
-TOKEN_PIN = "token-user-pin-5791"
-
-
 @dataclass(frozen=True)
 class Token:
     options: Pkcs11Options
@@ -575,95 +572,60 @@ class Token:
 
 
 @pytest.fixture(scope="module")
-def softhsm_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
-    """A fresh SoftHSM2 token holding an RSA key made inside it, and a certificate issued for it now."""
-    if not SOFTHSM.exists():
-        pytest.skip("softhsm2 is not installed (apt-get install softhsm2)")
+def softhsm_token(softhsm: SoftHsm, tmp_path_factory: pytest.TempPathFactory) -> Token:
+    """An RSA key made inside the session's SoftHSM2 token, and a certificate issued for it now."""
     import pkcs11
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    tmp = tmp_path_factory.mktemp("softhsm")
-    (tmp / "tokens").mkdir()
-    conf = tmp / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tmp / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOFTHSM2_CONF", str(conf))
-        subprocess.run(
+    with softhsm.session() as session:
+        public, _ = session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label="agency", id=b"\x01")
+        numbers = rsa.RSAPublicNumbers(
+            int.from_bytes(public[pkcs11.Attribute.PUBLIC_EXPONENT], "big"),
+            int.from_bytes(public[pkcs11.Attribute.MODULUS], "big"),
+        )
+        root_key = ec.generate_private_key(ec.SECP256R1())
+        root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SoftHSM test root")])
+        now = dt.datetime.now(dt.UTC)
+        root = (
+            x509.CertificateBuilder()
+            .subject_name(root_name)
+            .issuer_name(root_name)
+            .public_key(root_key.public_key())
+            .serial_number(1)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(root_key, hashes.SHA256())
+        )
+        subject = x509.Name(
             [
-                "softhsm2-util",
-                "--init-token",
-                "--free",
-                "--label",
-                "digitize-test",
-                "--so-pin",
-                "so-pin-1",
-                "--pin",
-                TOKEN_PIN,
-            ],
-            check=True,
-            capture_output=True,
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, AGENCY),
+                x509.NameAttribute(NameOID.COMMON_NAME, AGENCY),
+            ]
         )
-        token = pkcs11.lib(str(SOFTHSM)).get_token(token_label="digitize-test")
-        with token.open(rw=True, user_pin=TOKEN_PIN) as session:
-            public, _ = session.generate_keypair(pkcs11.KeyType.RSA, 2048, store=True, label="agency", id=b"\x01")
-            numbers = rsa.RSAPublicNumbers(
-                int.from_bytes(public[pkcs11.Attribute.PUBLIC_EXPONENT], "big"),
-                int.from_bytes(public[pkcs11.Attribute.MODULUS], "big"),
-            )
-            root_key = ec.generate_private_key(ec.SECP256R1())
-            root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SoftHSM test root")])
-            now = dt.datetime.now(dt.UTC)
-            root = (
-                x509.CertificateBuilder()
-                .subject_name(root_name)
-                .issuer_name(root_name)
-                .public_key(root_key.public_key())
-                .serial_number(1)
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=30))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(root_key, hashes.SHA256())
-            )
-            subject = x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, AGENCY),
-                    x509.NameAttribute(NameOID.COMMON_NAME, AGENCY),
-                ]
-            )
-            cert = (
-                x509.CertificateBuilder()
-                .subject_name(subject)
-                .issuer_name(root_name)
-                .public_key(numbers.public_key())
-                .serial_number(2)
-                .not_valid_before(now - dt.timedelta(days=1))
-                .not_valid_after(now + dt.timedelta(days=30))
-                .add_extension(
-                    x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
-                )
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-                .sign(root_key, hashes.SHA256())
-            )
-            session.create_object(
-                {
-                    pkcs11.Attribute.CLASS: pkcs11.ObjectClass.CERTIFICATE,
-                    pkcs11.Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
-                    pkcs11.Attribute.TOKEN: True,
-                    pkcs11.Attribute.LABEL: "agency",
-                    pkcs11.Attribute.ID: b"\x01",
-                    pkcs11.Attribute.SUBJECT: subject.public_bytes(),
-                    pkcs11.Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER),
-                }
-            )
-        root_path = tmp / "root.pem"
-        root_path.write_bytes(root.public_bytes(serialization.Encoding.PEM))
-        options = Pkcs11Options(
-            module=SOFTHSM, token_label="digitize-test", key_label="agency", pin=TOKEN_PIN, other_certs=(root_path,)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(root_name)
+            .public_key(numbers.public_key())
+            .serial_number(2)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .sign(root_key, hashes.SHA256())
         )
-        yield Token(options=options, root=root_path)
+        store_certificate(session, cert, label="agency", key_id=b"\x01")
+    root_path = tmp_path_factory.mktemp("softhsm-root") / "root.pem"
+    root_path.write_bytes(root.public_bytes(serialization.Encoding.PEM))
+    options = Pkcs11Options(
+        module=softhsm.module, token_label=softhsm.token_label, key_label="agency", pin=softhsm.pin,
+        other_certs=(root_path,),
+    )
+    return Token(options=options, root=root_path)
 
 
 def test_pkcs11_token_signs_and_both_verifiers_agree(
@@ -673,8 +635,11 @@ def test_pkcs11_token_signs_and_both_verifiers_agree(
         pkcs12_path=None, passphrase=None, pkcs11=softhsm_token.options, trust_roots=(softhsm_token.root,)
     )
     signer = AgencySigner.from_options(options)
-    assert signer.signer_name == AGENCY
-    signed = signer.sign(original, document_code=CODE, title="x")
+    try:
+        assert signer.signer_name == AGENCY
+        signed = signer.sign(original, document_code=CODE, title="x")
+    finally:
+        signer.close()  # the process's login ends with it (the next test logs in again)
     assert signed.startswith(original)
     assert verify_pdf(signed, [softhsm_token.root]).valid
     path = tmp_path / "p11.pdf"

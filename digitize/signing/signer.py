@@ -122,22 +122,53 @@ class SigningOptions:
 
 
 def options_from_settings(settings: Settings, **changes: Any) -> SigningOptions:
-    """Signing options from the environment settings (PKCS#12, passphrase, trust roots), plus ``changes``.
+    """Signing options from the environment settings (the agency key, trust roots), plus ``changes``.
 
-    ``changes`` sets any other field, e.g. ``level="B-T", tsa_url=...`` or ``visible=True``.
+    The key is either a PKCS#12 file or a PKCS#11 token, never both: a machine with both set would sign
+    with one while the officers believe it is the other. ``changes`` sets any other field, e.g.
+    ``level="B-T", tsa_url=...`` or ``visible=True``.
     """
-    if settings.signing_pkcs12 is None and changes.get("pkcs11") is None:
+    pkcs11 = changes.pop("pkcs11", None) or _pkcs11_from_settings(settings)
+    if settings.signing_pkcs12 is not None and pkcs11 is not None:
+        raise ConfigurationError(
+            "Two agency keys configured: both DIGITIZE_SIGNING_PKCS12 and DIGITIZE_SIGNING_PKCS11_MODULE are set.",
+            hint="Keep exactly one: the PKCS#11 settings for a USB token or HSM, or the PKCS#12 file.",
+        )
+    if settings.signing_pkcs12 is None and pkcs11 is None:
         raise ConfigurationError(
             "No agency certificate configured.",
-            hint="Set DIGITIZE_SIGNING_PKCS12 and DIGITIZE_SIGNING_PASSPHRASE (python -m digitize pki init DIR "
-            "makes a demo one).",
+            hint="Set DIGITIZE_SIGNING_PKCS11_MODULE, _TOKEN, _KEY and _PIN_FILE for a token or HSM, or "
+            "DIGITIZE_SIGNING_PKCS12 and DIGITIZE_SIGNING_PASSPHRASE_FILE for a file "
+            "(python -m digitize pki init DIR makes a demo one).",
         )
     base = SigningOptions(
         pkcs12_path=settings.signing_pkcs12,
-        passphrase=settings.signing_passphrase_bytes,
+        passphrase=settings.signing_passphrase_bytes if pkcs11 is None else None,
         trust_roots=tuple(settings.trust_roots),
+        pkcs11=pkcs11,
     )
     return dataclasses.replace(base, **changes)
+
+
+def _pkcs11_from_settings(settings: Settings) -> Pkcs11Options | None:
+    """The token named by the ``DIGITIZE_SIGNING_PKCS11_*`` settings, or ``None`` when no module is set."""
+    if settings.signing_pkcs11_module is None:
+        return None
+    missing = [name for name, value in (("DIGITIZE_SIGNING_PKCS11_TOKEN", settings.signing_pkcs11_token),
+                                        ("DIGITIZE_SIGNING_PKCS11_KEY", settings.signing_pkcs11_key)) if not value]
+    if missing:
+        raise ConfigurationError(
+            f"DIGITIZE_SIGNING_PKCS11_MODULE is set but {' and '.join(missing)} is not.",
+            hint="Name the token and the key label (list them with: pkcs11-tool --module MODULE --list-objects).",
+        )
+    return Pkcs11Options(
+        module=settings.signing_pkcs11_module,
+        token_label=settings.signing_pkcs11_token or "",
+        key_label=settings.signing_pkcs11_key or "",
+        cert_label=settings.signing_pkcs11_cert,
+        pin=settings.signing_pkcs11_pin,
+        other_certs=settings.signing_pkcs11_chain,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +182,10 @@ class Pkcs11Options:
     """Label of the token (slot) holding the key."""
 
     key_label: str
-    """Label of the private key and of its certificate in the token."""
+    """Label of the private key in the token (and of its certificate, unless ``cert_label`` is set)."""
+
+    cert_label: str | None = None
+    """Label of the certificate when it differs from the key's."""
 
     pin: str | None = field(default=None, repr=False)
     """User PIN; never logged (excluded from repr)."""
@@ -231,10 +265,22 @@ def _load_pkcs11(opts: Pkcs11Options) -> signers.Signer:
     """Open one session on the token for the life of the process; the PIN is never shown."""
     from pyhanko.sign import pkcs11 as p11  # python-pkcs11 is optional: import only when asked
 
-    try:
-        session = p11.open_pkcs11_session(
-            str(opts.module), token_criteria=p11.TokenCriteria(label=opts.token_label), user_pin=opts.pin
+    if not Path(opts.module).is_file():
+        raise ConfigurationError(
+            f"PKCS#11 module {opts.module} not found.",
+            hint="Set DIGITIZE_SIGNING_PKCS11_MODULE to the token's or HSM's PKCS#11 library (.so), "
+            "installed on the signing machine.",
         )
+    from pkcs11.exceptions import UserAlreadyLoggedIn
+
+    criteria = p11.TokenCriteria(label=opts.token_label)
+    try:
+        try:
+            session = p11.open_pkcs11_session(str(opts.module), token_criteria=criteria, user_pin=opts.pin)
+        except UserAlreadyLoggedIn:
+            # PKCS#11 logs in the process, not the session: another signer of this process (the next
+            # chunk task of a dag.test() run, a second context) has logged in, and that login serves us.
+            session = p11.open_pkcs11_session(str(opts.module), token_criteria=criteria)
     except Exception as exc:
         raise ConfigurationError(
             f"Cannot open PKCS#11 token {opts.token_label!r} with {opts.module}: {exc.__class__.__name__}.",
@@ -243,13 +289,18 @@ def _load_pkcs11(opts: Pkcs11Options) -> signers.Signer:
     other = [c for p in opts.other_certs for c in read_certs(p)]
     try:
         signer = p11.PKCS11Signer(
-            session, key_label=opts.key_label, cert_label=opts.key_label, other_certs_to_pull=(), ca_chain=other
+            session, key_label=opts.key_label, cert_label=opts.cert_label or opts.key_label, other_certs_to_pull=(),
+            ca_chain=other
         )
-        _ = signer.signing_cert  # fail now, not on the first document
+        cert = signer.signing_cert  # fail now, not on the first document
+        # Many tokens (SoftHSM2 among them) have no hash-and-sign ECDSA mechanism, only raw CKM_ECDSA:
+        # for EC keys pyHanko then hashes in software and the token signs the digest.
+        signer.use_raw_mechanism = cert is not None and cert.public_key.algorithm == "ec"
     except Exception as exc:
         raise ConfigurationError(
             f"PKCS#11 token {opts.token_label!r} has no usable key/certificate {opts.key_label!r}: "
-            f"{exc.__class__.__name__}."
+            f"{exc.__class__.__name__}.",
+            hint="Check DIGITIZE_SIGNING_PKCS11_KEY (and _CERT when the certificate's label differs).",
         ) from None
     return signer
 
@@ -356,6 +407,16 @@ class AgencySigner:
         else:
             raise ConfigurationError("No signing key configured: set pkcs12_path or pkcs11.")
         return cls(options, signer)
+
+    def close(self) -> None:
+        """End the PKCS#11 session (nothing to do for a PKCS#12 key); the signer is unusable afterwards.
+
+        PKCS#11 logs in the process, not the session: closing the session that logged in logs the
+        whole process out of the token, other signers of the process on the same token included.
+        """
+        session = getattr(self._signer, "pkcs11_session", None)
+        if session is not None:
+            session.close()
 
     def __repr__(self) -> str:
         return f"AgencySigner(signer_name={self.signer_name!r}, level={self.options.level!r})"
