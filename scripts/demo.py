@@ -3,9 +3,10 @@
 It works on the catalog and the archive the README's environment names (``.env``: ``var/catalog.db``
 and the folder archive ``var/archive``), so what it archived stays there: afterwards ``show``,
 ``verify`` and ``search`` find the demo's documents, and ``make airflow`` shows them. It copies
-``samples/batch`` into ``var/demo/inbox``, runs the DAG with ``airflow dags test``, says what the
-run added (a second demo finds the same scans again and reports them as duplicates), prints the
-coverage table and the quarantine, and copies the archived documents into ``demo-output/``.
+``samples/batch`` into a new batch of ``var/demo/inbox`` (each run's copy stays, as an officer's
+batches do), runs the DAG with ``airflow dags test``, says what the run added (a second demo
+submits the same scans again: they are reported as duplicates of their codes), prints the coverage
+table and the quarantine, and copies the archived documents into ``demo-output/``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 INBOX = ROOT / "var" / "demo" / "inbox"
-BATCH = INBOX / "demo-sample"
 OUT = ROOT / "demo-output"
 PY = str(ROOT / ".venv" / "bin" / "python")
 
@@ -49,10 +50,11 @@ def main() -> int:
     env["DIGITIZE_QUIET_SECONDS"] = "0"
     where = library(_WHERE, env).strip()
     say(f"catalog and archive of this machine (.env): {where}")
-    shutil.copytree(ROOT / "samples" / "batch", BATCH, dirs_exist_ok=True)  # the same scans on every run
-    (BATCH / "_READY").touch()
+    batch = INBOX / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    shutil.copytree(ROOT / "samples" / "batch", batch)
+    (batch / "_READY").touch()
     before = json.loads(library(_DOCUMENTS, env))
-    say(f"running the digitize_inbox DAG through Airflow over {BATCH.relative_to(ROOT)} "
+    say(f"running the digitize_inbox DAG through Airflow over {batch.relative_to(ROOT)} "
         "(OCR takes a few seconds a page)")
     started = time.monotonic()
     run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "test", "digitize_inbox",
@@ -94,7 +96,7 @@ def _summary(before: list[dict[str, str]], after: list[dict[str, str]]) -> None:
         print(f"  {mark} {doc['status']:<11} {doc['code'] or '-':<30} {doc['files']}")
     if not new and after:
         print("  every scan of the sample batch was already in the catalog: the run reported them as duplicates "
-              "of their existing codes and archived nothing twice")
+              "of their existing codes (above) and archived nothing twice")
 
 
 _WHERE = """
