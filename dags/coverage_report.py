@@ -58,7 +58,7 @@ def coverage_report() -> None:
         published = publish_coverage(catalog, archive, plan, as_of)
         print(coverage.render_table(published.report))
         for fmt, key in published.keys.items():
-            print(f"{fmt}: s3://{settings.s3_bucket}/{key}")
+            print(f"{fmt}: {archive.location(key)}")
         return {"as_of": as_of.isoformat(), "plan": plan.id, "keys": published.keys}
 
     publish()

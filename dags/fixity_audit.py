@@ -108,7 +108,7 @@ def fixity_audit() -> None:
         run_date = pendulum.instance(run.run_after or pendulum.now("UTC")).in_timezone(TZ).date()
         key = publish_report(ctx.archive, report, run_date=run_date)
         print(render_report(report))
-        print(f"report: s3://{ctx.settings.s3_bucket}/{key}")
+        print(f"report: {ctx.archive.location(key)}")
         if params["fail_on_failures"] and not report.ok:
             raise AirflowFailException(f"{len(report.failed_documents)} archived version(s) failed the fixity audit; "
                                f"see {key}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CODE_TEMPLATE = "{agency}.{year}.{kind}.{seq:06d}"
@@ -117,6 +119,14 @@ class Settings:
 
     signing_pkcs11_pin: str | None = field(default=None, repr=False)
     """User PIN of the token; never logged (excluded from repr)."""
+    archive_url: str | None = None
+    """Where the archive is: ``file:///abs/path`` (a folder on this machine) or ``s3://bucket``;
+    ``None``: S3, bucket ``s3_bucket`` (``DIGITIZE_ARCHIVE_URL``, see :attr:`archive_folder`)."""
+
+    @property
+    def archive_folder(self) -> Path | None:
+        """The folder of a ``file://`` archive, or ``None`` when the archive is S3."""
+        return _archive_target(self.archive_url)[0]
 
     @property
     def signing_passphrase_bytes(self) -> bytes | None:
@@ -130,10 +140,12 @@ def load_settings() -> Settings:
     module = _env("DIGITIZE_SIGNING_PKCS11_MODULE")
     roots = _env("DIGITIZE_TRUST_ROOTS", "") or ""
     work = _env("DIGITIZE_WORK_DIR")
+    archive_url = _env("DIGITIZE_ARCHIVE_URL")
+    bucket = _archive_target(archive_url)[1] or _env("DIGITIZE_S3_BUCKET", "digitize-archive") or "digitize-archive"
     return Settings(
         catalog_url=_env("DIGITIZE_CATALOG_URL", f"sqlite:///{home / 'var' / 'catalog.db'}") or "",
         s3_endpoint_url=_env("DIGITIZE_S3_ENDPOINT_URL"),
-        s3_bucket=_env("DIGITIZE_S3_BUCKET", "digitize-archive") or "digitize-archive",
+        s3_bucket=bucket,
         s3_region=_env("DIGITIZE_S3_REGION", "us-east-1") or "us-east-1",
         signing_pkcs12=Path(pkcs12) if pkcs12 else None,
         signing_passphrase=_secret("DIGITIZE_SIGNING_PASSPHRASE"),
@@ -161,7 +173,25 @@ def load_settings() -> Settings:
         signing_pkcs11_chain=tuple(Path(p) for p in (_env("DIGITIZE_SIGNING_PKCS11_CHAIN", "") or "").split(os.pathsep)
                                    if p),
         signing_pkcs11_pin=_secret("DIGITIZE_SIGNING_PKCS11_PIN"),
+        archive_url=archive_url,
     )
+
+
+def _archive_target(url: str | None) -> tuple[Path | None, str | None]:
+    """(folder, bucket) named by ``DIGITIZE_ARCHIVE_URL``: one of them for a valid URL, neither when unset."""
+    if url is None:
+        return None, None
+    parsed = urlparse(url)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost") and parsed.path.startswith("/"):
+        return Path(url2pathname(parsed.path)), None
+    if parsed.scheme == "s3" and parsed.netloc and parsed.path in ("", "/"):
+        return None, parsed.netloc
+    from digitize.errors import ConfigurationError
+
+    raise ConfigurationError(
+        f"DIGITIZE_ARCHIVE_URL={url!r} is neither file:///absolute/folder nor s3://bucket",
+        hint="Set DIGITIZE_ARCHIVE_URL=file:///srv/digitize/archive (three slashes: an absolute path) "
+             "or s3://BUCKET (the endpoint comes from DIGITIZE_S3_ENDPOINT_URL), or leave it unset for S3.")
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str:

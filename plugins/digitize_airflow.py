@@ -112,10 +112,12 @@ def s3_client() -> Any | None:
 
 
 def pipeline_context(client: Any | None = None) -> Any:
-    """Library context whose archive uses the Airflow connection when it exists, else the environment.
+    """Library context whose S3 archive uses the Airflow connection when it exists, else the environment.
 
-    ``client``: the connection's S3 client when the caller already built one (building one costs
-    about 0.2 s of CPU, a noticeable share of a short task). OCR runs :func:`ocr_slots` processes.
+    A folder archive (``DIGITIZE_ARCHIVE_URL=file://…``, ``make airflow``'s default) needs no connection:
+    the library opens it. ``client``: the connection's S3 client when the caller already built one
+    (building one costs about 0.2 s of CPU, a noticeable share of a short task). OCR runs
+    :func:`ocr_slots` processes.
     """
     import dataclasses
 
@@ -124,6 +126,8 @@ def pipeline_context(client: Any | None = None) -> Any:
     from digitize.pipeline import PipelineContext
 
     settings = dataclasses.replace(load_settings(), ocr_jobs=ocr_slots())
+    if settings.archive_folder is not None:
+        return PipelineContext(settings)
     client = client or s3_client()
     if client is None:
         return PipelineContext(settings)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make airflow`: the Airflow UI, scheduler, DAG processor and API server on this machine, with the
-# local S3 endpoint, for IT staff to watch and start runs. Ctrl-C stops everything it started.
+# `make airflow`: the Airflow UI, scheduler, DAG processor and API server on this machine, for IT staff
+# to watch and start runs, on the catalog and archive of .env (the folder var/archive by default, which
+# survives restarts; with an s3:// archive, the local S3 endpoint is started too). Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Airflow starts its parts by calling `airflow` from PATH: the project's virtualenv comes first.
@@ -8,12 +9,18 @@ export PATH="$PWD/.venv/bin:$PATH"
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 . scripts/private.sh  # Airflow's generated password, its database and logs: owner-only
 private_files airflow.db simple_auth_manager_passwords.json.generated logs logs/*.log
-port=$(.venv/bin/python -c "from urllib.parse import urlparse; import os; print(urlparse(os.environ['DIGITIZE_S3_ENDPOINT_URL']).port)")
 mkdir -p var/inbox logs
 
-say "starting the local S3 endpoint (moto, in memory) on $DIGITIZE_S3_ENDPOINT_URL"
-setsid .venv/bin/python -m digitize.dev.s3server --port "$port" >logs/s3server.log 2>&1 &
-s3_pid=$!
+s3_pid=""
+case "${DIGITIZE_ARCHIVE_URL:-}" in
+  file://*)
+    say "archive: the folder ${DIGITIZE_ARCHIVE_URL#file://} (DIGITIZE_ARCHIVE_URL)" ;;
+  *)
+    port=$(.venv/bin/python -c "from urllib.parse import urlparse; import os; print(urlparse(os.environ['DIGITIZE_S3_ENDPOINT_URL']).port)")
+    say "starting the local S3 endpoint (moto, in memory: its objects go when it stops) on $DIGITIZE_S3_ENDPOINT_URL"
+    setsid .venv/bin/python -m digitize.dev.s3server --port "$port" >logs/s3server.log 2>&1 &
+    s3_pid=$! ;;
+esac
 say "starting Airflow (api-server, scheduler, dag-processor, triggerer); log in logs/standalone.log"
 setsid .venv/bin/airflow standalone >logs/standalone.log 2>&1 &
 af_pid=$!
@@ -21,9 +28,9 @@ stopped=""
 stop() {
   [ -n "$stopped" ] && return
   stopped=1
-  say "stopping Airflow and the S3 endpoint"
+  say "stopping Airflow${s3_pid:+ and the S3 endpoint}"
   kill -TERM -- -"$af_pid" 2>/dev/null || true
-  kill -TERM -- -"$s3_pid" 2>/dev/null || true
+  [ -z "$s3_pid" ] || kill -TERM -- -"$s3_pid" 2>/dev/null || true
   wait 2>/dev/null || true
 }
 trap stop EXIT INT TERM

@@ -124,6 +124,7 @@ export AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL=${AIRFLOW__SCHEDULER__MIN_F
 export DIGITIZE_CATALOG_URL="$PG_BASE/catalog"
 export DIGITIZE_S3_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
 export DIGITIZE_S3_BUCKET=${DIGITIZE_S3_BUCKET:-digitize-archive}
+export DIGITIZE_ARCHIVE_URL="s3://$DIGITIZE_S3_BUCKET"  # not .env's folder (one machine's): workers share S3
 export DIGITIZE_DEADLINE_MINUTES=${DIGITIZE_DEADLINE_MINUTES:-30}  # inbox runs this much over their average: alert
 [ -z "${DIGITIZE_SIGNING_QUEUE:-}" ] || export DIGITIZE_SIGNING_QUEUE  # the same DAG shape in every process
 export AIRFLOW_CONN_DIGITIZE_S3="{\"conn_type\": \"aws\", \"login\": \"$AWS_ACCESS_KEY_ID\", \"password\": \"$AWS_SECRET_ACCESS_KEY\",

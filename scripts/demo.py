@@ -1,9 +1,12 @@
 """The demo behind ``make demo``: the sample batch through Airflow's ``digitize_inbox``, then the coverage table.
 
-Starts a local S3 endpoint (moto) on 127.0.0.1, runs the DAG with ``airflow dags
-test`` over a fresh copy of ``samples/batch`` and a fresh demo catalog, reads the
-archived objects back into ``demo-output/`` and prints the coverage table. Every
-process it starts is stopped at the end, also on Ctrl-C or failure.
+It works on the catalog and the archive the README's environment names (``.env``: ``var/catalog.db``
+and the folder archive ``var/archive``), so what it archived stays there: afterwards ``show``,
+``verify`` and ``search`` find the demo's documents, and ``make airflow`` shows them. It copies
+``samples/batch`` into a new batch of ``var/demo/inbox`` (each run's copy stays, as an officer's
+batches do), runs the DAG with ``airflow dags test``, says what the run added (a second demo
+submits the same scans again: they are reported as duplicates of their codes), prints the coverage
+table and the quarantine, and copies the archived documents into ``demo-output/``.
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import datetime
 from pathlib import Path
-from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "var" / "demo"
+INBOX = ROOT / "var" / "demo" / "inbox"
 OUT = ROOT / "demo-output"
 PY = str(ROOT / ".venv" / "bin" / "python")
 
@@ -28,95 +30,105 @@ def say(message: str) -> None:
     print(f"\033[1m==> {message}\033[0m", flush=True)
 
 
-def run(args: list[str], env: dict[str, str], *, quiet: bool = False) -> None:
-    result = subprocess.run(args, env=env, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None)
+def run(args: list[str], env: dict[str, str], *, quiet: bool = False) -> str:
+    result = subprocess.run(args, env=env, cwd=ROOT, text=True, stdout=subprocess.PIPE if quiet else None,
+                            stderr=subprocess.STDOUT if quiet else None)
     if result.returncode != 0:
         if quiet:
             print(result.stdout)
         raise SystemExit(f"command failed ({result.returncode}): {' '.join(args[:4])} …")
+    return result.stdout or ""
+
+
+def library(code: str, env: dict[str, str], *args: str) -> str:
+    """Run a few lines of the library in the project's Python, with the same settings as the CLI."""
+    return run([PY, "-c", code, *args], env, quiet=True)
 
 
 def main() -> int:
     env = dict(os.environ)
-    endpoint = env["DIGITIZE_S3_ENDPOINT_URL"]
-    port = urlparse(endpoint).port or 9010
-    shutil.rmtree(DEMO, ignore_errors=True)
-    shutil.rmtree(OUT, ignore_errors=True)
-    (DEMO / "inbox").mkdir(parents=True)
-    env["DIGITIZE_CATALOG_URL"] = f"sqlite:///{DEMO / 'catalog.db'}"
     env["DIGITIZE_QUIET_SECONDS"] = "0"
+    where = library(_WHERE, env).strip()
+    say(f"catalog and archive of this machine (.env): {where}")
+    batch = INBOX / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    shutil.copytree(ROOT / "samples" / "batch", batch)
+    (batch / "_READY").touch()
+    before = json.loads(library(_DOCUMENTS, env))
+    say(f"running the digitize_inbox DAG through Airflow over {batch.relative_to(ROOT)} "
+        "(OCR takes a few seconds a page)")
+    started = time.monotonic()
+    run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "test", "digitize_inbox",
+         "--conf", json.dumps({"inbox": str(INBOX)})], env)
+    say(f"DAG run finished in {time.monotonic() - started:.0f} s")
+    after = json.loads(library(_DOCUMENTS, env))
+    _summary(before, after)
 
-    say(f"starting the local S3 endpoint (moto) on {endpoint}")
-    server = subprocess.Popen([PY, "-m", "digitize.dev.s3server", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_for(endpoint)
-        say("fresh demo catalog: importing the sample agencies and register")
-        run([PY, "-m", "digitize", "agencies", "import", "samples/agencies.csv"], env)
-        run([PY, "-m", "digitize", "register", "import", "samples/register.csv"], env)
-
-        batch = DEMO / "inbox" / f"demo-{date.today():%Y%m%d}"
-        shutil.copytree(ROOT / "samples" / "batch", batch)
-        (batch / "_READY").touch()
-        say(f"running the digitize_inbox DAG through Airflow over {batch.relative_to(ROOT)} "
-            "(OCR takes a few seconds a page)")
-        started = time.monotonic()
-        run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "test", "digitize_inbox",
-             "--conf", json.dumps({"inbox": str(DEMO / "inbox")})], env)
-        say(f"DAG run finished in {time.monotonic() - started:.0f} s")
-
-        OUT.mkdir()
-        say("coverage against the plan's targets, as of today")
-        run([PY, "-m", "digitize", "coverage", "--format", "csv", "--out", str(OUT / "coverage.csv")], env)
-        run([PY, "-m", "digitize", "coverage", "--format", "html", "--out", str(OUT / "coverage.html")], env,
-            quiet=True)
-        run([PY, "-m", "digitize", "coverage", "--format", "xlsx", "--out", str(OUT / "coverage.xlsx")], env,
-            quiet=True)
-        say("quarantined documents")
-        run([PY, "-m", "digitize", "quarantine", "list"], env)
-        say("reading the archive back from S3 into demo-output/archive")
-        run([PY, "-c", _DOWNLOAD, str(OUT / "archive")], env)
-    finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=10)
-        say("stopped the local S3 endpoint")
+    shutil.rmtree(OUT, ignore_errors=True)
+    OUT.mkdir()
+    say("coverage against the plan's targets, as of today")
+    run([PY, "-m", "digitize", "coverage", "--format", "csv", "--out", str(OUT / "coverage.csv")], env)
+    run([PY, "-m", "digitize", "coverage", "--format", "html", "--out", str(OUT / "coverage.html")], env, quiet=True)
+    run([PY, "-m", "digitize", "coverage", "--format", "xlsx", "--out", str(OUT / "coverage.xlsx")], env, quiet=True)
+    say("quarantined documents")
+    run([PY, "-m", "digitize", "quarantine", "list"], env)
+    say("copying the archived documents into demo-output/archive")
+    print(library(_COPY, env, str(OUT / "archive")), end="")
+    archived = [d for d in after if d["status"] == "ARCHIVED"]
     print(f"\nOpen the signed PDFs, their sidecars and the coverage report in {OUT}/")
+    if archived:
+        code = archived[0]["code"]
+        print("Explore the archive with the README's environment, e.g.:\n"
+              "  set -a; . ./.env; set +a\n"
+              f"  .venv/bin/python -m digitize show {code}\n"
+              f"  .venv/bin/python -m digitize verify {code}\n"
+              "  .venv/bin/python -m digitize search 'quyền sử dụng đất'\n"
+              "or start the Airflow UI with: make airflow")
     return 0
 
 
-def _wait_for(endpoint: str) -> None:
-    import urllib.error
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1)  # loopback endpoint we just started
-            return
-        except urllib.error.HTTPError:
-            return  # it answers: that is all we wait for
-        except OSError:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the local S3 endpoint did not start on {endpoint}") from None
-            time.sleep(0.2)
+def _summary(before: list[dict[str, str]], after: list[dict[str, str]]) -> None:
+    """What this run added, and what it found already archived (same bytes: the same document)."""
+    known = {d["id"] for d in before}
+    new = [d for d in after if d["id"] not in known]
+    say(f"this run: {len(new)} new document(s); {len(after)} in the catalog")
+    for doc in after:
+        mark = "new " if doc["id"] not in known else "kept"
+        print(f"  {mark} {doc['status']:<11} {doc['code'] or '-':<30} {doc['files']}")
+    if not new and after:
+        print("  every scan of the sample batch was already in the catalog: the run reported them as duplicates "
+              "of their existing codes (above) and archived nothing twice")
 
 
-_DOWNLOAD = """
+_WHERE = """
+from digitize.archive import open_archive
+from digitize.config import load_settings
+settings = load_settings()
+print(f"{settings.catalog_url} and {open_archive(settings)!r}")
+"""
+
+_DOCUMENTS = """
+import json
+from digitize.catalog import Catalog
+from digitize.config import load_settings
+catalog = Catalog(load_settings().catalog_url)
+print(json.dumps([{"id": d.id, "status": d.status, "code": d.code, "files": ", ".join(f.name for f in d.files)}
+                  for d in catalog.documents()]))
+"""
+
+_COPY = """
 import sys
 from pathlib import Path
-from digitize.archive.s3 import S3Archive
+from digitize.archive import open_archive
 from digitize.config import load_settings
 out = Path(sys.argv[1])
-archive = S3Archive.from_settings(load_settings())
+archive = open_archive(load_settings())
 count = 0
 for key in archive.list_keys("documents/"):
     target = out / key
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(archive.get(key))
     count += 1
-    print("  " + key)
-print(f"{count} object(s) downloaded")
+print(f"{count} object(s) copied from {archive!r}")
 """
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-mkdir -p var
+mkdir -p var/archive
 if [ ! -x .venv/bin/python ]; then
   say "creating the virtual environment in .venv"
   python3 -m venv .venv
@@ -43,30 +43,42 @@ fi
 # From here on, everything generated holds a secret or personal data: owner-only (see private.sh).
 . scripts/private.sh
 private_files .env var var/pki var/pki/* airflow.db var/catalog.db simple_auth_manager_passwords.json.generated logs
-if [ ! -f .env ]; then
-  say "generating secrets into .env (git-ignored)"
-  .venv/bin/python - <<'EOF'
+# .env: generated secrets, and where the catalog and the archive are. A setting missing from an
+# older .env is added (and said); nothing already there is changed.
+.venv/bin/python - <<'EOF'
 import secrets
 from pathlib import Path
 
 root = Path.cwd()
 lines = {
-    "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
-    "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(48),
-    "DIGITIZE_SIGNING_PASSPHRASE": secrets.token_urlsafe(24),
-    "DIGITIZE_SIGNING_PKCS12": str(root / "var/pki/agency.p12"),
-    "DIGITIZE_TRUST_ROOTS": str(root / "var/pki/root.pem"),
-    "DIGITIZE_S3_ENDPOINT_URL": "http://127.0.0.1:9010",
-    "DIGITIZE_S3_BUCKET": "digitize-archive",
+    "AIRFLOW__API_AUTH__JWT_SECRET": lambda: secrets.token_urlsafe(48),
+    "AIRFLOW__API__SECRET_KEY": lambda: secrets.token_urlsafe(48),
+    "DIGITIZE_SIGNING_PASSPHRASE": lambda: secrets.token_urlsafe(24),
+    "DIGITIZE_SIGNING_PKCS12": lambda: str(root / "var/pki/agency.p12"),
+    "DIGITIZE_TRUST_ROOTS": lambda: str(root / "var/pki/root.pem"),
+    # the catalog and a folder archive on this machine: both survive restarts
+    "DIGITIZE_CATALOG_URL": lambda: f"sqlite:///{root / 'var/catalog.db'}",
+    "DIGITIZE_ARCHIVE_URL": lambda: (root / "var/archive").as_uri(),
+    # the local S3 endpoint (moto) of `make cluster`, and of the CLI when pointed at S3 (README)
+    "DIGITIZE_S3_ENDPOINT_URL": lambda: "http://127.0.0.1:9010",
+    "DIGITIZE_S3_BUCKET": lambda: "digitize-archive",
     # moto's server accepts any credentials; these are not secrets.
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": lambda: "testing",
+    "AWS_SECRET_ACCESS_KEY": lambda: "testing",
+    "AWS_DEFAULT_REGION": lambda: "us-east-1",
 }
 path = root / ".env"
-path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))  # 0600: umask 077 (private.sh)
+text = path.read_text() if path.exists() else ""
+present = {line.split("=", 1)[0] for line in text.splitlines() if "=" in line}
+missing = [name for name in lines if name not in present]
+if missing:
+    what = f"adding {', '.join(missing)} to .env" if text else "generating .env: secrets, catalog and archive"
+    print(f"\033[1m==> {what} (git-ignored)\033[0m")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    path.write_text(text + "".join(f"{name}={lines[name]()}\n" for name in missing))
+    path.chmod(0o600)
 EOF
-fi
 set -a; . ./.env; set +a
 export AIRFLOW_HOME="$ROOT"
 

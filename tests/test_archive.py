@@ -582,9 +582,78 @@ def test_folder_archive_stays_inside_its_root(folder: LocalArchive, key: str) ->
 
 
 def test_folder_archive_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DIGITIZE_S3_ENDPOINT_URL", (tmp_path / "a").as_uri())
+    """DIGITIZE_ARCHIVE_URL picks the backend; unset, the archive is S3 with DIGITIZE_S3_BUCKET as before."""
+    from digitize.pipeline import PipelineContext
+
+    monkeypatch.setenv("DIGITIZE_S3_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("DIGITIZE_S3_BUCKET", "legacy-bucket")
     store = open_archive(load_settings())
-    assert isinstance(store, LocalArchive) and store.root == tmp_path / "a"
+    assert isinstance(store, S3Archive) and store.bucket == "legacy-bucket"
+    monkeypatch.setenv("DIGITIZE_ARCHIVE_URL", "s3://other-bucket")
+    store = open_archive(load_settings())
+    assert isinstance(store, S3Archive) and store.bucket == "other-bucket"
+    assert store.client.meta.endpoint_url == "http://127.0.0.1:9"
+    monkeypatch.setenv("DIGITIZE_ARCHIVE_URL", (tmp_path / "a").as_uri())
+    for store in (open_archive(load_settings()), PipelineContext(load_settings()).archive):
+        assert isinstance(store, LocalArchive) and store.root == tmp_path / "a"
+
+
+@pytest.mark.parametrize("url", ["file://var/archive", "file:relative/path", "s3://", "/abs/without/scheme",
+                                 "http://127.0.0.1:9010/bucket"])
+def test_bad_archive_urls_are_configuration_errors(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGITIZE_ARCHIVE_URL", url)
+    with pytest.raises(ConfigurationError) as err:
+        open_archive(load_settings())
+    assert "DIGITIZE_ARCHIVE_URL" in str(err.value)
+
+
+@pytest.mark.parametrize("name, value", [("DIGITIZE_S3_OBJECT_LOCK_MODE", "COMPLIANCE"), ("DIGITIZE_S3_SSE", "AES256"),
+                                         ("DIGITIZE_S3_RETENTION_DAYS", "KQ=36500")])
+def test_folder_archive_refuses_s3_only_settings(name: str, value: str, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Object Lock and SSE are S3's: asking for them on a folder must stop the run, not be ignored."""
+    monkeypatch.setenv("DIGITIZE_ARCHIVE_URL", (tmp_path / "a").as_uri())
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as err:
+        open_archive(load_settings())
+    assert name in str(err.value) and "folder" in str(err.value)
+
+
+def test_folder_archive_survives_a_restart_and_never_overwrites(folder: LocalArchive) -> None:
+    """A new LocalArchive on the same folder (a new process, after a reboot) sees every object as it was."""
+    metadata = {"code": CODE, "title": "Giấy chứng nhận kết hôn"}
+    first = folder.put(KEYS.pdf, PDF, content_type="application/pdf", metadata=metadata)
+    sidecar = folder.put(KEYS.sidecar, b'{"code": "x"}', content_type="application/json")
+    again = LocalArchive(folder.root)
+    again.ensure_bucket()
+    assert sorted(again.list_keys("")) == sorted([KEYS.pdf, KEYS.sidecar])
+    assert list(again.list_keys("documents/000.00.00.H49/2021/000.00.00.H49.2021.KQ.0001")) == sorted(
+        [KEYS.pdf, KEYS.sidecar])  # a prefix may end inside a name, as on S3
+    assert list(again.list_keys("documents/000.00.00.H49/2021/000.00.00.H49.2021.KQ.000124")) == []
+    assert list(again.list_keys("documents/000.00.00.H50/")) == []
+    assert again.head(KEYS.pdf) == first and again.verify(KEYS.pdf, first.sha256) == first
+    assert again.get(KEYS.pdf) == PDF and again.head(KEYS.sidecar) == sidecar
+    with pytest.raises(ArchiveIntegrityError):
+        again.put(KEYS.pdf, PDF.replace(b"%%EOF", b"%%EOX"), content_type="application/pdf", metadata=metadata)
+    assert again.get(KEYS.pdf) == PDF and folder.head(KEYS.pdf) == first
+    assert again.location(KEYS.pdf) == str(folder.root / KEYS.pdf)
+
+
+def test_folder_archive_deletes_staged_work_only(folder: LocalArchive) -> None:
+    """Staged work goes once its document is archived (as on S3); the archive proper stays write-once."""
+    from digitize.archive import staging_keys
+
+    staged = staging_keys(CODE, 1)
+    folder.put(staged.pdf, PDF, content_type="application/pdf")
+    folder.put(KEYS.pdf, PDF, content_type="application/pdf")
+    assert folder.delete(staged.pdf) == 1
+    assert folder.head(staged.pdf) is None and list(folder.list_keys("staging/")) == []
+    assert folder.delete(staged.pdf) == 0  # already gone: nothing to do
+    folder.put(staged.pdf, PDF + b"another attempt", content_type="application/pdf")  # prepared again
+    assert folder.get(staged.pdf) == PDF + b"another attempt"
+    with pytest.raises(ValueError):
+        folder.delete(KEYS.pdf)
+    assert folder.get(KEYS.pdf) == PDF
 
 
 def test_open_archive_rejects_unknown_urls() -> None:

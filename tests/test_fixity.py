@@ -43,8 +43,9 @@ class Built:
 
 def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passphrase: str, trust_root: Path,
                   documents: tuple[tuple[str, str, str, str, str], ...] = DOCUMENTS, level: str = "B-B",
-                  tsa_url: str | None = None, archive_options: Any = None) -> Built:
-    """Render a tiny batch, register it and run every document through the real pipeline."""
+                  tsa_url: str | None = None, archive_options: Any = None, archive: Any = None) -> Built:
+    """Render a tiny batch, register it and run every document through the real pipeline (into ``archive``
+    when given, else the S3 bucket)."""
     from imagegen import render_page, save
 
     from digitize.config import load_settings
@@ -65,7 +66,6 @@ def build_archive(root: Path, endpoint: str, bucket: str, *, pkcs12: Path, passp
         signing_pkcs12=pkcs12, signing_passphrase=passphrase, trust_roots=(trust_root,), signing_level=level,
         tsa_url=tsa_url, signing_stamp=False, ocr_jobs=2, quiet_seconds=0,
     )
-    archive = None
     if archive_options is not None:
         from digitize.archive import S3Archive, make_s3_client
 

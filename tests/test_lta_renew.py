@@ -134,6 +134,30 @@ def test_rebuild_restores_the_renewed_version(built: Built, renewed: dict[str, A
     assert after[2].supersedes_id == after[1].id
 
 
+def test_renewal_on_a_folder_archive(tmp_path: Path, ca: LocalCa) -> None:
+    """Version 2 goes next to version 1 in the folder (DIGITIZE_ARCHIVE_URL=file://…); both pass the audit."""
+    from digitize.archive import open_archive
+    from digitize.preservation.fixity import audit
+    from digitize.preservation.lta import due_for_renewal, renew
+    from digitize.signing import verify_pdf
+
+    folder = open_archive((tmp_path / "archive").as_uri())
+    built = build_archive(tmp_path, "", "unused", pkcs12=ca.pkcs12, passphrase=ca.passphrase.decode(),
+                          trust_root=ca.root, documents=DOCUMENTS[:1], level="B-LTA", tsa_url=ca.tsa_url,
+                          archive=folder)
+    (v1,) = built.catalog.documents(status="ARCHIVED")
+    bytes_before = (tmp_path / "archive" / v1.pdf_key).read_bytes()
+    (due,) = due_for_renewal(built.catalog, folder, within_days=400)
+    result = renew(built.catalog, folder, due.document_id, _options(built, ca))
+    renewed = (tmp_path / "archive" / result.pdf_key).read_bytes()
+    assert result.version == 2 and renewed.startswith(bytes_before) and len(renewed) > len(bytes_before)
+    assert (tmp_path / "archive" / v1.pdf_key).read_bytes() == bytes_before
+    assert verify_pdf(renewed, [ca.root], revocation_mode="require").level == "B-LTA"
+    report = audit(built.catalog, folder, trust_roots=[ca.root])
+    assert report.ok, report.failures
+    assert sorted({c.version for c in report.checks}) == [1, 2]
+
+
 @pytest.fixture
 def dag_env(built: Built, ca: LocalCa) -> Iterator[None]:
     values = {**s3_env(built), **LOCK_ENV, "DIGITIZE_TSA_URL": ca.tsa_url}

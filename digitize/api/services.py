@@ -45,9 +45,9 @@ class Services:
     def archive(self) -> Archive:
         with self._lock:
             if self._archive is None:
-                from digitize.archive import S3Archive
+                from digitize.archive import open_archive
 
-                self._archive = S3Archive.from_settings(self.settings)
+                self._archive = open_archive(self.settings)
             return self._archive
 
     @property

@@ -1,5 +1,10 @@
 """The folder archive (``file://`` URL) for single machines without S3, and :func:`open_archive`, which
-picks a backend from a URL or the settings (auditors' ``verify`` and ``rebuild`` point it at either)."""
+picks a backend from a URL or the settings (``DIGITIZE_ARCHIVE_URL``): the pipeline, the DAGs, the API,
+``verify`` and the rebuilds all open the archive through it.
+
+The folder is what ``make demo`` and ``make airflow`` use by default (``var/archive``): it survives
+restarts, which an in-memory S3 stand-in does not, so the catalog never points at objects that are gone.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from digitize.archive.client import make_s3_client
-from digitize.archive.keys import check_key
+from digitize.archive.keys import STAGING_PREFIX, check_key
 from digitize.archive.objects import Archive, StoredObject, checked_digest, encode_metadata
 from digitize.archive.s3 import ArchiveOptions, S3Archive
 from digitize.checksums import sha256_bytes, sha256_file
@@ -37,7 +42,8 @@ class LocalArchive:
     Objects are plain files under ``root`` (read-only once written); their metadata lives in
     ``root/.meta/<key>.json``. No-overwrite comes from ``link()``, which fails if the name exists,
     after the bytes were written and fsync'ed under a temporary name: a reader never sees a
-    partial file. There are no versions and no Object Lock.
+    partial file. There are no versions and no Object Lock (:func:`open_archive` refuses those settings);
+    staged work (``staging/``) is the only thing :meth:`delete` removes, as on S3.
     """
 
     def __init__(self, root: Path) -> None:
@@ -166,12 +172,41 @@ class LocalArchive:
             metadata=dict(record.get("metadata") or {}),
         )
 
+    def delete(self, key: str) -> int:
+        """Remove a staging object (and its metadata); returns how many were removed (0 or 1).
+
+        Only ``staging/`` keys: staged work is scratch space, the archive proper is write-once.
+        """
+        check_key(key)
+        if not key.startswith(STAGING_PREFIX):
+            raise ValueError(f"only staging objects can be deleted, not {key!r}")
+        path = self._path(key)
+        try:
+            self._meta_path(key).unlink(missing_ok=True)  # metadata first: never a record without its file
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return 0
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise ArchiveUnavailable(f"delete {key}: cannot remove it from {self.root} ({exc.strerror})") from exc
+        return 1
+
     def list_keys(self, prefix: str) -> Iterator[str]:
-        for path in sorted(self.root.rglob("*")):
+        """Keys under ``prefix`` in lexicographic order (as S3 lists them); walks only the prefix's folder."""
+        folder, _, _ = prefix.rpartition("/")
+        start = self.root.joinpath(*check_key(folder).split("/")) if folder else self.root
+        if not start.is_dir():
+            return
+        for path in sorted(start.rglob("*"), key=lambda p: p.relative_to(self.root).as_posix()):
             relative = path.relative_to(self.root).as_posix()
             hidden = relative.startswith(".meta/") or path.name.startswith(".tmp-")
             if not hidden and relative.startswith(prefix) and path.is_file():
                 yield relative
+
+    def location(self, key: str) -> str:
+        """Where a person finds the object: its path on this machine."""
+        return str(self._path(key))
 
     def presigned_url(self, key: str, *, expires_in: int = 3600) -> str:
         """A ``file://`` URL (no expiry: local files have no signed links)."""
@@ -189,16 +224,38 @@ def _fsync_dir(path: Path) -> None:
 def open_archive(target: str | Settings, *, options: ArchiveOptions | None = None) -> Archive:
     """An archive from ``file:///path``, ``s3://bucket`` (default AWS endpoint) or the settings.
 
-    With settings, an endpoint URL starting with ``file://`` selects a folder archive.
+    With settings: ``DIGITIZE_ARCHIVE_URL`` (a folder, or a bucket on the configured endpoint), else S3
+    with ``DIGITIZE_S3_BUCKET``. Options (Object Lock, SSE) default to the ``DIGITIZE_S3_*`` settings.
     """
     if isinstance(target, str):
         parsed = urlparse(target)
         if parsed.scheme == "file":
-            return LocalArchive(Path(url2pathname(parsed.path)))
+            return folder_archive(Path(url2pathname(parsed.path)), options)
         if parsed.scheme == "s3" and parsed.netloc:
             return S3Archive(make_s3_client(None), parsed.netloc, options or ArchiveOptions.from_env())
         raise ConfigurationError(f"archive URL must be file:///path or s3://bucket, not {target!r}")
-    endpoint = target.s3_endpoint_url or ""
-    if endpoint.startswith("file://"):
-        return LocalArchive(Path(url2pathname(urlparse(endpoint).path)))
+    if (target.s3_endpoint_url or "").startswith("file://"):
+        raise ConfigurationError(
+            "DIGITIZE_S3_ENDPOINT_URL names a folder; the archive's place is DIGITIZE_ARCHIVE_URL",
+            hint=f"Set DIGITIZE_ARCHIVE_URL={target.s3_endpoint_url} and unset DIGITIZE_S3_ENDPOINT_URL.")
+    folder = target.archive_folder
+    if folder is not None:
+        return folder_archive(folder, options)
     return S3Archive.from_settings(target, options)
+
+
+_S3_ONLY = (("DIGITIZE_S3_OBJECT_LOCK_MODE", "object_lock_mode"), ("DIGITIZE_S3_SSE", "server_side_encryption"),
+            ("DIGITIZE_S3_RETENTION_DAYS", "retention_days"), ("DIGITIZE_S3_RETENTION_DAYS", "default_retention_days"))
+
+
+def folder_archive(root: Path, options: ArchiveOptions | None = None) -> LocalArchive:
+    """A :class:`LocalArchive`, refusing S3-only options: a folder cannot lock or encrypt, and saying
+    nothing would let an operator believe the archive is WORM or encrypted."""
+    options = options if options is not None else ArchiveOptions.from_env()
+    for name, attribute in _S3_ONLY:
+        if getattr(options, attribute):
+            raise ConfigurationError(
+                f"{name} is set, but the archive is the folder {root}: Object Lock, retention and "
+                "server-side encryption exist only on S3",
+                hint="Unset it, or archive to S3 (DIGITIZE_ARCHIVE_URL=s3://BUCKET) for WORM retention and encryption.")
+    return LocalArchive(root)

@@ -492,6 +492,10 @@ class S3Archive:
                 for item in page.get("Contents", []):
                     yield item["Key"]
 
+    def location(self, key: str) -> str:
+        """Where a person finds the object: ``s3://bucket/key``."""
+        return f"s3://{self.bucket}/{key}"
+
     def presigned_url(self, key: str, *, expires_in: int = 3600, version_id: str | None = None) -> str:
         """A time-limited GET link for auditors (no credentials needed); treat it as a secret until it expires."""
         if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:

@@ -10,7 +10,7 @@ from digitize.config import Settings, load_settings
 from digitize.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from digitize.archive import S3Archive
+    from digitize.archive import Archive
     from digitize.catalog import Catalog
     from digitize.signing import AgencySigner
 
@@ -52,7 +52,7 @@ class PipelineContext:
     context cost more than the signature itself.
     """
 
-    def __init__(self, settings: Settings | None = None, *, archive: S3Archive | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, archive: Archive | None = None) -> None:
         self.settings = settings or load_settings()
         self._archive = archive
 
@@ -63,11 +63,12 @@ class PipelineContext:
         return Catalog(self.settings.catalog_url)
 
     @property
-    def archive(self) -> S3Archive:
+    def archive(self) -> Archive:
+        """The archive the settings name (``DIGITIZE_ARCHIVE_URL``: a folder or S3), unless one was given."""
         if self._archive is None:
-            from digitize.archive import S3Archive
+            from digitize.archive import open_archive
 
-            self._archive = S3Archive.from_settings(self.settings)
+            self._archive = open_archive(self.settings)
         return self._archive
 
     @cached_property

@@ -15,7 +15,7 @@ from digitize.archive import sidecar_validator
 from digitize.errors import ArchiveIntegrityError
 
 if TYPE_CHECKING:
-    from digitize.archive import S3Archive
+    from digitize.archive import Archive
     from digitize.catalog import DocumentRecord
     from digitize.ocr import OcrResult
     from digitize.pipeline.context import PipelineContext
@@ -61,7 +61,7 @@ def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: 
     return sidecar
 
 
-def put_sidecar(archive: S3Archive, key: str, data: bytes, code: str) -> Any:
+def put_sidecar(archive: Archive, key: str, data: bytes, code: str) -> Any:
     """Store the sidecar; after an interrupted run, keep the one already there if it describes the same PDF."""
     existing = archive.head(key)
     if existing is not None:
