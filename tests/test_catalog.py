@@ -725,6 +725,11 @@ def test_driver_errors_do_not_carry_the_rows_values(cat: Catalog) -> None:
         with pytest.raises(sa.exc.DataError) as too_long, cat.write() as conn:
             conn.execute(sa.update(documents).where(documents.c.id == record.id).values(holder_id=CITIZEN_ID * 10))
         assert CITIZEN_ID not in str(too_long.value)
+        # PostgreSQL's DETAIL line quotes the whole failing row ("Failing row contains (… 079…)"): left out
+        with pytest.raises(sa.exc.IntegrityError) as not_null, cat.write() as conn:
+            conn.execute(sa.update(documents).where(documents.c.id == record.id).values(status=None))
+        logged = "".join(traceback.format_exception(not_null.value))
+        assert "violates not-null constraint" in logged and CITIZEN_ID not in logged, logged
 
 
 def test_review_queries_and_a_retry_recorded_with_its_actor(loaded: Catalog) -> None:

@@ -5,8 +5,9 @@ writers queue instead of failing on lock upgrades; ``synchronous=FULL`` unless t
 ``?synchronous=normal``, which trades the last commits on a power cut for about ten times more commits a
 second); PostgreSQL (``psycopg`` 3) serves several machines. Every engine hides bound parameters from its
 error messages, so a driver error's text (and so a log) does not carry the values sent, such as a citizen
-ID. PostgreSQL's own DETAIL line still quotes a key that collides, and the whole row that fails a CHECK
-or NOT NULL constraint.
+ID. PostgreSQL's own message adds a DETAIL line quoting the key that collides, or the whole row that fails
+a CHECK or NOT NULL constraint: :func:`mapped_errors` re-raises such errors with the driver's first line
+only, and without the original in the traceback.
 
 Database trouble that a retry can cure (locked, connection lost, deadlock) raises
 :class:`~digitize.errors.CatalogUnavailable`. :class:`CatalogBase` is what every part of
@@ -176,16 +177,38 @@ def _translate(exc: sa_exc.DBAPIError) -> Exception:
     return exc
 
 
+class DriverMessage(Exception):
+    """The first line of a driver's error: what went wrong, without the row values a DETAIL line quotes."""
+
+
+def _without_row_data(exc: sa_exc.DBAPIError) -> sa_exc.DBAPIError:
+    """The same SQLAlchemy error (callers still catch IntegrityError…) with the driver's first line only."""
+    full = str(exc.orig).strip() if exc.orig is not None else ""
+    first = full.splitlines()[0] if full else ""
+    if full == first:
+        return exc
+    clean = type(exc)(exc.statement, exc.params, DriverMessage(first), hide_parameters=True,
+                      connection_invalidated=exc.connection_invalidated)
+    return clean
+
+
 @contextmanager
 def mapped_errors() -> Iterator[None]:
-    """Driver errors a retry can cure, or a missing schema, come out as the project's errors; others as they are."""
+    """Driver errors a retry can cure, or a missing schema, come out as the project's errors; others as they are.
+
+    "As they are" less any row data: see :func:`_without_row_data` (a traceback in a task log must not
+    carry a citizen ID from PostgreSQL's DETAIL line).
+    """
     try:
         yield
     except sa_exc.DBAPIError as exc:
         mapped = _translate(exc)
-        if mapped is exc:
+        if mapped is not exc:
+            raise mapped from exc
+        clean = _without_row_data(exc)
+        if clean is exc:
             raise
-        raise mapped from exc
+        raise clean from None
 
 
 class CatalogBase:
