@@ -26,6 +26,7 @@ import pikepdf
 import pytest
 from pdfsig import pdfsig_check
 from PIL import Image, ImageDraw, ImageFont
+from robustness_support import record
 
 from digitize.signing import STAMP_COVERS_INK, AgencySigner, DocumentQr, SigningOptions, verify_pdf
 
@@ -249,3 +250,5 @@ def test_page_without_free_space_is_flagged_in_the_catalog_and_sidecar(tmp_path:
     signature = [e for e in ctx.catalog.events(doc.id) if e.event_type == "signature"]
     assert signature[-1].outcome == "warning" and STAMP_COVERS_INK in (signature[-1].detail or "")
     assert verify_pdf(result.signed, [demo_pki.root_cert]).valid
+    record("bad input", "page written to its edges: no free space for the stamp", "ARCHIVED", None,
+           f"signed, stamp in its corner; needs_review, review_reasons: {', '.join(result.sidecar['review_reasons'])}")
