@@ -26,7 +26,7 @@ MEDIA_TYPES = {"pdf": "application/pdf", "tiff": "image/tiff", "jpeg": "image/jp
 
 def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: str, agency_level: str, code: str,
                   ocr: OcrResult, verdict: Any, pdf_obj: Any, originals: Sequence[tuple[Any, Any, str]],
-                  needs_review: bool) -> dict[str, Any]:
+                  needs_review: bool, review_reasons: Sequence[str] = ()) -> dict[str, Any]:
     """The archival description stored beside the PDF; validated against ``schemas/sidecar.schema.json``."""
     events = [
         {"type": e.event_type, "outcome": e.outcome, "tool": e.tool, "tool_version": e.tool_version,
@@ -50,7 +50,7 @@ def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: 
         "ocr": {"mean_confidence": ocr.mean_confidence,
                 "pages": [{"index": p.index, "confidence": p.mean_confidence, "blank": p.blank, "dpi": p.dpi,
                            "flags": list(p.flags)} for p in ocr.pages]},
-        "needs_review": needs_review,
+        "needs_review": needs_review, "review_reasons": list(review_reasons),
         "signature": {"signer": verdict.signer, "valid": verdict.valid, "level": verdict.level,
                       "signing_time": verdict.signing_time.isoformat() if verdict.signing_time else None},
         "retention": "permanent" if record.kind == "KQ" else "20 years",

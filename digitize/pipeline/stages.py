@@ -397,10 +397,11 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
                       detail=f"{len(stored) + 1} object(s) stored and read back, SHA-256 verified")
     checkpoint("during_upload")
 
-    needs_review = any({"LOW_CONFIDENCE", "LOW_RESOLUTION"} & set(p.flags) for p in ocr.pages)
+    review = _review_reasons(ctx, record, ocr, keys.pdf)
+    needs_review = bool(review)
     sidecar = build_sidecar(ctx, record, agency_name=agency.name, agency_level=agency.level, code=code,
                             ocr=ocr, verdict=verdict, pdf_obj=pdf_obj, originals=stored,
-                            needs_review=needs_review)
+                            needs_review=needs_review, review_reasons=review)
     sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     with watch.stage("archive"):
         sidecar_obj = put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
@@ -417,6 +418,16 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
     if ctx.settings.move_done and isinstance(source, LocalBatch):
         _move_to_done(ctx, record, source)
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
+
+
+def _review_reasons(ctx: PipelineContext, record: DocumentRecord, ocr: OcrResult, pdf_key: str) -> list[str]:
+    """Why a person must look at the document: OCR page flags, and the signer's (a stamp over ink), which
+    its signature event recorded, so that a signed PDF reused after an interruption keeps them."""
+    from digitize.signing import REVIEW_FLAGS
+
+    reasons = [f for f in ("LOW_CONFIDENCE", "LOW_RESOLUTION") if any(f in p.flags for p in ocr.pages)]
+    signed = [e.detail or "" for e in ctx.catalog.events(record.id) if e.event_type == "signature"]
+    return reasons + [f for f in REVIEW_FLAGS if any(pdf_key in d and f"review: {f}" in d for d in signed)]
 
 
 def _finish_staged(ctx: PipelineContext, record: DocumentRecord, state: dict[str, Any], watch: Stopwatch,
@@ -503,11 +514,12 @@ def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsi
         ctx.catalog.add_event(record.id, "signature", "success", tool="digitize", tool_version=__version__,
                               detail=f"reused the signed PDF already archived at {pdf_key}")
         return ctx.archive.get(pdf_key), None
-    signed, verdict = ctx.signer.sign_checked(unsigned, document_code=code, title=record.title,
-                                              qr=_qr(ctx, record))
-    ctx.catalog.add_event(record.id, "signature", "success", tool="pyhanko",
+    signed, verdict, review = ctx.signer.sign_checked(unsigned, document_code=code, title=record.title,
+                                                      qr=_qr(ctx, record))
+    ctx.catalog.add_event(record.id, "signature", "warning" if review else "success", tool="pyhanko",
                           tool_version=ctx.tool_versions["pyhanko"],
-                          detail=f"PAdES signature by {ctx.signer.signer_name}")
+                          detail=f"PAdES signature by {ctx.signer.signer_name} on {pdf_key}"
+                          + "".join(f"; review: {flag}" for flag in review))
     return signed, verdict
 
 

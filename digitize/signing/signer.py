@@ -43,14 +43,17 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from digitize.config import Settings
 from digitize.errors import ConfigurationError, CorruptFile, EncryptedPdf, SignatureFailed, TimestampUnavailable
 from digitize.signing import verify
+from digitize.signing.placement import Placement, plan
 from digitize.signing.stamp import (
     DEFAULT_STAMP_FONT,
     VN_TZ,
     DocumentQr,
+    add_qr,
     iso_vn,
-    page_box,
+    page_geometry,
     prepared_font,
-    stamp_box,
+    qr_symbol,
+    stamp_size,
     stamp_style,
 )
 from digitize.signing.verify import SignatureVerdict, cert_attr, read_certs
@@ -58,6 +61,14 @@ from digitize.signing.verify import SignatureVerdict, cert_attr, read_certs
 # --------------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------------
+
+QR_MODULE = 0.9
+"""Default QR module: 0.9 pt = 0.32 mm, 2.5 pixels at the 200 dpi of Decree 30/2020; a ~300-byte payload
+makes a ~66-pt symbol. zxing-cpp decodes it from a 200-dpi render even blurred by a pixel and saved as
+JPEG, like a printed copy scanned again; 0.72 pt (2 pixels) decodes only from a clean render."""
+
+QR_SMALLEST_MODULE = 0.72
+"""QR module used where the default does not fit in free space: two pixels at 200 dpi, the least that decodes."""
 
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 """PAdES baseline levels (ETSI EN 319 142-1): signature only; + signature timestamp;
@@ -111,11 +122,11 @@ class SigningOptions:
     stamp_font_size: int = 10
     """Font size in points (Appendix I: 10)."""
 
-    stamp_margin: float = 20.0
-    """Distance of the stamp from the top and right edges of page 1, in points."""
+    stamp_margin: float = 12.0
+    """Least distance of the stamp and the QR code from the edges of page 1, in points (printers' margin)."""
 
-    qr_size: float = 85.0
-    """Side of the QR code in points (85 pt = 30 mm: modules of ~0.5 mm for a 300-byte payload)."""
+    qr_module: float = QR_MODULE
+    """Side of one QR module in points: the smallest that still decodes from a 200-dpi render, with room."""
 
     pkcs11: Pkcs11Options | None = None
     """Sign with a key kept in a PKCS#11 token (HSM, USB token, SoftHSM) instead of a PKCS#12 file."""
@@ -438,18 +449,18 @@ class AgencySigner:
         """Sign ``pdf`` (PAdES at the configured level) and check the result before returning it.
 
         ``document_code`` goes into the signed ``/Reason``; ``title`` names the document in errors.
-        ``qr`` adds the Circular 01/2023 QR code to the visible stamp (results, ``KQ``). The output
+        ``qr`` adds the Circular 01/2023 QR code on page 1 (results, ``KQ``). The output
         starts with the input bytes unless pyHanko could not read the input and it was rewritten.
         Raises SignatureFailed if the new signature does not verify.
         """
         return self.sign_checked(pdf, document_code=document_code, title=title, qr=qr)[0]
 
     def sign_checked(self, pdf: bytes, *, document_code: str, title: str,
-                     qr: DocumentQr | None = None) -> tuple[bytes, SignatureVerdict]:
-        """:meth:`sign`, also returning the verdict of its check, so that callers need not verify again."""
+                     qr: DocumentQr | None = None) -> tuple[bytes, SignatureVerdict, tuple[str, ...]]:
+        """:meth:`sign`, also returning the verdict of its check (callers need not verify again) and the
+        review flags of the stamp's placement (``STAMP_COVERS_INK`` when page 1 had no free space)."""
         opts = self.options
         writer, base = _open_for_update(pdf)
-        visible = opts.visible or qr is not None
         level = opts.level
         vc = None
         if level in ("B-LT", "B-LTA"):
@@ -469,17 +480,18 @@ class AgencySigner:
         text_params: dict[str, str] = {}
         style = None
         box = None
-        if visible:
-            style = stamp_style(opts, with_qr=qr is not None)
+        flags: tuple[str, ...] = ()
+        if opts.visible or qr is not None:
+            style = stamp_style(opts)
             text_params = {
                 "copy_form": opts.copy_form,
                 "agency": self.agency_name,
                 "signed_at": iso_vn(dt.datetime.now(VN_TZ)),
             }
-            lines = [text_params["copy_form"], text_params["agency"], text_params["signed_at"]]
-            box = stamp_box(opts, page_box(writer), lines, with_qr=qr is not None)
-            if qr is not None:
-                text_params["url"] = qr.payload(document_code)
+            placement = self._place(writer, base, list(text_params.values()), qr, document_code)
+            x0, y0, x1, y1 = (round(v) for v in placement.stamp)
+            box = (x0, y0, x1, y1)
+            flags = placement.flags
         field_spec = fields.SigFieldSpec(sig_field_name=opts.field_name, on_page=0, box=box)
         pdf_signer = signers.PdfSigner(
             meta, signer=self._signer, timestamper=self._timestamper, stamp_style=style, new_field_spec=field_spec
@@ -508,4 +520,17 @@ class AgencySigner:
             raise SignatureFailed(
                 f"The signature made for {document_code} ({title}) does not verify: {verdict.summary}"
             )
-        return signed, verdict
+        return signed, verdict, flags
+
+    def _place(self, writer: IncrementalPdfFileWriter, pdf: bytes, lines: list[str], qr: DocumentQr | None,
+               document_code: str) -> Placement:
+        """Find free space on page 1 for the stamp and the QR code, and draw the QR code there."""
+        opts = self.options
+        box, rotate = page_geometry(writer)
+        symbol = qr_symbol(qr.payload(document_code)) if qr is not None else None
+        modules = sorted({opts.qr_module, min(opts.qr_module, QR_SMALLEST_MODULE)}, reverse=True)
+        sides = [symbol[1] * m for m in modules] if symbol is not None else []
+        placement = plan(pdf, box, rotate, stamp_size(opts, lines), sides, opts.stamp_margin)
+        if symbol is not None and placement.qr is not None:
+            add_qr(writer, placement.qr, symbol)
+        return placement

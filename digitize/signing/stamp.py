@@ -2,7 +2,10 @@
 
 The stamp (copy form, agency, signing time) sits at the top right of page 1, in a TrueType font
 with Vietnamese glyphs that fontTools subsets and rescales once per process (:func:`prepared_font`).
-:class:`DocumentQr` is what the QR code of a result carries.
+It is the signature widget's appearance: its own text object, drawn after the page's content.
+:class:`DocumentQr` is what the QR code of a result carries; the code is a separate annotation
+(:func:`add_qr`), since Circular 01/2023 wants it at the top left. Where both go is
+:mod:`digitize.signing.placement`'s business.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyhanko.pdf_utils import layout
+from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.font.basic import FontEngineFactory
 from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
+from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.text import TextBoxStyle
-from pyhanko.pdf_utils.writer import BasePdfFileWriter
-from pyhanko.stamp import QRStampStyle, TextStampStyle
+from pyhanko.pdf_utils.writer import BasePdfFileWriter, init_xobject_dictionary
+from pyhanko.stamp import TextStampStyle
 
 from digitize.errors import ConfigurationError
 
@@ -147,9 +151,9 @@ class _PreparedFontFactory(FontEngineFactory):
 
 _STAMP_TEXT = "%(copy_form)s\n%(agency)s\n%(signed_at)s"
 
-
-_TEXT_MARGIN = 10  # pyHanko's text box margin on each side (DEFAULT_TEXT_BOX_MARGIN)
-_QR_INNSEP = 3
+_LEADING = 1.1  # line spacing in ems: three 10-pt lines in 33 pt, so the stamp fits most top margins
+_PAD = layout.Margins(left=1, right=1, top=1, bottom=3)  # room for diacritics above and descenders below
+_QR_QUIET_ZONE = 4  # modules of blank border ISO/IEC 18004 asks for around the symbol
 
 
 def warm_up() -> None:
@@ -180,25 +184,19 @@ def _text_width(options: SigningOptions, text: str) -> float:
     return sum(widths.get(ord(ch), missing) for ch in text) * options.stamp_font_size / 1000
 
 
-def stamp_style(options: SigningOptions, *, with_qr: bool) -> TextStampStyle:
+def stamp_style(options: SigningOptions) -> TextStampStyle:
     """Text at exactly the configured size (never shrunk to fit), top-right aligned, no border, no image."""
     font = _PreparedFontFactory(font_bytes=prepared_font(options.stamp_font), font_size=options.stamp_font_size)
-    text_box = TextBoxStyle(font=font, font_size=options.stamp_font_size, leading=options.stamp_font_size + 2)
+    text_box = TextBoxStyle(
+        font=font, font_size=options.stamp_font_size, leading=round(options.stamp_font_size * _LEADING),
+        box_layout_rule=layout.SimpleBoxLayoutRule(
+            x_align=layout.AxisAlignment.ALIGN_MAX, y_align=layout.AxisAlignment.ALIGN_MAX, margins=_PAD),
+    )
     no_scaling = layout.SimpleBoxLayoutRule(
         x_align=layout.AxisAlignment.ALIGN_MAX,
         y_align=layout.AxisAlignment.ALIGN_MAX,
         inner_content_scaling=layout.InnerScaling.NO_SCALING,
     )
-    if with_qr:
-        return QRStampStyle(
-            stamp_text=_STAMP_TEXT,
-            text_box_style=text_box,
-            border_width=0,
-            background=None,
-            innsep=_QR_INNSEP,
-            qr_inner_size=round(options.qr_size),
-            inner_content_layout=no_scaling,
-        )
     return TextStampStyle(
         stamp_text=_STAMP_TEXT,
         text_box_style=text_box,
@@ -208,30 +206,56 @@ def stamp_style(options: SigningOptions, *, with_qr: bool) -> TextStampStyle:
     )
 
 
-def page_box(writer: IncrementalPdfFileWriter) -> tuple[float, float, float, float]:
-    """Visible area of page 1 (CropBox, else MediaBox), following inheritance up the page tree."""
+def page_geometry(writer: IncrementalPdfFileWriter) -> tuple[tuple[float, float, float, float], int]:
+    """Visible area of page 1 (CropBox, else MediaBox) and its /Rotate, following inheritance up the page tree."""
     page_ref, _ = writer.find_page_for_modification(0)
-    for key in ("/CropBox", "/MediaBox"):
+    found: dict[str, Any] = {}
+    for key in ("/CropBox", "/MediaBox", "/Rotate"):
         node: Any = page_ref.get_object()
-        while node is not None:
+        while node is not None and key not in found:
             if key in node:
-                x0, y0, x1, y1 = (float(v) for v in node[key])
-                return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+                found[key] = node[key]
             parent = node.get("/Parent")
             node = parent.get_object() if parent is not None else None
-    return (0.0, 0.0, 595.0, 842.0)
+    x0, y0, x1, y1 = (float(v) for v in found.get("/CropBox", found.get("/MediaBox", (0, 0, 595, 842))))
+    return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), int(found.get("/Rotate", 0))
 
 
-def stamp_box(
-    options: SigningOptions, page: tuple[float, float, float, float], lines: Sequence[str], *, with_qr: bool
-) -> tuple[int, int, int, int]:
-    """Top right of page 1 (Appendix I), sized to the text so that nothing is shrunk or clipped."""
-    x0, _y0, x1, y1 = page
-    width = max(_text_width(options, line) for line in lines) + 2 * _TEXT_MARGIN + 4
-    height = float(len(lines) * (options.stamp_font_size + 2) + 2 * _TEXT_MARGIN)
-    if with_qr:
-        width += options.qr_size + 2 * _QR_INNSEP
-        height = max(height, options.qr_size + 2 * _QR_INNSEP)
-    right, top = x1 - options.stamp_margin, y1 - options.stamp_margin
-    left = max(x0 + options.stamp_margin, right - width)
-    return (math.floor(left), math.floor(top - height), math.ceil(right), math.ceil(top))
+def stamp_size(options: SigningOptions, lines: Sequence[str]) -> tuple[float, float]:
+    """Width and height of the stamp, sized to its text so that nothing is shrunk or clipped."""
+    width = max(_text_width(options, line) for line in lines) + _PAD.left + _PAD.right + 2
+    height = len(lines) * round(options.stamp_font_size * _LEADING) + _PAD.top + _PAD.bottom
+    return math.ceil(width), float(height)
+
+
+def qr_symbol(payload: str) -> tuple[bytes, int]:
+    """Drawing commands of the QR code (error correction M, one unit per module) and its side in modules."""
+    import qrcode
+    from pyhanko.pdf_utils.qr import PdfStreamQRImage
+
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=1, border=_QR_QUIET_ZONE)
+    code.add_data(payload)
+    code.make(fit=True)
+    image = code.make_image(image_factory=PdfStreamQRImage)
+    return image.render_command_stream(), code.modules_count + 2 * _QR_QUIET_ZONE
+
+
+def add_qr(writer: IncrementalPdfFileWriter, rect: tuple[float, float, float, float],
+           symbol: tuple[bytes, int]) -> None:
+    """Put the QR code on page 1 as a locked, printable stamp annotation of its own (PDF/A-2b allows it).
+
+    Part of the revision the signature covers, so it cannot be moved or removed without breaking it.
+    """
+    commands, side = symbol
+    page_ref, _ = writer.find_page_for_modification(0)
+    appearance = writer.add_object(init_xobject_dictionary(commands, side, side))
+    annotation = generic.DictionaryObject({
+        pdf_name("/Type"): pdf_name("/Annot"),
+        pdf_name("/Subtype"): pdf_name("/Stamp"),
+        pdf_name("/Rect"): generic.ArrayObject(generic.FloatObject(round(v, 2)) for v in rect),
+        pdf_name("/F"): generic.NumberObject(4 | 128 | 512),  # Print, Locked, LockedContents
+        pdf_name("/Contents"): generic.TextStringObject("Mã QR (Thông tư 01/2023/TT-VPCP)"),
+        pdf_name("/P"): page_ref,
+        pdf_name("/AP"): generic.DictionaryObject({pdf_name("/N"): appearance}),
+    })
+    writer.register_annotation(page_ref, writer.add_object(annotation))
