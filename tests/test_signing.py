@@ -498,6 +498,17 @@ def _words(pdf_path: Path) -> list[tuple[str, float, float, float, float]]:
     return [(w, float(a), float(b), float(c), float(d)) for a, b, c, d, w in re.findall(pattern, html)]
 
 
+def test_stamp_leaves_no_font_subsetting_chatter_in_the_logs(pki: DemoPki, original: bytes,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Airflow's task logs run at INFO: fontTools' per-table lines filled them (and the demo's output)."""
+    signer = AgencySigner.from_options(
+        SigningOptions(pkcs12_path=pki.pkcs12, passphrase=pki.passphrase.encode(), visible=True)
+    )
+    with caplog.at_level(logging.INFO):
+        signer.sign(original, document_code=CODE, title="x", qr=QR)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("fontTools")] == []
+
+
 def test_stamp_text_position_and_spacing(stamped: dict[str, bytes], tmp_path: Path) -> None:
     path = tmp_path / "stamp.pdf"
     path.write_bytes(stamped["stamp"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ from pyhanko.pdf_utils.writer import BasePdfFileWriter, init_xobject_dictionary
 from pyhanko.stamp import TextStampStyle
 
 from digitize.errors import ConfigurationError
+
+# fontTools logs each table it prunes while pyHanko subsets the stamp's font, at INFO: a hundred lines a
+# document in Airflow's task logs and the demo's output, none for a person. Its warnings still show.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 if TYPE_CHECKING:
     from digitize.signing.signer import SigningOptions
