@@ -40,6 +40,7 @@ PER_WORKER_CORES=$(( CORES / WORKERS > 0 ? CORES / WORKERS : 1 ))
 CONCURRENCY=$(( PER_WORKER_CORES / DIGITIZE_OCR_JOBS > 0 ? PER_WORKER_CORES / DIGITIZE_OCR_JOBS : 1 ))
 AIRFLOW="$ROOT/.venv/bin/airflow"
 mkdir -p "$DIR/logs" "$DIR/redis"
+chmod 711 "$DIR"  # others may pass through (PostgreSQL's own folder, owned by user postgres) but not list it
 : >"$DIR/pids"  # process-group leaders, one per line, for operators (and the test) to check
 
 pids=()

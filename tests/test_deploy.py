@@ -378,7 +378,7 @@ def test_airflows_generated_password_is_owner_only_under_the_scripts(tmp_path: P
         sourced = lines.index(". scripts/private.sh") if ". scripts/private.sh" in lines else next(
             (n for n, line in enumerate(lines) if line.startswith(". scripts/private.sh ")), None)
         assert sourced is not None, f"{script} does not source scripts/private.sh"
-        first_write = next(n for n, line in enumerate(lines) if re.search(
+        first_write = next(n for n, line in enumerate(lines) if not line.lstrip().startswith("#") and re.search(
             r"setsid|airflow\b.*(migrate|connections|standalone)|\.env|pki init", line))
         assert sourced < first_write, f"{script} writes before it sources private.sh: {lines[first_write]}"
     passwords = tmp_path / "simple_auth_manager_passwords.json.generated"

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+from digitize.spreadsheet import csv_cell
+
 HEADINGS = {
     "register_id": "Mã sổ / Register ID", "agency_code": "Mã cơ quan / Agency", "agency_name": "Cơ quan / Agency name",
     "level": "Cấp / Level", "procedure_code": "Thủ tục / Procedure", "dossier_code": "Hồ sơ / Dossier",
@@ -116,10 +118,10 @@ def _text(value: Any) -> str:
 
 
 def missing_csv(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """Every row as CSV, UTF-8 with a BOM, the columns named as in the JSON API."""
+    """Every row as CSV, UTF-8 with a BOM, the columns named as in the JSON API; formulas neutralised."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row[c] is None else row[c] for c in columns])
+        writer.writerow(["" if row[c] is None else csv_cell(row[c]) for c in columns])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
