@@ -94,6 +94,15 @@ class Settings:
     ocr_page_timeout: float = 300.0
     """Seconds Tesseract may spend on one page before the document fails with OCR_FAILED."""
 
+    max_pages: int = 5_000
+    """Most pages in one document; more is quarantined with TOO_MANY_PAGES."""
+
+    max_stream_mb: int = 512
+    """Most MiB one PDF stream or one page image may decode to; more is quarantined with DECODED_TOO_LARGE."""
+
+    max_decoded_mb: int = 65_536
+    """Most MiB one document may decode to, all pages together; more is quarantined with DECODED_TOO_LARGE."""
+
     @property
     def signing_passphrase_bytes(self) -> bytes | None:
         return self.signing_passphrase.encode("utf-8") if self.signing_passphrase is not None else None
@@ -129,7 +138,20 @@ def load_settings() -> Settings:
         move_done=(_env("DIGITIZE_MOVE_DONE", "false") or "false").lower() in ("1", "true", "yes"),
         lease_seconds=int(_env("DIGITIZE_LEASE_SECONDS", "600") or 600),
         ocr_page_timeout=float(_env("DIGITIZE_OCR_PAGE_TIMEOUT", "300") or 300),
+        max_pages=_positive("DIGITIZE_MAX_PAGES", 5_000),
+        max_stream_mb=_positive("DIGITIZE_MAX_STREAM_MB", 512),
+        max_decoded_mb=_positive("DIGITIZE_MAX_DECODED_MB", 65_536),
     )
+
+
+def _positive(name: str, default: int) -> int:
+    """A whole number above zero (a limit); anything else stops the run."""
+    value = (_env(name, str(default)) or str(default)).strip()
+    if not value.isdigit() or int(value) <= 0:
+        from digitize.errors import ConfigurationError
+
+        raise ConfigurationError(f"{name}={value!r}: expected a whole number above 0")
+    return int(value)
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str:
