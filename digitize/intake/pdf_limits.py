@@ -75,11 +75,11 @@ class StreamBudget:
 
     def _stream_cost(self, index: int, stream: pikepdf.Stream) -> int:
         limit = self.limits.max_stream_bytes
-        where = f"{self.path.name}: a stream of PDF page {index + 1}"
+        where = f"{self.path.name}: PDF page {index + 1}"
         if stream.get("/Subtype") == pikepdf.Name.Image:
             declared = image_bytes(stream)
             if declared > limit:
-                raise DecodedTooLarge(f"{where}: an image of {declared / MIB:.0f} MB decoded, over the limit of "
+                raise DecodedTooLarge(f"{where}: an image decodes to {declared / MIB:.0f} MB, over the limit of "
                                       f"{limit / MIB:.0f} MB per stream (DIGITIZE_MAX_STREAM_MB)")
             cap = min(limit, 2 * declared + 64 * 1024)  # room for predictor bytes and sloppy writers
             try:
@@ -92,8 +92,8 @@ class StreamBudget:
         try:
             return decoded_size(stream, limit)
         except _Over:
-            raise DecodedTooLarge(f"{where} decodes to more than the limit of {limit / MIB:.0f} MB per stream "
-                                  "(DIGITIZE_MAX_STREAM_MB)") from None
+            raise DecodedTooLarge(f"{where}: a stream decodes to more than {limit / MIB:.0f} MB, the limit per "
+                                  "stream (DIGITIZE_MAX_STREAM_MB)") from None
 
 
 def image_bytes(stream: pikepdf.Stream) -> int:
