@@ -353,3 +353,12 @@ def test_document_limits_count_every_file_of_the_document(tmp_path: Path, page: 
         list(scan_document(files, PageLimits(max_decoded_bytes=3 * size - 1)))
     with pytest.raises(DecodedTooLarge, match="DIGITIZE_MAX_STREAM_MB"):
         list(scan_document(files, PageLimits(max_stream_bytes=size - 1)))
+
+
+def test_a_tiff_cut_inside_its_header_is_corrupt_when_pages_are_counted(tmp_path: Path) -> None:
+    from digitize.intake import scan_document
+
+    stub = tmp_path / "stub.tif"
+    stub.write_bytes(b"II*\x00\x08")
+    with pytest.raises(CorruptFile, match=r"stub\.tif"):
+        list(scan_document([stub]))

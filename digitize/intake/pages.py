@@ -127,7 +127,10 @@ def count_pages(path: Path) -> int:
     """Pages of one file from its structure alone (PDF page tree, TIFF directory chain)."""
     fmt = sniff_format(path)
     if fmt == "tiff":
-        return _tiff_ifd_count(path)
+        try:
+            return _tiff_ifd_count(path)
+        except (struct.error, OSError) as exc:  # a header cut short
+            raise CorruptFile(f"{path.name}: TIFF header is damaged ({exc})") from exc
     return pdf_page_count(path) if fmt == "pdf" else 1
 
 
