@@ -139,8 +139,9 @@ def test_upload_corrupted_in_transit_under_object_lock_locks_nothing_and_a_retry
             store.put(key, data, content_type="application/pdf")
         assert proxy.corrupt == 0, "the fault was not injected"
         assert object_versions(store) == {}, "something was left (or locked) after the corrupted upload"
-        stored = store.put(key, data, content_type="application/pdf")  # the retry
-    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+        stored = store.put(key, data, content_type="application/pdf", metadata={"title": "Tờ trình"})  # the retry
+    assert stored.sha256 == hashlib.sha256(data).hexdigest() and stored.metadata == {"title": "Tờ trình"}
+    assert stored.content_type == "application/pdf"
     if size == "small":  # moto ignores Object Lock on multipart uploads (AWS and MinIO apply it)
         assert stored.lock_mode == "COMPLIANCE" and stored.retain_until is not None
         assert stored.checksum_sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
