@@ -128,6 +128,15 @@ class Settings:
         """The folder of a ``file://`` archive, or ``None`` when the archive is S3."""
         return _archive_target(self.archive_url)[0]
 
+    max_pages: int = 5_000
+    """Most pages in one document; more is quarantined with TOO_MANY_PAGES."""
+
+    max_stream_mb: int = 512
+    """Most MiB one PDF stream or one page image may decode to; more is quarantined with DECODED_TOO_LARGE."""
+
+    max_decoded_mb: int = 65_536
+    """Most MiB one document may decode to, all pages together; more is quarantined with DECODED_TOO_LARGE."""
+
     @property
     def signing_passphrase_bytes(self) -> bytes | None:
         return self.signing_passphrase.encode("utf-8") if self.signing_passphrase is not None else None
@@ -174,6 +183,9 @@ def load_settings() -> Settings:
                                    if p),
         signing_pkcs11_pin=_secret("DIGITIZE_SIGNING_PKCS11_PIN"),
         archive_url=archive_url,
+        max_pages=_positive("DIGITIZE_MAX_PAGES", 5_000),
+        max_stream_mb=_positive("DIGITIZE_MAX_STREAM_MB", 512),
+        max_decoded_mb=_positive("DIGITIZE_MAX_DECODED_MB", 65_536),
     )
 
 
@@ -192,6 +204,16 @@ def _archive_target(url: str | None) -> tuple[Path | None, str | None]:
         f"DIGITIZE_ARCHIVE_URL={url!r} is neither file:///absolute/folder nor s3://bucket",
         hint="Set DIGITIZE_ARCHIVE_URL=file:///srv/digitize/archive (three slashes: an absolute path) "
              "or s3://BUCKET (the endpoint comes from DIGITIZE_S3_ENDPOINT_URL), or leave it unset for S3.")
+
+
+def _positive(name: str, default: int) -> int:
+    """A whole number above zero (a limit); anything else stops the run."""
+    value = (_env(name, str(default)) or str(default)).strip()
+    if not value.isdigit() or int(value) <= 0:
+        from digitize.errors import ConfigurationError
+
+        raise ConfigurationError(f"{name}={value!r}: expected a whole number above 0")
+    return int(value)
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str:

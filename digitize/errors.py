@@ -107,6 +107,24 @@ class ImageTooLarge(InputError):
     default_hint = "The image declares an implausible size (possible decompression bomb): rescan at 200–300 dpi."
 
 
+class TooManyPages(InputError):
+    reason = "TOO_MANY_PAGES"
+    default_hint = ("Split the document into smaller ones and resubmit them; if it truly is one document, "
+                    "raise DIGITIZE_MAX_PAGES.")
+
+
+class DecodedTooLarge(InputError):
+    reason = "DECODED_TOO_LARGE"
+    default_hint = ("The file expands to far more data than a scan does (possible decompression bomb): rescan the "
+                    "paper or export the file again; raise DIGITIZE_MAX_STREAM_MB or DIGITIZE_MAX_DECODED_MB only "
+                    "for a document you trust.")
+
+
+class PdfTooComplex(InputError):
+    reason = "PDF_TOO_COMPLEX"
+    default_hint = "Print the PDF to a new PDF (or rescan the paper) and resubmit."
+
+
 class LowResolution(InputError):
     reason = "LOW_RESOLUTION"
     default_hint = "Decree 30/2020 asks for at least 200 dpi: rescan at 200–300 dpi and resubmit."

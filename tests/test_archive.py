@@ -80,8 +80,8 @@ def _versions(store: S3Archive, key: str) -> list[dict[str, Any]]:
 class FaultProxy:
     """HTTP proxy on 127.0.0.1 that answers the first ``faults`` matching requests itself, then forwards.
 
-    ``status``/``code`` shape the injected S3 error; ``corrupt`` flips one byte of forwarded PUT bodies
-    (same length), as a bad NIC or a broken middlebox would.
+    ``status``/``code`` shape the injected S3 error; ``corrupt`` is how many of the first forwarded PUT
+    bodies get one byte flipped (same length), as a bad NIC or a broken middlebox would.
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class FaultProxy:
         status: int = 503,
         code: str = "ServiceUnavailable",
         methods: tuple[str, ...] = ("PUT",),
-        corrupt: bool = False,
+        corrupt: int = 0,
     ) -> None:
         self.upstream = urlparse(upstream)
         self.faults_left = faults
@@ -118,7 +118,7 @@ class FaultProxy:
                     if self.command != "HEAD":
                         self.wfile.write(payload)
                     return
-                if proxy.corrupt and self.command == "PUT" and body:
+                if self.command == "PUT" and body and proxy._take_corruption():
                     body = bytes([body[0] ^ 0xFF]) + body[1:]
                 upstream = http.client.HTTPConnection(proxy.upstream.netloc, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "host", "expect")}
@@ -145,6 +145,13 @@ class FaultProxy:
             if method in self.methods and self.faults_left > 0:
                 self.faults_left -= 1
                 self.faults_served += 1
+                return True
+            return False
+
+    def _take_corruption(self) -> bool:
+        with self.lock:
+            if self.corrupt > 0:
+                self.corrupt -= 1
                 return True
             return False
 
@@ -380,7 +387,7 @@ def test_missing_bucket_is_permanent(s3_server: LocalS3Server) -> None:
 def test_corruption_in_transit_is_caught_by_read_back_and_the_bad_version_deleted(
     archive: S3Archive, s3_server: LocalS3Server
 ) -> None:
-    with FaultProxy(s3_server.endpoint_url, corrupt=True) as proxy:
+    with FaultProxy(s3_server.endpoint_url, corrupt=1) as proxy:
         via_proxy = S3Archive(_client(proxy.endpoint_url), archive.bucket)
         with pytest.raises(ArchiveIntegrityError, match="deleted"):
             via_proxy.put(KEYS.pdf, PDF, content_type="application/pdf")

@@ -100,6 +100,61 @@ def _text_layer_pdf(tmp: Path) -> bytes:
     return (tmp / "ocred.pdf").read_bytes()
 
 
+def _zeros_flate(size: int) -> bytes:
+    """A zlib stream of ``size`` (whole MiB) zero bytes, ~1/1000 of it on disk, made in no time: one deflate
+    block of 1 MiB of zeros repeated (each is self-contained after a full flush), then the Adler-32 of zeros."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(bytes(1 << 20)) + packer.flush(zlib.Z_FULL_FLUSH)
+    return b"\x78\xda" + block * (size >> 20) + b"\x03\x00" + struct.pack(">I", ((size % 65521) << 16) | 1)
+
+
+def _pdf_with(build: Any) -> bytes:
+    """A one-page PDF (5 × 5 in) that ``build(pdf, page)`` fills; streams are written as given, never re-encoded."""
+    out = io.BytesIO()
+    with pikepdf.new() as pdf:
+        page = pdf.add_blank_page(page_size=(360, 360))
+        build(pdf, page)
+        pdf.save(out, stream_decode_level=pikepdf.StreamDecodeLevel.none, compress_streams=False)
+    return out.getvalue()
+
+
+def _content_bomb_pdf(size: int = 600 << 20) -> bytes:
+    """The page's content stream inflates to 600 MiB of zeros (the file is ~600 KB)."""
+    def build(pdf: pikepdf.Pdf, page: pikepdf.Page) -> None:
+        contents = pdf.make_stream(b"")
+        contents.write(_zeros_flate(size), filter=pikepdf.Name.FlateDecode)
+        page.obj.Contents = contents
+    return _pdf_with(build)
+
+
+def _image_bomb_pdf(size: int = 300 << 20) -> bytes:
+    """A scan declared 1,000 × 1,000 gray (1 MB) whose Flate data inflates to 300 MiB."""
+    def build(pdf: pikepdf.Pdf, page: pikepdf.Page) -> None:
+        image = pdf.make_stream(b"")
+        image.write(_zeros_flate(size), filter=pikepdf.Name.FlateDecode)
+        image.stream_dict.update({"/Type": pikepdf.Name.XObject, "/Subtype": pikepdf.Name.Image, "/Width": 1000,
+                                  "/Height": 1000, "/BitsPerComponent": 8, "/ColorSpace": pikepdf.Name.DeviceGray})
+        page.obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=pdf.make_indirect(image)))
+        page.obj.Contents = pdf.make_stream(b"q 360 0 0 360 0 0 cm /Im0 Do Q")
+    return _pdf_with(build)
+
+
+def _nested_forms_pdf(depth: int = 5000) -> bytes:
+    """Form XObjects nested ``depth`` deep, each drawing the next (issue 17: RecursionError, never quarantined)."""
+    def build(pdf: pikepdf.Pdf, page: pikepdf.Page) -> None:
+        inner: Any = None
+        for _ in range(depth):
+            form = pdf.make_stream(b"/F Do" if inner is not None else b"0 0 10 10 re f")
+            form.stream_dict.update({"/Type": pikepdf.Name.XObject, "/Subtype": pikepdf.Name.Form,
+                                     "/BBox": pikepdf.Array([0, 0, 100, 100])})
+            if inner is not None:
+                form.stream_dict.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(F=inner))
+            inner = pdf.make_indirect(form)
+        page.obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(F=inner))
+        page.obj.Contents = pdf.make_stream(b"/F Do")
+    return _pdf_with(build)
+
+
 # file name → (bytes, expected status, expected reason, what the case is)
 def _cases(tmp: Path, signer: Any) -> dict[str, tuple[bytes, str, str | None, str]]:
     good = png(("GIẤY XÁC NHẬN", "Số 7/2024"))
@@ -116,6 +171,12 @@ def _cases(tmp: Path, signer: Any) -> dict[str, tuple[bytes, str, str | None, st
         "signed-no-acroform.pdf": (without_acroform(signer.sign(_pdf(tmp), document_code="Y", title="t")),
                                    "QUARANTINED", "ALREADY_SIGNED", "signed PDF with its /AcroForm removed (pikepdf)"),
         "bomb.png": (_bomb_png(), "QUARANTINED", "IMAGE_TOO_LARGE", "decompression bomb: PNG declaring 60,000×60,000"),
+        "content-bomb.pdf": (_content_bomb_pdf(), "QUARANTINED", "DECODED_TOO_LARGE",
+                             "decompression bomb: PDF content stream inflating to 600 MiB (600 KB file)"),
+        "image-bomb.pdf": (_image_bomb_pdf(), "QUARANTINED", "DECODED_TOO_LARGE",
+                           "decompression bomb: PDF image declared 1,000×1,000 whose data inflates to 300 MiB"),
+        "nested-forms.pdf": (_nested_forms_pdf(), "QUARANTINED", "PDF_TOO_COMPLEX",
+                             "PDF with 5,000 nested form XObjects (recursion)"),
         "word.png": (b"PK\x03\x04" + os.urandom(200), "QUARANTINED", "UNSUPPORTED_FORMAT",
                      "ZIP/DOCX named .png (extension lies, not an image)"),
         "notes.jpg": ("Ghi chú: không phải ảnh\n".encode() * 20, "QUARANTINED", "UNSUPPORTED_FORMAT",
@@ -243,6 +304,55 @@ def test_large_tiff_streams(tmp_path: Path, s3_server: str, demo_pki: Any, monke
     assert growth < 150, f"peak memory {peaks[100]:.0f} MB for 100 pages, {peaks[1000]:.0f} MB for 1,000: not streamed"
     record(GROUP, "1,000-page TIFF", "ARCHIVED", None,
            f"1000 pages, peak RSS {round(peaks[1000], -1):.0f} MB ({round(peaks[100], -1):.0f} MB for 100 pages)")
+
+
+def test_bombs_are_refused_quickly_without_decoding_them(tmp_path: Path) -> None:
+    """The page loader measures streams with capped decoding: no bomb is inflated in memory, none takes long."""
+    import resource
+    import time
+
+    from digitize.errors import DecodedTooLarge, PdfTooComplex
+    from digitize.intake import scan_document
+
+    for name, data, error in (("content.pdf", _content_bomb_pdf(), DecodedTooLarge),
+                              ("image.pdf", _image_bomb_pdf(), DecodedTooLarge),
+                              ("nested.pdf", _nested_forms_pdf(), PdfTooComplex)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        with pytest.raises(error) as refused:
+            list(scan_document([path]))
+        elapsed = time.monotonic() - started
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        assert elapsed < 10, f"{name}: {elapsed:.1f} s to refuse"
+        assert grown_mb < 100, f"{name}: peak memory grew by {grown_mb:.0f} MB"
+        assert name in refused.value.message
+
+
+@pytest.mark.parametrize(("what", "setting", "pages", "reason", "words"), [
+    ("5-page TIFF, DIGITIZE_MAX_PAGES=3", ("DIGITIZE_MAX_PAGES", "3"), 5, "TOO_MANY_PAGES", "DIGITIZE_MAX_PAGES"),
+    ("40-page TIFF decoding to 1.6 MB, DIGITIZE_MAX_DECODED_MB=1", ("DIGITIZE_MAX_DECODED_MB", "1"), 40,
+     "DECODED_TOO_LARGE", "DIGITIZE_MAX_DECODED_MB"),
+    ("3-page TIFF, DIGITIZE_MAX_PAGES=3", ("DIGITIZE_MAX_PAGES", "3"), 3, None, ""),
+])
+def test_document_limits_come_from_the_settings(tmp_path: Path, s3_server: str, demo_pki: Any,
+                                                monkeypatch: pytest.MonkeyPatch, what: str, setting: tuple[str, str],
+                                                pages: int, reason: str | None, words: str) -> None:
+    from digitize.pipeline.stages import process_document
+
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
+    monkeypatch.setenv(*setting)
+    ctx = make_context(tmp_path, s3_server, demo_pki, f"limits-{pages}")
+    batch = write_batch(tmp_path / "inbox", "batch-limits", {"stack.tif": _tiff(pages)}, [row("stack.tif")])
+    outcome = process_document(ctx, register(ctx, batch).to_process[0], batch)
+    doc = ctx.catalog.get_document(outcome.document_id)
+    if reason is None:
+        assert outcome.status == "ARCHIVED", doc.message
+        return
+    assert (outcome.status, outcome.reason) == ("QUARANTINED", reason), doc.message
+    assert words in doc.message and "stack.tif" in doc.message and doc.code is None
+    record(GROUP, what, outcome.status, outcome.reason, doc.message.split(" — ")[0][:90])
 
 
 def test_low_dpi_quarantined_when_configured(tmp_path: Path, s3_server: str, demo_pki: Any,

@@ -109,6 +109,50 @@ def test_s3_503_for_a_while_mid_batch_is_retried_never_quarantined(tmp_path: Pat
         archive.verify(key)  # every visible object is whole and matches its checksum
 
 
+# --------------------------------------------------------------------------- corrupted upload, Object Lock on
+
+
+@pytest.mark.parametrize("size", ["small", "multipart"])
+def test_upload_corrupted_in_transit_under_object_lock_locks_nothing_and_a_retry_succeeds(
+        s3_server: str, size: str) -> None:
+    """moto stores the checksum sent with a put without checking it, as some S3 servers do: before the
+    fix, the bad bytes were locked under the final key and every retry met them for the whole retention."""
+    import base64
+    import hashlib
+
+    from digitize.archive import ArchiveOptions, S3Archive, document_keys, make_s3_client
+    from digitize.archive.s3 import MIB
+    from digitize.dev.s3server import DUMMY_CREDENTIALS
+    from digitize.errors import ArchiveIntegrityError
+
+    options = ArchiveOptions(object_lock_mode="COMPLIANCE", default_retention_days=1, server_side_encryption="AES256",
+                             multipart_threshold=6 * MIB, part_size=5 * MIB)
+    data = b"%PDF-1.7\n" + hashlib.sha256(size.encode()).digest() * ((11 * MIB if size == "multipart" else 4096) // 32)
+    key = document_keys("000.00.00.H49.2021.KQ.000123").pdf
+    with FaultProxy(s3_server) as proxy:
+        client = make_s3_client(proxy.endpoint_url, credentials=DUMMY_CREDENTIALS, max_attempts=3,
+                                connect_timeout=2, read_timeout=30)
+        store = S3Archive(client, f"lock-corrupt-{size}", options)
+        store.ensure_bucket()
+        proxy.corrupt = 1  # the next PUT with a body: the object's first bytes (or first part) on their way
+        with pytest.raises(ArchiveIntegrityError):
+            store.put(key, data, content_type="application/pdf")
+        assert proxy.corrupt == 0, "the fault was not injected"
+        assert object_versions(store) == {}, "something was left (or locked) after the corrupted upload"
+        stored = store.put(key, data, content_type="application/pdf", metadata={"title": "Tờ trình"})  # the retry
+    assert stored.sha256 == hashlib.sha256(data).hexdigest() and stored.metadata == {"title": "Tờ trình"}
+    assert stored.content_type == "application/pdf"
+    if size == "small":  # moto ignores Object Lock on multipart uploads (AWS and MinIO apply it)
+        assert stored.lock_mode == "COMPLIANCE" and stored.retain_until is not None
+        assert stored.checksum_sha256 == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    assert store.client.head_object(Bucket=store.bucket, Key=key)["ServerSideEncryption"] == "AES256"
+    assert store.get(key) == data
+    assert object_versions(store) == {key: 1}, "the staged copy stays, or the final key holds two versions"
+    record("faults", f"S3 upload corrupted in transit, Object Lock COMPLIANCE ({size} object)",
+           "refused, nothing locked; retry stored", "ARCHIVE_INTEGRITY",
+           "bytes staged and read back before the locked copy")
+
+
 # --------------------------------------------------------------------------- SIGKILL at each stage
 
 

@@ -24,6 +24,7 @@ from digitize.errors import (
     MissingFile,
     UnsupportedFormat,
 )
+from digitize.intake.page_info import PageLimits
 from digitize.intake.pages import encode_for_pdf, iter_pages, load_image, scan_pages, sniff_format
 
 
@@ -254,7 +255,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path: Path) -> None
         list(scan_pages(jpeg))
     small = imagegen.save(imagegen.blank_page(), tmp_path / "small.png", fmt="PNG")
     with pytest.raises(ImageTooLarge):
-        list(scan_pages(small, max_pixels=1000))
+        list(scan_pages(small, PageLimits(max_pixels=1000)))
 
 
 @pytest.mark.filterwarnings("ignore:Corrupt EXIF data")
@@ -322,3 +323,90 @@ def test_logo_on_a_born_digital_page_is_not_taken_for_the_scan(tmp_path: Path) -
     (info,) = scan_pages(path)
     assert info.has_text_layer and info.rasterize  # the whole page is rendered if it must be OCR'd
     assert (info.width, info.height) == (round(595 / 72 * 300), round(842 / 72 * 300))
+
+
+# --------------------------------------------------------------------------- limits measured before decoding
+
+
+def _tiff_strip(image: Image.Image, compression: str, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    from PIL import TiffImagePlugin
+
+    monkeypatch.setattr(TiffImagePlugin, "STRIP_SIZE", 1 << 24)  # one strip
+    buffer = io.BytesIO()
+    image.save(buffer, format="TIFF", compression=compression)
+    buffer.seek(0)
+    with Image.open(buffer) as tiff:
+        tags = tiff.tag_v2
+        (offset,), (count,) = tags[273], tags[279]
+    return buffer.getvalue()[offset : offset + count]
+
+
+@pytest.mark.parametrize(("compression", "name"), [("tiff_lzw", "/LZWDecode"), ("packbits", "/RunLengthDecode"),
+                                                   ("tiff_adobe_deflate", "/FlateDecode")])
+def test_capped_decoders_agree_with_qpdf(page: np.ndarray, compression: str, name: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The byte-counting decoders give the size qpdf's own decoders give, and stop at the cap."""
+    from digitize.intake.pdf_limits import _Over, decoded_size
+
+    gray = Image.fromarray(page[:400, :600])
+    with pikepdf.new() as pdf:
+        stream = pdf.make_stream(b"")
+        stream.write(_tiff_strip(gray, compression, monkeypatch), filter=pikepdf.Name(name))
+        specialized = pikepdf.StreamDecodeLevel.specialized  # RunLength is "specialized" to qpdf
+        expected = len(stream.read_bytes(specialized))
+        assert expected == 400 * 600
+        assert decoded_size(stream, 10 * expected) == expected
+        with pytest.raises(_Over):
+            decoded_size(stream, expected - 1)
+        chained = pdf.make_stream(b"")
+        chained.write(zlib.compress(stream.read_raw_bytes()), filter=pikepdf.Array([pikepdf.Name.FlateDecode,
+                                                                                      pikepdf.Name(name)]))
+        assert decoded_size(chained, 10 * expected) == len(chained.read_bytes(specialized)) == expected
+
+
+def _one_page_pdf(tmp: Path, build: object) -> Path:
+    path = tmp / "made.pdf"
+    with pikepdf.new() as pdf:
+        page = pdf.add_blank_page(page_size=(360, 360))
+        build(pdf, page)  # type: ignore[operator]
+        pdf.save(path)
+    return path
+
+
+def test_a_form_that_draws_itself_is_refused_without_recursion(tmp_path: Path) -> None:
+    from digitize.errors import PdfTooComplex
+
+    def build(pdf: pikepdf.Pdf, page: pikepdf.Page) -> None:
+        form = pdf.make_indirect(pdf.make_stream(b"/F Do"))
+        form.stream_dict.update({"/Type": pikepdf.Name.XObject, "/Subtype": pikepdf.Name.Form,
+                                 "/BBox": pikepdf.Array([0, 0, 10, 10])})
+        form.stream_dict.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(F=form))
+        page.obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(F=form))
+        page.obj.Contents = pdf.make_stream(b"/F Do")
+
+    with pytest.raises(PdfTooComplex, match="draws itself"):
+        list(scan_pages(_one_page_pdf(tmp_path, build)))
+
+
+def test_document_limits_count_every_file_of_the_document(tmp_path: Path, page: np.ndarray) -> None:
+    from digitize.errors import DecodedTooLarge, TooManyPages
+    from digitize.intake import scan_document
+
+    files = [imagegen.save(page, tmp_path / f"p{i}.png", fmt="PNG") for i in range(3)]
+    size = page.shape[0] * page.shape[1] * (page.shape[2] if page.ndim == 3 else 1)
+    assert len(list(scan_document(files, PageLimits(max_pages=3)))) == 3
+    with pytest.raises(TooManyPages, match="DIGITIZE_MAX_PAGES"):
+        next(scan_document(files, PageLimits(max_pages=2)))  # refused before the first page
+    with pytest.raises(DecodedTooLarge, match="DIGITIZE_MAX_DECODED_MB"):
+        list(scan_document(files, PageLimits(max_decoded_bytes=3 * size - 1)))
+    with pytest.raises(DecodedTooLarge, match="DIGITIZE_MAX_STREAM_MB"):
+        list(scan_document(files, PageLimits(max_stream_bytes=size - 1)))
+
+
+def test_a_tiff_cut_inside_its_header_is_corrupt_when_pages_are_counted(tmp_path: Path) -> None:
+    from digitize.intake import scan_document
+
+    stub = tmp_path / "stub.tif"
+    stub.write_bytes(b"II*\x00\x08")
+    with pytest.raises(CorruptFile, match=r"stub\.tif"):
+        list(scan_document([stub]))

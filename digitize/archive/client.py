@@ -9,8 +9,10 @@ missing bucket, bad request) become :class:`~digitize.errors.ArchiveRejected`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,7 +76,20 @@ def make_s3_client(
     keys: dict[str, str] = {}
     if credentials is not None:
         keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
-    return session.client("s3", endpoint_url=endpoint_url, config=config, **keys)
+    client = session.client("s3", endpoint_url=endpoint_url, config=config, **keys)
+    client.meta.events.register("before-call.s3.CopyObject", _md5_of_the_empty_body)
+    return client
+
+
+_EMPTY_MD5 = base64.b64encode(hashlib.md5(b"", usedforsecurity=False).digest()).decode("ascii")
+
+
+def _md5_of_the_empty_body(params: dict[str, Any], **_: Any) -> None:
+    """A CopyObject that sets Object Lock retention carries the (correct) Content-MD5 of its empty body:
+    moto, like S3 for a PutObject, refuses a lock without Content-MD5 or a checksum header."""
+    headers = params["headers"]
+    if "x-amz-object-lock-mode" in headers and "Content-MD5" not in headers:
+        headers["Content-MD5"] = _EMPTY_MD5
 
 
 @functools.cache

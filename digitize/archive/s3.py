@@ -8,6 +8,8 @@ keeps the same promises in a folder. Guarantees of ``put``:
 - the SHA-256 of the bytes travels with the put (``x-amz-checksum-sha256``) and is stored in the
   user metadata ``sha256``; the object is then READ BACK and hashed, because an S3 server may
   store a checksum without verifying it (moto does), and a mismatching version is deleted;
+- under Object Lock, nothing unverified is locked: the bytes go to ``staging/_uploads/`` first, are read
+  back there, and are then copied server-side (conditionally, with the retention) to the final key;
 - re-running a document is idempotent: same key and same bytes returns the stored object,
   same key and different bytes raises :class:`~digitize.errors.ArchiveIntegrityError`;
 - failures that go away raise :class:`~digitize.errors.ArchiveUnavailable` (retry the task), refusals
@@ -29,6 +31,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,6 +72,9 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 limit
 LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
 SSE_ALGORITHMS = ("AES256", "aws:kms")
 log = logging.getLogger(__name__)
+
+UPLOADS_PREFIX = f"{STAGING_PREFIX}_uploads/"
+"""Where a put under Object Lock stages its bytes until they are verified (``_`` never starts a document code)."""
 
 STAGING_RULE_ID = "digitize-staging-expiry"
 """ID of the bucket lifecycle rule :meth:`S3Archive.ensure_bucket` keeps on ``staging/``."""
@@ -304,6 +310,8 @@ class S3Archive:
         digest = checked_digest(key, data, metadata)
         meta = {**encode_metadata(metadata), SHA256_METADATA: digest}
         extra = self._object_args(kind or kind_from_key(key), staging=key.startswith(STAGING_PREFIX))
+        if "ObjectLockMode" in extra:
+            return self._put_locked(key, data, digest, content_type, metadata, meta, extra)
         what = f"put {key}"
         try:
             if len(data) > self.options.multipart_threshold:
@@ -330,6 +338,86 @@ class S3Archive:
         except BotoCoreError as exc:
             raise translate_error(exc, what) from exc
         return self._verify_written(key, version_id, digest)
+
+    def _put_locked(
+        self,
+        key: str,
+        data: bytes,
+        digest: str,
+        content_type: str,
+        metadata: Mapping[str, str] | None,
+        meta: dict[str, str],
+        extra: dict[str, Any],
+    ) -> StoredObject:
+        """Put under Object Lock: the bytes go to an unlocked staging key, are read back and hashed there,
+        and only then copied server-side to ``key`` with its retention, so bytes corrupted in transit are
+        never locked in (a retry would otherwise meet them for the whole retention period)."""
+        if self.head(key) is not None:  # a re-run: nothing to stage
+            return self._existing(key, digest)
+        staging = f"{UPLOADS_PREFIX}{uuid.uuid4().hex}/{key}"
+        staged = self.put(staging, data, content_type=content_type, metadata=metadata)  # verified by read-back
+        what = f"put {key}"
+        try:
+            source = {"Bucket": self.bucket, "Key": staging, **({"VersionId": v} if (v := staged.version_id) else {})}
+            try:
+                if len(data) > self.options.multipart_threshold:
+                    version_id = self._copy_multipart(key, source, len(data), content_type, meta, extra)
+                else:
+                    response = self.client.copy_object(
+                        Bucket=self.bucket,
+                        Key=key,
+                        CopySource=source,
+                        ContentType=content_type,
+                        Metadata=meta,
+                        MetadataDirective="REPLACE",
+                        ChecksumAlgorithm="SHA256",
+                        IfNoneMatch="*",  # AWS refuses an existing key; moto ignores it (the head above)
+                        **extra,
+                    )
+                    version_id = response.get("VersionId")
+            except ClientError as exc:
+                if is_precondition_failed(exc):
+                    return self._existing(key, digest)
+                raise translate_error(exc, what) from exc
+            except BotoCoreError as exc:
+                raise translate_error(exc, what) from exc
+            return self._verify_written(key, version_id, digest)
+        finally:
+            try:
+                self.delete(staging)
+            except (ArchiveUnavailable, ArchiveRejected) as exc:  # the lifecycle rule removes it later
+                log.warning("put %s: staged copy %s not deleted (%s)", key, staging, type(exc).__name__)
+
+    def _copy_multipart(
+        self, key: str, source: dict[str, str], size: int, content_type: str, meta: dict[str, str],
+        extra: dict[str, Any],
+    ) -> str | None:
+        """Server-side copy in parts (CopyObject stops at 5 GiB), completed only if ``key`` is still free."""
+        upload = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=meta, ChecksumAlgorithm="SHA256", **extra
+        )
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            for number, offset in enumerate(range(0, size, self.options.part_size), start=1):
+                last = min(offset + self.options.part_size, size) - 1
+                result = self.client.upload_part_copy(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, CopySource=source,
+                    CopySourceRange=f"bytes={offset}-{last}",
+                )["CopyPartResult"]
+                part = {"PartNumber": number, "ETag": result["ETag"]}
+                if result.get("ChecksumSHA256"):  # AWS computes it; moto does not
+                    part["ChecksumSHA256"] = result["ChecksumSHA256"]
+                parts.append(part)
+            done = self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
+            )
+        except BaseException:
+            with contextlib.suppress(BotoCoreError, ClientError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+        version: str | None = done.get("VersionId")
+        return version
 
     def _put_multipart(
         self, key: str, data: bytes, content_type: str, meta: dict[str, str], extra: dict[str, Any]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from digitize.intake.inbox import BatchSource, LocalBatch, client_s3, find_batches, open_batch
 from digitize.intake.manifest import BatchPlan, PlannedDocument, RowError, discover_batches, read_manifest
-from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo
-from digitize.intake.pages import encode_for_pdf, load_image, scan_pages, sniff_format
+from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, PageLimits
+from digitize.intake.pages import encode_for_pdf, load_image, scan_document, scan_pages, sniff_format
 
 __all__ = [
     "MAX_PIXELS",
@@ -17,6 +17,7 @@ __all__ = [
     "EncodedImage",
     "LocalBatch",
     "PageInfo",
+    "PageLimits",
     "PlannedDocument",
     "RowError",
     "client_s3",
@@ -26,6 +27,7 @@ __all__ = [
     "load_image",
     "open_batch",
     "read_manifest",
+    "scan_document",
     "scan_pages",
     "sniff_format",
 ]

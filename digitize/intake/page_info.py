@@ -8,11 +8,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from digitize.errors import CorruptFile, ImageTooLarge, LowResolution
+from digitize.errors import CorruptFile, DecodedTooLarge, ImageTooLarge, LowResolution
+
+if TYPE_CHECKING:
+    from digitize.config import Settings
+
+MIB = 1024 * 1024
 
 MAX_PIXELS = 100_000_000
 """Largest page accepted (width × height); an A0 sheet at 300 dpi is ~140 MP, an A3 at 600 dpi ~70 MP."""
+
+MAX_PAGES = 5_000
+"""Most pages in one document (``DIGITIZE_MAX_PAGES``); a scanned stack of 2,000 pages fits."""
+
+MAX_STREAM_MB = 512
+"""Most bytes one stream or page image may decode to, in MiB (``DIGITIZE_MAX_STREAM_MB``): a 100 MP page in
+CMYK is 400 MB; a 1 MB PDF whose Flate streams expand to 1 GiB is refused."""
+
+MAX_DECODED_MB = 65_536
+"""Most bytes one document may decode to, in MiB (``DIGITIZE_MAX_DECODED_MB``): 2,000 A4 pages scanned in
+colour at 300 dpi are ~52 GB, decoded one page at a time."""
+
+
+@dataclass(frozen=True)
+class PageLimits:
+    """How big a document may be, checked from headers and capped decoding before any page is decoded."""
+
+    max_pixels: int = MAX_PIXELS
+    """Largest page (declared width × height)."""
+
+    max_pages: int = MAX_PAGES
+    """Most pages in one document (all its files together)."""
+
+    max_stream_bytes: int = MAX_STREAM_MB * MIB
+    """Most bytes one PDF stream, or one page image (width × height × channels), decodes to."""
+
+    max_decoded_bytes: int = MAX_DECODED_MB * MIB
+    """Most bytes all the pages and streams of one document decode to, together."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PageLimits:
+        """The limits set by ``DIGITIZE_MAX_PAGES``, ``DIGITIZE_MAX_STREAM_MB`` and ``DIGITIZE_MAX_DECODED_MB``."""
+        return cls(max_pages=settings.max_pages, max_stream_bytes=settings.max_stream_mb * MIB,
+                   max_decoded_bytes=settings.max_decoded_mb * MIB)
 
 MIN_SIDE = 32
 """Pages narrower or shorter than this many pixels are not scans (an icon, a thumbnail): LOW_RESOLUTION."""
@@ -45,6 +85,10 @@ class PageInfo:
 
     rasterize: bool = False
     """A PDF page that is not one full-page scanned image: it is rendered (see :mod:`digitize.intake.pdf_pages`)."""
+
+    decoded_bytes: int = 0
+    """What decoding the page costs: its pixels (width × height × channels × bytes per sample), plus for a
+    PDF page the decoded size of the other streams it is the first of its file to draw."""
 
 
 @dataclass(frozen=True)
@@ -93,3 +137,17 @@ def check_size(path: Path, width: int, height: int, max_pixels: int, *, page: in
             f"{path.name}: page {page + 1} declares {width}×{height} pixels "
             f"({width * height / 1e6:.0f} MP, limit {max_pixels / 1e6:.0f} MP)"
         )
+
+
+DEFAULT_LIMITS = PageLimits()
+"""The built-in limits (a document's settings may differ: :meth:`PageLimits.from_settings`)."""
+
+
+def check_decoded(path: Path, size: int, limits: PageLimits, *, page: int = 0) -> int:
+    """Refuse a page image that decodes to more than the per-stream limit; returns ``size``."""
+    if size > limits.max_stream_bytes:
+        raise DecodedTooLarge(
+            f"{path.name}: page {page + 1} decodes to {size / MIB:.0f} MB, over the limit of "
+            f"{limits.max_stream_bytes / MIB:.0f} MB per page image (DIGITIZE_MAX_STREAM_MB)"
+        )
+    return size

@@ -26,7 +26,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +35,17 @@ from typing import Any
 import numpy as np
 from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
-from digitize.errors import CorruptFile, EmptyFile, ImageTooLarge, MissingFile, UnsupportedFormat
-from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, check_size
-from digitize.intake.pdf_pages import pdf_page_infos, pdf_page_passthrough, pdf_page_picture
+from digitize.errors import (
+    CorruptFile,
+    DecodedTooLarge,
+    EmptyFile,
+    ImageTooLarge,
+    MissingFile,
+    TooManyPages,
+    UnsupportedFormat,
+)
+from digitize.intake.page_info import DEFAULT_LIMITS, MIB, EncodedImage, PageInfo, PageLimits, check_decoded, check_size
+from digitize.intake.pdf_pages import pdf_page_count, pdf_page_infos, pdf_page_passthrough, pdf_page_picture
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -81,17 +89,49 @@ def sniff_format(path: Path) -> str:
     raise UnsupportedFormat(f"{path.name}: not a PDF, TIFF, JPEG or PNG file (unknown content)")
 
 
-def scan_pages(path: Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[PageInfo]:
+def scan_pages(path: Path, limits: PageLimits = DEFAULT_LIMITS) -> Iterator[PageInfo]:
     """Yield the pages of one file lazily, reading headers only; bad files raise :class:`InputError`s."""
     fmt = sniff_format(path)
     if fmt == "png":
-        yield _png_info(path, max_pixels)
+        yield _png_info(path, limits)
     elif fmt == "jpeg":
-        yield _jpeg_info(path, max_pixels)
+        yield _jpeg_info(path, limits)
     elif fmt == "tiff":
-        yield from _tiff_infos(path, max_pixels)
+        yield from _tiff_infos(path, limits)
     else:
-        yield from pdf_page_infos(path, max_pixels)
+        yield from pdf_page_infos(path, limits)
+
+
+def scan_document(sources: Sequence[Path], limits: PageLimits = DEFAULT_LIMITS) -> Iterator[PageInfo]:
+    """The pages of one document's files, in order, lazily; the document is refused as a whole when it has
+    more than ``max_pages`` pages (counted from the files' structure before any page is yielded) or its
+    pages decode to more than ``max_decoded_bytes`` together."""
+    pages = 0
+    for source in sources:
+        pages += count_pages(source)
+        if pages > limits.max_pages:
+            raise TooManyPages(f"{source.name}: the document has more than {limits.max_pages} pages, the limit "
+                               "per document (DIGITIZE_MAX_PAGES)")
+    decoded = 0
+    for source in sources:
+        for info in scan_pages(source, limits):
+            decoded += info.decoded_bytes
+            if decoded > limits.max_decoded_bytes:
+                raise DecodedTooLarge(
+                    f"{source.name}: by page {info.index + 1} the document decodes to more than "
+                    f"{limits.max_decoded_bytes / MIB:.0f} MB, the limit per document (DIGITIZE_MAX_DECODED_MB)")
+            yield info
+
+
+def count_pages(path: Path) -> int:
+    """Pages of one file from its structure alone (PDF page tree, TIFF directory chain)."""
+    fmt = sniff_format(path)
+    if fmt == "tiff":
+        try:
+            return _tiff_ifd_count(path)
+        except (struct.error, OSError) as exc:  # a header cut short
+            raise CorruptFile(f"{path.name}: TIFF header is damaged ({exc})") from exc
+    return pdf_page_count(path) if fmt == "pdf" else 1
 
 
 def load_image(info: PageInfo) -> np.ndarray:
@@ -150,9 +190,9 @@ class Page:
     """Stored image for the output PDF (original bytes where possible)."""
 
 
-def iter_pages(path: Path, *, max_pixels: int = MAX_PIXELS) -> Iterator[Page]:
+def iter_pages(path: Path, limits: PageLimits = DEFAULT_LIMITS) -> Iterator[Page]:
     """Load the pages of one file one at a time (decoded and encoded): convenient for single-process callers."""
-    for info in scan_pages(path, max_pixels=max_pixels):
+    for info in scan_pages(path, limits):
         yield Page(info, load_image(info), encode_for_pdf(info))
 
 
@@ -197,10 +237,13 @@ def _png_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def _png_info(path: Path, max_pixels: int) -> PageInfo:
+def _png_info(path: Path, limits: PageLimits) -> PageInfo:
     header = _png_header(path)
-    check_size(path, header["width"], header["height"], max_pixels)
-    return PageInfo(path, 0, "png", header["width"], header["height"], header["dpi"])
+    width, height = header["width"], header["height"]
+    check_size(path, width, height, limits.max_pixels)
+    channels = {0: 1, 2: 3, 3: 3, 4: 4, 6: 4}.get(header["color_type"], 4) * (2 if header["depth"] == 16 else 1)
+    decoded = check_decoded(path, width * height * channels, limits)
+    return PageInfo(path, 0, "png", width, height, header["dpi"], decoded_bytes=decoded)
 
 
 def _png_passthrough(info: PageInfo) -> EncodedImage | None:
@@ -220,10 +263,11 @@ def _png_passthrough(info: PageInfo) -> EncodedImage | None:
 # --- JPEG ------------------------------------------------------------------------------------------
 
 
-def _jpeg_info(path: Path, max_pixels: int) -> PageInfo:
-    width, height, _ = _jpeg_frame(path)
-    check_size(path, width, height, max_pixels)
-    return PageInfo(path, 0, "jpeg", width, height, _pil_dpi(path))
+def _jpeg_info(path: Path, limits: PageLimits) -> PageInfo:
+    width, height, components = _jpeg_frame(path)
+    check_size(path, width, height, limits.max_pixels)
+    decoded = check_decoded(path, width * height * max(components, 1), limits)
+    return PageInfo(path, 0, "jpeg", width, height, _pil_dpi(path), decoded_bytes=decoded)
 
 
 def _jpeg_frame(path: Path) -> tuple[int, int, int]:
@@ -268,7 +312,7 @@ def _jpeg_encoded(info: PageInfo) -> EncodedImage | None:
 # --- TIFF ------------------------------------------------------------------------------------------
 
 
-def _tiff_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
+def _tiff_infos(path: Path, limits: PageLimits) -> Iterator[PageInfo]:
     """Walk the IFD chain frame by frame; PIL reads only tags when seeking, never pixels."""
     try:
         img = Image.open(path)
@@ -285,10 +329,14 @@ def _tiff_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
                 break
             except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error) as exc:
                 raise CorruptFile(f"{path.name}: TIFF page {index + 1} cannot be read ({exc})") from exc
+            if index >= limits.max_pages:
+                raise TooManyPages(f"{path.name}: more than {limits.max_pages} pages, the limit per document "
+                                   "(DIGITIZE_MAX_PAGES)")
             width, height = img.size
-            check_size(path, width, height, max_pixels, page=index)
+            check_size(path, width, height, limits.max_pixels, page=index)
+            decoded = check_decoded(path, width * height * _mode_bytes(img.mode), limits, page=index)
             dpi = img.info.get("dpi") or (0.0, 0.0)
-            yield PageInfo(path, index, "tiff", width, height, (float(dpi[0]), float(dpi[1])))
+            yield PageInfo(path, index, "tiff", width, height, (float(dpi[0]), float(dpi[1])), decoded_bytes=decoded)
             index += 1
         if index == 0:
             raise CorruptFile(f"{path.name}: TIFF file has no pages")
@@ -442,6 +490,12 @@ def _pil_to_array(img: Image.Image, name: str) -> np.ndarray:
         raise ImageTooLarge(f"{name}: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, struct.error, zlib.error) as exc:
         raise CorruptFile(f"{name}: the image data is damaged or truncated ({exc})") from exc
+
+
+def _mode_bytes(mode: str) -> int:
+    """Bytes per pixel of a PIL mode once decoded (a bilevel pixel takes a byte)."""
+    sample = 4 if mode in ("I", "F") else 2 if "16" in mode else 1
+    return int(Image.getmodebands(mode)) * sample if mode in Image.MODES else 4
 
 
 def _channels_equal(rgb: np.ndarray) -> bool:

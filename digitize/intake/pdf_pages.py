@@ -19,8 +19,9 @@ import pikepdf
 from pikepdf.models.image import UnsupportedImageTypeError
 from PIL import Image
 
-from digitize.errors import AlreadySigned, CorruptFile, EncryptedPdf
-from digitize.intake.page_info import EncodedImage, PageInfo, check_size
+from digitize.errors import AlreadySigned, CorruptFile, EncryptedPdf, TooManyPages
+from digitize.intake.page_info import EncodedImage, PageInfo, PageLimits, check_decoded, check_size
+from digitize.intake.pdf_limits import StreamBudget, child_forms
 
 PDF_RASTER_DPI = 300
 """Resolution used when a PDF page is not a single scanned image and must be rasterised."""
@@ -28,21 +29,37 @@ PDF_RASTER_DPI = 300
 _TEXT_OPERATORS = {"Tj", "TJ", "'", '"'}
 
 
-def pdf_page_infos(path: Path, max_pixels: int) -> Iterator[PageInfo]:
-    """The pages of a PDF, from its page tree and image headers only; bad PDFs raise :class:`InputError`s."""
+def pdf_page_infos(path: Path, limits: PageLimits) -> Iterator[PageInfo]:
+    """The pages of a PDF, from its page tree, image headers and capped decoding of its streams only (see
+    :mod:`digitize.intake.pdf_limits`); bad PDFs raise :class:`InputError`s."""
     with _open_pdf(path) as pdf:
         if pdf.is_encrypted:
             raise EncryptedPdf(f"{path.name}: the PDF is encrypted (even without a password, OCR would drop it)")
         if _is_signed(pdf):
             raise AlreadySigned(f"{path.name}: the PDF carries a digital signature")
-        try:
-            count = len(pdf.pages)
-        except pikepdf.PdfError as exc:
-            raise CorruptFile(f"{path.name}: the PDF page tree is damaged ({exc})") from exc
-        if count == 0:
-            raise CorruptFile(f"{path.name}: the PDF has no pages")
+        count = _page_count(path, pdf)
+        if count > limits.max_pages:
+            raise TooManyPages(f"{path.name}: {count} pages, more than the limit of {limits.max_pages} per document "
+                               "(DIGITIZE_MAX_PAGES)")
+        budget = StreamBudget(path, limits)
         for index in range(count):
-            yield _pdf_page_info(path, index, pdf.pages[index], max_pixels)
+            yield _pdf_page_info(path, index, pdf.pages[index], limits, budget)
+
+
+def pdf_page_count(path: Path) -> int:
+    """Pages in the PDF's page tree."""
+    with _open_pdf(path) as pdf:
+        return _page_count(path, pdf)
+
+
+def _page_count(path: Path, pdf: pikepdf.Pdf) -> int:
+    try:
+        count = len(pdf.pages)
+    except pikepdf.PdfError as exc:
+        raise CorruptFile(f"{path.name}: the PDF page tree is damaged ({exc})") from exc
+    if count == 0:
+        raise CorruptFile(f"{path.name}: the PDF has no pages")
+    return count
 
 
 def pdf_page_picture(info: PageInfo) -> Image.Image:
@@ -75,25 +92,27 @@ def _open_pdf(path: Path) -> Iterator[pikepdf.Pdf]:
         yield pdf
 
 
-def _pdf_page_info(path: Path, index: int, page: pikepdf.Page, max_pixels: int) -> PageInfo:
+def _pdf_page_info(path: Path, index: int, page: pikepdf.Page, limits: PageLimits, budget: StreamBudget) -> PageInfo:
     try:
         box = [float(v) for v in page.mediabox]
-        has_text = _has_text(page.obj, set())
+        streams = budget.page_cost(index, page)  # first: nothing below decodes a stream before it is measured
+        has_text = _has_text(page.obj)
         image = _page_image(page)
     except (pikepdf.PdfError, ValueError, TypeError) as exc:
         raise CorruptFile(f"{path.name}: PDF page {index + 1} is damaged ({exc})") from exc
     page_w, page_h = abs(box[2] - box[0]) / 72.0, abs(box[3] - box[1]) / 72.0
     if image is None:
         width, height = round(page_w * PDF_RASTER_DPI), round(page_h * PDF_RASTER_DPI)
-        check_size(path, width, height, max_pixels, page=index)
+        check_size(path, width, height, limits.max_pixels, page=index)
+        raster = check_decoded(path, width * height * 3, limits, page=index)
         return PageInfo(path, index, "pdf", width, height, (float(PDF_RASTER_DPI),) * 2,
-                        has_text_layer=has_text, rasterize=image is None)
+                        has_text_layer=has_text, rasterize=image is None, decoded_bytes=streams + raster)
     width, height = int(image.Width), int(image.Height)
-    check_size(path, width, height, max_pixels, page=index)
+    check_size(path, width, height, limits.max_pixels, page=index)
     if abs(width / height - page_w / page_h) > abs(width / height - page_h / page_w):
         page_w, page_h = page_h, page_w  # image drawn turned a quarter inside the page
     return PageInfo(path, index, "pdf", width, height, (round(width / page_w, 1), round(height / page_h, 1)),
-                    has_text_layer=has_text)
+                    has_text_layer=has_text, decoded_bytes=streams)
 
 
 _SIGNATURE_TYPES = (pikepdf.Name.Sig, pikepdf.Name.DocTimeStamp)
@@ -126,17 +145,17 @@ def _is_signed(pdf: pikepdf.Pdf) -> bool:
     return False
 
 
-def _has_text(obj: pikepdf.Object, seen: set[tuple[int, int]]) -> bool:
-    """True when the page (or a form XObject it draws) shows text."""
-    for instruction in pikepdf.parse_content_stream(obj):
-        if str(instruction.operator) in _TEXT_OPERATORS:
+def _has_text(page: pikepdf.Object) -> bool:
+    """True when the page (or a form XObject it draws) shows text; walked without recursion."""
+    todo, seen = [page], set()
+    while todo:
+        obj = todo.pop()
+        if any(str(i.operator) in _TEXT_OPERATORS for i in pikepdf.parse_content_stream(obj)):
             return True
-    xobjects: Any = obj.get("/Resources", pikepdf.Dictionary()).get("/XObject", pikepdf.Dictionary())
-    for xobject in xobjects.values():
-        if xobject.get("/Subtype") == pikepdf.Name.Form and xobject.objgen not in seen:
-            seen.add(xobject.objgen)
-            if _has_text(xobject, seen):
-                return True
+        for form in child_forms(obj):
+            if form.objgen not in seen:
+                seen.add(form.objgen)
+                todo.append(form)
     return False
 
 

@@ -39,7 +39,7 @@ import numpy as np
 import pikepdf
 
 from digitize.errors import ConfigurationError, OcrFailed
-from digitize.intake import MAX_PIXELS, PageInfo, encode_for_pdf, load_image, scan_pages
+from digitize.intake import PageInfo, PageLimits, encode_for_pdf, load_image, scan_document
 from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
 from digitize.ocr.engine import OcrEngine, ocr_engine
 from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord, page_can_be_copied
@@ -80,8 +80,8 @@ class OcrOptions:
     psm: int = 3
     """Tesseract page segmentation mode (3 = automatic layout)."""
 
-    max_pixels: int = MAX_PIXELS
-    """Largest page accepted (declared width × height), checked before decoding."""
+    limits: PageLimits = field(default_factory=PageLimits)
+    """Largest page, most pages and most decoded bytes per stream and per document, checked before decoding."""
 
     title: str = ""
     """Title written to the PDF's metadata."""
@@ -532,11 +532,8 @@ def _run_task(task: _PageTask) -> _PageOutcome:
 
 
 def _tasks(sources: Sequence[Path], options: OcrOptions) -> Iterator[_PageTask]:
-    position = 0
-    for source in sources:
-        for info in scan_pages(source, max_pixels=options.max_pixels):
-            yield _PageTask(position, info, options)
-            position += 1
+    for position, info in enumerate(scan_document(sources, options.limits)):
+        yield _PageTask(position, info, options)
 
 
 def _ordered(pool: Executor | None, func: Callable[[_T], _R], items: Iterator[_T],
@@ -581,7 +578,8 @@ def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOpti
     """OCR the files of ONE document (in order, each possibly multi-page) into one searchable PDF/A-2b.
 
     Bad input raises the :class:`~digitize.errors.InputError` subclasses (EmptyFile, UnsupportedFormat,
-    CorruptFile, EncryptedPdf, AlreadySigned, ImageTooLarge, OcrFailed); ``out_pdf`` is then not written.
+    CorruptFile, EncryptedPdf, AlreadySigned, ImageTooLarge, TooManyPages, DecodedTooLarge, PdfTooComplex,
+    OcrFailed); ``out_pdf`` is then not written.
     """
     if not sources:
         raise ValueError("a document needs at least one file")

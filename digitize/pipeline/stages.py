@@ -307,7 +307,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
                   checkpoint: Callable[[str], None], scratch: Path
                   ) -> tuple[OcrResult, str, list[Path], list[str]]:
     """Fetch and check the originals, make the searchable PDF/A, allocate the code and write it into the PDF."""
-    from digitize.intake import sniff_format
+    from digitize.intake import PageLimits, sniff_format
     from digitize.ocr import OcrOptions, make_searchable_pdf, set_document_metadata
 
     catalog, settings = ctx.catalog, ctx.settings
@@ -316,7 +316,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     formats = [sniff_format(p) for p in originals]
     out_pdf = scratch / "document.pdf"
     options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=scratch,
-                         page_timeout=settings.ocr_page_timeout)
+                         page_timeout=settings.ocr_page_timeout, limits=PageLimits.from_settings(settings))
     with watch.stage("ocr"):
         ocr: OcrResult = make_searchable_pdf(originals, out_pdf, options)
     catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=ocr.tool_versions["tesseract"],

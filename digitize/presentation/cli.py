@@ -97,11 +97,13 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 def cmd_ocr(args: argparse.Namespace) -> int:
     from digitize.config import load_settings
+    from digitize.intake import PageLimits
     from digitize.ocr import OcrOptions, make_searchable_pdf
 
     settings = load_settings()
     result = make_searchable_pdf([Path(f) for f in args.files], Path(args.out),
-                                 OcrOptions(jobs=args.jobs or settings.ocr_jobs, min_dpi=settings.min_dpi))
+                                 OcrOptions(jobs=args.jobs or settings.ocr_jobs, min_dpi=settings.min_dpi,
+                                            limits=PageLimits.from_settings(settings)))
     if args.text:
         Path(args.text).write_text("\n\f".join(p.text for p in result.pages), encoding="utf-8")
     for page in result.pages:
