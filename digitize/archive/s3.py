@@ -32,7 +32,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -397,7 +397,8 @@ class S3Archive:
             Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=meta, ChecksumAlgorithm="SHA256", **extra
         )
         upload_id = upload["UploadId"]
-        try:
+
+        def copy_parts() -> list[dict[str, Any]]:
             parts = []
             for number, offset in enumerate(range(0, size, self.options.part_size), start=1):
                 last = min(offset + self.options.part_size, size) - 1
@@ -409,15 +410,9 @@ class S3Archive:
                 if result.get("ChecksumSHA256"):  # AWS computes it; moto does not
                     part["ChecksumSHA256"] = result["ChecksumSHA256"]
                 parts.append(part)
-            done = self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
-            )
-        except BaseException:
-            with contextlib.suppress(BotoCoreError, ClientError):
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-            raise
-        version: str | None = done.get("VersionId")
-        return version
+            return parts
+
+        return self._complete_multipart(key, upload_id, copy_parts)
 
     def _put_multipart(
         self, key: str, data: bytes, content_type: str, meta: dict[str, str], extra: dict[str, Any]
@@ -426,22 +421,27 @@ class S3Archive:
             Bucket=self.bucket, Key=key, ContentType=content_type, Metadata=meta, ChecksumAlgorithm="SHA256", **extra
         )
         upload_id = upload["UploadId"]
-        try:
+
+        def upload_parts() -> list[dict[str, Any]]:
             view = memoryview(data)
             parts = []
             for number, offset in enumerate(range(0, len(data), self.options.part_size), start=1):
                 chunk = view[offset : offset + self.options.part_size]
                 checksum = sha256_b64(chunk)
                 response = self.client.upload_part(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=chunk.tobytes(),
-                    ChecksumAlgorithm="SHA256",
-                    ChecksumSHA256=checksum,
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk.tobytes(),
+                    ChecksumAlgorithm="SHA256", ChecksumSHA256=checksum,
                 )
                 parts.append({"PartNumber": number, "ETag": response["ETag"], "ChecksumSHA256": checksum})
+            return parts
+
+        return self._complete_multipart(key, upload_id, upload_parts)
+
+    def _complete_multipart(self, key: str, upload_id: str, make_parts: Callable[[], list[dict[str, Any]]]
+                            ) -> str | None:
+        """Send the parts, then complete the upload only if ``key`` is still free; abort it on any failure."""
+        try:
+            parts = make_parts()
             done = self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
             )
