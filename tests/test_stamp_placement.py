@@ -50,7 +50,7 @@ def _run_batch(root: Path, batch: Path, endpoint: str, bucket: str, pki: Any) ->
     """Every document of ``batch`` through the real pipeline, visible stamp on; the archived results."""
     from digitize.config import load_settings
     from digitize.intake.manifest import read_manifest
-    from digitize.pipeline.stages import PipelineContext, process_documents, register_batch
+    from digitize.pipeline import PipelineContext, process_documents, register_batch
 
     settings = dataclasses.replace(
         load_settings(), catalog_url=f"sqlite:///{root / 'catalog.db'}", s3_endpoint_url=endpoint, s3_bucket=bucket,
