@@ -737,3 +737,19 @@ def test_staging_expiry_days_from_the_environment() -> None:
     assert ArchiveOptions.from_env({"DIGITIZE_S3_STAGING_EXPIRY_DAYS": "0"}).staging_expiry_days == 0
     with pytest.raises(ConfigurationError, match="STAGING_EXPIRY_DAYS"):
         ArchiveOptions.from_env({"DIGITIZE_S3_STAGING_EXPIRY_DAYS": "a week"})
+
+
+def test_object_lock_works_with_a_client_built_elsewhere(s3_server: LocalS3Server) -> None:
+    """Airflow's Amazon provider builds its own boto3 client (a connection with extras): the locked copy
+    still carries what moto and S3 ask of a put with retention."""
+    import boto3
+
+    plain = boto3.session.Session().client(
+        "s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=DUMMY_CREDENTIALS[0], aws_secret_access_key=DUMMY_CREDENTIALS[1])
+    store = S3Archive(plain, _bucket(), ArchiveOptions(object_lock_mode="COMPLIANCE", default_retention_days=1))
+    store.ensure_bucket()
+    stored = store.put(KEYS.pdf, PDF, content_type="application/pdf")
+    assert stored.lock_mode == "COMPLIANCE" and store.get(KEYS.pdf) == PDF
+    # a second archive on the same client registers nothing twice, and a re-run is idempotent
+    S3Archive(plain, store.bucket, store.options).put(KEYS.pdf, PDF, content_type="application/pdf")

@@ -76,17 +76,21 @@ def make_s3_client(
     keys: dict[str, str] = {}
     if credentials is not None:
         keys = {"aws_access_key_id": credentials[0], "aws_secret_access_key": credentials[1]}
-    client = session.client("s3", endpoint_url=endpoint_url, config=config, **keys)
-    client.meta.events.register("before-call.s3.CopyObject", _md5_of_the_empty_body)
-    return client
+    return session.client("s3", endpoint_url=endpoint_url, config=config, **keys)
 
 
 _EMPTY_MD5 = base64.b64encode(hashlib.md5(b"", usedforsecurity=False).digest()).decode("ascii")
 
 
+def send_md5_with_locked_copies(client: Any) -> None:
+    """Make ``client`` (ours or the Amazon provider's) send the (correct) Content-MD5 of the empty body with
+    a CopyObject that sets Object Lock retention: moto, like S3 for a PutObject, refuses a lock without
+    Content-MD5 or a checksum header. Registered once per client, however many archives share it."""
+    client.meta.events.register("before-call.s3.CopyObject", _md5_of_the_empty_body,
+                                unique_id="digitize-locked-copy-md5")
+
+
 def _md5_of_the_empty_body(params: dict[str, Any], **_: Any) -> None:
-    """A CopyObject that sets Object Lock retention carries the (correct) Content-MD5 of its empty body:
-    moto, like S3 for a PutObject, refuses a lock without Content-MD5 or a checksum header."""
     headers = params["headers"]
     if "x-amz-object-lock-mode" in headers and "Content-MD5" not in headers:
         headers["Content-MD5"] = _EMPTY_MD5

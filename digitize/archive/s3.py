@@ -45,6 +45,7 @@ from digitize.archive.client import (
     is_precondition_failed,
     make_s3_client,
     s3_errors,
+    send_md5_with_locked_copies,
     translate_error,
 )
 from digitize.archive.keys import STAGING_PREFIX, check_key, kind_from_key
@@ -195,6 +196,7 @@ class S3Archive:
         self.client = client
         self.bucket = bucket
         self.options = options or ArchiveOptions()
+        send_md5_with_locked_copies(client)
 
     def __repr__(self) -> str:
         return f"S3Archive(bucket={self.bucket!r}, endpoint={self.client.meta.endpoint_url!r})"
