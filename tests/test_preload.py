@@ -83,12 +83,16 @@ def test_after_preload_the_first_document_imports_nothing_heavy_nor_prepares_the
     (["airflow", "celery", "flower"], "CeleryExecutor", False),
 ])
 def test_only_the_processes_that_fork_tasks_preload(argv: list[str], executor: str, expected: bool) -> None:
-    sys.path.insert(0, str(REPO / "plugins"))
-    try:
-        import airflow_local_settings
-    finally:
-        sys.path.remove(str(REPO / "plugins"))
-    assert airflow_local_settings.forks_tasks(argv, executor) is expected
+    # Loaded under another name: registering it as ``airflow_local_settings`` in this process would make
+    # Airflow's own start-up code (the in-process API apps of later tests) pick it up as this process's.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("local_settings_under_test", REPO / "plugins" /
+                                                  "airflow_local_settings.py")
+    assert spec is not None and spec.loader is not None
+    local_settings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(local_settings)
+    assert local_settings.forks_tasks(argv, executor) is expected
 
 
 def test_a_celery_worker_process_starts_with_the_library_imported() -> None:
