@@ -17,8 +17,10 @@ from alembic import command
 from alembic.config import Config
 from test_catalog import fresh_database_url
 
+from digitize.archive import open_archive
 from digitize.catalog.schema import MIGRATIONS_DIR
 from digitize.catalog.store import Catalog
+from digitize.preservation import archive_reference_snapshot, replay_reference_imports
 
 
 def _sha(text: str) -> str:
@@ -143,4 +145,16 @@ def test_upgrade_from_0006_backfills_and_the_frames_follow(backend: str, tmp_pat
     assert sorted(needs["outcome"]) == ["reused", "supplied_again"]
     assert (needs["at"] == needs["recorded_at"]).all()
     assert catalog.latest_recorded_at() == _at("2025-06-01 03:00:00")
+
+    # the reference data taken over by the migration is kept in the archive once; a rebuild restores it as recorded
+    archive = open_archive(f"file://{tmp_path / 'archive'}")
+    archive.ensure_bucket()
+    key, rows = archive_reference_snapshot(catalog, archive)
+    assert key is not None and rows == 3 + 2 + 1
+    rebuilt = Catalog(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    rebuilt.upgrade()
+    assert replay_reference_imports(rebuilt, archive).snapshot_rows == 6
+    for cutoff in (since, None):
+        for frame in ("agencies_frame", "register_frame", "successors_frame"):
+            assert getattr(rebuilt, frame)(cutoff).equals(getattr(catalog, frame)(cutoff)), (frame, cutoff)
     catalog.close()

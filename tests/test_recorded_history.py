@@ -291,3 +291,14 @@ def test_cli_imports_archive_the_file(tmp_path: Path, monkeypatch: pytest.Monkey
     kinds = [(r["kind"], r["key"] is not None) for r in catalog.reference_imports()]
     assert kinds == [("agencies", True), ("register", False)]
     assert (tmp_path / "archive").is_dir() and catalog.register_frame().shape[0] == 24
+    # the register imported without the archive is kept by a snapshot; a rebuild restores both
+    assert main(["catalog", "archive-reference"]) == 0
+    assert main(["catalog", "archive-reference"]) == 0  # the same rows are stored once
+    assert len(list((tmp_path / "archive" / "reference" / "snapshots").iterdir())) == 1
+    monkeypatch.setenv("DIGITIZE_CATALOG_URL", f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    assert main(["catalog", "rebuild"]) == 0
+    rebuilt = Catalog(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    for frame in ("agencies_frame", "register_frame", "successors_frame"):
+        assert getattr(rebuilt, frame)().equals(getattr(catalog, frame)()), frame
+    assert rebuilt.get_agency(DISTRICT) == catalog.get_agency(DISTRICT)
+    assert rebuilt.latest_recorded_at() == catalog.latest_recorded_at()

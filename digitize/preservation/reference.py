@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 REFERENCE_PREFIX = "reference/"
 IMPORTS_PREFIX = "reference/imports/"
+SNAPSHOTS_PREFIX = "reference/snapshots/"
 _SUFFIXES = (".csv", ".xlsx", ".xlsm")
 
 
@@ -39,6 +40,9 @@ class ReplaySummary:
 
     imports: int
     """Import records replayed."""
+
+    snapshot_rows: int
+    """Rows restored from snapshots (:func:`archive_reference_snapshot`)."""
 
     skipped: tuple[str, ...]
     """Import records that could not be replayed, each with the reason."""
@@ -88,8 +92,40 @@ def _media_type(suffix: str) -> str:
     return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def archive_reference_snapshot(catalog: Catalog, archive: Archive) -> tuple[str | None, int]:
+    """Keep in the archive the recorded reference rows no archived import accounts for; (key, rows).
+
+    After the upgrade to 0007 these are the agencies, register and successors the catalog already held:
+    importing the same files again changes nothing, so would archive nothing. The snapshot is stored under
+    ``reference/snapshots/<sha256>.json`` (the same rows are stored once); ``(None, 0)`` when there are none.
+    """
+    snapshot = catalog.reference_snapshot()
+    rows = sum(len(v) for v in snapshot.values())
+    if not rows:
+        return None, 0
+    data = json.dumps(snapshot, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    key = f"{SNAPSHOTS_PREFIX}{sha256_bytes(data)}.json"
+    if archive.head(key) is None:
+        archive.put(key, data, content_type="application/json", kind="KQ")
+    return key, rows
+
+
+def _snapshots(archive: Archive, skipped: list[str]) -> list[tuple[datetime, str, dict[str, Any]]]:
+    """Each archived snapshot once per recorded time it holds: (time, time as stored, snapshot)."""
+    out: list[tuple[datetime, str, dict[str, Any]]] = []
+    for key in archive.list_keys(SNAPSHOTS_PREFIX):
+        try:
+            snapshot = json.loads(archive.get(key))
+            times = {row["recorded_at"] for rows in snapshot.values() for row in rows}
+            out.extend((datetime.fromisoformat(t), t, snapshot) for t in times)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            skipped.append(f"{key}: {str(exc).splitlines()[0]}")
+    return out
+
+
 def replay_reference_imports(catalog: Catalog, archive: Archive) -> ReplaySummary:
-    """Re-apply every archived import record, oldest first, with its original recorded time (catalog rebuild).
+    """Re-apply every archived import record and snapshot, in the order the catalog learned them, with their
+    original recorded times (catalog rebuild); a second run adds nothing.
 
     Reuse events refer to documents, so call it after the documents are restored.
     """
@@ -106,18 +142,23 @@ def replay_reference_imports(catalog: Catalog, archive: Archive) -> ReplaySummar
             skipped.append(f"{key}: {str(exc).splitlines()[0]}")
             continue
         records.append(record)
-    records.sort(key=lambda r: r["at"])
+    snapshots = _snapshots(archive, skipped)
     known = {(r["kind"], r["sha256"], r["recorded_at"]) for r in catalog.reference_imports()}
-    done = 0
-    for record in records:
+    steps: list[tuple[datetime, int, Any]] = [(at, 0, (text, snap)) for at, text, snap in snapshots]
+    steps += [(record["at"], 1, record) for record in records]
+    restored = done = 0
+    for _at, step_kind, item in sorted(steps, key=lambda s: (s[0], s[1])):  # the order the catalog learned them
+        if step_kind == 0:
+            restored += catalog.restore_reference_snapshot(item[1], item[0])
+            continue
+        record = item
         if (record["kind"], record["sha256"], record["at"]) in known:
             continue  # replayed already (a rebuild run twice)
         data = archive.get(record["key"])
         if sha256_bytes(data) != record["sha256"]:
             raise ArchiveIntegrityError(f"{record['key']} does not have the SHA-256 its import record states")
-        path = Path(record["name"])
-        _importer(catalog, record["kind"])(path, data=data, recorded_at=record["at"],
+        _importer(catalog, record["kind"])(Path(record["name"]), data=data, recorded_at=record["at"],
                                            source=ReferenceFile(record["kind"], record["name"], record["sha256"],
                                                                 record["key"]))
         done += 1
-    return ReplaySummary(done, tuple(skipped))
+    return ReplaySummary(done, restored, tuple(skipped))
