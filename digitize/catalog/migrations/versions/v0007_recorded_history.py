@@ -190,11 +190,11 @@ def _backfill_documents(conn: sa.Connection) -> None:
     by_code: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         by_code[row.code].append(row)
-    for versions in by_code.values():
-        first = versions[0].archived_at
-        for index, row in enumerate(versions):
-            conn.execute(sa.text("UPDATE documents SET origin = :origin, digitized_at = :first WHERE id = :id"),
-                         {"origin": _origin(row, versions[:index], renewed, files), "first": first, "id": row.id})
+    updates = [{"origin": _origin(row, versions[:index], renewed, files), "first": versions[0].archived_at,
+                "id": row.id}
+               for versions in by_code.values() for index, row in enumerate(versions)]
+    if updates:  # one statement for all (executemany): a province's catalog holds millions of versions
+        conn.execute(sa.text("UPDATE documents SET origin = :origin, digitized_at = :first WHERE id = :id"), updates)
 
 
 def upgrade() -> None:
