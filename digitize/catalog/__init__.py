@@ -6,6 +6,7 @@ package hands over its text analysis as a :class:`TextAnalyzer` and gets :class:
 
 from __future__ import annotations
 
+from digitize.catalog.frames import AGENCY_COLUMNS, REGISTER_COLUMNS, SCAN_COLUMNS, SUCCESSOR_COLUMNS
 from digitize.catalog.fulltext import FulltextQuery, IndexedPage, PageFields, TextAnalyzer
 from digitize.catalog.history import ReferenceFile
 from digitize.catalog.records import (
@@ -22,7 +23,11 @@ from digitize.catalog.schema import UtcDateTime, documents
 from digitize.catalog.store import Catalog
 
 __all__ = [
+    "AGENCY_COLUMNS",
+    "REGISTER_COLUMNS",
     "RETRY_EVENT",
+    "SCAN_COLUMNS",
+    "SUCCESSOR_COLUMNS",
     "Agency",
     "ArchivedInfo",
     "Catalog",

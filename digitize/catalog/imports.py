@@ -128,12 +128,13 @@ class ReferenceData(CatalogBase):
         with previewed(dry_run) as outcome, self.write() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
             successors = successors_of(conn)
+            splits: dict[str, dict[str, str] | None] = {}  # per agency: a register may hold a million rows
             rejected: list[RowError] = []
             parsed: dict[str, tuple[int, dict[str, Any]]] = {}
             for number, raw in rows:
                 try:
                     values = _register_values(raw)
-                    _check_register_agency(conn, values, known, successors)
+                    _check_register_agency(conn, values, known, successors, splits)
                 except ValueError as exc:
                     rejected.append(RowError(number, _message(exc)))
                     continue
@@ -299,7 +300,8 @@ def _span(periods: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _check_register_agency(conn: Connection, values: dict[str, Any], known: set[str],
-                           successors: dict[str, list[tuple[str, date]]]) -> None:
+                           successors: dict[str, list[tuple[str, date]]], splits: dict[str, dict[str, str] | None]
+                           ) -> None:
     agency, named = values["agency_code"], values["successor_code"]
     if agency not in known:
         raise ValueError(f"column agency_code: agency {agency} is not in the catalog; import it with the agencies "
@@ -307,7 +309,9 @@ def _check_register_agency(conn: Connection, values: dict[str, Any], known: set[
     if named is not None and named not in descendants(successors, agency):
         raise ValueError(f"column successor_code: {named} is not a successor of agency {agency} in the catalog; "
                          "import the successors file first, or leave successor_code empty")
-    levels = split_levels(conn, successors, agency) if named is None else None
+    if agency not in splits:
+        splits[agency] = split_levels(conn, successors, agency)
+    levels = splits[agency] if named is None else None
     if levels:
         listed = ", ".join(f"{code} ({level})" for code, level in sorted(levels.items()))
         raise ValueError(f"agency {agency} was split among successors of different levels ({listed}): name the "
