@@ -10,8 +10,10 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from test_catalog import SAMPLES, archived_info, fresh_database_url, spec, write_csv
 
+from digitize.catalog.schema import documents
 from digitize.catalog.store import Catalog
 from digitize.errors import ImportFileError
 
@@ -238,6 +240,15 @@ def test_versions_origin_digitized_at_and_scans(loaded: Catalog) -> None:
     scans = loaded.scans_frame()
     assert list(scans["version"]) == [1, 3] and list(scans["scanned_at"]) == [CENTRE, CENTRE]
     assert list(loaded.scans_frame(after_v1)["version"]) == [1]
+
+    # version 3 withdrawn (issue #18's wrong link): from then the code counts as version 2; before, as version 3
+    before_withdrawal = datetime.now(UTC)
+    with loaded.write() as conn:
+        conn.execute(sa.update(documents).where(documents.c.id == rescanned.id)
+                     .values(withdrawn=True, withdrawn_at=datetime.now(UTC)))
+    assert list(loaded.archived_frame()["version"]) == [2]
+    assert list(loaded.archived_frame(before_withdrawal)["version"]) == [3]
+    assert list(loaded.scans_frame()["version"]) == [1, 3]  # the scan was made all the same
 
 
 # ------------------------------------------------------------------------------------------ archive and rebuild
