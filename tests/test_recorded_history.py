@@ -69,6 +69,8 @@ def test_agency_history_reimport_and_old_cutoff(cat: Catalog, tmp_path: Path) ->
     periods = frame[frame["code"] == "000.02.31.H99"]
     assert list(periods["one_stop"]) == [False, True] and len(frame) == 7
     assert str(frame["recorded_at"].dt.tz) == "UTC"
+    on = {day: cat.get_agency("000.02.31.H99", as_of=day) for day in (date(2023, 6, 1), date(2024, 6, 1))}
+    assert [agency.one_stop for agency in on.values() if agency is not None] == [False, True]
 
     again = cat.import_agencies(first)  # the same file: nothing changes, not even the recorded times
     assert (again.added, again.changed, again.unchanged) == (0, 0, 6)

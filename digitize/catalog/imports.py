@@ -58,16 +58,16 @@ class ReferenceData(CatalogBase):
     """
 
     def get_agency(self, code: str, *, as_of: date | None = None) -> Agency | None:
-        """The agency with ``code`` (``None`` if unknown, or if it did not exist on ``as_of``)."""
+        """The agency with ``code`` (``None`` if unknown): its latest period over its whole life, or, with
+        ``as_of``, its period of that day as now recorded (``None`` if it did not exist that day)."""
         parse_agency_code(code)
         with self.read() as conn:
-            row = conn.execute(sa.select(agencies).where(agencies.c.code == code)).mappings().first()
-        if row is None:
-            return None
-        agency = Agency(**dict(row))
-        if as_of is not None and not agency.valid_on(as_of):
-            return None
-        return agency
+            if as_of is None:
+                row = conn.execute(sa.select(agencies).where(agencies.c.code == code)).mappings().first()
+                return None if row is None else Agency(**dict(row))
+            periods = current_rows(conn, agency_versions, "code", [code]).get(code, [])
+        found = [Agency(**period) for period in periods]
+        return next((agency for agency in found if agency.valid_on(as_of)), None)
 
     def import_agencies(self, path: Path, *, data: bytes | None = None, recorded_at: datetime | None = None,
                         source: ReferenceFile | None = None, dry_run: bool = False) -> ImportSummary:
