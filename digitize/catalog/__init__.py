@@ -20,6 +20,7 @@ from digitize.catalog.records import (
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
+from digitize.catalog.snapshot import SETTLE as SNAPSHOT_SETTLE
 from digitize.catalog.store import Catalog
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "REGISTER_COLUMNS",
     "RETRY_EVENT",
     "SCAN_COLUMNS",
+    "SNAPSHOT_SETTLE",
     "SUCCESSOR_COLUMNS",
     "Agency",
     "ArchivedInfo",

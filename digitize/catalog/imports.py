@@ -37,7 +37,6 @@ from digitize.catalog.history import (
 from digitize.catalog.records import Agency, ImportSummary, RowError
 from digitize.catalog.schema import (
     LEVELS,
-    UtcDateTime,
     agencies,
     agency_successors,
     agency_versions,
@@ -187,37 +186,6 @@ class ReferenceData(CatalogBase):
         with self.read() as conn:
             return reference_imports(conn)
 
-    def reference_snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        """The recorded reference rows no archived import accounts for, as JSON-ready values (by table).
-
-        Those are the rows migration 0007 took over from the catalog as it stood (and any imported with
-        ``--no-archive``): ``catalog archive-reference`` keeps them in the archive so a rebuild restores them.
-        """
-        with self.read() as conn:
-            archived = {r["recorded_at"] for r in reference_imports(conn) if r["key"] is not None}
-            return {table.name: [_json_row(dict(row)) for row in conn.execute(sa.select(table).order_by(table.c.id))
-                                 .mappings() if row["recorded_at"] not in archived]
-                    for table in SNAPSHOT_TABLES}
-
-    def restore_reference_snapshot(self, snapshot: dict[str, list[dict[str, Any]]], recorded_at: str | None = None
-                                   ) -> int:
-        """Insert a snapshot's rows as recorded (those recorded at ``recorded_at``, ISO text, when given; those not
-        already here), then bring ``agencies`` and ``register`` up to date; returns how many were inserted."""
-        inserted = 0
-        with self.write() as conn:
-            for table in SNAPSHOT_TABLES:
-                present = {tuple(sorted(_json_row(dict(r)).items())) for r in conn.execute(sa.select(table)).mappings()}
-                fresh = [row for row in snapshot.get(table.name, []) if tuple(sorted(row.items())) not in present
-                         and recorded_at in (None, row["recorded_at"])]
-                if fresh:
-                    conn.execute(sa.insert(table), [_from_json(table, row) for row in fresh])
-                inserted += len(fresh)
-            current = current_rows(conn, agency_versions, "code")
-            self._upsert(conn, agencies, "code", [_span(rows) for rows in current.values()])
-            registered = current_rows(conn, register_versions, "register_id")
-            self._upsert(conn, register, "register_id", [rows[-1] for rows in registered.values()])
-        return inserted
-
     @staticmethod
     def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> tuple[int, int, int]:
         """Insert new rows, update changed ones (the current state; history is kept apart)."""
@@ -236,28 +204,6 @@ class ReferenceData(CatalogBase):
             statement = sa.update(table).where(table.c[key] == sa.bindparam("v_key")).values(columns)
             conn.execute(statement, [{"v_key": r[key], **{f"v_{c}": r[c] for c in columns}} for r in changed])
         return len(new), len(changed), len(rows) - len(new) - len(changed)
-
-
-SNAPSHOT_TABLES = (agency_versions, register_versions, agency_successors)
-
-
-def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A history row without its id, dates and times as ISO text."""
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in row.items() if k != "id"}
-
-
-def _from_json(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key not in table.c:
-            continue
-        kind = table.c[key].type
-        if value is not None and isinstance(kind, sa.Date):
-            value = date.fromisoformat(value)
-        elif value is not None and isinstance(kind, UtcDateTime):
-            value = datetime.fromisoformat(value)
-        out[key] = value
-    return out
 
 
 def _period_problem(members: list[tuple[int, dict[str, Any]]]) -> str | None:
