@@ -18,6 +18,7 @@ from digitize.catalog.records import (
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
+from digitize.catalog.sheets import SheetRow
 from digitize.catalog.store import Catalog
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ImportSummary",
     "IndexedPage",
     "PageFields",
+    "SheetRow",
     "TextAnalyzer",
     "UtcDateTime",
     "documents",

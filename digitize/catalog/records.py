@@ -191,6 +191,14 @@ class DocumentRecord:
     """Worker (``host:pid:token``) processing the document now, see :meth:`Catalog.claim`; ``None`` when idle."""
     lease_expires_at: datetime | None = None
     """When that worker's claim lapses unless renewed (UTC)."""
+    stack_sha256: str | None = None
+    """SHA-256 of the scanned stack it was cut from (its one archived original); ``None`` for a document of its own."""
+    stack_first_page: int | None = None
+    """First page of the stack it covers (1-based, its cover sheet included)."""
+    stack_last_page: int | None = None
+    """Last page of the stack it covers (inclusive)."""
+    sheet_id: str | None = None
+    """Cover sheet that named it."""
 
 
 @dataclass(frozen=True)
@@ -306,4 +314,6 @@ def record_from_row(row: Mapping[str, Any], files: Iterable[tuple[FileSpec, str 
         files=tuple(spec for spec, _ in pairs), original_keys=tuple(key for _, key in pairs),
         manifest_document_id=row["manifest_document_id"], supersedes_id=row["supersedes_id"],
         lease_owner=row.get("lease_owner"), lease_expires_at=row.get("lease_expires_at"),
+        stack_sha256=row.get("stack_sha256"), stack_first_page=row.get("stack_first_page"),
+        stack_last_page=row.get("stack_last_page"), sheet_id=row.get("sheet_id"),
     )
