@@ -20,6 +20,7 @@ from digitize.catalog.records import (
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
+from digitize.catalog.sheets import SheetRow
 from digitize.catalog.snapshot import SETTLE as SNAPSHOT_SETTLE
 from digitize.catalog.store import Catalog
 
@@ -42,6 +43,7 @@ __all__ = [
     "IndexedPage",
     "PageFields",
     "ReferenceFile",
+    "SheetRow",
     "TextAnalyzer",
     "UtcDateTime",
     "documents",

@@ -200,6 +200,14 @@ class DocumentRecord:
     """Withdrawn (e.g. a wrong register link replaced by a re-link): counted nowhere from ``withdrawn_at``."""
     withdrawn_at: datetime | None = None
     """When it was withdrawn (UTC)."""
+    stack_sha256: str | None = None
+    """SHA-256 of the scanned stack it was cut from (its one archived original); ``None`` for a document of its own."""
+    stack_first_page: int | None = None
+    """First page of the stack it covers (1-based, its cover sheet included)."""
+    stack_last_page: int | None = None
+    """Last page of the stack it covers (inclusive)."""
+    sheet_id: str | None = None
+    """Cover sheet that named it."""
 
 
 @dataclass(frozen=True)
@@ -322,4 +330,6 @@ def record_from_row(row: Mapping[str, Any], files: Iterable[tuple[FileSpec, str 
         lease_owner=row.get("lease_owner"), lease_expires_at=row.get("lease_expires_at"),
         digitized_at=row.get("digitized_at"), origin=row.get("origin") or "scan",
         withdrawn=bool(row.get("withdrawn", False)), withdrawn_at=row.get("withdrawn_at"),
+        stack_sha256=row.get("stack_sha256"), stack_first_page=row.get("stack_first_page"),
+        stack_last_page=row.get("stack_last_page"), sheet_id=row.get("sheet_id"),
     )

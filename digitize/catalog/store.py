@@ -10,7 +10,7 @@ code back, and a crash before commit burns nothing, so the sequence has no gaps.
 :class:`Catalog` is composed of mixins, one per group of tables, each a subclass of
 :class:`~digitize.catalog.engine.CatalogBase` (the engine and the transactions): ``imports`` (agencies and
 register), ``frames`` (coverage's frames), ``fulltext`` (the search index), ``review`` (what the
-quarantine page lists and its retries). Requests that do not fit the
+quarantine page lists and its retries), ``sheets`` (cover sheets). Requests that do not fit the
 catalog's state raise :class:`~digitize.errors.CatalogConflict`.
 """
 
@@ -33,6 +33,7 @@ from digitize.catalog.reuse import ReuseRecords
 from digitize.catalog.reuse_import import ReuseImports
 from digitize.catalog.review import ReviewQueries
 from digitize.catalog.schema import OUTCOMES, STATUSES, agencies, code_sequences, document_files, documents, events
+from digitize.catalog.sheets import SheetRecords
 from digitize.catalog.snapshot import Snapshots
 from digitize.codes import format_document_code, validate_template
 from digitize.errors import AgencyUnknown, CatalogConflict, CatalogUnavailable, CodeError
@@ -45,8 +46,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Catalog(ReviewQueries, ReuseRecords, ReuseImports, Snapshots, FulltextQueries, FrameQueries, ReferenceData,
-              CatalogBase):
+class Catalog(SheetRecords, ReviewQueries, ReuseRecords, ReuseImports, Snapshots, FulltextQueries, FrameQueries,
+              ReferenceData, CatalogBase):
     """The catalog database; one instance per process (it holds a connection pool)."""
 
     def __init__(self, url: str) -> None:
