@@ -15,6 +15,7 @@ from digitize.catalog.records import (
     FileSpec,
     ImportSummary,
     fingerprint_of,
+    stack_fingerprint,
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
@@ -39,4 +40,5 @@ __all__ = [
     "UtcDateTime",
     "documents",
     "fingerprint_of",
+    "stack_fingerprint",
 ]
