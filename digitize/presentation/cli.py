@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitize.errors import DigitizeError, UsageError
+from digitize.presentation.coversheets_cli import add_coversheets_command
 from digitize.presentation.processing import EXIT_UNFINISHED, cmd_process
 
 __all__ = ["EXIT_UNFINISHED", "build_parser", "main"]
@@ -355,6 +356,14 @@ def cmd_api_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coversheets(args: argparse.Namespace) -> int:
+    from digitize.presentation.coversheets_cli import run_command
+
+    catalog = _catalog()
+    return run_command(args, catalog, actor=_actor(),
+                       log=lambda detail: _log_cli_access(catalog, args, "coversheets", None, detail))
+
+
 def cmd_api_serve(args: argparse.Namespace) -> int:
     from digitize.api import serve
 
@@ -368,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_processing_commands(sub)
+    add_coversheets_command(sub, cmd_coversheets)
     _add_coverage_command(sub)
     _add_import_and_db_commands(sub)
     _add_document_care_commands(sub)
