@@ -63,7 +63,7 @@ class StackFiles:
     """One stack of a batch: its file(s), relative to the batch, in page order."""
 
     name: str
-    """How reports name it: the file's path, or the folder of a numbered-image stack (``.`` for the batch)."""
+    """How reports name it: the file's path, or ``<first>..<last>`` image of a numbered-image stack."""
 
     files: tuple[str, ...]
     """One PDF or TIFF, or the numbered images of one folder, in scanner order."""
@@ -104,7 +104,8 @@ def stack_files(names: Sequence[str], page_counts: dict[str, int]) -> tuple[list
             folders.setdefault(str(Path(name).parent), []).append(name)
         else:
             stacks.append(StackFiles(name, (name,)))
-    stacks += [StackFiles(folder, tuple(files)) for folder, files in folders.items()]
+    stacks += [StackFiles(f"{files[0]}..{files[-1]}" if len(files) > 1 else files[0], tuple(files))
+               for files in folders.values()]
     return sorted(stacks, key=lambda s: scanner_order(s.files[0])), others
 
 

@@ -209,18 +209,27 @@ def drop_segment(ctx: PipelineContext, record: DocumentRecord) -> None:
         ctx.archive.delete(item["key"])
 
 
-def move_stack_done(ctx: PipelineContext, record: DocumentRecord, source: LocalBatch) -> None:
-    """``DIGITIZE_MOVE_DONE`` for a stack: its file(s) leave the inbox only once every document cut from it is
-    archived and no part of it was refused (a refused part stays for the officer to fix and resubmit)."""
+def finish_stack_document(ctx: PipelineContext, record: DocumentRecord, source: LocalBatch | None) -> None:
+    """After a stack's document is archived: its staged pages go; once every document cut from the stack is
+    archived, the stack's staged state goes too and, with ``DIGITIZE_MOVE_DONE`` (``source``), its file(s) leave
+    the inbox, unless a part of it was refused (that stays for the officer to fix and resubmit)."""
     from digitize.archive import stack_staging_prefix
 
     assert record.stack_sha256
+    drop_segment(ctx, record)
+    key = stack_staging_prefix(record.stack_sha256) + "stack.json"
     try:
-        state = json.loads(ctx.archive.get(stack_staging_prefix(record.stack_sha256) + "stack.json"))
+        state = json.loads(ctx.archive.get(key))
     except (ArchiveNotFound, ValueError):
         return
-    if state.get("faults") or any(d.status != "ARCHIVED" for d in ctx.catalog.stack_documents(record.stack_sha256)):
+    if any(d.status != "ARCHIVED" for d in ctx.catalog.stack_documents(record.stack_sha256)):
         return
+    if source is not None and not state.get("faults"):
+        _move_stack(ctx, record, source, state)
+    ctx.archive.delete(key)
+
+
+def _move_stack(ctx: PipelineContext, record: DocumentRecord, source: LocalBatch, state: dict[str, Any]) -> None:
     moved = []
     for name in state["files"]:
         path = source.inside(name)

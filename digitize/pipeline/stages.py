@@ -47,7 +47,7 @@ from digitize.intake import BatchPlan, BatchSource, LocalBatch
 from digitize.pipeline.context import PipelineContext
 from digitize.pipeline.leases import Lease, LeaseLost, dead_local_owner, new_owner
 from digitize.pipeline.register import document_spec
-from digitize.pipeline.segments import drop_segment, fetch_segment, move_stack_done, segment_of, stored_stack_originals
+from digitize.pipeline.segments import fetch_segment, finish_stack_document, segment_of, stored_stack_originals
 from digitize.pipeline.sidecar import MEDIA_TYPES, build_sidecar, put_sidecar
 from digitize.pipeline.staging import drop_staging, load_staged, stage_for_signing, staged_state
 from digitize.pipeline.summary import DocumentOutcome, Stopwatch
@@ -424,10 +424,11 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
                       detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
     with watch.stage("index"):
         _index_text(ctx, record.id, [p.text for p in ocr.pages])
+    local = source if ctx.settings.move_done and isinstance(source, LocalBatch) else None
     if record.stack_sha256:
-        drop_segment(ctx, record)
-    if ctx.settings.move_done and isinstance(source, LocalBatch):
-        (move_stack_done if record.stack_sha256 else _move_to_done)(ctx, record, source)
+        finish_stack_document(ctx, record, local)
+    elif local is not None:
+        _move_to_done(ctx, record, local)
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
 
 
