@@ -97,9 +97,10 @@ def stack_batch(shop: dict[str, Any], name: str, pages: Sequence[StackPage], *, 
 
 
 def cli(shop: dict[str, Any], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``python -m digitize …`` in a new process, with only the settings a user's ``.env`` gives (no-op OCR)."""
+    """``python -m digitize …`` in a new process, with only the settings a user's ``.env`` gives (no-op OCR
+    unless ``DIGITIZE_PLUGINS`` says otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITIZE_", "AIRFLOW_CONN_"))}
-    env.update(shop["env"], DIGITIZE_PLUGINS=NOOP_OCR, PYTHONPATH=str(REPO), **extra)
+    env.update(shop["env"], PYTHONPATH=str(REPO), **{"DIGITIZE_PLUGINS": NOOP_OCR, **extra})
     return subprocess.run([sys.executable, "-m", "digitize", *args], env=env, cwd=shop["root"], text=True,
                           capture_output=True, timeout=600)
 
@@ -213,6 +214,21 @@ def test_numbered_images_in_scanner_order_and_a_duplicate_named_by_its_code(shop
     assert f"stack-images/scan_1.png..scan_10.png#6-10 = {existing.code}" in done.stdout, done.stdout
     assert "duplicates: 1" in done.stdout
     assert sorted(p.name for p in (batch / "done").iterdir()) == sorted(f"scan_{n}.png" for n in range(1, 11))
+
+
+def test_tesseract_reads_the_documents_pages_and_never_the_sheet(shop: dict[str, Any]) -> None:
+    """The one run with real OCR: the text of the document's page is searchable, the sheet's is nowhere."""
+    batch = stack_batch(shop, "stack-ocr", [sheet(shop, "REG-0003", "rot270"), blank(40), doc(41)])
+    done = cli(shop, "process", str(batch), "--quiet", DIGITIZE_PLUGINS="")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (record,) = documents_of(shop, "stack-ocr")
+    assert (record.status, record.pages, record.register_id) == ("ARCHIVED", 1, "REG-0003")
+    found = cli(shop, "search", "Độc lập Tự do Hạnh phúc")
+    assert found.returncode == 0 and record.code in found.stdout, found.stdout + found.stderr
+    ocr = [e.detail for e in shop["catalog"].events(record.id) if e.event_type == "ocr"]
+    assert ocr and ocr[0].startswith("1 page(s)"), "only the document's page went to Tesseract"
+    sheet_words = cli(shop, "search", "check character")
+    assert record.code not in sheet_words.stdout, "the cover sheet's text is never OCR'd"
 
 
 def test_a_stack_batch_without_a_unit_is_refused(shop: dict[str, Any]) -> None:

@@ -173,6 +173,7 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
     documents: list[int] = []
     duplicates: list[Duplicate] = []
     planned: list[tuple[_Part, Any]] = []
+    again: list[tuple[_Part, Any]] = []  # a row's sheet a second time in this stack: a duplicate of the first
     for part, row in good:
         spec = _spec(source.name, unit, name, sha, files, part, row)
         known = ctx.catalog.find_by_fingerprint(spec.fingerprint)
@@ -182,6 +183,11 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
         existing = ctx.catalog.sheet_document(part.sheet_id or "", row.register_id)
         if existing is not None:
             duplicates.append(_duplicate(ctx, source.name, name, part, existing))
+            continue
+        first = next((s for _, s in planned if s.sheet_id == spec.sheet_id or (
+            spec.register_id and s.register_id == spec.register_id)), None)
+        if first is not None:
+            again.append((part, first))
             continue
         planned.append((part, spec))
     if planned:
@@ -195,6 +201,10 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
             ctx.catalog.add_event(record.id, "stack_split", "success", tool="digitize", tool_version=__version__,
                                   batch_id=source.name, detail=segment.describe())
         documents.append(record.id)
+    for part, first in again:  # names the document its first sheet made
+        existing = ctx.catalog.find_by_fingerprint(first.fingerprint)
+        assert existing is not None
+        duplicates.append(_duplicate(ctx, source.name, name, part, existing))
     _record_faults(ctx, source.name, name, sha, faults)
     if documents:
         stage_stack_state(ctx, sha, name=name, files=[n for n, _, _ in files], faults=len(faults))
