@@ -66,7 +66,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any, airflow_db: Pat
         (batch / "_READY").touch()
         bag = DagBag(dag_folder=str(REPO / "dags"))
         result = bag.dags["digitize_inbox"].test(run_conf={"inbox": str(root / "inbox")})
-        yield {"root": root, "catalog": catalog, "run": result}
+        yield {"root": root, "catalog": catalog, "run": result, "bag": bag, "sheet": sheet, "doc": doc}
         catalog.close()
 
 
@@ -103,3 +103,21 @@ def test_the_run_summary_names_what_each_stack_gave(run: dict[str, Any]) -> None
         "REG-0001's sheet a second time in the stack: a duplicate of the document its first sheet made")
     split = _xcom(run["run"], "split")
     assert all("holder" not in json.dumps(s) for s in split["stacks"]), "no personal data in XCom"
+
+
+def test_the_backlog_dag_splits_stacks_the_same_way(run: dict[str, Any]) -> None:
+    batch = run["root"] / "backlog" / "stack-backlog"
+    batch.mkdir(parents=True)
+    sheetgen.write_pdf([run["sheet"](2, "skew"), run["doc"](5), run["doc"](6)], batch / "pile.pdf")
+    (batch / "_UNIT").write_text("000.00.12.H99", encoding="utf-8")
+    conf = {"source": str(batch.parent), "agencies": "", "issued_from": None, "issued_to": None,
+            "max_documents": 0, "priority": "normal", "chunk_size": 20, "dry_run": False}
+    result = run["bag"].dags["digitize_backlog"].test(run_conf=conf)
+    assert result.state == "success"
+    states = {t.task_id: t.state for t in result.get_task_instances()}
+    assert states["split"] == "success"
+    (made,) = [d for d in run["catalog"].documents() if d.batch_id == "stack-backlog"]
+    assert (made.status, made.register_id, made.stack_first_page, made.stack_last_page, made.pages) == (
+        "ARCHIVED", "REG-0004", 1, 3, 2)
+    (stack,) = _xcom(result, "summarize")["stacks"]
+    assert (stack["made"], stack["review"]) == ([made.code], [])
