@@ -165,6 +165,7 @@ def test_a_pdf_stack_is_split_into_documents_through_the_cli(shop: dict[str, Any
     again = cli(shop, "process", str(batch), "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(documents_of(shop, "stack-pdf")) == 3 and "already done: 3" in again.stdout, again.stdout
+    assert "split by an earlier run, its 3 document(s) already archived" in again.stdout, again.stdout
 
 
 def test_the_signed_pdf_holds_only_the_documents_own_pages(shop: dict[str, Any]) -> None:
