@@ -285,3 +285,47 @@ def test_fixity_audit_and_catalog_rebuild_know_stacks(shop: dict[str, Any]) -> N
              for d in fresh.documents() if d.stack_sha256}
     assert before and after == before
     fresh.close()
+
+
+def test_a_stack_on_s3_prepared_on_one_worker_and_signed_on_another(
+        shop: dict[str, Any], s3_server: str, demo_pki: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An S3 inbox and an S3 archive, and the signing queue's two halves: prepare (OCR, code) reads the pages the
+    split staged in the bucket, finish (sign, archive) reads only what prepare staged; nothing on local disk."""
+    from robustness_support import make_context
+
+    from digitize.archive import S3Archive, make_s3_client
+    from digitize.intake import open_batch
+    from digitize.pipeline import finish_prepared, prepare_document, split_stack_batch
+
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
+    ctx = make_context(shop["root"] / "s3", s3_server, demo_pki, "stacks-archive")
+    ctx.catalog.import_register(SAMPLES / "register.csv")
+    url = ctx.settings.catalog_url
+    sheetgen.print_with_command(url, shop["root"] / "s3" / "sheets.pdf", "--register", "REG-0011", "REG-0013")
+    printed = sheetgen.render_pdf(shop["root"] / "s3" / "sheets.pdf", dpi=DPI)
+    ids = sheetgen.sheet_ids_of(printed)
+    pages = [StackPage(printed[0], "sheet", ids[0], dpi=DPI), doc(60), blank(61),
+             StackPage(sheetgen.degrade(printed[1], "photocopy", dpi=DPI), "sheet", ids[1], dpi=DPI), doc(62), doc(63)]
+    local = shop["root"] / "s3" / "stack.tif"
+    sheetgen.write_tiff(pages, local)
+    client = make_s3_client(s3_server, credentials=("testing", "testing"))
+    inbox = S3Archive(client, "stacks-inbox")
+    inbox.ensure_bucket()
+    inbox.put("scans/pile-1/stack.tif", local.read_bytes(), content_type="image/tiff")
+    inbox.put("scans/pile-1/_UNIT", UNIT.encode(), content_type="text/plain")
+    inbox.put("scans/pile-1/_READY", b"", content_type="text/plain")
+    source = open_batch("s3://stacks-inbox/scans/pile-1/", s3=lambda bucket: S3Archive(client, bucket))
+    split = split_stack_batch(ctx, source)
+    assert len(split.to_process) == 2 and not split.stacks[0].faults
+    prepared = [prepare_document(ctx, document_id, source) for document_id in split.to_process]
+    assert [p.status for p in prepared] == ["PREPARED", "PREPARED"]
+    done = [finish_prepared(ctx, p) for p in prepared]  # no batch: the signing worker never reads the inbox
+    assert [d.status for d in done] == ["ARCHIVED", "ARCHIVED"]
+    records = [ctx.catalog.get_document(d.document_id) for d in done]
+    assert [(r.register_id, r.stack_first_page, r.stack_last_page, r.pages) for r in records] == [
+        ("REG-0011", 1, 3, 1), ("REG-0013", 4, 6, 2)]
+    keys = sorted(ctx.archive.list_keys("stacks/"))
+    assert keys == [f"stacks/{records[0].stack_sha256}/stack.tif"], "archived once, in the archive bucket"
+    assert list(ctx.archive.list_keys("staging/")) == [], "staged pages and prepared work are removed"
+    side = json.loads(ctx.archive.get(records[0].sidecar_key))
+    assert side["stack"]["blank_pages"] == [3] and side["scanned_at"] == UNIT
