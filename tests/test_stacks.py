@@ -130,6 +130,21 @@ def test_blank_backsides_are_blank_and_pages_with_ink_are_not() -> None:
         assert not is_blank(page), "a page with any writing stays in the document"
 
 
+def test_the_stack_is_kept_as_long_as_its_longest_kept_document() -> None:
+    from types import SimpleNamespace
+
+    from digitize.archive import ArchiveOptions, longest_kept_kind
+
+    locked = SimpleNamespace(options=ArchiveOptions(object_lock_mode="COMPLIANCE",
+                                                    retention_days={"KQ": 36500, "TP": 7300}))
+    assert longest_kept_kind(locked, ["TP", "KQ", "TP"]) == "KQ"
+    odd = SimpleNamespace(options=ArchiveOptions(object_lock_mode="GOVERNANCE", retention_days={"KQ": 10},
+                                                 default_retention_days=20))
+    assert longest_kept_kind(odd, ["KQ", "TP"]) == "TP", "the configured days decide, not the kind's name"
+    assert longest_kept_kind(SimpleNamespace(), ["TP", "KQ"]) == "KQ"  # no locking: results outlive components
+    assert longest_kept_kind(SimpleNamespace(), ["TP"]) == "TP"
+
+
 def test_a_pdf_stack_is_split_into_documents_through_the_cli(shop: dict[str, Any]) -> None:
     pages = [sheet(shop, "REG-0001"), blank(1), doc(1), doc(2),
              sheet(shop, "REG-0002", "rot180"), doc(3), blank(2),
@@ -262,6 +277,23 @@ def test_pages_whose_staged_copy_is_gone_are_cut_again_from_the_archived_stack(
     assert (outcome.status, record.pages, record.register_id) == ("ARCHIVED", 2, "REG-0010")
     assert sidecar(shop, record)["stack"]["blank_pages"] == [3]
     assert any("cut again from the archived stack" in e.detail for e in shop["catalog"].events(record.id))
+
+
+def test_scans_without_any_sheet_are_refused_whole_and_said_to_be_sheetless(
+        shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scans of their own dropped without a manifest: nothing is registered or archived, and the batch says it
+    holds no sheet at all (what automatic matching, when on, takes instead)."""
+    from digitize.intake import LocalBatch
+    from digitize.pipeline import PipelineContext, split_stack_batch
+
+    for name, value in shop["env"].items():
+        monkeypatch.setenv(name, value)
+    batch = stack_batch(shop, "no-sheets", [doc(70), blank(71), doc(72)], fmt="images")
+    split = split_stack_batch(PipelineContext(), LocalBatch(batch))
+    assert split.sheetless and split.to_process == ()
+    assert [(f.reason, f.first_page, f.last_page) for f in split.stacks[0].faults] == [
+        ("STACK_PAGES_BEFORE_SHEET", 1, 3)]
+    assert not (shop["root"] / "archive" / "stacks" / split.stacks[0].sha256).exists()
 
 
 def test_fixity_audit_and_catalog_rebuild_know_stacks(shop: dict[str, Any]) -> None:
