@@ -17,6 +17,7 @@ from digitize.catalog.records import (
     FileSpec,
     ImportSummary,
     fingerprint_of,
+    stack_fingerprint,
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
@@ -48,4 +49,5 @@ __all__ = [
     "UtcDateTime",
     "documents",
     "fingerprint_of",
+    "stack_fingerprint",
 ]

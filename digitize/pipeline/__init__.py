@@ -1,10 +1,13 @@
-"""The pipeline: stages of one document, leases, the chunk runner both DAGs call, run summaries."""
+"""The pipeline: stages of one document, leases, the chunk runner both DAGs call, run summaries, and the
+splitting of scanned stacks at their cover sheets (``stacks``, ``segments``)."""
 
 from __future__ import annotations
 
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
+from digitize.pipeline.stacks import FAULTS as STACK_FAULTS
+from digitize.pipeline.stacks import SplitBatch, StackReport, split_stack_batch, stack_summaries
 from digitize.pipeline.stages import (
     correct_document,
     finish_prepared,
@@ -16,11 +19,14 @@ from digitize.pipeline.summary import DocumentOutcome, RunSummary, summarize, un
 
 __all__ = [
     "MAX_MAP_LENGTH",
+    "STACK_FAULTS",
     "DocumentOutcome",
     "Duplicate",
     "PipelineContext",
     "RegisteredBatch",
     "RunSummary",
+    "SplitBatch",
+    "StackReport",
     "correct_document",
     "cut_chunks",
     "finish_chunk",
@@ -32,6 +38,8 @@ __all__ = [
     "process_documents",
     "register_batch",
     "run_chunk",
+    "split_stack_batch",
+    "stack_summaries",
     "summarize",
     "unfinished_documents",
 ]
