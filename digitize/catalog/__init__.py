@@ -14,6 +14,7 @@ from digitize.catalog.records import (
     DocumentSpec,
     FileSpec,
     ImportSummary,
+    RegisterRow,
     fingerprint_of,
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
@@ -33,6 +34,7 @@ __all__ = [
     "ImportSummary",
     "IndexedPage",
     "PageFields",
+    "RegisterRow",
     "TextAnalyzer",
     "UtcDateTime",
     "documents",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitize.errors import DigitizeError, TransientError, UsageError
+from digitize.presentation.matching import add_matching_commands
 
 EXIT_UNFINISHED = 3
 """``process`` left documents RECEIVED (another worker's lease lapsed under it…): run the batch again."""
@@ -420,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_processing_commands(sub)
+    add_matching_commands(sub)
     _add_coverage_command(sub)
     _add_import_and_db_commands(sub)
     _add_document_care_commands(sub)
