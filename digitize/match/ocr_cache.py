@@ -55,7 +55,7 @@ def keep_ocr(archive: Archive, file_sha256s: Sequence[str], result: OcrResult, o
     state = {"cache_version": CACHE_VERSION, "file_sha256s": list(file_sha256s), "options": options_key(options),
              "pdf_sha256": sha256_bytes(pdf), "tool_versions": dict(result.tool_versions),
              "pages": [dataclasses.asdict(p) for p in result.pages]}
-    archive.delete(keys.state)  # never a JSON that describes another PDF than the one beside it
+    forget_ocr(archive, file_sha256s)  # the JSON first: never one that describes another PDF than the one beside it
     archive.put(keys.pdf, pdf, content_type="application/pdf", metadata={})
     archive.put(keys.state, json.dumps(state, ensure_ascii=False).encode("utf-8"), content_type="application/json",
                 metadata={})
