@@ -49,8 +49,8 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     from digitize_airflow import pipeline_resources
 
     from digitize.errors import ManifestError
-    from digitize.intake import find_batches, read_manifest
-    from digitize.pipeline import cut_chunks, register_batch
+    from digitize.intake import LocalBatch, find_batches, read_manifest
+    from digitize.pipeline import auto_match, cut_chunks, register_batch
 
     agencies = {a.strip() for a in params["agencies"].split(",") if a.strip()}
     low = date.fromisoformat(params["issued_from"]) if params["issued_from"] else date.min
@@ -67,6 +67,11 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     duplicate_items: list[list[str]] = []
     for batch in batches:
         try:
+            if ctx is not None and isinstance(batch, LocalBatch):  # DIGITIZE_AUTO_MATCH=accepted (folder batches)
+                matched = auto_match(ctx, batch.root)
+                if matched is not None:
+                    print(f"batch {batch.name}: automatic matching wrote {matched[0]} scan(s) into the manifest, "
+                          f"left {matched[1]} for review")
             batch_plan = read_manifest(batch)
         except ManifestError as exc:
             print(f"batch {batch.name} refused: {exc} — {exc.hint}")

@@ -47,7 +47,7 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
 
     from digitize.errors import ManifestError
     from digitize.intake import read_manifest
-    from digitize.pipeline import MAX_MAP_LENGTH, register_batch
+    from digitize.pipeline import MAX_MAP_LENGTH, auto_match, register_batch
 
     ctx = pipeline_context()
     ctx.catalog.upgrade()
@@ -57,6 +57,10 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
     duplicate_items: list[list[str]] = []
     for batch_dir in batch_dirs:
         try:
+            matched = auto_match(ctx, Path(batch_dir))  # DIGITIZE_AUTO_MATCH=accepted: scans without manifest
+            if matched is not None:
+                print(f"batch {Path(batch_dir).name}: automatic matching wrote {matched[0]} scan(s) into the "
+                      f"manifest, left {matched[1]} for review")
             plan = read_manifest(Path(batch_dir))
         except ManifestError as exc:
             ctx.catalog.add_event(None, "manifest_validation", "failure", batch_id=Path(batch_dir).name,

@@ -273,3 +273,37 @@ def test_apply_refuses_cells_excel_damaged(office: dict[str, Any], monkeypatch: 
         assert code == 65 and said in err, (column, err)
         assert "79091234567" not in err  # the message names the cell, never a citizen ID
         assert not (batch / "manifest.csv").exists()
+
+
+def test_auto_match_processes_the_accepted_and_a_reviewers_decision(office: dict[str, Any],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitize.match import record_decision, stored_proposals
+    from digitize.presentation.cli import main
+
+    catalog, batch, scans = office["catalog"], office["batch"], office["scans"]
+    assert main(["process", str(batch), "--quiet"]) != 0  # off by default: no manifest, nothing matched
+    assert not (batch / "manifest.csv").exists() and not catalog.documents()
+
+    monkeypatch.setenv("DIGITIZE_AUTO_MATCH", "accepted")
+    assert main(["process", str(batch), "--quiet"]) == 0
+    truth = {f"scan-{i}.png": s for i, s in enumerate(scans)}
+    keyed = {f for f, s in truth.items() if s.legible("holder_id") or s.legible("dossier_code")}
+    archived = catalog.documents(status="ARCHIVED")
+    assert {d.register_id for d in archived} == {truth[f].row.register_id for f in keyed}
+    matches = [e for e in catalog.batch_events("batch-1") if e.event_type == "register_match"]
+    assert all("confirmed by DIGITIZE_AUTO_MATCH via automatic matching" in e.detail for e in matches)
+
+    waiting = [p for p in stored_proposals(catalog, batch_id="batch-1") if p.status != ACCEPTED]
+    assert {p.file for p in waiting} == set(truth) - keyed
+    chosen = waiting[0]
+    assert chosen.best is not None and chosen.best["register_id"] == truth[chosen.file].row.register_id
+    record_decision(catalog, chosen.key, accept=True, user="nguyen.thi.hoa")
+    for other in waiting[1:]:
+        record_decision(catalog, other.key, accept=False, user="nguyen.thi.hoa")
+    assert main(["process", str(batch), "--quiet"]) == 0  # the next run: the decision is applied
+    after = {d.register_id for d in catalog.documents(status="ARCHIVED")}
+    assert after == {truth[f].row.register_id for f in keyed} | {truth[chosen.file].row.register_id}
+    assert any(e.event_type == "match_decision" and '"user": "nguyen.thi.hoa"' in e.detail
+               for e in catalog.batch_events("batch-1"))
+    proposed = [e for e in catalog.batch_events("batch-1") if e.event_type == "match_proposed"]
+    assert len(proposed) == len(scans)  # each scan proposed once, not again on every run

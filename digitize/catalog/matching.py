@@ -13,8 +13,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from digitize.catalog.engine import CatalogBase
-from digitize.catalog.records import RegisterRow
-from digitize.catalog.schema import agencies, documents, register
+from digitize.catalog.records import Event, RegisterRow
+from digitize.catalog.schema import agencies, documents, events, register
 
 MAX_CANDIDATES = 500
 """Most register rows one scan is compared with (a holder rarely has more results, a day's agency neither)."""
@@ -49,6 +49,16 @@ class MatchQueries(CatalogBase):
         with self.read() as conn:
             return [(r.code, r.name) for r in conn.execute(sa.select(agencies.c.code, agencies.c.name)
                                                            .order_by(agencies.c.code))]
+
+    def batch_events_of(self, event_types: Collection[str], *, batch_id: str | None = None,
+                        limit: int = 10_000) -> list[Event]:
+        """Batch-level events of these types (of one batch, or of all), oldest first: proposals and decisions."""
+        condition = events.c.event_type.in_(sorted(event_types)) & events.c.document_id.is_(None)
+        if batch_id is not None:
+            condition = condition & (events.c.batch_id == batch_id)
+        query = sa.select(events).where(condition).order_by(events.c.id.desc()).limit(limit)
+        with self.read() as conn:
+            return [Event(**dict(r)) for r in reversed(conn.execute(query).mappings().all())]
 
     def _register_rows(self, condition: sa.ColumnElement[bool], limit: int) -> list[RegisterRow]:
         archived = (sa.select(documents.c.register_id, sa.func.min(documents.c.code).label("code"))

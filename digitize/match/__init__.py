@@ -10,9 +10,10 @@ the accepted rows into the batch's manifest (:mod:`~digitize.match.apply`).
 from __future__ import annotations
 
 from digitize.match.apply import MATCH_EVENT, Applied, apply_lines
+from digitize.match.decisions import DECISION_EVENT, StoredProposal, decided_lines, record_decision, stored_proposals
 from digitize.match.evidence import Evidence, extract
 from digitize.match.ocr_cache import forget_ocr, keep_ocr, kept_ocr, ocr_options
-from digitize.match.propose import PROPOSAL_EVENT, Proposal, latest_proposals, propose_batch, scan_files
+from digitize.match.propose import PROPOSAL_EVENT, Proposal, propose_batch, scan_files
 from digitize.match.scoring import (
     ACCEPT_MARGIN,
     ACCEPT_SCORE,
@@ -30,6 +31,7 @@ __all__ = [
     "ACCEPTED",
     "ACCEPT_MARGIN",
     "ACCEPT_SCORE",
+    "DECISION_EVENT",
     "MATCH_EVENT",
     "NONE",
     "NONE_BELOW",
@@ -41,16 +43,19 @@ __all__ = [
     "Evidence",
     "Proposal",
     "ProposalLine",
+    "StoredProposal",
     "Verdict",
     "apply_lines",
+    "decided_lines",
     "extract",
     "forget_ocr",
     "keep_ocr",
     "kept_ocr",
-    "latest_proposals",
     "ocr_options",
     "propose_batch",
     "read_proposal",
+    "record_decision",
     "scan_files",
+    "stored_proposals",
     "write_proposal",
 ]

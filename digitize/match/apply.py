@@ -88,6 +88,9 @@ def _why_left(catalog: Catalog, batch: BatchSource, line: ProposalLine, claimed:
     if claimed[line.register_id] > 1:
         return f"register row {line.register_id} is accepted for {claimed[line.register_id]} scans"
     row = catalog.register_row(line.register_id)
+    earlier = catalog.find_by_fingerprint(line.sha256)  # this very scan, registered by an earlier apply
+    if earlier is not None and earlier.register_id == line.register_id:
+        return ""
     if row is not None and row.archived_code:
         return f"register row {line.register_id} is already digitized as {row.archived_code}"
     return ""

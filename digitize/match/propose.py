@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +61,7 @@ class Proposal:
             return None if c is None else {"register_id": c.row.register_id, "score": c.score,
                                            "matched": list(c.matched)}
         return json.dumps({"file": self.file, "sha256": self.sha256, "pages": [self.first_page, self.last_page],
+                           "scan_pages": self.pages,
                            "status": self.verdict.status, "why": self.verdict.why,
                            "best": cand(self.verdict.best), "second": cand(self.verdict.second)},
                           ensure_ascii=False, sort_keys=True)
@@ -72,11 +73,11 @@ def scan_files(source: BatchSource) -> list[str]:
 
 
 def propose_batch(catalog: Catalog, archive: Archive, source: BatchSource, options: OcrOptions,
-                  *, scratch_dir: Path | None = None) -> list[Proposal]:
-    """Proposals for every scan of the batch (OCR kept for ``process``), each recorded as a batch event."""
+                  *, scratch_dir: Path | None = None, files: Sequence[str] | None = None) -> list[Proposal]:
+    """Proposals for the batch's scans (``files``: only these), OCR kept for ``process``, each a batch event."""
     agencies = catalog.agency_names()
     proposals = []
-    for name in scan_files(source):
+    for name in scan_files(source) if files is None else files:
         with tempfile.TemporaryDirectory(prefix="digitize-propose-", dir=scratch_dir) as scratch:
             try:
                 sha256, texts = _read_scan(archive, source, name, Path(scratch), options)
@@ -118,13 +119,3 @@ def _verdict(catalog: Catalog, agencies: list[tuple[str, str]], part: Segment, *
                                        issued_dates=evidence.written_dates + evidence.numeric_dates,
                                        agency_codes=found)
     return decide(rank(evidence, rows, found), split=split)
-
-
-def latest_proposals(catalog: Catalog, batch_id: str) -> Iterator[dict[str, object]]:
-    """The batch's latest proposal per scan part (as recorded by :func:`propose_batch`), with its event id."""
-    latest: dict[tuple[str, str, str], dict[str, object]] = {}
-    for event in catalog.batch_events(batch_id):
-        if event.event_type == PROPOSAL_EVENT:
-            row = json.loads(event.detail)
-            latest[(row["file"], row["sha256"], json.dumps(row["pages"]))] = {**row, "event_id": event.id}
-    yield from latest.values()

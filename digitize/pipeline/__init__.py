@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from digitize.pipeline.automatch import auto_match
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
@@ -21,6 +22,7 @@ __all__ = [
     "PipelineContext",
     "RegisteredBatch",
     "RunSummary",
+    "auto_match",
     "correct_document",
     "cut_chunks",
     "finish_chunk",

@@ -52,6 +52,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     from digitize.intake import read_manifest
     from digitize.pipeline import (
         PipelineContext,
+        auto_match,
         process_documents,
         register_batch,
         summarize,
@@ -62,6 +63,10 @@ def cmd_process(args: argparse.Namespace) -> int:
     ctx = PipelineContext()
     ctx.catalog.upgrade()
     ctx.archive.ensure_bucket()
+    matched = auto_match(ctx, Path(args.batch))  # DIGITIZE_AUTO_MATCH=accepted, a batch without manifest
+    if matched is not None:
+        print(f"automatic matching: {matched[0]} scan(s) written into the manifest, {matched[1]} left for review "
+              "(python -m digitize propose BATCH lists them)")
     plan = read_manifest(Path(args.batch))
     registered = register_batch(ctx.catalog, plan)
     print(f"batch {plan.batch_id}: {len(plan.documents)} document(s) in the manifest, "
