@@ -15,6 +15,10 @@ With ``DIGITIZE_SIGNING_QUEUE`` set, each chunk is two tasks of the mapped group
 ``process_<priority>``: ``prepare_chunk`` (OCR, code, originals; any worker, ``ocr``
 pool) then ``sign_chunk`` (sign and archive; the token holder's queue only).
 
+A batch without a manifest is a stack batch (scanned piles with cover sheets): the ``split`` task, before
+the chunks, cuts each stack at its sheets (no OCR), registers one document per sheet and stages its pages
+in the archive bucket. The agency and date filters apply to manifest batches; a stack is split whole.
+
 The run's summary (documents, pages, quarantine reasons, pages per minute,
 slowest stage, time to finish the backlog) is in the ``report`` task's
 *Rendered Templates* tab, its log and the ``summarize`` XCom.
@@ -48,9 +52,9 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
 
     from digitize_airflow import pipeline_resources
 
-    from digitize.errors import ManifestError
-    from digitize.intake import LocalBatch, find_batches, read_manifest
-    from digitize.pipeline import auto_match, cut_chunks, register_batch
+    from digitize.errors import ManifestError, ProposalInvalid
+    from digitize.intake import LocalBatch, find_batches, is_stack_batch, read_manifest
+    from digitize.pipeline import auto_match, register_batch
 
     agencies = {a.strip() for a in params["agencies"].split(",") if a.strip()}
     low = date.fromisoformat(params["issued_from"]) if params["issued_from"] else date.min
@@ -62,7 +66,8 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     if ctx is not None:
         ctx.catalog.upgrade()
         ctx.archive.ensure_bucket()
-    work: list[tuple[str, int]] = []
+    work: list[list[Any]] = []
+    stacks: list[str] = []
     selected = files = duplicates = rejected = refused_batches = 0
     duplicate_items: list[list[str]] = []
     for batch in batches:
@@ -72,8 +77,11 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
                 if matched is not None:
                     print(f"batch {batch.name}: automatic matching wrote {matched[0]} scan(s) into the manifest, "
                           f"left {matched[1]} for review")
+            if is_stack_batch(batch):
+                stacks.append(batch.uri)
+                continue
             batch_plan = read_manifest(batch)
-        except ManifestError as exc:
+        except (ManifestError, ProposalInvalid) as exc:
             print(f"batch {batch.name} refused: {exc} — {exc.hint}")
             refused_batches += 1
             continue
@@ -89,18 +97,35 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
         registered = register_batch(ctx.catalog, dataclasses.replace(batch_plan, documents=docs))
         duplicates += len(registered.duplicates)
         duplicate_items += [list(d.named(batch.name)) for d in registered.duplicates]
-        work += [(batch.uri, doc_id) for doc_id in registered.to_process]
+        work += [[batch.uri, doc_id] for doc_id in registered.to_process]
         print(f"batch {batch.name}: {len(docs)} selected, {len(registered.to_process)} to process")
     print(f"selected {selected} document(s) ({files} file(s)); {rejected} manifest row(s) refused; "
-          f"{refused_batches} batch(es) refused" + (" — dry run: nothing registered" if ctx is None else ""))
+          f"{refused_batches} batch(es) refused; {len(stacks)} stack batch(es) to split"
+          + (" — dry run: nothing registered" if ctx is None else ""))
+    return {"work": work, "stacks": [] if ctx is None else stacks, "priority": params["priority"],
+            "duplicate_items": duplicate_items,
+            "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
+                     "refused_batches": refused_batches, "stack_batches": len(stacks), "dry_run": ctx is None}}
+
+
+def _split(planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Cut the stack batches at their cover sheets (no OCR), then everything to do into chunks."""
+    from digitize_airflow import split_stacks
+
+    from digitize.pipeline import cut_chunks
+
+    split = split_stacks(planned["stacks"])
+    work = [(uri, int(doc_id)) for uri, doc_id in planned["work"] + split["work"]]
     pending = len(work)
     if params["max_documents"]:
         work = work[: params["max_documents"]]
     chunks = cut_chunks(work, params["chunk_size"])
-    return {"chunks": chunks, "priority": params["priority"], "duplicate_items": duplicate_items[:DUPLICATES_NAMED],
-            "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
-                     "refused_batches": refused_batches, "to_process": len(work),
-                     "remaining": pending - len(work), "chunks": len(chunks), "dry_run": ctx is None}}
+    meta = planned["meta"]
+    meta = {**meta, "duplicates": meta["duplicates"] + split["duplicates"],
+            "refused_batches": meta["refused_batches"] + split["refused"], "to_process": len(work),
+            "remaining": pending - len(work), "chunks": len(chunks)}
+    return {"chunks": chunks, "priority": planned["priority"], "stacks": split["stacks"], "meta": meta,
+            "duplicate_items": (planned["duplicate_items"] + split["duplicate_items"])[:DUPLICATES_NAMED]}
 
 
 @dag(
@@ -113,7 +138,8 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     default_args=default_args(),
     params={
         "source": Param("", type="string", minLength=1, title="Source",
-                        description="Folder or s3://bucket/prefix/ holding a batch (with manifest.csv) or batches."),
+                        description="Folder or s3://bucket/prefix/ holding a batch (with manifest.csv, or a stack "
+                                    "batch with _UNIT) or batches."),
         "agencies": Param("", type="string", title="Agencies",
                           description="Comma-separated agency codes to keep (empty: every agency)."),
         "issued_from": Param(None, type=["null", "string"], format="date", title="Issued from",
@@ -146,7 +172,13 @@ def digitize_backlog() -> None:
         """The chunks, for the process task of the priority chosen in the form (the others get none)."""
         return list(planned["chunks"]) if planned["priority"] == priority else []
 
-    planned = plan()
+    @task
+    def split(planned: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Cut the stack batches at their cover sheets (no OCR), then everything to do into chunks."""
+        assert params is not None
+        return _split(planned, params)
+
+    planned = split(plan())
     results = []
     for name, weight in PRIORITIES.items():
         chunks = chunks_for.override(task_id=f"chunks_{name}")(planned, name)
@@ -161,7 +193,7 @@ def digitize_backlog() -> None:
         meta = planned["meta"]
         summary = run_summary([low, normal, high], planned["chunks"], _chunk_pairs, duplicates=meta["duplicates"],
                               rejected_rows=meta["rejected"], remaining=meta["remaining"],
-                              duplicate_items=planned["duplicate_items"])
+                              duplicate_items=planned["duplicate_items"], stacks=planned["stacks"])
         lines = ([f"dry run: {meta['selected']} document(s), {meta['files']} file(s) would be processed"]
                  if meta["dry_run"] else summary.lines())
         return publish_summary(lines, {"text": "\n".join(lines), **summary.as_dict(), **meta}, summary.unfinished)

@@ -11,6 +11,10 @@ hardware token or a network HSM), each chunk is two tasks in the mapped group
 ``chunk``: ``prepare_chunk`` (OCR, code, originals archived; any worker, ``ocr``
 pool) and ``sign_chunk`` (sign and archive; that queue only, no ``ocr`` slots).
 What passes between them is staged in the archive bucket, never on local disk.
+
+A batch without a manifest is a stack batch (scanned piles with cover sheets): the ``split`` task,
+before the chunks, cuts each stack at its sheets (no OCR), registers one document per sheet and stages
+its pages in the archive bucket; its documents then go through the same chunks as any other.
 """
 
 from __future__ import annotations
@@ -38,31 +42,34 @@ def _chunk_pairs(chunk: dict[str, Any]) -> list[list[Any]]:
     return list(chunk["items"])
 
 
-def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
-    """Hash and register every original (idempotent), then cut the work into chunks."""
-    import math
+def _register(batch_dirs: list[str]) -> dict[str, Any]:
+    """Hash and register every original of the manifest batches (idempotent); list the stack batches apart."""
     from pathlib import Path
 
     from digitize_airflow import pipeline_context
 
-    from digitize.errors import ManifestError
-    from digitize.intake import read_manifest
-    from digitize.pipeline import MAX_MAP_LENGTH, auto_match, register_batch
+    from digitize.errors import ManifestError, ProposalInvalid
+    from digitize.intake import LocalBatch, is_stack_batch, read_manifest
+    from digitize.pipeline import auto_match, register_batch
 
     ctx = pipeline_context()
     ctx.catalog.upgrade()
     ctx.archive.ensure_bucket()
-    work: list[tuple[str, int]] = []
+    work: list[list[Any]] = []
+    stacks: list[str] = []
     duplicates = rejected = 0
     duplicate_items: list[list[str]] = []
     for batch_dir in batch_dirs:
-        try:
-            matched = auto_match(ctx, Path(batch_dir))  # DIGITIZE_AUTO_MATCH=accepted: scans without manifest
+        try:  # DIGITIZE_AUTO_MATCH=accepted: scans without manifest nor cover sheets get a manifest first
+            matched = auto_match(ctx, Path(batch_dir))
             if matched is not None:
                 print(f"batch {Path(batch_dir).name}: automatic matching wrote {matched[0]} scan(s) into the "
                       f"manifest, left {matched[1]} for review")
+            if is_stack_batch(LocalBatch(Path(batch_dir))):
+                stacks.append(batch_dir)
+                continue
             plan = read_manifest(Path(batch_dir))
-        except ManifestError as exc:
+        except (ManifestError, ProposalInvalid) as exc:
             ctx.catalog.add_event(None, "manifest_validation", "failure", batch_id=Path(batch_dir).name,
                                   detail=str(exc))
             print(f"batch {Path(batch_dir).name} refused: {exc} — {exc.hint}")
@@ -72,9 +79,24 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
         duplicates += len(registered.duplicates)
         duplicate_items += [list(d.named(plan.batch_id)) for d in registered.duplicates]
         rejected += len(registered.rejected)
-        work += [(batch_dir, doc_id) for doc_id in registered.to_process]
+        work += [[batch_dir, doc_id] for doc_id in registered.to_process]
         print(f"batch {plan.batch_id}: {len(registered.to_process)} to process, "
               f"{len(registered.duplicates)} duplicate(s), {len(registered.rejected)} row(s) refused")
+    return {"work": work, "stacks": stacks, "duplicates": duplicates, "rejected": rejected,
+            "duplicate_items": duplicate_items}
+
+
+def _split(registered: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Cut the stack batches at their cover sheets, then all the run's documents into chunks."""
+    import math
+    from pathlib import Path
+
+    from digitize_airflow import split_stacks
+
+    from digitize.pipeline import MAX_MAP_LENGTH
+
+    split = split_stacks(registered["stacks"])
+    work = registered["work"] + split["work"]
     if params["max_documents"]:
         work = work[: params["max_documents"]]
     size = max(params["chunk_size"], math.ceil(len(work) / MAX_MAP_LENGTH))
@@ -83,8 +105,9 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
          "items": [[b, d] for b, d in work[i: i + size]]}
         for i in range(0, len(work), size)
     ]
-    return {"chunks": chunks, "duplicates": duplicates, "rejected": rejected,
-            "duplicate_items": duplicate_items[:DUPLICATES_NAMED]}
+    return {"chunks": chunks, "duplicates": registered["duplicates"] + split["duplicates"],
+            "rejected": registered["rejected"] + split["refused"], "stacks": split["stacks"],
+            "duplicate_items": (registered["duplicate_items"] + split["duplicate_items"])[:DUPLICATES_NAMED]}
 
 
 @dag(
@@ -100,7 +123,8 @@ def _register(batch_dirs: list[str], params: dict[str, Any]) -> dict[str, Any]:
         # The form shows the real folder (this process's AIRFLOW_HOME), not a variable to expand.
         "inbox": Param(os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "var", "inbox"),
                        type="string", minLength=1,
-                       description="Folder whose sub-folders are batches (scans + manifest.csv)."),
+                       description="Folder whose sub-folders are batches (scans + manifest.csv, or scanned "
+                                   "stacks with cover sheets)."),
         # Optional: null, so the UI's form does not mark it required and Trigger works with the defaults.
         "batch": Param(None, type=["null", "string"],
                        description="Only this batch folder name (empty: every complete batch)."),
@@ -129,10 +153,15 @@ def digitize_inbox() -> None:
         return [str(b) for b in batches]
 
     @task
-    def register(batch_dirs: list[str], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Hash and register every original (idempotent), then cut the work into chunks."""
+    def register(batch_dirs: list[str]) -> dict[str, Any]:
+        """Hash and register every original of the manifest batches (idempotent); list the stack batches."""
+        return _register(batch_dirs)
+
+    @task
+    def split(registered: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Cut the stack batches at their cover sheets (no OCR), then the run's documents into chunks."""
         assert params is not None
-        return _register(batch_dirs, params)
+        return _split(registered, params)
 
     @task
     def chunks_of(registered: dict[str, Any]) -> list[dict[str, Any]]:
@@ -144,10 +173,11 @@ def digitize_inbox() -> None:
         from digitize_airflow import publish_summary, run_summary
 
         summary = run_summary([outcomes], registered["chunks"], _chunk_pairs, duplicates=registered["duplicates"],
-                              rejected_rows=registered["rejected"], duplicate_items=registered["duplicate_items"])
+                              rejected_rows=registered["rejected"], duplicate_items=registered["duplicate_items"],
+                              stacks=registered["stacks"])
         return publish_summary(summary.lines(), summary.as_dict(), summary.unfinished)
 
-    registered = register(discover())
+    registered = split(register(discover()))
     chunks = chunks_of(registered)
     run_chunk = chunk_tasks(_chunk_pairs, task_id="process_chunk", group_id="chunk", priority=INBOX_PRIORITY)
     results = run_chunk.expand(chunk=chunks)

@@ -96,6 +96,9 @@ class Settings:
     move_done: bool = False
     """Move each original into ``<batch>/done/`` once its archived copy is verified (default: leave the inbox as is)."""
 
+    stack_unit: str | None = None
+    """Scanning unit (agency code) of stack batches that carry no ``_UNIT`` file (``DIGITIZE_STACK_UNIT``)."""
+
     lease_seconds: int = 600
     """A worker's claim on a document lapses after this long without renewal (it is renewed while it works)."""
 
@@ -178,6 +181,7 @@ def load_settings() -> Settings:
         low_dpi_action=_choice("DIGITIZE_LOW_DPI_ACTION", ("flag", "quarantine")),
         move_done=(_env("DIGITIZE_MOVE_DONE", "false") or "false").lower() in ("1", "true", "yes"),
         lease_seconds=int(_env("DIGITIZE_LEASE_SECONDS", "600") or 600),
+        stack_unit=(_env("DIGITIZE_STACK_UNIT") or "").strip() or None,
         ocr_page_timeout=float(_env("DIGITIZE_OCR_PAGE_TIMEOUT", "300") or 300),
         signing_pkcs11_module=Path(module) if module else None,
         signing_pkcs11_token=_env("DIGITIZE_SIGNING_PKCS11_TOKEN"),

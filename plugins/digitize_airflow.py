@@ -217,9 +217,43 @@ def _run_chunk(pairs_of: ChunkPairs, chunk: dict[str, Any], stage: Literal["proc
     return run_chunk(ctx, items, stage, worker=worker, on_done=show)
 
 
+def split_stacks(batch_uris: Sequence[str]) -> dict[str, Any]:
+    """Both DAGs' ``split`` task: cut each stack batch at its cover sheets (no OCR) and register its documents.
+
+    The stacks are read once, here; what each document's chunk needs is staged in the archive bucket. Returns
+    the (batch uri, document id) pairs to process, the duplicates, the batches refused (``STACK_NO_UNIT``)
+    and a small report per stack for the run's summary (no personal data).
+    """
+    from digitize.intake import open_batch
+    from digitize.pipeline import split_stack_batch
+
+    ctx, s3 = pipeline_resources()
+    if batch_uris:
+        ctx.catalog.upgrade()
+        ctx.archive.ensure_bucket()
+    work: list[list[Any]] = []
+    stacks: list[dict[str, Any]] = []
+    items: list[list[str]] = []
+    refused = 0
+    for uri in batch_uris:
+        split = split_stack_batch(ctx, open_batch(uri, s3=s3))
+        if split.refused is not None:
+            print(f"stack batch {split.batch_id} refused: [{split.refused[0]}] {split.refused[1]}")
+            refused += 1
+            continue
+        for stack in split.stacks:
+            print(f"stack {split.batch_id}/{stack.name}: {stack.pages} page(s), {len(stack.sheets)} sheet(s), "
+                  f"{len(stack.documents)} document(s), faults {[f.reason for f in stack.faults]}")
+            stacks.append(stack.as_dict())
+        work += [[uri, document_id] for document_id in split.to_process]
+        items += [list(d.named(split.batch_id)) for d in split.duplicates]
+    return {"work": work, "stacks": stacks, "duplicates": len(items), "duplicate_items": items[:DUPLICATES_NAMED],
+            "refused": refused}
+
+
 def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_of: ChunkPairs, *,
                 duplicates: int, rejected_rows: int, remaining: int = 0,
-                duplicate_items: Iterable[Sequence[str]] = ()) -> Any:
+                duplicate_items: Iterable[Sequence[str]] = (), stacks: Sequence[dict[str, Any]] = ()) -> Any:
     """The run's summary from its mapped chunk tasks' results (a list of outcome lists each, ``None`` when none).
 
     Timed from the DAG run's start, so the figures include scheduling, not only the documents. The run's
@@ -230,15 +264,17 @@ def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_
 
     from digitize.catalog import Catalog
     from digitize.config import load_settings
-    from digitize.pipeline import summarize, unfinished_documents
+    from digitize.pipeline import stack_summaries, summarize, unfinished_documents
 
     outcomes = [o for result in results for chunk in _each(result) if chunk for o in chunk]
     ids = [int(document_id) for chunk in chunks for _, document_id in pairs_of(chunk)]
-    unfinished = unfinished_documents(Catalog(load_settings().catalog_url), ids) if ids else ()
+    catalog = Catalog(load_settings().catalog_url)
+    unfinished = unfinished_documents(catalog, ids) if ids else ()
     started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")
     seconds = (pendulum.now("UTC") - started).total_seconds()
     return summarize(outcomes, duplicates=duplicates, rejected_rows=rejected_rows, seconds=seconds,
-                     remaining=remaining, unfinished=unfinished, duplicate_items=duplicate_items)
+                     remaining=remaining, unfinished=unfinished, duplicate_items=duplicate_items,
+                     stacks=stack_summaries(catalog, stacks) if stacks else ())
 
 
 def _each(results: Any) -> list[Any]:

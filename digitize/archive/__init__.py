@@ -2,7 +2,8 @@
 
 S3 is spoken to here only. Inside: ``s3`` (the S3 backend and its options), ``client`` (the boto3
 client and error mapping), ``folder`` (the ``file://`` backend and :func:`open_archive`), ``keys``
-(the key layout), ``objects`` (the interface both backends share), ``sidecar`` (the sidecar schema).
+(the key layout), ``stacks`` (where scanned stacks go), ``objects`` (the interface both backends share),
+``sidecar`` (the sidecar schema).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from digitize.archive.keys import document_keys, ocr_cache_keys, staging_keys, v
 from digitize.archive.objects import Archive
 from digitize.archive.s3 import ArchiveOptions, S3Archive
 from digitize.archive.sidecar import SIDECAR_SCHEMA, sidecar_validator
+from digitize.archive.stacks import longest_kept_kind, stack_key, stack_staging_prefix
 
 __all__ = [
     "SIDECAR_SCHEMA",
@@ -20,11 +22,14 @@ __all__ = [
     "ArchiveOptions",
     "S3Archive",
     "document_keys",
+    "longest_kept_kind",
     "make_s3_client",
     "ocr_cache_keys",
     "open_archive",
     "s3_client_version",
     "sidecar_validator",
+    "stack_key",
+    "stack_staging_prefix",
     "staging_keys",
     "validate_code",
     "warm_up",

@@ -16,9 +16,11 @@ from digitize.catalog.records import (
     ImportSummary,
     RegisterRow,
     fingerprint_of,
+    stack_fingerprint,
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
+from digitize.catalog.sheets import SheetRow
 from digitize.catalog.store import Catalog
 
 __all__ = [
@@ -35,8 +37,10 @@ __all__ = [
     "IndexedPage",
     "PageFields",
     "RegisterRow",
+    "SheetRow",
     "TextAnalyzer",
     "UtcDateTime",
     "documents",
     "fingerprint_of",
+    "stack_fingerprint",
 ]

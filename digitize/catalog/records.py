@@ -47,6 +47,16 @@ def fingerprint_of(file_hashes: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(file_hashes).encode("ascii")).hexdigest()
 
 
+def stack_fingerprint(stack_sha256: str, first_page: int, last_page: int) -> str:
+    """Identity of a document cut from a scanned stack: the stack's bytes and the page range it covers.
+
+    Resubmitting the same stack gives each document the same fingerprint, so nothing is registered twice.
+    """
+    if not _SHA256_RE.fullmatch(stack_sha256) or not 1 <= first_page <= last_page:
+        raise ValueError(f"not a stack's SHA-256 and page range: {stack_sha256!r} {first_page}-{last_page}")
+    return hashlib.sha256(f"stack {stack_sha256}\npages {first_page}-{last_page}".encode("ascii")).hexdigest()
+
+
 @dataclass(frozen=True)
 class DocumentSpec:
     """What the pipeline knows of a document when it registers it (from the manifest and the files)."""
@@ -90,9 +100,23 @@ class DocumentSpec:
     scanned_at: str | None = None
     """Agency code of the one-stop unit that scanned it."""
 
+    stack_sha256: str | None = None
+    """SHA-256 of the scanned stack it was cut from (``None``: a document scanned on its own)."""
+
+    stack_first_page: int | None = None
+    """First page of the stack it covers: its cover sheet's (1-based)."""
+
+    stack_last_page: int | None = None
+    """Last page of the stack it covers (inclusive)."""
+
+    sheet_id: str | None = None
+    """The cover sheet that named it."""
+
     @property
     def fingerprint(self) -> str:
-        """See :func:`fingerprint_of`; files taken in ``position`` order."""
+        """See :func:`fingerprint_of` (files taken in ``position`` order), or :func:`stack_fingerprint`."""
+        if self.stack_sha256 is not None:
+            return stack_fingerprint(self.stack_sha256, self.stack_first_page or 0, self.stack_last_page or 0)
         return fingerprint_of([f.sha256 for f in sorted(self.files, key=lambda f: f.position)])
 
     def validate(self) -> None:
@@ -191,6 +215,14 @@ class DocumentRecord:
     """Worker (``host:pid:token``) processing the document now, see :meth:`Catalog.claim`; ``None`` when idle."""
     lease_expires_at: datetime | None = None
     """When that worker's claim lapses unless renewed (UTC)."""
+    stack_sha256: str | None = None
+    """SHA-256 of the scanned stack it was cut from (its one archived original); ``None`` for a document of its own."""
+    stack_first_page: int | None = None
+    """First page of the stack it covers (1-based, its cover sheet included)."""
+    stack_last_page: int | None = None
+    """Last page of the stack it covers (inclusive)."""
+    sheet_id: str | None = None
+    """Cover sheet that named it."""
 
 
 @dataclass(frozen=True)
@@ -330,4 +362,6 @@ def record_from_row(row: Mapping[str, Any], files: Iterable[tuple[FileSpec, str 
         files=tuple(spec for spec, _ in pairs), original_keys=tuple(key for _, key in pairs),
         manifest_document_id=row["manifest_document_id"], supersedes_id=row["supersedes_id"],
         lease_owner=row.get("lease_owner"), lease_expires_at=row.get("lease_expires_at"),
+        stack_sha256=row.get("stack_sha256"), stack_first_page=row.get("stack_first_page"),
+        stack_last_page=row.get("stack_last_page"), sheet_id=row.get("sheet_id"),
     )

@@ -111,6 +111,10 @@ documents = sa.Table(
     sa.Column("archived_at", UtcDateTime),
     sa.Column("lease_owner", sa.String(200)),
     sa.Column("lease_expires_at", UtcDateTime),
+    sa.Column("stack_sha256", sa.String(64), index=True),  # the scanned stack it was cut from (migration 0008)
+    sa.Column("stack_first_page", sa.Integer),
+    sa.Column("stack_last_page", sa.Integer),
+    sa.Column("sheet_id", sa.String(32), index=True),
     sa.UniqueConstraint("code", "version"),
     sa.CheckConstraint("status IN ('RECEIVED', 'ARCHIVED', 'QUARANTINED')", name="status"),
     sa.CheckConstraint("kind IN ('KQ', 'TP')", name="kind"),
@@ -141,6 +145,27 @@ events = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.CheckConstraint("outcome IN ('success', 'failure', 'warning')", name="outcome"),
 )
+
+cover_sheets = sa.Table(
+    "cover_sheets",
+    metadata,
+    sa.Column("sheet_id", sa.String(32), primary_key=True),
+    sa.Column("planned", sa.Boolean, nullable=False),
+    sa.Column("register_id", sa.String(100), index=True),
+    sa.Column("agency_code", sa.String(13), nullable=False),
+    sa.Column("kind", sa.String(2), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("issued_date", sa.Date, nullable=False),
+    sa.Column("valid_until", sa.Date),
+    sa.Column("dossier_code", sa.String(40)),
+    sa.Column("procedure_code", sa.String(40)),
+    sa.Column("holder_id", sa.String(100)),
+    sa.Column("document_id", sa.String(200)),
+    sa.Column("printed_at", UtcDateTime, nullable=False),
+    sa.Column("printed_by", sa.String(200)),
+    sa.CheckConstraint("kind IN ('KQ', 'TP')", name="kind"),
+)
+"""Printed cover sheets (migration 0008): a register row's id, or a planned row's manifest fields."""
 
 code_sequences = sa.Table(
     "code_sequences",

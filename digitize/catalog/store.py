@@ -10,7 +10,7 @@ code back, and a crash before commit burns nothing, so the sequence has no gaps.
 :class:`Catalog` is composed of mixins, one per group of tables, each a subclass of
 :class:`~digitize.catalog.engine.CatalogBase` (the engine and the transactions): ``imports`` (agencies and
 register), ``frames`` (coverage's frames), ``fulltext`` (the search index), ``review`` (what the
-quarantine page lists and its retries). Requests that do not fit the
+quarantine page lists and its retries), ``sheets`` (cover sheets). Requests that do not fit the
 catalog's state raise :class:`~digitize.errors.CatalogConflict`.
 """
 
@@ -33,6 +33,7 @@ from digitize.catalog.records import ArchivedInfo, DocumentRecord, DocumentSpec,
 from digitize.catalog.reuse import ReuseRecords
 from digitize.catalog.review import ReviewQueries
 from digitize.catalog.schema import OUTCOMES, STATUSES, agencies, code_sequences, document_files, documents, events
+from digitize.catalog.sheets import SheetRecords
 from digitize.codes import format_document_code, validate_template
 from digitize.errors import AgencyUnknown, CatalogConflict, CatalogUnavailable, CodeError
 
@@ -44,7 +45,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Catalog(MatchQueries, ReviewQueries, ReuseRecords, FulltextQueries, FrameQueries, ReferenceData, CatalogBase):
+class Catalog(MatchQueries, SheetRecords, ReviewQueries, ReuseRecords, FulltextQueries, FrameQueries, ReferenceData,
+              CatalogBase):
     """The catalog database; one instance per process (it holds a connection pool)."""
 
     def __init__(self, url: str) -> None:
@@ -265,6 +267,25 @@ class Catalog(MatchQueries, ReviewQueries, ReuseRecords, FulltextQueries, FrameQ
         with self.read() as conn:
             return self._find(conn, documents.c.fingerprint == fingerprint)
 
+    def sheet_document(self, sheet_id: str, register_id: str | None) -> DocumentRecord | None:
+        """The document that already digitizes a cover sheet's row (same sheet, or same register row), if any.
+
+        Quarantined documents do not count: their row is still to digitize.
+        """
+        named = documents.c.sheet_id == sheet_id
+        if register_id:
+            named = named | (documents.c.register_id == register_id)
+        with self.read() as conn:
+            return self._find(conn, named & (documents.c.status != "QUARANTINED"))
+
+    def stack_documents(self, stack_sha256: str) -> list[DocumentRecord]:
+        """Every document cut from one scanned stack, by id."""
+        query = sa.select(documents).where(documents.c.stack_sha256 == stack_sha256).order_by(documents.c.id)
+        with self.read() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            files = self._files(conn, [r["id"] for r in rows])
+        return [record_from_row(r, files.get(r["id"], ())) for r in rows]
+
     def documents(self, *, batch_id: str | None = None, status: str | None = None) -> list[DocumentRecord]:
         """Documents by id, optionally of one batch and/or status."""
         if status is not None and status not in STATUSES:
@@ -472,6 +493,8 @@ def _spec_values(spec: DocumentSpec) -> dict[str, Any]:
         "issued_date": spec.issued_date, "valid_until": spec.valid_until, "register_id": spec.register_id,
         "dossier_code": spec.dossier_code, "procedure_code": spec.procedure_code, "holder_id": spec.holder_id,
         "scanned_at": spec.scanned_at, "manifest_document_id": spec.manifest_document_id,
+        "stack_sha256": spec.stack_sha256, "stack_first_page": spec.stack_first_page,
+        "stack_last_page": spec.stack_last_page, "sheet_id": spec.sheet_id,
     }
 
 
@@ -491,6 +514,8 @@ def _new_record(document_id: int, spec: DocumentSpec, received_at: datetime) -> 
         message=None, pdf_key=None, pdf_sha256=None, sidecar_key=None, sidecar_sha256=None, pages=None,
         mean_confidence=None, needs_review=False, received_at=received_at, archived_at=None, files=files,
         original_keys=(None,) * len(files), manifest_document_id=spec.manifest_document_id, supersedes_id=None,
+        stack_sha256=spec.stack_sha256, stack_first_page=spec.stack_first_page, stack_last_page=spec.stack_last_page,
+        sheet_id=spec.sheet_id,
     )
 
 

@@ -1,6 +1,8 @@
 """Intake: batches in the inbox (folder or S3 prefix), their manifest, and page loading.
 
-What leaves this package is plain typed values: batch plans, planned documents, page images.
+What leaves this package is plain typed values: batch plans, planned documents, page images, what a page
+shows of a cover sheet (the codes read before any OCR), and for stack batches (no manifest: see ``stacks``)
+their stacks and the blank-page test.
 """
 
 from __future__ import annotations
@@ -8,10 +10,24 @@ from __future__ import annotations
 from digitize.intake.inbox import BatchSource, LocalBatch, client_s3, find_batches, open_batch
 from digitize.intake.manifest import BatchPlan, PlannedDocument, RowError, discover_batches, read_manifest
 from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, PageLimits
-from digitize.intake.pages import encode_for_pdf, load_image, scan_document, scan_pages, sniff_format
+from digitize.intake.pages import count_pages, encode_for_pdf, load_image, scan_document, scan_pages, sniff_format
+from digitize.intake.planned import read_planned
+from digitize.intake.sheets import SheetDetection, detect_sheet
+from digitize.intake.stacks import (
+    UNIT_FILE,
+    StackFiles,
+    StackNoUnit,
+    cut_pages,
+    ink_fraction,
+    is_blank,
+    is_stack_batch,
+    stack_files,
+    stack_unit,
+)
 
 __all__ = [
     "MAX_PIXELS",
+    "UNIT_FILE",
     "BatchPlan",
     "BatchSource",
     "EncodedImage",
@@ -20,14 +36,26 @@ __all__ = [
     "PageLimits",
     "PlannedDocument",
     "RowError",
+    "SheetDetection",
+    "StackFiles",
+    "StackNoUnit",
     "client_s3",
+    "count_pages",
+    "cut_pages",
+    "detect_sheet",
     "discover_batches",
     "encode_for_pdf",
     "find_batches",
+    "ink_fraction",
+    "is_blank",
+    "is_stack_batch",
     "load_image",
     "open_batch",
     "read_manifest",
+    "read_planned",
     "scan_document",
     "scan_pages",
     "sniff_format",
+    "stack_files",
+    "stack_unit",
 ]

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 MANIFEST_NAME = "manifest.csv"
 READY_MARKER = "_READY"
-NOT_SCANS = frozenset({MANIFEST_NAME, READY_MARKER})
+UNIT_FILE = "_UNIT"
+"""A stack batch's scanning unit (see :mod:`digitize.intake.stacks`)."""
+NOT_SCANS = frozenset({MANIFEST_NAME, READY_MARKER, UNIT_FILE})
 _HASH_CHUNK = 1 << 20
 
 
@@ -71,7 +73,8 @@ class BatchSource(ABC):
 
     @abstractmethod
     def is_ready(self, *, quiet_seconds: int, now: float | None = None) -> bool:
-        """Complete: ``_READY`` present, or (local) a manifest and nothing changed for the quiet period."""
+        """Complete: ``_READY`` present, or (local) a manifest, or a stack batch's scans, and nothing changed for
+        the quiet period."""
 
 
 class LocalBatch(BatchSource):
@@ -143,8 +146,8 @@ class LocalBatch(BatchSource):
     def is_ready(self, *, quiet_seconds: int, now: float | None = None) -> bool:
         if (self.root / READY_MARKER).exists():
             return True
-        if not (self.root / MANIFEST_NAME).is_file():
-            return False
+        if not (self.root / MANIFEST_NAME).is_file() and not any(self.files()):
+            return False  # an empty folder; a stack batch (no manifest) waits for the quiet period too
         now = time.time() if now is None else now
         newest = max((p.stat().st_mtime for p in self.root.rglob("*") if p.is_file()), default=now)
         return now - newest >= quiet_seconds
@@ -206,7 +209,7 @@ class S3Batch(BatchSource):
     def is_ready(self, *, quiet_seconds: int, now: float | None = None) -> bool:
         """On S3 each object appears whole; the batch is complete once ``_READY`` (or else the manifest) is there.
 
-        Uploaders put the manifest (or ``_READY``) last.
+        Uploaders put the manifest (or ``_READY``) last; a stack batch (no manifest) needs ``_READY``.
         """
         return self.exists(READY_MARKER) or self.exists(MANIFEST_NAME)
 
@@ -258,18 +261,19 @@ def open_batch(uri: str, s3: S3Factory | None = None) -> BatchSource:
 
 def find_batches(location: str, *, s3: S3Factory | None = None, quiet_seconds: int = 0,
                  now: float | None = None) -> list[BatchSource]:
-    """Complete batches at ``location``: itself if it holds a manifest, else its direct sub-folders/prefixes."""
+    """Complete batches at ``location``: itself if it holds a manifest (or a stack batch's ``_UNIT``), else its
+    direct sub-folders/prefixes."""
     if location.startswith("s3://"):
         bucket, prefix = parse_s3_uri(location)
         store = (s3 or default_s3)(bucket)
-        if prefix and store.head(prefix + MANIFEST_NAME) is not None:
+        if prefix and any(store.head(prefix + name) is not None for name in (MANIFEST_NAME, UNIT_FILE)):
             return [S3Batch(store, prefix)]
         children = sorted({key[len(prefix):].split("/", 1)[0] for key in store.list_keys(prefix)
                            if "/" in key[len(prefix):]})
         found: list[BatchSource] = [S3Batch(store, prefix + child) for child in children if not child.startswith(".")]
     else:
         root = Path(location)
-        if (root / MANIFEST_NAME).is_file():
+        if (root / MANIFEST_NAME).is_file() or (root / UNIT_FILE).is_file():
             return [LocalBatch(root)]
         if not root.is_dir():
             return []

@@ -1,4 +1,5 @@
-"""The pipeline: stages of one document, leases, the chunk runner both DAGs call, run summaries."""
+"""The pipeline: stages of one document, leases, the chunk runner both DAGs call, run summaries, and the
+splitting of scanned stacks at their cover sheets (``stacks``, ``segments``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from digitize.pipeline.automatch import auto_match
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
+from digitize.pipeline.stacks import FAULTS as STACK_FAULTS
+from digitize.pipeline.stacks import SplitBatch, StackReport, split_stack_batch, stack_summaries
 from digitize.pipeline.stages import (
     correct_document,
     finish_prepared,
@@ -17,11 +20,14 @@ from digitize.pipeline.summary import DocumentOutcome, RunSummary, summarize, un
 
 __all__ = [
     "MAX_MAP_LENGTH",
+    "STACK_FAULTS",
     "DocumentOutcome",
     "Duplicate",
     "PipelineContext",
     "RegisteredBatch",
     "RunSummary",
+    "SplitBatch",
+    "StackReport",
     "auto_match",
     "correct_document",
     "cut_chunks",
@@ -34,6 +40,8 @@ __all__ = [
     "process_documents",
     "register_batch",
     "run_chunk",
+    "split_stack_batch",
+    "stack_summaries",
     "summarize",
     "unfinished_documents",
 ]

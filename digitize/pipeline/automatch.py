@@ -6,8 +6,9 @@ proposed once (a scan part already proposed for the same bytes is not proposed a
 proposal are in the archive's staging area and the catalog), a person's decision on the review page
 replaces the proposal's status, and the manifest is written for the accepted scans only
 (:func:`~digitize.match.apply_lines`); the others stay in the batch folder, listed, until someone
-decides. A batch whose manifest was written by a person is left alone. Stack batches (scans with
-cover sheets) are not matched: the stack intake handles a batch with sheets before this is asked.
+decides. A batch whose manifest was written by a person is left alone, and so is a stack batch: a scan
+whose first page is a cover sheet (:func:`~digitize.intake.detect_sheet`, no OCR) leaves the whole
+batch to the stack intake, which splits it at its sheets.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from digitize.errors import DigitizeError
 from digitize.intake import LocalBatch
 from digitize.pipeline.context import PipelineContext
 
@@ -45,7 +47,7 @@ def auto_match(ctx: PipelineContext, batch_dir: Path) -> tuple[int, int] | None:
     scans = scan_files(source)
     manifest_by_hand = (batch_dir / "manifest.csv").exists() and not any(
         e.event_type == MATCH_EVENT for e in ctx.catalog.batch_events(source.name))
-    if not scans or manifest_by_hand:
+    if not scans or manifest_by_hand or _has_cover_sheets(source, scans, ctx):
         return None
     known = {(p.file, p.sha256) for p in stored_proposals(ctx.catalog, batch_id=source.name)}
     fresh = [f for f in scans if (f, source.digest(f)[0]) not in known]
@@ -58,3 +60,21 @@ def auto_match(ctx: PipelineContext, batch_dir: Path) -> tuple[int, int] | None:
     for file, status, why in applied.left:
         log.info("batch %s: %s left in place (%s): %s", source.name, file, status, why)
     return len(applied.written), len(applied.left)
+
+
+def _has_cover_sheets(source: LocalBatch, scans: list[str], ctx: PipelineContext) -> bool:
+    """Whether a scan starts with a cover sheet (a stack: every stack starts with one, or it is faulty)."""
+    from digitize.intake import PageLimits, detect_sheet, load_image, scan_pages
+
+    limits = PageLimits.from_settings(ctx.settings)
+    for name in scans:
+        path = source.inside(name)
+        if path is None:
+            continue
+        try:
+            first = next(iter(scan_pages(path, limits)), None)
+            if first is not None and detect_sheet(load_image(first)).looks_like_sheet:
+                return True
+        except (DigitizeError, OSError, ValueError):  # unreadable here: propose says so for that scan
+            continue
+    return False

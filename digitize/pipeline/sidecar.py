@@ -26,8 +26,13 @@ MEDIA_TYPES = {"pdf": "application/pdf", "tiff": "image/tiff", "jpeg": "image/jp
 
 def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: str, agency_level: str, code: str,
                   ocr: OcrResult, verdict: Any, pdf_obj: Any, originals: Sequence[tuple[Any, Any, str]],
-                  needs_review: bool, review_reasons: Sequence[str] = ()) -> dict[str, Any]:
-    """The archival description stored beside the PDF; validated against ``schemas/sidecar.schema.json``."""
+                  needs_review: bool, review_reasons: Sequence[str] = (),
+                  stack: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The archival description stored beside the PDF; validated against ``schemas/sidecar.schema.json``.
+
+    ``stack``: for a document cut from a scanned stack, where it lies in the stack (SHA-256, page range,
+    cover sheet, blank pages left out), so the catalog can be rebuilt with it.
+    """
     events = [
         {"type": e.event_type, "outcome": e.outcome, "tool": e.tool, "tool_version": e.tool_version,
          "at": e.created_at.isoformat(), "detail": e.detail}
@@ -57,6 +62,8 @@ def build_sidecar(ctx: PipelineContext, record: DocumentRecord, *, agency_name: 
         "files": files, "events": events, "tools": dict(ctx.tool_versions, **dict(ocr.tool_versions)),
         "archived_at": datetime.now(UTC).isoformat(),
     }
+    if stack is not None:
+        sidecar["stack"] = stack
     sidecar_validator().validate(sidecar)
     return sidecar
 

@@ -47,6 +47,7 @@ from digitize.intake import BatchPlan, BatchSource, LocalBatch
 from digitize.pipeline.context import PipelineContext
 from digitize.pipeline.leases import Lease, LeaseLost, dead_local_owner, new_owner
 from digitize.pipeline.register import document_spec
+from digitize.pipeline.segments import fetch_segment, finish_stack_document, segment_of, stored_stack_originals
 from digitize.pipeline.sidecar import MEDIA_TYPES, build_sidecar, put_sidecar
 from digitize.pipeline.staging import drop_staging, load_staged, stage_for_signing, staged_state
 from digitize.pipeline.summary import DocumentOutcome, Stopwatch
@@ -312,14 +313,16 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     from digitize.ocr import make_searchable_pdf, set_document_metadata
 
     catalog, settings = ctx.catalog, ctx.settings
-    with watch.stage("fetch"):
-        originals = _check_originals(record, source, scratch)
+    with watch.stage("fetch"):  # a stack's document: its own pages as the split cut them, not the inbox's stack
+        originals = [] if record.stack_sha256 else _check_originals(record, source, scratch)
+        sources = fetch_segment(ctx, record, scratch) if record.stack_sha256 else originals
     formats = [sniff_format(p) for p in originals]
     out_pdf = scratch / "document.pdf"
     options = ocr_options(settings, scratch)
-    with watch.stage("ocr"):  # 'propose' may have OCR'd these very bytes (same SHA-256s) already
-        kept = kept_ocr(ctx.archive, [spec.sha256 for spec in record.files], out_pdf, options)
-        ocr: OcrResult = kept or make_searchable_pdf(originals, out_pdf, options)
+    with watch.stage("ocr"):  # 'propose' may have OCR'd these very bytes (same SHA-256s) already; never a stack's
+        digests = [f.sha256 for f in record.files]
+        kept = None if record.stack_sha256 else kept_ocr(ctx.archive, digests, out_pdf, options)
+        ocr: OcrResult = kept or make_searchable_pdf(sources, out_pdf, options)
     catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=ocr.tool_versions["tesseract"],
                       detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
                              f"{sum(p.blank for p in ocr.pages)} blank"
@@ -362,9 +365,15 @@ def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, un
 
 def _store_originals(ctx: PipelineContext, record: DocumentRecord, code: str, originals: Sequence[Path],
                      formats: Sequence[str], watch: Stopwatch) -> list[tuple[Any, Any, str]]:
-    """Archive each original under the code's keys, read back and compared with its registered SHA-256."""
+    """Archive each original under the code's keys, read back and compared with its registered SHA-256.
+
+    A stack's document has the stack as its original, archived once by the split: it is only checked.
+    """
     from digitize.archive import document_keys
 
+    if record.stack_sha256:
+        with watch.stage("archive"):
+            return stored_stack_originals(ctx, record)
     keys = document_keys(code, record.version)
     stored = []
     for spec, path, fmt in zip(record.files, originals, formats, strict=True):
@@ -404,7 +413,8 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
     needs_review = bool(review)
     sidecar = build_sidecar(ctx, record, agency_name=agency.name, agency_level=agency.level, code=code,
                             ocr=ocr, verdict=verdict, pdf_obj=pdf_obj, originals=stored,
-                            needs_review=needs_review, review_reasons=review)
+                            needs_review=needs_review, review_reasons=review,
+                            stack=segment_of(ctx, record).sidecar() if record.stack_sha256 else None)
     sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     with watch.stage("archive"):
         sidecar_obj = put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
@@ -419,8 +429,11 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
                       detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
     with watch.stage("index"):
         _index_text(ctx, record.id, [p.text for p in ocr.pages])
-    if ctx.settings.move_done and isinstance(source, LocalBatch):
-        _move_to_done(ctx, record, source)
+    local = source if ctx.settings.move_done and isinstance(source, LocalBatch) else None
+    if record.stack_sha256:
+        finish_stack_document(ctx, record, local)
+    elif local is not None:
+        _move_to_done(ctx, record, local)
     return DocumentOutcome(record.id, "ARCHIVED", code, None, len(ocr.pages), watch.seconds)
 
 

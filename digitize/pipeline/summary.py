@@ -76,6 +76,9 @@ class RunSummary:
     """Documents of this run still RECEIVED at its end (see :func:`unfinished_documents`): the run failed."""
     duplicate_items: tuple[tuple[str, str], ...] = ()
     """The duplicates by name: (the document in this run's batch, the code or id it duplicates)."""
+    stacks: tuple[dict[str, Any], ...] = ()
+    """Per scanned stack (:func:`digitize.pipeline.stacks.stack_summaries`): sheets found, documents made,
+    pages left out, items sent to review."""
 
     @property
     def processed(self) -> int:
@@ -108,6 +111,7 @@ class RunSummary:
             named = ", ".join(f"{key} = {existing}" for key, existing in self.duplicate_items[:NAMED_IN_TEXT])
             more = len(self.duplicate_items) - NAMED_IN_TEXT
             lines.append(f"duplicates (not processed again): {named}" + (f" and {more} more" if more > 0 else ""))
+        lines += [stack_line(stack) for stack in self.stacks]
         if self.remaining:
             lines.append(f"backlog: {self.remaining} document(s) still to process, about "
                          f"{_duration(self.eta_seconds)} at this run's pace")
@@ -122,7 +126,22 @@ class RunSummary:
                 "duplicates": self.duplicates, "rejected_rows": self.rejected_rows, "pages": self.pages,
                 "seconds": round(self.seconds, 1), "pages_per_minute": round(self.pages_per_minute, 1),
                 "slowest_stage": self.slowest_stage, "remaining": self.remaining, "eta_seconds": self.eta_seconds,
-                "unfinished": list(self.unfinished), "duplicate_items": [list(d) for d in self.duplicate_items]}
+                "unfinished": list(self.unfinished), "duplicate_items": [list(d) for d in self.duplicate_items],
+                "stacks": [dict(s) for s in self.stacks]}
+
+
+def stack_line(stack: dict[str, Any]) -> str:
+    """One stack of a run, for the officer: what was found, made, left out, and what needs a person."""
+    made = stack["made"]
+    codes = ", ".join(made[:NAMED_IN_TEXT]) + (f" and {len(made) - NAMED_IN_TEXT} more" if len(made) > NAMED_IN_TEXT
+                                                 else "")
+    left_out = ", ".join(map(str, stack["left_out"][:NAMED_IN_TEXT * 5])) or "none"
+    review = "; ".join(stack["review"][:NAMED_IN_TEXT]) or "nothing"
+    if len(stack["review"]) > NAMED_IN_TEXT:
+        review += f" and {len(stack['review']) - NAMED_IN_TEXT} more"
+    return (f"stack {stack['batch']}/{stack['name']}: {stack['pages']} page(s), {len(stack['sheets'])} sheet(s) found, "
+            f"{len(made)} document(s) made" + (f" ({codes})" if made else "")
+            + f"; blank pages left out: {left_out}; sent to review: {review}")
 
 
 def _ids(document_ids: Sequence[int]) -> str:
@@ -151,7 +170,7 @@ def unfinished_documents(catalog: Catalog, document_ids: Iterable[int]) -> tuple
 
 def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicates: int, rejected_rows: int,
               seconds: float, remaining: int = 0, unfinished: Sequence[int] = (),
-              duplicate_items: Iterable[Sequence[str]] = ()) -> RunSummary:
+              duplicate_items: Iterable[Sequence[str]] = (), stacks: Iterable[dict[str, Any]] = ()) -> RunSummary:
     """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
     rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
     quarantined: dict[str, int] = {}
@@ -165,4 +184,5 @@ def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicate
         archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
         skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
         pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining,
-        unfinished=tuple(unfinished), duplicate_items=tuple((str(k), str(c)) for k, c in duplicate_items))
+        unfinished=tuple(unfinished), duplicate_items=tuple((str(k), str(c)) for k, c in duplicate_items),
+        stacks=tuple(stacks))

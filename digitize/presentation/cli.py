@@ -14,17 +14,17 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digitize.errors import DigitizeError, TransientError, UsageError
+from digitize.errors import DigitizeError, UsageError
+from digitize.presentation.coversheets_cli import add_coversheets_command
 from digitize.presentation.matching import add_matching_commands
+from digitize.presentation.processing import EXIT_UNFINISHED, cmd_process
 
-EXIT_UNFINISHED = 3
-"""``process`` left documents RECEIVED (another worker's lease lapsed under it…): run the batch again."""
+__all__ = ["EXIT_UNFINISHED", "build_parser", "main"]
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from digitize.catalog import Catalog, ImportSummary
-    from digitize.pipeline import DocumentOutcome
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -44,61 +43,6 @@ def _catalog() -> Catalog:
     catalog = Catalog(load_settings().catalog_url)
     catalog.upgrade()
     return catalog
-
-
-def cmd_process(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from digitize.intake import read_manifest
-    from digitize.pipeline import (
-        PipelineContext,
-        auto_match,
-        process_documents,
-        register_batch,
-        summarize,
-        unfinished_documents,
-    )
-
-    start = time.perf_counter()
-    ctx = PipelineContext()
-    ctx.catalog.upgrade()
-    ctx.archive.ensure_bucket()
-    matched = auto_match(ctx, Path(args.batch))  # DIGITIZE_AUTO_MATCH=accepted, a batch without manifest
-    if matched is not None:
-        print(f"automatic matching: {matched[0]} scan(s) written into the manifest, {matched[1]} left for review "
-              "(python -m digitize propose BATCH lists them)")
-    plan = read_manifest(Path(args.batch))
-    registered = register_batch(ctx.catalog, plan)
-    print(f"batch {plan.batch_id}: {len(plan.documents)} document(s) in the manifest, "
-          f"{len(registered.to_process)} to process, {len(registered.duplicates)} duplicate(s), "
-          f"{len(plan.errors)} row(s) refused")
-    for error in plan.errors:
-        print(f"  row {error.row} {error.file}: [{error.reason}] {error.message}")
-    for dup in registered.duplicates:
-        print(f"  duplicate {dup.key}: already {dup.existing_code or 'registered'} (batch {dup.existing_batch})")
-    outcomes: list[DocumentOutcome] = []
-    stopped: TransientError | None = None
-    with tqdm(total=len(registered.to_process), unit="doc", desc="processing", disable=args.quiet) as bar:
-        def done(outcome: DocumentOutcome) -> None:
-            outcomes.append(outcome)
-            bar.update(1)
-            bar.set_postfix_str(f"{outcome.status} {outcome.code or outcome.reason or ''}")
-            if outcome.status == "QUARANTINED":
-                tqdm.write(f"  quarantined document {outcome.document_id}: {outcome.reason}")
-
-        try:
-            process_documents(ctx, registered.to_process, registered.root, on_done=done)
-        except TransientError as exc:  # no retry here: the rest stays RECEIVED, named below, for the next run
-            stopped = exc
-    if stopped is not None:
-        print(f"stopped: [{stopped.reason}] {stopped.message} — {stopped.hint}")
-    summary = summarize(outcomes, duplicates=len(registered.duplicates), rejected_rows=len(plan.errors),
-                        seconds=time.perf_counter() - start,
-                        unfinished=unfinished_documents(ctx.catalog, registered.to_process),
-                        duplicate_items=[d.named(plan.batch_id) for d in registered.duplicates])
-    for line in summary.lines():
-        print(line)
-    return EXIT_UNFINISHED if summary.unfinished else 0
 
 
 def cmd_ocr(args: argparse.Namespace) -> int:
@@ -413,6 +357,14 @@ def cmd_api_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coversheets(args: argparse.Namespace) -> int:
+    from digitize.presentation.coversheets_cli import run_command
+
+    catalog = _catalog()
+    return run_command(args, catalog, actor=_actor(),
+                       log=lambda detail: _log_cli_access(catalog, args, "coversheets", None, detail))
+
+
 def cmd_api_serve(args: argparse.Namespace) -> int:
     from digitize.api import serve
 
@@ -427,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_processing_commands(sub)
     add_matching_commands(sub)
+    add_coversheets_command(sub, cmd_coversheets)
     _add_coverage_command(sub)
     _add_import_and_db_commands(sub)
     _add_document_care_commands(sub)

@@ -427,8 +427,16 @@ def record_from_sidecar(sidecar: Mapping[str, Any], *, sidecar_key: str, sidecar
         files=tuple(FileSpec(f["position"], f.get("original_name") or f["key"].rsplit("/", 1)[-1], f["sha256"],
                              f["size"]) for f in originals),
         original_keys=tuple(f["key"] for f in originals), manifest_document_id=sidecar.get("manifest_document_id"),
-        supersedes_id=supersedes_id,
+        supersedes_id=supersedes_id, **_stack_fields(sidecar.get("stack")),
     )
+
+
+def _stack_fields(stack: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stack document's place in its stack, as its sidecar records it (nothing for a document of its own)."""
+    if not stack:
+        return {}
+    return {"stack_sha256": stack["sha256"], "stack_first_page": stack["first_page"],
+            "stack_last_page": stack["last_page"], "sheet_id": stack["sheet_id"]}
 
 
 def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None = None,

@@ -1,0 +1,152 @@
+"""Finding cover sheets in a scanned stack, before any OCR: the codes on a downscaled page, and the sheet's frame.
+
+A page is downscaled to 86-170 dpi (a 40 mm QR code's modules are then 5 pixels wide or more, the 30 mm one's 4)
+and zxing-cpp looks for QR codes on it in every orientation; a code whose text is a valid sheet id
+(:func:`digitize.codes.parse_sheet_id`) names the sheet. On its own, that would miss a sheet whose two codes are
+smudged, and the stack would merge that sheet's document into the previous one. So the page is also checked
+for the sheet's marker: a thick black frame with a black top band (see
+:mod:`digitize.presentation.coversheets`), one connected shape that spans most of the page, stays clear of the
+image's edges (a scanner's dark background touches them) and is mostly thick strokes (a certificate's
+decorative border is thin). Only when the marker is seen and no code read does the page get a second, slower
+look at twice the resolution.
+
+This module is the only one that speaks to zxing-cpp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import zxingcpp
+from PIL import Image
+
+from digitize.codes import SHEET_ID_PREFIX, parse_sheet_id
+
+__all__ = ["SheetDetection", "detect_sheet"]
+
+LONG_SIDE = 1000
+"""The page is shrunk by a whole factor to a long side of at least this many pixels before the codes are looked
+for (A4 at 86 to 170 dpi: a whole factor is what OpenCV's area resampling does fastest)."""
+
+MARKER_LONG_SIDE = 400
+"""Long side of the page the marker is looked for on (A4 at 34 dpi: the frame's strokes are 7 pixels wide)."""
+
+RETRY_LONG_SIDE = 2400
+"""Long side of the second look, taken only at a page showing the sheet's marker but no readable code."""
+
+_MIN_SPAN = 0.6
+"""The frame spans at least this share of the page's width and height (it spans ~90 %; a skewed or cropped scan
+less)."""
+
+_FILL = (0.06, 0.45)
+"""Share of its bounding box the frame blackens (~17 % upright, ~13 % at 10° of skew)."""
+
+_THICK_SHARE = 0.35
+"""Share of the frame's pixels that survive an erosion by a 2.5 mm square: 5 mm strokes keep about half, lines
+under 2.5 mm nothing."""
+
+
+_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+"""Sheets carry QR codes only: looking for nothing else is faster, and reads no document's barcode."""
+
+
+@dataclass(frozen=True)
+class SheetDetection:
+    """What one page shows of a cover sheet."""
+
+    sheet_id: str | None
+    """The sheet id its codes carry (canonical form), or None: no sheet, or one whose codes could not be read."""
+    looks_like_sheet: bool
+    """A sheet's marker or code was seen, even when the id could not be read: such a page must stop its segment."""
+    symbols_decoded: int
+    """How many of the sheet's codes were read (2 on a clean sheet, 1 when the other is smudged)."""
+
+
+def detect_sheet(image: Image.Image | np.ndarray) -> SheetDetection:
+    """Whether the page ``image`` (PIL image, or numpy array: gray, BGR/RGB or bilevel) is a cover sheet, and which.
+
+    Works in any orientation, at up to 10° of skew, from 150 to 600 dpi, in colour, grey or black and white,
+    on photocopies, and with one of the two codes smudged; a few milliseconds per page.
+    """
+    gray = _gray(image)
+    small = _downscaled(gray, LONG_SIDE)
+    ids, damaged = _read_codes(small)
+    marker = not ids and _has_marker(_downscaled(small, MARKER_LONG_SIDE, whole=False))
+    if marker:
+        ids, damaged_again = _read_codes(_downscaled(gray, RETRY_LONG_SIDE),
+                                         binarizer=zxingcpp.Binarizer.GlobalHistogram)
+        damaged = damaged or damaged_again
+    distinct = set(ids)
+    sheet_id = ids[0] if len(distinct) == 1 else None  # two different ids on one page: no guess
+    return SheetDetection(sheet_id=sheet_id, looks_like_sheet=bool(ids) or marker or damaged,
+                          symbols_decoded=len(ids) if sheet_id else 0)
+
+
+def _gray(image: Image.Image | np.ndarray) -> np.ndarray:
+    """The page as a 2-D uint8 array (black 0, white 255)."""
+    if isinstance(image, Image.Image):
+        if image.mode not in ("L", "1", "RGB"):
+            image = image.convert("RGB")
+        image = image.convert("L") if image.mode != "L" else image
+        return np.asarray(image)
+    array = np.asarray(image)
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    if array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    if array.ndim == 3:
+        channels = array.shape[2]
+        if channels == 1:
+            return array[:, :, 0]
+        return np.asarray(cv2.cvtColor(array[:, :, :3], cv2.COLOR_BGR2GRAY))
+    return array
+
+
+def _downscaled(gray: np.ndarray, long_side: int, *, whole: bool = True) -> np.ndarray:
+    """``gray`` shrunk (area resampling) to a long side of ``long_side``; with ``whole``, by the largest whole
+    factor that keeps at least ``long_side``."""
+    factor = max(gray.shape) / long_side
+    if whole:
+        factor = float(int(factor))
+    if factor <= 1:
+        return gray
+    return np.asarray(cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA))
+
+
+def _read_codes(gray: np.ndarray, binarizer: Any = zxingcpp.Binarizer.LocalAverage) -> tuple[list[str], bool]:
+    """The sheet ids the page's QR codes carry, and whether a code read as a damaged sheet id."""
+    found = zxingcpp.read_barcodes(np.ascontiguousarray(gray), formats=_QR,
+                                   try_rotate=True, try_downscale=True, try_invert=False, binarizer=binarizer,
+                                   is_pure=False)
+    ids = []
+    damaged = False
+    for symbol in found:
+        parsed = parse_sheet_id(symbol.text)
+        if parsed is not None:
+            ids.append(parsed)
+        elif symbol.text.strip().upper().startswith(f"{SHEET_ID_PREFIX}-"):
+            damaged = True
+    return ids, damaged
+
+
+def _has_marker(gray: np.ndarray) -> bool:
+    """Whether the page shows a sheet's frame: one thick black shape around most of the page, clear of its edges."""
+    height, width = gray.shape
+    _, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # photocopy speckle in the frame
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    dpmm = max(height, width) / 297.0  # pixels per mm, taking the long side as A4's
+    kernel = np.ones((max(3, round(2.5 * dpmm)),) * 2, np.uint8)
+    for label in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[label])
+        spans = min(w / width, h / height) >= _MIN_SPAN
+        clear = x > 0 and y > 0 and x + w < width and y + h < height
+        if not (spans and clear and _FILL[0] <= area / (w * h) <= _FILL[1]):
+            continue
+        shape = (labels[y:y + h, x:x + w] == label).astype(np.uint8)
+        if cv2.countNonZero(cv2.erode(shape, kernel)) >= _THICK_SHARE * area:
+            return True
+    return False
