@@ -10,6 +10,8 @@ skip these dependencies, and FastAPI's own /docs, /redoc and /openapi.json stay 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -69,3 +71,29 @@ def page_app(title: str, description: str) -> FastAPI:
     app = FastAPI(title=title, description=description, docs_url=None, redoc_url=None, openapi_url=None)
     app.add_exception_handler(LoginRequired, to_login)
     return app
+
+
+def form_token(user: Any, purpose: str) -> str:
+    """A form's token against cross-site requests: bound to the user and the form, unforgeable without the API
+    server's secret (an HMAC under ``[api] secret_key``)."""
+    from airflow.configuration import conf
+
+    secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
+    if not secret:
+        raise HTTPException(status_code=503, detail=f"[api] secret_key is not set: {purpose} is disabled")
+    return hmac.new(secret.encode(), f"{purpose}:{user.get_name()}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_form(request: Request, user: Any, purpose: str, token: str, bearer: Any) -> None:
+    """403 for a cookie-authenticated form post another site made the browser send (``Origin``,
+    ``Sec-Fetch-Site``) or whose token is stale or forged; a bearer token (never sent by browsers on their own)
+    needs neither."""
+    if bearer is not None:
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise HTTPException(status_code=403, detail="cross-site request refused")
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        raise HTTPException(status_code=403, detail="cross-site request refused")
+    if not hmac.compare_digest(token, form_token(user, purpose)):
+        raise HTTPException(status_code=403, detail="the form is stale or forged: reload the page")

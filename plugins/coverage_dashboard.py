@@ -3,7 +3,8 @@
 Authentication is Airflow's own (``airflow_login``): every route resolves the caller's Airflow token
 and asks the auth manager whether the user may see the custom view "Coverage Dashboard". Without a
 valid token the JSON API answers 401 and the pages redirect to the login page. Plugin endpoints are
-otherwise public, so no route may skip ``_viewer``/``_page_viewer``.
+otherwise public, so no route may skip ``_viewer``/``_page_viewer``. The missing-results page's "print cover
+sheets" button posts a form guarded against cross-site requests (``airflow_login.check_form``).
 
 The figures come from ``digitize.presentation.dashboard`` (the same code as the published reports); heavy imports
 (pandas, the library, Airflow's API modules) happen inside the handlers, since every Airflow
@@ -14,17 +15,19 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
-from airflow_login import AirflowLogin, page_app
-from fastapi import Depends, HTTPException, Query
+from airflow_login import AirflowLogin, Bearer, check_form, form_token, page_app
+from fastapi import Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 URL_PREFIX = "/coverage"
 RESOURCE_NAME = "Coverage Dashboard"
+PRINT_FORM = "coverage-coversheets"
+"""Purpose the print button's form token is bound to."""
 # The UI loads the view's href as is: behind a sub-path (base_url http://host/airflow) it needs that prefix.
 _ROOT = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
 
@@ -37,9 +40,10 @@ _page_viewer = _login.page_viewer
 
 def _digitize_error(exc: Exception) -> HTTPException:
     """Library errors as HTTP answers: a bad query 400, an unavailable catalog 503, anything else 500."""
-    from digitize.errors import ConfigurationError, TransientError
+    from digitize.errors import ConfigurationError, TransientError, UsageError
 
-    status = 400 if isinstance(exc, ConfigurationError) else 503 if isinstance(exc, TransientError) else 500
+    bad = isinstance(exc, ConfigurationError | UsageError)
+    status = 400 if bad else 503 if isinstance(exc, TransientError) else 500
     return HTTPException(status_code=status, detail={"reason": getattr(exc, "reason", "INTERNAL_ERROR"),
                                                      "message": str(getattr(exc, "message", exc)),
                                                      "hint": getattr(exc, "hint", "")})
@@ -144,8 +148,9 @@ def _missing_filters(level: str | None, agency: str | None) -> dict[str, str | N
     return {"level": level or None, "agency": (agency or "").strip() or None}
 
 
-@app.get("/missing", response_class=HTMLResponse, dependencies=[Depends(_page_viewer)])
+@app.get("/missing", response_class=HTMLResponse)
 def missing(
+    user: Annotated[Any, Depends(_page_viewer)],
     as_of: date | None = AsOf, plan: str | None = Plan, level: str | None = Level, agency: str | None = Agency,
     part: Literal["numerator", "denominator", "missing"] = PartQ,
     indicator: Literal["stock", "flow", "not_asked_again"] = IndicatorQ,
@@ -163,7 +168,8 @@ def missing(
         result = dashboard.drill_down_rows(settings.catalog_url, as_of or dashboard.today(), part=part,
                                            indicator=indicator, offset=offset, limit=limit,
                                            **_missing_filters(level, agency))
-        page = missing_html(result, levels=dashboard.plan_levels(plan_path), plan_name=plan_path.stem)
+        page = missing_html(result, levels=dashboard.plan_levels(plan_path), plan_name=plan_path.stem,
+                            csrf_token=form_token(user, PRINT_FORM))
     except DigitizeError as exc:
         raise _digitize_error(exc) from exc
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
@@ -191,6 +197,27 @@ def missing_csv(
     return Response(to_csv(columns, rows), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
                              "Cache-Control": "no-store"})
+
+
+@app.post("/missing/coversheets.pdf")
+def print_coversheets(request: Request, bearer: Bearer, user: Annotated[Any, Depends(_viewer)],
+                      register_id: Annotated[list[str], Form()],
+                      csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Cover sheets (PDF) for the register rows the missing-results page showed; stored with the user's name and
+    recorded in the access log."""
+    from digitize.config import load_settings
+    from digitize.errors import DigitizeError
+    from digitize.presentation import coversheets, dashboard
+
+    check_form(request, user, PRINT_FORM, csrf_token, bearer)
+    try:
+        pdf = coversheets.print_for_dashboard(load_settings().catalog_url, register_id, user=user.get_name(),
+                                              path=f"{URL_PREFIX}/missing/coversheets.pdf")
+    except DigitizeError as exc:
+        raise _digitize_error(exc) from exc
+    name = f"coversheets-{dashboard.today().isoformat()}.pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
 
 class CoverageDashboardPlugin(AirflowPlugin):

@@ -6,7 +6,7 @@ and zxing-cpp looks for QR codes on it in every orientation; a code whose text i
 smudged, and the stack would merge that sheet's document into the previous one. So the page is also checked
 for the sheet's marker: a thick black frame with a black top band (see
 :mod:`digitize.presentation.coversheets`), one connected shape that spans most of the page, stays clear of the
-image's edges (a scanner's dark background touches them) and is mostly thick strokes (a certificate's
+image's edges (a scanner's dark background runs along them) and is mostly thick strokes (a certificate's
 decorative border is thin). Only when the marker is seen and no code read does the page get a second, slower
 look at twice the resolution.
 
@@ -41,12 +41,21 @@ _MIN_SPAN = 0.6
 """The frame spans at least this share of the page's width and height (it spans ~90 %; a skewed or cropped scan
 less)."""
 
-_FILL = (0.06, 0.45)
-"""Share of its bounding box the frame blackens (~17 % upright, ~13 % at 10° of skew)."""
+_ERODE_MM = 2.5
+"""Side of the square the ink is eroded by: the frame's 5 mm strokes keep half their width, lines and text
+strokes thinner than 2.5 mm vanish."""
 
-_THICK_SHARE = 0.35
-"""Share of the frame's pixels that survive an erosion by a 2.5 mm square: 5 mm strokes keep about half, lines
-under 2.5 mm nothing."""
+_FILL = (0.04, 0.45)
+"""Share of its bounding box the eroded frame blackens (~9 % upright, ~6 % at 10° of skew, more with blots);
+above, it is a dark area, not a ring."""
+
+_MAX_CENTRE = 0.15
+"""Most of the middle of its bounding box (the central 40 % each way) a ring may cover: a sheet's middle holds
+its codes and lines, separate shapes."""
+
+_MAX_EDGE_SHARE = 0.1
+"""Most of the image's edge the frame may touch: a sheet's frame sits inside a white margin (a blot or a torn
+corner may reach the edge), a scanner's dark background runs along it."""
 
 
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
@@ -133,20 +142,25 @@ def _read_codes(gray: np.ndarray, binarizer: Any = zxingcpp.Binarizer.LocalAvera
 
 
 def _has_marker(gray: np.ndarray) -> bool:
-    """Whether the page shows a sheet's frame: one thick black shape around most of the page, clear of its edges."""
+    """Whether the page shows a sheet's frame: a ring of thick black strokes around most of the page, off its
+    edges. Thin lines (borders, tables) and text strokes vanish in the erosion first, so text merged with a
+    certificate's border never forms the ring."""
     height, width = gray.shape
     _, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    ink = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))  # photocopy speckle in the frame
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     dpmm = max(height, width) / 297.0  # pixels per mm, taking the long side as A4's
-    kernel = np.ones((max(3, round(2.5 * dpmm)),) * 2, np.uint8)
+    core = cv2.erode(ink, np.ones((max(2, round(_ERODE_MM * dpmm)),) * 2, np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     for label in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[label])
-        spans = min(w / width, h / height) >= _MIN_SPAN
-        clear = x > 0 and y > 0 and x + w < width and y + h < height
-        if not (spans and clear and _FILL[0] <= area / (w * h) <= _FILL[1]):
+        if min(w / width, h / height) < _MIN_SPAN or not _FILL[0] <= area / (w * h) <= _FILL[1]:
             continue
-        shape = (labels[y:y + h, x:x + w] == label).astype(np.uint8)
-        if cv2.countNonZero(cv2.erode(shape, kernel)) >= _THICK_SHARE * area:
+        centre = labels[y + h * 3 // 10:y + h * 7 // 10, x + w * 3 // 10:x + w * 7 // 10] == label
+        if centre.mean() <= _MAX_CENTRE and _edge_share(labels, label) <= _MAX_EDGE_SHARE:
             return True
     return False
+
+
+def _edge_share(labels: np.ndarray, label: int) -> float:
+    """Share of the image's edge pixels that belong to component ``label``."""
+    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    return float(np.count_nonzero(edges == label)) / edges.size

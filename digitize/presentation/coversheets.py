@@ -51,6 +51,8 @@ FONT_DIR = Path("/usr/share/fonts/truetype/liberation2")
 """Liberation Sans 2.x (Debian fonts-liberation2), which has the Vietnamese glyphs; the stamp uses its serif."""
 KINDS = {"KQ": "KQ — Kết quả / Result", "TP": "TP — Thành phần hồ sơ / Dossier component"}
 FILE_MODE = 0o600
+MAX_DASHBOARD_SHEETS = 1000
+"""Most sheets one click prints: the missing-results page's largest page."""
 
 
 @dataclass(frozen=True)
@@ -249,3 +251,21 @@ def planned_selection(path: Path) -> tuple[list[SheetRow], list[RowError]]:
                      procedure_code=d.procedure_code, holder_id=d.holder_id,
                      document_id=None if d.key.startswith("row-") else d.key, planned=True) for d in documents]
     return rows, errors
+
+
+def print_for_dashboard(catalog_url: str, register_ids: Sequence[str], *, user: str, path: str) -> bytes:
+    """The PDF of the sheets of the register rows a dashboard page showed, printed by the Airflow user ``user``:
+    stored with their name, and the access logged (method POST, ``path`` the page's route)."""
+    from digitize.catalog import Catalog
+
+    if not 1 <= len(register_ids) <= MAX_DASHBOARD_SHEETS:
+        raise UsageError(f"{len(register_ids)} rows asked for: print between 1 and {MAX_DASHBOARD_SHEETS} at once",
+                         hint="Filter the page (agency, level) or page through it, and print each page.")
+    catalog = Catalog(catalog_url)
+    try:
+        sheets, pdf = print_sheets(catalog, register_selection(catalog, register_ids), printed_by=user[:200])
+        catalog.log_access(client=f"airflow:{user}"[:100], method="POST", path=path, action="coversheets",
+                           subject=None, purpose="", status=200, detail=access_detail(sheets))
+    finally:
+        catalog.close()
+    return pdf

@@ -2,8 +2,9 @@
 
 The dashboard's "results not yet digitized" links lead here: a table of the register rows (dossiers,
 for the "not asked again" indicator) with the drill-down's filters, paging, and a CSV download in
-UTF-8 with a BOM (without it Excel on Windows garbles Vietnamese). The rows come from
-``dashboard.drill_down_rows``/``drill_down_all``, so they carry no holder ID.
+UTF-8 with a BOM (without it Excel on Windows garbles Vietnamese), and a button that prints cover sheets for the
+register rows shown. The rows come from ``dashboard.drill_down_rows``/``drill_down_all``, so they carry no
+holder ID.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ form.filters label{display:flex;flex-direction:column;gap:.15rem;color:#444}
 input,select,button{font:inherit;padding:.2rem .3rem}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #d5dbe0;padding:.25rem .4rem;text-align:left}
 th{background:#f4f6f8;position:sticky;top:0}.pager{margin:.6rem 0;display:flex;gap:1rem;align-items:center}
-a{color:#1f4e79}
+a{color:#1f4e79}form.print{margin:.4rem 0 .8rem}form.print button{font-weight:bold}
 """
 
 
@@ -92,8 +93,22 @@ def _pager(result: Mapping[str, Any], plan_name: str) -> str:
             '<a href="./">↩ Bảng điều khiển / Dashboard</a></div>')
 
 
-def missing_html(result: Mapping[str, Any], *, levels: Sequence[tuple[str, str, str]], plan_name: str) -> str:
-    """The page of one :func:`dashboard.drill_down_rows` result: filters, a count with paging, the table."""
+def _print_form(result: Mapping[str, Any], csrf_token: str | None) -> str:
+    """The "print cover sheets" button for the register rows shown (register rows not yet digitized only)."""
+    if csrf_token is None or not result["rows"] or result["part"] != "missing" or result["columns"][0] != "register_id":
+        return ""
+    ids = "".join(f'<input type="hidden" name="register_id" value="{html.escape(str(row["register_id"]))}">'
+                  for row in result["rows"])
+    return ('<form class="print" method="post" action="missing/coversheets.pdf">'
+            f'<input type="hidden" name="csrf_token" value="{html.escape(csrf_token)}">{ids}'
+            f'<button type="submit">In trang bìa cho {len(result["rows"])} dòng này / '
+            f'Print cover sheets for these {len(result["rows"])} rows</button></form>')
+
+
+def missing_html(result: Mapping[str, Any], *, levels: Sequence[tuple[str, str, str]], plan_name: str,
+                 csrf_token: str | None = None) -> str:
+    """The page of one :func:`dashboard.drill_down_rows` result: filters, a count with paging, the table; with
+    ``csrf_token``, a button printing cover sheets for the register rows shown (see ``coversheets``)."""
     columns: Sequence[str] = result["columns"]
     key = columns[0]
     heads = "".join(f"<th>{html.escape(HEADINGS.get(c, c))}</th>" for c in columns)
@@ -105,6 +120,7 @@ def missing_html(result: Mapping[str, Any], *, levels: Sequence[tuple[str, str, 
     return ('<!doctype html><html lang="vi"><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>{_filters(result, levels, plan_name)}{_pager(result, plan_name)}"
+            f"{_print_form(result, csrf_token)}"
             f"<table><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>"
             f"{_pager(result, plan_name)}</body></html>")
 
