@@ -23,6 +23,11 @@ from digitize.errors import DigitizeError, UsageError
 from digitize.presentation.coversheets_cli import add_coversheets_command
 from digitize.presentation.matching import add_matching_commands
 from digitize.presentation.processing import EXIT_UNFINISHED, cmd_process
+from digitize.presentation.reference_commands import (
+    cmd_catalog_archive_reference,
+    cmd_catalog_rebuild,
+    cmd_reference_import,
+)
 
 __all__ = ["EXIT_UNFINISHED", "build_parser", "main"]
 
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from digitize.catalog import Catalog, ImportSummary
+    from digitize.catalog import Catalog
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -126,22 +131,6 @@ def _holder_ids_shown(catalog: Catalog, rows: pd.DataFrame, args: argparse.Names
         _log_cli_access(catalog, args, action, None, f"{len(shown)} holder ID(s) shown: {', '.join(shown)}")
         return rows
     return rows.assign(holder_id=rows["holder_id"].map(lambda v: mask_holder_id(str(v)), na_action="ignore"))
-
-
-def _print_import(summary: ImportSummary) -> int:
-    print(f"added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
-          f"rejected {len(summary.rejected)}")
-    for error in summary.rejected:
-        print(f"  row {error.row_number}: {error.message}")
-    return 0
-
-
-def cmd_agencies_import(args: argparse.Namespace) -> int:
-    return _print_import(_catalog().import_agencies(Path(args.file)))
-
-
-def cmd_register_import(args: argparse.Namespace) -> int:
-    return _print_import(_catalog().import_register(Path(args.file)))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -283,18 +272,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
-    from digitize.archive import open_archive
-    from digitize.config import load_settings
-    from digitize.preservation import rebuild_catalog
-
-    settings = load_settings()
-    summary = rebuild_catalog(_catalog(), open_archive(settings), template=settings.code_template)
-    print(f"restored {summary.documents} document version(s) of {summary.codes} code(s) from the archive's sidecars")
-    for skipped in summary.skipped:
-        print(f"  not restored: {skipped}")
-    return 1 if summary.skipped else 0
-
 
 def cmd_search(args: argparse.Namespace) -> int:
     """``search rebuild [--missing-only]`` re-indexes from the archive; anything else is a query."""
@@ -428,12 +405,18 @@ def _add_coverage_command(sub: Subparsers) -> None:
 
 def _add_import_and_db_commands(sub: Subparsers) -> None:
     """Reference data imports and the catalog schema."""
-    for noun, func in (("agencies", cmd_agencies_import), ("register", cmd_register_import)):
-        p = sub.add_parser(noun, help=f"manage {noun}")
+    for noun, kind, what in (("agencies", "agencies", "agencies (one row per period of each agency)"),
+                             ("register", "register", "register rows"),
+                             ("successors", "successors", "agency successors (predecessor, successor, date)"),
+                             ("reuse", "reuse", "reuse events from the one-stop system's log")):
+        p = sub.add_parser(noun, help=f"manage {what}")
         nsub = p.add_subparsers(dest="action", required=True)
-        q = nsub.add_parser("import", help=f"import {noun} from CSV or XLSX (upsert)")
+        q = nsub.add_parser("import", help=f"import {what} from CSV or XLSX; changes are recorded as new history "
+                                           "and the file is kept in the archive")
         q.add_argument("file")
-        q.set_defaults(func=func)
+        q.add_argument("--no-archive", action="store_true",
+                       help="do not keep the file in the archive (catalog rebuild cannot restore this import)")
+        q.set_defaults(func=cmd_reference_import, kind=kind)
 
     p = sub.add_parser("db", help="catalog database")
     dsub = p.add_subparsers(dest="action", required=True)
@@ -484,7 +467,11 @@ def _add_audit_commands(sub: Subparsers) -> None:
     p = sub.add_parser("catalog", help="catalog maintenance")
     csub = p.add_subparsers(dest="action", required=True)
     csub.add_parser("rebuild", help="restore an empty catalog from the sidecars in the archive (the source of "
-                                    "truth)").set_defaults(func=cmd_catalog_rebuild)
+                                    "truth) and replay the archived reference imports").set_defaults(
+        func=cmd_catalog_rebuild)
+    csub.add_parser("archive-reference", help="keep in the archive the reference data recorded before imports were "
+                                              "archived (once, after upgrading to migration 0007)").set_defaults(
+        func=cmd_catalog_archive_reference)
 
 
 def _add_search_command(sub: Subparsers) -> None:

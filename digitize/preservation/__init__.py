@@ -12,6 +12,12 @@ from digitize.preservation.fixity import (
     select_documents,
 )
 from digitize.preservation.lta import RenewalOptions, due_for_renewal, renew_due
+from digitize.preservation.reference import (
+    ReplaySummary,
+    archive_reference_snapshot,
+    import_reference,
+    replay_reference_imports,
+)
 from digitize.preservation.verification import (
     Verification,
     object_label,
@@ -24,9 +30,12 @@ from digitize.preservation.verification import (
 __all__ = [
     "FixityReport",
     "RenewalOptions",
+    "ReplaySummary",
     "Verification",
+    "archive_reference_snapshot",
     "audit_documents",
     "due_for_renewal",
+    "import_reference",
     "merge_reports",
     "object_label",
     "publish_report",
@@ -34,6 +43,7 @@ __all__ = [
     "render_report",
     "render_verification",
     "renew_due",
+    "replay_reference_imports",
     "select_documents",
     "verify_code",
     "verify_file",
