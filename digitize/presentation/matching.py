@@ -65,8 +65,27 @@ def _apply(args: argparse.Namespace, batch: Path, actor: str) -> int:
     return 0
 
 
+def cmd_relink(args: argparse.Namespace) -> int:
+    """Re-link an archived document to the right register row: next version, or a new code; old one withdrawn."""
+    from digitize.pipeline import PipelineContext, relink_document
+
+    ctx = PipelineContext()
+    ctx.catalog.upgrade()
+    ctx.archive.ensure_bucket()
+    outcome, old = relink_document(ctx, args.code, args.register, actor=args.actor, reason=args.reason)
+    new = ctx.catalog.get_document(outcome.document_id)
+    if outcome.status != "ARCHIVED":
+        print(f"{args.code}: the re-linked version is {outcome.status} {outcome.reason or ''}; the old version "
+              f"stays current (run relink again once the cause is fixed)")
+        return 1
+    what = f"version {new.version} of {new.code}" if new.code == old.code else f"new code {new.code}"
+    print(f"{args.code} v{old.version} (register row {old.register_id}) re-linked to register row {args.register} "
+          f"as {what}; v{old.version} withdrawn from coverage")
+    return 0
+
+
 def add_matching_commands(sub: Subparsers) -> None:
-    """``propose`` (and ``relink`` when it exists)."""
+    """``propose`` and ``relink``."""
     p = sub.add_parser("propose", help="propose the register row each scan of a batch without manifest "
                                        "digitizes (XLSX to confirm), or --apply a confirmed proposal")
     p.add_argument("batch", help="batch folder holding the scans")
@@ -75,3 +94,11 @@ def add_matching_commands(sub: Subparsers) -> None:
                    help="write the batch's manifest.csv for the rows accepted in this confirmed proposal")
     p.add_argument("--scanned-at", help="with --apply: code of the one-stop unit that scanned the batch")
     p.set_defaults(func=cmd_propose)
+
+    p = sub.add_parser("relink", help="re-link an archived document to another register row (next version with "
+                                      "the same files, or a new code when agency or kind changes)")
+    p.add_argument("code", help="code of the archived document")
+    p.add_argument("--register", required=True, help="the register row it really digitizes")
+    p.add_argument("--actor", required=True, help="who re-links it (recorded in the event log)")
+    p.add_argument("--reason", required=True, help="why (e.g. 'matched to the holder's other result')")
+    p.set_defaults(func=cmd_relink)
