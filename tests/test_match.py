@@ -307,3 +307,23 @@ def test_auto_match_processes_the_accepted_and_a_reviewers_decision(office: dict
                for e in catalog.batch_events("batch-1"))
     proposed = [e for e in catalog.batch_events("batch-1") if e.event_type == "match_proposed"]
     assert len(proposed) == len(scans)  # each scan proposed once, not again on every run
+
+
+def test_apply_leaves_out_a_row_whose_title_would_run_as_a_formula(office: dict[str, Any]) -> None:
+    from digitize.checksums import sha256_bytes
+    from digitize.intake import LocalBatch
+    from digitize.match import ProposalLine, apply_lines
+
+    catalog, batch, scans, tmp = office["catalog"], office["batch"], office["scans"], office["tmp"]
+    row = scans[0].row
+    register = tmp / "register-formula.csv"
+    register.write_text("register_id,agency_code,title,issued_date,holder_id\n"
+                        f"{row.register_id},{row.agency_code},\"=HYPERLINK(\"\"http://x\"\")\","
+                        f"{row.issued_date.isoformat()},{row.holder_id}\n", encoding="utf-8")
+    assert catalog.import_register(register).changed == 1
+    line = ProposalLine(row=2, file="scan-0.png", sha256=sha256_bytes((batch / "scan-0.png").read_bytes()),
+                        first_page=1, last_page=1, whole_file=True, status=ACCEPTED, register_id=row.register_id,
+                        why="")
+    applied = apply_lines(catalog, LocalBatch(batch), [line], actor="t", via="test")
+    assert applied.written == () and "formula" in applied.left[0][2]
+    assert not (batch / "manifest.csv").exists()

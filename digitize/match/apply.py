@@ -5,7 +5,9 @@ the workbook's display cells), in the manifest's own format, so the manifest rul
 (:mod:`digitize.intake.manifest`) apply unchanged. A row is left out, and said why, when its scan
 changed since the proposal, its register row is unknown or already digitized, two scans claim one
 row, or the scan holds several documents (scan them apart, or put cover sheets between them).
-Scans not written stay in the batch folder untouched. Every written match is a batch event.
+Scans not written stay in the batch folder untouched. Every written match is a batch event. The manifest is
+a CSV an officer may open: a row whose text would start with a formula character (:mod:`digitize.spreadsheet`)
+is left out rather than written altered.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from digitize import __version__
 from digitize.errors import ProposalInvalid
 from digitize.match.scoring import ACCEPTED
 from digitize.match.workbook import ProposalLine
+from digitize.spreadsheet import FORMULA_START
 
 if TYPE_CHECKING:
     from digitize.catalog import Catalog, RegisterRow
@@ -88,6 +91,9 @@ def _why_left(catalog: Catalog, batch: BatchSource, line: ProposalLine, claimed:
     if claimed[line.register_id] > 1:
         return f"register row {line.register_id} is accepted for {claimed[line.register_id]} scans"
     row = catalog.register_row(line.register_id)
+    if row is not None and any(str(v).startswith(FORMULA_START) for v in (row.title, line.file)):
+        return (f"register row {line.register_id}'s title (or the file name) starts with a character spreadsheets "
+                "run as a formula: correct it in the register, or write this row by hand")
     earlier = catalog.find_by_fingerprint(line.sha256)  # this very scan, registered by an earlier apply
     if earlier is not None and earlier.register_id == line.register_id:
         return ""
