@@ -183,5 +183,9 @@ def test_batch_readiness(tmp_path: Path) -> None:
     half = tmp_path / "uploading"
     half.mkdir()
     (half / "a.jpg").write_bytes(b"partial")
-    assert discover_batches(tmp_path, quiet_seconds=0) == [batch]
+    assert discover_batches(tmp_path, quiet_seconds=60, now=time.time()) == [batch]
+    # scans without a manifest are a stack batch: complete, like any batch, once nothing changed for the period
+    assert set(discover_batches(tmp_path, quiet_seconds=60, now=time.time() + 61)) == {batch, half}
+    (half / "a.jpg").unlink()
+    assert discover_batches(tmp_path, quiet_seconds=0) == [batch], "an empty folder is no batch"
     shutil.rmtree(half)

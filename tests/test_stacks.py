@@ -26,12 +26,12 @@ from sheetgen import StackPage
 
 DPI = 200
 UNIT = "000.00.12.H99"
-REGISTER_IDS = [f"REG-{n:04d}" for n in range(1, 9)]
+REGISTER_IDS = [f"REG-{n:04d}" for n in range(1, 11)]
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any) -> Iterator[dict[str, Any]]:
-    """A catalog with the sample register and the sheets of REG-0001…0008 printed by the command; a sheet
+    """A catalog with the sample register and the sheets of REG-0001…0010 printed by the command; a sheet
     printed by another office's catalog (unknown here); the settings a user's ``.env`` would give."""
     from digitize.catalog import Catalog
 
@@ -97,9 +97,10 @@ def stack_batch(shop: dict[str, Any], name: str, pages: Sequence[StackPage], *, 
 
 
 def cli(shop: dict[str, Any], *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    """``python -m digitize …`` in a new process, with only the settings a user's ``.env`` gives (no-op OCR)."""
+    """``python -m digitize …`` in a new process, with only the settings a user's ``.env`` gives (no-op OCR
+    unless ``DIGITIZE_PLUGINS`` says otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITIZE_", "AIRFLOW_CONN_"))}
-    env.update(shop["env"], DIGITIZE_PLUGINS=NOOP_OCR, PYTHONPATH=str(REPO), **extra)
+    env.update(shop["env"], PYTHONPATH=str(REPO), **{"DIGITIZE_PLUGINS": NOOP_OCR, **extra})
     return subprocess.run([sys.executable, "-m", "digitize", *args], env=env, cwd=shop["root"], text=True,
                           capture_output=True, timeout=600)
 
@@ -164,6 +165,7 @@ def test_a_pdf_stack_is_split_into_documents_through_the_cli(shop: dict[str, Any
     again = cli(shop, "process", str(batch), "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(documents_of(shop, "stack-pdf")) == 3 and "already done: 3" in again.stdout, again.stdout
+    assert "split by an earlier run, its 3 document(s) already archived" in again.stdout, again.stdout
 
 
 def test_the_signed_pdf_holds_only_the_documents_own_pages(shop: dict[str, Any]) -> None:
@@ -215,6 +217,21 @@ def test_numbered_images_in_scanner_order_and_a_duplicate_named_by_its_code(shop
     assert sorted(p.name for p in (batch / "done").iterdir()) == sorted(f"scan_{n}.png" for n in range(1, 11))
 
 
+def test_tesseract_reads_the_documents_pages_and_never_the_sheet(shop: dict[str, Any]) -> None:
+    """The one run with real OCR: the text of the document's page is searchable, the sheet's is nowhere."""
+    batch = stack_batch(shop, "stack-ocr", [sheet(shop, "REG-0009", "rot270"), blank(40), doc(41)])
+    done = cli(shop, "process", str(batch), "--quiet", DIGITIZE_PLUGINS="")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (record,) = documents_of(shop, "stack-ocr")
+    assert (record.status, record.pages, record.register_id) == ("ARCHIVED", 1, "REG-0009")
+    found = cli(shop, "search", "Độc lập Tự do Hạnh phúc")
+    assert found.returncode == 0 and record.code in found.stdout, found.stdout + found.stderr
+    ocr = [e.detail for e in shop["catalog"].events(record.id) if e.event_type == "ocr"]
+    assert ocr and ocr[0].startswith("1 page(s)"), "only the document's page went to Tesseract"
+    sheet_words = cli(shop, "search", "check character")
+    assert record.code not in sheet_words.stdout, "the cover sheet's text is never OCR'd"
+
+
 def test_a_stack_batch_without_a_unit_is_refused(shop: dict[str, Any]) -> None:
     batch = stack_batch(shop, "stack-no-unit", [sheet(shop, "REG-0004"), doc(30)], unit=None)
     done = cli(shop, "process", str(batch))
@@ -222,6 +239,29 @@ def test_a_stack_batch_without_a_unit_is_refused(shop: dict[str, Any]) -> None:
     assert documents_of(shop, "stack-no-unit") == []
     unit = cli(shop, "process", str(batch), "--quiet", DIGITIZE_STACK_UNIT=UNIT)
     assert unit.returncode == 0 and [d.scanned_at for d in documents_of(shop, "stack-no-unit")] == [UNIT]
+
+
+def test_pages_whose_staged_copy_is_gone_are_cut_again_from_the_archived_stack(
+        shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split stages each document's pages for the chunk tasks; if they are gone when a chunk runs (expired,
+    or a split interrupted after registering), the pages come from the archived stack, never the inbox."""
+    import shutil
+
+    from digitize.intake import LocalBatch
+    from digitize.pipeline import PipelineContext, process_documents, split_stack_batch
+
+    for name, value in {**shop["env"], "DIGITIZE_PLUGINS": NOOP_OCR}.items():
+        monkeypatch.setenv(name, value)
+    batch = stack_batch(shop, "stack-restage", [sheet(shop, "REG-0010"), doc(50), blank(51), doc(52)])
+    ctx = PipelineContext()
+    split = split_stack_batch(ctx, LocalBatch(batch))
+    shutil.rmtree(shop["root"] / "archive" / "staging" / "stacks")
+    shutil.rmtree(batch)  # and the inbox's copy is gone too: the archive alone is enough
+    (outcome,) = process_documents(ctx, split.to_process, LocalBatch(batch))
+    record = shop["catalog"].get_document(outcome.document_id)
+    assert (outcome.status, record.pages, record.register_id) == ("ARCHIVED", 2, "REG-0010")
+    assert sidecar(shop, record)["stack"]["blank_pages"] == [3]
+    assert any("cut again from the archived stack" in e.detail for e in shop["catalog"].events(record.id))
 
 
 def test_fixity_audit_and_catalog_rebuild_know_stacks(shop: dict[str, Any]) -> None:

@@ -78,7 +78,8 @@ def is_stack_batch(source: BatchSource) -> bool:
     """A batch with no manifest whose files are scans: its documents are found by their cover sheets."""
     if source.exists(MANIFEST_NAME):
         return False
-    return any(Path(name).suffix.lower() in STACK_EXTENSIONS for name in source.files() if name != UNIT_FILE)
+    return any(Path(name).suffix.lower() in STACK_EXTENSIONS for name in source.files()
+               if not name.startswith("done/"))  # a stack already moved there is no new work
 
 
 def scanner_order(name: str) -> tuple[object, ...]:

@@ -84,9 +84,12 @@ class StackReport:
     """Blank pages left out of the signed documents (1-based page numbers of the stack)."""
     faults: tuple[StackFault, ...] = ()
     duplicates: tuple[Duplicate, ...] = ()
+    split_before: bool = False
+    """Every document of this stack was archived by an earlier run: its pages were not looked at again."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"batch": self.batch_id, "name": self.name, "sha256": self.sha256, "pages": self.pages,
+        return {"batch": self.batch_id, "name": self.name, "sha256": self.sha256, "split_before": self.split_before,
+                "pages": self.pages,
                 "sheets": list(self.sheets), "documents": list(self.documents), "left_out": list(self.left_out),
                 "faults": [f.as_dict() for f in self.faults],
                 "duplicates": [list(d.named(self.batch_id)) for d in self.duplicates]}
@@ -161,6 +164,10 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
     from digitize.catalog import fingerprint_of
 
     sha = files[0][2] if len(files) == 1 else fingerprint_of([f[2] for f in files])
+    earlier = ctx.catalog.stack_documents(sha)
+    if earlier and all(d.status == "ARCHIVED" for d in earlier):  # the inbox keeps it (no DIGITIZE_MOVE_DONE):
+        return StackReport(source.name, name, sha, sheets=tuple(d.sheet_id or "?" for d in earlier),  # no second
+                           documents=tuple(d.id for d in earlier), split_before=True)  # look at its pages
     try:
         pages = _look_at_pages([path for _, path, _ in files], ctx)
     except InputError as exc:
@@ -173,6 +180,7 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
     documents: list[int] = []
     duplicates: list[Duplicate] = []
     planned: list[tuple[_Part, Any]] = []
+    again: list[tuple[_Part, Any]] = []  # a row's sheet a second time in this stack: a duplicate of the first
     for part, row in good:
         spec = _spec(source.name, unit, name, sha, files, part, row)
         known = ctx.catalog.find_by_fingerprint(spec.fingerprint)
@@ -182,6 +190,11 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
         existing = ctx.catalog.sheet_document(part.sheet_id or "", row.register_id)
         if existing is not None:
             duplicates.append(_duplicate(ctx, source.name, name, part, existing))
+            continue
+        first = next((s for _, s in planned if s.sheet_id == spec.sheet_id or (
+            spec.register_id and s.register_id == spec.register_id)), None)
+        if first is not None:
+            again.append((part, first))
             continue
         planned.append((part, spec))
     if planned:
@@ -195,6 +208,10 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
             ctx.catalog.add_event(record.id, "stack_split", "success", tool="digitize", tool_version=__version__,
                                   batch_id=source.name, detail=segment.describe())
         documents.append(record.id)
+    for part, first in again:  # names the document its first sheet made
+        existing = ctx.catalog.find_by_fingerprint(first.fingerprint)
+        assert existing is not None
+        duplicates.append(_duplicate(ctx, source.name, name, part, existing))
     _record_faults(ctx, source.name, name, sha, faults)
     if documents:
         stage_stack_state(ctx, sha, name=name, files=[n for n, _, _ in files], faults=len(faults))

@@ -136,6 +136,9 @@ def stack_line(stack: dict[str, Any]) -> str:
     codes = ", ".join(made[:NAMED_IN_TEXT]) + (f" and {len(made) - NAMED_IN_TEXT} more" if len(made) > NAMED_IN_TEXT
                                                  else "")
     left_out = ", ".join(map(str, stack["left_out"][:NAMED_IN_TEXT * 5])) or "none"
+    if stack.get("split_before"):
+        return (f"stack {stack['batch']}/{stack['name']}: split by an earlier run, its {len(made)} document(s) "
+                f"already archived ({codes}); move it out of the inbox (or set DIGITIZE_MOVE_DONE)")
     review = "; ".join(stack["review"][:NAMED_IN_TEXT]) or "nothing"
     if len(stack["review"]) > NAMED_IN_TEXT:
         review += f" and {len(stack['review']) - NAMED_IN_TEXT} more"
