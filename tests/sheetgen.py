@@ -63,12 +63,15 @@ def print_with_command(catalog_url: str, out: Path, *selection: str) -> str:
     return result.stdout
 
 
-def render_pdf(pdf: Path, *, dpi: int = 300, gray: bool = True) -> list[Image.Image]:
-    """Every page of ``pdf`` as poppler renders it at ``dpi`` (what a scan of the printed page looks like)."""
+def render_pdf(pdf: Path, *, dpi: int = 300, gray: bool = True, first: int | None = None,
+               last: int | None = None) -> list[Image.Image]:
+    """The pages of ``pdf`` (all, or ``first``..``last``, 1-based) as poppler renders them at ``dpi``: what a scan
+    of the printed pages looks like."""
+    pages_wanted = [*(["-f", str(first)] if first else []), *(["-l", str(last)] if last else [])]
     with tempfile.TemporaryDirectory() as scratch:
         prefix = Path(scratch) / "p"
-        subprocess.run(["pdftoppm", "-r", str(dpi), "-png", *(["-gray"] if gray else []), str(pdf), str(prefix)],
-                       check=True, timeout=900)
+        subprocess.run(["pdftoppm", "-r", str(dpi), "-png", *(["-gray"] if gray else []), *pages_wanted, str(pdf),
+                        str(prefix)], check=True, timeout=900)
         pages = []
         for path in sorted(Path(scratch).glob("p-*.png"), key=lambda p: int(p.stem.split("-")[-1])):
             with Image.open(path) as image:

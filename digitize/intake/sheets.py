@@ -49,9 +49,9 @@ _FILL = (0.04, 0.45)
 """Share of its bounding box the eroded frame blackens (~9 % upright, ~6 % at 10° of skew, more with blots);
 above, it is a dark area, not a ring."""
 
-_MAX_CENTRE = 0.15
+_MAX_CENTRE = 0.3
 """Most of the middle of its bounding box (the central 40 % each way) a ring may cover: a sheet's middle holds
-its codes and lines, separate shapes."""
+its codes and lines, separate shapes (ink blotted over both codes may reach into it)."""
 
 _MAX_EDGE_SHARE = 0.1
 """Most of the image's edge the frame may touch: a sheet's frame sits inside a white margin (a blot or a torn
