@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.intake match [--scans 120] [--out bench/results/intake.md] [--jobs 2]
 
+``--out`` replaces only the section "## Matching scans to the register (propose)" of the file.
+
 Matching: a generated register with confusable rows (tests/matchgen.py: one holder with several
 results, titles a word apart, results of one day and agency, communes a letter apart) and one
 rendered decision page per row, labelled with its true row, OCR'd by the real Tesseract through
@@ -93,7 +95,7 @@ def match_report(results: list[MatchResult], seconds: float, command: str) -> st
     groups = {"all scans": results, "ID or dossier code legible": [r for r in results if r.key_legible]}
     for variant in ("full", "id_only", "code_only", "neither"):
         groups[f"variant {variant}"] = [r for r in results if r.variant == variant]
-    lines = ["## Matching scans to the register (propose)", "",
+    lines = [SECTION, "",
              f"Command: `{command}`", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores "
              f"(shared machine, load average {os.getloadavg()[0]:.1f}); Python {platform.python_version()}.", "",
@@ -113,6 +115,21 @@ def match_report(results: list[MatchResult], seconds: float, command: str) -> st
     return "\n".join(lines)
 
 
+SECTION = "## Matching scans to the register (propose)"
+
+
+def write_section(path: Path, section: str) -> None:
+    """Put ``section`` into ``path`` in place of the previous one (other parts of the file kept)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Intake without typing: benchmark\n\n"
+    if SECTION in text:
+        before, rest = text.split(SECTION, 1)
+        after = rest.split("\n## ", 1)
+        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="part", required=True)
@@ -125,8 +142,8 @@ def main() -> None:
         results, seconds = run_match(args.scans, Path(tmp), jobs=args.jobs)
     report = match_report(results, seconds, "python -m bench.intake match " + " ".join(sys.argv[2:]))
     print(report)
-    if args.out:
-        Path(args.out).write_text("# Intake without typing: benchmark\n\n" + report, encoding="utf-8")
+    if args.out:  # only this section: the cover sheets' (bench/intake_sheets.py) is kept
+        write_section(Path(args.out), report)
 
 
 if __name__ == "__main__":
