@@ -97,3 +97,19 @@ def test_relink_refuses_an_unknown_row_and_leaves_the_document_as_it_was(archive
     catalog, v1 = archived["catalog"], archived["v1"]
     assert main(["relink", v1.code, "--register", "REG-99999", "--actor", "a", "--reason", "b"]) == 64
     assert not catalog.get_document(v1.id).withdrawn and len(catalog.documents()) == 1
+
+
+def test_catalog_rebuild_restores_the_relink_and_the_withdrawal(archived: dict[str, Any], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitize.catalog import Catalog
+
+    catalog, v1, right = archived["catalog"], archived["v1"], archived["right"]
+    assert main(["relink", v1.code, "--register", right.register_id, "--actor", "kiem.tra", "--reason", "sai"]) == 0
+    before = {(d.version, d.origin, d.withdrawn, d.register_id) for d in catalog.documents()}
+    rebuilt_url = f"sqlite:///{tmp_path / 'rebuilt.db'}"
+    monkeypatch.setenv("DIGITIZE_CATALOG_URL", rebuilt_url)
+    rebuilt = Catalog(rebuilt_url)
+    rebuilt.upgrade()
+    assert main(["catalog", "rebuild"]) == 0
+    assert {(d.version, d.origin, d.withdrawn, d.register_id) for d in rebuilt.documents()} == before
+    assert _counted(rebuilt) == {v1.code: right.register_id}

@@ -91,9 +91,9 @@ class RelinkRecords(CatalogBase):
             assert created is not None
             return created, True
 
-    def withdraw(self, document_id: int, *, actor: str, reason: str) -> None:
-        """Withdraw an archived version from coverage (from now on), with an event saying who and why."""
-        now = datetime.now(UTC)
+    def withdraw(self, document_id: int, *, actor: str, reason: str, at: datetime | None = None) -> None:
+        """Withdraw an archived version from coverage from ``at`` (default now), with an event saying who and why."""
+        now = at or datetime.now(UTC)
         with self.write() as conn:
             done = conn.execute(sa.update(documents).where((documents.c.id == document_id)
                                                            & (documents.c.status == "ARCHIVED")
