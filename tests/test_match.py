@@ -327,3 +327,27 @@ def test_apply_leaves_out_a_row_whose_title_would_run_as_a_formula(office: dict[
     applied = apply_lines(catalog, LocalBatch(batch), [line], actor="t", via="test")
     assert applied.written == () and "formula" in applied.left[0][2]
     assert not (batch / "manifest.csv").exists()
+
+
+def test_kept_ocr_on_s3_is_staging_only_and_dropped(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:
+    """The same on the S3 archive (moto over HTTP): kept under staging/_ocr/, read back, then dropped."""
+    from robustness_support import make_context
+
+    from digitize.checksums import sha256_bytes
+    from digitize.match import forget_ocr, keep_ocr, kept_ocr, ocr_options
+    from digitize.ocr import make_searchable_pdf
+
+    ctx = make_context(tmp_path / "s3", s3_server, demo_pki, "match-ocr-cache")
+    scan = matchgen.render_scan(matchgen.scans_for(matchgen.make_register(1))[0], tmp_path / "scan.png")
+    options = ocr_options(ctx.settings, None)
+    made = make_searchable_pdf([scan], tmp_path / "made.pdf", options)
+    digest = sha256_bytes(scan.read_bytes())
+    keep_ocr(ctx.archive, [digest], made, options)
+    keep_ocr(ctx.archive, [digest], made, options)  # kept again (a second propose): replaced, not refused
+    assert sorted(ctx.archive.list_keys("staging/_ocr/")) == [f"staging/_ocr/{digest}/ocr.json",
+                                                              f"staging/_ocr/{digest}/ocr.pdf"]
+    again = kept_ocr(ctx.archive, [digest], tmp_path / "again.pdf", options)
+    assert again is not None and [p.text for p in again.pages] == [p.text for p in made.pages]
+    forget_ocr(ctx.archive, [digest])
+    assert kept_ocr(ctx.archive, [digest], tmp_path / "gone.pdf", options) is None
+    assert not list(ctx.archive.list_keys("staging/_ocr/"))
