@@ -178,6 +178,8 @@ def test_propose_then_apply_then_process_reuses_the_ocr(office: dict[str, Any], 
     assert stat.S_IMODE((batch / "manifest.csv").stat().st_mode) == 0o600
     matches = [e for e in catalog.batch_events("batch-1") if e.event_type == "register_match"]
     assert len(matches) == len(accepted) and all("confirmed by can.bo.mot.cua" in e.detail for e in matches)
+    assert all("evidence: best candidate, matched: " in e.detail for e in matches)
+    assert not any(s.row.holder_id in e.detail for e in matches for s in scans)  # field names, never an ID
 
     digests = {f: r["sha256"].value for f, r in cells.items()}
     for f in set(cells) - accepted:
@@ -305,6 +307,9 @@ def test_auto_match_processes_the_accepted_and_a_reviewers_decision(office: dict
     assert after == {truth[f].row.register_id for f in keyed} | {truth[chosen.file].row.register_id}
     assert any(e.event_type == "match_decision" and '"user": "nguyen.thi.hoa"' in e.detail
                for e in catalog.batch_events("batch-1"))
+    (by_hand,) = [e for e in catalog.batch_events("batch-1") if e.event_type == "register_match"
+                  and chosen.file in e.detail]
+    assert "accepted by nguyen.thi.hoa" in by_hand.detail
     proposed = [e for e in catalog.batch_events("batch-1") if e.event_type == "match_proposed"]
     assert len(proposed) == len(scans)  # each scan proposed once, not again on every run
 

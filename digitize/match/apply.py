@@ -76,7 +76,7 @@ def apply_lines(catalog: Catalog, batch: LocalBatch, lines: Sequence[ProposalLin
     for file, register_id, _, line in written:
         catalog.add_event(None, MATCH_EVENT, "success", tool="digitize", tool_version=__version__, batch_id=batch.name,
                           detail=f"{file} (SHA-256 {line.sha256}) written into the manifest as register row "
-                                 f"{register_id}, confirmed by {actor} via {via}")
+                                 f"{register_id}, confirmed by {actor} via {via}; evidence: {line.evidence}")
     return Applied(tuple((f, r) for f, r, _, _ in written), tuple(left))
 
 

@@ -16,7 +16,7 @@ from digitize import __version__
 from digitize.errors import ProposalInvalid
 from digitize.match.propose import PROPOSAL_EVENT
 from digitize.match.scoring import ACCEPTED, NONE
-from digitize.match.workbook import ProposalLine
+from digitize.match.workbook import ProposalLine, evidence_of
 
 if TYPE_CHECKING:
     from digitize.catalog import Catalog
@@ -96,7 +96,11 @@ def decided_lines(catalog: Catalog, batch_id: str) -> list[ProposalLine]:
             status = ACCEPTED if accepted else NONE
             register_id = str(p.decision.get("register_id") or "") if accepted else register_id
             why = "" if accepted else f"rejected by {p.decision['user']}"
+        found = [(str(c["register_id"]), ", ".join(c["matched"])) if c else None for c in (p.best, p.second)]
+        evidence = evidence_of(register_id, found[0], found[1])
+        if p.decision is not None:
+            evidence += f"; {p.decision['decision']} by {p.decision['user']}"
         lines.append(ProposalLine(row=0, file=p.file, sha256=p.sha256, first_page=p.first_page,
                                   last_page=p.last_page, whole_file=(p.first_page, p.last_page) == (1, p.scan_pages),
-                                  status=status, register_id=register_id, why=why))
+                                  status=status, register_id=register_id, why=why, evidence=evidence))
     return lines

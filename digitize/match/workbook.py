@@ -51,6 +51,16 @@ class ProposalLine:
     status: str
     register_id: str
     why: str
+    evidence: str = ""
+    """What matched for the chosen row (the best's or the second's fields), or that a person typed the row."""
+
+
+def evidence_of(register_id: str, best: tuple[str, str] | None, second: tuple[str, str] | None) -> str:
+    """The evidence of the chosen row from the (register_id, matched fields) of the best and second candidates."""
+    for label, candidate in (("best", best), ("second", second)):
+        if candidate is not None and candidate[0] == register_id:
+            return f"{label} candidate, matched: {candidate[1] or 'nothing'}"
+    return "row typed by a person (no candidate)"
 
 
 def _candidate_cells(c: Candidate | None) -> list[str]:
@@ -147,8 +157,11 @@ def _damage(number: int, cells: dict[str, Any]) -> list[str]:
 def _line(number: int, cells: dict[str, Any]) -> ProposalLine:
     match = _PAGES.fullmatch(cells["pages"])
     assert match is not None  # checked by _damage
+    register_id = str(cells.get("register_id") or "").strip()
+    best, second = ((str(cells.get(f"{k}_register_id") or ""), str(cells.get(f"{k}_matched") or ""))
+                    for k in ("best", "second"))
     return ProposalLine(row=number, file=str(cells["file"] or ""), sha256=cells["sha256"],
                         first_page=int(match[1]), last_page=int(match[2]),
                         whole_file=(int(match[1]), int(match[2])) == (1, int(cells["scan_pages"])),
-                        status=cells["status"], register_id=str(cells.get("register_id") or "").strip(),
-                        why=str(cells.get("why") or ""))
+                        status=cells["status"], register_id=register_id, why=str(cells.get("why") or ""),
+                        evidence=evidence_of(register_id, best, second))
