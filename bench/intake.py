@@ -9,7 +9,8 @@ results, titles a word apart, results of one day and agency, communes a letter a
 rendered decision page per row, labelled with its true row, OCR'd by the real Tesseract through
 ``propose``. Reported: the accept rate, the precision among accepted, the review rate, and the
 same where the holder ID or the dossier code is legible (printed on the page: the target is
-≥ 95 % accepted there and none wrongly), with the seconds per scan.
+≥ 95 % accepted there and none wrongly), with the seconds per scan; then, per scan, the sample batch
+(``samples/batch`` without its manifest, whose register ids are the truth) against the sample register.
 """
 
 from __future__ import annotations
@@ -78,6 +79,42 @@ def run_match(scans: int, work: Path, *, jobs: int) -> tuple[list[MatchResult], 
     return results, seconds
 
 
+def run_samples(work: Path, *, jobs: int) -> list[str]:
+    """``propose`` over the sample batch's scans (samples/batch, manifest left out) against the sample register;
+    the manifest's register_id is the truth. Report lines (a Markdown table)."""
+    import csv
+    import shutil
+
+    from digitize.catalog import Catalog
+    from digitize.config import load_settings
+    from digitize.intake import LocalBatch
+    from digitize.match import ocr_options, propose_batch
+    from digitize.pipeline import PipelineContext
+
+    samples = REPO / "samples"
+    os.environ.update({"DIGITIZE_CATALOG_URL": f"sqlite:///{work / 'samples.db'}",
+                       "DIGITIZE_ARCHIVE_URL": f"file://{work / 'samples-archive'}", "DIGITIZE_OCR_JOBS": str(jobs)})
+    (work / "samples-archive").mkdir()
+    catalog = Catalog(load_settings().catalog_url)
+    catalog.upgrade()
+    catalog.import_agencies(samples / "agencies.csv")
+    catalog.import_register(samples / "register.csv")
+    with (samples / "batch" / "manifest.csv").open(encoding="utf-8-sig", newline="") as handle:
+        truth = {r["file"]: r["register_id"] or "-" for r in csv.DictReader(handle)}
+    batch = work / "samples-batch"
+    batch.mkdir()
+    for name in truth:
+        shutil.copy2(samples / "batch" / name, batch / name)
+    ctx = PipelineContext()
+    lines = ["| scan | true row | status | best (score) | matched | why |", "|---|---|---|---|---|---|"]
+    for p in propose_batch(ctx.catalog, ctx.archive, LocalBatch(batch), ocr_options(ctx.settings, None)):
+        best = p.verdict.best
+        shown = f"{best.row.register_id} ({best.score:.0f})" if best else "-"
+        lines.append(f"| {p.file} p.{p.first_page}-{p.last_page} | {truth[p.file]} | {p.verdict.status} | {shown} "
+                     f"| {', '.join(best.matched) if best else ''} | {p.verdict.why} |")
+    return lines
+
+
 def rates(results: list[MatchResult]) -> dict[str, float | int]:
     """Accept rate, precision among accepted, review and none rates, wrong acceptances."""
     n = len(results)
@@ -140,7 +177,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         results, seconds = run_match(args.scans, Path(tmp), jobs=args.jobs)
+        samples = run_samples(Path(tmp), jobs=args.jobs)
     report = match_report(results, seconds, "python -m bench.intake match " + " ".join(sys.argv[2:]))
+    report += ("\nThe sample batch (`samples/batch`, real-looking scans; its manifest left out and used as the "
+               "truth):\n\n" + "\n".join(samples) + "\n")
     print(report)
     if args.out:  # only this section: the cover sheets' (bench/intake_sheets.py) is kept
         write_section(Path(args.out), report)
