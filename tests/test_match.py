@@ -356,3 +356,25 @@ def test_kept_ocr_on_s3_is_staging_only_and_dropped(tmp_path: Path, s3_server: s
     forget_ocr(ctx.archive, [digest])
     assert kept_ocr(ctx.archive, [digest], tmp_path / "gone.pdf", options) is None
     assert not list(ctx.archive.list_keys("staging/_ocr/"))
+
+
+def test_auto_match_leaves_a_stack_batch_to_the_stack_intake(office: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A scan that starts with a cover sheet (printed by the command, rendered by poppler) is never proposed."""
+    import sheetgen
+
+    from digitize.match import stored_proposals
+    from digitize.pipeline import PipelineContext, auto_match
+
+    catalog, scans, tmp = office["catalog"], office["scans"], office["tmp"]
+    monkeypatch.setenv("DIGITIZE_AUTO_MATCH", "accepted")
+    url = f"sqlite:///{tmp / 'catalog.db'}"
+    sheetgen.print_with_command(url, tmp / "sheet.pdf", "--register", scans[0].row.register_id)
+    sheet = sheetgen.render_pdf(tmp / "sheet.pdf", dpi=200)[0]
+    stack = tmp / "inbox" / "stack-1"
+    stack.mkdir()
+    sheetgen.write_pdf([sheetgen.StackPage(sheet, "sheet", dpi=200),
+                        sheetgen.StackPage(sheetgen.document_page(1, dpi=200), "document", dpi=200)],
+                       stack / "pile.pdf")
+    assert auto_match(PipelineContext(), stack) is None
+    assert not (stack / "manifest.csv").exists() and not stored_proposals(catalog, batch_id="stack-1")

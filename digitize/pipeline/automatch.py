@@ -47,9 +47,12 @@ def auto_match(ctx: PipelineContext, batch_dir: Path) -> tuple[int, int] | None:
     scans = scan_files(source)
     manifest_by_hand = (batch_dir / "manifest.csv").exists() and not any(
         e.event_type == MATCH_EVENT for e in ctx.catalog.batch_events(source.name))
-    if not scans or manifest_by_hand or _has_cover_sheets(source, scans, ctx):
+    if not scans or manifest_by_hand:
         return None
-    known = {(p.file, p.sha256) for p in stored_proposals(ctx.catalog, batch_id=source.name)}
+    stored = stored_proposals(ctx.catalog, batch_id=source.name)
+    if not stored and _has_cover_sheets(source, scans, ctx):  # proposed before: an earlier run looked already
+        return None
+    known = {(p.file, p.sha256) for p in stored}
     fresh = [f for f in scans if (f, source.digest(f)[0]) not in known]
     if fresh:
         propose_batch(ctx.catalog, ctx.archive, source, ocr_options(ctx.settings, None),
