@@ -164,7 +164,9 @@ def test_propose_then_apply_then_process_reuses_the_ocr(office: dict[str, Any], 
         if not keyed:
             assert row["status"].value != ACCEPTED
     access = _access_log(catalog)
-    assert any(a["action"] == "propose_xlsx" and "holder ID(s) written" in a["detail"] for a in access)
+    (logged,) = [a for a in access if a["action"] == "propose_xlsx"]
+    shown = {r["best_holder_id"].value for r in cells.values()} | {r["second_holder_id"].value for r in cells.values()}
+    assert all(holder in logged["detail"] for holder in shown - {None, ""})  # which IDs left in the file
 
     assert main(["propose", "--apply", str(proposal), str(batch)]) == 0
     with (batch / "manifest.csv").open(encoding="utf-8") as handle:

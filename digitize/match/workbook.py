@@ -71,8 +71,8 @@ def _candidate_cells(c: Candidate | None) -> list[str]:
             r.dossier_code or "", r.holder_id or ""]
 
 
-def write_proposal(proposals: list[Proposal], path: Path) -> int:
-    """Write the workbook (mode 0600); returns how many distinct holder IDs it shows (for the access log)."""
+def write_proposal(proposals: list[Proposal], path: Path) -> list[str]:
+    """Write the workbook (mode 0600); returns the holder IDs it shows, sorted (for the access log)."""
     from openpyxl import Workbook
 
     book = Workbook()
@@ -99,7 +99,7 @@ def write_proposal(proposals: list[Proposal], path: Path) -> int:
     os.fchmod(fd, 0o600)  # an existing file keeps its mode on open: make it the owner's only
     with os.fdopen(fd, "wb") as handle:
         book.save(handle)
-    return len(holders)
+    return sorted(holders)
 
 
 def read_proposal(path: Path) -> list[ProposalLine]:

@@ -34,8 +34,8 @@ def cmd_propose(args: argparse.Namespace) -> int:
                               scratch_dir=ctx.settings.work_dir)
     out = Path(args.out) if args.out else Path(f"{batch.resolve().name}.proposal.xlsx")
     holders = write_proposal(proposals, out)
-    _log_cli_access(ctx.catalog, args, "propose_xlsx", None,
-                    f"{holders} holder ID(s) written to {out.resolve()} (mode 0600)")
+    _log_cli_access(ctx.catalog, args, "propose_xlsx", None,  # like a holder search: which IDs, where to
+                    f"{len(holders)} holder ID(s) written to {out.resolve()} (mode 0600): {', '.join(holders)}")
     for p in proposals:
         best = p.verdict.best
         shown = f"{best.row.register_id} ({best.score:.0f})" if best else "-"
