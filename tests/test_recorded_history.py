@@ -4,14 +4,17 @@ reference files replayed by a rebuild, and the frames as recorded up to a cut-of
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import openpyxl
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from test_catalog import SAMPLES, archived_info, fresh_database_url, spec, write_csv
 
+from digitize.catalog import SNAPSHOT_SETTLE
+from digitize.catalog.schema import documents
 from digitize.catalog.store import Catalog
 from digitize.errors import ImportFileError
 
@@ -67,6 +70,8 @@ def test_agency_history_reimport_and_old_cutoff(cat: Catalog, tmp_path: Path) ->
     periods = frame[frame["code"] == "000.02.31.H99"]
     assert list(periods["one_stop"]) == [False, True] and len(frame) == 7
     assert str(frame["recorded_at"].dt.tz) == "UTC"
+    on = {day: cat.get_agency("000.02.31.H99", as_of=day) for day in (date(2023, 6, 1), date(2024, 6, 1))}
+    assert [agency.one_stop for agency in on.values() if agency is not None] == [False, True]
 
     again = cat.import_agencies(first)  # the same file: nothing changes, not even the recorded times
     assert (again.added, again.changed, again.unchanged) == (0, 0, 6)
@@ -239,6 +244,15 @@ def test_versions_origin_digitized_at_and_scans(loaded: Catalog) -> None:
     assert list(scans["version"]) == [1, 3] and list(scans["scanned_at"]) == [CENTRE, CENTRE]
     assert list(loaded.scans_frame(after_v1)["version"]) == [1]
 
+    # version 3 withdrawn (issue #18's wrong link): from then the code counts as version 2; before, as version 3
+    before_withdrawal = datetime.now(UTC)
+    with loaded.write() as conn:
+        conn.execute(sa.update(documents).where(documents.c.id == rescanned.id)
+                     .values(withdrawn=True, withdrawn_at=datetime.now(UTC)))
+    assert list(loaded.archived_frame()["version"]) == [2]
+    assert list(loaded.archived_frame(before_withdrawal)["version"]) == [3]
+    assert list(loaded.scans_frame()["version"]) == [1, 3]  # the scan was made all the same
+
 
 # ------------------------------------------------------------------------------------------ archive and rebuild
 
@@ -278,6 +292,42 @@ def test_reference_files_archived_and_replayed_by_a_rebuild(tmp_path: Path) -> N
     assert rebuilt.latest_recorded_at() == catalog.latest_recorded_at()
 
 
+def test_api_events_kept_by_snapshots_and_restored(loaded: Catalog, tmp_path: Path) -> None:
+    import dataclasses
+
+    from digitize.archive import open_archive
+    from digitize.preservation import archive_reference_snapshot, replay_reference_imports
+
+    archive = open_archive(f"file://{tmp_path / 'archive'}")
+    archive.ensure_bucket()
+    document = loaded.get_document(_archive(loaded, "api", register_id="REG-0001", holder_id="079123004567"))
+    assert document.code is not None
+    dossier = "000.00.12.H99-250301-0001"
+    loaded.record_reuse(document_id=document.id, code=document.code, client="mot-cua", caller_system="Một cửa",
+                        new_dossier_code=dossier, purpose="cấp lại")
+    assert archive_reference_snapshot(loaded, archive) == (None, 0)  # all of it recorded in the last minutes
+    settled = datetime.now(UTC) + SNAPSHOT_SETTLE  # as if taken a few minutes from now
+    key, rows = archive_reference_snapshot(loaded, archive, now=settled)
+    assert key is not None and rows == 6 + 24 + 1  # the imports made without the archive, and the API's reuse
+    loaded.record_supplied_again(holder_id="079222001234", new_dossier_code=dossier, document="Trích lục",
+                                 procedure_code=None, reason="not_found", client="mot-cua", caller_system="Một cửa",
+                                 purpose="cấp lại")
+    assert archive_reference_snapshot(loaded, archive, now=settled) == (None, 0)  # recorded after that one's end
+    later = settled + timedelta(minutes=10)
+    key2, rows2 = archive_reference_snapshot(loaded, archive, now=later)
+    assert key2 is not None and rows2 == 1
+
+    rebuilt = Catalog(fresh_database_url("sqlite", tmp_path / "rebuilt"))
+    rebuilt.upgrade()
+    rebuilt.restore_document(dataclasses.replace(document, id=0))
+    summary = replay_reference_imports(rebuilt, archive)
+    assert (summary.imports, summary.snapshot_rows, summary.skipped) == (0, 6 + 24 + 2, ())
+    assert rebuilt.needs_frame().equals(loaded.needs_frame())
+    assert rebuilt.register_frame().equals(loaded.register_frame())
+    assert replay_reference_imports(rebuilt, archive).snapshot_rows == 0  # a second run adds nothing
+    assert archive_reference_snapshot(rebuilt, archive, now=later) == (None, 0)  # it goes on after the last
+
+
 def test_cli_imports_archive_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from digitize.presentation.cli import main
 
@@ -292,6 +342,7 @@ def test_cli_imports_archive_the_file(tmp_path: Path, monkeypatch: pytest.Monkey
     assert kinds == [("agencies", True), ("register", False)]
     assert (tmp_path / "archive").is_dir() and catalog.register_frame().shape[0] == 24
     # the register imported without the archive is kept by a snapshot; a rebuild restores both
+    monkeypatch.setattr("digitize.catalog.SNAPSHOT_SETTLE", timedelta(0))  # not wait for the register to settle
     assert main(["catalog", "archive-reference"]) == 0
     assert main(["catalog", "archive-reference"]) == 0  # the same rows are stored once
     assert len(list((tmp_path / "archive" / "reference" / "snapshots").iterdir())) == 1

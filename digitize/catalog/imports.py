@@ -37,7 +37,6 @@ from digitize.catalog.history import (
 from digitize.catalog.records import Agency, ImportSummary, RowError
 from digitize.catalog.schema import (
     LEVELS,
-    UtcDateTime,
     agencies,
     agency_successors,
     agency_versions,
@@ -58,16 +57,16 @@ class ReferenceData(CatalogBase):
     """
 
     def get_agency(self, code: str, *, as_of: date | None = None) -> Agency | None:
-        """The agency with ``code`` (``None`` if unknown, or if it did not exist on ``as_of``)."""
+        """The agency with ``code`` (``None`` if unknown): its latest period over its whole life, or, with
+        ``as_of``, its period of that day as now recorded (``None`` if it did not exist that day)."""
         parse_agency_code(code)
         with self.read() as conn:
-            row = conn.execute(sa.select(agencies).where(agencies.c.code == code)).mappings().first()
-        if row is None:
-            return None
-        agency = Agency(**dict(row))
-        if as_of is not None and not agency.valid_on(as_of):
-            return None
-        return agency
+            if as_of is None:
+                row = conn.execute(sa.select(agencies).where(agencies.c.code == code)).mappings().first()
+                return None if row is None else Agency(**dict(row))
+            periods = current_rows(conn, agency_versions, "code", [code]).get(code, [])
+        found = [Agency(**period) for period in periods]
+        return next((agency for agency in found if agency.valid_on(as_of)), None)
 
     def import_agencies(self, path: Path, *, data: bytes | None = None, recorded_at: datetime | None = None,
                         source: ReferenceFile | None = None, dry_run: bool = False) -> ImportSummary:
@@ -128,12 +127,13 @@ class ReferenceData(CatalogBase):
         with previewed(dry_run) as outcome, self.write() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
             successors = successors_of(conn)
+            splits: dict[str, dict[str, str] | None] = {}  # per agency: a register may hold a million rows
             rejected: list[RowError] = []
             parsed: dict[str, tuple[int, dict[str, Any]]] = {}
             for number, raw in rows:
                 try:
                     values = _register_values(raw)
-                    _check_register_agency(conn, values, known, successors)
+                    _check_register_agency(conn, values, known, successors, splits)
                 except ValueError as exc:
                     rejected.append(RowError(number, _message(exc)))
                     continue
@@ -186,37 +186,6 @@ class ReferenceData(CatalogBase):
         with self.read() as conn:
             return reference_imports(conn)
 
-    def reference_snapshot(self) -> dict[str, list[dict[str, Any]]]:
-        """The recorded reference rows no archived import accounts for, as JSON-ready values (by table).
-
-        Those are the rows migration 0007 took over from the catalog as it stood (and any imported with
-        ``--no-archive``): ``catalog archive-reference`` keeps them in the archive so a rebuild restores them.
-        """
-        with self.read() as conn:
-            archived = {r["recorded_at"] for r in reference_imports(conn) if r["key"] is not None}
-            return {table.name: [_json_row(dict(row)) for row in conn.execute(sa.select(table).order_by(table.c.id))
-                                 .mappings() if row["recorded_at"] not in archived]
-                    for table in SNAPSHOT_TABLES}
-
-    def restore_reference_snapshot(self, snapshot: dict[str, list[dict[str, Any]]], recorded_at: str | None = None
-                                   ) -> int:
-        """Insert a snapshot's rows as recorded (those recorded at ``recorded_at``, ISO text, when given; those not
-        already here), then bring ``agencies`` and ``register`` up to date; returns how many were inserted."""
-        inserted = 0
-        with self.write() as conn:
-            for table in SNAPSHOT_TABLES:
-                present = {tuple(sorted(_json_row(dict(r)).items())) for r in conn.execute(sa.select(table)).mappings()}
-                fresh = [row for row in snapshot.get(table.name, []) if tuple(sorted(row.items())) not in present
-                         and recorded_at in (None, row["recorded_at"])]
-                if fresh:
-                    conn.execute(sa.insert(table), [_from_json(table, row) for row in fresh])
-                inserted += len(fresh)
-            current = current_rows(conn, agency_versions, "code")
-            self._upsert(conn, agencies, "code", [_span(rows) for rows in current.values()])
-            registered = current_rows(conn, register_versions, "register_id")
-            self._upsert(conn, register, "register_id", [rows[-1] for rows in registered.values()])
-        return inserted
-
     @staticmethod
     def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> tuple[int, int, int]:
         """Insert new rows, update changed ones (the current state; history is kept apart)."""
@@ -235,28 +204,6 @@ class ReferenceData(CatalogBase):
             statement = sa.update(table).where(table.c[key] == sa.bindparam("v_key")).values(columns)
             conn.execute(statement, [{"v_key": r[key], **{f"v_{c}": r[c] for c in columns}} for r in changed])
         return len(new), len(changed), len(rows) - len(new) - len(changed)
-
-
-SNAPSHOT_TABLES = (agency_versions, register_versions, agency_successors)
-
-
-def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A history row without its id, dates and times as ISO text."""
-    return {k: v.isoformat() if isinstance(v, date | datetime) else v for k, v in row.items() if k != "id"}
-
-
-def _from_json(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key not in table.c:
-            continue
-        kind = table.c[key].type
-        if value is not None and isinstance(kind, sa.Date):
-            value = date.fromisoformat(value)
-        elif value is not None and isinstance(kind, UtcDateTime):
-            value = datetime.fromisoformat(value)
-        out[key] = value
-    return out
 
 
 def _period_problem(members: list[tuple[int, dict[str, Any]]]) -> str | None:
@@ -299,7 +246,8 @@ def _span(periods: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _check_register_agency(conn: Connection, values: dict[str, Any], known: set[str],
-                           successors: dict[str, list[tuple[str, date]]]) -> None:
+                           successors: dict[str, list[tuple[str, date]]], splits: dict[str, dict[str, str] | None]
+                           ) -> None:
     agency, named = values["agency_code"], values["successor_code"]
     if agency not in known:
         raise ValueError(f"column agency_code: agency {agency} is not in the catalog; import it with the agencies "
@@ -307,7 +255,9 @@ def _check_register_agency(conn: Connection, values: dict[str, Any], known: set[
     if named is not None and named not in descendants(successors, agency):
         raise ValueError(f"column successor_code: {named} is not a successor of agency {agency} in the catalog; "
                          "import the successors file first, or leave successor_code empty")
-    levels = split_levels(conn, successors, agency) if named is None else None
+    if agency not in splits:
+        splits[agency] = split_levels(conn, successors, agency)
+    levels = splits[agency] if named is None else None
     if levels:
         listed = ", ".join(f"{code} ({level})" for code, level in sorted(levels.items()))
         raise ValueError(f"agency {agency} was split among successors of different levels ({listed}): name the "

@@ -36,6 +36,7 @@ from digitize.catalog.reuse_import import ReuseImports
 from digitize.catalog.review import ReviewQueries
 from digitize.catalog.schema import OUTCOMES, STATUSES, agencies, code_sequences, document_files, documents, events
 from digitize.catalog.sheets import SheetRecords
+from digitize.catalog.snapshot import Snapshots
 from digitize.codes import format_document_code, validate_template
 from digitize.errors import AgencyUnknown, CatalogConflict, CatalogUnavailable, CodeError
 
@@ -47,8 +48,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRecords, ReuseImports, FulltextQueries,
-              FrameQueries, ReferenceData, CatalogBase):
+class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRecords, ReuseImports, Snapshots,
+              FulltextQueries, FrameQueries, ReferenceData, CatalogBase):
     """The catalog database; one instance per process (it holds a connection pool)."""
 
     def __init__(self, url: str) -> None:
