@@ -32,6 +32,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
     DUPLICATES_NAMED,
+    OCR_POOL,
     chunk_tasks,
     default_args,
 )
@@ -172,7 +173,7 @@ def digitize_backlog() -> None:
         """The chunks, for the process task of the priority chosen in the form (the others get none)."""
         return list(planned["chunks"]) if planned["priority"] == priority else []
 
-    @task
+    @task(pool=OCR_POOL)  # decoding every page of the stacks: one slot of the OCR machines' cores
     def split(planned: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Cut the stack batches at their cover sheets (no OCR), then everything to do into chunks."""
         assert params is not None

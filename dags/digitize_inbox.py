@@ -27,6 +27,7 @@ import pendulum
 from airflow.sdk import Asset, Param, dag, task
 from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
     DUPLICATES_NAMED,
+    OCR_POOL,
     chunk_tasks,
     deadline,
     default_args,
@@ -157,7 +158,7 @@ def digitize_inbox() -> None:
         """Hash and register every original of the manifest batches (idempotent); list the stack batches."""
         return _register(batch_dirs)
 
-    @task
+    @task(pool=OCR_POOL)  # decoding every page of the stacks: one slot of the OCR machines' cores
     def split(registered: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Cut the stack batches at their cover sheets (no OCR), then the run's documents into chunks."""
         assert params is not None

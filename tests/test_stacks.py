@@ -130,6 +130,21 @@ def test_blank_backsides_are_blank_and_pages_with_ink_are_not() -> None:
         assert not is_blank(page), "a page with any writing stays in the document"
 
 
+def test_the_stack_is_kept_as_long_as_its_longest_kept_document() -> None:
+    from types import SimpleNamespace
+
+    from digitize.archive import ArchiveOptions, longest_kept_kind
+
+    locked = SimpleNamespace(options=ArchiveOptions(object_lock_mode="COMPLIANCE",
+                                                    retention_days={"KQ": 36500, "TP": 7300}))
+    assert longest_kept_kind(locked, ["TP", "KQ", "TP"]) == "KQ"
+    odd = SimpleNamespace(options=ArchiveOptions(object_lock_mode="GOVERNANCE", retention_days={"KQ": 10},
+                                                 default_retention_days=20))
+    assert longest_kept_kind(odd, ["KQ", "TP"]) == "TP", "the configured days decide, not the kind's name"
+    assert longest_kept_kind(SimpleNamespace(), ["TP", "KQ"]) == "KQ"  # no locking: results outlive components
+    assert longest_kept_kind(SimpleNamespace(), ["TP"]) == "TP"
+
+
 def test_a_pdf_stack_is_split_into_documents_through_the_cli(shop: dict[str, Any]) -> None:
     pages = [sheet(shop, "REG-0001"), blank(1), doc(1), doc(2),
              sheet(shop, "REG-0002", "rot180"), doc(3), blank(2),
@@ -264,6 +279,23 @@ def test_pages_whose_staged_copy_is_gone_are_cut_again_from_the_archived_stack(
     assert any("cut again from the archived stack" in e.detail for e in shop["catalog"].events(record.id))
 
 
+def test_scans_without_any_sheet_are_refused_whole_and_said_to_be_sheetless(
+        shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scans of their own dropped without a manifest: nothing is registered or archived, and the batch says it
+    holds no sheet at all (what automatic matching, when on, takes instead)."""
+    from digitize.intake import LocalBatch
+    from digitize.pipeline import PipelineContext, split_stack_batch
+
+    for name, value in shop["env"].items():
+        monkeypatch.setenv(name, value)
+    batch = stack_batch(shop, "no-sheets", [doc(70), blank(71), doc(72)], fmt="images")
+    split = split_stack_batch(PipelineContext(), LocalBatch(batch))
+    assert split.sheetless and split.to_process == ()
+    assert [(f.reason, f.first_page, f.last_page) for f in split.stacks[0].faults] == [
+        ("STACK_PAGES_BEFORE_SHEET", 1, 3)]
+    assert not (shop["root"] / "archive" / "stacks" / split.stacks[0].sha256).exists()
+
+
 def test_fixity_audit_and_catalog_rebuild_know_stacks(shop: dict[str, Any]) -> None:
     from digitize.archive import open_archive
     from digitize.catalog import Catalog
@@ -285,3 +317,47 @@ def test_fixity_audit_and_catalog_rebuild_know_stacks(shop: dict[str, Any]) -> N
              for d in fresh.documents() if d.stack_sha256}
     assert before and after == before
     fresh.close()
+
+
+def test_a_stack_on_s3_prepared_on_one_worker_and_signed_on_another(
+        shop: dict[str, Any], s3_server: str, demo_pki: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An S3 inbox and an S3 archive, and the signing queue's two halves: prepare (OCR, code) reads the pages the
+    split staged in the bucket, finish (sign, archive) reads only what prepare staged; nothing on local disk."""
+    from robustness_support import make_context
+
+    from digitize.archive import S3Archive, make_s3_client
+    from digitize.intake import open_batch
+    from digitize.pipeline import finish_prepared, prepare_document, split_stack_batch
+
+    monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
+    ctx = make_context(shop["root"] / "s3", s3_server, demo_pki, "stacks-archive")
+    ctx.catalog.import_register(SAMPLES / "register.csv")
+    url = ctx.settings.catalog_url
+    sheetgen.print_with_command(url, shop["root"] / "s3" / "sheets.pdf", "--register", "REG-0011", "REG-0013")
+    printed = sheetgen.render_pdf(shop["root"] / "s3" / "sheets.pdf", dpi=DPI)
+    ids = sheetgen.sheet_ids_of(printed)
+    pages = [StackPage(printed[0], "sheet", ids[0], dpi=DPI), doc(60), blank(61),
+             StackPage(sheetgen.degrade(printed[1], "photocopy", dpi=DPI), "sheet", ids[1], dpi=DPI), doc(62), doc(63)]
+    local = shop["root"] / "s3" / "stack.tif"
+    sheetgen.write_tiff(pages, local)
+    client = make_s3_client(s3_server, credentials=("testing", "testing"))
+    inbox = S3Archive(client, "stacks-inbox")
+    inbox.ensure_bucket()
+    inbox.put("scans/pile-1/stack.tif", local.read_bytes(), content_type="image/tiff")
+    inbox.put("scans/pile-1/_UNIT", UNIT.encode(), content_type="text/plain")
+    inbox.put("scans/pile-1/_READY", b"", content_type="text/plain")
+    source = open_batch("s3://stacks-inbox/scans/pile-1/", s3=lambda bucket: S3Archive(client, bucket))
+    split = split_stack_batch(ctx, source)
+    assert len(split.to_process) == 2 and not split.stacks[0].faults
+    prepared = [prepare_document(ctx, document_id, source) for document_id in split.to_process]
+    assert [p.status for p in prepared] == ["PREPARED", "PREPARED"]
+    done = [finish_prepared(ctx, p) for p in prepared]  # no batch: the signing worker never reads the inbox
+    assert [d.status for d in done] == ["ARCHIVED", "ARCHIVED"]
+    records = [ctx.catalog.get_document(d.document_id) for d in done]
+    assert [(r.register_id, r.stack_first_page, r.stack_last_page, r.pages) for r in records] == [
+        ("REG-0011", 1, 3, 1), ("REG-0013", 4, 6, 2)]
+    keys = sorted(ctx.archive.list_keys("stacks/"))
+    assert keys == [f"stacks/{records[0].stack_sha256}/stack.tif"], "archived once, in the archive bucket"
+    assert list(ctx.archive.list_keys("staging/")) == [], "staged pages and prepared work are removed"
+    side = json.loads(ctx.archive.get(records[0].sidecar_key))
+    assert side["stack"]["blank_pages"] == [3] and side["scanned_at"] == UNIT

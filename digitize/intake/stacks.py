@@ -40,7 +40,7 @@ content from the signed PDF, so the threshold sits well below one word: dust big
 makes a blank page count as a page, which only costs one empty page in the PDF."""
 
 _BLANK_SIDE = 1200
-"""Pixels of the longest side the blank test looks at (A4 at about 100 dpi)."""
+"""Pixels of the longest side the blank test looks at, at most (A4 at about 100 dpi; reduced by a whole factor)."""
 
 _INK_LEVEL = 0.6
 """Darker than this share of the paper's level is ink (paper at 245: below 147)."""
@@ -139,16 +139,16 @@ def ink_fraction(image: np.ndarray) -> float:
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if gray.dtype != np.uint8:
         gray = gray.astype(np.uint8)
-    scale = _BLANK_SIDE / max(gray.shape)
-    if scale < 1:
-        gray = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
-                          interpolation=cv2.INTER_AREA)
+    factor = -(-max(gray.shape) // _BLANK_SIDE)  # a whole factor: OpenCV's fast path (8 ms, not 35, at 300 dpi)
+    if factor > 1:
+        gray = cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
     dy, dx = round(gray.shape[0] * _MARGIN), round(gray.shape[1] * _MARGIN)
     inner = gray[dy:gray.shape[0] - dy or None, dx:gray.shape[1] - dx or None]
     if inner.size == 0:
         return 0.0
     inner = cv2.medianBlur(np.ascontiguousarray(inner), 3)
-    paper = float(np.percentile(inner, 90))
+    counts = np.bincount(inner.ravel(), minlength=256).cumsum()
+    paper = float(np.searchsorted(counts, 0.9 * counts[-1]))  # the 90th percentile, without sorting
     if paper < 96:  # no paper to be seen: a dark page (a photo, a black scan) is never blank
         return 1.0
     ink = inner < paper * _INK_LEVEL

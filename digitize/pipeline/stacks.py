@@ -110,6 +110,11 @@ class SplitBatch:
     def duplicates(self) -> tuple[Duplicate, ...]:
         return tuple(d for s in self.stacks for d in s.duplicates)
 
+    @property
+    def sheetless(self) -> bool:
+        """Not one page of the batch is a cover sheet: scans of their own, not a stack (matching's, if on)."""
+        return self.refused is None and bool(self.stacks) and not any(s.sheets for s in self.stacks)
+
 
 @dataclass
 class _Part:
