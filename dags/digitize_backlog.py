@@ -78,6 +78,8 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
                 if matched is not None:
                     print(f"batch {batch.name}: automatic matching wrote {matched[0]} scan(s) into the manifest, "
                           f"left {matched[1]} for review")
+                    if not batch.exists("manifest.csv"):
+                        continue  # nothing accepted yet: the scans wait for the review page
             if is_stack_batch(batch):
                 stacks.append(batch.uri)
                 continue

@@ -66,6 +66,8 @@ def _register(batch_dirs: list[str]) -> dict[str, Any]:
             if matched is not None:
                 print(f"batch {Path(batch_dir).name}: automatic matching wrote {matched[0]} scan(s) into the "
                       f"manifest, left {matched[1]} for review")
+                if not (Path(batch_dir) / "manifest.csv").exists():
+                    continue  # nothing accepted yet: the scans wait for the review page
             if is_stack_batch(LocalBatch(Path(batch_dir))):
                 stacks.append(batch_dir)
                 continue

@@ -380,3 +380,20 @@ def test_auto_match_leaves_a_stack_batch_to_the_stack_intake(office: dict[str, A
                        stack / "pile.pdf")
     assert auto_match(PipelineContext(), stack) is None
     assert not (stack / "manifest.csv").exists() and not stored_proposals(catalog, batch_id="stack-1")
+
+
+def test_auto_match_with_nothing_accepted_leaves_the_batch_waiting(office: dict[str, Any],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only scans that print neither ID nor dossier code: nothing accepted, no manifest, never split as a stack."""
+    from digitize.presentation.cli import main
+
+    catalog, batch, scans = office["catalog"], office["batch"], office["scans"]
+    for i, scan in enumerate(scans):
+        if scan.legible("holder_id") or scan.legible("dossier_code"):
+            (batch / f"scan-{i}.png").unlink()
+    assert list(batch.glob("scan-*.png"))
+    monkeypatch.setenv("DIGITIZE_AUTO_MATCH", "accepted")
+    assert main(["process", str(batch), "--quiet"]) == 0
+    assert not (batch / "manifest.csv").exists() and not catalog.documents()
+    kinds = {e.event_type for e in catalog.batch_events("batch-1")}
+    assert kinds == {"match_proposed"}  # proposed for review, nothing refused or split

@@ -38,6 +38,8 @@ def cmd_process(args: argparse.Namespace) -> int:
     if matched is not None:
         print(f"automatic matching: {matched[0]} scan(s) written into the manifest, {matched[1]} left for review "
               "(python -m digitize propose BATCH lists them)")
+        if not matched[0] and not source.exists("manifest.csv"):
+            return 0  # nothing accepted yet: the scans wait for the review page, no stack to split
     if is_stack_batch(source):
         return _process_stacks(ctx, source, start, quiet=args.quiet)
     plan = read_manifest(Path(args.batch))
