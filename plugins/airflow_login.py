@@ -1,6 +1,8 @@
 """Airflow's login in front of this project's UI pages (the coverage dashboard, the quarantine page).
 
-Not a plugin itself: the page plugins import it (Airflow puts the plugins folder on ``sys.path``).
+Not a plugin itself: the page plugins import it (Airflow puts the plugins folder on ``sys.path``). Their
+cookie-authenticated forms (the quarantine page's retry, the dashboard's cover sheets) are guarded against
+cross-site posts by :func:`check_form`.
 Every route resolves the caller with the API server's ``get_user`` (a ``Authorization: Bearer`` JWT,
 else the UI's ``_token`` session cookie, validated with ``[api_auth] jwt_secret``) and asks the auth
 manager whether the user may see the page's custom view. Without a valid token an API route answers
@@ -80,7 +82,7 @@ def form_token(user: Any, purpose: str) -> str:
 
     secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
     if not secret:
-        raise HTTPException(status_code=503, detail=f"[api] secret_key is not set: {purpose} is disabled")
+        raise HTTPException(status_code=503, detail=f"[api] secret_key is not set: the {purpose} form is disabled")
     return hmac.new(secret.encode(), f"{purpose}:{user.get_name()}".encode(), hashlib.sha256).hexdigest()
 
 

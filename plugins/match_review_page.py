@@ -11,17 +11,15 @@ that another site cannot read or forge; a bearer-token caller needs none.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlparse
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
-from airflow_login import AirflowLogin, Bearer, page_app
+from airflow_login import AirflowLogin, Bearer, check_form, form_token, page_app
 from fastapi import Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from quarantine_page import _may_retry, _same_site, _unavailable
+from quarantine_page import _may_retry, _unavailable
 
 URL_PREFIX = "/match-review"
 RESOURCE_NAME = "Match review"
@@ -31,12 +29,8 @@ app = page_app("Proposals to review", "Scans matched to the register with doubt:
 _login = AirflowLogin(RESOURCE_NAME)
 
 
-def _form_token(user: Any) -> str:
-    """The decision form's token: bound to the user and to this form, unforgeable without the server's secret."""
-    secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
-    if not secret:
-        raise HTTPException(status_code=503, detail="[api] secret_key is not set: decisions are disabled")
-    return hmac.new(secret.encode(), f"match-decision:{user.get_name()}".encode(), hashlib.sha256).hexdigest()
+FORM = "match-decision"
+"""Purpose the decision form's token is bound to (:func:`airflow_login.form_token`)."""
 
 
 def _catalog_url() -> str:
@@ -62,7 +56,7 @@ def page(user: Annotated[Any, Depends(_login.page_viewer)], decided: str | None 
         d = done.decision
         notice = (f"{done.file}: {d['decision']}" + (f" as register row {d['register_id']}" if d["register_id"] else "")
                   + f" by {d['user']}")
-    return HTMLResponse(match_review.review_html(items, csrf_token=_form_token(user), notice=notice,
+    return HTMLResponse(match_review.review_html(items, csrf_token=form_token(user, FORM), notice=notice,
                                                  action=f"{_ROOT}{URL_PREFIX}/decide"),
                         headers={"Cache-Control": "no-store"})
 
@@ -89,10 +83,7 @@ def decide(request: Request, bearer: Bearer, user: Annotated[Any, Depends(_login
     from digitize.errors import DigitizeError, ProposalInvalid
     from digitize.presentation import match_review
 
-    if bearer is None:
-        _same_site(request)
-        if not hmac.compare_digest(csrf_token, _form_token(user)):
-            raise HTTPException(status_code=403, detail="the form is stale or forged: reload the page")
+    check_form(request, user, FORM, csrf_token, bearer)
     _may_retry(user)
     try:
         match_review.decide(_catalog_url(), key, accept=not reject, register_id=register_id or None,

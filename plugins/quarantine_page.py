@@ -9,48 +9,29 @@ document back to the next run), and is recorded with the Airflow user's name.
 The retry form is cookie-authenticated, so it is guarded against cross-site requests: a request whose
 ``Origin`` or ``Sec-Fetch-Site`` says another site is refused, and the form carries a token (an HMAC of
 the user's name under ``[api] secret_key``) that another site cannot read or forge. A caller with a
-bearer token (not sent by browsers on their own) needs no form token.
+bearer token (not sent by browsers on their own) needs no form token (``airflow_login.check_form``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlparse
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
-from airflow_login import AirflowLogin, Bearer, page_app
+from airflow_login import AirflowLogin, Bearer, check_form, form_token, page_app
 from fastapi import Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 URL_PREFIX = "/quarantine"
 RESOURCE_NAME = "Quarantine"
 RETRY_DAG = "digitize_inbox"
+RETRY_FORM = "quarantine-retry"
+"""Purpose the retry form's token is bound to (``airflow_login.form_token``)."""
 _ROOT = urlparse(conf.get("api", "base_url", fallback="") or "").path.rstrip("/")
 
 app = page_app("Quarantine and review", "Quarantined, flagged and duplicate documents by batch; retries.")
 _login = AirflowLogin(RESOURCE_NAME)
-
-
-def _csrf_token(user: Any) -> str:
-    """The retry form's token: bound to the user, unforgeable without the API server's secret."""
-    secret = conf.get("api", "secret_key", fallback="") or conf.get("api_auth", "jwt_secret", fallback="")
-    if not secret:
-        raise HTTPException(status_code=503, detail="[api] secret_key is not set: retries are disabled")
-    message = f"quarantine-retry:{user.get_name()}".encode()
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def _same_site(request: Request) -> None:
-    """403 for a request another site's page made the browser send (``Origin``/``Sec-Fetch-Site``)."""
-    origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if origin is not None and origin != own:
-        raise HTTPException(status_code=403, detail="cross-site request refused")
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        raise HTTPException(status_code=403, detail="cross-site request refused")
 
 
 def _may_retry(user: Any) -> None:
@@ -89,7 +70,7 @@ def page(user: Annotated[Any, Depends(_login.page_viewer)], retried: int | None 
     except DigitizeError as exc:
         raise _unavailable(exc) from exc
     return HTMLResponse(
-        quarantine.quarantine_html(batches, csrf_token=_csrf_token(user), notice=notice, error=bool(refused),
+        quarantine.quarantine_html(batches, csrf_token=form_token(user, RETRY_FORM), notice=notice, error=bool(refused),
                                    runs_href=f"{_ROOT}/dags/{RETRY_DAG}/runs"),
         headers={"Cache-Control": "no-store"})
 
@@ -115,10 +96,7 @@ def retry(request: Request, document_id: int, bearer: Bearer, user: Annotated[An
     from digitize.errors import CatalogConflict, DigitizeError
     from digitize.presentation import quarantine
 
-    if bearer is None:
-        _same_site(request)
-        if not hmac.compare_digest(csrf_token, _csrf_token(user)):
-            raise HTTPException(status_code=403, detail="the form is stale or forged: reload the page")
+    check_form(request, user, RETRY_FORM, csrf_token, bearer)
     _may_retry(user)
     outcome = "retried"
     try:

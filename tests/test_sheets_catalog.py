@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from test_catalog import SAMPLES, fresh_database_url, sha
 
 from digitize.catalog import Catalog, DocumentSpec, FileSpec, SheetRow
@@ -149,14 +150,16 @@ def test_documents_carry_their_stack_and_sheet(cat: Catalog) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_upgrade_from_0006_keeps_documents_and_adds_the_sheet_tables(backend: str, tmp_path: Path) -> None:
+def test_upgrade_to_0008_keeps_documents_and_adds_the_sheet_tables(backend: str, tmp_path: Path) -> None:
     url = fresh_database_url(backend, tmp_path)
     engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    previous = ScriptDirectory.from_config(config).get_revision("0008").down_revision  # whatever 0008 follows
+    assert isinstance(previous, str)
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0006")
+        command.upgrade(config, previous)
         conn.execute(sa.text("INSERT INTO documents (fingerprint, batch_id, status, version, agency_code, kind, "
                              "title, issued_date, holder_id, needs_review, received_at) VALUES (:f, 'b', 'RECEIVED', "
                              "1, '000.00.12.H99', 'KQ', 'Giấy phép', '2023-03-14', '079123004567', false, :t)"),
