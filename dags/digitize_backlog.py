@@ -53,9 +53,9 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
 
     from digitize_airflow import pipeline_resources
 
-    from digitize.errors import ManifestError
-    from digitize.intake import find_batches, is_stack_batch, read_manifest
-    from digitize.pipeline import register_batch
+    from digitize.errors import ManifestError, ProposalInvalid
+    from digitize.intake import LocalBatch, find_batches, is_stack_batch, read_manifest
+    from digitize.pipeline import auto_match, register_batch
 
     agencies = {a.strip() for a in params["agencies"].split(",") if a.strip()}
     low = date.fromisoformat(params["issued_from"]) if params["issued_from"] else date.min
@@ -72,12 +72,19 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     selected = files = duplicates = rejected = refused_batches = 0
     duplicate_items: list[list[str]] = []
     for batch in batches:
-        if is_stack_batch(batch):
-            stacks.append(batch.uri)
-            continue
         try:
+            if ctx is not None and isinstance(batch, LocalBatch):  # DIGITIZE_AUTO_MATCH=accepted (folder batches)
+                matched = auto_match(ctx, batch.root)
+                if matched is not None:
+                    print(f"batch {batch.name}: automatic matching wrote {matched[0]} scan(s) into the manifest, "
+                          f"left {matched[1]} for review")
+                    if not batch.exists("manifest.csv"):
+                        continue  # nothing accepted yet: the scans wait for the review page
+            if is_stack_batch(batch):
+                stacks.append(batch.uri)
+                continue
             batch_plan = read_manifest(batch)
-        except ManifestError as exc:
+        except (ManifestError, ProposalInvalid) as exc:
             print(f"batch {batch.name} refused: {exc} — {exc.hint}")
             refused_batches += 1
             continue

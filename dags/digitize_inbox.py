@@ -49,9 +49,9 @@ def _register(batch_dirs: list[str]) -> dict[str, Any]:
 
     from digitize_airflow import pipeline_context
 
-    from digitize.errors import ManifestError
+    from digitize.errors import ManifestError, ProposalInvalid
     from digitize.intake import LocalBatch, is_stack_batch, read_manifest
-    from digitize.pipeline import register_batch
+    from digitize.pipeline import auto_match, register_batch
 
     ctx = pipeline_context()
     ctx.catalog.upgrade()
@@ -61,12 +61,18 @@ def _register(batch_dirs: list[str]) -> dict[str, Any]:
     duplicates = rejected = 0
     duplicate_items: list[list[str]] = []
     for batch_dir in batch_dirs:
-        if is_stack_batch(LocalBatch(Path(batch_dir))):
-            stacks.append(batch_dir)
-            continue
-        try:
+        try:  # DIGITIZE_AUTO_MATCH=accepted: scans without manifest nor cover sheets get a manifest first
+            matched = auto_match(ctx, Path(batch_dir))
+            if matched is not None:
+                print(f"batch {Path(batch_dir).name}: automatic matching wrote {matched[0]} scan(s) into the "
+                      f"manifest, left {matched[1]} for review")
+                if not (Path(batch_dir) / "manifest.csv").exists():
+                    continue  # nothing accepted yet: the scans wait for the review page
+            if is_stack_batch(LocalBatch(Path(batch_dir))):
+                stacks.append(batch_dir)
+                continue
             plan = read_manifest(Path(batch_dir))
-        except ManifestError as exc:
+        except (ManifestError, ProposalInvalid) as exc:
             ctx.catalog.add_event(None, "manifest_validation", "failure", batch_id=Path(batch_dir).name,
                                   detail=str(exc))
             print(f"batch {Path(batch_dir).name} refused: {exc} — {exc.hint}")

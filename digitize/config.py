@@ -140,6 +140,10 @@ class Settings:
     max_decoded_mb: int = 65_536
     """Most MiB one document may decode to, all pages together; more is quarantined with DECODED_TOO_LARGE."""
 
+    auto_match: str = "off"
+    """``accepted``: a batch of scans without manifest gets one from its accepted proposals (``propose``) inside
+    ``process`` and the DAGs; ``off`` (default): an officer confirms proposals first (a wrong match is signed)."""
+
     @property
     def signing_passphrase_bytes(self) -> bytes | None:
         return self.signing_passphrase.encode("utf-8") if self.signing_passphrase is not None else None
@@ -190,6 +194,7 @@ def load_settings() -> Settings:
         max_pages=_positive("DIGITIZE_MAX_PAGES", 5_000),
         max_stream_mb=_positive("DIGITIZE_MAX_STREAM_MB", 512),
         max_decoded_mb=_positive("DIGITIZE_MAX_DECODED_MB", 65_536),
+        auto_match=_choice("DIGITIZE_AUTO_MATCH", ("off", "accepted")),
     )
 
 

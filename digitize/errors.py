@@ -71,6 +71,14 @@ class ManifestError(InputError):
     default_hint = "Correct the manifest row named in the message (save it as UTF-8 CSV) and resubmit."
 
 
+class ProposalInvalid(InputError):
+    """A proposal workbook (``propose --apply``) whose cells were damaged or that names unknown rows."""
+
+    reason = "PROPOSAL_INVALID"
+    default_hint = ("Open the proposal again from the file 'propose' wrote (or run 'propose' again), change only "
+                    "the status and register_id columns, and keep IDs and dates as text.")
+
+
 class MissingFile(InputError):
     reason = "FILE_MISSING"
     default_hint = "Copy the file named in the manifest into the batch folder, or remove its row, and resubmit."

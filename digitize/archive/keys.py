@@ -13,7 +13,8 @@ A corrected document gets a new version number, never an overwritten object.
 
 Work in progress between two machines (OCR on one, signing on the token holder) is staged under
 ``staging/<document code>/v<version>/`` (:func:`staging_keys`): never object-locked, and the only
-keys an archive deletes, so the archive proper stays write-once.
+keys an archive deletes, so the archive proper stays write-once. OCR made before a document is
+registered (``propose``) waits under ``staging/_ocr/<SHA-256 of the original>/`` (:func:`ocr_cache_keys`).
 """
 
 from __future__ import annotations
@@ -93,6 +94,15 @@ def staging_keys(code: str, version: int = 1) -> StagingKeys:
         raise ValueError(f"version must be an integer >= 1, not {version!r}")
     base = f"{STAGING_PREFIX}{code}/v{version}/"
     return StagingKeys(pdf=f"{base}document.pdf", state=f"{base}prepared.json")
+
+
+def ocr_cache_keys(content_sha256: str) -> StagingKeys:
+    """Staging keys of OCR kept for the bytes whose SHA-256 is ``content_sha256`` (``_ocr`` is no code: codes
+    start with a letter or digit)."""
+    if not isinstance(content_sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", content_sha256):
+        raise ValueError(f"not a lower-case hex SHA-256: {content_sha256!r}")
+    base = f"{STAGING_PREFIX}_ocr/{content_sha256}/"
+    return StagingKeys(pdf=f"{base}ocr.pdf", state=f"{base}ocr.json")
 
 
 def check_key(key: str) -> str:

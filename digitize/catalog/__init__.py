@@ -16,6 +16,7 @@ from digitize.catalog.records import (
     DocumentSpec,
     FileSpec,
     ImportSummary,
+    RegisterRow,
     fingerprint_of,
     stack_fingerprint,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "IndexedPage",
     "PageFields",
     "ReferenceFile",
+    "RegisterRow",
     "SheetRow",
     "TextAnalyzer",
     "UtcDateTime",

@@ -288,6 +288,30 @@ class Agency:
 
 
 @dataclass(frozen=True)
+class RegisterRow:
+    """A register row (a result the register lists), with the code already archived for it, if any."""
+
+    register_id: str
+    """Row id in the register."""
+    agency_code: str
+    """Issuing agency."""
+    title: str
+    """Name of the result."""
+    issued_date: date
+    """Issue date."""
+    procedure_code: str | None = None
+    """National TTHC database code."""
+    dossier_code: str | None = None
+    """Circular 01/2018 dossier code."""
+    valid_until: date | None = None
+    """Validity end, ``None`` for indefinite."""
+    holder_id: str | None = None
+    """Citizen ID or tax code of the holder (personal data)."""
+    archived_code: str | None = None
+    """Code of a document archived for the row (``None``: not yet digitized)."""
+
+
+@dataclass(frozen=True)
 class Event:
     """A PREMIS-style event on a document or a batch."""
 

@@ -28,7 +28,9 @@ from digitize.catalog.engine import CatalogBase
 from digitize.catalog.frames import FrameQueries
 from digitize.catalog.fulltext import FulltextQueries
 from digitize.catalog.imports import ReferenceData
+from digitize.catalog.matching import MatchQueries
 from digitize.catalog.records import ArchivedInfo, DocumentRecord, DocumentSpec, Event, FileSpec, record_from_row
+from digitize.catalog.relinks import RelinkRecords
 from digitize.catalog.reuse import ReuseRecords
 from digitize.catalog.reuse_import import ReuseImports
 from digitize.catalog.review import ReviewQueries
@@ -46,8 +48,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Catalog(SheetRecords, ReviewQueries, ReuseRecords, ReuseImports, Snapshots, FulltextQueries, FrameQueries,
-              ReferenceData, CatalogBase):
+class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRecords, ReuseImports, Snapshots,
+              FulltextQueries, FrameQueries, ReferenceData, CatalogBase):
     """The catalog database; one instance per process (it holds a connection pool)."""
 
     def __init__(self, url: str) -> None:

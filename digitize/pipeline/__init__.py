@@ -3,9 +3,11 @@ splitting of scanned stacks at their cover sheets (``stacks``, ``segments``)."""
 
 from __future__ import annotations
 
+from digitize.pipeline.automatch import auto_match
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
+from digitize.pipeline.relink import relink_document
 from digitize.pipeline.stacks import FAULTS as STACK_FAULTS
 from digitize.pipeline.stacks import SplitBatch, StackReport, split_stack_batch, stack_summaries
 from digitize.pipeline.stages import (
@@ -27,6 +29,7 @@ __all__ = [
     "RunSummary",
     "SplitBatch",
     "StackReport",
+    "auto_match",
     "correct_document",
     "cut_chunks",
     "finish_chunk",
@@ -37,6 +40,7 @@ __all__ = [
     "process_document",
     "process_documents",
     "register_batch",
+    "relink_document",
     "run_chunk",
     "split_stack_batch",
     "stack_summaries",

@@ -309,8 +309,9 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
                   checkpoint: Callable[[str], None], scratch: Path
                   ) -> tuple[OcrResult, str, list[Path], list[str]]:
     """Fetch and check the originals, make the searchable PDF/A, allocate the code and write it into the PDF."""
-    from digitize.intake import PageLimits, sniff_format
-    from digitize.ocr import OcrOptions, make_searchable_pdf, set_document_metadata
+    from digitize.intake import sniff_format
+    from digitize.match import kept_ocr, ocr_options
+    from digitize.ocr import make_searchable_pdf, set_document_metadata
 
     catalog, settings = ctx.catalog, ctx.settings
     with watch.stage("fetch"):  # a stack's document: its own pages as the split cut them, not the inbox's stack
@@ -318,13 +319,15 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
         sources = fetch_segment(ctx, record, scratch) if record.stack_sha256 else originals
     formats = [sniff_format(p) for p in originals]
     out_pdf = scratch / "document.pdf"
-    options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=scratch,
-                         page_timeout=settings.ocr_page_timeout, limits=PageLimits.from_settings(settings))
-    with watch.stage("ocr"):
-        ocr: OcrResult = make_searchable_pdf(sources, out_pdf, options)
+    options = ocr_options(settings, scratch)
+    with watch.stage("ocr"):  # 'propose' may have OCR'd these very bytes (same SHA-256s) already; never a stack's
+        digests = [f.sha256 for f in record.files]
+        kept = None if record.stack_sha256 else kept_ocr(ctx.archive, digests, out_pdf, options)
+        ocr: OcrResult = kept or make_searchable_pdf(sources, out_pdf, options)
     catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=ocr.tool_versions["tesseract"],
                       detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
-                             f"{sum(p.blank for p in ocr.pages)} blank")
+                             f"{sum(p.blank for p in ocr.pages)} blank"
+                             + ("; reused the OCR 'propose' kept for these bytes" if kept else ""))
     low = [p for p in ocr.pages if "LOW_RESOLUTION" in p.flags]
     if low and settings.low_dpi_action == "quarantine":
         pages = ", ".join(f"page {p.index + 1} ({p.source_file}) {p.dpi:.0f} dpi" for p in low)
@@ -397,6 +400,7 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
     """Store the signed PDF and the sidecar, mark the document archived, index it, clear the inbox."""
     from digitize.archive import document_keys
     from digitize.catalog import ArchivedInfo
+    from digitize.match import forget_ocr
 
     catalog, archive = ctx.catalog, ctx.archive
     keys = document_keys(code, record.version)
@@ -423,6 +427,7 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
         sidecar_sha256=sidecar_obj.sha256, original_keys=tuple(o.key for _, o, _ in stored),
         pages=len(ocr.pages), mean_confidence=ocr.mean_confidence, needs_review=needs_review,
         archived_at=datetime.fromisoformat(sidecar["archived_at"])))
+    forget_ocr(archive, [spec.sha256 for spec in record.files])  # kept by 'propose': the text is archived now
     catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
                       tool="digitize", tool_version=__version__,
                       detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from digitize.errors import DigitizeError, UsageError
 from digitize.presentation.coversheets_cli import add_coversheets_command
+from digitize.presentation.matching import add_matching_commands
 from digitize.presentation.processing import EXIT_UNFINISHED, cmd_process
 from digitize.presentation.reference_commands import (
     cmd_catalog_archive_reference,
@@ -354,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_processing_commands(sub)
+    add_matching_commands(sub)
     add_coversheets_command(sub, cmd_coversheets)
     _add_coverage_command(sub)
     _add_import_and_db_commands(sub)

@@ -27,13 +27,19 @@ EXIT_INPUT = InputError.exit_code
 
 def cmd_process(args: argparse.Namespace) -> int:
     from digitize.intake import LocalBatch, is_stack_batch, read_manifest
-    from digitize.pipeline import PipelineContext, register_batch
+    from digitize.pipeline import PipelineContext, auto_match, register_batch
 
     start = time.perf_counter()
     ctx = PipelineContext()
     ctx.catalog.upgrade()
     ctx.archive.ensure_bucket()
     source = LocalBatch(Path(args.batch))
+    matched = auto_match(ctx, Path(args.batch))  # DIGITIZE_AUTO_MATCH=accepted: no manifest, no cover sheets
+    if matched is not None:
+        print(f"automatic matching: {matched[0]} scan(s) written into the manifest, {matched[1]} left for review "
+              "(python -m digitize propose BATCH lists them)")
+        if not matched[0] and not source.exists("manifest.csv"):
+            return 0  # nothing accepted yet: the scans wait for the review page, no stack to split
     if is_stack_batch(source):
         return _process_stacks(ctx, source, start, quiet=args.quiet)
     plan = read_manifest(Path(args.batch))

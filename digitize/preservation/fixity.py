@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -432,22 +433,37 @@ def record_from_sidecar(sidecar: Mapping[str, Any], *, sidecar_key: str, sidecar
     )
 
 
-def _sidecar_origin(sidecar: Mapping[str, Any], version: int, new_scans: set[str]) -> str:
-    """What made a version, from its sidecar: its own ``lta_renewal`` event, new scanned files, or neither."""
-    if version == 1:
-        return "scan"
-    if any(e.get("type") == "lta_renewal" and str(e.get("detail", "")).startswith(f"version {version}:")
-           for e in sidecar.get("events", [])):
-        return "renewal"
-    return "scan" if new_scans else "correction"
-
-
 def _stack_fields(stack: Mapping[str, Any] | None) -> dict[str, Any]:
     """A stack document's place in its stack, as its sidecar records it (nothing for a document of its own)."""
     if not stack:
         return {}
     return {"stack_sha256": stack["sha256"], "stack_first_page": stack["first_page"],
             "stack_last_page": stack["last_page"], "sheet_id": stack["sheet_id"]}
+
+
+_RELINKS = re.compile(r"re-links (\S+) v(\d+) ")
+"""How a re-linked version's ``relink`` event names the version it replaces (:mod:`digitize.catalog.relinks`)."""
+
+
+def _relinked(sidecar: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The (code, version) a re-linked version replaced, from its own ``relink`` event; ``None`` otherwise."""
+    for event in sidecar.get("events", []):
+        found = _RELINKS.search(str(event.get("detail", ""))) if event.get("type") == "relink" else None
+        if found:
+            return found[1], int(found[2])
+    return None
+
+
+def _sidecar_origin(sidecar: Mapping[str, Any], version: int, new_scans: set[str]) -> str:
+    """What made a version, from its sidecar: a re-link, its own ``lta_renewal`` event, new scanned files."""
+    if _relinked(sidecar) is not None:
+        return "relink"
+    if version == 1:
+        return "scan"
+    if any(e.get("type") == "lta_renewal" and str(e.get("detail", "")).startswith(f"version {version}:")
+           for e in sidecar.get("events", [])):
+        return "renewal"
+    return "scan" if new_scans else "correction"
 
 
 def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None = None,
@@ -485,6 +501,7 @@ def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None 
     prints: set[str] = set()
     first: dict[str, datetime] = {}
     scans: dict[str, set[str]] = {}
+    withdrawals: list[tuple[tuple[str, int], str, datetime]] = []
     for code, version, key, sidecar, digest in found:
         fingerprint = sidecar["fingerprint"]
         if fingerprint in prints:
@@ -501,5 +518,11 @@ def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None 
                           detail=f"restored from sidecar {key} (sha256 {_short(digest)})")
         restored[(code, version)] = new.id
         prints.add(new.fingerprint)
+        if (replaced := _relinked(sidecar)) is not None:
+            withdrawals.append((replaced, key, datetime.fromisoformat(sidecar["archived_at"])))
+    for (code, version), key, at in withdrawals:  # the versions a re-link replaced, withdrawn when it was archived
+        if (code, version) in restored:
+            catalog.withdraw(restored[(code, version)], actor="catalog rebuild", at=at,
+                             reason=f"re-linked, as the sidecar {key} records")
     return RebuildSummary(len(restored), len({c for c, _ in restored}), tuple(skipped))
 

@@ -1,7 +1,7 @@
 """Cover sheets, and where a document sits in a scanned stack.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03
 
 ``cover_sheets`` holds one row per printed sheet id: the register row it stands for, or, for a planned row
