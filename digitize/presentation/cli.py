@@ -20,6 +20,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digitize.clock import business_today, parse_business_date
 from digitize.errors import DigitizeError, TransientError, UsageError
 
 EXIT_UNFINISHED = 3
@@ -121,7 +122,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
     catalog = _catalog()
     plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
-    as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
+    as_of = parse_business_date(args.as_of) if args.as_of else business_today()
     frames = catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame()
     needs = catalog.needs_frame()
     if args.drill_down:
@@ -447,7 +448,7 @@ def _add_processing_commands(sub: Subparsers) -> None:
 def _add_coverage_command(sub: Subparsers) -> None:
     """Coverage reports and their drill-downs."""
     p = sub.add_parser("coverage", help="coverage of the register against the plan's targets")
-    p.add_argument("--as-of", help="report date YYYY-MM-DD (default today)")
+    p.add_argument("--as-of", help="report date YYYY-MM-DD or dd/mm/yyyy (default: today in Vietnam)")
     p.add_argument("--plan", help="plan file (default DIGITIZE_PLAN)")
     p.add_argument("--format", choices=("csv", "html", "xlsx"),
                    help="report format (default: the text table; with --out, from the file's extension, else csv); "

@@ -17,11 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
+from digitize.clock import business_today
 from digitize.config import REPO_ROOT
 from digitize.errors import ConfigurationError
 
@@ -52,7 +52,7 @@ DRILL_DOWN_COLUMNS = (
 
 def today() -> date:
     """The current day in Vietnam: a report "as of today" must not switch day at 17:00 local time (UTC midnight)."""
-    return datetime.now(ZoneInfo(TIMEZONE)).date()
+    return business_today()
 
 
 def plan_files(configured: Path) -> dict[str, Path]:
