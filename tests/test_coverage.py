@@ -91,6 +91,7 @@ def doc(
         "issued_date": date(2023, 1, 1),
         "valid_until": None,
         "archived_at": at,
+        "digitized_at": at,
         "scanned_at": scanned_at,
         "version": version,
     }
@@ -303,9 +304,9 @@ def test_timezone_aware_archive_times_are_read_in_vietnam(frames: Frames, plan: 
     agencies, register, archived = frames
     archived = archived.copy()
     # 16:30 UTC is 23:30 in Hà Nội (counted); 17:30 UTC is 00:30 the next day (not counted)
-    archived["archived_at"] = pd.to_datetime(archived["archived_at"]).dt.tz_localize("UTC")
-    archived.loc[archived["code"] == "A5", "archived_at"] = pd.Timestamp(datetime(2024, 6, 30, 17, 30, tzinfo=UTC))
-    archived.loc[archived["code"] == "A9", "archived_at"] = pd.Timestamp(datetime(2024, 6, 30, 16, 30, tzinfo=UTC))
+    archived["digitized_at"] = pd.to_datetime(archived["digitized_at"]).dt.tz_localize("UTC")
+    archived.loc[archived["code"] == "A5", "digitized_at"] = pd.Timestamp(datetime(2024, 6, 30, 17, 30, tzinfo=UTC))
+    archived.loc[archived["code"] == "A9", "digitized_at"] = pd.Timestamp(datetime(2024, 6, 30, 16, 30, tzinfo=UTC))
     c = level_row(compute_coverage(agencies, register, archived, plan, AS_OF).by_level, "commune")
     assert c["digitized"] == 1  # R12 only
 
