@@ -450,7 +450,7 @@ def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch
     monkeypatch.setattr("digitize.coverage.render_xlsx.EXCEL_MAX_ROWS", 6)
     write_xlsx(report, path)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Chi tiết", "Chi tiết (2)"]
+    assert wb.sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Chi tiết", "Chi tiết (2)", "Không được tính", "Đối chiếu lưu trữ", "Cơ quan kế thừa", "Nguồn gốc số liệu"]
     agencies = wb["Theo cơ quan"]
     assert [c.value for c in agencies[1]][:5] == ["Mã cơ quan", "Tên cơ quan", "Cấp", "Đã số hóa", "Còn hiệu lực"]
     assert agencies["A2"].value == C2 and agencies["C2"].value == "Cấp xã"
@@ -462,7 +462,7 @@ def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch
     summary = [r for r in wb["Tổng hợp"].iter_rows(values_only=True) if r and r[0] == "Cấp tỉnh"]
     assert summary[0][1:3] == (1, 3)
     write_xlsx(report, path, detail=False)
-    assert openpyxl.load_workbook(path).sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa"]
+    assert openpyxl.load_workbook(path).sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Không được tính", "Đối chiếu lưu trữ", "Cơ quan kế thừa", "Nguồn gốc số liệu"]
 
 
 def test_csv_has_a_byte_order_mark_for_excel(report: CoverageReport, tmp_path: Path) -> None:
