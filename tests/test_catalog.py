@@ -339,7 +339,7 @@ def test_import_register_validates_rows(cat: Catalog, tmp_path: Path) -> None:
     assert "column procedure_code" in messages[9]
     assert "repeats row 3" in messages[10]
     frame = cat.register_frame()
-    assert list(frame.columns) == REGISTER_COLUMNS
+    assert list(frame.columns) == [*REGISTER_COLUMNS, "successor_code", "recorded_at"]
     assert frame.set_index("register_id").loc["REG-0001", "title"] == "Phiếu lý lịch tư pháp số 1 (sửa)"
     assert frame.set_index("register_id").loc["REG-1000", "valid_until"] == pd.Timestamp("2025-01-01")
 
@@ -555,7 +555,7 @@ def test_events_and_listing(loaded: Catalog) -> None:
 
 def test_frames_columns_and_types(loaded: Catalog) -> None:
     agencies = loaded.agencies_frame()
-    assert list(agencies.columns) == AGENCY_COLUMNS and len(agencies) == 6
+    assert list(agencies.columns) == [*AGENCY_COLUMNS, "recorded_at"] and len(agencies) == 6
     assert agencies["remote"].dtype == bool and agencies["one_stop"].dtype == bool
     assert pd.api.types.is_datetime64_any_dtype(agencies["valid_to"])
     assert agencies.set_index("code").loc["000.02.31.H99", "remote"]

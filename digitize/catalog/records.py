@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -191,6 +191,15 @@ class DocumentRecord:
     """Worker (``host:pid:token``) processing the document now, see :meth:`Catalog.claim`; ``None`` when idle."""
     lease_expires_at: datetime | None = None
     """When that worker's claim lapses unless renewed (UTC)."""
+    digitized_at: datetime | None = None
+    """When the code was first archived (its first version's ``archived_at``); every version carries it, so
+    coverage counts the document as digitized from then whatever later versions do."""
+    origin: str = "scan"
+    """What made this version: ``scan``, ``correction`` (metadata only), ``renewal`` (LTA) or ``relink``."""
+    withdrawn: bool = False
+    """Withdrawn (e.g. a wrong register link replaced by a re-link): counted nowhere from ``withdrawn_at``."""
+    withdrawn_at: datetime | None = None
+    """When it was withdrawn (UTC)."""
 
 
 @dataclass(frozen=True)
@@ -289,6 +298,8 @@ class ImportSummary:
     """Existing rows already identical."""
     rejected: list[RowError]
     """Refused rows, in file order; the other rows were imported."""
+    warnings: list[str] = field(default_factory=list)
+    """What the import accepted but needs another file fixed (a split agency's register rows)."""
 
 
 def record_from_row(row: Mapping[str, Any], files: Iterable[tuple[FileSpec, str | None]]) -> DocumentRecord:
@@ -306,4 +317,6 @@ def record_from_row(row: Mapping[str, Any], files: Iterable[tuple[FileSpec, str 
         files=tuple(spec for spec, _ in pairs), original_keys=tuple(key for _, key in pairs),
         manifest_document_id=row["manifest_document_id"], supersedes_id=row["supersedes_id"],
         lease_owner=row.get("lease_owner"), lease_expires_at=row.get("lease_expires_at"),
+        digitized_at=row.get("digitized_at"), origin=row.get("origin") or "scan",
+        withdrawn=bool(row.get("withdrawn", False)), withdrawn_at=row.get("withdrawn_at"),
     )

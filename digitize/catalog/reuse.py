@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from digitize.catalog.records import FileSpec
 
 metadata = sa.MetaData()
-"""The reuse API's tables (created by migrations 0002 and 0005, ``access_log`` changed by 0006;
-``reuse_events`` refers to ``documents``)."""
+"""The reuse API's tables (created by migrations 0002 and 0005, ``access_log`` changed by 0006, recorded times
+added by 0007; ``reuse_events`` refers to ``documents``)."""
 api_clients = sa.Table(
     "api_clients", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -62,10 +62,12 @@ reuse_events = sa.Table(
     sa.Column("caller_system", sa.String(200), nullable=False),
     sa.Column("new_dossier_code", sa.String(40), nullable=False),
     sa.Column("purpose", sa.Text, nullable=False),
-    sa.Column("reused_at", UtcDateTime, nullable=False),
+    sa.Column("reused_at", UtcDateTime, nullable=False),  # when the one-stop system reused it (valid time)
+    sa.Column("recorded_at", UtcDateTime, nullable=False),  # when the catalog learned it (0007)
     sa.ForeignKeyConstraint(["document_id"], [documents.c.id], name="fk_reuse_events_document_id_documents"),
     sa.UniqueConstraint("document_id", "new_dossier_code", name="uq_reuse_events_document_id_new_dossier_code"),
     sa.Index("ix_reuse_events_reused_at", "reused_at"),
+    sa.Index("ix_reuse_events_recorded_at", "recorded_at"),
 )
 supplied_again_events = sa.Table(
     "supplied_again_events", metadata,
@@ -79,12 +81,13 @@ supplied_again_events = sa.Table(
     sa.Column("caller_system", sa.String(200), nullable=False),
     sa.Column("purpose", sa.Text, nullable=False),
     sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),  # when the paper was asked for again (0007)
     sa.UniqueConstraint("new_dossier_code", "holder_id", "document",
                         name="uq_supplied_again_events_new_dossier_code_holder_id_document"),
     sa.Index("ix_supplied_again_events_recorded_at", "recorded_at"),
 )
 
-NEEDS_COLUMNS = ("new_dossier_code", "outcome", "holder_id", "holding_agency", "document", "at")
+NEEDS_COLUMNS = ("new_dossier_code", "outcome", "holder_id", "holding_agency", "document", "at", "recorded_at")
 REUSE_COLUMNS = ("id", "document_id", "code", "holder_id", "agency_code", "kind", "procedure_code", "register_id",
                  "client", "caller_system", "new_dossier_code", "purpose", "reused_at")
 
@@ -113,6 +116,7 @@ class ReuseRecord:
     new_dossier_code: str
     purpose: str
     reused_at: datetime
+    recorded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class SuppliedAgainRecord:
     caller_system: str
     purpose: str
     recorded_at: datetime
+    occurred_at: datetime
 
 
 def _now() -> datetime:
@@ -247,9 +252,10 @@ class ReuseRecords(CatalogBase):
         created = False
         try:
             with self.write() as conn:
+                now = _now()
                 conn.execute(sa.insert(reuse_events).values(
                     document_id=document_id, code=code, client=client, caller_system=caller_system,
-                    new_dossier_code=new_dossier_code, purpose=purpose, reused_at=_now()))
+                    new_dossier_code=new_dossier_code, purpose=purpose, reused_at=now, recorded_at=now))
             created = True
         except sa_exc.IntegrityError:
             pass  # the same reuse sent again: answer with the record
@@ -268,10 +274,11 @@ class ReuseRecords(CatalogBase):
         created = False
         try:
             with self.write() as conn:
+                now = _now()
                 conn.execute(sa.insert(supplied_again_events).values(
                     holder_id=holder_id, new_dossier_code=new_dossier_code, document=document,
                     procedure_code=procedure_code, reason=reason, client=client, caller_system=caller_system,
-                    purpose=purpose, recorded_at=_now()))
+                    purpose=purpose, recorded_at=now, occurred_at=now))
             created = True
         except sa_exc.IntegrityError:
             pass  # the same report sent again: answer with the record
@@ -300,27 +307,35 @@ class ReuseRecords(CatalogBase):
         frame["reused_at"] = pd.to_datetime(frame["reused_at"], utc=True)
         return frame
 
-    def needs_frame(self) -> pd.DataFrame:
-        """Every paper a new dossier needed that the one-stop system reported: reused, or supplied again.
+    def needs_frame(self, cutoff: datetime | None = None) -> pd.DataFrame:
+        """Every paper a new dossier needed that the one-stop system reported (API or imported log), as recorded
+        up to ``cutoff`` (aware UTC; None = now): reused, or supplied again.
 
         Coverage's "not asked again" indicator counts dossiers from it. Columns: new_dossier_code,
         outcome (``reused`` | ``supplied_again``), holder_id, holding_agency (the reused document's agency; None
-        when supplied again), document (code reused, or the paper asked for), at (datetime64 UTC).
+        when supplied again), document (code reused, or the paper asked for), at (when it happened, datetime64
+        UTC), recorded_at (when the catalog learned it, datetime64 UTC).
         """
+        at = datetime.now(UTC) if cutoff is None else cutoff.astimezone(UTC)
         reused = (
             sa.select(reuse_events.c.new_dossier_code, sa.literal("reused").label("outcome"),
-                      documents.c.holder_id, documents.c.agency_code, reuse_events.c.code, reuse_events.c.reused_at)
+                      documents.c.holder_id, documents.c.agency_code, reuse_events.c.code, reuse_events.c.reused_at,
+                      reuse_events.c.recorded_at)
             .join(documents, documents.c.id == reuse_events.c.document_id)
+            .where(reuse_events.c.recorded_at <= at)
             .order_by(reuse_events.c.id)
         )
         again = (
             sa.select(supplied_again_events.c.new_dossier_code, sa.literal("supplied_again").label("outcome"),
                       supplied_again_events.c.holder_id, sa.null().label("agency_code"),
-                      supplied_again_events.c.document, supplied_again_events.c.recorded_at)
+                      supplied_again_events.c.document, supplied_again_events.c.occurred_at,
+                      supplied_again_events.c.recorded_at)
+            .where(supplied_again_events.c.recorded_at <= at)
             .order_by(supplied_again_events.c.id)
         )
         with self.read() as conn:
             rows = [tuple(r) for r in conn.execute(reused)] + [tuple(r) for r in conn.execute(again)]
         frame = pd.DataFrame.from_records(rows, columns=list(NEEDS_COLUMNS))
-        frame["at"] = pd.to_datetime(frame["at"], utc=True)
+        for column in ("at", "recorded_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame

@@ -16,6 +16,11 @@ import sqlalchemy as sa
 LEVELS = ("province", "district", "commune")
 STATUSES = ("RECEIVED", "ARCHIVED", "QUARANTINED")
 OUTCOMES = ("success", "failure", "warning")
+ORIGINS = ("scan", "correction", "renewal", "relink")
+"""What made a document version: a new scan (a first version, or a correction bringing scanned files it did not
+have), a metadata-only correction, an LTA renewal (a new timestamp over the same PDF), a re-link (issue #18)."""
+REFERENCE_KINDS = ("agencies", "register", "successors", "reuse")
+"""Reference files the catalog imports and the archive keeps (see ``reference_files``)."""
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -75,7 +80,78 @@ register = sa.Table(
     sa.Column("issued_date", sa.Date, nullable=False),
     sa.Column("valid_until", sa.Date),
     sa.Column("holder_id", sa.String(100)),
+    sa.Column("successor_code", sa.String(13)),  # the successor that took the row over, when levels differ
 )
+
+# ------------------------------------------------------------------------------------- recorded history
+# ``agencies`` and ``register`` hold the current state (one row per key). The history tables below hold every
+# state the catalog was told, each row with the time it was recorded and the time a later import replaced it
+# (``superseded_at``, NULL while current): the facts "as recorded up to C" are the rows with
+# recorded_at <= C < superseded_at. Migration 0007 creates them.
+
+agency_versions = sa.Table(
+    "agency_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(13), nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("parent_code", sa.String(13)),
+    sa.Column("remote", sa.Boolean, nullable=False),
+    sa.Column("one_stop", sa.Boolean, nullable=False),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("valid_to", sa.Date),
+    sa.Column("successor_code", sa.String(13)),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("superseded_at", UtcDateTime),
+    sa.CheckConstraint("level IN ('province', 'district', 'commune')", name="level"),
+)
+"""Every valid-time row of every agency as recorded: a code may have several (level, flags changing in time)."""
+
+register_versions = sa.Table(
+    "register_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("register_id", sa.String(100), nullable=False, index=True),
+    sa.Column("agency_code", sa.String(13), nullable=False),
+    sa.Column("procedure_code", sa.String(40)),
+    sa.Column("dossier_code", sa.String(40)),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("issued_date", sa.Date, nullable=False),
+    sa.Column("valid_until", sa.Date),
+    sa.Column("holder_id", sa.String(100)),
+    sa.Column("successor_code", sa.String(13)),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("superseded_at", UtcDateTime),
+)
+"""Every recorded state of every register row."""
+
+agency_successors = sa.Table(
+    "agency_successors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("predecessor_code", sa.String(13), nullable=False, index=True),
+    sa.Column("successor_code", sa.String(13), nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Column("recorded_at", UtcDateTime, nullable=False),
+    sa.Column("superseded_at", UtcDateTime),
+)
+"""Who took over an abolished (or split) agency from which day: one to many, chains allowed."""
+
+reference_files = sa.Table(
+    "reference_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("key", sa.Text),
+    sa.Column("recorded_at", UtcDateTime, nullable=False, index=True),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.CheckConstraint("kind IN ('agencies', 'register', 'successors', 'reuse')", name="kind"),
+)
+"""Each import that changed the catalog: the file's name, SHA-256, archive key (NULL when imported without an
+archive) and the recorded time its rows carry; ``catalog rebuild`` replays them in this order."""
 
 documents = sa.Table(
     "documents",
@@ -111,9 +187,14 @@ documents = sa.Table(
     sa.Column("archived_at", UtcDateTime),
     sa.Column("lease_owner", sa.String(200)),
     sa.Column("lease_expires_at", UtcDateTime),
+    sa.Column("digitized_at", UtcDateTime),  # the first version's archived_at: counted as digitized from then
+    sa.Column("origin", sa.String(16), nullable=False, server_default="scan"),
+    sa.Column("withdrawn", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("withdrawn_at", UtcDateTime),  # when it was withdrawn: reports with an earlier cut-off still see it
     sa.UniqueConstraint("code", "version"),
     sa.CheckConstraint("status IN ('RECEIVED', 'ARCHIVED', 'QUARANTINED')", name="status"),
     sa.CheckConstraint("kind IN ('KQ', 'TP')", name="kind"),
+    sa.CheckConstraint("origin IN ('scan', 'correction', 'renewal', 'relink')", name="origin"),
 )
 
 document_files = sa.Table(

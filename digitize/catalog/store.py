@@ -135,6 +135,9 @@ class Catalog(ReviewQueries, ReuseRecords, FulltextQueries, FrameQueries, Refere
     ) -> tuple[DocumentRecord, bool]:
         """Register a corrected version of an archived document: same code, version + 1, old row kept and linked.
 
+        Its origin is ``scan`` when it brings a scanned file the old version did not have (it counts as a scan for
+        indicator 3), else ``correction``; it keeps the first version's ``digitized_at``.
+
         The new row is RECEIVED and goes through the pipeline like any other (its code is already set, so
         :meth:`allocate_code` returns it). Events on both rows say who corrected it and why. Idempotent:
         registering the same correction again returns it with ``created=False``.
@@ -167,10 +170,13 @@ class Catalog(ReviewQueries, ReuseRecords, FulltextQueries, FrameQueries, Refere
                         f"a correction keeps the code {old.code}, so agency and kind must stay "
                         f"{old.agency_code}/{old.kind}, got {spec.agency_code}/{spec.kind}")
                 now = _now()
+                scanned = {f.sha256 for f in spec.files} - {f.sha256 for f in old.files}
                 new_id = conn.execute(
                     sa.insert(documents)
                     .values(**_spec_values(spec), fingerprint=fingerprint, status="RECEIVED", code=old.code,
-                            version=old.version + 1, supersedes_id=old.id, received_at=now, needs_review=False)
+                            version=old.version + 1, supersedes_id=old.id, received_at=now, needs_review=False,
+                            origin="scan" if scanned else "correction",
+                            digitized_at=old.digitized_at or old.archived_at)
                     .returning(documents.c.id)
                 ).scalar_one()
                 conn.execute(sa.insert(document_files), _file_rows(new_id, spec))
@@ -333,12 +339,13 @@ class Catalog(ReviewQueries, ReuseRecords, FulltextQueries, FrameQueries, Refere
                 raise CatalogConflict(f"document {document_id} is {record.status}; reset_for_retry it first")
             if record.code is None:
                 raise CatalogConflict(f"document {document_id} has no code: allocate_code before archiving")
+            now = _now()  # a first version is digitized now; a later one keeps its first version's date
             conn.execute(
                 sa.update(documents).where(documents.c.id == document_id).values(
                     status="ARCHIVED", reason=None, message=None, pdf_key=info.pdf_key, pdf_sha256=info.pdf_sha256,
                     sidecar_key=info.sidecar_key, sidecar_sha256=info.sidecar_sha256, pages=info.pages,
-                    mean_confidence=info.mean_confidence, needs_review=info.needs_review, archived_at=_now(),
-                    lease_owner=None, lease_expires_at=None,
+                    mean_confidence=info.mean_confidence, needs_review=info.needs_review, archived_at=now,
+                    digitized_at=record.digitized_at or now, lease_owner=None, lease_expires_at=None,
                 )
             )
             conn.execute(

@@ -17,6 +17,7 @@ so the caller retries; it is never reported as a failed check.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -431,6 +432,16 @@ def record_from_sidecar(sidecar: Mapping[str, Any], *, sidecar_key: str, sidecar
     )
 
 
+def _sidecar_origin(sidecar: Mapping[str, Any], version: int, new_scans: set[str]) -> str:
+    """What made a version, from its sidecar: its own ``lta_renewal`` event, new scanned files, or neither."""
+    if version == 1:
+        return "scan"
+    if any(e.get("type") == "lta_renewal" and str(e.get("detail", "")).startswith(f"version {version}:")
+           for e in sidecar.get("events", [])):
+        return "renewal"
+    return "scan" if new_scans else "correction"
+
+
 def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None = None,
                     prefix: str = "documents/") -> RebuildSummary:
     """Restore every archived version from its sidecar into an empty catalog (schema upgraded, agencies
@@ -464,12 +475,19 @@ def rebuild_catalog(catalog: Catalog, archive: Archive, *, template: str | None 
     found.sort(key=lambda item: (item[0], item[1]))
     restored: dict[tuple[str, int], int] = {}
     prints: set[str] = set()
+    first: dict[str, datetime] = {}
+    scans: dict[str, set[str]] = {}
     for code, version, key, sidecar, digest in found:
         fingerprint = sidecar["fingerprint"]
         if fingerprint in prints:
             fingerprint = version_fingerprint(fingerprint, version)
         record = record_from_sidecar(sidecar, sidecar_key=key, sidecar_sha256=digest, fingerprint=fingerprint,
                                      supersedes_id=restored.get((code, version - 1)))
+        originals = {f.sha256 for f in record.files}
+        digitized = first.setdefault(code, datetime.fromisoformat(sidecar["archived_at"]))
+        record = dataclasses.replace(record, digitized_at=digitized,
+                                     origin=_sidecar_origin(sidecar, version, originals - scans.get(code, set())))
+        scans[code] = originals
         new = catalog.restore_document(record, template=template)
         catalog.add_event(new.id, "catalog_rebuild", "success", tool="digitize", tool_version=__version__,
                           detail=f"restored from sidecar {key} (sha256 {_short(digest)})")

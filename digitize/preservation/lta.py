@@ -6,7 +6,8 @@ timestamp, adds its validation data to the DSS and appends a new document timest
 archival timestamp update). The archive is write-once, so the renewed PDF and its sidecar become the
 next version of the document (``document_keys(code, version + 1)``): nothing is overwritten or
 deleted, Object Lock stays intact, the catalog points to the new version and the fixity audit keeps
-checking every version.
+checking every version. The new version's origin is ``renewal``: it keeps the first version's ``digitized_at``
+and ``scanned_at`` and is no scan, so coverage neither re-dates the document nor counts a scanning unit.
 """
 
 from __future__ import annotations
@@ -245,8 +246,8 @@ def renew(catalog: Catalog, archive: Archive, document_id: int, options: Renewal
         record, id=0, version=version, fingerprint=version_fingerprint(old_sidecar["fingerprint"], version),
         pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
         sidecar_sha256=sidecar_obj.sha256, received_at=datetime.now(UTC), archived_at=datetime.now(UTC),
-        supersedes_id=record.id,
-    ))
+        supersedes_id=record.id, origin="renewal", digitized_at=record.digitized_at or record.archived_at,
+    ))  # not a scan (indicator 3 does not count it), nor a new digitization (digitized_at stays the first's)
     catalog.add_event(new.id, "lta_renewal", "success", tool="pyhanko", tool_version=pyhanko_version(), detail=detail)
     catalog.add_event(record.id, "lta_renewal", "success", tool="pyhanko", tool_version=pyhanko_version(),
                       detail=f"superseded by version {version} (document {new.id}), a renewal of its timestamps")
