@@ -34,6 +34,7 @@ AS_OF = date(2024, 6, 30)  # 2024 targets: stock 90/80/75, flow 80, units 100/10
 P1, PC, D1, D2 = "000.00.12.H99", "000.00.01.H99", "000.00.31.H99", "000.00.32.H99"
 C1, C2, C3, C4 = "000.01.31.H99", "000.02.31.H99", "000.03.31.H99", "000.04.31.H99"
 Frames = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+AUDIT_SHEETS = ["Không được tính", "Đối chiếu lưu trữ", "Cơ quan kế thừa", "Nguồn gốc số liệu"]
 
 
 def agency(
@@ -450,7 +451,7 @@ def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch
     monkeypatch.setattr("digitize.coverage.render_xlsx.EXCEL_MAX_ROWS", 6)
     write_xlsx(report, path)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Chi tiết", "Chi tiết (2)", "Không được tính", "Đối chiếu lưu trữ", "Cơ quan kế thừa", "Nguồn gốc số liệu"]
+    assert wb.sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Chi tiết", "Chi tiết (2)", *AUDIT_SHEETS]
     agencies = wb["Theo cơ quan"]
     assert [c.value for c in agencies[1]][:5] == ["Mã cơ quan", "Tên cơ quan", "Cấp", "Đã số hóa", "Còn hiệu lực"]
     assert agencies["A2"].value == C2 and agencies["C2"].value == "Cấp xã"
@@ -462,7 +463,7 @@ def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch
     summary = [r for r in wb["Tổng hợp"].iter_rows(values_only=True) if r and r[0] == "Cấp tỉnh"]
     assert summary[0][1:3] == (1, 3)
     write_xlsx(report, path, detail=False)
-    assert openpyxl.load_workbook(path).sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Không được tính", "Đối chiếu lưu trữ", "Cơ quan kế thừa", "Nguồn gốc số liệu"]
+    assert openpyxl.load_workbook(path).sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", *AUDIT_SHEETS]
 
 
 def test_csv_has_a_byte_order_mark_for_excel(report: CoverageReport, tmp_path: Path) -> None:

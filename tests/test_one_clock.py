@@ -72,7 +72,7 @@ def test_cli_as_of_in_both_forms(typed: str, tmp_path: Path, monkeypatch: pytest
     assert "2025-01-01" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("option", ["--as-of"])
+@pytest.mark.parametrize("option", ["--as-of", "--cutoff"])
 def test_cli_refuses_other_dates_without_a_traceback(option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from digitize.catalog import Catalog
