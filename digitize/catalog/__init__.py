@@ -7,6 +7,7 @@ package hands over its text analysis as a :class:`TextAnalyzer` and gets :class:
 from __future__ import annotations
 
 from digitize.catalog.fulltext import FulltextQuery, IndexedPage, PageFields, TextAnalyzer
+from digitize.catalog.history import ReferenceFile
 from digitize.catalog.records import (
     Agency,
     ArchivedInfo,
@@ -33,6 +34,7 @@ __all__ = [
     "ImportSummary",
     "IndexedPage",
     "PageFields",
+    "ReferenceFile",
     "TextAnalyzer",
     "UtcDateTime",
     "documents",

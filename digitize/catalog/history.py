@@ -9,7 +9,8 @@ so importing the same file again changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from digitize.catalog.records import ImportSummary
 from digitize.catalog.schema import agency_successors, agency_versions, reference_files
 
 _BOOKKEEPING = ("id", "recorded_at", "superseded_at")
@@ -34,6 +36,39 @@ class ReferenceFile:
     """SHA-256 of its bytes."""
     key: str | None
     """Its archive key (``None`` when imported without an archive)."""
+
+
+class _Preview(Exception):
+    """Leaves a dry-run import's transaction, so it rolls back."""
+
+
+class Outcome:
+    """The summary an import reaches inside its transaction (see :func:`previewed`)."""
+
+    def __init__(self, dry_run: bool) -> None:
+        self.dry_run = dry_run
+        self._summary: ImportSummary | None = None
+
+    def done(self, summary: ImportSummary) -> None:
+        """The import's summary; in a dry run, leave the transaction now so nothing is written."""
+        self._summary = summary
+        if self.dry_run:
+            raise _Preview
+
+    @property
+    def summary(self) -> ImportSummary:
+        """The summary given to :meth:`done`."""
+        assert self._summary is not None
+        return self._summary
+
+
+@contextmanager
+def previewed(dry_run: bool) -> Iterator[Outcome]:
+    """Around an import's write transaction: with ``dry_run`` the transaction rolls back, the summary stays (to
+    archive a file only when importing it changes the catalog)."""
+    outcome = Outcome(dry_run)
+    with suppress(_Preview):
+        yield outcome
 
 
 def import_time(recorded_at: datetime | None) -> datetime:

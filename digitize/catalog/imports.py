@@ -26,8 +26,10 @@ from digitize.catalog.history import (
     descendants,
     finds_cycle,
     import_time,
+    previewed,
     record_file,
     record_history,
+    reference_imports,
     split_levels,
     successors_of,
 )
@@ -59,7 +61,7 @@ class ReferenceData(CatalogBase):
         return agency
 
     def import_agencies(self, path: Path, *, data: bytes | None = None, recorded_at: datetime | None = None,
-                        source: ReferenceFile | None = None) -> ImportSummary:
+                        source: ReferenceFile | None = None, dry_run: bool = False) -> ImportSummary:
         """Record agencies from CSV (UTF-8, BOM accepted) or XLSX; bad rows are reported, not imported.
 
         Columns: code, name, level, valid_from (required); parent_code, remote, one_stop, valid_to,
@@ -90,7 +92,7 @@ class ReferenceData(CatalogBase):
             if problem is not None:
                 rejected.extend(RowError(n, problem) for n, _ in parsed.pop(code))
         at = import_time(recorded_at)
-        with self.write() as conn:
+        with previewed(dry_run) as outcome, self.write() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
             _drop_unknown_references(parsed, known, rejected)
             groups = {code: [v for _, v in members] for code, members in parsed.items()}
@@ -98,11 +100,12 @@ class ReferenceData(CatalogBase):
             self._upsert(conn, agencies, "code", [_span(members) for members in groups.values()])
             if summary[0] or summary[1]:
                 record_file(conn, source, at, sum(len(m) for m in groups.values()))
-        rejected.sort(key=lambda e: e.row_number)
-        return ImportSummary(*summary, rejected=rejected)
+            rejected.sort(key=lambda e: e.row_number)
+            outcome.done(ImportSummary(*summary, rejected=rejected))
+        return outcome.summary
 
     def import_register(self, path: Path, *, data: bytes | None = None, recorded_at: datetime | None = None,
-                        source: ReferenceFile | None = None) -> ImportSummary:
+                        source: ReferenceFile | None = None, dry_run: bool = False) -> ImportSummary:
         """Record register rows by register_id from CSV or XLSX; bad rows are reported, not imported.
 
         Columns: register_id, agency_code, title, issued_date (required); procedure_code, dossier_code,
@@ -113,7 +116,7 @@ class ReferenceData(CatalogBase):
         header, rows = _read_table(path, data)
         _require_columns(path, header, ("register_id", "agency_code", "title", "issued_date"))
         at = import_time(recorded_at)
-        with self.write() as conn:
+        with previewed(dry_run) as outcome, self.write() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
             successors = successors_of(conn)
             rejected: list[RowError] = []
@@ -135,10 +138,11 @@ class ReferenceData(CatalogBase):
             self._upsert(conn, register, "register_id", [v for _, v in parsed.values()])
             if summary[0] or summary[1]:
                 record_file(conn, source, at, len(groups))
-        return ImportSummary(*summary, rejected=rejected)
+            outcome.done(ImportSummary(*summary, rejected=rejected))
+        return outcome.summary
 
     def import_successors(self, path: Path, *, data: bytes | None = None, recorded_at: datetime | None = None,
-                          source: ReferenceFile | None = None) -> ImportSummary:
+                          source: ReferenceFile | None = None, dry_run: bool = False) -> ImportSummary:
         """Record who took over abolished agencies, from CSV or XLSX; bad rows are reported, not imported.
 
         Columns: predecessor_code, successor_code, effective_date (all required). One row per successor: a
@@ -149,7 +153,7 @@ class ReferenceData(CatalogBase):
         header, rows = _read_table(path, data)
         _require_columns(path, header, ("predecessor_code", "successor_code", "effective_date"))
         at = import_time(recorded_at)
-        with self.write() as conn:
+        with previewed(dry_run) as outcome, self.write() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
             rejected: list[RowError] = []
             parsed = _successor_rows(rows, known, rejected)
@@ -163,9 +167,15 @@ class ReferenceData(CatalogBase):
             summary = record_history(conn, agency_successors, "predecessor_code", groups, at)
             if summary[0] or summary[1]:
                 record_file(conn, source, at, sum(len(m) for m in groups.values()))
-            warnings = _unnamed_successors(conn, graph, list(groups))
-        rejected.sort(key=lambda e: e.row_number)
-        return ImportSummary(*summary, rejected=rejected, warnings=warnings)
+            rejected.sort(key=lambda e: e.row_number)
+            outcome.done(ImportSummary(*summary, rejected=rejected,
+                                       warnings=_unnamed_successors(conn, graph, list(groups))))
+        return outcome.summary
+
+    def reference_imports(self) -> list[dict[str, Any]]:
+        """Every import that changed the reference data: kind, name, sha256, key, recorded_at, rows; oldest first."""
+        with self.read() as conn:
+            return reference_imports(conn)
 
     @staticmethod
     def _upsert(conn: Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> tuple[int, int, int]:

@@ -222,6 +222,9 @@ class ArchivedInfo:
     """Mean OCR confidence, ``None`` when nothing was OCR'd."""
     needs_review: bool
     """OCR flagged pages for a human look."""
+    archived_at: datetime | None = None
+    """The archiving time the sidecar states (the catalog stores the same, so a rebuild restores it exactly);
+    ``None``: now."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from digitize.catalog.fulltext import FulltextQueries
 from digitize.catalog.imports import ReferenceData
 from digitize.catalog.records import ArchivedInfo, DocumentRecord, DocumentSpec, Event, FileSpec, record_from_row
 from digitize.catalog.reuse import ReuseRecords
+from digitize.catalog.reuse_import import ReuseImports
 from digitize.catalog.review import ReviewQueries
 from digitize.catalog.schema import OUTCOMES, STATUSES, agencies, code_sequences, document_files, documents, events
 from digitize.codes import format_document_code, validate_template
@@ -43,7 +44,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Catalog(ReviewQueries, ReuseRecords, FulltextQueries, FrameQueries, ReferenceData, CatalogBase):
+class Catalog(ReviewQueries, ReuseRecords, ReuseImports, FulltextQueries, FrameQueries, ReferenceData,
+              CatalogBase):
     """The catalog database; one instance per process (it holds a connection pool)."""
 
     def __init__(self, url: str) -> None:
@@ -339,7 +341,7 @@ class Catalog(ReviewQueries, ReuseRecords, FulltextQueries, FrameQueries, Refere
                 raise CatalogConflict(f"document {document_id} is {record.status}; reset_for_retry it first")
             if record.code is None:
                 raise CatalogConflict(f"document {document_id} has no code: allocate_code before archiving")
-            now = _now()  # a first version is digitized now; a later one keeps its first version's date
+            now = info.archived_at or _now()  # a first version is digitized then; later ones keep the first's
             conn.execute(
                 sa.update(documents).where(documents.c.id == document_id).values(
                     status="ARCHIVED", reason=None, message=None, pdf_key=info.pdf_key, pdf_sha256=info.pdf_sha256,

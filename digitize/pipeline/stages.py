@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from digitize import __version__
+from digitize.checksums import sha256_bytes
 from digitize.clock import business_today
 from digitize.errors import (
     AgencyUnknown,
@@ -406,11 +407,14 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
     sidecar_bytes = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
     with watch.stage("archive"):
         sidecar_obj = put_sidecar(archive, keys.sidecar, sidecar_bytes, code)
+        if sidecar_obj.sha256 != sha256_bytes(sidecar_bytes):  # an interrupted run's sidecar was kept: its time
+            sidecar = json.loads(archive.get(sidecar_obj.key))
 
     catalog.mark_archived(record.id, ArchivedInfo(
         pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
         sidecar_sha256=sidecar_obj.sha256, original_keys=tuple(o.key for _, o, _ in stored),
-        pages=len(ocr.pages), mean_confidence=ocr.mean_confidence, needs_review=needs_review))
+        pages=len(ocr.pages), mean_confidence=ocr.mean_confidence, needs_review=needs_review,
+        archived_at=datetime.fromisoformat(sidecar["archived_at"])))
     catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
                       tool="digitize", tool_version=__version__,
                       detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))

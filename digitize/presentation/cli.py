@@ -133,15 +133,22 @@ def _print_import(summary: ImportSummary) -> int:
           f"rejected {len(summary.rejected)}")
     for error in summary.rejected:
         print(f"  row {error.row_number}: {error.message}")
+    for warning in summary.warnings:
+        print(f"  warning: {warning}")
     return 0
 
 
-def cmd_agencies_import(args: argparse.Namespace) -> int:
-    return _print_import(_catalog().import_agencies(Path(args.file)))
+def cmd_reference_import(args: argparse.Namespace) -> int:
+    """Import a reference file (agencies, register, successors, reuse events); archived unless --no-archive."""
+    from digitize.archive import open_archive
+    from digitize.config import load_settings
+    from digitize.preservation import import_reference
 
-
-def cmd_register_import(args: argparse.Namespace) -> int:
-    return _print_import(_catalog().import_register(Path(args.file)))
+    archive = None
+    if not args.no_archive:
+        archive = open_archive(load_settings())
+        archive.ensure_bucket()
+    return _print_import(import_reference(_catalog(), archive, args.kind, Path(args.file)))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -286,14 +293,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
     from digitize.archive import open_archive
     from digitize.config import load_settings
-    from digitize.preservation import rebuild_catalog
+    from digitize.preservation import rebuild_catalog, replay_reference_imports
 
     settings = load_settings()
-    summary = rebuild_catalog(_catalog(), open_archive(settings), template=settings.code_template)
+    catalog, archive = _catalog(), open_archive(settings)
+    summary = rebuild_catalog(catalog, archive, template=settings.code_template)
     print(f"restored {summary.documents} document version(s) of {summary.codes} code(s) from the archive's sidecars")
-    for skipped in summary.skipped:
+    replayed = replay_reference_imports(catalog, archive)
+    print(f"replayed {replayed.imports} reference file import(s) (agencies, register, successors, reuse events) "
+          "with their recorded times")
+    for skipped in (*summary.skipped, *replayed.skipped):
         print(f"  not restored: {skipped}")
-    return 1 if summary.skipped else 0
+    return 1 if summary.skipped or replayed.skipped else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -396,12 +407,18 @@ def _add_processing_commands(sub: Subparsers) -> None:
 
 def _add_import_and_db_commands(sub: Subparsers) -> None:
     """Reference data imports and the catalog schema."""
-    for noun, func in (("agencies", cmd_agencies_import), ("register", cmd_register_import)):
-        p = sub.add_parser(noun, help=f"manage {noun}")
+    for noun, kind, what in (("agencies", "agencies", "agencies (one row per period of each agency)"),
+                             ("register", "register", "register rows"),
+                             ("successors", "successors", "agency successors (predecessor, successor, date)"),
+                             ("reuse", "reuse", "reuse events from the one-stop system's log")):
+        p = sub.add_parser(noun, help=f"manage {what}")
         nsub = p.add_subparsers(dest="action", required=True)
-        q = nsub.add_parser("import", help=f"import {noun} from CSV or XLSX (upsert)")
+        q = nsub.add_parser("import", help=f"import {what} from CSV or XLSX; changes are recorded as new history "
+                                           "and the file is kept in the archive")
         q.add_argument("file")
-        q.set_defaults(func=func)
+        q.add_argument("--no-archive", action="store_true",
+                       help="do not keep the file in the archive (catalog rebuild cannot restore this import)")
+        q.set_defaults(func=cmd_reference_import, kind=kind)
 
     p = sub.add_parser("db", help="catalog database")
     dsub = p.add_subparsers(dest="action", required=True)

@@ -12,6 +12,7 @@ from digitize.preservation.fixity import (
     select_documents,
 )
 from digitize.preservation.lta import RenewalOptions, due_for_renewal, renew_due
+from digitize.preservation.reference import ReplaySummary, import_reference, replay_reference_imports
 from digitize.preservation.verification import (
     Verification,
     object_label,
@@ -24,9 +25,11 @@ from digitize.preservation.verification import (
 __all__ = [
     "FixityReport",
     "RenewalOptions",
+    "ReplaySummary",
     "Verification",
     "audit_documents",
     "due_for_renewal",
+    "import_reference",
     "merge_reports",
     "object_label",
     "publish_report",
@@ -34,6 +37,7 @@ __all__ = [
     "render_report",
     "render_verification",
     "renew_due",
+    "replay_reference_imports",
     "select_documents",
     "verify_code",
     "verify_file",

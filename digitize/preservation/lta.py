@@ -239,13 +239,15 @@ def renew(catalog: Catalog, archive: Archive, document_id: int, options: Renewal
         sidecar = renewed_sidecar(old_sidecar, version=version, pdf_obj=pdf_obj, verdict=verdict, detail=detail)
         data = json.dumps(sidecar, ensure_ascii=False, indent=2, sort_keys=True).encode("utf-8")
         sidecar_obj = archive.put(keys.sidecar, data, content_type="application/json", metadata={"code": code})
-    elif pdf_obj.sha256 not in {f["sha256"] for f in json.loads(archive.get(keys.sidecar))["files"]
-                                if f["role"] == "signed_pdf"}:
-        raise ArchiveIntegrityError(f"sidecar {keys.sidecar} already exists and describes another PDF")
+    else:
+        sidecar = json.loads(archive.get(keys.sidecar))
+        if pdf_obj.sha256 not in {f["sha256"] for f in sidecar["files"] if f["role"] == "signed_pdf"}:
+            raise ArchiveIntegrityError(f"sidecar {keys.sidecar} already exists and describes another PDF")
+    archived_at = datetime.fromisoformat(sidecar["archived_at"])  # the sidecar's: a rebuild restores it exactly
     new = catalog.restore_document(dataclasses.replace(
         record, id=0, version=version, fingerprint=version_fingerprint(old_sidecar["fingerprint"], version),
         pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
-        sidecar_sha256=sidecar_obj.sha256, received_at=datetime.now(UTC), archived_at=datetime.now(UTC),
+        sidecar_sha256=sidecar_obj.sha256, received_at=datetime.now(UTC), archived_at=archived_at,
         supersedes_id=record.id, origin="renewal", digitized_at=record.digitized_at or record.archived_at,
     ))  # not a scan (indicator 3 does not count it), nor a new digitization (digitized_at stays the first's)
     catalog.add_event(new.id, "lta_renewal", "success", tool="pyhanko", tool_version=pyhanko_version(), detail=detail)
