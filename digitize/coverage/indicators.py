@@ -34,6 +34,7 @@ from digitize.coverage.frames import (
     AGENCY_COLUMNS,
     ARCHIVED_COLUMNS,
     NEEDS_COLUMNS,
+    REGISTER_COLUMNS,
     SCAN_COLUMNS,
     CoverageOptions,
     require_columns,
@@ -44,6 +45,7 @@ from digitize.coverage.frames import (
 from digitize.coverage.plan import SCOPE_ALL, Indicator, Plan
 from digitize.coverage.provenance import code_version, inputs_sha256, latest_recorded
 from digitize.coverage.rows import all_register_rows, select_rows
+from digitize.coverage.succession import SUCCESSOR_COLUMNS
 
 # ---------------------------------------------------------------------------------------------- report
 
@@ -407,8 +409,9 @@ def compute_coverage(
     require_columns(agencies, AGENCY_COLUMNS, "agencies")
     require_columns(archived, ARCHIVED_COLUMNS, "archived")
     scans = archived[list(SCAN_COLUMNS)] if scans is None else scans
-    read = {"agencies": agencies, "register": register, "archived": archived, "scans": scans,
-            "successors": successors, "needs": needs}
+    read = _facts({"agencies": (agencies, AGENCY_COLUMNS), "register": (register, REGISTER_COLUMNS),
+                   "archived": (archived, ARCHIVED_COLUMNS), "scans": (scans, SCAN_COLUMNS),
+                   "successors": (successors, SUCCESSOR_COLUMNS), "needs": (needs, NEEDS_COLUMNS)})
     valid = valid_agencies(agencies, as_of)
     rows = all_register_rows(agencies, register, archived, as_of, options, successors)
     stock = select_rows(rows, as_of, "stock")
@@ -447,6 +450,16 @@ def compute_coverage(
         inputs_sha256=inputs_sha256(read),
         code_version=code_version(),
     )
+
+
+def _facts(frames: dict[str, tuple[pd.DataFrame | None, tuple[str, ...]]]) -> dict[str, pd.DataFrame | None]:
+    """The columns of each frame coverage reads (with ``recorded_at`` and a register row's ``successor_code``):
+    what the inputs' hash covers, so database ids, which a catalog rebuild renumbers, do not change it."""
+    out: dict[str, pd.DataFrame | None] = {}
+    for name, (frame, columns) in frames.items():
+        wanted = (*columns, "successor_code", "recorded_at")
+        out[name] = None if frame is None else frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
+    return out
 
 
 SUCCESSION_COLUMNS = (
