@@ -73,7 +73,10 @@ def inputs_sha256(frames: Mapping[str, pd.DataFrame | None]) -> str:
         text = pd.DataFrame({c: _canonical_column(frame[c]) for c in columns}, columns=columns)
         text = text.sort_values(columns, kind="stable") if columns and len(text) else text
         digest.update(f"## {name}: {len(text)} rows\n".encode())
-        digest.update(text.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        for column in columns:  # each value length-prefixed: no separator inside a value can shift another
+            values = text[column].astype(str)
+            digest.update(f"# {column}\n".encode())
+            digest.update("".join(values.str.len().astype(str) + ":" + values).encode("utf-8"))
     return digest.hexdigest()
 
 

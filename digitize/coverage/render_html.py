@@ -303,4 +303,4 @@ def _audit_sections(report: CoverageReport) -> str:
     parts.append("<section><h2>" + _bi("Nguồn gốc số liệu", "Provenance") + f"</h2><table>{rows}</table>"
                  + '<p class="basis">' + _bi("Kiểm tra: python -m digitize coverage check TỆP_BÁO_CÁO",
                                              "Check: python -m digitize coverage check REPORT_FILE") + "</p></section>")
-    return "".join(parts)
+    return '<div class="audit">' + "".join(parts) + "</div>"
