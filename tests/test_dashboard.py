@@ -263,6 +263,12 @@ def test_drill_down_rows_are_the_report_rows_without_holder_ids(api: Any, catalo
     paged = api.get("/coverage/api/drill-down", params={"level": "province", "offset": 1, "limit": 2},
                     headers=_auth(_token())).json()
     assert len(paged["rows"]) == 2 and paged["offset"] == 1
+    uncounted = api.get("/coverage/api/drill-down", params={"as_of": TODAY.isoformat(), "part": "uncounted"},
+                        headers=_auth(_token())).json()
+    report = _report(catalog_url, TODAY)
+    assert [(r["document_code"], r["reason"]) for r in uncounted["rows"]] == list(
+        zip(report.uncounted["document_code"], report.uncounted["reason"], strict=True))
+    assert uncounted["total"] > 0 and "DOSSIER_COMPONENT" in {r["reason"] for r in uncounted["rows"]}
 
 
 def test_bad_queries_are_refused_with_a_reason(api: Any) -> None:
