@@ -22,6 +22,7 @@ from digitize.coverage import (
     drill_down,
     load_plan,
     read_provenance,
+    render_table,
     report_rows,
     write_csv,
     write_html,
@@ -209,6 +210,8 @@ def test_a_report_says_when_it_read_facts_recorded_after_its_day(plan: Plan) -> 
     report = compute_coverage(agencies, register, late, plan, AS_OF)
     assert report.includes_data_recorded_after == datetime(2024, 6, 30, 16, 59, 59, 999999, tzinfo=UTC)
     assert report.provenance()["includes_data_recorded_after"].startswith("2024-06-30T16:59:59")
+    assert "Includes data recorded after the end of 2024-06-30" in render_table(report)
+    assert "recorded after the end of" not in render_table(compute_coverage(agencies, register, on_time, plan, AS_OF))
 
 
 @pytest.mark.parametrize("fmt", ["csv", "html", "xlsx"])

@@ -268,11 +268,11 @@ def _agency_table(report: CoverageReport) -> str:
 
 def _late_note(report: CoverageReport) -> str:
     """Said under the title when the report read facts recorded after the end of its day."""
-    late = report.includes_data_recorded_after
-    if late is None:
+    if report.includes_data_recorded_after is None:
         return ""
-    when = late.isoformat()
-    note = _bi(f"Có dữ liệu ghi nhận sau {when}", f"Includes data recorded after {when}")
+    day, newest = report.as_of.isoformat(), report.provenance()["latest_recorded_at"]
+    note = _bi(f"Có dữ liệu ghi nhận sau ngày {day} (mới nhất: {newest})",
+               f"Includes data recorded after the end of {day}, Vietnam time (newest: {newest})")
     return f'<p class="meta late">{note}</p>'
 
 

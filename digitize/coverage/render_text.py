@@ -69,9 +69,10 @@ def _audit_lines(report: CoverageReport) -> list[str]:
     if len(report.succession):
         lines.append(f"Tính qua cơ quan kế thừa / Counted through succession: {len(report.succession)} dòng sổ / "
                      "register row(s) (--drill-down succession)")
-    late = report.includes_data_recorded_after
-    if late is not None:
-        lines.append(f"Có dữ liệu ghi nhận sau / Includes data recorded after {late.isoformat()}")
+    if report.includes_data_recorded_after is not None:
+        day = report.as_of.isoformat()
+        lines.append(f"Có dữ liệu ghi nhận sau ngày {day} / Includes data recorded after the end of {day} "
+                     f"(Vietnam time; newest: {report.provenance()['latest_recorded_at']})")
     lines.append("")
     lines += [f"{vi} / {en}: {value or '—'}" for _key, vi, en, value in provenance_rows(report)]
     return lines
