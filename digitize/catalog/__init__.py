@@ -6,6 +6,7 @@ package hands over its text analysis as a :class:`TextAnalyzer` and gets :class:
 
 from __future__ import annotations
 
+from digitize.catalog.frames import AGENCY_COLUMNS, REGISTER_COLUMNS, SCAN_COLUMNS, SUCCESSOR_COLUMNS
 from digitize.catalog.fulltext import FulltextQuery, IndexedPage, PageFields, TextAnalyzer
 from digitize.catalog.history import ReferenceFile
 from digitize.catalog.records import (
@@ -19,10 +20,16 @@ from digitize.catalog.records import (
 )
 from digitize.catalog.review import RETRY_EVENT, DuplicateSighting
 from digitize.catalog.schema import UtcDateTime, documents
+from digitize.catalog.snapshot import SETTLE as SNAPSHOT_SETTLE
 from digitize.catalog.store import Catalog
 
 __all__ = [
+    "AGENCY_COLUMNS",
+    "REGISTER_COLUMNS",
     "RETRY_EVENT",
+    "SCAN_COLUMNS",
+    "SNAPSHOT_SETTLE",
+    "SUCCESSOR_COLUMNS",
     "Agency",
     "ArchivedInfo",
     "Catalog",

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from digitize.catalog.engine import CatalogBase
 from digitize.catalog.history import (
     ReferenceFile,
+    current_rows,
     descendants,
     finds_cycle,
     import_time,
@@ -34,7 +35,14 @@ from digitize.catalog.history import (
     successors_of,
 )
 from digitize.catalog.records import Agency, ImportSummary, RowError
-from digitize.catalog.schema import LEVELS, agencies, agency_successors, agency_versions, register, register_versions
+from digitize.catalog.schema import (
+    LEVELS,
+    agencies,
+    agency_successors,
+    agency_versions,
+    register,
+    register_versions,
+)
 from digitize.codes import parse_agency_code, parse_dossier_code, parse_procedure_code
 from digitize.errors import CodeError, ImportFileError
 
@@ -49,16 +57,16 @@ class ReferenceData(CatalogBase):
     """
 
     def get_agency(self, code: str, *, as_of: date | None = None) -> Agency | None:
-        """The agency with ``code`` (``None`` if unknown, or if it did not exist on ``as_of``)."""
+        """The agency with ``code`` (``None`` if unknown): its latest period over its whole life, or, with
+        ``as_of``, its period of that day as now recorded (``None`` if it did not exist that day)."""
         parse_agency_code(code)
         with self.read() as conn:
-            row = conn.execute(sa.select(agencies).where(agencies.c.code == code)).mappings().first()
-        if row is None:
-            return None
-        agency = Agency(**dict(row))
-        if as_of is not None and not agency.valid_on(as_of):
-            return None
-        return agency
+            if as_of is None:
+                row = conn.execute(sa.select(agencies).where(agencies.c.code == code)).mappings().first()
+                return None if row is None else Agency(**dict(row))
+            periods = current_rows(conn, agency_versions, "code", [code]).get(code, [])
+        found = [Agency(**period) for period in periods]
+        return next((agency for agency in found if agency.valid_on(as_of)), None)
 
     def import_agencies(self, path: Path, *, data: bytes | None = None, recorded_at: datetime | None = None,
                         source: ReferenceFile | None = None, dry_run: bool = False) -> ImportSummary:
@@ -119,12 +127,13 @@ class ReferenceData(CatalogBase):
         with previewed(dry_run) as outcome, self.write() as conn:
             known = set(conn.execute(sa.select(agencies.c.code)).scalars())
             successors = successors_of(conn)
+            splits: dict[str, dict[str, str] | None] = {}  # per agency: a register may hold a million rows
             rejected: list[RowError] = []
             parsed: dict[str, tuple[int, dict[str, Any]]] = {}
             for number, raw in rows:
                 try:
                     values = _register_values(raw)
-                    _check_register_agency(conn, values, known, successors)
+                    _check_register_agency(conn, values, known, successors, splits)
                 except ValueError as exc:
                     rejected.append(RowError(number, _message(exc)))
                     continue
@@ -237,7 +246,8 @@ def _span(periods: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _check_register_agency(conn: Connection, values: dict[str, Any], known: set[str],
-                           successors: dict[str, list[tuple[str, date]]]) -> None:
+                           successors: dict[str, list[tuple[str, date]]], splits: dict[str, dict[str, str] | None]
+                           ) -> None:
     agency, named = values["agency_code"], values["successor_code"]
     if agency not in known:
         raise ValueError(f"column agency_code: agency {agency} is not in the catalog; import it with the agencies "
@@ -245,7 +255,9 @@ def _check_register_agency(conn: Connection, values: dict[str, Any], known: set[
     if named is not None and named not in descendants(successors, agency):
         raise ValueError(f"column successor_code: {named} is not a successor of agency {agency} in the catalog; "
                          "import the successors file first, or leave successor_code empty")
-    levels = split_levels(conn, successors, agency) if named is None else None
+    if agency not in splits:
+        splits[agency] = split_levels(conn, successors, agency)
+    levels = splits[agency] if named is None else None
     if levels:
         listed = ", ".join(f"{code} ({level})" for code, level in sorted(levels.items()))
         raise ValueError(f"agency {agency} was split among successors of different levels ({listed}): name the "

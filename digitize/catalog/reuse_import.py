@@ -171,9 +171,10 @@ def _record_event(conn: Connection, values: dict[str, Any], at: datetime, source
     common = {"client": IMPORT_CLIENT, "caller_system": values["caller_system"],
               "new_dossier_code": values["new_dossier_code"], "purpose": purpose, "recorded_at": at}
     if values["outcome"] == "reused":
-        document = conn.execute(
+        document = conn.execute(  # as archived at the import's time: a rebuild replaying it finds the same
             sa.select(documents.c.id, documents.c.holder_id).where(
-                (documents.c.code == values["document"]) & (documents.c.status == "ARCHIVED"))
+                (documents.c.code == values["document"]) & (documents.c.status == "ARCHIVED")
+                & (documents.c.archived_at <= at))
             .order_by(documents.c.version.desc()).limit(1)).first()
         if document is None:
             raise ValueError(f"column document: no archived document has code {values['document']}; a reused "

@@ -19,8 +19,9 @@ OUTCOMES = ("success", "failure", "warning")
 ORIGINS = ("scan", "correction", "renewal", "relink")
 """What made a document version: a new scan (a first version, or a correction bringing scanned files it did not
 have), a metadata-only correction, an LTA renewal (a new timestamp over the same PDF), a re-link (issue #18)."""
-REFERENCE_KINDS = ("agencies", "register", "successors", "reuse")
-"""Reference files the catalog imports and the archive keeps (see ``reference_files``)."""
+REFERENCE_KINDS = ("agencies", "register", "successors", "reuse", "snapshot")
+"""Reference files the catalog imports and the archive keeps, and snapshots of facts no file accounts for (see
+``reference_files`` and :mod:`digitize.catalog.snapshot`)."""
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
@@ -148,10 +149,11 @@ reference_files = sa.Table(
     sa.Column("key", sa.Text),
     sa.Column("recorded_at", UtcDateTime, nullable=False, index=True),
     sa.Column("rows", sa.Integer, nullable=False),
-    sa.CheckConstraint("kind IN ('agencies', 'register', 'successors', 'reuse')", name="kind"),
+    sa.CheckConstraint("kind IN ('agencies', 'register', 'successors', 'reuse', 'snapshot')", name="kind"),
 )
 """Each import that changed the catalog: the file's name, SHA-256, archive key (NULL when imported without an
-archive) and the recorded time its rows carry; ``catalog rebuild`` replays them in this order."""
+archive) and the recorded time its rows carry; ``catalog rebuild`` replays them in this order. Also each
+snapshot kept in the archive (kind ``snapshot``, recorded_at = when it was taken)."""
 
 documents = sa.Table(
     "documents",

@@ -33,6 +33,7 @@ from digitize.catalog.reuse import ReuseRecords
 from digitize.catalog.reuse_import import ReuseImports
 from digitize.catalog.review import ReviewQueries
 from digitize.catalog.schema import OUTCOMES, STATUSES, agencies, code_sequences, document_files, documents, events
+from digitize.catalog.snapshot import Snapshots
 from digitize.codes import format_document_code, validate_template
 from digitize.errors import AgencyUnknown, CatalogConflict, CatalogUnavailable, CodeError
 
@@ -44,7 +45,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Catalog(ReviewQueries, ReuseRecords, ReuseImports, FulltextQueries, FrameQueries, ReferenceData,
+class Catalog(ReviewQueries, ReuseRecords, ReuseImports, Snapshots, FulltextQueries, FrameQueries, ReferenceData,
               CatalogBase):
     """The catalog database; one instance per process (it holds a connection pool)."""
 

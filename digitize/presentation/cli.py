@@ -21,6 +21,11 @@ from typing import TYPE_CHECKING
 
 from digitize.errors import DigitizeError, TransientError
 from digitize.presentation.cli_coverage import add_coverage_command
+from digitize.presentation.reference_commands import (
+    cmd_catalog_archive_reference,
+    cmd_catalog_rebuild,
+    cmd_reference_import,
+)
 
 EXIT_UNFINISHED = 3
 """``process`` left documents RECEIVED (another worker's lease lapsed under it…): run the batch again."""
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from digitize.catalog import Catalog, ImportSummary
+    from digitize.catalog import Catalog
     from digitize.pipeline import DocumentOutcome
 
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -126,29 +131,6 @@ def _holder_ids_shown(catalog: Catalog, rows: pd.DataFrame, args: argparse.Names
         _log_cli_access(catalog, args, action, None, f"{len(shown)} holder ID(s) shown: {', '.join(shown)}")
         return rows
     return rows.assign(holder_id=rows["holder_id"].map(lambda v: mask_holder_id(str(v)), na_action="ignore"))
-
-
-def _print_import(summary: ImportSummary) -> int:
-    print(f"added {summary.added}, changed {summary.changed}, unchanged {summary.unchanged}, "
-          f"rejected {len(summary.rejected)}")
-    for error in summary.rejected:
-        print(f"  row {error.row_number}: {error.message}")
-    for warning in summary.warnings:
-        print(f"  warning: {warning}")
-    return 0
-
-
-def cmd_reference_import(args: argparse.Namespace) -> int:
-    """Import a reference file (agencies, register, successors, reuse events); archived unless --no-archive."""
-    from digitize.archive import open_archive
-    from digitize.config import load_settings
-    from digitize.preservation import import_reference
-
-    archive = None
-    if not args.no_archive:
-        archive = open_archive(load_settings())
-        archive.ensure_bucket()
-    return _print_import(import_reference(_catalog(), archive, args.kind, Path(args.file)))
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -289,22 +271,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(render_verification(result))
     return 0 if result.ok else 1
 
-
-def cmd_catalog_rebuild(args: argparse.Namespace) -> int:
-    from digitize.archive import open_archive
-    from digitize.config import load_settings
-    from digitize.preservation import rebuild_catalog, replay_reference_imports
-
-    settings = load_settings()
-    catalog, archive = _catalog(), open_archive(settings)
-    summary = rebuild_catalog(catalog, archive, template=settings.code_template)
-    print(f"restored {summary.documents} document version(s) of {summary.codes} code(s) from the archive's sidecars")
-    replayed = replay_reference_imports(catalog, archive)
-    print(f"replayed {replayed.imports} reference file import(s) (agencies, register, successors, reuse events) "
-          "with their recorded times")
-    for skipped in (*summary.skipped, *replayed.skipped):
-        print(f"  not restored: {skipped}")
-    return 1 if summary.skipped or replayed.skipped else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -469,7 +435,11 @@ def _add_audit_commands(sub: Subparsers) -> None:
     p = sub.add_parser("catalog", help="catalog maintenance")
     csub = p.add_subparsers(dest="action", required=True)
     csub.add_parser("rebuild", help="restore an empty catalog from the sidecars in the archive (the source of "
-                                    "truth)").set_defaults(func=cmd_catalog_rebuild)
+                                    "truth) and replay the archived reference imports").set_defaults(
+        func=cmd_catalog_rebuild)
+    csub.add_parser("archive-reference", help="keep in the archive the reference data recorded before imports were "
+                                              "archived (once, after upgrading to migration 0007)").set_defaults(
+        func=cmd_catalog_archive_reference)
 
 
 def _add_search_command(sub: Subparsers) -> None:

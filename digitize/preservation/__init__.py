@@ -12,7 +12,12 @@ from digitize.preservation.fixity import (
     select_documents,
 )
 from digitize.preservation.lta import RenewalOptions, due_for_renewal, renew_due
-from digitize.preservation.reference import ReplaySummary, import_reference, replay_reference_imports
+from digitize.preservation.reference import (
+    ReplaySummary,
+    archive_reference_snapshot,
+    import_reference,
+    replay_reference_imports,
+)
 from digitize.preservation.verification import (
     Verification,
     object_label,
@@ -27,6 +32,7 @@ __all__ = [
     "RenewalOptions",
     "ReplaySummary",
     "Verification",
+    "archive_reference_snapshot",
     "audit_documents",
     "due_for_renewal",
     "import_reference",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 REFERENCE_PREFIX = "reference/"
 IMPORTS_PREFIX = "reference/imports/"
+SNAPSHOTS_PREFIX = "reference/snapshots/"
 _SUFFIXES = (".csv", ".xlsx", ".xlsm")
 
 
@@ -39,6 +40,9 @@ class ReplaySummary:
 
     imports: int
     """Import records replayed."""
+
+    snapshot_rows: int
+    """Rows restored from snapshots (:func:`archive_reference_snapshot`)."""
 
     skipped: tuple[str, ...]
     """Import records that could not be replayed, each with the reason."""
@@ -88,8 +92,47 @@ def _media_type(suffix: str) -> str:
     return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def archive_reference_snapshot(catalog: Catalog, archive: Archive, *, now: datetime | None = None
+                               ) -> tuple[str | None, int]:
+    """Keep in the archive the facts no archived file accounts for, recorded since the last snapshot; (key, rows).
+
+    After the upgrade to 0007 these are the agencies, register and successors the catalog already held
+    (importing the same files again changes nothing, so would archive nothing); later, the reuse events and
+    papers supplied again that the reuse API recorded. Each snapshot takes what was recorded since the previous
+    one up to a few minutes ago (``SNAPSHOT_SETTLE``); stored as ``reference/snapshots/<up to>-<sha256
+    prefix>.json``; ``(None, 0)`` when there is nothing new. Run it after the upgrade, then regularly (daily)
+    while the reuse API records events.
+    """
+    from digitize.catalog import SNAPSHOT_SETTLE
+
+    upto = (now or datetime.now(UTC)) - SNAPSHOT_SETTLE
+    snapshot = catalog.recorded_snapshot(upto)
+    rows = sum(len(v) for v in snapshot["tables"].values())
+    if not rows:
+        return None, 0
+    data = json.dumps(snapshot, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    digest = sha256_bytes(data)
+    key = f"{SNAPSHOTS_PREFIX}{upto:%Y%m%dT%H%M%S%fZ}-{digest[:16]}.json"
+    archive.put(key, data, content_type="application/json", kind="KQ")
+    catalog.note_snapshot(sha256=digest, key=key, upto=upto, rows=rows)
+    return key, rows
+
+
+def _snapshots(archive: Archive, skipped: list[str]) -> list[tuple[str, datetime, dict[str, Any]]]:
+    """Each archived snapshot: (key, recorded up to, content)."""
+    out: list[tuple[str, datetime, dict[str, Any]]] = []
+    for key in archive.list_keys(SNAPSHOTS_PREFIX):
+        try:
+            snapshot = json.loads(archive.get(key))
+            out.append((key, datetime.fromisoformat(snapshot["upto"]), snapshot))
+        except (ValueError, KeyError, TypeError) as exc:
+            skipped.append(f"{key}: {str(exc).splitlines()[0]}")
+    return out
+
+
 def replay_reference_imports(catalog: Catalog, archive: Archive) -> ReplaySummary:
-    """Re-apply every archived import record, oldest first, with its original recorded time (catalog rebuild).
+    """Re-apply every archived import record, with the snapshots' rows in between, in the order the catalog
+    learned them and with their original recorded times (catalog rebuild); a second run adds nothing.
 
     Reuse events refer to documents, so call it after the documents are restored.
     """
@@ -107,17 +150,29 @@ def replay_reference_imports(catalog: Catalog, archive: Archive) -> ReplaySummar
             continue
         records.append(record)
     records.sort(key=lambda r: r["at"])
-    known = {(r["kind"], r["sha256"], r["recorded_at"]) for r in catalog.reference_imports()}
-    done = 0
-    for record in records:
+    snapshots = _snapshots(archive, skipped)
+    noted = catalog.reference_imports()
+    known = {(r["kind"], r["sha256"], r["recorded_at"]) for r in noted}
+    restored = done = 0
+    bounds = [None, *(r["at"] for r in records), None]
+    for index, upto in enumerate(bounds[1:]):  # the snapshots' rows recorded before each import, then the import
+        for _key, _upto, snapshot in snapshots:
+            restored += catalog.restore_snapshot(snapshot, after=bounds[index], upto=upto)
+        if index == len(records):
+            break
+        record = records[index]
         if (record["kind"], record["sha256"], record["at"]) in known:
             continue  # replayed already (a rebuild run twice)
         data = archive.get(record["key"])
         if sha256_bytes(data) != record["sha256"]:
             raise ArchiveIntegrityError(f"{record['key']} does not have the SHA-256 its import record states")
-        path = Path(record["name"])
-        _importer(catalog, record["kind"])(path, data=data, recorded_at=record["at"],
+        _importer(catalog, record["kind"])(Path(record["name"]), data=data, recorded_at=record["at"],
                                            source=ReferenceFile(record["kind"], record["name"], record["sha256"],
                                                                 record["key"]))
         done += 1
-    return ReplaySummary(done, tuple(skipped))
+    for key, upto, snapshot in snapshots:  # the next snapshot of this catalog starts after the last one
+        digest = sha256_bytes(json.dumps(snapshot, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+        if ("snapshot", digest, upto) not in known:
+            catalog.note_snapshot(sha256=digest, key=key, upto=upto,
+                                  rows=sum(len(v) for v in snapshot["tables"].values()))
+    return ReplaySummary(done, restored, tuple(skipped))

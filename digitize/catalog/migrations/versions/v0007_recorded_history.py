@@ -12,7 +12,7 @@ A report as of day D with data cut-off C must read the same facts whenever it is
 * ``agency_successors``: who took over an abolished agency from which day (one to many, chains allowed);
   ``register.successor_code`` names the successor of a row when the successors' levels differ.
 * ``reference_files``: each import that changed the catalog (file name, SHA-256, archive key, recorded time),
-  replayed by ``catalog rebuild``.
+  replayed by ``catalog rebuild``, and each snapshot of facts no file accounts for.
 * ``documents.digitized_at`` (the first version's archived_at), ``origin`` (scan, correction, renewal,
   relink), ``withdrawn``/``withdrawn_at``; ``reuse_events.recorded_at``; ``supplied_again_events.occurred_at``
   (when the paper was asked for again, which an imported log gives apart from when it was recorded).
@@ -103,7 +103,8 @@ def _create_tables() -> None:
         sa.Column("key", sa.Text(), nullable=True),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("rows", sa.Integer(), nullable=False),
-        sa.CheckConstraint("kind IN ('agencies', 'register', 'successors', 'reuse')", name="ck_reference_files_kind"),
+        sa.CheckConstraint("kind IN ('agencies', 'register', 'successors', 'reuse', 'snapshot')",
+                           name="ck_reference_files_kind"),
         sa.PrimaryKeyConstraint("id", name="pk_reference_files"),
     )
     op.create_index("ix_reference_files_recorded_at", "reference_files", ["recorded_at"])
@@ -190,11 +191,11 @@ def _backfill_documents(conn: sa.Connection) -> None:
     by_code: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         by_code[row.code].append(row)
-    for versions in by_code.values():
-        first = versions[0].archived_at
-        for index, row in enumerate(versions):
-            conn.execute(sa.text("UPDATE documents SET origin = :origin, digitized_at = :first WHERE id = :id"),
-                         {"origin": _origin(row, versions[:index], renewed, files), "first": first, "id": row.id})
+    updates = [{"origin": _origin(row, versions[:index], renewed, files), "first": versions[0].archived_at,
+                "id": row.id}
+               for versions in by_code.values() for index, row in enumerate(versions)]
+    if updates:  # one statement for all (executemany): a province's catalog holds millions of versions
+        conn.execute(sa.text("UPDATE documents SET origin = :origin, digitized_at = :first WHERE id = :id"), updates)
 
 
 def upgrade() -> None:
