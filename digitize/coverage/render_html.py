@@ -7,12 +7,14 @@ wherever it is stored or sent. The agency tables sort by any column in the brows
 from __future__ import annotations
 
 import html
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from digitize.coverage.accounting import REASONS
 from digitize.coverage.audit import (
     ACCOUNTING_HEADERS,
     SUCCESSION_HEADERS,
@@ -286,6 +288,20 @@ def _plain_table(title: str, heads: Sequence[tuple[str, str]], rows: Sequence[Se
     return "".join(out)
 
 
+def _uncounted_section(report: CoverageReport) -> str:
+    """The reasons with their counts, then one plain row per document (no sort keys: the list can be long)."""
+    rows = uncounted_table(report)
+    counts = Counter(row[7] for row in rows)
+    legend = [(code, f"{vi} / {en}", counts[code]) for code, (vi, en) in REASONS.items() if counts[code]]
+    out = [_plain_table(_bi("Đã lưu trữ nhưng không được tính", "Archived but not counted"),
+                        (("Mã lý do", "Reason code"), ("Lý do", "Reason"), ("Số tài liệu", "Documents")), legend,
+                        "uncounted-reasons")]
+    head = "".join(f"<th>{_bi(vi, en)}</th>" for vi, en in UNCOUNTED_HEADERS[:-1])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row[:-1]) + "</tr>" for row in rows)
+    out.append(f'<section><table id="uncounted"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>')
+    return "".join(out)
+
+
 def _audit_sections(report: CoverageReport) -> str:
     """Archived = counted + not counted per level, the documents not counted, succession, provenance."""
     levels = [(report.plan.level_names(level)[1], *counts) for level, *counts in accounting_table(report)]
@@ -293,8 +309,7 @@ def _audit_sections(report: CoverageReport) -> str:
         _plain_table(_bi("Đối chiếu tài liệu đã lưu trữ (đã lưu trữ = được tính + không được tính)",
                          "Archived documents accounted for (archived = counted + not counted)"),
                      ACCOUNTING_HEADERS, levels, "accounting"),
-        _plain_table(_bi("Đã lưu trữ nhưng không được tính", "Archived but not counted"), UNCOUNTED_HEADERS,
-                     uncounted_table(report), "uncounted"),
+        _uncounted_section(report),
         _plain_table(_bi("Tính qua cơ quan kế thừa", "Counted through succession"), SUCCESSION_HEADERS,
                      succession_table(report), "succession"),
     ]
