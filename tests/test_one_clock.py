@@ -85,3 +85,16 @@ def test_cli_refuses_other_dates_without_a_traceback(option: str, tmp_path: Path
     said = capsys.readouterr()
     assert "Traceback" not in said.out + said.err
     assert "1/13/2025" in said.err and "dd/mm/yyyy" in said.err
+
+
+def test_cli_refuses_a_cut_off_in_the_future(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Facts recorded between now and a future cut-off would change the report later: it would not be frozen."""
+    from digitize.catalog import Catalog
+    from digitize.presentation.cli import main
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    Catalog(url).upgrade()
+    monkeypatch.setenv("DIGITIZE_CATALOG_URL", url)
+    assert main(["coverage", "--cutoff", "31/12/2999"]) == 64
+    assert "in the future" in capsys.readouterr().err

@@ -36,7 +36,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from digitize.spreadsheet import csv_frame
 
     as_of = parse_business_date(args.as_of) if args.as_of else business_today()
-    cutoff = parse_cutoff(args.cutoff) if args.cutoff else utc_now()
+    now = utc_now()
+    cutoff = parse_cutoff(args.cutoff) if args.cutoff else now
+    if cutoff > now:  # facts recorded between now and then would change the report later: not frozen
+        raise UsageError(f"the cut-off {cutoff.isoformat()} is in the future",
+                         hint="A report can read only what is recorded by now: omit --cutoff, or give a past moment.")
     catalog = _catalog()
     plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
     inputs = coverage.CoverageInputs.from_catalog(catalog, cutoff)
