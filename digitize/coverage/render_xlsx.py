@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from digitize.clock import end_of_business_day
+from digitize.coverage.accounting import REASONS
 from digitize.coverage.audit import (
     ACCOUNTING_HEADERS,
     SUCCESSION_HEADERS,
@@ -372,14 +374,20 @@ def _write_audit_sheets(book: _Book) -> None:
     "Nguồn gốc số liệu" is what ``coverage check`` reads back: column A the key, C the value (from row 2).
     """
     report = book.report
-    ws = book.sheet("Không được tính", (20, 8, 16, 12, 12, 28, 12, 24, 60), freeze="A2")
-    book.append(ws, book.header(ws, [vi for vi, _ in UNCOUNTED_HEADERS]))
-    for values in uncounted_table(report):
-        book.append(ws, [*values[:3], book.level_name(values[3]), *values[4:]])
-    ws = book.sheet("Đối chiếu lưu trữ", (22, 14, 14, 16), freeze="A2")
+    rows = uncounted_table(report)
+    ws = book.sheet("Không được tính", (20, 8, 16, 12, 12, 28, 12, 24), freeze="A2")
+    book.append(ws, book.header(ws, [vi for vi, _ in UNCOUNTED_HEADERS[:-1]]))  # the reasons' wording: next sheet
+    for values in rows:
+        book.append(ws, [*values[:3], book.level_name(values[3]), *values[4:-1]])
+    ws = book.sheet("Đối chiếu lưu trữ", (24, 44, 14, 16), freeze="A2")
     book.append(ws, book.header(ws, [vi for vi, _ in ACCOUNTING_HEADERS]))
     for level, *counts in accounting_table(report):
         book.append(ws, [book.level_name(level), *counts])
+    book.append(ws, [])
+    book.append(ws, book.header(ws, ["Mã lý do", "Lý do không được tính", "Số tài liệu"]))
+    per_reason = Counter(values[7] for values in rows)
+    for code, (vi, _en) in REASONS.items():
+        book.append(ws, [code, vi, per_reason[code]])
     ws = book.sheet("Cơ quan kế thừa", (12, 16, 16, 36, 11, 36, 10, 30), freeze="A2")
     book.append(ws, book.header(ws, [vi for vi, _ in SUCCESSION_HEADERS]))
     for values in succession_table(report):
