@@ -39,28 +39,38 @@ def code_version() -> str:
     return f"{__version__}+g{commit}" if done.returncode == 0 and commit else __version__
 
 
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "agencies": ("code", "valid_from", "recorded_at"),
+    "register": ("register_id",),
+    "archived": ("code",),
+    "scans": ("code", "version"),
+    "successors": ("predecessor_code", "successor_code", "effective_date"),
+    "needs": ("new_dossier_code", "document", "outcome", "at"),
+}
+"""The columns that order each frame's rows canonically (every column when they leave ties)."""
+
+
 def _canonical_column(values: pd.Series) -> pd.Series:
-    """A column as text: datetimes as epoch nanoseconds (UTC for aware ones), missing values empty, the rest
-    as pandas' string form. Vectorised: a million-row register is hashed in seconds."""
+    """A column as text (an object Series of ``str``): datetimes as epoch nanoseconds (UTC for aware ones),
+    missing values empty, the rest as ``str``. A million-row register is hashed in seconds."""
     missing = values.isna().to_numpy()
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        text = values.astype("int64").astype(str).astype(object)
+        raw = values.astype("int64").to_numpy()
     elif pd.api.types.is_bool_dtype(values.dtype):
-        text = values.map({True: "true", False: "false"}).astype(object)
-    elif pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(values.dtype):
-        text = values.astype(object)
+        raw = np.where(values.to_numpy(dtype=bool, na_value=False), "true", "false")
     else:
-        text = values.astype("string").astype(object)
+        raw = values.to_numpy(dtype=object)
+    text = np.fromiter(map(str, raw), dtype=object, count=len(raw))
     text[missing] = ""
-    return text
+    return pd.Series(text, index=values.index, dtype=object, copy=False)
 
 
 def inputs_sha256(frames: Mapping[str, pd.DataFrame | None]) -> str:
     """SHA-256 of a canonical serialization of the frames a report read (absent frames named as such).
 
-    Columns in name order, rows in the order of a hash of their canonical text (so the order a database
-    returns them in does not matter; identical rows are interchangeable); each column is its values' lengths
-    then the values, so no value can shift into another.
+    Per frame: its columns in name order, each as its values' text in the frame's canonical row order
+    (:data:`SORT_KEYS`, so the order a database returns rows in does not matter), NUL-separated (no catalog
+    text holds NUL: PostgreSQL refuses it), after the frame's row count.
     """
     digest = hashlib.sha256()
     for name in sorted(frames):
@@ -69,15 +79,16 @@ def inputs_sha256(frames: Mapping[str, pd.DataFrame | None]) -> str:
             digest.update(f"## {name}: none\n".encode())
             continue
         columns = sorted(str(c) for c in frame.columns)
-        text = pd.DataFrame({c: _canonical_column(frame[c]) for c in columns}, columns=columns)
-        order = np.argsort(pd.util.hash_pandas_object(text, index=False).to_numpy(), kind="stable")
+        text = pd.DataFrame({c: _canonical_column(frame[c]) for c in columns}, columns=columns).reset_index(drop=True)
+        keys = [c for c in SORT_KEYS.get(name, ()) if c in text.columns]
+        if not keys or text.duplicated(keys).any():
+            keys = columns
+        if keys and len(text):
+            text = text.sort_values(keys, kind="stable")
         digest.update(f"## {name}: {len(text)} rows\n".encode())
         for column in columns:
-            values = text[column].iloc[order]
             digest.update(f"# {column}\n".encode())
-            strings = values.tolist()
-            digest.update(np.fromiter(map(len, strings), dtype=np.int64, count=len(strings)).tobytes())
-            digest.update("".join(strings).encode("utf-8"))
+            digest.update("\x00".join(text[column].tolist()).encode("utf-8"))
     return digest.hexdigest()
 
 
