@@ -96,7 +96,9 @@ _DETAIL_HEADERS = (
 
 
 def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True, holder_ids: bool = False) -> None:
-    """Write an Excel workbook: summary, per agency, one-stop units and (if ``detail``) the register rows.
+    """Write an Excel workbook: summary, per agency, one-stop units, (if ``detail``) the register rows and the
+    archived documents not counted; then the accounting per level with the reasons' counts, the rows counted
+    through succession, and the provenance ``coverage check`` reads.
 
     The detail's holder IDs are masked (``0790••••1234``) unless ``holder_ids``: a caller asking for them
     records that access (the CLI's ``--show-holder-ids``).
@@ -112,7 +114,7 @@ def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True, holde
         _write_asked_sheet(book, report.asked_by_agency)
     if detail:
         _write_detail_sheets(book, holder_ids)
-    _write_audit_sheets(book)
+    _write_audit_sheets(book, detail)
     book.save(Path(path))
     _pin_times(Path(path), report.cutoff or end_of_business_day(report.as_of))
 
@@ -368,17 +370,19 @@ def _write_detail_sheets(book: _Book, holder_ids: bool) -> None:
             book.append(ws, values)
 
 
-def _write_audit_sheets(book: _Book) -> None:
-    """Archived = counted + not counted per level, the documents not counted, succession, and provenance.
+def _write_audit_sheets(book: _Book, detail: bool) -> None:
+    """Archived = counted + not counted per level, the documents not counted (with ``detail``, like the
+    register rows: the reasons with their counts always), succession, and provenance.
 
     "Nguồn gốc số liệu" is what ``coverage check`` reads back: column A the key, C the value (from row 2).
     """
     report = book.report
     rows = uncounted_table(report)
-    ws = book.sheet("Không được tính", (20, 8, 16, 12, 12, 28, 12, 24), freeze="A2")
-    book.append(ws, book.header(ws, [vi for vi, _ in UNCOUNTED_HEADERS[:-1]]))  # the reasons' wording: next sheet
-    for values in rows:
-        book.append(ws, [*values[:3], book.level_name(values[3]), *values[4:-1]])
+    if detail:
+        ws = book.sheet("Không được tính", (20, 8, 16, 12, 12, 28, 12, 24), freeze="A2")
+        book.append(ws, book.header(ws, [vi for vi, _ in UNCOUNTED_HEADERS[:-1]]))  # the reasons' wording: next sheet
+        for values in rows:
+            book.append(ws, [*values[:3], book.level_name(values[3]), *values[4:-1]])
     ws = book.sheet("Đối chiếu lưu trữ", (24, 44, 14, 16), freeze="A2")
     book.append(ws, book.header(ws, [vi for vi, _ in ACCOUNTING_HEADERS]))
     for level, *counts in accounting_table(report):
