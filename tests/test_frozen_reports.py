@@ -62,8 +62,13 @@ def edited_copy(source: Path, target: Path, key: str, value: str, column: str, n
 
 
 def figures(report: Any) -> dict[str, Any]:
-    """What the expected changes are stated in."""
+    """What the expected changes are stated in; every archived document is counted or has a reason."""
+    accounting = report.accounting.set_index("level")
+    assert (accounting["archived"] == accounting["counted"] + accounting["not_counted"]).all()
+    assert accounting["archived"].sum() == len(report.documents) and accounting["not_counted"].sum() == len(
+        report.uncounted)
     stock = report.by_level.set_index("level")
+    assert all(accounting.loc[lv, "counted"] == stock.loc[lv, "digitized"] for lv in stock.index)
     units = report.units_by_level.set_index("level")
     return {
         "stock": {lv: (int(stock.loc[lv, "digitized"]), int(stock.loc[lv, "valid"])) for lv in stock.index},
