@@ -162,6 +162,7 @@ def make_archived(register: pd.DataFrame, agencies: pd.DataFrame, n: int, rng: n
             "issued_date": register["issued_date"].to_numpy()[pick],
             "valid_until": register["valid_until"].to_numpy()[pick],
             "archived_at": archived_at,
+            "digitized_at": archived_at,
             "scanned_at": scanned,
             "version": np.where(rng.random(n) < 0.05, 2, 1),
         }

@@ -30,7 +30,7 @@ TZ = "Asia/Ho_Chi_Minh"
     default_args={"retries": 3, "retry_delay": timedelta(minutes=1), "retry_exponential_backoff": True},
     params={
         "as_of": Param(None, type=["null", "string"],
-                       description="Report date YYYY-MM-DD (empty: today, Vietnam time)."),
+                       description="Report date YYYY-MM-DD or dd/mm/yyyy (empty: today, Vietnam time)."),
         "plan": Param(None, type=["null", "string"], description="Plan file (empty: DIGITIZE_PLAN)."),
     },
     tags=["digitize", "coverage"],
@@ -40,12 +40,11 @@ def coverage_report() -> None:
     @task
     def publish(params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Compute and store the report; the table is printed for the task log."""
-        from datetime import date
         from pathlib import Path
 
         from digitize_airflow import pipeline_context  # plugins/: shared by the DAGs
 
-        from digitize import coverage
+        from digitize import clock, coverage
         from digitize.presentation.reports import publish_coverage
 
         assert params is not None
@@ -54,7 +53,7 @@ def coverage_report() -> None:
         archive.ensure_bucket()
         catalog.upgrade()
         plan = coverage.load_plan(Path(params["plan"]) if params["plan"] else settings.plan_path)
-        as_of = date.fromisoformat(params["as_of"]) if params["as_of"] else pendulum.now(TZ).date()
+        as_of = clock.parse_business_date(params["as_of"]) if params["as_of"] else clock.business_today()
         published = publish_coverage(catalog, archive, plan, as_of)
         print(coverage.render_table(published.report))
         for fmt, key in published.keys.items():

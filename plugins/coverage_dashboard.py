@@ -119,12 +119,15 @@ def drill_down(
     as_of: date | None = AsOf,
     level: str | None = Query(None, description="Administrative level code (e.g. province)."),
     agency: str | None = Query(None, description="Agency code."),
-    part: Literal["numerator", "denominator", "missing"] = Query("denominator"),
+    part: Literal["numerator", "denominator", "missing", "uncounted", "succession"] = Query(
+        "denominator", description="uncounted: the documents archived but not counted, with their reason; "
+        "succession: the register rows counted through a successor agency"),
     indicator: Literal["stock", "flow", "not_asked_again"] = Query("stock"),
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
 ) -> JSONResponse:
-    """The register rows (dossiers, for not_asked_again) behind a level's or an agency's figure (no holder IDs)."""
+    """The register rows (dossiers, for not_asked_again; documents, for uncounted) behind a level's or an agency's
+    figure (no holder IDs)."""
     from digitize.config import load_settings
     from digitize.errors import DigitizeError
     from digitize.presentation import dashboard

@@ -509,3 +509,21 @@ def test_forged_sidecar_or_pdf_is_never_served(what: str, env: dict[str, Any], f
     assert "restore" in body["hint"]
     record("security", f"archived {what} overwritten with forged bytes: served by the API", "REFUSED (502)",
            "ARCHIVE_INTEGRITY", body["message"].split(":")[0])
+
+
+def test_validity_is_judged_on_vietnams_day(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The permit is valid until 31/12/2020: at 16:30 UTC that day (23:30 in Vietnam) it may still be reused,
+    at 17:30 UTC (00:30 on 1 January in Vietnam) it has expired, whatever the host's own zone says."""
+    from digitize import clock
+
+    permit = env["docs"]["permit"][1]
+    payload = {"new_dossier_code": "000.00.12.H99-201231-0001", "purpose": "Cấp phép"}
+    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2020, 12, 31, 16, 30, tzinfo=UTC))
+    assert get(env, f"/documents/{permit}/reuse", method="POST", json=payload).status_code == 201
+    listed = get(env, f"/holders/{H1}/documents").json()["documents"]
+    assert permit in [d["code"] for d in listed]
+    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2020, 12, 31, 17, 30, tzinfo=UTC))
+    late = get(env, f"/documents/{permit}/reuse", method="POST", json={**payload, "new_dossier_code":
+                                                                         "000.00.12.H99-210101-0002"})
+    assert late.status_code == 409 and error(late)["reason"] == "DOCUMENT_EXPIRED"
+    assert permit not in [d["code"] for d in get(env, f"/holders/{H1}/documents").json()["documents"]]

@@ -34,6 +34,7 @@ AS_OF = date(2024, 6, 30)  # 2024 targets: stock 90/80/75, flow 80, units 100/10
 P1, PC, D1, D2 = "000.00.12.H99", "000.00.01.H99", "000.00.31.H99", "000.00.32.H99"
 C1, C2, C3, C4 = "000.01.31.H99", "000.02.31.H99", "000.03.31.H99", "000.04.31.H99"
 Frames = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
+AUDIT_SHEETS = ["Không được tính", "Đối chiếu lưu trữ", "Cơ quan kế thừa", "Nguồn gốc số liệu"]
 
 
 def agency(
@@ -91,6 +92,7 @@ def doc(
         "issued_date": date(2023, 1, 1),
         "valid_until": None,
         "archived_at": at,
+        "digitized_at": at,
         "scanned_at": scanned_at,
         "version": version,
     }
@@ -303,9 +305,9 @@ def test_timezone_aware_archive_times_are_read_in_vietnam(frames: Frames, plan: 
     agencies, register, archived = frames
     archived = archived.copy()
     # 16:30 UTC is 23:30 in Hà Nội (counted); 17:30 UTC is 00:30 the next day (not counted)
-    archived["archived_at"] = pd.to_datetime(archived["archived_at"]).dt.tz_localize("UTC")
-    archived.loc[archived["code"] == "A5", "archived_at"] = pd.Timestamp(datetime(2024, 6, 30, 17, 30, tzinfo=UTC))
-    archived.loc[archived["code"] == "A9", "archived_at"] = pd.Timestamp(datetime(2024, 6, 30, 16, 30, tzinfo=UTC))
+    archived["digitized_at"] = pd.to_datetime(archived["digitized_at"]).dt.tz_localize("UTC")
+    archived.loc[archived["code"] == "A5", "digitized_at"] = pd.Timestamp(datetime(2024, 6, 30, 17, 30, tzinfo=UTC))
+    archived.loc[archived["code"] == "A9", "digitized_at"] = pd.Timestamp(datetime(2024, 6, 30, 16, 30, tzinfo=UTC))
     c = level_row(compute_coverage(agencies, register, archived, plan, AS_OF).by_level, "commune")
     assert c["digitized"] == 1  # R12 only
 
@@ -449,7 +451,7 @@ def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch
     monkeypatch.setattr("digitize.coverage.render_xlsx.EXCEL_MAX_ROWS", 6)
     write_xlsx(report, path)
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Chi tiết", "Chi tiết (2)"]
+    assert wb.sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", "Chi tiết", "Chi tiết (2)", *AUDIT_SHEETS]
     agencies = wb["Theo cơ quan"]
     assert [c.value for c in agencies[1]][:5] == ["Mã cơ quan", "Tên cơ quan", "Cấp", "Đã số hóa", "Còn hiệu lực"]
     assert agencies["A2"].value == C2 and agencies["C2"].value == "Cấp xã"
@@ -461,7 +463,7 @@ def test_xlsx_has_the_sheets(report: CoverageReport, tmp_path: Path, monkeypatch
     summary = [r for r in wb["Tổng hợp"].iter_rows(values_only=True) if r and r[0] == "Cấp tỉnh"]
     assert summary[0][1:3] == (1, 3)
     write_xlsx(report, path, detail=False)
-    assert openpyxl.load_workbook(path).sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa"]
+    assert openpyxl.load_workbook(path).sheetnames == ["Tổng hợp", "Theo cơ quan", "Bộ phận Một cửa", *AUDIT_SHEETS[1:]]
 
 
 def test_csv_has_a_byte_order_mark_for_excel(report: CoverageReport, tmp_path: Path) -> None:

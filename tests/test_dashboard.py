@@ -25,7 +25,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +83,13 @@ def catalog_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _report(url: str, as_of: date) -> coverage.CoverageReport:
-    """The figures as the published reports compute them (independently of the dashboard module)."""
-    catalog = Catalog(url)
-    return coverage.compute_coverage(catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame(),
-                                     coverage.load_plan(PLAN_PATH), as_of, needs=catalog.needs_frame())
+def _report(url: str, as_of: date, cutoff: datetime | None = None) -> coverage.CoverageReport:
+    """The figures as the published reports compute them (independently of the dashboard module), with the
+    catalog as recorded at ``cutoff`` (default now)."""
+    from digitize.clock import utc_now
+
+    return coverage.CoverageInputs.from_catalog(Catalog(url), cutoff or utc_now()).report(
+        coverage.load_plan(PLAN_PATH), as_of)
 
 
 @pytest.fixture(scope="module")
@@ -261,6 +263,12 @@ def test_drill_down_rows_are_the_report_rows_without_holder_ids(api: Any, catalo
     paged = api.get("/coverage/api/drill-down", params={"level": "province", "offset": 1, "limit": 2},
                     headers=_auth(_token())).json()
     assert len(paged["rows"]) == 2 and paged["offset"] == 1
+    uncounted = api.get("/coverage/api/drill-down", params={"as_of": TODAY.isoformat(), "part": "uncounted"},
+                        headers=_auth(_token())).json()
+    report = _report(catalog_url, TODAY)
+    assert [(r["document_code"], r["reason"]) for r in uncounted["rows"]] == list(
+        zip(report.uncounted["document_code"], report.uncounted["reason"], strict=True))
+    assert uncounted["total"] > 0 and "DOSSIER_COMPONENT" in {r["reason"] for r in uncounted["rows"]}
 
 
 def test_bad_queries_are_refused_with_a_reason(api: Any) -> None:
@@ -275,7 +283,9 @@ def test_page_is_the_html_report_with_a_toolbar(api: Any, catalog_url: str, tmp_
     response = api.get("/coverage/", params={"as_of": PAST.isoformat()}, headers=_cookie(_token()))
     assert response.status_code == 200, response.text
     page = response.text
-    coverage.write_html(_report(catalog_url, PAST), tmp_path / "report.html")
+    (tmp_path / "page.html").write_text(page, encoding="utf-8")
+    cutoff = datetime.fromisoformat(coverage.read_provenance(tmp_path / "page.html")["cutoff"])  # the page's C
+    coverage.write_html(_report(catalog_url, PAST, cutoff), tmp_path / "report.html")
     report_page = (tmp_path / "report.html").read_text(encoding="utf-8")
     # the report's body follows the toolbar unchanged: the same figures, character for character
     assert page.split('</form>', 1)[1] == report_page.split("<body>", 1)[1]
@@ -491,7 +501,8 @@ def _admin_password() -> str:
 
 _READ_PAGE = """(() => {
   const text = (el) => el ? (el.querySelector('.vi') || el).textContent.trim() : null;
-  const sections = [...D.querySelectorAll('section')].filter(s => !s.querySelector('#agencies'));
+  const sections = [...D.querySelectorAll('section')]
+    .filter(s => !s.querySelector('#agencies') && !s.closest('.audit'));
   return {
     sections: sections.map(s => ({title: text(s.querySelector('h2')),
       rows: [...s.querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(text))})),

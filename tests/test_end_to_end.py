@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +274,33 @@ def test_coverage_report_dag_publishes_the_reports(e2e: dict[str, Any]) -> None:
     assert int(province["numerator"]) > 0
     html = e2e["archive"].get(next(k for k in keys if k.endswith(".html"))).decode()
     assert "http://" not in html and "https://" not in html
+
+
+def test_published_reports_prove_themselves(e2e: dict[str, Any], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The DAG's history files record D and C (C names their folder) and pass ``coverage check``."""
+    from digitize.clock import business_today
+    from digitize.coverage import read_provenance
+    from digitize.presentation.cli import main
+    from digitize.presentation.reports import publish_coverage
+
+    day = business_today()
+    published = publish_coverage(e2e["catalog"], e2e["archive"], coverage_plan(e2e), day)
+    for fmt, key in published.keys.items():
+        path = tmp_path / f"published.{fmt}"
+        path.write_bytes(e2e["archive"].get(key))
+        recorded = read_provenance(path)
+        assert recorded["as_of"] == day.isoformat() and key.split("/")[3] == day.isoformat()
+        cutoff = datetime.fromisoformat(recorded["cutoff"])
+        assert key.split("/")[4] == f"{cutoff:%Y%m%dT%H%M%S%fZ}"
+        assert main(["coverage", "check", str(path)]) == 0, capsys.readouterr().out
+        assert "matches" in capsys.readouterr().out
+
+
+def coverage_plan(e2e: dict[str, Any]) -> Any:
+    from digitize import coverage
+
+    return coverage.load_plan(e2e["settings"].plan_path)
 
 
 def test_secrets_and_personal_data_stay_out_of_logs_xcom_and_events(e2e: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ def _frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     archived = pd.DataFrame([
         {"code": "A0", "agency_code": CODES["="], "kind": "KQ", "register_id": "R0", "dossier_code": None,
          "issued_date": date(2023, 1, 1), "valid_until": None, "archived_at": datetime(2024, 5, 1, 9),
+         "digitized_at": datetime(2024, 5, 1, 9),
          "scanned_at": CODES["="], "version": 1}])
     return agencies, register, archived
 

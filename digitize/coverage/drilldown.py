@@ -8,13 +8,18 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from digitize.coverage.frames import CoverageOptions, register_rows
+from digitize.coverage.accounting import uncounted_documents
+from digitize.coverage.frames import CoverageOptions
 from digitize.coverage.indicators import asked_dossiers
 from digitize.coverage.plan import SCOPE_ALL
+from digitize.coverage.rows import all_register_rows, select_rows
 from digitize.errors import ConfigurationError
 
-Part = Literal["numerator", "denominator", "missing"]
-"""Which rows behind a figure: those counted in the numerator, all of the denominator, or those missing."""
+Part = Literal["numerator", "denominator", "missing", "uncounted", "succession"]
+"""Which rows behind a figure: those counted in the numerator, all of the denominator, those missing; or
+the documents archived but not counted (with their reason), or the register rows counted through succession."""
+
+_PARTS = ("numerator", "denominator", "missing", "uncounted", "succession")
 
 
 def drill_down(
@@ -28,14 +33,26 @@ def drill_down(
     part: Part = "denominator",
     indicator: Literal["stock", "flow"] = "stock",
     options: CoverageOptions | None = None,
+    successors: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The register rows behind a figure: the whole denominator, the digitized ones, or those still missing."""
-    if part not in ("numerator", "denominator", "missing"):
+    """The register rows behind a figure: the whole denominator, the digitized ones, those still missing, or
+    those counted through succession; with ``uncounted``, the archived documents not counted and why."""
+    if part not in _PARTS:
         raise ConfigurationError(
-            f"drill-down part must be numerator, denominator or missing, not {part!r}",
-            hint="Ask for the digitized rows (numerator), all counted rows (denominator) or those still missing.",
+            f"drill-down part must be one of {', '.join(_PARTS)}, not {part!r}",
+            hint="Ask for the digitized rows (numerator), all counted rows (denominator), those still missing, "
+            "the documents archived but not counted (uncounted) or the rows counted through succession.",
         )
-    rows = register_rows(agencies, register, archived, as_of, options or CoverageOptions(), indicator)
+    options = options or CoverageOptions()
+    rows = all_register_rows(agencies, register, archived, as_of, options, successors)
+    if part == "uncounted":
+        stock = select_rows(rows, as_of, "stock")
+        docs = uncounted_documents(archived, register, rows, stock, agencies, successors, as_of, options)
+        docs = docs[docs["reason"].notna().to_numpy()]
+        return _filter_rows(docs, level=level, agency=agency, part="denominator")
+    rows = select_rows(rows, as_of, indicator)
+    if part == "succession":
+        return _filter_rows(rows[rows["via"].notna().to_numpy()], level=level, agency=agency, part="denominator")
     return _filter_rows(rows, level=level, agency=agency, part=part)
 
 
@@ -56,7 +73,7 @@ def drill_down_dossiers(
     """
     if part not in ("numerator", "denominator", "missing"):
         raise ConfigurationError(
-            f"drill-down part must be numerator, denominator or missing, not {part!r}",
+            f"drill-down part for not_asked_again must be numerator, denominator or missing, not {part!r}",
             hint="Ask for the dossiers not asked again (numerator), all counted (denominator) or those asked again.",
         )
     rows = asked_dossiers(needs, agencies, as_of, options or CoverageOptions())

@@ -23,24 +23,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
 
+from digitize.clock import end_of_business_day
+from digitize.coverage.accounting import accounting_by_level, uncounted_documents
 from digitize.coverage.frames import (
     AGENCY_COLUMNS,
     ARCHIVED_COLUMNS,
     NEEDS_COLUMNS,
+    REGISTER_COLUMNS,
+    SCAN_COLUMNS,
     CoverageOptions,
-    all_register_rows,
     require_columns,
-    select_rows,
     to_day,
     to_local_time,
     valid_agencies,
 )
 from digitize.coverage.plan import SCOPE_ALL, Indicator, Plan
+from digitize.coverage.provenance import code_version, inputs_sha256, latest_recorded
+from digitize.coverage.rows import all_register_rows, select_rows
+from digitize.coverage.succession import SUCCESSOR_COLUMNS
 
 # ---------------------------------------------------------------------------------------------- report
 
@@ -112,9 +117,59 @@ class CoverageReport:
     """One row per dossier counted: new_dossier_code, agency_code, agency_name, level, first_at (local),
     reused_docs, supplied_again_docs, not_asked."""
 
+    documents: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    """Every document archived by the end of ``as_of`` with its level and, when not counted, its ``reason``
+    (:mod:`digitize.coverage.accounting`)."""
+
+    accounting: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per level: archived, counted, not_counted documents (archived = counted + not counted)."""
+
+    succession: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    """The still-valid register rows counted through succession: register_id, registered_agency, agency_code,
+    agency_name, level, via, digitized, document_code."""
+
+    cutoff: datetime | None = None
+    """The data cut-off: facts as recorded up to this instant (aware UTC); None for frames given by hand."""
+
+    latest_recorded_at: datetime | None = None
+    """The newest recorded time of any fact read (None when the frames do not say)."""
+
+    inputs_sha256: str = ""
+    """SHA-256 of the canonical text of every frame read."""
+
+    code_version: str = ""
+    """The code that computed the figures (package version and git commit)."""
+
     @property
     def plan_id(self) -> str:
         return self.plan.id
+
+    @property
+    def uncounted(self) -> pd.DataFrame:
+        """The archived documents not counted, each with its reason."""
+        if not len(self.documents):
+            return self.documents
+        return self.documents[self.documents["reason"].notna()].reset_index(drop=True)
+
+    @property
+    def includes_data_recorded_after(self) -> datetime | None:
+        """The end of ``as_of`` when facts recorded after it were read (a report (D, now)), else None."""
+        end = end_of_business_day(self.as_of)
+        return end if self.latest_recorded_at is not None and self.latest_recorded_at > end else None
+
+    def provenance(self) -> dict[str, str]:
+        """The fields every format records, as text (see :mod:`digitize.coverage.provenance`)."""
+        late = self.includes_data_recorded_after
+        return {
+            "as_of": self.as_of.isoformat(),
+            "cutoff": self.cutoff.isoformat() if self.cutoff else "",
+            "plan_id": self.plan.id,
+            "plan_sha256": self.plan.sha256,
+            "code_version": self.code_version,
+            "inputs_sha256": self.inputs_sha256,
+            "latest_recorded_at": self.latest_recorded_at.isoformat() if self.latest_recorded_at else "",
+            "includes_data_recorded_after": late.isoformat() if late else "",
+        }
 
     def status(self, indicator_id: str) -> IndicatorStatus | None:
         """Status of one indicator, None when the plan does not set it."""
@@ -194,20 +249,21 @@ def _per_agency(rows: pd.DataFrame, valid: pd.DataFrame, plan: Plan, year: int) 
 
 
 def _units(
-    valid: pd.DataFrame, archived: pd.DataFrame, plan: Plan, as_of: date, options: CoverageOptions
+    valid: pd.DataFrame, scans: pd.DataFrame, plan: Plan, as_of: date, options: CoverageOptions
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per level, per unit) of the one-stop units that scanned enough archived documents in the window."""
-    require_columns(archived, ("scanned_at", "archived_at"), "archived")
+    """(per level, per unit) of the one-stop units valid on ``as_of`` that scanned enough archived versions
+    in the window (an abolished unit has left the denominator after its end date)."""
+    require_columns(scans, ("scanned_at", "archived_at"), "scans")
     indicator = plan.indicator("units")
     units = valid[valid["one_stop"]]
     if indicator is None or indicator.excludes_remote:
         units = units[~units["remote"]]
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    when = to_local_time(archived["archived_at"], options.timezone)
-    mask = archived["scanned_at"].notna() & (when < end)
+    when = to_local_time(scans["archived_at"], options.timezone)
+    mask = scans["scanned_at"].notna() & (when < end)
     if options.units_window_days is not None:
         mask &= when >= end - pd.Timedelta(days=options.units_window_days)
-    counts = archived.loc[mask.to_numpy(), "scanned_at"].astype(str).value_counts()
+    counts = scans.loc[mask.to_numpy(), "scanned_at"].astype(str).value_counts()
     scanned = units["code"].map(counts).fillna(0).astype(np.int64)
     detail = pd.DataFrame(
         {
@@ -334,52 +390,81 @@ def compute_coverage(
     as_of: date,
     *,
     needs: pd.DataFrame | None = None,
+    scans: pd.DataFrame | None = None,
+    successors: pd.DataFrame | None = None,
+    cutoff: datetime | None = None,
     options: CoverageOptions | None = None,
 ) -> CoverageReport:
     """Count every indicator of ``plan`` at the end of day ``as_of`` against its target for that year.
 
-    A register row counts once however many documents or versions link to it; an archived document
-    counts only if archived by the end of ``as_of``; agencies count only while valid. ``needs`` are the
-    reuse API's records (the catalog's ``needs_frame()``); without them "not asked again" is not computable.
+    The frames are the catalog's as recorded up to ``cutoff`` (the catalog cuts them; ``cutoff`` is
+    recorded in the report). A register row counts once however many documents or versions link to it; a
+    document counts from its first version's archiving (``digitized_at``) by the end of ``as_of``;
+    agencies count only while valid, an abolished one's rows at its successors' (``successors``).
+    ``scans`` are the versions made from a new scan (indicator 3); without them each archived row is taken
+    as its own scan. ``needs`` are the recorded reuse events; without them "not asked again" is not
+    computable.
     """
     options = options or CoverageOptions()
     require_columns(agencies, AGENCY_COLUMNS, "agencies")
     require_columns(archived, ARCHIVED_COLUMNS, "archived")
+    scans = archived[list(SCAN_COLUMNS)] if scans is None else scans
+    read = _facts({"agencies": (agencies, AGENCY_COLUMNS), "register": (register, REGISTER_COLUMNS),
+                   "archived": (archived, ARCHIVED_COLUMNS), "scans": (scans, SCAN_COLUMNS),
+                   "successors": (successors, SUCCESSOR_COLUMNS), "needs": (needs, NEEDS_COLUMNS)})
     valid = valid_agencies(agencies, as_of)
-    rows = all_register_rows(agencies, register, archived, as_of, options)
+    rows = all_register_rows(agencies, register, archived, as_of, options, successors)
     stock = select_rows(rows, as_of, "stock")
+    documents = uncounted_documents(archived, register, rows, stock, agencies, successors, as_of, options)
     by_level = _per_level(stock, plan, "stock", as_of.year, "valid", "docs_to_target")
-    by_agency = _per_agency(stock, valid, plan, as_of.year)
-    units_by_level, units = _units(valid, archived, plan, as_of, options)
     flow_rows = select_rows(rows, as_of, "flow")
     del rows
-    flow_by_level = (
-        _per_level(flow_rows, plan, "flow", as_of.year, "resolved", "docs_to_target") if len(flow_rows) else None
-    )
     asked_detail = asked_dossiers(needs, agencies, as_of, options) if needs is not None else None
     asked_by_level, asked_by_agency = (
         _asked_figures(asked_detail, plan, as_of.year)
         if asked_detail is not None and len(asked_detail)
         else (None, None)
     )
-    statuses = []
-    for ind in plan.indicators:
-        counts = (len(stock), len(flow_rows), len(units), None if asked_detail is None else len(asked_detail))
-        statuses.append(_status(ind, as_of, options, *counts))
+    units_by_level, units = _units(valid, scans, plan, as_of, options)
+    counts = (len(stock), len(flow_rows), len(units), None if asked_detail is None else len(asked_detail))
     return CoverageReport(
         plan=plan,
         as_of=as_of,
         by_level=by_level,
-        by_agency=by_agency,
+        by_agency=_per_agency(stock, valid, plan, as_of.year),
         units_by_level=units_by_level,
         units=units,
-        flow_by_level=flow_by_level,
-        indicators=tuple(statuses),
+        flow_by_level=(
+            _per_level(flow_rows, plan, "flow", as_of.year, "resolved", "docs_to_target") if len(flow_rows) else None
+        ),
+        indicators=tuple(_status(ind, as_of, options, *counts) for ind in plan.indicators),
         detail=stock,
         asked_by_level=asked_by_level,
         asked_by_agency=asked_by_agency,
         asked_detail=asked_detail,
+        documents=documents,
+        accounting=accounting_by_level(documents, _level_order(plan, ())),
+        succession=stock[stock["via"].notna().to_numpy()][list(SUCCESSION_COLUMNS)].reset_index(drop=True),
+        cutoff=cutoff,
+        latest_recorded_at=latest_recorded(read),
+        inputs_sha256=inputs_sha256(read),
+        code_version=code_version(),
     )
+
+
+def _facts(frames: dict[str, tuple[pd.DataFrame | None, tuple[str, ...]]]) -> dict[str, pd.DataFrame | None]:
+    """The columns of each frame coverage reads (with ``recorded_at`` and a register row's ``successor_code``):
+    what the inputs' hash covers, so database ids, which a catalog rebuild renumbers, do not change it."""
+    out: dict[str, pd.DataFrame | None] = {}
+    for name, (frame, columns) in frames.items():
+        wanted = (*columns, "successor_code", "recorded_at")
+        out[name] = None if frame is None else frame[[c for c in dict.fromkeys(wanted) if c in frame.columns]]
+    return out
+
+
+SUCCESSION_COLUMNS = (
+    "register_id", "registered_agency", "agency_code", "agency_name", "level", "via", "digitized", "document_code",
+)
 
 
 def _status(

@@ -7,6 +7,7 @@ file fails at load with the field named, never halfway through a report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -107,6 +108,9 @@ class Plan:
     indicators: tuple[Indicator, ...]
     """Indicators with their targets."""
 
+    sha256: str = ""
+    """SHA-256 of the plan file's bytes: a report names the exact plan it was measured against."""
+
     def indicator(self, indicator_id: str) -> Indicator | None:
         """The indicator with this id, or None when the plan sets no such target."""
         return next((i for i in self.indicators if i.id == indicator_id), None)
@@ -124,7 +128,8 @@ def load_plan(path: Path) -> Plan:
     path = Path(path)
     hint = f"Correct {path} so it matches schemas/plan.schema.json (see schemas/plans/tien-giang-155-2021.json)."
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError as exc:
         raise ConfigurationError(
             f"plan file {path} does not exist", hint="Set DIGITIZE_PLAN to a file in schemas/plans/."
@@ -180,6 +185,7 @@ def load_plan(path: Path) -> Plan:
         source_reference=data["source"]["reference"],
         levels=levels,
         indicators=indicators,
+        sha256=hashlib.sha256(raw).hexdigest(),
     )
 
 

@@ -3,6 +3,11 @@
 One row per indicator × scope: every indicator per level, then stock and "not asked again" per agency,
 and each one-stop unit for the units indicator. An indicator the data cannot measure keeps one row,
 flagged not computable, so a reader sees it was left out on purpose.
+
+The audit rows follow the figures: ``accounting`` per level (numerator = counted, denominator = archived),
+each ``archived_not_counted`` document with its ``reason``, each register row counted through
+``succession`` (``basis`` = the chain). The ``provenance`` rows come first (``scope`` = the field,
+``basis`` = its value): what ``coverage check`` reads back.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from digitize.coverage.accounting import REASONS
+from digitize.coverage.audit import provenance_rows
 from digitize.coverage.figures import Figures, indicator_figures
 from digitize.coverage.indicators import CoverageReport
 from digitize.spreadsheet import csv_frame
@@ -32,12 +39,17 @@ CSV_COLUMNS = (
     "to_target",
     "computable",
     "basis",
+    "register_id",
+    "document_code",
+    "reason",
 )
 
 
 def report_rows(report: CoverageReport) -> pd.DataFrame:
     """Every figure of the report as one tidy frame (the CSV's rows): per level, per agency, per unit."""
-    parts = [part for fig in indicator_figures(report) for part in _indicator_rows(report, fig)]
+    parts = [_provenance_rows(report)]
+    parts += [part for fig in indicator_figures(report) for part in _indicator_rows(report, fig)]
+    parts += _audit_rows(report)
     rows = pd.concat([p for p in parts if len(p)], ignore_index=True)
     rows["plan_id"], rows["as_of"] = report.plan_id, report.as_of.isoformat()
     for column in CSV_COLUMNS:
@@ -57,6 +69,34 @@ def write_csv(report: CoverageReport, path: Path) -> None:
     spreadsheet would run as a formula gets a leading apostrophe (:func:`digitize.spreadsheet.csv_cell`).
     """
     csv_frame(report_rows(report)).to_csv(Path(path), index=False, encoding="utf-8-sig", lineterminator="\n")
+
+
+def _provenance_rows(report: CoverageReport) -> pd.DataFrame:
+    """The report's provenance: one row per field, the value in ``basis``."""
+    return pd.DataFrame(
+        [{"indicator": "provenance", "scope": key, "basis": value} for key, _vi, _en, value in provenance_rows(report)]
+    )
+
+
+def _audit_rows(report: CoverageReport) -> list[pd.DataFrame]:
+    """Archived = counted + not counted per level, each document not counted, each row counted by succession."""
+    accounting = report.accounting
+    docs = report.uncounted
+    succession = report.succession
+    return [
+        pd.DataFrame({"indicator": "accounting", "scope": "level", "level": accounting["level"],
+                      "numerator": accounting["counted"], "denominator": accounting["archived"],
+                      "basis": "archived = counted + not counted"}),
+        pd.DataFrame({"indicator": "archived_not_counted", "scope": "document", "level": docs["level"],
+                      "agency_code": docs["agency_code"], "register_id": docs["register_id"],
+                      "document_code": docs["document_code"], "reason": docs["reason"],
+                      "basis": docs["reason"].map(lambda r: REASONS[str(r)][1])}) if len(docs) else pd.DataFrame(),
+        pd.DataFrame({"indicator": "succession", "scope": "register_row", "level": succession["level"],
+                      "agency_code": succession["agency_code"], "agency_name": succession["agency_name"],
+                      "register_id": succession["register_id"], "document_code": succession["document_code"],
+                      "met": succession["digitized"].astype("boolean"), "basis": succession["via"]})
+        if len(succession) else pd.DataFrame(),
+    ]
 
 
 def _indicator_rows(report: CoverageReport, fig: Figures) -> list[pd.DataFrame]:

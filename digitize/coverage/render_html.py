@@ -7,11 +7,23 @@ wherever it is stored or sent. The agency tables sort by any column in the brows
 from __future__ import annotations
 
 import html
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from digitize.coverage.accounting import REASONS
+from digitize.coverage.audit import (
+    ACCOUNTING_HEADERS,
+    SUCCESSION_HEADERS,
+    UNCOUNTED_HEADERS,
+    accounting_table,
+    provenance_rows,
+    succession_table,
+    uncounted_table,
+)
 from digitize.coverage.figures import Figures, assessment, format_pct, indicator_figures
 from digitize.coverage.indicators import CoverageReport
 
@@ -115,6 +127,8 @@ def write_html(report: CoverageReport, path: Path) -> None:
         '<!doctype html><html lang="vi"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         f"<title>Tiến độ số hóa — {html.escape(plan.id)} — {day}</title>",
+        *(f'<meta name="digitize:{key}" content="{html.escape(value)}">'
+          for key, _vi, _en, value in provenance_rows(report)),
         f"<style>{_HTML_CSS}</style></head><body>",
         "<header><div><h1>"
         + _bi(
@@ -127,7 +141,8 @@ def write_html(report: CoverageReport, path: Path) -> None:
             f"Plan {plan.id} — {plan.province} — figures as of the end of {day}",
         )
         + "</p>",
-        f'<p class="meta">{html.escape(plan.source_reference)}</p></div>',
+        f'<p class="meta">{html.escape(plan.source_reference)}</p>',
+        _late_note(report) + "</div>",
         '<button id="lang" type="button">' + _bi("English", "Tiếng Việt") + "</button></header>",
     ]
     for number, fig in enumerate(indicator_figures(report), start=1):
@@ -166,6 +181,7 @@ def write_html(report: CoverageReport, path: Path) -> None:
     out.append(_agency_table(report))
     if report.asked_by_agency is not None:
         out.append(_asked_agency_table(report))
+    out.append(_audit_sections(report))
     out.append(f"<script>{_HTML_JS}</script></body></html>\n")
     Path(path).write_text("".join(out), encoding="utf-8")
 
@@ -250,3 +266,56 @@ def _agency_table(report: CoverageReport) -> str:
         )
     out.append("</tbody></table></section>")
     return "".join(out)
+
+
+def _late_note(report: CoverageReport) -> str:
+    """Said under the title when the report read facts recorded after the end of its day."""
+    if report.includes_data_recorded_after is None:
+        return ""
+    day, newest = report.as_of.isoformat(), report.provenance()["latest_recorded_at"]
+    note = _bi(f"Có dữ liệu ghi nhận sau ngày {day} (mới nhất: {newest})",
+               f"Includes data recorded after the end of {day}, Vietnam time (newest: {newest})")
+    return f'<p class="meta late">{note}</p>'
+
+
+def _plain_table(title: str, heads: Sequence[tuple[str, str]], rows: Sequence[Sequence[object]],
+                 table_id: str) -> str:
+    """A sortable section table of text cells (numbers right-aligned)."""
+    out = _sortable_table_head(table_id, title, [(vi, en, False) for vi, en in heads])
+    for row in rows:
+        out.append("<tr>" + "".join(_td(v, num=isinstance(v, int)) for v in row) + "</tr>")
+    out.append("</tbody></table></section>")
+    return "".join(out)
+
+
+def _uncounted_section(report: CoverageReport) -> str:
+    """The reasons with their counts, then one plain row per document (no sort keys: the list can be long)."""
+    rows = uncounted_table(report)
+    counts = Counter(row[7] for row in rows)
+    legend = [(code, f"{vi} / {en}", counts[code]) for code, (vi, en) in REASONS.items() if counts[code]]
+    out = [_plain_table(_bi("Đã lưu trữ nhưng không được tính", "Archived but not counted"),
+                        (("Mã lý do", "Reason code"), ("Lý do", "Reason"), ("Số tài liệu", "Documents")), legend,
+                        "uncounted-reasons")]
+    head = "".join(f"<th>{_bi(vi, en)}</th>" for vi, en in UNCOUNTED_HEADERS[:-1])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row[:-1]) + "</tr>" for row in rows)
+    out.append(f'<section><table id="uncounted"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>')
+    return "".join(out)
+
+
+def _audit_sections(report: CoverageReport) -> str:
+    """Archived = counted + not counted per level, the documents not counted, succession, provenance."""
+    levels = [(report.plan.level_names(level)[1], *counts) for level, *counts in accounting_table(report)]
+    parts = [
+        _plain_table(_bi("Đối chiếu tài liệu đã lưu trữ (đã lưu trữ = được tính + không được tính)",
+                         "Archived documents accounted for (archived = counted + not counted)"),
+                     ACCOUNTING_HEADERS, levels, "accounting"),
+        _uncounted_section(report),
+        _plain_table(_bi("Tính qua cơ quan kế thừa", "Counted through succession"), SUCCESSION_HEADERS,
+                     succession_table(report), "succession"),
+    ]
+    rows = "".join(f"<tr><th>{_bi(vi, en)}</th><td><code>{html.escape(value or '—')}</code></td></tr>"
+                   for _key, vi, en, value in provenance_rows(report))
+    parts.append("<section><h2>" + _bi("Nguồn gốc số liệu", "Provenance") + f"</h2><table>{rows}</table>"
+                 + '<p class="basis">' + _bi("Kiểm tra: python -m digitize coverage check TỆP_BÁO_CÁO",
+                                             "Check: python -m digitize coverage check REPORT_FILE") + "</p></section>")
+    return '<div class="audit">' + "".join(parts) + "</div>"

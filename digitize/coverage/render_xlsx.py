@@ -8,14 +8,29 @@ a string cell (:mod:`digitize.spreadsheet`): a title starting with "=" is shown,
 from __future__ import annotations
 
 import math
+import re
+import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from digitize.clock import end_of_business_day
+from digitize.coverage.accounting import REASONS
+from digitize.coverage.audit import (
+    ACCOUNTING_HEADERS,
+    SUCCESSION_HEADERS,
+    UNCOUNTED_HEADERS,
+    accounting_table,
+    provenance_rows,
+    succession_table,
+    uncounted_table,
+)
 from digitize.coverage.figures import assessment, indicator_figures
 from digitize.coverage.indicators import CoverageReport
 from digitize.personal import mask_holder_id
@@ -81,7 +96,9 @@ _DETAIL_HEADERS = (
 
 
 def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True, holder_ids: bool = False) -> None:
-    """Write an Excel workbook: summary, per agency, one-stop units and (if ``detail``) the register rows.
+    """Write an Excel workbook: summary, per agency, one-stop units, (if ``detail``) the register rows and the
+    archived documents not counted; then the accounting per level with the reasons' counts, the rows counted
+    through succession, and the provenance ``coverage check`` reads.
 
     The detail's holder IDs are masked (``0790••••1234``) unless ``holder_ids``: a caller asking for them
     records that access (the CLI's ``--show-holder-ids``).
@@ -97,7 +114,9 @@ def write_xlsx(report: CoverageReport, path: Path, *, detail: bool = True, holde
         _write_asked_sheet(book, report.asked_by_agency)
     if detail:
         _write_detail_sheets(book, holder_ids)
+    _write_audit_sheets(book, detail)
     book.save(Path(path))
+    _pin_times(Path(path), report.cutoff or end_of_business_day(report.as_of))
 
 
 @dataclass(frozen=True)
@@ -349,6 +368,55 @@ def _write_detail_sheets(book: _Book, holder_ids: bool) -> None:
         lo, hi = n * per_sheet, min(total, (n + 1) * per_sheet)
         for values in zip(*(c[lo:hi] for c in columns), strict=True):
             book.append(ws, values)
+
+
+def _write_audit_sheets(book: _Book, detail: bool) -> None:
+    """Archived = counted + not counted per level, the documents not counted (with ``detail``, like the
+    register rows: the reasons with their counts always), succession, and provenance.
+
+    "Nguồn gốc số liệu" is what ``coverage check`` reads back: column A the key, C the value (from row 2).
+    """
+    report = book.report
+    rows = uncounted_table(report)
+    if detail:
+        ws = book.sheet("Không được tính", (20, 8, 16, 12, 12, 28, 12, 24), freeze="A2")
+        book.append(ws, book.header(ws, [vi for vi, _ in UNCOUNTED_HEADERS[:-1]]))  # the reasons' wording: next sheet
+        for values in rows:
+            book.append(ws, [*values[:3], book.level_name(values[3]), *values[4:-1]])
+    ws = book.sheet("Đối chiếu lưu trữ", (24, 44, 14, 16), freeze="A2")
+    book.append(ws, book.header(ws, [vi for vi, _ in ACCOUNTING_HEADERS]))
+    for level, *counts in accounting_table(report):
+        book.append(ws, [book.level_name(level), *counts])
+    book.append(ws, [])
+    book.append(ws, book.header(ws, ["Mã lý do", "Lý do không được tính", "Số tài liệu"]))
+    per_reason = Counter(values[7] for values in rows)
+    for code, (vi, _en) in REASONS.items():
+        book.append(ws, [code, vi, per_reason[code]])
+    ws = book.sheet("Cơ quan kế thừa", (12, 16, 16, 36, 11, 36, 10, 30), freeze="A2")
+    book.append(ws, book.header(ws, [vi for vi, _ in SUCCESSION_HEADERS]))
+    for values in succession_table(report):
+        book.append(ws, [*values[:4], book.level_name(values[4]), *values[5:]])
+    ws = book.sheet("Nguồn gốc số liệu", (30, 40, 70))
+    book.append(ws, book.header(ws, ["Khóa", "Mục", "Giá trị"]))
+    for key, vi, _en, value in provenance_rows(report):
+        book.append(ws, [key, vi, value])
+
+
+def _pin_times(path: Path, when: datetime) -> None:
+    """Make the file's bytes a function of the report: the workbook's created/modified times and every zip
+    entry's time are the cut-off, not the moment it was written (openpyxl stamps "now" on save)."""
+    utc = when.astimezone(UTC)
+    stamp = utc.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    with zipfile.ZipFile(path) as src:
+        entries = [(info, src.read(info.filename)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*", rb"\g<1>" + stamp, data)
+            pinned = zipfile.ZipInfo(info.filename, date_time=utc.timetuple()[:6])
+            pinned.compress_type = zipfile.ZIP_DEFLATED
+            pinned.external_attr = info.external_attr
+            out.writestr(pinned, data)
 
 
 def _texts(values: pd.Series) -> list[Any]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from digitize import __version__
 from digitize.checksums import sha256_bytes
+from digitize.clock import business_today
 from digitize.errors import (
     AgencyUnknown,
     ArchiveIntegrityError,
@@ -335,7 +336,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
                             "(DIGITIZE_LOW_DPI_ACTION=quarantine)")
     checkpoint("after_ocr")
 
-    year = datetime.now(UTC).year
+    year = business_today().year  # the code's year is Vietnam's: 31 Dec 23:30 UTC is already next year
     _check_template(settings.code_template, record, year)
     with watch.stage("code"):
         code = catalog.allocate_code(record.id, template=settings.code_template, year=year)

@@ -13,13 +13,13 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from digitize.errors import DigitizeError, UsageError
+from digitize.errors import DigitizeError
+from digitize.presentation.cli_coverage import add_coverage_command
 from digitize.presentation.coversheets_cli import add_coversheets_command
 from digitize.presentation.matching import add_matching_commands
 from digitize.presentation.processing import EXIT_UNFINISHED, cmd_process
@@ -66,56 +66,6 @@ def cmd_ocr(args: argparse.Namespace) -> int:
         flags = f" [{', '.join(page.flags)}]" if page.flags else ""
         print(f"page {page.index + 1} ({page.source_file}): {conf}, {page.dpi:.0f} dpi{flags}")
     print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_coverage(args: argparse.Namespace) -> int:
-    from digitize import coverage
-    from digitize.config import load_settings
-    from digitize.spreadsheet import csv_frame
-
-    catalog = _catalog()
-    plan = coverage.load_plan(Path(args.plan) if args.plan else load_settings().plan_path)
-    as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
-    frames = catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame()
-    needs = catalog.needs_frame()
-    if args.drill_down:
-        what = "dossier" if args.indicator == "not_asked_again" else "register row"
-        if args.indicator == "not_asked_again":
-            rows = coverage.drill_down_dossiers(frames[0], needs, as_of, level=args.level, agency=args.agency,
-                                                part=args.drill_down)
-        else:
-            rows = coverage.drill_down(*frames, as_of, level=args.level, agency=args.agency, part=args.drill_down,
-                                       indicator=args.indicator)
-        rows = _holder_ids_shown(catalog, rows, args, "coverage_drill_down")
-        if args.out:
-            csv_frame(rows).to_csv(args.out, index=False, encoding="utf-8")  # formulas neutralised
-            print(f"{len(rows)} {what}(s) written to {args.out}")
-        else:
-            print(rows.to_string(index=False) if len(rows) else f"no {what}s")
-        return 0
-    report = coverage.compute_coverage(*frames, plan, as_of, needs=needs)
-    writers = {"csv": coverage.write_csv, "html": coverage.write_html, "xlsx": coverage.write_xlsx}
-    if args.out:
-        out = Path(args.out)
-        fmt = args.format or {".html": "html", ".htm": "html", ".xlsx": "xlsx"}.get(out.suffix.lower(), "csv")
-        print(coverage.render_table(report))
-        if fmt == "xlsx":
-            if args.show_holder_ids:
-                _holder_ids_shown(catalog, report.detail, args, "coverage_xlsx")
-            coverage.write_xlsx(report, out, holder_ids=args.show_holder_ids)
-        else:
-            writers[fmt](report, out)
-        print(f"wrote {out} ({fmt})")
-    elif args.format in ("csv", "html"):  # to standard output, for a pipe or a redirection
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / f"coverage.{args.format}"
-            writers[args.format](report, path)
-            sys.stdout.buffer.write(path.read_bytes())
-    elif args.format == "xlsx":
-        raise UsageError("an XLSX workbook cannot go to the terminal", hint="Add --out FILE.xlsx.")
-    else:
-        print(coverage.render_table(report))
     return 0
 
 
@@ -357,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_processing_commands(sub)
     add_matching_commands(sub)
     add_coversheets_command(sub, cmd_coversheets)
-    _add_coverage_command(sub)
+    add_coverage_command(sub)
     _add_import_and_db_commands(sub)
     _add_document_care_commands(sub)
     _add_audit_commands(sub)
@@ -379,28 +329,6 @@ def _add_processing_commands(sub: Subparsers) -> None:
     p.add_argument("--text", help="also write the text, pages separated by form feeds")
     p.add_argument("--jobs", type=int, default=0, help="Tesseract processes (default: DIGITIZE_OCR_JOBS or cores)")
     p.set_defaults(func=cmd_ocr)
-
-
-def _add_coverage_command(sub: Subparsers) -> None:
-    """Coverage reports and their drill-downs."""
-    p = sub.add_parser("coverage", help="coverage of the register against the plan's targets")
-    p.add_argument("--as-of", help="report date YYYY-MM-DD (default today)")
-    p.add_argument("--plan", help="plan file (default DIGITIZE_PLAN)")
-    p.add_argument("--format", choices=("csv", "html", "xlsx"),
-                   help="report format (default: the text table; with --out, from the file's extension, else csv); "
-                        "csv and html without --out go to standard output")
-    p.add_argument("--out", help="write the report here")
-    p.add_argument("--drill-down", choices=("numerator", "denominator", "missing"),
-                   help="list the register rows (or, for not_asked_again, the dossiers) behind a figure instead "
-                        "of the report; missing = not digitized / asked again")
-    p.add_argument("--indicator", choices=("stock", "flow", "not_asked_again"), default="stock",
-                   help="with --drill-down: which figure (default stock)")
-    p.add_argument("--level", help="with --drill-down: province, district or commune")
-    p.add_argument("--agency", help="with --drill-down: one agency code")
-    p.add_argument("--show-holder-ids", action="store_true",
-                   help="drill-down and XLSX detail: full holder IDs instead of masked ones (0790••••1234); "
-                        "the access is recorded in the access log")
-    p.set_defaults(func=cmd_coverage)
 
 
 def _add_import_and_db_commands(sub: Subparsers) -> None:

@@ -17,17 +17,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
+from digitize.clock import business_today, utc_now
 from digitize.config import REPO_ROOT
 from digitize.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from digitize.catalog import Catalog
-    from digitize.coverage import CoverageReport, Part
+    from digitize.coverage import CoverageInputs, CoverageReport, Part
 
 PLANS_DIR = REPO_ROOT / "schemas" / "plans"
 TIMEZONE = "Asia/Ho_Chi_Minh"
@@ -52,7 +52,7 @@ DRILL_DOWN_COLUMNS = (
 
 def today() -> date:
     """The current day in Vietnam: a report "as of today" must not switch day at 17:00 local time (UTC midnight)."""
-    return datetime.now(ZoneInfo(TIMEZONE)).date()
+    return business_today()
 
 
 def plan_files(configured: Path) -> dict[str, Path]:
@@ -82,23 +82,18 @@ def _catalog(url: str) -> Catalog:
     return Catalog(url)
 
 
-def frames(catalog_url: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(agencies, register, archived) frames of the catalog, as ``compute_coverage`` takes them."""
-    catalog = _catalog(catalog_url)
-    return catalog.agencies_frame(), catalog.register_frame(), catalog.archived_frame()
+def inputs(catalog_url: str) -> CoverageInputs:
+    """The catalog's frames as recorded now (the dashboard shows the live figures; a report records its C)."""
+    from digitize.coverage import CoverageInputs
 
-
-def needs(catalog_url: str) -> pd.DataFrame:
-    """Papers reused or handed in again, recorded by the reuse API (the "not asked again" indicator's data)."""
-    return _catalog(catalog_url).needs_frame()
+    return CoverageInputs.from_catalog(_catalog(catalog_url), utc_now())
 
 
 def compute_report(catalog_url: str, plan_path: Path, as_of: date) -> CoverageReport:
     """Coverage of the catalog at ``as_of`` against the plan, exactly as the published reports compute it."""
     from digitize import coverage
 
-    return coverage.compute_coverage(*frames(catalog_url), coverage.load_plan(plan_path), as_of,
-                                     needs=needs(catalog_url))
+    return inputs(catalog_url).report(coverage.load_plan(plan_path), as_of)
 
 
 # ----------------------------------------------------------------------------------------------- JSON
@@ -227,7 +222,7 @@ Indicator = Literal["stock", "flow", "not_asked_again"]
 def _drill_frame(catalog_url: str, as_of: date, *, level: str | None, agency: str | None, part: Part,
                  indicator: Indicator) -> tuple[pd.DataFrame, Sequence[str]]:
     """Every register row (dossier, for not_asked_again) behind a figure, and the columns shown of it."""
-    from digitize.coverage import drill_down, drill_down_dossiers
+    from digitize.coverage import UNCOUNTED_COLUMNS, drill_down_dossiers
 
     if indicator not in ("stock", "flow", "not_asked_again"):
         raise ConfigurationError(
@@ -235,11 +230,11 @@ def _drill_frame(catalog_url: str, as_of: date, *, level: str | None, agency: st
             hint="Only these indicators count rows one can list.",
         )
     if indicator == "not_asked_again":
-        agencies = frames(catalog_url)[0]
-        rows = drill_down_dossiers(agencies, needs(catalog_url), as_of, level=level, agency=agency, part=part)
+        read = inputs(catalog_url)
+        rows = drill_down_dossiers(read.agencies, read.needs, as_of, level=level, agency=agency, part=part)
         return rows, DOSSIER_COLUMNS
-    rows = drill_down(*frames(catalog_url), as_of, level=level, agency=agency, part=part, indicator=indicator)
-    return rows, DRILL_DOWN_COLUMNS
+    rows = inputs(catalog_url).drill_down(as_of, level=level, agency=agency, part=part, indicator=indicator)
+    return rows, (UNCOUNTED_COLUMNS if part == "uncounted" else DRILL_DOWN_COLUMNS)
 
 
 def drill_down_rows(

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from digitize.catalog import RETRY_EVENT
+from digitize.clock import BUSINESS_TZ
 
 if TYPE_CHECKING:
     from digitize.catalog import Catalog, DocumentRecord
 
-TIMEZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+TIMEZONE = BUSINESS_TZ
 LIST_LIMIT = 1000
 """Most items of each kind the page lists (the newest); the CLI's ``quarantine list`` shows every one."""
 VIA = "Airflow UI"

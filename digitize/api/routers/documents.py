@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Response
@@ -22,6 +22,7 @@ from digitize.api.models import (
 )
 from digitize.api.services import Services
 from digitize.catalog import DocumentRecord
+from digitize.clock import business_today
 
 if TYPE_CHECKING:
     from digitize.signing import SignatureVerdict
@@ -59,7 +60,7 @@ def document(code: CodePath, access: AccessDep, purpose: PurposeDep, sidecar: bo
         data = (json.loads(checked_object(access.services, record, "sidecar", record.sidecar_key,
                                           record.sidecar_sha256))
                 if sidecar and record.sidecar_key else None)
-        return DocumentDetailOut(document=document_out(record, date.today()), sidecar=data)
+        return DocumentDetailOut(document=document_out(record, business_today()), sidecar=data)
 
     return access.run("document", code, purpose, work)
 

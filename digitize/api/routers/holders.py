@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -11,6 +10,7 @@ from digitize.api.access import AccessDep
 from digitize.api.auth import PurposeDep
 from digitize.api.errors import ERRORS
 from digitize.api.models import PROCEDURE_PATTERN, HolderDocumentsOut, HolderPath, document_out
+from digitize.clock import business_today
 
 router = APIRouter()
 
@@ -23,7 +23,7 @@ def holder_documents(
     kind: Literal["KQ", "TP"] | None = None,
     include_expired: bool = False,
 ) -> HolderDocumentsOut:
-    today = date.today()
+    today = business_today()
 
     def work() -> HolderDocumentsOut:
         records = access.services.catalog.holder_documents(holder_id, procedure_code=procedure_code, kind=kind,

@@ -4,7 +4,6 @@ holder had to hand in again. Together they are coverage's "not asked again" indi
 from __future__ import annotations
 
 import unicodedata
-from datetime import date
 
 from fastapi import APIRouter, Response
 
@@ -23,6 +22,7 @@ from digitize.api.models import (
     SuppliedAgainOut,
 )
 from digitize.api.routers.documents import archived_document
+from digitize.clock import business_today
 from digitize.codes import parse_dossier_code
 from digitize.errors import CodeError
 
@@ -51,7 +51,7 @@ def reuse(code: CodePath, body: ReuseIn, access: AccessDep, response: Response) 
             raise ApiError(422, "INVALID_REQUEST", "caller_system is empty or holds control characters",
                            "Send the calling system's name as plain text.")
         record = archived_document(access.services, code)
-        if record.valid_until is not None and record.valid_until < date.today():
+        if record.valid_until is not None and record.valid_until < business_today():
             raise ApiError(409, "DOCUMENT_EXPIRED", f"{code} was valid until {record.valid_until}",
                            "Ask the holder for a current document instead.")
         catalog = access.services.catalog
