@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
+from digitize.pipeline.parallel import process_in_workers
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
 from digitize.pipeline.stages import (
     correct_document,
@@ -30,6 +31,7 @@ __all__ = [
     "prepare_document",
     "process_document",
     "process_documents",
+    "process_in_workers",
     "register_batch",
     "run_chunk",
     "summarize",

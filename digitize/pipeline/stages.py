@@ -18,6 +18,7 @@ then :func:`finish_document`). Beside it: ``leases`` (who holds a document),
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -51,6 +52,7 @@ from digitize.pipeline.sidecar import MEDIA_TYPES, build_sidecar, put_sidecar
 from digitize.pipeline.staging import drop_staging, load_staged, stage_for_signing, staged_state
 from digitize.pipeline.summary import DocumentOutcome, Stopwatch
 from digitize.plugin_manager import plugin_manager
+from digitize.stageclock import StageTimes
 
 if TYPE_CHECKING:
     from digitize.catalog import Agency, DocumentRecord
@@ -173,12 +175,13 @@ def finish_prepared(ctx: PipelineContext, prepared: DocumentOutcome | dict[str, 
     row = prepared.as_dict() if isinstance(prepared, DocumentOutcome) else prepared
     if row["status"] != PREPARED:
         return DocumentOutcome(row["document_id"], row["status"], row["code"], row["reason"], row["pages"],
-                               dict(row["seconds"]))
+                               dict(row["seconds"]), dict(row.get("cpu", {})))
     done = finish_document(ctx, int(row["document_id"]), batch_root)
-    seconds = dict(row["seconds"])
-    for stage, value in done.seconds.items():
-        seconds[stage] = round(seconds.get(stage, 0.0) + value, 3)
-    return DocumentOutcome(done.document_id, done.status, done.code, done.reason, done.pages, seconds)
+    times = StageTimes()
+    times.merge(row["seconds"], row.get("cpu", {}))
+    times.merge(done.seconds, done.cpu)
+    seconds, cpu = times.rounded()
+    return DocumentOutcome(done.document_id, done.status, done.code, done.reason, done.pages, seconds, cpu)
 
 
 def _source(batch_root: Path | BatchSource) -> BatchSource:
@@ -194,6 +197,15 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
     INTERNAL_ERROR), so one document never stops its chunk. Transient errors, configuration errors and
     OSError (the machine, not the document) propagate: the task is retried or the run stops.
     """
+    watch = Stopwatch()
+    with watch.recording():
+        outcome = _claim_and_run(ctx, document_id, work, watch)
+    return dataclasses.replace(outcome, seconds=watch.seconds, cpu=watch.cpu)
+
+
+def _claim_and_run(ctx: PipelineContext, document_id: int,
+                   work: Callable[[DocumentRecord, Stopwatch, Callable[[str], None]], DocumentOutcome],
+                   watch: Stopwatch) -> DocumentOutcome:
     catalog = ctx.catalog
     record = catalog.get_document(document_id)
     if record.status != "RECEIVED":
@@ -208,7 +220,6 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
                           detail=f"an earlier attempt (worker {record.lease_owner}) stopped before finishing; "
                                  f"resumed by {owner} with code {record.code or '(none allocated yet)'}")
     record = catalog.get_document(document_id)
-    watch = Stopwatch()
     with Lease(ctx, record.id, owner) as lease:
 
         def checkpoint(stage: str) -> None:
@@ -311,13 +322,13 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     from digitize.ocr import OcrOptions, make_searchable_pdf, set_document_metadata
 
     catalog, settings = ctx.catalog, ctx.settings
-    with watch.stage("fetch"):
+    with watch.stage("load"):
         originals = _check_originals(record, source, scratch)
     formats = [sniff_format(p) for p in originals]
     out_pdf = scratch / "document.pdf"
     options = OcrOptions(jobs=settings.ocr_jobs, min_dpi=settings.min_dpi, work_dir=scratch,
                          page_timeout=settings.ocr_page_timeout, limits=PageLimits.from_settings(settings))
-    with watch.stage("ocr"):
+    with watch.stage("pdf"):  # its load, cleanup, orientation and ocr stages are recorded inside
         ocr: OcrResult = make_searchable_pdf(originals, out_pdf, options)
     catalog.add_event(record.id, "ocr", "success", tool="tesseract", tool_version=ocr.tool_versions["tesseract"],
                       detail=f"{len(ocr.pages)} page(s), mean confidence {_fmt(ocr.mean_confidence)}, "
@@ -336,7 +347,8 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
                       detail=f"code {code}")
     checkpoint("after_code")
-    set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
+    with watch.stage("pdf"):
+        set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
     return ocr, code, originals, formats
 
 
@@ -348,8 +360,8 @@ def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, un
 
     with watch.stage("sign"):
         signed, verdict = _signed_pdf(ctx, record, document_keys(code, record.version).pdf, unsigned, code)
-    if verdict is None:  # signed by an earlier, interrupted run: check what the archive holds
-        verdict = verify_pdf(signed, ctx.settings.trust_roots)
+        if verdict is None:  # signed by an earlier, interrupted run: check what the archive holds
+            verdict = verify_pdf(signed, ctx.settings.trust_roots)
     if not verdict.valid:
         raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
     ctx.catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",

@@ -10,6 +10,7 @@ not run.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -52,6 +53,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     from digitize.pipeline import (
         PipelineContext,
         process_documents,
+        process_in_workers,
         register_batch,
         summarize,
         unfinished_documents,
@@ -81,7 +83,11 @@ def cmd_process(args: argparse.Namespace) -> int:
                 tqdm.write(f"  quarantined document {outcome.document_id}: {outcome.reason}")
 
         try:
-            process_documents(ctx, registered.to_process, registered.root, on_done=done)
+            workers = min(max(1, args.workers), len(registered.to_process))
+            if workers > 1:
+                process_in_workers(ctx.settings, registered.to_process, registered.root, workers, on_done=done)
+            else:
+                process_documents(ctx, registered.to_process, registered.root, on_done=done)
         except TransientError as exc:  # no retry here: the rest stays RECEIVED, named below, for the next run
             stopped = exc
     if stopped is not None:
@@ -92,6 +98,8 @@ def cmd_process(args: argparse.Namespace) -> int:
                         duplicate_items=[d.named(plan.batch_id) for d in registered.duplicates])
     for line in summary.lines():
         print(line)
+    if args.stage_times:
+        Path(args.stage_times).write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
     return EXIT_UNFINISHED if summary.unfinished else 0
 
 
@@ -434,6 +442,11 @@ def _add_processing_commands(sub: Subparsers) -> None:
     p = sub.add_parser("process", help="process one batch folder without Airflow")
     p.add_argument("batch", help="batch folder holding the scans and manifest.csv")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=1,
+                   help="documents at a time, each in its own process with one Tesseract (default 1: one "
+                        "document at a time, DIGITIZE_OCR_JOBS pages at a time); set it to the cores")
+    p.add_argument("--stage-times", metavar="FILE", help="also write the run's summary with wall time and CPU "
+                                                          "per stage as JSON")
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("ocr", help="OCR scans into one searchable PDF/A (no code, signature or archive)")
