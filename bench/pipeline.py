@@ -288,6 +288,29 @@ def report(args: argparse.Namespace, pages: int, files: int, runs: Sequence[Time
     return "\n".join(out) + "\n"
 
 
+def tiff_memory(work: Path, env: dict[str, str], pages: int, noop: bool) -> str:
+    """One document: a ``pages``-page TIFF of A4 300 dpi G4 pages through ``process``; peak RSS of the tree.
+
+    With ``noop`` the OCR engine is the no-op plugin (every other stage real), which measures what the
+    pipeline holds per document, apart from Tesseract's own processes (``DIGITIZE_OCR_JOBS`` of them).
+    """
+    from imagegen import save_tiff
+
+    batch = work / "tiff-inbox" / "bench-tiff"
+    batch.mkdir(parents=True)
+    distinct = [a4_page(i) for i in range(4)]
+    save_tiff([distinct[i % 4] for i in range(pages)], batch / "long.tif", dpi=300)
+    (batch / "manifest.csv").write_text("file,agency_code,kind,title,issued_date\n"
+                                        f"long.tif,{AGENCY},KQ,Hồ sơ dài,2024-01-01\n", encoding="utf-8")
+    run_env = {**env, **({"DIGITIZE_PLUGINS": str(REPO / "tests" / "plugins" / "noop_ocr.py")} if noop else {})}
+    result = timed("process, one TIFF", lambda: run_cli(batch, run_env, 1, work / "tiff-stages.json"))
+    size = (batch / "long.tif").stat().st_size
+    return (f"| {pages}-page A4 300 dpi G4 TIFF ({size / 2**20:.1f} MiB), {'no-op' if noop else 'real'} OCR, "
+            f"DIGITIZE_OCR_JOBS={env.get('DIGITIZE_OCR_JOBS', 'cores')} | {result.seconds:.0f} s | "
+            f"**{_mib(result.peak_rss)} MiB** | {result.load[0]:.2f} → {result.load[1]:.2f} | "
+            f"{'; '.join(result.notes[:2])} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="'' for generated pages only")
@@ -298,7 +321,12 @@ def main() -> None:
     parser.add_argument("--note", default="machine shared with other work: compare ratios within this run")
     parser.add_argument("--out", type=Path, help="append the results here (markdown)")
     parser.add_argument("--keep", type=Path, help="keep the outputs in this folder")
+    parser.add_argument("--tiff", type=int, default=0, help="only the memory run: one TIFF of this many pages")
+    parser.add_argument("--noop-ocr", action="store_true", help="memory run with the no-op OCR engine")
     args = parser.parse_args()
+    if args.tiff:
+        memory_only(args)
+        return
     work = Path(tempfile.mkdtemp(prefix="digitize-bench-pipeline-"))
     corpus = args.corpus if str(args.corpus) not in ("", ".") else None
     files, pages = make_batch(work / "inbox" / "bench-pipeline", corpus, args.a4)
@@ -339,6 +367,24 @@ def main() -> None:
             out.write("\n" + text)
     if args.keep:
         shutil.copytree(work, args.keep, dirs_exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def memory_only(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="digitize-bench-tiff-"))
+    s3, s3_url = start_s3(work)
+    try:
+        row = tiff_memory(work, pipeline_env(work, s3_url), args.tiff, args.noop_ocr)
+    finally:
+        s3.terminate()
+        s3.wait(timeout=60)
+    text = (f"\n| run ({dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, `python -m bench.pipeline "
+            f"{' '.join(sys.argv[1:])}`) | wall | peak RSS of the tree | load avg | outcome |\n|---|---|---|---|---|\n"
+            f"{row}\n")
+    print(text)
+    if args.out:
+        with args.out.open("a", encoding="utf-8") as out:
+            out.write(text)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -2,9 +2,12 @@
 
 One document at a time with page threads leaves cores idle on one-page documents and between
 pages (signing, archiving, catalog work run on one core while Tesseract waits). Airflow already runs
-one chunk task per core, each with one Tesseract; this gives the CLI the same shape. Workers are
-spawned (never forked from a process holding catalog connections or S3 clients), each builds its
-own :class:`PipelineContext` once and takes documents one by one with ``DIGITIZE_OCR_JOBS=1``.
+one chunk task per core, each with one Tesseract; this gives the CLI the same shape. The parent
+imports and warms up what documents need (:func:`preload`, made to be forked: it opens no
+connection and starts no thread), then forks the workers, so that cost is paid once, not once per
+worker (~3 s of CPU each when spawned). Each worker builds its own :class:`PipelineContext` (the
+parent's catalog engine is forgotten by forked children) and takes documents one by one with
+``DIGITIZE_OCR_JOBS=1``.
 Memory stays bounded: at most ``workers`` documents are in flight, each with its pages in a window.
 """
 
@@ -25,8 +28,6 @@ _worker: list[PipelineContext] = []
 
 
 def _start_worker(settings: Settings) -> None:
-    """Once per worker: import and warm up what documents need, so its first document pays no start-up."""
-    preload()
     _worker.append(PipelineContext(settings))
 
 
@@ -43,7 +44,8 @@ def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_ro
     """
     one_each = dataclasses.replace(settings, ocr_jobs=1)
     outcomes: list[DocumentOutcome] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+    preload()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                              initializer=_start_worker, initargs=(one_each,)) as pool:
         todo = list(document_ids)[::-1]
         running: set[Future[DocumentOutcome]] = set()
