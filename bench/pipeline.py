@@ -24,6 +24,7 @@ ratios measured in the same run, not the absolute times.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -35,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +46,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import psutil
 from PIL import Image
 
 from bench.corpus import DEFAULT_CORPUS, load_images, load_manifest
@@ -57,6 +60,35 @@ AGENCY = "000.00.12.H99"
 A4_IN = (8.27, 11.69)
 
 
+class TreeMemory(PeakMemory):
+    """:class:`PeakMemory` (largest sum of RSS), and the largest sum of PSS (shared pages divided among
+    the processes sharing them, so forked workers do not count the parent's pages again), every 0.5 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak_pss = 0
+        self._pss_thread = threading.Thread(target=self._watch_pss, daemon=True)
+
+    def _watch_pss(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            pss = 0
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    pss += child.memory_full_info().pss
+            self.peak_pss = max(self.peak_pss, pss)
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> TreeMemory:
+        super().__enter__()
+        self._pss_thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self._pss_thread.join()
+
+
 @dataclass
 class Timed:
     """One system's run: wall seconds, CPU of its process tree, peak RSS of the tree, load before/after."""
@@ -67,6 +99,7 @@ class Timed:
     peak_rss: int
     load: tuple[float, float]
     notes: list[str] = field(default_factory=list)
+    peak_pss: int = 0
 
 
 def a4_page(index: int, dpi: int = 300) -> np.ndarray:
@@ -110,6 +143,7 @@ def make_batch(batch: Path, corpus: Path | None, a4: int) -> tuple[list[Path], i
     for n, path in enumerate(files):
         writer.writerow([path.name, AGENCY, "KQ", f"Kết quả giải quyết số {n:04d}", "2024-01-01"])
     (batch / "manifest.csv").write_text(out.getvalue(), encoding="utf-8")
+    (batch / "_READY").touch()  # complete: Airflow's plan takes it without waiting for the quiet period
     return files, pages
 
 
@@ -122,10 +156,10 @@ def timed(name: str, run: Callable[[], list[str]]) -> Timed:
     """Run ``run`` (which starts and reaps its processes) under the clock, the tree's memory sampler and CPU."""
     load0 = os.getloadavg()[0]
     cpu0, t0 = _children_cpu(), time.perf_counter()
-    with PeakMemory() as mem:
+    with TreeMemory() as mem:
         notes = run()
     seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
-    return Timed(name, seconds, cpu, mem.peak, (load0, os.getloadavg()[0]), notes)
+    return Timed(name, seconds, cpu, mem.peak, (load0, os.getloadavg()[0]), notes, mem.peak_pss)
 
 
 def two_at_a_time(commands: Sequence[list[str]], env: dict[str, str]) -> list[str]:
@@ -225,6 +259,13 @@ def run_airflow(batch: Path, base_env: dict[str, str], chunk_size: int) -> dict[
     return run
 
 
+def _page_count(pdf: Path) -> int:
+    import pikepdf
+
+    with pikepdf.open(pdf) as doc:
+        return len(doc.pages)
+
+
 def _mib(n: float) -> str:
     return f"{n / 2**20:.0f}"
 
@@ -246,7 +287,7 @@ def stage_table(stages: dict[str, Any], pages: int) -> list[str]:
 
 
 def report(args: argparse.Namespace, pages: int, files: int, runs: Sequence[Timed], stages: dict[str, Any],
-           sizes: dict[str, int], reference_bytes: int, airflow: dict[str, Any] | None, s3_cpu: float) -> str:
+           sizes: dict[str, int], reference: tuple[int, int], airflow: dict[str, Any] | None, s3_cpu: float) -> str:
     by = {r.name: r for r in runs}
     cli, ocrmypdf, raw = by["process"], by["ocrmypdf"], by["tesseract"]
     ocrmypdf_rate = 60 * pages / ocrmypdf.seconds
@@ -261,18 +302,22 @@ def report(args: argparse.Namespace, pages: int, files: int, runs: Sequence[Time
         "pages at 300 dpi)",
         f"- command: `.venv/bin/python -m bench.pipeline {' '.join(sys.argv[1:])}`",
         f"- {args.note}", "",
-        "| system | wall s | pages/min | × OCRmyPDF | CPU s of the tree | peak RSS MiB | load avg before → after |",
-        "|---|---|---|---|---|---|---|",
+        "| system | wall s | pages/min | × OCRmyPDF | CPU s of the tree | CPU s/page | × OCRmyPDF by CPU | "
+        "peak RSS (PSS) MiB | load avg before → after |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         rate = 60 * pages / r.seconds
         out.append(f"| {r.name} | {r.seconds:.1f} | {rate:.1f} | {rate / ocrmypdf_rate:.2f} | {r.cpu:.1f} | "
-                   f"{_mib(r.peak_rss)} | {r.load[0]:.2f} → {r.load[1]:.2f} |")
+                   f"{r.cpu / pages:.2f} | {ocrmypdf.cpu / r.cpu:.2f} | {_mib(r.peak_rss)} ({_mib(r.peak_pss)}) | "
+                   f"{r.load[0]:.2f} → {r.load[1]:.2f} |")
     if airflow is not None:
         rate = 60 * pages / airflow["wall_seconds"]
         out.append(f"| Airflow, LocalExecutor ({airflow['state']}, {airflow['archived']} archived) | "
                    f"{airflow['wall_seconds']:.1f} | {rate:.1f} | {rate / ocrmypdf_rate:.2f} | "
-                   f"workers {airflow['worker_cpu']:.1f} | — | {airflow['load'][0]:.2f} → {airflow['load'][1]:.2f} |")
+                   f"workers {airflow['worker_cpu']:.1f} | {airflow['worker_cpu'] / pages:.2f} | "
+                   f"{ocrmypdf.cpu / airflow['worker_cpu']:.2f} | — | "
+                   f"{airflow['load'][0]:.2f} → {airflow['load'][1]:.2f} |")
     out += ["", f"`process` against raw Tesseract: {raw.seconds / cli.seconds:.2f} of the floor's speed. "
             f"The S3 endpoint (moto, its own process) used {s3_cpu:.1f} s of CPU besides. Notes: "
             + ("; ".join(n for r in runs for n in r.notes) or "none"), "",
@@ -283,8 +328,8 @@ def report(args: argparse.Namespace, pages: int, files: int, runs: Sequence[Time
         out.append(f"| {kind} | {sizes[kind] / pages:,.0f} | {sizes[kind] / pages * 1e6 / 1e12:.2f} TB |")
     whole = sum(sizes[k] for k in ("signed PDF", "originals", "sidecar", "other"))
     out += [f"| **whole archived set** | {whole / pages:,.0f} | {whole / pages * 1e6 / 1e12:.2f} TB |",
-            f"| OCRmyPDF output (`--optimize 1`, its default) | {reference_bytes / pages:,.0f} | "
-            f"{reference_bytes / pages * 1e6 / 1e12:.2f} TB |", ""]
+            f"| OCRmyPDF output (`--optimize 1`, its default; {reference[1]} pages it made) | "
+            f"{reference[0] / reference[1]:,.0f} | {reference[0] / reference[1] * 1e6 / 1e12:.2f} TB |", ""]
     return "\n".join(out) + "\n"
 
 
@@ -307,7 +352,8 @@ def tiff_memory(work: Path, env: dict[str, str], pages: int, noop: bool) -> str:
     size = (batch / "long.tif").stat().st_size
     return (f"| {pages}-page A4 300 dpi G4 TIFF ({size / 2**20:.1f} MiB), {'no-op' if noop else 'real'} OCR, "
             f"DIGITIZE_OCR_JOBS={env.get('DIGITIZE_OCR_JOBS', 'cores')} | {result.seconds:.0f} s | "
-            f"**{_mib(result.peak_rss)} MiB** | {result.load[0]:.2f} → {result.load[1]:.2f} | "
+            f"**{_mib(result.peak_rss)} MiB** (PSS {_mib(result.peak_pss)}) | "
+            f"{result.load[0]:.2f} → {result.load[1]:.2f} | "
             f"{'; '.join(result.notes[:2])} |")
 
 
@@ -347,8 +393,6 @@ def main() -> None:
             [["tesseract", str(f), str(work / f"raw-{f.name}"), "-l", "vie"] for f in raw_inputs], ENV)))
         print(runs[-1], flush=True)
         sizes = archived_bytes(env)
-        import psutil
-
         times = psutil.Process(s3.pid).cpu_times()
         s3_cpu = times.user + times.system
     finally:
@@ -358,7 +402,8 @@ def main() -> None:
     if args.airflow:
         base = {k: v for k, v in env.items() if not k.startswith(("DIGITIZE_CATALOG", "DIGITIZE_S3", "DIGITIZE_WORK"))}
         airflow = run_airflow(files[0].parent, {**base, "CLUSTER_SEED": "1"}, args.chunk_size)
-    reference = sum(p.stat().st_size for p in (work / "ocrmypdf").glob("*.pdf"))
+    outputs = list((work / "ocrmypdf").glob("*.pdf"))
+    reference = (sum(p.stat().st_size for p in outputs), sum(_page_count(p) for p in outputs))
     stages = json.loads(stage_file.read_text())
     text = report(args, pages, len(files), runs, stages, sizes, reference, airflow, s3_cpu)
     print(text)
