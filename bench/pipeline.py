@@ -247,7 +247,7 @@ def tesseract_inputs(files: Sequence[Path], work: Path) -> list[Path]:
 
 def run_airflow(batch: Path, base_env: dict[str, str], chunk_size: int) -> dict[str, Any]:
     """One digitize_backlog run of the batch on a fresh, warmed-up LocalExecutor cluster."""
-    from airflow_overhead import _archived, airflow_run, cluster, task_time  # type: ignore[import-not-found]
+    from bench.airflow_overhead import _archived, airflow_run, cluster, task_time
 
     source = batch.parent
     with cluster("LocalExecutor", {**base_env, "DIGITIZE_OCR_JOBS": "1"}) as env:
