@@ -20,8 +20,8 @@ as PGM, TSV on stdout), not through ``pytesseract``, which writes temporary file
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
-import math
 import os
 import re
 import subprocess
@@ -42,9 +42,11 @@ from digitize.errors import ConfigurationError, OcrFailed
 from digitize.intake import PageInfo, PageLimits, encode_for_pdf, load_image, scan_document
 from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
 from digitize.ocr.engine import OcrEngine, ocr_engine
-from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, TextWord, page_can_be_copied
+from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, page_can_be_copied
+from digitize.ocr.placement import display_deskew, group_rows, map_words
 from digitize.plugin_manager import register_builtin
 from digitize.pluginspec import hookimpl
+from digitize.stageclock import stage
 
 TESSERACT = "tesseract"
 OSD_TIMEOUT_SECONDS = 60.0
@@ -272,35 +274,13 @@ def parse_tsv(tsv: str) -> OcrText:
 
 def _visual_rows(words: Sequence[OcrWord]) -> str:
     """Text with one line per visual row, the parts of a row left to right."""
-    return "\n".join(" ".join(w.text for line in row for w in line) for row in _rows(words))
-
-
-def _rows(words: Sequence[OcrWord]) -> list[list[list[OcrWord]]]:
-    """Tesseract's lines grouped into visual rows (rows top to bottom, their lines left to right).
-
-    Lines that overlap vertically by more than half the smaller height share a row: side-by-side
-    blocks (letterhead, signature block) and a justified line Tesseract cut in two are one row.
-    """
-    by_line: dict[tuple[int, int, int, int], list[OcrWord]] = {}
-    for word in words:
-        by_line.setdefault(word.line_box, []).append(word)
-    rows: list[tuple[int, int, list[tuple[int, list[OcrWord]]]]] = []  # top, bottom, [(left, words)]
-    for box, line_words in sorted(by_line.items(), key=lambda item: (item[0][1] + item[0][3]) / 2):
-        line = sorted(line_words, key=lambda w: w.box[0])
-        top, bottom = box[1], box[3]
-        if rows:
-            row_top, row_bottom, parts = rows[-1]
-            if min(bottom, row_bottom) - max(top, row_top) > 0.5 * min(bottom - top, row_bottom - row_top):
-                parts.append((box[0], line))
-                rows[-1] = (min(top, row_top), max(bottom, row_bottom), parts)
-                continue
-        rows.append((top, bottom, [(box[0], line)]))
-    return [[line for _, line in sorted(parts, key=lambda part: part[0])] for _, _, parts in rows]
+    return "\n".join(" ".join(w.text for line in row for w in line) for row in group_rows(words))
 
 
 def detect_orientation(image: np.ndarray, *, dpi: float = 150.0) -> tuple[int, float]:
     """(How far the content is turned clockwise: 0/90/180/270, confidence) by the engine the plugins chose."""
-    return ocr_engine().orientation(image, dpi=dpi)
+    with stage("orientation"):  # the cheap test before it counts as clean-up
+        return ocr_engine().orientation(image, dpi=dpi)
 
 
 def _tesseract_orientation(image: np.ndarray, *, dpi: float) -> tuple[int, float]:
@@ -383,78 +363,6 @@ class _PageOutcome:
     pdf_page: PdfPage
 
 
-def _display_deskew(to_original: np.ndarray) -> float | None:
-    """Skew left after the quarter turn, as the counter-clockwise turn (degrees) that shows the page straight.
-
-    ``None`` when the stored image and the OCR image are not related by a plain rotation and scale
-    (a photo warped out of perspective): a PDF can only turn an image, not unwarp it.
-    """
-    homography = np.asarray(to_original, dtype=np.float64)
-    homography = homography / homography[2, 2]
-    if abs(homography[2, 0]) > 1e-9 or abs(homography[2, 1]) > 1e-9:
-        return None
-    to_ocr = np.linalg.inv(homography)
-    clockwise = math.degrees(math.atan2(to_ocr[1, 0], to_ocr[0, 0]))  # y-down grid: positive = clockwise
-    counter = -clockwise
-    return counter - 90.0 * round(counter / 90.0)
-
-
-def _map_words(words: Sequence[OcrWord], to_original: np.ndarray, *, straighten: bool) -> tuple[TextWord, ...]:
-    """Place the words on the stored image (baseline start and end, top), one row at a time.
-
-    Every word of a visual row gets the row's top and bottom, so extractors see one line of one size.
-    Mapped exactly, the rows follow the scan's skew, which :func:`_display_deskew` then turns away on
-    display. When it cannot (perspective), ``straighten`` lays each row along the page's quarter-turn
-    axis instead: extractors (poppler, pdf.js) split a line whose baseline drifts. The row's baseline
-    is taken at the page's centre column, so rows keep their spacing; the cost is a misplacement of
-    the highlight by distance-from-centre × sin(skew) at the ends of a row.
-    """
-    homography = np.asarray(to_original, dtype=np.float64)
-    centre_x = float(np.mean([(w.box[0] + w.box[2]) / 2 for w in words])) if words else 0.0
-    placed: list[TextWord] = []
-    for row in _rows(words):
-        row_words = [w for line in row for w in line]
-        top = min(w.line_box[1] for w in row_words)
-        bottom = max(w.line_box[3] for w in row_words)
-        points = [(centre_x, bottom), (centre_x + 100.0, bottom), (centre_x, top)]
-        for word in row_words:
-            points += [(word.box[0], bottom), (word.box[2], bottom), (word.box[0], top)]
-        mapped = cv2.perspectiveTransform(np.asarray(points, dtype=np.float64).reshape(-1, 1, 2),
-                                          homography).reshape(-1, 2)
-        if straighten:
-            mapped = _straighten(mapped)
-        for n, word in enumerate(row_words):
-            origin, stop, top_point = mapped[3 + 3 * n], mapped[4 + 3 * n], mapped[5 + 3 * n]
-            placed.append(TextWord(word.text, (float(origin[0]), float(origin[1])), (float(stop[0]), float(stop[1])),
-                                   (float(top_point[0]), float(top_point[1]))))
-    return tuple(placed)
-
-
-def _straighten(mapped: np.ndarray) -> np.ndarray:
-    """Lay a mapped row (anchor, anchor+along, anchor top, then 3 points per word) on its quarter-turn axis."""
-    anchor, ahead, up = mapped[0], mapped[1], mapped[2]
-    along = _axis(ahead - anchor)
-    normal = np.array([along[1], -along[0]])  # a quarter turn from ``along``, towards the row's top
-    if float(np.dot(up - anchor, normal)) < 0:
-        normal = -normal
-    baseline = float(anchor @ normal)
-    height = max(1.0, abs(float(np.dot(up - anchor, normal))))
-    out = mapped.copy()
-    for n in range(3, len(mapped), 3):
-        start, stop = float(mapped[n] @ along), float(mapped[n + 1] @ along)
-        out[n] = start * along + baseline * normal
-        out[n + 1] = stop * along + baseline * normal
-        out[n + 2] = out[n] + height * normal
-    return out
-
-
-def _axis(direction: np.ndarray) -> np.ndarray:
-    """The image axis (±x or ±y, unit vector) nearest to ``direction``."""
-    if abs(direction[0]) >= abs(direction[1]):
-        return np.array([1.0 if direction[0] >= 0 else -1.0, 0.0])
-    return np.array([0.0, 1.0 if direction[1] >= 0 else -1.0])
-
-
 def _page_dpi(info: PageInfo, prepared: PreparedPage) -> tuple[float, float]:
     """Resolution for the PDF page size: the file's claim unless preprocessing had to estimate it."""
     claimed = info.dpi
@@ -466,8 +374,9 @@ def _page_dpi(info: PageInfo, prepared: PreparedPage) -> tuple[float, float]:
 def _existing_text(info: PageInfo, options: OcrOptions) -> _PageOutcome:
     """A PDF page that already has text: keep it as it is and report its text (poppler's reading)."""
     page = str(info.index + 1)
-    done = subprocess.run(["pdftotext", "-f", page, "-l", page, "-enc", "UTF-8", str(info.source), "-"],
-                          capture_output=True, timeout=options.page_timeout, check=False)
+    with stage("ocr"):
+        done = subprocess.run(["pdftotext", "-f", page, "-l", page, "-enc", "UTF-8", str(info.source), "-"],
+                              capture_output=True, timeout=options.page_timeout, check=False)
     lines = [ln.strip() for ln in done.stdout.decode("utf-8", "replace").replace("\f", "").splitlines()]
     text = unicodedata.normalize("NFC", "\n".join(ln for ln in lines if ln))
     result = PageResult(0, info.source.name, text, None, not text, min(info.dpi), ("TEXT_LAYER",))
@@ -487,16 +396,20 @@ def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
             return _existing_text(info, options)
         info = dataclasses.replace(info, has_text_layer=False)  # not PDF/A as it is: OCR its scan or rendering
         extra_flags = ("TEXT_LAYER_REPLACED",)
-    image = load_image(info)
-    encoded = encode_for_pdf(info, image=image)
+    with stage("load"):
+        image = load_image(info)
+    with stage("pdf"):
+        encoded = encode_for_pdf(info, image=image)
     claimed = (info.dpi[0] + info.dpi[1]) / 2.0
     prep_options = dataclasses.replace(options.preprocess, min_dpi=float(options.min_dpi))
-    prepared = prepare_page(image, claimed, prep_options, detect_orientation)
+    with stage("cleanup"):
+        prepared = prepare_page(image, claimed, prep_options, detect_orientation)
     del image
     ocr = OcrText((), "")
     if not prepared.blank:
-        ocr = recognize(prepared.ocr_image, dpi=prepared.ocr_dpi, language=options.language, psm=options.psm,
-                        timeout=options.page_timeout, work_dir=options.work_dir)
+        with stage("ocr"):
+            ocr = recognize(prepared.ocr_image, dpi=prepared.ocr_dpi, language=options.language, psm=options.psm,
+                            timeout=options.page_timeout, work_dir=options.work_dir)
     flags = [*prepared.flags, *extra_flags]
     confidence = ocr.mean_confidence
     if confidence is not None and confidence < options.low_confidence:
@@ -516,8 +429,9 @@ def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
         skew_deg=prepared.skew_deg,
         steps=prepared.steps,
     )
-    deskew = _display_deskew(prepared.to_original)
-    words = _map_words(ocr.words, prepared.to_original, straighten=deskew is None)
+    deskew = display_deskew(prepared.to_original)
+    with stage("pdf"):
+        words = map_words(ocr.words, prepared.to_original, straighten=deskew is None)
     pdf_page = PdfPage(encoded, _page_dpi(info, prepared), (360 - prepared.rotation_cw) % 360, words,
                        deskew_deg=deskew or 0.0)
     return _PageOutcome(result, pdf_page)
@@ -546,7 +460,7 @@ def _ordered(pool: Executor | None, func: Callable[[_T], _R], items: Iterator[_T
     pending: deque[Future[_R]] = deque()
     try:
         for item in items:
-            pending.append(pool.submit(func, item))
+            pending.append(pool.submit(contextvars.copy_context().run, func, item))  # stages are recorded
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
@@ -590,7 +504,8 @@ def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOpti
     try:
         with SearchablePdfWriter(out_pdf, DocumentMetadata(title=options.title), work_dir=options.work_dir) as writer:
             for outcome in _ordered(pool, _run_task, _tasks(sources, options), window=2 * jobs):
-                writer.add_page(outcome.pdf_page)
+                with stage("pdf"):
+                    writer.add_page(outcome.pdf_page)
                 results.append(outcome.result)
     finally:
         if pool is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from digitize.pipeline.automatch import auto_match
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
+from digitize.pipeline.parallel import process_in_workers
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
 from digitize.pipeline.relink import relink_document
 from digitize.pipeline.stacks import FAULTS as STACK_FAULTS
@@ -39,6 +40,7 @@ __all__ = [
     "prepare_document",
     "process_document",
     "process_documents",
+    "process_in_workers",
     "register_batch",
     "relink_document",
     "run_chunk",

@@ -18,6 +18,7 @@ then :func:`finish_document`). Beside it: ``leases`` (who holds a document),
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -54,6 +55,7 @@ from digitize.pipeline.sidecar import MEDIA_TYPES, build_sidecar, put_sidecar
 from digitize.pipeline.staging import drop_staging, load_staged, stage_for_signing, staged_state
 from digitize.pipeline.summary import DocumentOutcome, Stopwatch
 from digitize.plugin_manager import plugin_manager
+from digitize.stageclock import StageTimes
 
 if TYPE_CHECKING:
     from digitize.catalog import Agency, DocumentRecord
@@ -176,12 +178,13 @@ def finish_prepared(ctx: PipelineContext, prepared: DocumentOutcome | dict[str, 
     row = prepared.as_dict() if isinstance(prepared, DocumentOutcome) else prepared
     if row["status"] != PREPARED:
         return DocumentOutcome(row["document_id"], row["status"], row["code"], row["reason"], row["pages"],
-                               dict(row["seconds"]))
+                               dict(row["seconds"]), dict(row.get("cpu", {})))
     done = finish_document(ctx, int(row["document_id"]), batch_root)
-    seconds = dict(row["seconds"])
-    for stage, value in done.seconds.items():
-        seconds[stage] = round(seconds.get(stage, 0.0) + value, 3)
-    return DocumentOutcome(done.document_id, done.status, done.code, done.reason, done.pages, seconds)
+    times = StageTimes()
+    times.merge(row["seconds"], row.get("cpu", {}))
+    times.merge(done.seconds, done.cpu)
+    seconds, cpu = times.rounded()
+    return DocumentOutcome(done.document_id, done.status, done.code, done.reason, done.pages, seconds, cpu)
 
 
 def _source(batch_root: Path | BatchSource) -> BatchSource:
@@ -197,6 +200,15 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
     INTERNAL_ERROR), so one document never stops its chunk. Transient errors, configuration errors and
     OSError (the machine, not the document) propagate: the task is retried or the run stops.
     """
+    watch = Stopwatch()
+    with watch.recording():
+        outcome = _claim_and_run(ctx, document_id, work, watch)
+    return dataclasses.replace(outcome, seconds=watch.seconds, cpu=watch.cpu)
+
+
+def _claim_and_run(ctx: PipelineContext, document_id: int,
+                   work: Callable[[DocumentRecord, Stopwatch, Callable[[str], None]], DocumentOutcome],
+                   watch: Stopwatch) -> DocumentOutcome:
     catalog = ctx.catalog
     record = catalog.get_document(document_id)
     if record.status != "RECEIVED":
@@ -211,7 +223,6 @@ def _run_claimed(ctx: PipelineContext, document_id: int,
                           detail=f"an earlier attempt (worker {record.lease_owner}) stopped before finishing; "
                                  f"resumed by {owner} with code {record.code or '(none allocated yet)'}")
     record = catalog.get_document(document_id)
-    watch = Stopwatch()
     with Lease(ctx, record.id, owner) as lease:
 
         def checkpoint(stage: str) -> None:
@@ -315,13 +326,15 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     from digitize.ocr import make_searchable_pdf, set_document_metadata
 
     catalog, settings = ctx.catalog, ctx.settings
-    with watch.stage("fetch"):  # a stack's document: its own pages as the split cut them, not the inbox's stack
+    with watch.stage("load"):  # a stack's document: its own pages as the split cut them, not the inbox's stack
         originals = [] if record.stack_sha256 else _check_originals(record, source, scratch)
         sources = fetch_segment(ctx, record, scratch) if record.stack_sha256 else originals
     formats = [sniff_format(p) for p in originals]
     out_pdf = scratch / "document.pdf"
     options = ocr_options(settings, scratch)
-    with watch.stage("ocr"):  # 'propose' may have OCR'd these very bytes (same SHA-256s) already; never a stack's
+    # OCR's own load, cleanup, orientation and ocr stages are recorded inside "pdf"; 'propose' may have OCR'd
+    # these very bytes (same SHA-256s) already, never a stack's
+    with watch.stage("pdf"):
         digests = [f.sha256 for f in record.files]
         kept = None if record.stack_sha256 else kept_ocr(ctx.archive, digests, out_pdf, options)
         ocr: OcrResult = kept or make_searchable_pdf(sources, out_pdf, options)
@@ -343,7 +356,8 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
                       detail=f"code {code}")
     checkpoint("after_code")
-    set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
+    with watch.stage("pdf"):
+        set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
     return ocr, code, originals, formats
 
 
@@ -355,8 +369,8 @@ def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, un
 
     with watch.stage("sign"):
         signed, verdict = _signed_pdf(ctx, record, document_keys(code, record.version).pdf, unsigned, code)
-    if verdict is None:  # signed by an earlier, interrupted run: check what the archive holds
-        verdict = verify_pdf(signed, ctx.settings.trust_roots)
+        if verdict is None:  # signed by an earlier, interrupted run: check what the archive holds
+            verdict = verify_pdf(signed, ctx.settings.trust_roots)
     if not verdict.valid:
         raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
     ctx.catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",

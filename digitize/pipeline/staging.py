@@ -43,7 +43,7 @@ def stage_for_signing(ctx: PipelineContext, record: DocumentRecord, code: str, o
         "originals": [{"position": spec.position, "key": obj.key, "sha256": obj.sha256, "format": fmt}
                       for spec, obj, fmt in stored],
     }
-    with watch.stage("stage"):
+    with watch.stage("archive"):
         drop_staging(ctx, code, record.version)  # a half-staged earlier attempt: its PDF is not this one
         ctx.archive.put(keys.pdf, unsigned, content_type="application/pdf", metadata={"code": code})
         ctx.archive.put(keys.state, json.dumps(state, ensure_ascii=False).encode("utf-8"),
@@ -93,7 +93,7 @@ def load_staged(ctx: PipelineContext, record: DocumentRecord, state: dict[str, A
     assert code is not None  # staged_state found the state under it
     keys = staging_keys(code, record.version)
     try:
-        with watch.stage("fetch"):
+        with watch.stage("archive"):
             unsigned = ctx.archive.get(keys.pdf)
         if sha256_bytes(unsigned) != state["pdf_sha256"]:
             raise ArchiveIntegrityError(f"staged PDF {keys.pdf} differs from the one prepared")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from digitize.stageclock import StageTimes, recording, stage
 
 if TYPE_CHECKING:
     from digitize.catalog import Catalog
@@ -17,18 +18,28 @@ NAMED_IN_TEXT = 20
 
 
 class Stopwatch:
-    """Wall time per stage, for the run summary's throughput and slowest stage."""
+    """Wall time and CPU per stage (:data:`digitize.stageclock.STAGES`) of one document.
+
+    :meth:`recording` wraps the whole document: what no stage claims counts as ``catalog`` (claims,
+    events, sidecar), and OCR's own stages (load, cleanup, orientation, ocr, pdf) are recorded too.
+    """
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+        self.times = StageTimes()
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+    def recording(self) -> AbstractContextManager[StageTimes]:
+        return recording(self.times)
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        return stage(name)
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        return self.times.rounded()[0]
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        return self.times.rounded()[1]
 
 
 @dataclass(frozen=True)
@@ -53,9 +64,12 @@ class DocumentOutcome:
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per stage in this run."""
 
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU per stage in this run, the process's and its children's (Tesseract, qpdf)."""
+
     def as_dict(self) -> dict[str, Any]:
         return {"document_id": self.document_id, "status": self.status, "code": self.code,
-                "reason": self.reason, "pages": self.pages, "seconds": self.seconds}
+                "reason": self.reason, "pages": self.pages, "seconds": self.seconds, "cpu": self.cpu}
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,8 @@ class RunSummary:
     seconds: float
     stage_seconds: dict[str, float]
     remaining: int = 0
+    stage_cpu: dict[str, float] = field(default_factory=dict)
+    """CPU per stage, summed over the documents (their processes and children)."""
     """Documents of the backlog still waiting after this run (for the time-to-finish estimate)."""
     unfinished: tuple[int, ...] = ()
     """Documents of this run still RECEIVED at its end (see :func:`unfinished_documents`): the run failed."""
@@ -107,6 +123,9 @@ class RunSummary:
             f"pages: {self.pages} in {self.seconds:.1f} s ({self.pages_per_minute:.1f} pages/min); "
             f"slowest stage: {self.slowest_stage or 'n/a'}",
         ]
+        if self.stage_seconds:
+            lines.append("time by stage (wall s / CPU s of the process tree): " + ", ".join(
+                f"{name} {wall:.1f}/{self.stage_cpu.get(name, 0.0):.1f}" for name, wall in self.stage_seconds.items()))
         if self.duplicate_items:
             named = ", ".join(f"{key} = {existing}" for key, existing in self.duplicate_items[:NAMED_IN_TEXT])
             more = len(self.duplicate_items) - NAMED_IN_TEXT
@@ -127,6 +146,7 @@ class RunSummary:
                 "seconds": round(self.seconds, 1), "pages_per_minute": round(self.pages_per_minute, 1),
                 "slowest_stage": self.slowest_stage, "remaining": self.remaining, "eta_seconds": self.eta_seconds,
                 "unfinished": list(self.unfinished), "duplicate_items": [list(d) for d in self.duplicate_items],
+                "stage_seconds": self.stage_seconds, "stage_cpu": self.stage_cpu,
                 "stacks": [dict(s) for s in self.stacks]}
 
 
@@ -177,15 +197,15 @@ def summarize(outcomes: Sequence[DocumentOutcome | dict[str, Any]], *, duplicate
     """Aggregate outcomes (objects or their XCom dicts) into one run summary."""
     rows = [o.as_dict() if isinstance(o, DocumentOutcome) else o for o in outcomes]
     quarantined: dict[str, int] = {}
-    stages: dict[str, float] = {}
+    stages = StageTimes()
     for row in rows:
         if row["status"] == "QUARANTINED":
             quarantined[row["reason"]] = quarantined.get(row["reason"], 0) + 1
-        for stage, value in row["seconds"].items():
-            stages[stage] = round(stages.get(stage, 0.0) + value, 3)
+        stages.merge(row["seconds"], row.get("cpu", {}))  # outcomes of older runs carry no CPU
+    stage_seconds, stage_cpu = stages.rounded()
     return RunSummary(
         archived=sum(r["status"] == "ARCHIVED" for r in rows), quarantined=quarantined,
         skipped=sum(r["status"] == "SKIPPED" for r in rows), duplicates=duplicates, rejected_rows=rejected_rows,
-        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stages, remaining=remaining,
-        unfinished=tuple(unfinished), duplicate_items=tuple((str(k), str(c)) for k, c in duplicate_items),
-        stacks=tuple(stacks))
+        pages=sum(r["pages"] for r in rows), seconds=seconds, stage_seconds=stage_seconds, remaining=remaining,
+        stage_cpu=stage_cpu, unfinished=tuple(unfinished),
+        duplicate_items=tuple((str(k), str(c)) for k, c in duplicate_items), stacks=tuple(stacks))

@@ -321,6 +321,11 @@ def _add_processing_commands(sub: Subparsers) -> None:
     p = sub.add_parser("process", help="process one batch folder without Airflow")
     p.add_argument("batch", help="batch folder holding the scans and manifest.csv")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=1,
+                   help="documents at a time, each in its own process with one Tesseract (default 1: one "
+                        "document at a time, DIGITIZE_OCR_JOBS pages at a time); set it to the cores")
+    p.add_argument("--stage-times", metavar="FILE", help="also write the run's summary with wall time and CPU "
+                                                          "per stage as JSON")
     p.set_defaults(func=cmd_process)
 
     p = sub.add_parser("ocr", help="OCR scans into one searchable PDF/A (no code, signature or archive)")

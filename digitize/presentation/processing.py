@@ -8,6 +8,7 @@ batch was refused (a stack batch without its scanning unit).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +42,7 @@ def cmd_process(args: argparse.Namespace) -> int:
         if not matched[0] and not source.exists("manifest.csv"):
             return 0  # nothing accepted yet: the scans wait for the review page, no stack to split
     if is_stack_batch(source):
-        return _process_stacks(ctx, source, start, quiet=args.quiet)
+        return _process_stacks(ctx, source, start, args)
     plan = read_manifest(Path(args.batch))
     registered = register_batch(ctx.catalog, plan)
     print(f"batch {plan.batch_id}: {len(plan.documents)} document(s) in the manifest, "
@@ -51,11 +52,11 @@ def cmd_process(args: argparse.Namespace) -> int:
         print(f"  row {error.row} {error.file}: [{error.reason}] {error.message}")
     for dup in registered.duplicates:
         print(f"  duplicate {dup.key}: already {dup.existing_code or 'registered'} (batch {dup.existing_batch})")
-    return _run_documents(ctx, registered.to_process, source, start, quiet=args.quiet,
+    return _run_documents(ctx, registered.to_process, source, start, args,
                           duplicates=registered.duplicates, rejected_rows=len(plan.errors))
 
 
-def _process_stacks(ctx: PipelineContext, source: LocalBatch, start: float, *, quiet: bool) -> int:
+def _process_stacks(ctx: PipelineContext, source: LocalBatch, start: float, args: argparse.Namespace) -> int:
     """``process`` of a stack batch: split at the cover sheets first (no OCR), then the documents as usual."""
     from digitize.pipeline import split_stack_batch
 
@@ -70,21 +71,27 @@ def _process_stacks(ctx: PipelineContext, source: LocalBatch, start: float, *, q
             print(f"  pages {fault.first_page}-{fault.last_page}: [{fault.reason}] {fault.message}")
         for dup in stack.duplicates:
             print(f"  duplicate {dup.key}: already {dup.existing_code or 'registered'} (batch {dup.existing_batch})")
-    return _run_documents(ctx, split.to_process, source, start, quiet=quiet, duplicates=split.duplicates,
+    return _run_documents(ctx, split.to_process, source, start, args, duplicates=split.duplicates,
                           rejected_rows=0, stacks=[s.as_dict() for s in split.stacks])
 
 
-def _run_documents(ctx: PipelineContext, to_process: Sequence[int], source: LocalBatch, start: float, *,
-                   quiet: bool, duplicates: Sequence[Duplicate], rejected_rows: int,
+def _run_documents(ctx: PipelineContext, to_process: Sequence[int], source: LocalBatch, start: float,
+                   args: argparse.Namespace, *, duplicates: Sequence[Duplicate], rejected_rows: int,
                    stacks: Sequence[dict[str, Any]] = ()) -> int:
-    """Take the registered documents through the stages, then print the run's summary."""
+    """Take the registered documents through the stages (``--workers`` at a time), then print the run's summary."""
     from tqdm import tqdm
 
-    from digitize.pipeline import process_documents, stack_summaries, summarize, unfinished_documents
+    from digitize.pipeline import (
+        process_documents,
+        process_in_workers,
+        stack_summaries,
+        summarize,
+        unfinished_documents,
+    )
 
     outcomes: list[DocumentOutcome] = []
     stopped: TransientError | None = None
-    with tqdm(total=len(to_process), unit="doc", desc="processing", disable=quiet) as bar:
+    with tqdm(total=len(to_process), unit="doc", desc="processing", disable=args.quiet) as bar:
         def done(outcome: DocumentOutcome) -> None:
             outcomes.append(outcome)
             bar.update(1)
@@ -93,7 +100,11 @@ def _run_documents(ctx: PipelineContext, to_process: Sequence[int], source: Loca
                 tqdm.write(f"  quarantined document {outcome.document_id}: {outcome.reason}")
 
         try:
-            process_documents(ctx, to_process, source, on_done=done)
+            workers = min(max(1, args.workers), len(to_process))
+            if workers > 1:
+                process_in_workers(ctx.settings, to_process, source, workers, on_done=done)
+            else:
+                process_documents(ctx, to_process, source, on_done=done)
         except TransientError as exc:  # no retry here: the rest stays RECEIVED, named below, for the next run
             stopped = exc
     if stopped is not None:
@@ -104,4 +115,6 @@ def _run_documents(ctx: PipelineContext, to_process: Sequence[int], source: Loca
                         stacks=stack_summaries(ctx.catalog, stacks))
     for line in summary.lines():
         print(line)
+    if args.stage_times:
+        Path(args.stage_times).write_text(json.dumps(summary.as_dict(), indent=2) + "\n", encoding="utf-8")
     return EXIT_UNFINISHED if summary.unfinished else 0

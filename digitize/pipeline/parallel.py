@@ -1,0 +1,66 @@
+"""Several documents at a time, each in its own process: how ``process --workers N`` keeps N cores busy.
+
+One document at a time with page threads leaves cores idle on one-page documents and between
+pages (signing, archiving, catalog work run on one core while Tesseract waits). Airflow already runs
+one chunk task per core, each with one Tesseract; this gives the CLI the same shape. The parent
+imports and warms up what documents need (:func:`preload`, made to be forked: it opens no
+connection and starts no thread), then forks the workers, so that cost is paid once, not once per
+worker (~3 s of CPU each when spawned). Each worker builds its own :class:`PipelineContext` (the
+parent's catalog engine is forgotten by forked children) and takes documents one by one with
+``DIGITIZE_OCR_JOBS=1``.
+Memory stays bounded: at most ``workers`` documents are in flight, each with its pages in a window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from digitize.config import Settings
+from digitize.intake import BatchSource
+from digitize.pipeline.context import PipelineContext, preload
+from digitize.pipeline.stages import process_document
+from digitize.pipeline.summary import DocumentOutcome
+
+_worker: list[PipelineContext] = []
+
+
+def _start_worker(settings: Settings) -> None:
+    _worker.append(PipelineContext(settings))
+
+
+def _run(document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
+    return process_document(_worker[0], document_id, batch_root)
+
+
+def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_root: Path | BatchSource, workers: int,
+                       on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
+    """Process documents ``workers`` at a time in as many processes, one Tesseract each.
+
+    Outcomes come in the order documents finish. A transient or configuration error in a worker stops
+    the run as it does in one process: documents not started stay RECEIVED for the next run.
+    """
+    one_each = dataclasses.replace(settings, ocr_jobs=1)
+    outcomes: list[DocumentOutcome] = []
+    preload()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_start_worker, initargs=(one_each,)) as pool:
+        todo = list(document_ids)[::-1]
+        running: set[Future[DocumentOutcome]] = set()
+        try:
+            while todo or running:
+                while todo and len(running) < workers:
+                    running.add(pool.submit(_run, todo.pop(), batch_root))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    outcome = future.result()
+                    outcomes.append(outcome)
+                    if on_done is not None:
+                        on_done(outcome)
+        finally:
+            for future in running:
+                future.cancel()
+    return outcomes

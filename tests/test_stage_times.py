@@ -1,0 +1,86 @@
+"""Every run reports wall time and CPU per fixed stage, children's CPU included; ``process --workers``."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from robustness_support import REPO, make_context, png, register, row, settings_env, write_batch
+
+from digitize.stageclock import STAGES, StageTimes, recording, stage
+
+BURN = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"]
+
+
+def test_nested_stages_count_only_their_own_time_and_children_once() -> None:
+    times = StageTimes()
+    with recording(times):
+        time.sleep(0.2)  # the base stage: catalog
+        with stage("ocr"):
+            subprocess.run(BURN, check=True)  # a child's CPU: Tesseract's place
+            with stage("pdf"):
+                time.sleep(0.2)
+    wall, cpu = times.rounded()
+    assert list(wall) == ["ocr", "pdf", "catalog"]  # in STAGES order
+    assert 0.19 <= wall["pdf"] < 0.35 and 0.19 <= wall["catalog"] < 0.35
+    assert wall["ocr"] >= 0.35 and wall["ocr"] - wall["pdf"] < wall["ocr"]  # pdf's sleep is not ocr's
+    assert cpu["ocr"] >= 0.35, cpu  # the child's CPU, reaped inside the stage
+    assert cpu["pdf"] < 0.1 and cpu["catalog"] < 0.2, cpu  # handed out once, not to the enclosing stages
+
+
+def test_stages_in_page_threads_are_recorded_and_nothing_outside_a_recording() -> None:
+    times = StageTimes()
+    with stage("ocr"):
+        subprocess.run(BURN, check=True)  # nobody records: not counted anywhere
+    with recording(times):
+        def page() -> None:
+            with stage("cleanup"):
+                time.sleep(0.1)
+
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(page,))
+        thread.start()
+        thread.join()
+    assert set(times.wall) == {"cleanup", "catalog"} and times.wall["cleanup"] >= 0.1
+    assert times.cpu["catalog"] < 0.2  # the child burnt before the recording is not counted
+
+
+def test_documents_report_the_fixed_stages_with_cpu(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:
+    from digitize.pipeline import process_documents, summarize
+
+    ctx = make_context(tmp_path, s3_server, demo_pki, "stage-times")
+    batch = write_batch(tmp_path / "inbox", "b", {"a.png": png(("GIẤY XÁC NHẬN", "Số 3/2024"))}, [row("a.png")])
+    [outcome] = process_documents(ctx, register(ctx, batch).to_process, batch)
+    assert outcome.status == "ARCHIVED"
+    assert set(outcome.seconds) == set(outcome.cpu) <= set(STAGES)
+    assert {"load", "cleanup", "ocr", "pdf", "code", "sign", "archive", "catalog", "index"} <= set(outcome.seconds)
+    assert outcome.cpu["ocr"] > 0.05  # Tesseract's CPU, a child process's
+    summary = summarize([outcome], duplicates=0, rejected_rows=0, seconds=sum(outcome.seconds.values()))
+    assert summary.stage_cpu == outcome.cpu and summary.as_dict()["stage_cpu"] == outcome.cpu
+    assert any(line.startswith("time by stage") and "ocr " in line for line in summary.lines())
+
+
+def test_process_with_workers_archives_every_document_once(tmp_path: Path, s3_server: str,
+                                                                   demo_pki: Any) -> None:
+    ctx = make_context(tmp_path, s3_server, demo_pki, "stage-workers")
+    names = [f"p{n}.png" for n in range(3)]
+    batch = write_batch(tmp_path / "inbox", "b", {n: png(("GIẤY XÁC NHẬN", f"Số {i}/2024"))
+                                                  for i, n in enumerate(names)}, [row(n) for n in names])
+    out = tmp_path / "stages.json"
+    done = subprocess.run([sys.executable, "-m", "digitize", "process", str(batch), "--quiet", "--workers", "2",
+                           "--stage-times", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **settings_env(ctx.settings), "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "archived: 3, quarantined: 0" in done.stdout, done.stdout
+    report = json.loads(out.read_text())
+    assert report["archived"] == 3 and report["pages"] == 3
+    assert report["stage_cpu"]["ocr"] > 0.05 and set(report["stage_seconds"]) <= set(STAGES)
+    documents = ctx.catalog.documents()
+    assert sorted(d.status for d in documents) == ["ARCHIVED"] * 3
+    assert all(sum(e.event_type == "signature" for e in ctx.catalog.events(d.id)) == 1 for d in documents)
