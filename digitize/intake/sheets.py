@@ -18,9 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
-import zxingcpp
 from PIL import Image
 
 from digitize.codes import SHEET_ID_PREFIX, parse_sheet_id
@@ -58,10 +56,6 @@ _MAX_EDGE_SHARE = 0.1
 corner may reach the edge), a scanner's dark background runs along it."""
 
 
-_QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
-"""Sheets carry QR codes only: looking for nothing else is faster, and reads no document's barcode."""
-
-
 @dataclass(frozen=True)
 class SheetDetection:
     """What one page shows of a cover sheet."""
@@ -80,9 +74,11 @@ def detect_sheet(image: Image.Image | np.ndarray) -> SheetDetection:
     Works in any orientation, at up to 10° of skew, from 150 to 600 dpi, in colour, grey or black and white,
     on photocopies, and with one of the two codes smudged; a few milliseconds per page.
     """
+    import zxingcpp  # here, not at the top: the DAG files and the CLI import intake without reading sheets
+
     gray = _gray(image)
     small = _downscaled(gray, LONG_SIDE)
-    ids, damaged = _read_codes(small)
+    ids, damaged = _read_codes(small, zxingcpp.Binarizer.LocalAverage)
     marker = not ids and _has_marker(_downscaled(small, MARKER_LONG_SIDE, whole=False))
     if marker:
         ids, damaged_again = _read_codes(_downscaled(gray, RETRY_LONG_SIDE),
@@ -96,6 +92,8 @@ def detect_sheet(image: Image.Image | np.ndarray) -> SheetDetection:
 
 def _gray(image: Image.Image | np.ndarray) -> np.ndarray:
     """The page as a 2-D uint8 array (black 0, white 255)."""
+    import cv2
+
     if isinstance(image, Image.Image):
         if image.mode not in ("L", "1", "RGB"):
             image = image.convert("RGB")
@@ -119,6 +117,8 @@ def _downscaled(gray: np.ndarray, long_side: int, *, whole: bool = True) -> np.n
     least ``long_side``, and by bilinear sampling: ten times faster than area averaging on a 300 dpi page, and
     a QR module (5 to 15 pixels once shrunk) loses nothing by it. The marker's page is area-averaged, so that
     its thick strokes stay solid."""
+    import cv2
+
     factor = max(gray.shape) / long_side
     if whole:
         factor = float(int(factor))
@@ -128,9 +128,14 @@ def _downscaled(gray: np.ndarray, long_side: int, *, whole: bool = True) -> np.n
     return np.asarray(cv2.resize(gray, None, fx=1 / factor, fy=1 / factor, interpolation=interpolation))
 
 
-def _read_codes(gray: np.ndarray, binarizer: Any = zxingcpp.Binarizer.LocalAverage) -> tuple[list[str], bool]:
-    """The sheet ids the page's QR codes carry, and whether a code read as a damaged sheet id."""
-    found = zxingcpp.read_barcodes(np.ascontiguousarray(gray), formats=_QR,
+def _read_codes(gray: np.ndarray, binarizer: Any) -> tuple[list[str], bool]:
+    """The sheet ids the page's QR codes carry, and whether a code read as a damaged sheet id.
+
+    Sheets carry QR codes only: looking for nothing else is faster, and reads no document's barcode."""
+    import zxingcpp
+
+    qr_only = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    found = zxingcpp.read_barcodes(np.ascontiguousarray(gray), formats=qr_only,
                                    try_rotate=True, try_downscale=True, try_invert=False, binarizer=binarizer,
                                    is_pure=False)
     ids = []
@@ -148,6 +153,8 @@ def _has_marker(gray: np.ndarray) -> bool:
     """Whether the page shows a sheet's frame: a ring of thick black strokes around most of the page, off its
     edges. Thin lines (borders, tables) and text strokes vanish in the erosion first, so text merged with a
     certificate's border never forms the ring."""
+    import cv2
+
     height, width = gray.shape
     _, ink = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
     dpmm = max(height, width) / 297.0  # pixels per mm, taking the long side as A4's
