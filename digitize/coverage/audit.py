@@ -108,17 +108,22 @@ def summarised_uncounted(report: CoverageReport) -> pd.DataFrame:
     return grouped.astype({"documents": "int64"})[columns]
 
 
-def uncounted_table(report: CoverageReport) -> list[tuple[str, ...]]:
-    """One line per listed document not counted (:func:`listed_uncounted`): the columns of
-    :data:`UNCOUNTED_HEADERS` as text."""
+def uncounted_columns(report: CoverageReport) -> list[list[str]]:
+    """The columns of :data:`UNCOUNTED_HEADERS` as text, one entry per listed document not counted
+    (:func:`listed_uncounted`)."""
     docs = listed_uncounted(report)
     if not len(docs):
-        return []
+        return [[] for _ in UNCOUNTED_HEADERS]
     reasons = docs["reason"].astype(str)
     wording = reasons.map({code: f"{vi} / {en}" for code, (vi, en) in REASONS.items()})
     columns = [_texts(docs[c]) for c in ("document_code", "kind", "agency_code", "level", "register_id",
                                          "dossier_code", "digitized_on")]
-    return list(zip(*columns, reasons.tolist(), wording.tolist(), strict=True))
+    return [*columns, reasons.tolist(), wording.tolist()]
+
+
+def uncounted_table(report: CoverageReport) -> list[tuple[str, ...]]:
+    """One line per listed document not counted: the columns of :data:`UNCOUNTED_HEADERS` as text."""
+    return list(zip(*uncounted_columns(report), strict=True))
 
 
 def component_table(report: CoverageReport) -> list[tuple[str, str, str, int]]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from digitize.coverage.accounting import REASONS
@@ -24,7 +25,7 @@ from digitize.coverage.audit import (
     provenance_rows,
     reason_counts,
     succession_table,
-    uncounted_table,
+    uncounted_columns,
 )
 from digitize.coverage.figures import Figures, assessment, format_pct, indicator_figures
 from digitize.coverage.indicators import CoverageReport
@@ -290,6 +291,18 @@ def _plain_table(title: str, heads: Sequence[tuple[str, str]], rows: Sequence[Se
     return "".join(out)
 
 
+def _rows_html(columns: Sequence[Sequence[str]]) -> str:
+    """``<tr>`` rows of text cells built column-wise, each distinct value escaped once: a province lists
+    hundreds of thousands of documents."""
+    if not columns or not len(columns[0]):
+        return ""
+    rows = np.full(len(columns[0]), "<tr>", dtype=object)
+    for column in columns:
+        codes, uniques = pd.factorize(np.asarray(column, dtype=object))
+        rows = rows + "<td>" + np.array([html.escape(str(v)) for v in uniques], dtype=object)[codes] + "</td>"
+    return "".join((rows + "</tr>").tolist())
+
+
 def _uncounted_section(report: CoverageReport) -> str:
     """The reasons with their counts, dossier components counted per level and agency, then one plain row
     per other document (no sort keys: the list can be long)."""
@@ -305,8 +318,7 @@ def _uncounted_section(report: CoverageReport) -> str:
                                     "Dossier components (TP) per agency — list: --drill-down uncounted"),
                                 COMPONENT_HEADERS, components, "uncounted-components"))
     head = "".join(f"<th>{_bi(vi, en)}</th>" for vi, en in UNCOUNTED_HEADERS[:-1])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row[:-1]) + "</tr>"
-                   for row in uncounted_table(report))
+    body = _rows_html(uncounted_columns(report)[:-1])
     out.append(f'<section><table id="uncounted"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>')
     return "".join(out)
 

@@ -398,8 +398,8 @@ def _write_audit_sheets(book: _Book, detail: bool) -> None:
     if components:
         book.append(ws, [])
         book.append(ws, book.header(ws, [vi for vi, _ in COMPONENT_HEADERS]))
-        for level, *values in components:
-            book.append(ws, [book.level_name(level), *values])
+        for level, agency, code, documents in components:
+            book.append(ws, [book.level_name(level), agency, code, documents])
     ws = book.sheet("Cơ quan kế thừa", (12, 16, 16, 36, 11, 36, 10, 30), freeze="A2")
     book.append(ws, book.header(ws, [vi for vi, _ in SUCCESSION_HEADERS]))
     for values in succession_table(report):
