@@ -195,6 +195,18 @@ def test_inputs_hash_names_the_facts_not_their_order(plan: Plan) -> None:
     edited = register.copy()
     edited.loc[edited["register_id"] == "R9", "title"] = "Kết quả R9 (sửa)"
     assert compute_coverage(agencies, edited, archived, plan, AS_OF, cutoff=CUTOFF).inputs_sha256 != one.inputs_sha256
+
+    def sha(register: pd.DataFrame, archived: pd.DataFrame) -> str:
+        return compute_coverage(agencies, register, archived, plan, AS_OF, cutoff=CUTOFF).inputs_sha256
+
+    # the same facts as another driver returns them: versions as floats, times at another resolution
+    retyped = archived.astype({"version": float}).assign(archived_at=archived["archived_at"].astype("datetime64[s]"))
+    assert sha(register, retyped) == one.inputs_sha256
+    # rows are hashed whole: two rows trading titles, or a row read twice, are other facts
+    swapped = register.copy()
+    swapped["title"] = list(register["title"].iloc[[1, 0]]) + list(register["title"].iloc[2:])
+    assert sha(swapped, archived) != one.inputs_sha256
+    assert sha(pd.concat([register, register.iloc[:1]]), archived) != one.inputs_sha256
     prov = one.provenance()
     assert (prov["as_of"], prov["cutoff"], prov["plan_sha256"]) == (AS_OF.isoformat(), CUTOFF.isoformat(),
                                                                    plan.sha256)

@@ -135,7 +135,7 @@ class CoverageReport:
     """The newest recorded time of any fact read (None when the frames do not say)."""
 
     inputs_sha256: str = ""
-    """SHA-256 of the canonical text of every frame read."""
+    """SHA-256 of the canonical form of every frame read (:func:`~digitize.coverage.provenance.inputs_sha256`)."""
 
     code_version: str = ""
     """The code that computed the figures (package version and git commit)."""
