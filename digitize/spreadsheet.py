@@ -44,10 +44,20 @@ def csv_original(value: Any) -> Any:
 
 def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` ready for ``to_csv``: every text cell through :func:`csv_cell`, numeric columns as is."""
+    import pandas as pd
+
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype.kind == "O":  # object, string and categorical columns: the ones that can hold text
-            out[column] = out[column].map(csv_cell)
+        values = out[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            out[column] = values.map(csv_cell)
+        elif values.dtype.kind == "O":  # object and string columns: the ones that can hold text
+            try:  # vectorised: a report's CSV has a million cells, few of them start with a formula character
+                risky = values.str.startswith((*FORMULA_START, CSV_PREFIX), na=False).to_numpy(dtype=bool)
+            except AttributeError:  # no text in the column (numbers, dates, bools): nothing to protect
+                continue
+            if risky.any():
+                out.loc[risky, column] = CSV_PREFIX + values[risky]
     return out
 
 

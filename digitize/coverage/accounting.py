@@ -23,7 +23,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from digitize.coverage.frames import CoverageOptions, to_local_time, valid_agencies
+from digitize.coverage.frames import CoverageOptions, to_local_time
 from digitize.coverage.succession import AGENCY_NOT_VALID, SUCCESSOR_AMBIGUOUS, placements
 
 UNKNOWN_LEVEL = "unknown"
@@ -78,18 +78,22 @@ def uncounted_documents(
     register: pd.DataFrame,
     rows: pd.DataFrame,
     stock: pd.DataFrame,
-    agencies: pd.DataFrame,
+    valid: pd.DataFrame,
+    placed: pd.DataFrame,
     successors: pd.DataFrame | None,
     as_of: date,
     options: CoverageOptions,
 ) -> pd.DataFrame:
     """Documents archived by D with their level and, when not counted, their reason (None when counted).
 
-    ``rows`` are all register rows counted on D (any validity), ``stock`` those of the stock figure.
+    ``rows`` are all register rows counted on D (any validity), ``stock`` those of the stock figure,
+    ``valid`` the agencies valid on D and ``placed`` where each register row counts
+    (:func:`~digitize.coverage.rows.register_placements`): the report computes each once.
     """
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     when = to_local_time(archived["digitized_at"], options.timezone)
-    docs = archived[(when < end).to_numpy()].reset_index(drop=True)
+    by_end = (when < end).to_numpy()
+    docs = archived[by_end].reset_index(drop=True)
     code = docs["code"].astype(str)
     counted_level = stock.dropna(subset=["document_code"]).drop_duplicates("document_code")
     counted = code.isin(counted_level["document_code"].astype(str)).to_numpy()
@@ -98,13 +102,7 @@ def uncounted_documents(
     rows_by_id = rows.drop_duplicates("register_id").set_index("register_id")
     in_rows = np.asarray(pd.Index(rows_by_id.index).get_indexer(row_ids) >= 0, dtype=bool)
     in_stock = pd.Series(row_ids, dtype=object).isin(stock["register_id"]).to_numpy()
-    named = register["successor_code"] if "successor_code" in register.columns else pd.Series(
-        None, index=register.index, dtype=object)
-    why_agency = placements(
-        pd.Series(_take(register["agency_code"], pos), dtype=object),
-        pd.Series(_take(named, pos), dtype=object),
-        valid_agencies(agencies, as_of), successors, as_of,
-    )["not_counted_reason"].to_numpy(dtype=object)
+    why_agency = _take(placed["not_counted_reason"], pos)
     has_link = (~pd.isna(docs["register_id"]) | ~pd.isna(docs["dossier_code"])).to_numpy()
     reason = np.full(len(docs), "ROW_ALREADY_COUNTED", dtype=object)
     for failed, why in (  # the last that applies wins: tested here from the least to the most basic
@@ -116,7 +114,7 @@ def uncounted_documents(
         (counted, None),
     ):
         reason[failed] = why[failed] if isinstance(why, np.ndarray) else why
-    level = _levels(docs, code, counted_level, rows_by_id, row_ids, in_rows, agencies, successors, as_of)
+    level = _levels(docs, code, counted_level, rows_by_id, row_ids, valid, successors, as_of)
     out = pd.DataFrame(
         {
             "document_code": code,
@@ -126,24 +124,34 @@ def uncounted_documents(
             "level": level,
             "register_id": docs["register_id"],
             "dossier_code": docs["dossier_code"],
-            "digitized_on": when[(when < end).to_numpy()].dt.normalize().reset_index(drop=True),
+            "digitized_on": when[by_end].dt.normalize().reset_index(drop=True),
             "reason": pd.Series(reason, dtype=object),
         }
     )
     return out.sort_values("document_code", kind="stable").reset_index(drop=True)
 
 
+def _level_of(codes: np.ndarray, keys: pd.Index, levels: np.ndarray) -> np.ndarray:
+    """The level of each code in ``keys`` (aligned with ``levels``), None where the code is not there."""
+    at = keys.get_indexer(codes)
+    out = np.full(len(codes), None, dtype=object)
+    out[at >= 0] = levels[at[at >= 0]]
+    return out
+
+
 def _levels(docs: pd.DataFrame, code: pd.Series, counted_level: pd.DataFrame, rows_by_id: pd.DataFrame,
-            row_ids: np.ndarray, in_rows: np.ndarray, agencies: pd.DataFrame, successors: pd.DataFrame | None,
+            row_ids: np.ndarray, valid: pd.DataFrame, successors: pd.DataFrame | None,
             as_of: date) -> np.ndarray:
     """Each document's level: where it counts, else its row's level, else its own agency's on D."""
-    valid = valid_agencies(agencies, as_of)
     own = placements(docs["agency_code"], pd.Series(None, index=docs.index, dtype=object), valid, successors, as_of)
-    own_level = own["counted_agency"].map(dict(zip(valid["code"], valid["level"], strict=True)))
-    row_level = pd.Series(row_ids, dtype=object).map(rows_by_id["level"]).where(in_rows, None)
-    counted = code.map(counted_level.set_index("document_code")["level"])
-    level = counted.where(counted.notna(), row_level.where(row_level.notna(), own_level))
-    return level.where(level.notna(), UNKNOWN_LEVEL).to_numpy(dtype=object)
+    own_level = _level_of(own["counted_agency"].to_numpy(dtype=object), pd.Index(valid["code"]),
+                          valid["level"].to_numpy(dtype=object))
+    row_level = _level_of(row_ids, pd.Index(rows_by_id.index), rows_by_id["level"].to_numpy(dtype=object))
+    counted = _level_of(code.to_numpy(dtype=object), pd.Index(counted_level["document_code"]),
+                        counted_level["level"].to_numpy(dtype=object))
+    level = np.where(pd.notna(counted), counted, np.where(pd.notna(row_level), row_level, own_level))
+    level[pd.isna(level)] = UNKNOWN_LEVEL
+    return np.asarray(level, dtype=object)
 
 
 def accounting_by_level(documents: pd.DataFrame, levels: list[str]) -> pd.DataFrame:

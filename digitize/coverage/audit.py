@@ -55,6 +55,15 @@ def provenance_rows(report: CoverageReport) -> list[tuple[str, str, str, str]]:
     return [(key, *PROVENANCE_LABELS[key], values[key]) for key in PROVENANCE_KEYS]
 
 
+SUMMARISED_REASONS = ("DOSSIER_COMPONENT",)
+"""Reasons the reports give as a count per level and agency, not one row per document: dossier components
+are not results, and a province archives hundreds of thousands of them. The drill-down
+(``coverage --drill-down uncounted``) still lists each; the reports list every other reason's documents."""
+
+COMPONENT_HEADERS = (("Cấp", "Level"), ("Mã cơ quan", "Agency code"), ("Mã lý do", "Reason code"),
+                     ("Số tài liệu", "Documents"))
+
+
 def _text(value: object) -> str:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
@@ -63,15 +72,64 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _texts(values: pd.Series) -> list[str]:
+    """A column as text: missing values empty, timestamps as their ISO day."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        text = values.dt.strftime("%Y-%m-%d")
+    else:
+        text = values.astype(object).map(str, na_action="ignore")
+    return text.astype(object).where(values.notna(), "").tolist()
+
+
+def reason_counts(report: CoverageReport) -> dict[str, int]:
+    """Documents not counted per reason (every reason, listed or summarised), in :data:`REASONS`' order."""
+    counts = report.uncounted["reason"].value_counts() if len(report.uncounted) else pd.Series(dtype=int)
+    return {code: int(counts.get(code, 0)) for code in REASONS if counts.get(code, 0)}
+
+
+def listed_uncounted(report: CoverageReport) -> pd.DataFrame:
+    """The documents not counted that the reports list one per row (every reason but the summarised ones)."""
+    docs = report.uncounted
+    if not len(docs):
+        return docs
+    return docs[~docs["reason"].isin(SUMMARISED_REASONS).to_numpy()].reset_index(drop=True)
+
+
+def summarised_uncounted(report: CoverageReport) -> pd.DataFrame:
+    """The summarised reasons' documents counted per level and agency: level, agency_code, reason, documents."""
+    docs = report.uncounted
+    columns = ["level", "agency_code", "reason", "documents"]
+    if not len(docs):
+        return pd.DataFrame(columns=columns)
+    some = docs[docs["reason"].isin(SUMMARISED_REASONS).to_numpy()]
+    keys = pd.DataFrame({"level": some["level"].astype(str), "agency_code": some["agency_code"].fillna("").astype(str),
+                         "reason": some["reason"].astype(str)})
+    grouped = keys.groupby(["level", "agency_code", "reason"], sort=True).size().rename("documents").reset_index()
+    return grouped.astype({"documents": "int64"})[columns]
+
+
+def uncounted_columns(report: CoverageReport) -> list[list[str]]:
+    """The columns of :data:`UNCOUNTED_HEADERS` as text, one entry per listed document not counted
+    (:func:`listed_uncounted`)."""
+    docs = listed_uncounted(report)
+    if not len(docs):
+        return [[] for _ in UNCOUNTED_HEADERS]
+    reasons = docs["reason"].astype(str)
+    wording = reasons.map({code: f"{vi} / {en}" for code, (vi, en) in REASONS.items()})
+    columns = [_texts(docs[c]) for c in ("document_code", "kind", "agency_code", "level", "register_id",
+                                         "dossier_code", "digitized_on")]
+    return [*columns, reasons.tolist(), wording.tolist()]
+
+
 def uncounted_table(report: CoverageReport) -> list[tuple[str, ...]]:
-    """One line per archived document not counted: the columns of :data:`UNCOUNTED_HEADERS` as text."""
-    out: list[tuple[str, ...]] = []
-    for row in report.uncounted.to_dict("records"):
-        vi, en = REASONS[str(row["reason"])]
-        out.append((_text(row["document_code"]), _text(row["kind"]), _text(row["agency_code"]), _text(row["level"]),
-                    _text(row["register_id"]), _text(row["dossier_code"]), _text(row["digitized_on"]),
-                    str(row["reason"]), f"{vi} / {en}"))
-    return out
+    """One line per listed document not counted: the columns of :data:`UNCOUNTED_HEADERS` as text."""
+    return list(zip(*uncounted_columns(report), strict=True))
+
+
+def component_table(report: CoverageReport) -> list[tuple[str, str, str, int]]:
+    """(level, agency code, reason, documents) of :func:`summarised_uncounted`."""
+    return [(str(r["level"]), str(r["agency_code"]), str(r["reason"]), int(r["documents"]))
+            for r in summarised_uncounted(report).to_dict("records")]
 
 
 def accounting_table(report: CoverageReport) -> list[tuple[str, int, int, int]]:

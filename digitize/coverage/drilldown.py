@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from digitize.coverage.accounting import uncounted_documents
-from digitize.coverage.frames import CoverageOptions
+from digitize.coverage.frames import CoverageOptions, valid_agencies
 from digitize.coverage.indicators import asked_dossiers
 from digitize.coverage.plan import SCOPE_ALL
-from digitize.coverage.rows import all_register_rows, select_rows
+from digitize.coverage.rows import all_register_rows, register_placements, select_rows
 from digitize.errors import ConfigurationError
 
 Part = Literal["numerator", "denominator", "missing", "uncounted", "succession"]
@@ -44,10 +44,12 @@ def drill_down(
             "the documents archived but not counted (uncounted) or the rows counted through succession.",
         )
     options = options or CoverageOptions()
-    rows = all_register_rows(agencies, register, archived, as_of, options, successors)
+    valid = valid_agencies(agencies, as_of)
+    placed = register_placements(register, valid, successors, as_of)
+    rows = all_register_rows(agencies, register, archived, as_of, options, successors, valid=valid, placed=placed)
     if part == "uncounted":
         stock = select_rows(rows, as_of, "stock")
-        docs = uncounted_documents(archived, register, rows, stock, agencies, successors, as_of, options)
+        docs = uncounted_documents(archived, register, rows, stock, valid, placed, successors, as_of, options)
         docs = docs[docs["reason"].notna().to_numpy()]
         return _filter_rows(docs, level=level, agency=agency, part="denominator")
     rows = select_rows(rows, as_of, indicator)

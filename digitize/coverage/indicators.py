@@ -44,7 +44,7 @@ from digitize.coverage.frames import (
 )
 from digitize.coverage.plan import SCOPE_ALL, Indicator, Plan
 from digitize.coverage.provenance import code_version, inputs_sha256, latest_recorded
-from digitize.coverage.rows import all_register_rows, select_rows
+from digitize.coverage.rows import all_register_rows, register_placements, select_rows
 from digitize.coverage.succession import SUCCESSOR_COLUMNS
 
 # ---------------------------------------------------------------------------------------------- report
@@ -135,7 +135,7 @@ class CoverageReport:
     """The newest recorded time of any fact read (None when the frames do not say)."""
 
     inputs_sha256: str = ""
-    """SHA-256 of the canonical text of every frame read."""
+    """SHA-256 of the canonical form of every frame read (:func:`~digitize.coverage.provenance.inputs_sha256`)."""
 
     code_version: str = ""
     """The code that computed the figures (package version and git commit)."""
@@ -412,10 +412,11 @@ def compute_coverage(
     read = _facts({"agencies": (agencies, AGENCY_COLUMNS), "register": (register, REGISTER_COLUMNS),
                    "archived": (archived, ARCHIVED_COLUMNS), "scans": (scans, SCAN_COLUMNS),
                    "successors": (successors, SUCCESSOR_COLUMNS), "needs": (needs, NEEDS_COLUMNS)})
-    valid = valid_agencies(agencies, as_of)
-    rows = all_register_rows(agencies, register, archived, as_of, options, successors)
+    valid = valid_agencies(agencies, as_of)  # once per report, like where each register row counts
+    placed = register_placements(register, valid, successors, as_of)
+    rows = all_register_rows(agencies, register, archived, as_of, options, successors, valid=valid, placed=placed)
     stock = select_rows(rows, as_of, "stock")
-    documents = uncounted_documents(archived, register, rows, stock, agencies, successors, as_of, options)
+    documents = uncounted_documents(archived, register, rows, stock, valid, placed, successors, as_of, options)
     by_level = _per_level(stock, plan, "stock", as_of.year, "valid", "docs_to_target")
     flow_rows = select_rows(rows, as_of, "flow")
     del rows

@@ -5,7 +5,8 @@ and each one-stop unit for the units indicator. An indicator the data cannot mea
 flagged not computable, so a reader sees it was left out on purpose.
 
 The audit rows follow the figures: ``accounting`` per level (numerator = counted, denominator = archived),
-each ``archived_not_counted`` document with its ``reason``, each register row counted through
+``archived_not_counted`` dossier components per agency (``scope`` = ``agency``, ``numerator`` = how many) and
+each other document not counted with its ``reason`` (``scope`` = ``document``), each register row counted through
 ``succession`` (``basis`` = the chain). The ``provenance`` rows come first (``scope`` = the field,
 ``basis`` = its value): what ``coverage check`` reads back.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from digitize.coverage.accounting import REASONS
-from digitize.coverage.audit import provenance_rows
+from digitize.coverage.audit import listed_uncounted, provenance_rows, summarised_uncounted
 from digitize.coverage.figures import Figures, indicator_figures
 from digitize.coverage.indicators import CoverageReport
 from digitize.spreadsheet import csv_frame
@@ -79,18 +80,25 @@ def _provenance_rows(report: CoverageReport) -> pd.DataFrame:
 
 
 def _audit_rows(report: CoverageReport) -> list[pd.DataFrame]:
-    """Archived = counted + not counted per level, each document not counted, each row counted by succession."""
+    """Archived = counted + not counted per level, dossier components not counted per agency (``numerator`` = their
+    number), each other document not counted, each row counted by succession."""
     accounting = report.accounting
-    docs = report.uncounted
+    components = summarised_uncounted(report)
+    docs = listed_uncounted(report)
     succession = report.succession
+    english = {code: en for code, (_vi, en) in REASONS.items()}
     return [
         pd.DataFrame({"indicator": "accounting", "scope": "level", "level": accounting["level"],
                       "numerator": accounting["counted"], "denominator": accounting["archived"],
                       "basis": "archived = counted + not counted"}),
+        pd.DataFrame({"indicator": "archived_not_counted", "scope": "agency", "level": components["level"],
+                      "agency_code": components["agency_code"], "reason": components["reason"],
+                      "numerator": components["documents"],
+                      "basis": components["reason"].map(english)}) if len(components) else pd.DataFrame(),
         pd.DataFrame({"indicator": "archived_not_counted", "scope": "document", "level": docs["level"],
                       "agency_code": docs["agency_code"], "register_id": docs["register_id"],
                       "document_code": docs["document_code"], "reason": docs["reason"],
-                      "basis": docs["reason"].map(lambda r: REASONS[str(r)][1])}) if len(docs) else pd.DataFrame(),
+                      "basis": docs["reason"].map(english)}) if len(docs) else pd.DataFrame(),
         pd.DataFrame({"indicator": "succession", "scope": "register_row", "level": succession["level"],
                       "agency_code": succession["agency_code"], "agency_name": succession["agency_name"],
                       "register_id": succession["register_id"], "document_code": succession["document_code"],

@@ -7,22 +7,25 @@ wherever it is stored or sent. The agency tables sort by any column in the brows
 from __future__ import annotations
 
 import html
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from digitize.coverage.accounting import REASONS
 from digitize.coverage.audit import (
     ACCOUNTING_HEADERS,
+    COMPONENT_HEADERS,
     SUCCESSION_HEADERS,
     UNCOUNTED_HEADERS,
     accounting_table,
+    component_table,
     provenance_rows,
+    reason_counts,
     succession_table,
-    uncounted_table,
+    uncounted_columns,
 )
 from digitize.coverage.figures import Figures, assessment, format_pct, indicator_figures
 from digitize.coverage.indicators import CoverageReport
@@ -288,16 +291,34 @@ def _plain_table(title: str, heads: Sequence[tuple[str, str]], rows: Sequence[Se
     return "".join(out)
 
 
+def _rows_html(columns: Sequence[Sequence[str]]) -> str:
+    """``<tr>`` rows of text cells built column-wise, each distinct value escaped once: a province lists
+    hundreds of thousands of documents."""
+    if not columns or not len(columns[0]):
+        return ""
+    rows = np.full(len(columns[0]), "<tr>", dtype=object)
+    for column in columns:
+        codes, uniques = pd.factorize(np.asarray(column, dtype=object))
+        rows = rows + "<td>" + np.array([html.escape(str(v)) for v in uniques], dtype=object)[codes] + "</td>"
+    return "".join((rows + "</tr>").tolist())
+
+
 def _uncounted_section(report: CoverageReport) -> str:
-    """The reasons with their counts, then one plain row per document (no sort keys: the list can be long)."""
-    rows = uncounted_table(report)
-    counts = Counter(row[7] for row in rows)
-    legend = [(code, f"{vi} / {en}", counts[code]) for code, (vi, en) in REASONS.items() if counts[code]]
+    """The reasons with their counts, dossier components counted per level and agency, then one plain row
+    per other document (no sort keys: the list can be long)."""
+    counts = reason_counts(report)
+    legend = [(code, f"{vi} / {en}", counts[code]) for code, (vi, en) in REASONS.items() if code in counts]
     out = [_plain_table(_bi("Đã lưu trữ nhưng không được tính", "Archived but not counted"),
                         (("Mã lý do", "Reason code"), ("Lý do", "Reason"), ("Số tài liệu", "Documents")), legend,
                         "uncounted-reasons")]
+    components = [(report.plan.level_names(level)[1], agency, code, n)
+                  for level, agency, code, n in component_table(report)]
+    if components:
+        out.append(_plain_table(_bi("Thành phần hồ sơ (TP) theo cơ quan — danh sách: --drill-down uncounted",
+                                    "Dossier components (TP) per agency — list: --drill-down uncounted"),
+                                COMPONENT_HEADERS, components, "uncounted-components"))
     head = "".join(f"<th>{_bi(vi, en)}</th>" for vi, en in UNCOUNTED_HEADERS[:-1])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row[:-1]) + "</tr>" for row in rows)
+    body = _rows_html(uncounted_columns(report)[:-1])
     out.append(f'<section><table id="uncounted"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>')
     return "".join(out)
 

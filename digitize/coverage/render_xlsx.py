@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import re
 import zipfile
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,10 +23,13 @@ from digitize.clock import end_of_business_day
 from digitize.coverage.accounting import REASONS
 from digitize.coverage.audit import (
     ACCOUNTING_HEADERS,
+    COMPONENT_HEADERS,
     SUCCESSION_HEADERS,
     UNCOUNTED_HEADERS,
     accounting_table,
+    component_table,
     provenance_rows,
+    reason_counts,
     succession_table,
     uncounted_table,
 )
@@ -372,16 +374,16 @@ def _write_detail_sheets(book: _Book, holder_ids: bool) -> None:
 
 def _write_audit_sheets(book: _Book, detail: bool) -> None:
     """Archived = counted + not counted per level, the documents not counted (with ``detail``, like the
-    register rows: the reasons with their counts always), succession, and provenance.
+    register rows: the reasons with their counts, and dossier components per agency, always), succession, and
+    provenance.
 
     "Nguồn gốc số liệu" is what ``coverage check`` reads back: column A the key, C the value (from row 2).
     """
     report = book.report
-    rows = uncounted_table(report)
     if detail:
         ws = book.sheet("Không được tính", (20, 8, 16, 12, 12, 28, 12, 24), freeze="A2")
         book.append(ws, book.header(ws, [vi for vi, _ in UNCOUNTED_HEADERS[:-1]]))  # the reasons' wording: next sheet
-        for values in rows:
+        for values in uncounted_table(report):
             book.append(ws, [*values[:3], book.level_name(values[3]), *values[4:-1]])
     ws = book.sheet("Đối chiếu lưu trữ", (24, 44, 14, 16), freeze="A2")
     book.append(ws, book.header(ws, [vi for vi, _ in ACCOUNTING_HEADERS]))
@@ -389,9 +391,15 @@ def _write_audit_sheets(book: _Book, detail: bool) -> None:
         book.append(ws, [book.level_name(level), *counts])
     book.append(ws, [])
     book.append(ws, book.header(ws, ["Mã lý do", "Lý do không được tính", "Số tài liệu"]))
-    per_reason = Counter(values[7] for values in rows)
+    per_reason = reason_counts(report)
     for code, (vi, _en) in REASONS.items():
-        book.append(ws, [code, vi, per_reason[code]])
+        book.append(ws, [code, vi, per_reason.get(code, 0)])
+    components = component_table(report)
+    if components:
+        book.append(ws, [])
+        book.append(ws, book.header(ws, [vi for vi, _ in COMPONENT_HEADERS]))
+        for level, agency, code, documents in components:
+            book.append(ws, [book.level_name(level), agency, code, documents])
     ws = book.sheet("Cơ quan kế thừa", (12, 16, 16, 36, 11, 36, 10, 30), freeze="A2")
     book.append(ws, book.header(ws, [vi for vi, _ in SUCCESSION_HEADERS]))
     for values in succession_table(report):

@@ -61,6 +61,16 @@ def _linked(register: pd.DataFrame, archived: pd.DataFrame, end: pd.Timestamp, o
     return out
 
 
+def register_placements(register: pd.DataFrame, valid: pd.DataFrame, successors: pd.DataFrame | None,
+                        as_of: date) -> pd.DataFrame:
+    """Where each register row counts on ``as_of`` (:func:`~digitize.coverage.succession.placements`), computed
+    once per report and shared by the indicators and the accounting of archived documents."""
+    require_columns(register, REGISTER_COLUMNS, "register")
+    named = register["successor_code"] if "successor_code" in register.columns else pd.Series(
+        None, index=register.index, dtype=object)
+    return placements(register["agency_code"], named, valid, successors, as_of)
+
+
 def all_register_rows(
     agencies: pd.DataFrame,
     register: pd.DataFrame,
@@ -68,18 +78,21 @@ def all_register_rows(
     as_of: date,
     options: CoverageOptions,
     successors: pd.DataFrame | None = None,
+    *,
+    valid: pd.DataFrame | None = None,
+    placed: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Register rows counted on ``as_of``, dates parsed, with the agency they count for and their links.
 
     A row counts for its own agency when that agency is valid on ``as_of``, else for the successor valid
     that day (:mod:`digitize.coverage.succession`): ``agency_code`` is the agency counted, ``registered_agency``
     the one in the register, ``via`` the chain of successions followed (None for the agency itself).
+    ``valid`` (agencies valid on ``as_of``) and ``placed`` (:func:`register_placements`) are computed here
+    unless the caller already has them.
     """
     require_columns(register, REGISTER_COLUMNS, "register")
-    valid = valid_agencies(agencies, as_of)
-    named = register["successor_code"] if "successor_code" in register.columns else pd.Series(
-        None, index=register.index, dtype=object)
-    placed = placements(register["agency_code"], named, valid, successors, as_of)
+    valid = valid_agencies(agencies, as_of) if valid is None else valid
+    placed = register_placements(register, valid, successors, as_of) if placed is None else placed
     counted = placed["counted_agency"].to_numpy(dtype=object)
     holder = pd.Index(valid["code"].to_numpy(dtype=object)).get_indexer(counted)
     keep = holder >= 0

@@ -94,6 +94,11 @@ def place(agency_code: str, named: str | None, edges: dict[str, list[str]], leve
     return Placement(None, None, SUCCESSOR_AMBIGUOUS)
 
 
+def _named(value: object) -> str | None:
+    """A register row's named successor as text, None when it names none."""
+    return None if value is None or pd.isna(value) or str(value) == "" else str(value)
+
+
 def placements(
     agency_codes: pd.Series, named: pd.Series, valid: pd.DataFrame, successors: pd.DataFrame | None, as_of: date
 ) -> pd.DataFrame:
@@ -104,11 +109,13 @@ def placements(
     """
     levels = dict(zip(valid["code"].astype(str), valid["level"].astype(str), strict=True))
     edges = _edges(successors, as_of)
-    keys = pd.DataFrame({"agency": agency_codes.astype(str).to_numpy(),
-                         "named": named.astype(object).where(named.notna(), "").astype(str).to_numpy()})
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
-    table = [place(a, n or None, edges, levels) for a, n in uniques]
-    pick = np.asarray(codes, dtype=np.int64)
+    # factorize each column, then the pairs as integers: hashing a million strings once, not as tuples
+    agency_at, agency_uniques = pd.factorize(agency_codes.to_numpy(dtype=object), use_na_sentinel=False)
+    named_at, named_uniques = pd.factorize(named.to_numpy(dtype=object), use_na_sentinel=True)
+    width = len(named_uniques) + 1
+    pick, pairs = pd.factorize(agency_at.astype(np.int64) * width + (named_at.astype(np.int64) + 1))
+    names = np.array([*named_uniques, None], dtype=object)  # -1 (names none) takes the last
+    table = [place(str(agency_uniques[p // width]), _named(names[p % width - 1]), edges, levels) for p in pairs]
     return pd.DataFrame(
         {
             "counted_agency": np.array([p.agency_code for p in table] or [None], dtype=object)[pick],
