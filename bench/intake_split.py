@@ -30,11 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import sections
+
 REPO = Path(__file__).resolve().parent.parent
 for extra in (REPO, REPO / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
+TITLE = "# Intake without typing: benchmark"
 SECTION = "## Splitting stacks"
 UNIT = "000.00.12.H99"
 
@@ -225,15 +228,8 @@ def report(outcomes: list[Outcome], truth: Truth, corpus: list[str], command: st
 
 
 def write_section(path: Path, section: str) -> None:
-    """Put ``section`` into ``path`` in place of the previous one (other parts of the file kept)."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Intake without typing: benchmark\n\n"
-    if SECTION in text:
-        before, rest = text.split(SECTION, 1)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    """Put ``section`` into ``path`` in place of the previous one (other benchmarks' sections kept)."""
+    sections.write_section(path, SECTION, section, title=TITLE)
 
 
 def main() -> None:
