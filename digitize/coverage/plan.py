@@ -119,6 +119,8 @@ class Plan:
         """(Vietnamese, English) names of a level; the raw code for levels the plan does not name."""
         if code == SCOPE_ALL:
             return ("Toàn tỉnh", "All levels")
+        if code == "unknown":  # the accounting's level of a document whose agency has no period valid on the day
+            return ("Không xác định cấp", "Level unknown")
         level = next((lv for lv in self.levels if lv.code == code), None)
         return (level.vi, level.en) if level else (code, code)
 
