@@ -99,3 +99,20 @@ def check_form(request: Request, user: Any, purpose: str, token: str, bearer: An
         raise HTTPException(status_code=403, detail="cross-site request refused")
     if not hmac.compare_digest(token, form_token(user, purpose)):
         raise HTTPException(status_code=403, detail="the form is stale or forged: reload the page")
+
+
+def require_run_right(user: Any, dag_id: str) -> None:
+    """403 unless the user may start runs of ``dag_id``: the pages' retries and decisions lead to such a run."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    if not get_auth_manager().is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN,
+                                                details=DagDetails(id=dag_id), user=user):
+        raise HTTPException(status_code=403, detail=f"Retrying needs the right to run the {dag_id} DAG")
+
+
+def unavailable(exc: Exception) -> HTTPException:
+    """503 naming the library error's reason, message and what to do (never a traceback)."""
+    return HTTPException(status_code=503, detail={"reason": getattr(exc, "reason", "INTERNAL_ERROR"),
+                                                  "message": str(getattr(exc, "message", exc)),
+                                                  "hint": getattr(exc, "hint", "")})

@@ -16,10 +16,18 @@ from urllib.parse import urlencode, urlparse
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
-from airflow_login import AirflowLogin, Bearer, check_form, form_token, page_app
+from airflow_login import (
+    AirflowLogin,
+    Bearer,
+    check_form,
+    form_token,
+    page_app,
+    require_run_right,
+    unavailable,
+)
 from fastapi import Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
-from quarantine_page import _may_retry, _unavailable
+from quarantine_page import RETRY_DAG
 
 URL_PREFIX = "/match-review"
 RESOURCE_NAME = "Match review"
@@ -50,7 +58,7 @@ def page(user: Annotated[Any, Depends(_login.page_viewer)], decided: str | None 
         items = match_review.collect(url)
         done = match_review.decided(url, decided) if decided else None
     except DigitizeError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     notice = ""
     if done is not None and done.decision is not None:
         d = done.decision
@@ -72,7 +80,7 @@ def items() -> JSONResponse:
     try:
         return JSONResponse({"items": [asdict(i) for i in match_review.collect(_catalog_url())]})
     except DigitizeError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
 
 
 @app.post("/decide")
@@ -84,14 +92,14 @@ def decide(request: Request, bearer: Bearer, user: Annotated[Any, Depends(_login
     from digitize.presentation import match_review
 
     check_form(request, user, FORM, csrf_token, bearer)
-    _may_retry(user)
+    require_run_right(user, RETRY_DAG)
     try:
         match_review.decide(_catalog_url(), key, accept=not reject, register_id=register_id or None,
                             user=user.get_name())
     except ProposalInvalid as exc:
         raise HTTPException(status_code=409, detail=f"{exc.message} — {exc.hint}") from exc
     except DigitizeError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return RedirectResponse(f"{_ROOT}{URL_PREFIX}/?{urlencode({'decided': key})}", status_code=303)
 
 

@@ -19,8 +19,8 @@ from urllib.parse import urlencode, urlparse
 
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
-from airflow_login import AirflowLogin, Bearer, check_form, form_token, page_app
-from fastapi import Depends, Form, HTTPException, Query, Request
+from airflow_login import AirflowLogin, Bearer, check_form, form_token, page_app, require_run_right, unavailable
+from fastapi import Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 URL_PREFIX = "/quarantine"
@@ -34,26 +34,10 @@ app = page_app("Quarantine and review", "Quarantined, flagged and duplicate docu
 _login = AirflowLogin(RESOURCE_NAME)
 
 
-def _may_retry(user: Any) -> None:
-    """403 unless the user may start runs of the DAG that processes a retried document."""
-    from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-
-    if not get_auth_manager().is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN,
-                                                details=DagDetails(id=RETRY_DAG), user=user):
-        raise HTTPException(status_code=403, detail=f"Retrying needs the right to run the {RETRY_DAG} DAG")
-
-
 def _catalog_url() -> str:
     from digitize.config import load_settings
 
     return load_settings().catalog_url
-
-
-def _unavailable(exc: Exception) -> HTTPException:
-    return HTTPException(status_code=503, detail={"reason": getattr(exc, "reason", "INTERNAL_ERROR"),
-                                                  "message": str(getattr(exc, "message", exc)),
-                                                  "hint": getattr(exc, "hint", "")})
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -68,7 +52,7 @@ def page(user: Annotated[Any, Depends(_login.page_viewer)], retried: int | None 
         batches = quarantine.collect(url)
         notice = quarantine.retry_notice(url, retried or refused) if (retried or refused) else ""
     except DigitizeError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return HTMLResponse(
         quarantine.quarantine_html(batches, csrf_token=form_token(user, RETRY_FORM), notice=notice, error=bool(refused),
                                    runs_href=f"{_ROOT}/dags/{RETRY_DAG}/runs"),
@@ -86,7 +70,7 @@ def items() -> JSONResponse:
     try:
         return JSONResponse({"batches": [asdict(b) for b in quarantine.collect(_catalog_url())]})
     except DigitizeError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
 
 
 @app.post("/retry/{document_id}")
@@ -97,14 +81,14 @@ def retry(request: Request, document_id: int, bearer: Bearer, user: Annotated[An
     from digitize.presentation import quarantine
 
     check_form(request, user, RETRY_FORM, csrf_token, bearer)
-    _may_retry(user)
+    require_run_right(user, RETRY_DAG)
     outcome = "retried"
     try:
         quarantine.retry(_catalog_url(), document_id, actor=user.get_name())
     except CatalogConflict:
         outcome = "refused"
     except DigitizeError as exc:
-        raise _unavailable(exc) from exc
+        raise unavailable(exc) from exc
     return RedirectResponse(f"{_ROOT}{URL_PREFIX}/?{urlencode({outcome: document_id})}", status_code=303)
 
 
