@@ -4,7 +4,9 @@ Decree 30/2020 Appendix I fixes the stamp at the top right of page 1, and Circul
 code at the top left; a scan's national motto and letterhead sit there too. Free space is found on a
 map of page 1 in 1-pt cells, where a cell is taken if the rendered page is dark there (lines, seals and
 signatures included) or a word of the text layer (the OCR words) covers it. The map is read from the
-PDF itself, so the signing machine needs neither the scan nor the OCR result.
+PDF itself, so the signing machine needs neither the scan nor the OCR result: from the page's image
+when page 1 is a plain scan (:mod:`digitize.signing.inkmap`, ~15 times cheaper), else from poppler's
+render of it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from digitize.errors import ConfigurationError, CorruptFile
+from digitize.signing.inkmap import read_scanned_page
 
 Rect = tuple[float, float, float, float]
 """x0, y0, x1, y1 in PDF user space (points, y up)."""
@@ -112,42 +115,69 @@ def plan(pdf: bytes, box: Rect, rotate: int, stamp: tuple[float, float], qr_side
 
 def _nearest_free(taken: np.ndarray, size: tuple[int, int], target: tuple[int, int],
                   region: tuple[int, int, int, int], clearance: int) -> tuple[int, int] | None:
-    """Top-left cell of the free rectangle of ``size`` (and ``clearance``) inside ``region`` nearest ``target``."""
+    """Top-left cell of the free rectangle of ``size`` (and ``clearance``) inside ``region`` nearest ``target``.
+
+    Only the rectangles that fit the region are counted (a summed-area table over the page), top row first.
+    """
     rows, cols = taken.shape
     w, h = size[0] + 2 * clearance, size[1] + 2 * clearance
-    if w > cols or h > rows:
-        return None
-    table = np.zeros((rows + 1, cols + 1), dtype=np.int64)
-    table[1:, 1:] = taken.cumsum(0).cumsum(1)
-    counts = table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]  # [top, left] of clearance box
-    ys, xs = np.mgrid[0:counts.shape[0], 0:counts.shape[1]]
-    left, top = xs + clearance, ys + clearance  # the rectangle itself
     x0, y0, x1, y1 = region
-    allowed = (counts == 0) & (left >= x0) & (top >= y0) & (left + size[0] <= x1) & (top + size[1] <= y1)
-    if not allowed.any():
+    left_lo, left_hi = max(x0, clearance), min(x1 - size[0], cols - w + clearance)
+    top_lo, top_hi = max(y0, clearance), min(y1 - size[1], rows - h + clearance)
+    if left_lo > left_hi or top_lo > top_hi:
         return None
-    distance = np.abs(left - target[0]) + np.abs(top - target[1])
-    best = np.unravel_index(np.where(allowed, distance, np.iinfo(np.int64).max).argmin(), allowed.shape)
-    return int(left[best]), int(top[best])
+    table = np.zeros((rows + 1, cols + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(taken, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
+    ys = slice(top_lo - clearance, top_hi - clearance + 1)  # the clearance box's top-left cells
+    xs = slice(left_lo - clearance, left_hi - clearance + 1)
+    ys_h = slice(ys.start + h, ys.stop + h)
+    xs_w = slice(xs.start + w, xs.stop + w)
+    counts = table[ys_h, xs_w] - table[ys, xs_w] - table[ys_h, xs] + table[ys, xs]
+    distance = (np.abs(np.arange(left_lo, left_hi + 1) - target[0])[None, :]
+                + np.abs(np.arange(top_lo, top_hi + 1) - target[1])[:, None])
+    masked = np.where(counts == 0, distance, np.iinfo(np.int64).max)
+    best = np.unravel_index(masked.argmin(), masked.shape)
+    if counts[best] != 0:
+        return None
+    return left_lo + int(best[1]), top_lo + int(best[0])
 
 
 def _page_map(pdf: bytes, box: Rect, rotate: int) -> _Page:
-    """Ink of the rendered page 1 and its text layer's word boxes, in user-space orientation."""
+    """Ink of page 1 and its text layer's word boxes, in user-space orientation.
+
+    A plain scanned page is read from its image (:mod:`digitize.signing.inkmap`); any other page is
+    rendered by poppler.
+    """
     import cv2
 
-    with tempfile.TemporaryDirectory(prefix="digitize-stamp-") as tmp:
-        path = Path(tmp) / "in.pdf"
-        path.write_bytes(pdf)
-        ink = _rendered_ink(path, Path(tmp) / "page")
-        words = _run(["pdftotext", "-f", "1", "-l", "1", "-bbox", str(path), "-"]).decode("utf-8", "replace")
+    scanned = read_scanned_page(pdf, box, rotate, _INK_SHARE)
+    words: list[tuple[float, ...]]
+    if scanned is not None:
+        ink, words = scanned.ink, list(scanned.words)
+    else:
+        ink, words = _rendered_page(pdf)
     _count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     specks = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] <= _SPECK)
     solid = ink & ~np.isin(labels, specks[specks > 0])
     grids = []
     for grid in (ink, solid):
-        _mark_words(grid, (tuple(float(v) for v in m.groups()) for m in _WORD.finditer(words)))
+        _mark_words(grid, words)
         grids.append(_fit(np.rot90(grid, k=(rotate // 90) % 4), box))  # pdftoppm applied /Rotate: undo it
     return _Page(grids[0], grids[1], box)
+
+
+def _rendered_page(pdf: bytes) -> tuple[np.ndarray, list[tuple[float, ...]]]:
+    """Dark cells of page 1 rendered by pdftoppm, and its words' boxes as pdftotext reads them."""
+    with tempfile.TemporaryDirectory(prefix="digitize-stamp-") as tmp:
+        path = Path(tmp) / "in.pdf"
+        path.write_bytes(pdf)
+        prefix = Path(tmp) / "page"
+        _run(["pdftoppm", "-r", str(72 * _SCALE), "-gray", "-cropbox", "-f", "1", "-l", "1", "-singlefile",
+              str(path), str(prefix)])
+        with Image.open(prefix.with_suffix(".pgm")) as img:
+            gray = np.asarray(img.convert("L"), dtype=np.uint8)
+        words = _run(["pdftotext", "-f", "1", "-l", "1", "-bbox", str(path), "-"]).decode("utf-8", "replace")
+    return _ink_cells(gray), [tuple(float(v) for v in m.groups()) for m in _WORD.finditer(words)]
 
 
 def _fit(cells: np.ndarray, box: Rect) -> np.ndarray:
@@ -159,12 +189,8 @@ def _fit(cells: np.ndarray, box: Rect) -> np.ndarray:
     return grid
 
 
-def _rendered_ink(path: Path, prefix: Path) -> np.ndarray:
+def _ink_cells(gray: np.ndarray) -> np.ndarray:
     """Dark cells of page 1's visible area, 1 pt each: any dark pixel of the cell's 2x2 block counts."""
-    _run(["pdftoppm", "-r", str(72 * _SCALE), "-gray", "-cropbox", "-f", "1", "-l", "1", "-singlefile",
-          str(path), str(prefix)])
-    with Image.open(prefix.with_suffix(".pgm")) as img:
-        gray = np.asarray(img.convert("L"), dtype=np.uint8)
     dark = gray < float(np.median(gray)) * _INK_SHARE
     rows, cols = (dark.shape[0] + _SCALE - 1) // _SCALE, (dark.shape[1] + _SCALE - 1) // _SCALE
     padded = np.zeros((rows * _SCALE, cols * _SCALE), dtype=bool)

@@ -1,0 +1,242 @@
+"""Page 1's ink and words read straight from a scanned page, without rendering it (issue #19).
+
+Rendering page 1 with ``pdftoppm`` and reading its words with ``pdftotext`` cost ~0.2 s of CPU per
+document, two thirds of signing. A scanned page as the pipeline (or img2pdf) writes it is simple: one
+image drawn by one matrix, and at most an invisible text layer (render mode 3) in a font whose glyphs
+all have the same width. For such a page the same map is computed here from the image itself, decoded
+at twice the map's resolution (a JPEG by libjpeg's scaled decoding): a 1-pt cell is ink if any
+decoded pixel falling in it is dark, so the map holds at least the ink a render's filtered pixels
+show (a render averages, and an average is dark only where some pixel is). Word boxes come from the
+text matrices, sized as pdftotext sizes them. Anything else on the page (a second image, vector
+drawing, visible text, annotations, ``/Rotate``, a ``/Decode`` array, masks, filters other than the
+common ones) returns ``None`` and the caller renders the page as before, so nothing is ever skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pikepdf
+from PIL import Image
+
+Rect = tuple[float, float, float, float]
+
+_DRAWS_NOTHING = frozenset({"q", "Q", "cm", "Do", "BT", "ET", "Tr", "Tf", "Tm", "Tj"})
+"""Operators a plain scanned page uses; any other may draw, so the page is rendered instead."""
+_DECODABLE = frozenset({"/DCTDecode", "/FlateDecode", "/CCITTFaxDecode", "/LZWDecode", "/RunLengthDecode"})
+
+
+_DECODE_SCALE = 2  # decoded pixels per point at least: libjpeg's 1/2-1/8 scaling stops there
+_DESCENT = 0.35  # of the font size below the baseline: what pdftotext puts in a box when a font gives none
+
+
+@dataclass(frozen=True)
+class ScannedPage:
+    """Page 1 of a scan: which 1-pt cells hold ink, and its words' boxes."""
+
+    ink: np.ndarray
+    """Cells of the visible area (row 0 at its top, 1 pt each), ``True`` where the scan is dark."""
+
+    words: tuple[Rect, ...]
+    """Word boxes, (x0, y0, x1, y1) in points from the visible area's top left (as pdftotext gives them)."""
+
+
+def read_scanned_page(pdf: bytes, box: Rect, rotate: int, ink_share: float) -> ScannedPage | None:
+    """Page 1's ink (pixels darker than ``ink_share`` of the paper's median level) and words, or ``None``
+    when page 1 is not a plain scanned page and must be rendered."""
+    if rotate % 360:
+        return None
+    try:
+        with pikepdf.open(io.BytesIO(pdf)) as doc:
+            page = doc.pages[0]
+            if len(page.obj.get("/Annots", pikepdf.Array())) > 0:
+                return None
+            drawn = _drawn(page)
+            if drawn is None:
+                return None
+            image, matrix, words = drawn
+            gray = _decoded_gray(image, matrix)
+    except (pikepdf.PikepdfError, Image.DecompressionBombError, ValueError, TypeError, KeyError, AttributeError,
+            IndexError, NotImplementedError, OSError, zlib.error):
+        return None  # the renderer decides what is wrong with it
+    if gray is None:
+        return None
+    import cv2
+
+    paper = float(np.median(gray[::4, ::4]))  # the paper's level: most of any page is paper
+    # strictly darker than the share, as the renderer's test: 255 where dark, 0 elsewhere
+    _, dark = cv2.threshold(gray, math.ceil(paper * ink_share) - 1, 255, cv2.THRESH_BINARY_INV)
+    x0, _y0, _x1, y1 = box
+    boxes = tuple((a - x0, y1 - d, c - x0, y1 - b) for a, b, c, d in words)
+    return ScannedPage(_placed(dark, matrix, box) > 0, boxes)
+
+
+def _drawn(page: pikepdf.Page) -> tuple[pikepdf.Object, np.ndarray, list[Rect]] | None:
+    """The one image, the matrix drawing it and the invisible words' boxes, if that is all the page draws."""
+    resources = page.obj.get("/Resources", pikepdf.Dictionary())
+    xobjects = resources.get("/XObject", pikepdf.Dictionary())
+    fonts = resources.get("/Font", pikepdf.Dictionary())
+    image: pikepdf.Object | None = None
+    matrix: np.ndarray | None = None
+    runs: list[tuple[float, float, np.ndarray]] = []  # (width, size, text matrix x CTM) of each shown string
+    ctm, mode, advance, size, text_matrix = np.eye(3), 0, None, 1.0, np.eye(3)
+    saved: list[tuple[np.ndarray, int, float | None, float]] = []  # q saves the graphics state, text state included
+    for instruction in pikepdf.parse_content_stream(page):
+        if not isinstance(instruction, pikepdf.ContentStreamInstruction):
+            return None  # an inline image
+        operands, op = instruction.operands, str(instruction.operator)
+        if op not in _DRAWS_NOTHING:
+            return None
+        if op == "q":
+            saved.append((ctm, mode, advance, size))
+        elif op == "Q":
+            if not saved:
+                return None
+            ctm, mode, advance, size = saved.pop()
+        elif op == "cm":
+            ctm = _matrix(operands) @ ctm
+        elif op == "Do":
+            xobject = xobjects.get(str(operands[0]))
+            if image is not None or xobject is None or xobject.get("/Subtype") != pikepdf.Name.Image:
+                return None
+            image, matrix = xobject, ctm
+        elif op == "BT":
+            text_matrix = np.eye(3)
+        elif op == "Tr":
+            mode = int(operands[0])
+        elif op == "Tf":
+            advance, size = _advance(fonts.get(str(operands[0]))), float(operands[1])
+        elif op == "Tm":
+            text_matrix = _matrix(operands)
+        elif op == "Tj":
+            if mode != 3 or advance is None or not isinstance(operands[0], pikepdf.String):
+                return None  # visible text, or a font whose widths vary: render it
+            runs.append((len(bytes(operands[0])) // 2 * advance * size, size, text_matrix @ ctm))
+    if image is None or matrix is None:
+        return None
+    return image, matrix, _word_boxes(runs)
+
+
+def _matrix(operands: Iterable[Any]) -> np.ndarray:
+    """A PDF matrix ``a b c d e f`` as a 3x3 acting on row vectors (x, y, 1)."""
+    a, b, c, d, e, f = (float(v) for v in operands)
+    return np.array([[a, b, 0.0], [c, d, 0.0], [e, f, 1.0]])
+
+
+def _advance(font: pikepdf.Object | None) -> float | None:
+    """Width of every glyph (text space, size 1) of a two-byte font whose glyphs are all as wide; else ``None``."""
+    if font is None or font.get("/Subtype") != pikepdf.Name.Type0:
+        return None
+    if font.get("/Encoding") != pikepdf.Name("/Identity-H"):
+        return None
+    descendant = font.DescendantFonts[0]
+    if "/W" in descendant:
+        return None
+    return float(descendant.get("/DW", 1000)) / 1000.0
+
+
+def _word_boxes(runs: list[tuple[float, float, np.ndarray]]) -> list[Rect]:
+    """Page-space bounding boxes of the runs: their advance wide, from the descent to one em above the baseline."""
+    if not runs:
+        return []
+    width = np.array([r[0] for r in runs])
+    size = np.array([r[1] for r in runs])
+    m = np.stack([r[2] for r in runs])  # (n, 3, 3)
+    xs = np.stack([np.zeros_like(width), width, np.zeros_like(width), width], axis=1)
+    ys = np.stack([-_DESCENT * size, -_DESCENT * size, size, size], axis=1)
+    px = xs * m[:, None, 0, 0] + ys * m[:, None, 1, 0] + m[:, None, 2, 0]
+    py = xs * m[:, None, 0, 1] + ys * m[:, None, 1, 1] + m[:, None, 2, 1]
+    return list(zip(px.min(1).tolist(), py.min(1).tolist(), px.max(1).tolist(), py.max(1).tolist(), strict=True))
+
+
+def _decoded_gray(image: pikepdf.Object, matrix: np.ndarray) -> np.ndarray | None:
+    """The image's gray pixels; a JPEG decoded straight at about :data:`_DECODE_SCALE` pixels per point."""
+    if any(key in image for key in ("/Decode", "/SMask", "/Mask")) or image.get("/ImageMask", False):
+        return None
+    filters = image.get("/Filter")
+    names = [str(f) for f in (filters if isinstance(filters, pikepdf.Array) else [filters] if filters else [])]
+    if any(name not in _DECODABLE for name in names):
+        return None
+    if names and names[-1] == "/DCTDecode" and set(names[:-1]) <= {"/FlateDecode"}:
+        data = image.read_raw_bytes()
+        for _ in names[:-1]:
+            data = zlib.decompress(data)
+        img = Image.open(io.BytesIO(data))
+        if img.mode not in ("L", "RGB"):
+            return None
+        img.draft("L", _shrunk((int(image.Width), int(image.Height)), matrix, _DECODE_SCALE))
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    samples = None if "/CCITTFaxDecode" in names else _samples(image)
+    if samples is not None:
+        return samples
+    if not isinstance(image, pikepdf.Stream):
+        return None
+    with pikepdf.PdfImage(image).as_pil_image() as decoded:
+        return np.asarray(decoded.convert("L"), dtype=np.uint8)
+
+
+def _samples(image: pikepdf.Object) -> np.ndarray | None:
+    """Gray pixels straight from the decoded samples of an 8-bit gray or RGB, or 1-bit gray, image.
+
+    pikepdf's ``as_pil_image`` would re-encode a Flate image as PNG for Pillow to decode again.
+    """
+    width, height = int(image.Width), int(image.Height)
+    bits, space = int(image.get("/BitsPerComponent", 8)), image.get("/ColorSpace")
+    channels = {"/DeviceGray": 1, "/DeviceRGB": 3}.get(str(space)) if isinstance(space, pikepdf.Name) else None
+    if channels is None or (bits, channels) not in ((8, 1), (8, 3), (1, 1)):
+        return None
+    data = np.frombuffer(image.read_bytes(), dtype=np.uint8)
+    if bits == 1:
+        stride = (width + 7) // 8
+        packed = data[:stride * height].reshape(height, stride)
+        return np.unpackbits(packed, axis=1)[:, :width] * np.uint8(255)  # 1 is white in DeviceGray
+    pixels = data[:width * height * channels].reshape(height, width, channels)
+    if channels == 1:
+        return pixels[:, :, 0]
+    import cv2
+
+    return np.asarray(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY))
+
+
+def _shrunk(size: tuple[int, int], matrix: np.ndarray, scale: float) -> tuple[int, int]:
+    """The image's size at ``scale`` pixels per point on the page (never enlarged)."""
+    reach = (math.hypot(matrix[0, 0], matrix[0, 1]) * scale / size[0],
+             math.hypot(matrix[1, 0], matrix[1, 1]) * scale / size[1])
+    return max(1, round(size[0] * min(1.0, reach[0]))), max(1, round(size[1] * min(1.0, reach[1])))
+
+
+def _placed(dark: np.ndarray, matrix: np.ndarray, box: Rect) -> np.ndarray:
+    """``dark`` (0 or 255) put on the visible area's 1-pt cells by ``matrix``; a cell > 0 where any dark
+    pixel falls in it (area averaging keeps every contribution). The grid is anchored at the page's
+    bottom edge, as poppler renders it."""
+    import cv2
+
+    rows, cols = round(box[3] - box[1]), round(box[2] - box[0])
+    (a, b, _), (c, d, _), (e, f, _) = matrix
+    if abs(b) < 1e-9 and abs(c) < 1e-9 and a > 0 and d > 0:  # upright and straight: one area resize
+        left, top = round(e - box[0]), round(rows - (f + d - box[1]))
+        size = (max(1, round(a)), max(1, round(d)))
+        placed = cv2.resize(dark, size, interpolation=cv2.INTER_AREA)
+        canvas = np.zeros((rows, cols), dtype=np.uint8)
+        y0, x0, y1, x1 = max(0, top), max(0, left), min(rows, top + size[1]), min(cols, left + size[0])
+        if y1 > y0 and x1 > x0:
+            canvas[y0:y1, x0:x1] = placed[y0 - top:y1 - top, x0 - left:x1 - left]
+        return canvas
+    # turned or skewed: shrink to two pixels per point (area, keeping every dark pixel), warp, then pool
+    target = _shrunk((dark.shape[1], dark.shape[0]), matrix, 2)
+    if target != (dark.shape[1], dark.shape[0]):
+        dark = cv2.resize(dark, target, interpolation=cv2.INTER_AREA)
+    h, w = dark.shape
+    # decoded pixel centre (i + 0.5) -> unit square (u right, v up) -> page points -> grid pixel centre
+    to_unit = np.array([[1.0 / w, 0.0, 0.0], [0.0, -1.0 / h, 0.0], [0.5 / w, 1.0 - 0.5 / h, 1.0]])
+    to_grid = np.array([[2.0, 0.0, 0.0], [0.0, -2.0, 0.0], [-box[0] * 2 - 0.5, (rows + box[1]) * 2 - 0.5, 1.0]])
+    m = to_unit @ matrix @ to_grid
+    fine = cv2.warpAffine(dark, np.ascontiguousarray(m[:, :2].T), (cols * 2, rows * 2), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return np.asarray(fine.reshape(rows, 2, cols, 2).max(axis=(1, 3)))

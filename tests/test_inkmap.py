@@ -1,0 +1,123 @@
+"""Page 1's ink read from the scan itself holds all the ink poppler's render shows, and its words match pdftotext.
+
+The stamp is placed from a map of page 1 (:mod:`digitize.signing.placement`). For the pipeline's own
+pages the map now comes from the page's image (:mod:`digitize.signing.inkmap`) instead of a
+``pdftoppm`` render; these tests compare the two on real pipeline output of every kind of scan
+(colour JPEG, gray PNG, G4 TIFF, a skewed and a quarter-turned page), and check that any page the
+shortcut cannot read exactly (vector drawing, visible text, annotations, ``/Rotate``) goes to the renderer.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import imagegen
+import numpy as np
+import pikepdf
+import pytest
+from PIL import Image
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+from digitize.ocr import OcrOptions, make_searchable_pdf
+from digitize.signing import placement
+from digitize.signing.inkmap import read_scanned_page
+from digitize.signing.stamp import page_geometry
+
+KINDS = ("jpeg-colour", "png-gray", "tiff-g4", "skewed", "quarter-turned")
+
+
+def _scan(kind: str, path: Path) -> Path:
+    page = imagegen.render_page(imagegen.LINES[:4] + imagegen.PARAGRAPH[:3], dpi=300, width_in=5.0, height_in=3.0,
+                                font_pt=11.0)
+    if kind == "jpeg-colour":
+        rgb = np.stack([page * 0.93, page * 0.97, page], axis=-1).clip(0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(path.with_suffix(".jpg"), format="JPEG", quality=85, dpi=(300, 300))
+        return path.with_suffix(".jpg")
+    if kind == "tiff-g4":
+        return imagegen.save_tiff([page], path.with_suffix(".tif"), dpi=300)
+    if kind == "skewed":
+        centre = (page.shape[1] / 2, page.shape[0] / 2)
+        turn = cv2.getRotationMatrix2D(centre, 3.0, 1.0)
+        page = cv2.warpAffine(page, turn, (page.shape[1], page.shape[0]), borderValue=255)
+    elif kind == "quarter-turned":
+        page = imagegen.rotate_cw(page, 90)
+    Image.fromarray(page).save(path.with_suffix(".png"), format="PNG", dpi=(300, 300))
+    return path.with_suffix(".png")
+
+
+@pytest.fixture(scope="module")
+def pipeline_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Each kind of scan through the real OCR path: the unsigned PDF/A the signer receives."""
+    root = tmp_path_factory.mktemp("inkmap")
+    out = {}
+    for kind in KINDS:
+        pdf = root / f"{kind}.pdf"
+        make_searchable_pdf([_scan(kind, root / kind)], pdf, OcrOptions(jobs=1))
+        out[kind] = pdf.read_bytes()
+    return out
+
+
+def _geometry(pdf: bytes) -> tuple[tuple[float, float, float, float], int]:
+    return page_geometry(IncrementalPdfFileWriter(io.BytesIO(pdf)))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_scanned_page_map_holds_all_the_rendered_ink(pipeline_pages: dict[str, bytes], kind: str) -> None:
+    pdf = pipeline_pages[kind]
+    box, rotate = _geometry(pdf)
+    scanned = read_scanned_page(pdf, box, rotate, placement._INK_SHARE)
+    assert scanned is not None, "the pipeline's own page must not need a render"
+    fast = placement._fit(scanned.ink, box)
+    rendered, words = placement._rendered_page(pdf)
+    rendered = placement._fit(rendered, box)
+    # a cell the render shows dark is dark in the map or next to a dark cell (sub-pixel offsets between
+    # the two resamplings; the stamp keeps 3 points of clearance), and the map is not just "all ink"
+    grown = cv2.dilate(fast.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert int((rendered & ~grown).sum()) == 0
+    assert rendered.sum() > 500
+    assert fast.sum() < 2 * rendered.sum()
+    assert len(scanned.words) == len(words) > 10
+    for ours, theirs in zip(scanned.words, words, strict=True):
+        assert ours == pytest.approx(theirs, abs=0.05)
+
+
+def test_placement_from_the_scan_keeps_clear_of_the_rendered_ink(pipeline_pages: dict[str, bytes]) -> None:
+    """The stamp's and the QR code's rectangles, placed from the scan, hold no cell of the render's ink."""
+    for kind, pdf in pipeline_pages.items():
+        box, rotate = _geometry(pdf)
+        spot = placement.plan(pdf, box, rotate, (110.0, 40.0), [40.0], 6.0)
+        rendered = placement._fit(placement._rendered_page(pdf)[0], box)
+        for rect in (spot.stamp, spot.qr):
+            assert rect is not None
+            x0, y0, x1, y1 = (round(v) for v in rect)
+            top, bottom, left, right = round(box[3]) - y1, round(box[3]) - y0, x0 - round(box[0]), x1 - round(box[0])
+            assert not rendered[max(0, top):bottom, max(0, left):right].any(), (kind, rect, spot.flags)
+
+
+def _with(pdf: bytes, change: str) -> bytes:
+    doc = pikepdf.open(io.BytesIO(pdf))
+    page = doc.pages[0]
+    if change == "vector drawing":
+        page.contents_add(pikepdf.Stream(doc, b"q 2 w 10 10 m 200 10 l S Q"), prepend=False)
+    elif change == "visible text":
+        page.contents_add(pikepdf.Stream(doc, b"BT 0 Tr /F1 12 Tf 1 0 0 1 20 20 Tm <0041> Tj ET"), prepend=False)
+    elif change == "annotation":
+        page.obj.Annots = doc.make_indirect(pikepdf.Array([doc.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Square, Rect=[10, 10, 60, 60]))]))
+    elif change == "/Rotate":
+        page.obj.Rotate = 90
+    elif change == "second image":
+        page.contents_add(pikepdf.Stream(doc, b"q 50 0 0 50 0 0 cm /Im0 Do Q"), prepend=False)
+    out = io.BytesIO()
+    doc.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("change", ["vector drawing", "visible text", "annotation", "/Rotate", "second image"])
+def test_a_page_that_draws_more_than_a_scan_is_rendered(pipeline_pages: dict[str, bytes], change: str) -> None:
+    pdf = _with(pipeline_pages["png-gray"], change)
+    box, rotate = _geometry(pdf)
+    assert read_scanned_page(pdf, box, rotate, placement._INK_SHARE) is None
+    placement.plan(pdf, box, rotate, (110.0, 40.0), [], 6.0)  # and the renderer still places the stamp
