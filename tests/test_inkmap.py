@@ -29,7 +29,7 @@ KINDS = ("jpeg-colour", "png-gray", "tiff-g4", "skewed", "quarter-turned")
 
 
 def _scan(kind: str, path: Path) -> Path:
-    page = imagegen.render_page(imagegen.LINES[:4] + imagegen.PARAGRAPH[:3], dpi=300, width_in=5.0, height_in=3.0,
+    page = imagegen.render_page(imagegen.LINES[:4] + imagegen.PARAGRAPH[:3], dpi=300, width_in=6.0, height_in=5.0,
                                 font_pt=11.0)
     if kind == "jpeg-colour":
         rgb = np.stack([page * 0.93, page * 0.97, page], axis=-1).clip(0, 255).astype(np.uint8)
@@ -88,6 +88,7 @@ def test_placement_from_the_scan_keeps_clear_of_the_rendered_ink(pipeline_pages:
     for kind, pdf in pipeline_pages.items():
         box, rotate = _geometry(pdf)
         spot = placement.plan(pdf, box, rotate, (110.0, 40.0), [40.0], 6.0)
+        assert spot.flags == (), kind  # the page has room: a free spot must be found
         rendered = placement._fit(placement._rendered_page(pdf)[0], box)
         for rect in (spot.stamp, spot.qr):
             assert rect is not None
