@@ -67,9 +67,9 @@ def _geometry(pdf: bytes) -> tuple[tuple[float, float, float, float], int]:
 def test_scanned_page_map_holds_all_the_rendered_ink(pipeline_pages: dict[str, bytes], kind: str) -> None:
     pdf = pipeline_pages[kind]
     box, rotate = _geometry(pdf)
-    scanned = read_scanned_page(pdf, box, rotate, placement._INK_SHARE)
+    scanned = read_scanned_page(pdf, box, rotate)
     assert scanned is not None, "the pipeline's own page must not need a render"
-    fast = placement._fit(scanned.ink, box)
+    fast = placement._fit(placement._ink_cells(scanned.gray), box)
     rendered, words = placement._rendered_page(pdf)
     rendered = placement._fit(rendered, box)
     # a cell the render shows dark is dark in the map or next to a dark cell (sub-pixel offsets between
@@ -120,5 +120,5 @@ def _with(pdf: bytes, change: str) -> bytes:
 def test_a_page_that_draws_more_than_a_scan_is_rendered(pipeline_pages: dict[str, bytes], change: str) -> None:
     pdf = _with(pipeline_pages["png-gray"], change)
     box, rotate = _geometry(pdf)
-    assert read_scanned_page(pdf, box, rotate, placement._INK_SHARE) is None
+    assert read_scanned_page(pdf, box, rotate) is None
     placement.plan(pdf, box, rotate, (110.0, 40.0), [], 6.0)  # and the renderer still places the stamp

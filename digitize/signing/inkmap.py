@@ -3,13 +3,13 @@
 Rendering page 1 with ``pdftoppm`` and reading its words with ``pdftotext`` cost ~0.2 s of CPU per
 document, two thirds of signing. A scanned page as the pipeline (or img2pdf) writes it is simple: one
 image drawn by one matrix, and at most an invisible text layer (render mode 3) in a font whose glyphs
-all have the same width. For such a page the same map is computed here from the image itself, decoded
-at twice the map's resolution (a JPEG by libjpeg's scaled decoding): a 1-pt cell is ink if any
-decoded pixel falling in it is dark, so the map holds at least the ink a render's filtered pixels
-show (a render averages, and an average is dark only where some pixel is). Word boxes come from the
-text matrices, sized as pdftotext sizes them. Anything else on the page (a second image, vector
-drawing, visible text, annotations, ``/Rotate``, a ``/Decode`` array, masks, filters other than the
-common ones) returns ``None`` and the caller renders the page as before, so nothing is ever skipped.
+all have the same width. For such a page the same gray render is computed here from the image
+itself, decoded near 144 dpi (a JPEG by libjpeg's scaled decoding) and placed on the page by one area
+resize (a box filter, as poppler's image scaling), or sampled when it is shown turned; the caller
+thresholds it as it does a render. Word boxes come from the text matrices, sized as pdftotext sizes
+them. Anything else on the page (a second image, vector drawing, visible text, annotations,
+``/Rotate``, a ``/Decode`` array, masks, filters other than the common ones) returns ``None`` and the
+caller renders the page as before, so nothing is ever skipped.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ _DRAWS_NOTHING = frozenset({"q", "Q", "cm", "Do", "BT", "ET", "Tr", "Tf", "Tm", 
 _DECODABLE = frozenset({"/DCTDecode", "/FlateDecode", "/CCITTFaxDecode", "/LZWDecode", "/RunLengthDecode"})
 
 
-_DECODE_SCALE = 2  # decoded pixels per point at least: libjpeg's 1/2-1/8 scaling stops there
+SCALE = 2
+"""Grid pixels per point (144 dpi), as the renderer's: thin lines stay dark before each 2x2 block is pooled."""
 _DESCENT = 0.35  # of the font size below the baseline: what pdftotext puts in a box when a font gives none
 
 
@@ -40,16 +41,17 @@ _DESCENT = 0.35  # of the font size below the baseline: what pdftotext puts in a
 class ScannedPage:
     """Page 1 of a scan: which 1-pt cells hold ink, and its words' boxes."""
 
-    ink: np.ndarray
-    """Cells of the visible area (row 0 at its top, 1 pt each), ``True`` where the scan is dark."""
+    gray: np.ndarray
+    """The visible area at :data:`SCALE` pixels per point (row 0 at its top), paper-white around the
+    image: what a renderer's box-filtered render at 144 dpi shows."""
 
     words: tuple[Rect, ...]
     """Word boxes, (x0, y0, x1, y1) in points from the visible area's top left (as pdftotext gives them)."""
 
 
-def read_scanned_page(pdf: bytes, box: Rect, rotate: int, ink_share: float) -> ScannedPage | None:
-    """Page 1's ink (pixels darker than ``ink_share`` of the paper's median level) and words, or ``None``
-    when page 1 is not a plain scanned page and must be rendered."""
+def read_scanned_page(pdf: bytes, box: Rect, rotate: int) -> ScannedPage | None:
+    """Page 1 as gray pixels and word boxes, or ``None`` when it is not a plain scanned page and must be
+    rendered."""
     if rotate % 360:
         return None
     try:
@@ -67,14 +69,9 @@ def read_scanned_page(pdf: bytes, box: Rect, rotate: int, ink_share: float) -> S
         return None  # the renderer decides what is wrong with it
     if gray is None:
         return None
-    import cv2
-
-    paper = float(np.median(gray[::4, ::4]))  # the paper's level: most of any page is paper
-    # strictly darker than the share, as the renderer's test: 255 where dark, 0 elsewhere
-    _, dark = cv2.threshold(gray, math.ceil(paper * ink_share) - 1, 255, cv2.THRESH_BINARY_INV)
     x0, _y0, _x1, y1 = box
     boxes = tuple((a - x0, y1 - d, c - x0, y1 - b) for a, b, c, d in words)
-    return ScannedPage(_placed(dark, matrix, box) > 0, boxes)
+    return ScannedPage(255 - _placed(255 - gray, matrix, box), boxes)  # placed as ink on blank paper
 
 
 def _drawn(page: pikepdf.Page) -> tuple[pikepdf.Object, np.ndarray, list[Rect]] | None:
@@ -156,7 +153,7 @@ def _word_boxes(runs: list[tuple[float, float, np.ndarray]]) -> list[Rect]:
 
 
 def _decoded_gray(image: pikepdf.Object, matrix: np.ndarray) -> np.ndarray | None:
-    """The image's gray pixels; a JPEG decoded straight at about :data:`_DECODE_SCALE` pixels per point."""
+    """The image's gray pixels; a JPEG decoded straight at about :data:`SCALE` pixels per point."""
     if any(key in image for key in ("/Decode", "/SMask", "/Mask")) or image.get("/ImageMask", False):
         return None
     filters = image.get("/Filter")
@@ -170,7 +167,7 @@ def _decoded_gray(image: pikepdf.Object, matrix: np.ndarray) -> np.ndarray | Non
         img = Image.open(io.BytesIO(data))
         if img.mode not in ("L", "RGB"):
             return None
-        img.draft("L", _shrunk((int(image.Width), int(image.Height)), matrix, _DECODE_SCALE))
+        img.draft("L", _shrunk((int(image.Width), int(image.Height)), matrix, SCALE))
         return np.asarray(img.convert("L"), dtype=np.uint8)
     samples = None if "/CCITTFaxDecode" in names else _samples(image)
     if samples is not None:
@@ -211,32 +208,29 @@ def _shrunk(size: tuple[int, int], matrix: np.ndarray, scale: float) -> tuple[in
     return max(1, round(size[0] * min(1.0, reach[0]))), max(1, round(size[1] * min(1.0, reach[1])))
 
 
-def _placed(dark: np.ndarray, matrix: np.ndarray, box: Rect) -> np.ndarray:
-    """``dark`` (0 or 255) put on the visible area's 1-pt cells by ``matrix``; a cell > 0 where any dark
-    pixel falls in it (area averaging keeps every contribution). The grid is anchored at the page's
-    bottom edge, as poppler renders it."""
+def _placed(ink: np.ndarray, matrix: np.ndarray, box: Rect) -> np.ndarray:
+    """``ink`` (0 = none) put on the visible area's grid of :data:`SCALE` pixels per point by ``matrix``, 0
+    around the image, as poppler renders it: an upright image is box-filtered to its size on the grid; a
+    turned or skewed one is sampled at the nearest pixel (so a dust speck stays one speck, as in the
+    render). The grid is anchored at the page's bottom edge, as poppler's is."""
     import cv2
 
-    rows, cols = round(box[3] - box[1]), round(box[2] - box[0])
+    rows, cols = round(box[3] - box[1]) * SCALE, round(box[2] - box[0]) * SCALE
     (a, b, _), (c, d, _), (e, f, _) = matrix
     if abs(b) < 1e-9 and abs(c) < 1e-9 and a > 0 and d > 0:  # upright and straight: one area resize
-        left, top = round(e - box[0]), round(rows - (f + d - box[1]))
-        size = (max(1, round(a)), max(1, round(d)))
-        placed = cv2.resize(dark, size, interpolation=cv2.INTER_AREA)
+        left, top = round((e - box[0]) * SCALE), round(rows - (f + d - box[1]) * SCALE)
+        size = (max(1, round(a * SCALE)), max(1, round(d * SCALE)))
+        placed = cv2.resize(ink, size, interpolation=cv2.INTER_AREA)
         canvas = np.zeros((rows, cols), dtype=np.uint8)
         y0, x0, y1, x1 = max(0, top), max(0, left), min(rows, top + size[1]), min(cols, left + size[0])
         if y1 > y0 and x1 > x0:
             canvas[y0:y1, x0:x1] = placed[y0 - top:y1 - top, x0 - left:x1 - left]
         return canvas
-    # turned or skewed: shrink to two pixels per point (area, keeping every dark pixel), warp, then pool
-    target = _shrunk((dark.shape[1], dark.shape[0]), matrix, 2)
-    if target != (dark.shape[1], dark.shape[0]):
-        dark = cv2.resize(dark, target, interpolation=cv2.INTER_AREA)
-    h, w = dark.shape
+    h, w = ink.shape
     # decoded pixel centre (i + 0.5) -> unit square (u right, v up) -> page points -> grid pixel centre
     to_unit = np.array([[1.0 / w, 0.0, 0.0], [0.0, -1.0 / h, 0.0], [0.5 / w, 1.0 - 0.5 / h, 1.0]])
-    to_grid = np.array([[2.0, 0.0, 0.0], [0.0, -2.0, 0.0], [-box[0] * 2 - 0.5, (rows + box[1]) * 2 - 0.5, 1.0]])
+    shift = (-box[0] * SCALE - 0.5, rows + box[1] * SCALE - 0.5)
+    to_grid = np.array([[SCALE, 0.0, 0.0], [0.0, -SCALE, 0.0], [shift[0], shift[1], 1.0]])
     m = to_unit @ matrix @ to_grid
-    fine = cv2.warpAffine(dark, np.ascontiguousarray(m[:, :2].T), (cols * 2, rows * 2), flags=cv2.INTER_LINEAR,
+    return cv2.warpAffine(ink, np.ascontiguousarray(m[:, :2].T), (cols, rows), flags=cv2.INTER_NEAREST,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return np.asarray(fine.reshape(rows, 2, cols, 2).max(axis=(1, 3)))

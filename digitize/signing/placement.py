@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from digitize.errors import ConfigurationError, CorruptFile
+from digitize.signing.inkmap import SCALE as _SCALE
 from digitize.signing.inkmap import read_scanned_page
 
 Rect = tuple[float, float, float, float]
@@ -33,7 +34,6 @@ STAMP_COVERS_INK = "STAMP_COVERS_INK"
 REVIEW_FLAGS = (STAMP_COVERS_INK,)
 """Every review flag signing can raise."""
 
-_SCALE = 2  # rendered pixels per point (144 dpi): thin lines stay dark before each 2x2 block is pooled
 _CLEARANCE = 3  # points kept free around the stamp and the QR code
 _INK_SHARE = 0.6  # a pixel darker than this share of the paper's (median) level is ink
 _SPECK = 4  # dark blobs of at most this many cells (square points) are dust: covered when nothing else is free
@@ -150,10 +150,10 @@ def _page_map(pdf: bytes, box: Rect, rotate: int) -> _Page:
     """
     import cv2
 
-    scanned = read_scanned_page(pdf, box, rotate, _INK_SHARE)
+    scanned = read_scanned_page(pdf, box, rotate)
     words: list[tuple[float, ...]]
     if scanned is not None:
-        ink, words = scanned.ink, list(scanned.words)
+        ink, words = _ink_cells(scanned.gray), list(scanned.words)
     else:
         ink, words = _rendered_page(pdf)
     _count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
