@@ -1,9 +1,9 @@
 """Signing: the agency's PAdES signer, the Decree 30/2020 stamp and QR, verification, the demo PKI.
 
 Inside: ``signer`` (options, key material, :class:`AgencySigner`), ``stamp`` (the visible stamp, its
-font, the QR code), ``placement`` (free space for them on page 1, from a map of its ink that ``inkmap`` reads
-straight from a scanned page), ``verify`` (offline verification,
-trust roots), ``pki`` (the demo PKI).
+font, the QR code), ``placement`` (free space for them on page 1, on a map of its ink that ``inkmap``
+reads straight from a scanned page), ``verify`` (offline verification, trust roots), ``pki`` (the
+demo PKI).
 """
 
 from __future__ import annotations
