@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
@@ -24,6 +23,8 @@ from digitize.catalog.schema import UtcDateTime, documents
 from digitize.errors import CatalogConflict
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from digitize.catalog.records import FileSpec
 
 metadata = sa.MetaData()
@@ -303,6 +304,8 @@ class ReuseRecords(CatalogBase):
         )
         with self.read() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
+        import pandas as pd  # imported by the reports that read frames, not by every worker
+
         frame = pd.DataFrame.from_records(rows, columns=list(REUSE_COLUMNS))
         frame["reused_at"] = pd.to_datetime(frame["reused_at"], utc=True)
         return frame
@@ -335,6 +338,8 @@ class ReuseRecords(CatalogBase):
         )
         with self.read() as conn:
             rows = [tuple(r) for r in conn.execute(reused)] + [tuple(r) for r in conn.execute(again)]
+        import pandas as pd
+
         frame = pd.DataFrame.from_records(rows, columns=list(NEEDS_COLUMNS))
         for column in ("at", "recorded_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
