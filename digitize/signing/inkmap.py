@@ -39,7 +39,7 @@ _DESCENT = 0.35  # of the font size below the baseline: what pdftotext puts in a
 
 @dataclass(frozen=True)
 class ScannedPage:
-    """Page 1 of a scan: which 1-pt cells hold ink, and its words' boxes."""
+    """Page 1 of a scan as its render would show it, and its words' boxes."""
 
     gray: np.ndarray
     """The visible area at :data:`SCALE` pixels per point (row 0 at its top), paper-white around the
