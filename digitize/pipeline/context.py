@@ -19,7 +19,7 @@ PRELOADED_MODULES = (
     "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
     "fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.scaleUpem", "pikepdf", "pyhanko.pdf_utils.filters",
     "pyhanko.pdf_utils.metadata.xmp_xml", "sqlalchemy.dialects.postgresql.psycopg",
-    "cryptography.hazmat.backends.openssl",
+    "cryptography.hazmat.backends.openssl", "numpy.ma",
 )
 """What processing a document imports lazily; :func:`preload` imports it up front."""
 
