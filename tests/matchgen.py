@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from tests.imagegen import render_page, save
 
@@ -160,3 +161,22 @@ def render_scan(scan: Scan, path: Path, *, dpi: int = 200) -> Path:
     """The scan as a scanner would store it: an A4-wide grey page at ``dpi``."""
     image = render_page(scan.lines, dpi=dpi, width_in=8.0, height_in=0.8 + 0.3 * len(scan.lines), font_pt=12.0)
     return save(image, path, dpi=dpi)
+
+
+def office_with_register(root: Path, catalog_url: str, count: int, batch_name: str) -> tuple[Any, Path, list[Scan]]:
+    """An upgraded catalog holding ``count`` generated register rows and their agencies, and an inbox batch
+    ``root/inbox/batch_name`` of their rendered scans with no manifest: (catalog, batch, scans)."""
+    from digitize.catalog import Catalog
+
+    rows = make_register(count)
+    scans = scans_for(rows)
+    catalog = Catalog(catalog_url)
+    catalog.upgrade()
+    agencies, register = write_reference(rows, root)
+    catalog.import_agencies(agencies)
+    catalog.import_register(register)
+    batch = root / "inbox" / batch_name
+    batch.mkdir(parents=True)
+    for i, scan in enumerate(scans):
+        render_scan(scan, batch / f"scan-{i}.png")
+    return catalog, batch, scans

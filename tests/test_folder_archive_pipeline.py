@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envs import folder_archive_env
 from robustness_support import NOOP_OCR, make_context, png, register, row, write_batch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,19 +56,13 @@ def run(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any, airflow_db: Pat
     from digitize.config import load_settings
 
     root = tmp_path_factory.mktemp("folder")
-    env = {
-        "DIGITIZE_CATALOG_URL": f"sqlite:///{root / 'catalog.db'}",
-        "DIGITIZE_ARCHIVE_URL": (root / "archive").as_uri(),
-        "DIGITIZE_SIGNING_PKCS12": str(demo_pki.pkcs12),
-        "DIGITIZE_SIGNING_PASSPHRASE": demo_pki.passphrase,
-        "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert),
-        "DIGITIZE_QUIET_SECONDS": "0",
-        "DIGITIZE_OCR_JOBS": "2",
+    env = folder_archive_env(
+        root, demo_pki, DIGITIZE_QUIET_SECONDS="0", DIGITIZE_OCR_JOBS="2",
         # the connection `make airflow` sets up for S3 users: nothing answers there
-        "AIRFLOW_CONN_DIGITIZE_S3": json.dumps({
+        AIRFLOW_CONN_DIGITIZE_S3=json.dumps({
             "conn_type": "aws", "login": "testing", "password": "testing",
             "extra": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}),
-    }
+    )
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)

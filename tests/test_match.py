@@ -110,7 +110,6 @@ def test_a_file_is_split_where_the_identifying_evidence_changes() -> None:
 @pytest.fixture
 def office(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_pki: Any) -> dict[str, Any]:
     """A catalog with the generated register, a folder archive, and a batch of 6 rendered scans without manifest."""
-    from digitize.catalog import Catalog
     from digitize.config import load_settings
 
     for name, value in {"DIGITIZE_CATALOG_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
@@ -120,17 +119,7 @@ def office(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_pki: Any) -> di
                         "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert), "DIGITIZE_ACTOR": "can.bo.mot.cua"}.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "archive").mkdir()
-    rows = matchgen.make_register(6)
-    scans = matchgen.scans_for(rows)
-    catalog = Catalog(load_settings().catalog_url)
-    catalog.upgrade()
-    agencies, register = matchgen.write_reference(rows, tmp_path)
-    catalog.import_agencies(agencies)
-    catalog.import_register(register)
-    batch = tmp_path / "inbox" / "batch-1"
-    batch.mkdir(parents=True)
-    for i, scan in enumerate(scans):
-        matchgen.render_scan(scan, batch / f"scan-{i}.png")
+    catalog, batch, scans = matchgen.office_with_register(tmp_path, load_settings().catalog_url, 6, "batch-1")
     return {"catalog": catalog, "batch": batch, "scans": scans, "tmp": tmp_path}
 
 

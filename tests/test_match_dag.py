@@ -20,7 +20,6 @@ def test_the_inbox_dag_matches_a_batch_without_manifest(tmp_path: Path, demo_pki
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from digitize.catalog import Catalog
     from digitize.config import load_settings
 
     for name, value in {
@@ -35,17 +34,7 @@ def test_the_inbox_dag_matches_a_batch_without_manifest(tmp_path: Path, demo_pki
     }.items():
         monkeypatch.setenv(name, value)
     (tmp_path / "archive").mkdir()
-    rows = matchgen.make_register(4)
-    scans = matchgen.scans_for(rows)
-    catalog = Catalog(load_settings().catalog_url)
-    catalog.upgrade()
-    agencies, register = matchgen.write_reference(rows, tmp_path)
-    catalog.import_agencies(agencies)
-    catalog.import_register(register)
-    batch = tmp_path / "inbox" / "khong-phieu"
-    batch.mkdir(parents=True)
-    for i, scan in enumerate(scans):
-        matchgen.render_scan(scan, batch / f"scan-{i}.png")
+    catalog, batch, scans = matchgen.office_with_register(tmp_path, load_settings().catalog_url, 4, "khong-phieu")
     (batch / "_READY").touch()
 
     run = DagBag(dag_folder=str(REPO / "dags")).dags["digitize_inbox"].test(

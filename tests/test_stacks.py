@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import sheetgen
+from envs import folder_archive_env
 from robustness_support import NOOP_OCR, REPO, SAMPLES
 from sheetgen import StackPage
 
@@ -36,16 +37,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any) -> Iterator[di
     from digitize.catalog import Catalog
 
     root = tmp_path_factory.mktemp("stacks")
-    env = {
-        "DIGITIZE_CATALOG_URL": f"sqlite:///{root / 'catalog.db'}",
-        "DIGITIZE_ARCHIVE_URL": (root / "archive").as_uri(),
-        "DIGITIZE_SIGNING_PKCS12": str(demo_pki.pkcs12),
-        "DIGITIZE_SIGNING_PASSPHRASE": demo_pki.passphrase,
-        "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert),
-        "DIGITIZE_SIGNING_STAMP": "false",
-        "DIGITIZE_QUIET_SECONDS": "0",
-        "DIGITIZE_OCR_JOBS": "1",
-    }
+    env = folder_archive_env(root, demo_pki, DIGITIZE_SIGNING_STAMP="false", DIGITIZE_QUIET_SECONDS="0",
+                             DIGITIZE_OCR_JOBS="1")
     catalog = Catalog(env["DIGITIZE_CATALOG_URL"])
     catalog.upgrade()
     catalog.import_agencies(SAMPLES / "agencies.csv")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sheetgen
+from envs import folder_archive_env
 from robustness_support import NOOP_OCR, REPO, SAMPLES
 from sheetgen import StackPage
 
@@ -25,21 +26,14 @@ def run(tmp_path_factory: pytest.TempPathFactory, demo_pki: Any, airflow_db: Pat
     from digitize.config import load_settings
 
     root = tmp_path_factory.mktemp("stack-dag")
-    env = {
-        "DIGITIZE_CATALOG_URL": f"sqlite:///{root / 'catalog.db'}",
-        "DIGITIZE_ARCHIVE_URL": (root / "archive").as_uri(),
-        "DIGITIZE_SIGNING_PKCS12": str(demo_pki.pkcs12),
-        "DIGITIZE_SIGNING_PASSPHRASE": demo_pki.passphrase,
-        "DIGITIZE_TRUST_ROOTS": str(demo_pki.root_cert),
-        "DIGITIZE_SIGNING_STAMP": "false",
-        "DIGITIZE_QUIET_SECONDS": "0",
-        "DIGITIZE_OCR_JOBS": "1",
-        "DIGITIZE_PLUGINS": NOOP_OCR,
-        "DIGITIZE_STACK_UNIT": "000.00.12.H99",  # the inbox's unit: the batch has no _UNIT file
-        "AIRFLOW_CONN_DIGITIZE_S3": json.dumps({
+    env = folder_archive_env(
+        root, demo_pki, DIGITIZE_SIGNING_STAMP="false", DIGITIZE_QUIET_SECONDS="0", DIGITIZE_OCR_JOBS="1",
+        DIGITIZE_PLUGINS=NOOP_OCR,
+        DIGITIZE_STACK_UNIT="000.00.12.H99",  # the inbox's unit: the batch has no _UNIT file
+        AIRFLOW_CONN_DIGITIZE_S3=json.dumps({
             "conn_type": "aws", "login": "testing", "password": "testing",
             "extra": {"endpoint_url": "http://127.0.0.1:9", "region_name": "us-east-1"}}),
-    }
+    )
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
             patch.setenv(name, value)
