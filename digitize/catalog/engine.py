@@ -12,6 +12,10 @@ only, and without the original in the traceback.
 Database trouble that a retry can cure (locked, connection lost, deadlock) raises
 :class:`~digitize.errors.CatalogUnavailable`. :class:`CatalogBase` is what every part of
 :class:`~digitize.catalog.store.Catalog` builds on: its transactions and its schema upgrade.
+
+Each write transaction costs a turn in the writer queue and a commit (an fsync on SQLite FULL and on
+PostgreSQL): :meth:`CatalogBase.transaction` lets a caller make several catalog calls one transaction,
+e.g. a state change and the events that describe it, which then commit together or not at all.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +234,8 @@ class CatalogBase:
             if self._dialect == "sqlite" and database not in (None, "", ":memory:")
             else None
         )
+        self._open: ContextVar[Connection | None] = ContextVar(f"catalog-transaction-{id(self)}", default=None)
+        """The write transaction this thread (or task) has open on this catalog, which later calls join."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -245,18 +252,49 @@ class CatalogBase:
         return self._dialect
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the catalog calls of the block one write transaction: one writer turn, one commit.
+
+        Every :meth:`write` and :meth:`read` of this catalog in the block, in this thread (or task), joins it,
+        so a state change and the events that describe it commit together or not at all. Keep slow work
+        (OCR, signing, the archive) out of the block: other writers wait for its end.
+        """
+        with self.write():
+            yield
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction, committed on exit; on SQLite writers of the file queue for their turn
         (across threads and processes) and take the write lock at BEGIN, so they wait instead of failing
         "database is locked".
 
+        Inside an open write of the same thread (or task) it joins that transaction instead, as a savepoint:
+        its changes commit with the outer ones, and a failure undoes its own only and leaves the outer
+        transaction usable (PostgreSQL refuses every statement after an error otherwise), so a caller that
+        catches it, e.g. an IntegrityError to retry, can carry on.
+
         Driver errors a retry can cure come out as :class:`~digitize.errors.CatalogUnavailable`.
         """
+        outer = self._open.get()
+        if outer is not None:
+            with self._joined(outer):
+                yield outer
+            return
         with mapped_errors(), self._queue(), self._engine.connect() as conn:
             if self._dialect == "sqlite":
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
-                yield conn
+                token = self._open.set(conn)
+                try:
+                    yield conn
+                finally:
+                    self._open.reset(token)
+
+    @contextmanager
+    def _joined(self, outer: Connection) -> Iterator[None]:
+        """A savepoint in the open transaction: what fails inside is undone alone, as its own transaction would be."""
+        with mapped_errors(), outer.begin_nested():
+            yield
 
     @contextmanager
     def _queue(self) -> Iterator[None]:
@@ -269,7 +307,13 @@ class CatalogBase:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A transaction for reads: it takes no write turn, so it does not wait behind writers; errors mapped
-        as in :meth:`write`."""
+        as in :meth:`write`. Inside an open write of the same thread it reads through that one, and so sees
+        what the write changed."""
+        outer = self._open.get()
+        if outer is not None:
+            with self._joined(outer):
+                yield outer
+            return
         with mapped_errors(), self._engine.connect() as conn, conn.begin():
             yield conn
 
