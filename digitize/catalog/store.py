@@ -404,7 +404,15 @@ class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRec
             return bool(done.rowcount == 1)
 
     def release(self, document_id: int, owner: str) -> None:
-        """Give up ``owner``'s lease (after a transient failure) so a retry can claim the document at once."""
+        """Give up ``owner``'s lease (after a transient failure) so a retry can claim the document at once.
+
+        Looked up first: after :meth:`mark_archived` or :meth:`mark_quarantined` (which clear it) or a take-over
+        the lease is no longer ``owner``'s, and only ``owner`` could make it so again, so no write turn is spent.
+        """
+        with self.read() as conn:
+            holder = conn.execute(sa.select(documents.c.lease_owner).where(documents.c.id == document_id)).scalar()
+        if holder != owner:
+            return
         with self.write() as conn:
             conn.execute(sa.update(documents)
                          .where((documents.c.id == document_id) & (documents.c.lease_owner == owner))
@@ -439,7 +447,10 @@ class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRec
 
     def add_event(self, document_id: int | None, event_type: str, outcome: str, *, tool: str = "digitize",
                   tool_version: str = "", detail: str = "", batch_id: str | None = None) -> None:
-        """Record an event; a document's events take its batch unless ``batch_id`` says otherwise."""
+        """Record an event; a document's events take its batch unless ``batch_id`` says otherwise.
+
+        Inside :meth:`transaction` it commits with the state change made there, or is undone with it.
+        """
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome {outcome!r} must be one of {', '.join(OUTCOMES)}")
         if not event_type:
