@@ -86,12 +86,14 @@ def register_batch(catalog: Catalog, plan: BatchPlan) -> RegisteredBatch:
                           detail=f"row {error.row} ({error.file}): [{error.reason}] {error.message}")
     for doc in plan.documents:
         spec = document_spec(plan, doc)
-        files = spec.files
-        record, created = catalog.register_document(spec)
+        digests = ", ".join(f.sha256 for f in spec.files)
+        with catalog.transaction():  # a new document and its ingestion event: both or neither
+            record, created = catalog.register_document(spec)
+            if created:
+                catalog.add_event(record.id, "ingestion", "success", tool="digitize", tool_version=__version__,
+                                  batch_id=plan.batch_id,
+                                  detail=f"registered {len(spec.files)} file(s), sha256 {digests}")
         if created:
-            catalog.add_event(record.id, "ingestion", "success", tool="digitize", tool_version=__version__,
-                              batch_id=plan.batch_id,
-                              detail=f"registered {len(files)} file(s), sha256 {', '.join(f.sha256 for f in files)}")
             to_process.append(record.id)
         elif record.batch_id == plan.batch_id and record.status == "RECEIVED" and record.id not in to_process:
             to_process.append(record.id)  # an interrupted earlier run of this batch: resume it

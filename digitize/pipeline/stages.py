@@ -214,14 +214,17 @@ def _claim_and_run(ctx: PipelineContext, document_id: int,
     if record.status != "RECEIVED":
         return DocumentOutcome(document_id, "SKIPPED", record.code, record.reason)
     owner = new_owner()
-    if not catalog.claim(record.id, owner, ctx.settings.lease_seconds, take_over=dead_local_owner(record.lease_owner)):
+    dead = dead_local_owner(record.lease_owner)
+    with catalog.transaction():  # the claim, and the event saying whose attempt it resumes: both or neither
+        claimed = catalog.claim(record.id, owner, ctx.settings.lease_seconds, take_over=dead)
+        if claimed and record.lease_owner and record.lease_owner != owner:
+            catalog.add_event(record.id, "processing_resumed", "warning", tool="digitize", tool_version=__version__,
+                              detail=f"an earlier attempt (worker {record.lease_owner}) stopped before finishing; "
+                                     f"resumed by {owner} with code {record.code or '(none allocated yet)'}")
+    if not claimed:
         log.info("document %s is being processed by another worker: skipped", document_id)
         current = catalog.get_document(document_id)
         return DocumentOutcome(document_id, "SKIPPED", current.code, current.reason)
-    if record.lease_owner and record.lease_owner != owner:
-        catalog.add_event(record.id, "processing_resumed", "warning", tool="digitize", tool_version=__version__,
-                          detail=f"an earlier attempt (worker {record.lease_owner}) stopped before finishing; "
-                                 f"resumed by {owner} with code {record.code or '(none allocated yet)'}")
     record = catalog.get_document(document_id)
     with Lease(ctx, record.id, owner) as lease:
 
@@ -268,9 +271,10 @@ def _internal_error(exc: Exception) -> DigitizeError:
 
 def _quarantine(ctx: PipelineContext, document_id: int, exc: DigitizeError, watch: Stopwatch) -> DocumentOutcome:
     message = f"{exc.message} — {exc.hint}"
-    ctx.catalog.mark_quarantined(document_id, exc.reason, message)
-    ctx.catalog.add_event(document_id, "quarantine", "failure", tool="digitize", tool_version=__version__,
-                          detail=f"[{exc.reason}] {message}")
+    with ctx.catalog.transaction():  # the status and its event: both or neither
+        ctx.catalog.mark_quarantined(document_id, exc.reason, message)
+        ctx.catalog.add_event(document_id, "quarantine", "failure", tool="digitize", tool_version=__version__,
+                              detail=f"[{exc.reason}] {message}")
     log.warning("document %s quarantined: [%s] %s", document_id, exc.reason, exc.message)
     record = ctx.catalog.get_document(document_id)
     return DocumentOutcome(document_id, "QUARANTINED", record.code, exc.reason, seconds=watch.seconds)
@@ -351,10 +355,10 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
 
     year = business_today().year  # the code's year is Vietnam's: 31 Dec 23:30 UTC is already next year
     _check_template(settings.code_template, record, year)
-    with watch.stage("code"):
+    with watch.stage("code"), catalog.transaction():  # the code and its event: both or neither
         code = catalog.allocate_code(record.id, template=settings.code_template, year=year)
-    catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
-                      detail=f"code {code}")
+        catalog.add_event(record.id, "identifier_assignment", "success", tool="digitize", tool_version=__version__,
+                          detail=f"code {code}")
     checkpoint("after_code")
     with watch.stage("pdf"):
         set_document_metadata(out_pdf, title=record.title, document_code=code, agency_code=record.agency_code)
@@ -363,19 +367,33 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
 
 def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, unsigned: bytes,
                      watch: Stopwatch) -> tuple[bytes, Any]:
-    """Sign (once: see :func:`_signed_pdf`) and check the signature against the trust roots."""
+    """Sign (once: see :func:`_signed_pdf`) and check the signature against the trust roots.
+
+    A new signature's event and its check's are one transaction (a failed check has no event: the
+    quarantine tells it). The signature's is committed before anything is stored: a re-run that finds the
+    signed PDF archived reads the review flags from it.
+    """
     from digitize.archive import document_keys
     from digitize.signing import verify_pdf
 
+    catalog, pdf_key = ctx.catalog, document_keys(code, record.version).pdf
     with watch.stage("sign"):
-        signed, verdict = _signed_pdf(ctx, record, document_keys(code, record.version).pdf, unsigned, code)
+        signed, verdict, review = _signed_pdf(ctx, record, pdf_key, unsigned, code)
+        fresh = verdict is not None
         if verdict is None:  # signed by an earlier, interrupted run: check what the archive holds
             verdict = verify_pdf(signed, ctx.settings.trust_roots)
+    with catalog.transaction():
+        if fresh:
+            catalog.add_event(record.id, "signature", "warning" if review else "success", tool="pyhanko",
+                              tool_version=ctx.tool_versions["pyhanko"],
+                              detail=f"PAdES signature by {ctx.signer.signer_name} on {pdf_key}"
+                              + "".join(f"; review: {flag}" for flag in review))
+        if verdict.valid:
+            catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",
+                              tool_version=ctx.tool_versions["pyhanko"],
+                              detail=f"signer {verdict.signer}: {verdict.summary}")
     if not verdict.valid:
         raise SignatureFailed(f"signature of {code} does not verify: {verdict.summary}")
-    ctx.catalog.add_event(record.id, "signature_validation", "success", tool="pyhanko",
-                          tool_version=ctx.tool_versions["pyhanko"],
-                          detail=f"signer {verdict.signer}: {verdict.summary}")
     return signed, verdict
 
 
@@ -437,15 +455,16 @@ def _archive_signed(ctx: PipelineContext, record: DocumentRecord, agency: Agency
         if sidecar_obj.sha256 != sha256_bytes(sidecar_bytes):  # an interrupted run's sidecar was kept: its time
             sidecar = json.loads(archive.get(sidecar_obj.key))
 
-    catalog.mark_archived(record.id, ArchivedInfo(
-        pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
-        sidecar_sha256=sidecar_obj.sha256, original_keys=tuple(o.key for _, o, _ in stored),
-        pages=len(ocr.pages), mean_confidence=ocr.mean_confidence, needs_review=needs_review,
-        archived_at=datetime.fromisoformat(sidecar["archived_at"])))
+    with catalog.transaction():  # archived, and the event that says so: both or neither
+        catalog.mark_archived(record.id, ArchivedInfo(
+            pdf_key=pdf_obj.key, pdf_sha256=pdf_obj.sha256, sidecar_key=sidecar_obj.key,
+            sidecar_sha256=sidecar_obj.sha256, original_keys=tuple(o.key for _, o, _ in stored),
+            pages=len(ocr.pages), mean_confidence=ocr.mean_confidence, needs_review=needs_review,
+            archived_at=datetime.fromisoformat(sidecar["archived_at"])))
+        catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
+                          tool="digitize", tool_version=__version__,
+                          detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
     forget_ocr(archive, [spec.sha256 for spec in record.files])  # kept by 'propose': the text is archived now
-    catalog.add_event(record.id, "ingestion_complete", "warning" if needs_review else "success",
-                      tool="digitize", tool_version=__version__,
-                      detail=f"archived as {code}" + (" (flagged for review)" if needs_review else ""))
     with watch.stage("index"):
         _index_text(ctx, record.id, [p.text for p in ocr.pages])
     local = source if ctx.settings.move_done and isinstance(source, LocalBatch) else None
@@ -488,13 +507,13 @@ def _index_text(ctx: PipelineContext, document_id: int, pages: list[str]) -> Non
     from digitize import search
 
     try:
-        count = search.index_document(ctx.catalog, document_id, pages)
+        with ctx.catalog.transaction():  # the pages and the event that says so: both or neither
+            count = search.index_document(ctx.catalog, document_id, pages)
+            ctx.catalog.add_event(document_id, "indexing", "success", tool="digitize", tool_version=__version__,
+                                  detail=f"{count} page(s) indexed for search")
     except DigitizeError as exc:
         ctx.catalog.add_event(document_id, "indexing", "warning", tool="digitize", tool_version=__version__,
                               detail=f"not indexed ({exc.reason}); run 'python -m digitize search rebuild'")
-        return
-    ctx.catalog.add_event(document_id, "indexing", "success", tool="digitize", tool_version=__version__,
-                          detail=f"{count} page(s) indexed for search")
 
 
 def _move_to_done(ctx: PipelineContext, record: DocumentRecord, source: LocalBatch) -> None:
@@ -539,24 +558,18 @@ def _qr(ctx: PipelineContext, record: DocumentRecord) -> DocumentQr | None:
 
 
 def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsigned: bytes,
-                code: str) -> tuple[bytes, SignatureVerdict | None]:
+                code: str) -> tuple[bytes, SignatureVerdict | None, tuple[str, ...]]:
     """Sign, unless an earlier interrupted run already archived the signed PDF: never sign twice.
 
-    With the signer's own verdict on a new signature (it checks every one it makes); ``None``
-    for a reused PDF, which the caller verifies.
+    A new signature comes with the signer's own verdict (it checks every one it makes) and its review
+    flags, for the caller's events; a reused PDF with ``None`` (the caller verifies it), its event written.
     """
     existing = ctx.archive.head(pdf_key)
     if existing is not None:
         ctx.catalog.add_event(record.id, "signature", "success", tool="digitize", tool_version=__version__,
                               detail=f"reused the signed PDF already archived at {pdf_key}")
-        return ctx.archive.get(pdf_key), None
-    signed, verdict, review = ctx.signer.sign_checked(unsigned, document_code=code, title=record.title,
-                                                      qr=_qr(ctx, record))
-    ctx.catalog.add_event(record.id, "signature", "warning" if review else "success", tool="pyhanko",
-                          tool_version=ctx.tool_versions["pyhanko"],
-                          detail=f"PAdES signature by {ctx.signer.signer_name} on {pdf_key}"
-                          + "".join(f"; review: {flag}" for flag in review))
-    return signed, verdict
+        return ctx.archive.get(pdf_key), None, ()
+    return ctx.signer.sign_checked(unsigned, document_code=code, title=record.title, qr=_qr(ctx, record))
 
 
 def _fmt(value: float | None) -> str:
