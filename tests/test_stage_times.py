@@ -14,7 +14,7 @@ from typing import Any
 
 from robustness_support import REPO, make_context, png, register, row, settings_env, write_batch
 
-from digitize.stageclock import STAGES, StageTimes, recording, stage
+from digitize.stageclock import STAGES, StageTimes, recording, stage, waiting
 
 BURN = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"]
 
@@ -49,6 +49,25 @@ def test_stages_in_page_threads_are_recorded_and_nothing_outside_a_recording() -
         thread.join()
     assert set(times.wall) == {"cleanup", "catalog"} and times.wall["cleanup"] >= 0.1
     assert times.cpu["catalog"] < 0.2  # the child burnt before the recording is not counted
+
+
+def test_waiting_for_page_threads_is_not_counted_twice() -> None:
+    """A document OCR'd by two page threads: the pages' time is theirs; the main thread's wait for them is
+    not added to its own stage (it used to show a two-page document's OCR as seconds of ``pdf``)."""
+    times = StageTimes()
+    with recording(times), stage("pdf"):
+        time.sleep(0.1)
+        with waiting():
+            def page() -> None:
+                with stage("ocr"):
+                    time.sleep(0.3)
+
+            thread = threading.Thread(target=contextvars.copy_context().run, args=(page,))
+            thread.start()
+            thread.join()
+        time.sleep(0.1)
+    assert times.wall["ocr"] >= 0.3
+    assert 0.19 <= times.wall["pdf"] < 0.3, times.wall
 
 
 def test_documents_report_the_fixed_stages_with_cpu(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:

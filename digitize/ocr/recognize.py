@@ -46,7 +46,7 @@ from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, pa
 from digitize.ocr.placement import display_deskew, group_rows, map_words
 from digitize.plugin_manager import register_builtin
 from digitize.pluginspec import hookimpl
-from digitize.stageclock import stage
+from digitize.stageclock import stage, waiting
 
 TESSERACT = "tesseract"
 OSD_TIMEOUT_SECONDS = 60.0
@@ -463,12 +463,17 @@ def _ordered(pool: Executor | None, func: Callable[[_T], _R], items: Iterator[_T
         for item in items:
             pending.append(pool.submit(contextvars.copy_context().run, func, item))  # stages are recorded
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield _result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield _result(pending.popleft())
     finally:
         for future in pending:
             future.cancel()
+
+
+def _result(future: Future[_R]) -> _R:
+    with waiting():  # the page's own stages are recorded in its thread
+        return future.result()
 
 
 def _pool(jobs: int) -> Executor | None:
