@@ -135,3 +135,18 @@ def stage(name: str) -> Iterator[None]:
         stack.pop()
         if stack:
             stack[-1].wall, stack[-1].cpu = opened.wall, opened.cpu  # the enclosing stage resumes now
+
+
+@contextmanager
+def waiting() -> Iterator[None]:
+    """This thread waits for work other threads record (a document's page threads): the wait is not the
+    enclosing stage's time, or a document OCR'd by two page threads would show its OCR as ``pdf``."""
+    stack = _stack() if _current.get() is not None else []
+    if not stack:
+        yield
+        return
+    stack[-1].flush()
+    try:
+        yield
+    finally:
+        stack[-1].wall, stack[-1].cpu = time.perf_counter(), _thread_cpu()

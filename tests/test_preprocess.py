@@ -29,14 +29,14 @@ DEFAULTS = PreprocessOptions()
 OPTIONS = PreprocessOptions(ocr_min_dpi=0)
 
 
-def render_page(dpi: int = 200, lines: int = 30, ink: int = 20, paper: int = 245) -> np.ndarray:
+def render_page(dpi: int = 200, lines: int = 30, ink: int = 20, paper: int = 245, font_pt: float = 12) -> np.ndarray:
     """A4 page (grey, uint8) of Vietnamese body text with 2.5 cm margins."""
     w, h = round(8.27 * dpi), round(11.69 * dpi)
     img = Image.new("L", (w, h), paper)
     draw = ImageDraw.Draw(img)
-    font = ImageFont.truetype(FONT, round(12 * dpi / 72))
+    font = ImageFont.truetype(FONT, round(font_pt * dpi / 72))
     margin = round(dpi / 2.54 * 2.5)
-    pitch = round(12 * 1.5 * dpi / 72)
+    pitch = round(font_pt * 1.5 * dpi / 72)
     for i in range(lines):
         draw.text((margin, margin + i * pitch), TEXT[i % len(TEXT)], font=font, fill=ink)
     return np.asarray(img).copy()
@@ -201,6 +201,25 @@ def test_to_original_maps_a_mark_back(page: np.ndarray) -> None:
     assert abs(ox / ow - cx) < 3 and abs(oy / ow - cy) < 3
 
 
+@pytest.mark.parametrize(("font_pt", "ocr_dpi"), [(12, 200), (7, 300)])
+def test_body_text_is_read_at_200_dpi_and_small_print_at_its_own(font_pt: float, ocr_dpi: int) -> None:
+    """A 300 dpi page of 12 pt text reaches Tesseract at 200 dpi (its recogniser scales lines anyway; OCR is
+    cheaper); 7 pt print keeps 300 dpi (it read 2.5x worse at 200). Either way a mark maps back onto itself."""
+    stored = cv2.rotate(render_page(dpi=300, font_pt=font_pt), cv2.ROTATE_90_CLOCKWISE)  # letters lie sideways
+    h, w = stored.shape
+    cx, cy, half = 0.8 * w, 0.3 * h, 100
+    cv2.rectangle(stored, (int(cx - half), int(cy - half)), (int(cx + half), int(cy + half)), 0, -1)
+    prepared = prepare_page(stored, 300, DEFAULTS, lambda img: (0, 0.0))
+    assert prepared.rotation_cw == 90
+    assert abs(prepared.ocr_dpi - ocr_dpi) < 1
+    assert ("downscale" in prepared.steps) == (ocr_dpi == 200)
+    ink = (prepared.ocr_image < 128).astype(np.uint8)
+    _, _, stats, centroids = cv2.connectedComponentsWithStats(ink)
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    ox, oy, ow = prepared.to_original @ np.array([*centroids[biggest], 1.0])
+    assert abs(ox / ow - cx) < 3 and abs(oy / ow - cy) < 3
+
+
 def test_specks_are_removed_and_diacritics_kept(page: np.ndarray) -> None:
     img = page.copy()
     rng = np.random.default_rng(3)
@@ -269,7 +288,9 @@ def test_phone_photo_claiming_72_dpi_gets_a_plausible_dpi() -> None:
 def test_flags_for_low_resolution_and_bilevel_scans() -> None:
     low = prepare_page(render_page(dpi=150), 150, DEFAULTS, None)
     assert "LOW_RESOLUTION" in low.flags and "NOT_COLOUR" in low.flags
-    assert abs(low.ocr_dpi - 300) < 1 and "upscale" in low.steps
+    # binarised at 300 dpi, where the upscaled strokes are smooth, then read at 200 dpi like any body text
+    assert "upscale" in low.steps and "downscale" in low.steps and abs(low.ocr_dpi - 200) < 1
+    assert abs(prepare_page(render_page(dpi=150, font_pt=7), 150, DEFAULTS, None).ocr_dpi - 300) < 1
     bilevel = np.where(render_page() < 128, 0, 255).astype(np.uint8)
     prepared = prepare_page(bilevel, 200, OPTIONS, None)
     assert "BILEVEL" in prepared.flags and "LOW_RESOLUTION" not in prepared.flags

@@ -14,7 +14,7 @@ from typing import Any
 
 from robustness_support import REPO, make_context, png, register, row, settings_env, write_batch
 
-from digitize.stageclock import STAGES, StageTimes, recording, stage
+from digitize.stageclock import STAGES, StageTimes, recording, stage, waiting
 
 BURN = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"]
 
@@ -51,6 +51,25 @@ def test_stages_in_page_threads_are_recorded_and_nothing_outside_a_recording() -
     assert times.cpu["catalog"] < 0.2  # the child burnt before the recording is not counted
 
 
+def test_waiting_for_page_threads_is_not_counted_twice() -> None:
+    """A document OCR'd by two page threads: the pages' time is theirs; the main thread's wait for them is
+    not added to its own stage (it used to show a two-page document's OCR as seconds of ``pdf``)."""
+    times = StageTimes()
+    with recording(times), stage("pdf"):
+        time.sleep(0.1)
+        with waiting():
+            def page() -> None:
+                with stage("ocr"):
+                    time.sleep(0.3)
+
+            thread = threading.Thread(target=contextvars.copy_context().run, args=(page,))
+            thread.start()
+            thread.join()
+        time.sleep(0.1)
+    assert times.wall["ocr"] >= 0.3
+    assert 0.19 <= times.wall["pdf"] < 0.3, times.wall
+
+
 def test_documents_report_the_fixed_stages_with_cpu(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:
     from digitize.pipeline import process_documents, summarize
 
@@ -83,4 +102,33 @@ def test_process_with_workers_archives_every_document_once(tmp_path: Path, s3_se
     assert report["stage_cpu"]["ocr"] > 0.05 and set(report["stage_seconds"]) <= set(STAGES)
     documents = ctx.catalog.documents()
     assert sorted(d.status for d in documents) == ["ARCHIVED"] * 3
+    assert all(sum(e.event_type == "signature" for e in ctx.catalog.events(d.id)) == 1 for d in documents)
+
+
+def test_workers_ocr_n_documents_at_a_time_while_others_are_finished(tmp_path: Path, s3_server: str,
+                                                                      demo_pki: Any) -> None:
+    """``--workers 2``: four processes take documents, but never more than two OCR at once (two Tesseracts
+    on two cores); the others sign, archive and catalogue meanwhile. Every document is archived once."""
+    ctx = make_context(tmp_path, s3_server, demo_pki, "stage-slots")
+    names = [f"p{n}.png" for n in range(8)]
+    batch = write_batch(tmp_path / "inbox", "b", {n: png(("GIẤY XÁC NHẬN", f"Số {i}/2024"))
+                                                  for i, n in enumerate(names)}, [row(n) for n in names])
+    log = tmp_path / "ocr.log"
+    done = subprocess.run([sys.executable, "-m", "digitize", "process", str(batch), "--quiet", "--workers", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **settings_env(ctx.settings), "PYTHONPATH": str(REPO),
+                               "DIGITIZE_PLUGINS": str(REPO / "tests" / "plugins" / "timed_ocr.py"),
+                               "DIGITIZE_TEST_OCR_LOG": str(log)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "archived: 8, quarantined: 0" in done.stdout, done.stdout
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert len(calls) == 8
+    assert len({pid for pid, _, _ in calls}) >= 3  # more processes than OCR slots took documents
+    edges = sorted([(float(start), 1) for _, start, _ in calls] + [(float(end), -1) for _, _, end in calls])
+    running = peak = 0
+    for _, step in edges:  # an end at the same instant as a start comes first
+        running += step
+        peak = max(peak, running)
+    assert peak <= 2, calls
+    documents = ctx.catalog.documents()
     assert all(sum(e.event_type == "signature" for e in ctx.catalog.events(d.id)) == 1 for d in documents)

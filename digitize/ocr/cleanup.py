@@ -21,6 +21,11 @@ Why each step exists (measured on degraded office scans, see bench/results/ocr.m
 - blank page: the share of clearly dark ink left after all the cleaning; a blank back side with
   show-through has none.
 - low resolution: pages under 250 dpi are upscaled to 300 dpi for OCR only (the PDF keeps the original).
+- OCR resolution: Tesseract's recogniser scales every text line to a fixed height, so body text needs no
+  more than 200 dpi. A page is binarised at 300 dpi (or its own resolution), then handed to Tesseract at
+  200 dpi (area-averaged, so edges stay smooth) when its letters stay tall enough there: OCR costs ~15 %
+  less and the development corpus reads as well or better. Small print (under ~10 pt) keeps the page's
+  resolution: at 200 dpi its error rate more than doubled.
 
 Nothing here calls Tesseract: orientation detection is injected by the caller (``digitize.ocr.recognize``).
 """
@@ -87,6 +92,14 @@ class PreprocessOptions:
 
     ocr_min_dpi: float = 250.0
     """Effective resolution below which the OCR image is upscaled to ``ocr_dpi``."""
+
+    ocr_text_dpi: float = 200.0
+    """Resolution Tesseract reads a page at when its letters are at least ``ocr_min_letter_px`` tall there
+    (the binarised image is area-averaged down to it); 0 = always the binarisation's resolution."""
+
+    ocr_min_letter_px: float = 13.0
+    """Median letter height, in pixels at ``ocr_text_dpi``, below which the page keeps its resolution
+    (13 px at 200 dpi is ~10 pt print: 9 pt read worse there)."""
 
     min_plausible_dpi: float = 100.0
     """A claimed resolution below this (phone photos say 72) is replaced by an estimate from the page size."""
@@ -448,8 +461,13 @@ def prepare_page(
         rotation_cw = k_ccw * 90
         _make_upright(page, k_ccw, skew, paper, options)
     ocr_dpi = dpi if blank else _upscale_for_ocr(page, dpi, options)
+    image = _ocr_image(page, threshold, ocr_dpi, options)
+    if not blank:
+        analysis_dpi = dpi * min(1.0, ANALYSIS_DPI / dpi)
+        letter_inches = _median_letter_height(small_ink, sideways=rotation_cw in (90, 270)) / analysis_dpi
+        image = _downscale_for_ocr(page, image, ocr_dpi, letter_inches, options)
     return PreparedPage(
-        ocr_image=np.ascontiguousarray(_ocr_image(page, threshold, ocr_dpi, options)),
+        ocr_image=np.ascontiguousarray(image),
         to_original=page.to_orig,
         rotation_cw=rotation_cw,
         blank=blank,
@@ -551,6 +569,29 @@ def _upscale_for_ocr(page: _PageInProgress, dpi: float, options: PreprocessOptio
     larger = cv2.resize(page.gray, (round(sw * f), round(sh * f)), interpolation=cv2.INTER_CUBIC)
     page.transform(larger, np.diag([1.0 / f, 1.0 / f, 1.0]), "upscale")
     return options.ocr_dpi
+
+
+def _median_letter_height(ink: np.ndarray, *, sideways: bool) -> float:
+    """Median height, in pixels of ``ink``, of its letter-like components (``sideways``: the page is turned a
+    quarter, so a letter's height is its width here); 0 when there are none."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    tall = stats[1:, cv2.CC_STAT_WIDTH if sideways else cv2.CC_STAT_HEIGHT]
+    wide = stats[1:, cv2.CC_STAT_HEIGHT if sideways else cv2.CC_STAT_WIDTH]
+    letters = (tall >= 3) & (wide <= 3 * tall)  # not specks, accents or rules
+    return float(np.median(tall[letters])) if letters.any() else 0.0
+
+
+def _downscale_for_ocr(page: _PageInProgress, image: np.ndarray, ocr_dpi: float, letter_inches: float,
+                       options: PreprocessOptions) -> np.ndarray:
+    """The binarised page area-averaged down to ``ocr_text_dpi`` when its letters stay tall enough there."""
+    target = options.ocr_text_dpi
+    if not target or ocr_dpi <= 1.02 * target or letter_inches * target < options.ocr_min_letter_px:
+        return image
+    h, w = image.shape
+    size = (max(1, round(w * target / ocr_dpi)), max(1, round(h * target / ocr_dpi)))
+    smaller = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    page.transform(smaller, np.diag([w / size[0], h / size[1], 1.0]), "downscale")
+    return smaller
 
 
 def _ocr_image(page: _PageInProgress, threshold: float, ocr_dpi: float, options: PreprocessOptions) -> np.ndarray:

@@ -15,7 +15,7 @@ all inside daemonic workers (Celery's prefork pool).
 
 The engine is a plugin's (:mod:`digitize.ocr.engine`): Tesseract, the built-in plugin registered
 here, unless ``DIGITIZE_PLUGINS`` brings another. The Tesseract CLI is run directly (image on stdin
-as PGM, TSV on stdout), not through ``pytesseract``, which writes temporary files and re-reads them.
+as PNG, TSV on stdout), not through ``pytesseract``, which writes temporary files and re-reads them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, pa
 from digitize.ocr.placement import display_deskew, group_rows, map_words
 from digitize.plugin_manager import register_builtin
 from digitize.pluginspec import hookimpl
-from digitize.stageclock import stage
+from digitize.stageclock import stage, waiting
 
 TESSERACT = "tesseract"
 OSD_TIMEOUT_SECONDS = 60.0
@@ -204,11 +204,12 @@ def _env(work_dir: Path | None = None) -> dict[str, str]:
     return env
 
 
-def _pgm(image: np.ndarray) -> bytes:
-    """Uncompressed PGM: the cheapest format to hand Tesseract through a pipe."""
+def _png(image: np.ndarray) -> bytes:
+    """The image as a fast-compressed PNG: Tesseract reads stdin a byte at a time, so the ~14x smaller PNG
+    of a cleaned page saves it more (~0.12 s of CPU per A4 page at 200 dpi) than encoding costs (~0.04 s)."""
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    ok, buffer = cv2.imencode(".pgm", image)
+    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise OcrFailed("the page image could not be handed to Tesseract")
     return buffer.tobytes()
@@ -237,7 +238,7 @@ def _tesseract_recognize(image: np.ndarray, *, dpi: float, language: str, psm: i
     """OCR one image with one single-thread Tesseract."""
     cmd = [TESSERACT, "stdin", "stdout", "-l", language, "--psm", str(psm), "--dpi", str(max(1, round(dpi))), "tsv"]
     try:
-        done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=timeout, env=_env(work_dir),
+        done = subprocess.run(cmd, input=_png(image), capture_output=True, timeout=timeout, env=_env(work_dir),
                               check=False)
     except subprocess.TimeoutExpired as exc:
         raise OcrFailed(f"Tesseract took more than {timeout:.0f} s on a page") from exc
@@ -303,7 +304,7 @@ def _tesseract_orientation(image: np.ndarray, *, dpi: float) -> tuple[int, float
 def _osd(image: np.ndarray, dpi: float) -> tuple[int, float]:
     cmd = [TESSERACT, "stdin", "stdout", "--psm", "0", "-l", "osd", "--dpi", str(max(1, round(dpi)))]
     try:
-        done = subprocess.run(cmd, input=_pgm(image), capture_output=True, timeout=OSD_TIMEOUT_SECONDS, env=_env(),
+        done = subprocess.run(cmd, input=_png(image), capture_output=True, timeout=OSD_TIMEOUT_SECONDS, env=_env(),
                               check=False)
     except (subprocess.TimeoutExpired, OSError):
         return 0, 0.0
@@ -462,12 +463,17 @@ def _ordered(pool: Executor | None, func: Callable[[_T], _R], items: Iterator[_T
         for item in items:
             pending.append(pool.submit(contextvars.copy_context().run, func, item))  # stages are recorded
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield _result(pending.popleft())
         while pending:
-            yield pending.popleft().result()
+            yield _result(pending.popleft())
     finally:
         for future in pending:
             future.cancel()
+
+
+def _result(future: Future[_R]) -> _R:
+    with waiting():  # the page's own stages are recorded in its thread
+        return future.result()
 
 
 def _pool(jobs: int) -> Executor | None:

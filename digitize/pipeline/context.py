@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from digitize import __version__
 from digitize.config import Settings, load_settings
 from digitize.errors import ConfigurationError
+from digitize.stageclock import waiting
 
 if TYPE_CHECKING:
     from digitize.archive import Archive
     from digitize.catalog import Catalog
     from digitize.signing import AgencySigner
+
+class Slots(Protocol):
+    """A semaphore shared by a run's worker processes (``multiprocessing.BoundedSemaphore``)."""
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> None: ...
+
 
 PRELOADED_MODULES = (
     "digitize.archive", "digitize.catalog", "digitize.codes", "digitize.intake", "digitize.ocr",
@@ -52,9 +63,29 @@ class PipelineContext:
     context cost more than the signature itself.
     """
 
-    def __init__(self, settings: Settings | None = None, *, archive: Archive | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, archive: Archive | None = None,
+                 ocr_slots: Slots | None = None) -> None:
         self.settings = settings or load_settings()
         self._archive = archive
+        self._ocr_slots = ocr_slots
+
+    @contextmanager
+    def ocr_slot(self) -> Iterator[None]:
+        """Hold one of the run's OCR slots while a document's searchable PDF is made (no limit without slots).
+
+        ``process --workers N`` runs 2N processes and N slots: while N documents are OCR'd, the others are
+        signed, archived and catalogued, so their waits on disk, S3 and the catalog overlap OCR instead of
+        idling a core. The wait for a slot is no stage's time.
+        """
+        if self._ocr_slots is None:
+            yield
+            return
+        with waiting():
+            self._ocr_slots.acquire()
+        try:
+            yield
+        finally:
+            self._ocr_slots.release()
 
     @cached_property
     def catalog(self) -> Catalog:

@@ -8,7 +8,11 @@ connection and starts no thread), then forks the workers, so that cost is paid o
 worker (~3 s of CPU each when spawned). Each worker builds its own :class:`PipelineContext` (the
 parent's catalog engine is forgotten by forked children) and takes documents one by one with
 ``DIGITIZE_OCR_JOBS=1``.
-Memory stays bounded: at most ``workers`` documents are in flight, each with its pages in a window.
+
+There are two processes per OCR slot: ``workers`` documents are OCR'd at a time while up to as many
+others are signed, archived and catalogued, so those stages' waits (fsync, S3, the catalog's write
+turn) overlap another document's Tesseract instead of idling its core. Memory stays bounded: at most
+``2 × workers`` documents are in flight, ``workers`` of them in OCR, each with its pages in a window.
 """
 
 from __future__ import annotations
@@ -21,15 +25,18 @@ from pathlib import Path
 
 from digitize.config import Settings
 from digitize.intake import BatchSource
-from digitize.pipeline.context import PipelineContext, preload
+from digitize.pipeline.context import PipelineContext, Slots, preload
 from digitize.pipeline.stages import process_document
 from digitize.pipeline.summary import DocumentOutcome
+
+PROCESSES_PER_SLOT = 2
+"""Documents in flight per OCR slot: one in OCR, one in the stages after it."""
 
 _worker: list[PipelineContext] = []
 
 
-def _start_worker(settings: Settings) -> None:
-    _worker.append(PipelineContext(settings))
+def _start_worker(settings: Settings, ocr_slots: Slots) -> None:
+    _worker.append(PipelineContext(settings, ocr_slots=ocr_slots))
 
 
 def _run(document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
@@ -38,7 +45,7 @@ def _run(document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
 
 def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_root: Path | BatchSource, workers: int,
                        on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
-    """Process documents ``workers`` at a time in as many processes, one Tesseract each.
+    """Process documents with ``workers`` Tesseracts at a time, in twice as many processes (one Tesseract each).
 
     Outcomes come in the order documents finish. A transient or configuration error in a worker stops
     the run as it does in one process: documents not started stay RECEIVED for the next run.
@@ -46,13 +53,15 @@ def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_ro
     one_each = dataclasses.replace(settings, ocr_jobs=1)
     outcomes: list[DocumentOutcome] = []
     preload()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                             initializer=_start_worker, initargs=(one_each,)) as pool:
+    fork = multiprocessing.get_context("fork")
+    in_flight = min(PROCESSES_PER_SLOT * workers, len(document_ids))
+    with ProcessPoolExecutor(max_workers=max(1, in_flight), mp_context=fork, initializer=_start_worker,
+                             initargs=(one_each, fork.BoundedSemaphore(workers))) as pool:
         todo = list(document_ids)[::-1]
         running: set[Future[DocumentOutcome]] = set()
         try:
             while todo or running:
-                while todo and len(running) < workers:
+                while todo and len(running) < in_flight:
                     running.add(pool.submit(_run, todo.pop(), batch_root))
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:

@@ -338,7 +338,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
     options = ocr_options(settings, scratch)
     # OCR's own load, cleanup, orientation and ocr stages are recorded inside "pdf"; 'propose' may have OCR'd
     # these very bytes (same SHA-256s) already, never a stack's
-    with watch.stage("pdf"):
+    with watch.stage("pdf"), ctx.ocr_slot():
         digests = [f.sha256 for f in record.files]
         kept = None if record.stack_sha256 else kept_ocr(ctx.archive, digests, out_pdf, options)
         ocr: OcrResult = kept or make_searchable_pdf(sources, out_pdf, options)

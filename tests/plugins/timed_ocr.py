@@ -1,0 +1,38 @@
+"""Tesseract, with each recognition's process and interval appended to ``DIGITIZE_TEST_OCR_LOG``.
+
+For tests of how many documents a run OCRs at a time (``process --workers``): one line per page,
+``pid start end`` (``time.time()``), written with a single append so processes do not interleave.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digitize.ocr.recognize import OcrText, TesseractEngine
+from digitize.pluginspec import hookimpl
+
+
+class TimedEngine(TesseractEngine):
+    """The real engine, timed."""
+
+    def recognize(self, image: np.ndarray, *, dpi: float, language: str, psm: int, timeout: float,
+                  work_dir: Path | None) -> OcrText:
+        start = time.time()
+        try:
+            return super().recognize(image, dpi=dpi, language=language, psm=psm, timeout=timeout,
+                                     work_dir=work_dir)
+        finally:
+            with open(os.environ["DIGITIZE_TEST_OCR_LOG"], "a", encoding="ascii") as log:
+                log.write(f"{os.getpid()} {start} {time.time()}\n")
+
+
+ENGINE = TimedEngine()
+
+
+@hookimpl
+def get_ocr_engine() -> TimedEngine:
+    return ENGINE
