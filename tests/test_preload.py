@@ -45,8 +45,9 @@ from digitize.signing import stamp
 before = set(sys.modules)
 fonts = stamp.prepared_font.cache_info().misses
 outcome = pipeline.process_document(ctx, registered.to_process[0], batch)
+import gc
 print(json.dumps({"status": outcome.status, "new": sorted(set(sys.modules) - before),
-                  "fonts_prepared": stamp.prepared_font.cache_info().misses - fonts}))
+                  "fonts_prepared": stamp.prepared_font.cache_info().misses - fonts, "frozen": gc.get_freeze_count()}))
 """
 
 
@@ -71,6 +72,8 @@ def test_after_preload_the_first_document_imports_nothing_heavy_nor_prepares_the
     assert heavy(cold["new"]) >= {"cv2", "pyhanko", "pikepdf"}, "the check would not notice a missing preload"
     assert heavy(warm["new"]) == set(), sorted(m for m in warm["new"] if m.split(".")[0] in HEAVY)
     assert (cold["fonts_prepared"], warm["fonts_prepared"]) == (1, 0), "the stamp font is prepared once, up front"
+    # what preload loaded is out of the collector's sight: a forked child's first full collection skips it
+    assert cold["frozen"] == 0 and warm["frozen"] > 100_000, (cold["frozen"], warm["frozen"])
 
 
 @pytest.mark.parametrize(("argv", "executor", "expected"), [

@@ -20,12 +20,10 @@ Why each step exists (measured on degraded office scans, see bench/results/ocr.m
   so blur does not matter and the cost stays a few milliseconds.
 - blank page: the share of clearly dark ink left after all the cleaning; a blank back side with
   show-through has none.
-- low resolution: pages under 250 dpi are upscaled to 300 dpi for OCR only (the PDF keeps the original).
-- OCR resolution: Tesseract's recogniser scales every text line to a fixed height, so body text needs no
-  more than 200 dpi. A page is binarised at 300 dpi (or its own resolution), then handed to Tesseract at
-  200 dpi (area-averaged, so edges stay smooth) when its letters stay tall enough there: OCR costs ~15 %
-  less and the development corpus reads as well or better. Small print (under ~10 pt) keeps the page's
-  resolution: at 200 dpi its error rate more than doubled.
+- resolution: pages under 250 dpi are upscaled to 300 dpi and binarised there (the PDF keeps the original).
+  Tesseract's recogniser scales each text line to a fixed height, so body text then reaches it at 200 dpi
+  (area-averaged: smooth edges): OCR costs ~15 % less, the development corpus reads as well or better.
+  Print under ~10 pt keeps its resolution: at 200 dpi its error rate more than doubled.
 
 Nothing here calls Tesseract: orientation detection is injected by the caller (``digitize.ocr.recognize``).
 """
@@ -98,8 +96,7 @@ class PreprocessOptions:
     (the binarised image is area-averaged down to it); 0 = always the binarisation's resolution."""
 
     ocr_min_letter_px: float = 13.0
-    """Median letter height, in pixels at ``ocr_text_dpi``, below which the page keeps its resolution
-    (13 px at 200 dpi is ~10 pt print: 9 pt read worse there)."""
+    """Median letter height (px at ``ocr_text_dpi``) below which a page keeps its resolution (13 px: ~10 pt)."""
 
     min_plausible_dpi: float = 100.0
     """A claimed resolution below this (phone photos say 72) is replaced by an estimate from the page size."""
@@ -461,11 +458,8 @@ def prepare_page(
         rotation_cw = k_ccw * 90
         _make_upright(page, k_ccw, skew, paper, options)
     ocr_dpi = dpi if blank else _upscale_for_ocr(page, dpi, options)
-    image = _ocr_image(page, threshold, ocr_dpi, options)
-    if not blank:
-        analysis_dpi = dpi * min(1.0, ANALYSIS_DPI / dpi)
-        letter_inches = _median_letter_height(small_ink, sideways=rotation_cw in (90, 270)) / analysis_dpi
-        image = _downscale_for_ocr(page, image, ocr_dpi, letter_inches, options)
+    image = _downscale_for_ocr(page, _ocr_image(page, threshold, ocr_dpi, options), ocr_dpi,
+                               0.0 if blank else _letter_inches(small_ink, dpi, rotation_cw), options)
     return PreparedPage(
         ocr_image=np.ascontiguousarray(image),
         to_original=page.to_orig,
@@ -571,14 +565,14 @@ def _upscale_for_ocr(page: _PageInProgress, dpi: float, options: PreprocessOptio
     return options.ocr_dpi
 
 
-def _median_letter_height(ink: np.ndarray, *, sideways: bool) -> float:
-    """Median height, in pixels of ``ink``, of its letter-like components (``sideways``: the page is turned a
-    quarter, so a letter's height is its width here); 0 when there are none."""
-    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+def _letter_inches(small_ink: np.ndarray, dpi: float, rotation_cw: int) -> float:
+    """Median height of the letter-like components of the analysis copy's ink, in inches."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(small_ink, connectivity=8)
+    sideways = rotation_cw in (90, 270)  # turned a quarter: a letter's height is its width here
     tall = stats[1:, cv2.CC_STAT_WIDTH if sideways else cv2.CC_STAT_HEIGHT]
     wide = stats[1:, cv2.CC_STAT_HEIGHT if sideways else cv2.CC_STAT_WIDTH]
     letters = (tall >= 3) & (wide <= 3 * tall)  # not specks, accents or rules
-    return float(np.median(tall[letters])) if letters.any() else 0.0
+    return float(np.median(tall[letters])) / (dpi * min(1.0, ANALYSIS_DPI / dpi)) if letters.any() else 0.0
 
 
 def _downscale_for_ocr(page: _PageInProgress, image: np.ndarray, ocr_dpi: float, letter_inches: float,
@@ -589,9 +583,9 @@ def _downscale_for_ocr(page: _PageInProgress, image: np.ndarray, ocr_dpi: float,
         return image
     h, w = image.shape
     size = (max(1, round(w * target / ocr_dpi)), max(1, round(h * target / ocr_dpi)))
-    smaller = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    page.transform(smaller, np.diag([w / size[0], h / size[1], 1.0]), "downscale")
-    return smaller
+    page.transform(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.diag([w / size[0], h / size[1], 1.0]),
+                   "downscale")
+    return page.gray
 
 
 def _ocr_image(page: _PageInProgress, threshold: float, ocr_dpi: float, options: PreprocessOptions) -> np.ndarray:
