@@ -1,6 +1,6 @@
 """The whole pipeline against OCRmyPDF's OCR alone and raw Tesseract, on the same A4 pages in one run.
 
-    .venv/bin/python -m bench.pipeline [--corpus DIR] [--a4 12] [--workers 2] [--airflow] [--out FILE]
+    .venv/bin/python -m bench.pipeline [--corpus DIR] [--a4 12] [--workers 2] [--rounds 3] [--airflow] [--out FILE]
 
 Pages: the development corpus (``../shared/corpus``: degraded scans, mixed sizes and formats) and
 ``--a4`` generated A4 pages at 300 dpi full of Vietnamese text (colour JPEG, gray PNG and bilevel G4
@@ -19,7 +19,10 @@ TIFF in turn, like office scanners write). Each file is one document. In one run
 Peak RSS is the largest sum of resident memory of the whole process tree, sampled every 0.2 s, without
 the local S3 endpoint (it stands in for the storage service, and holds every object it stores). The
 machine's load average is recorded before and after each part: on a shared machine compare the
-ratios measured in the same run, not the absolute times.
+ratios measured in the same run, not the absolute times. The speed of these virtual cores drifts by a
+quarter within minutes (the same raw Tesseract work took 38 s of CPU at 11:15 and 49 s at 14:10), so
+``--rounds N`` runs (a), (c) and (d) in turn N times, each round on a fresh catalog and bucket, and
+reports each round's ratios and their median: neighbours in time share the machine's speed.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -197,7 +201,7 @@ def start_s3(work: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
-def pipeline_env(work: Path, s3_url: str) -> dict[str, str]:
+def pipeline_env(work: Path, s3_url: str, bucket: str = "bench-pipeline") -> dict[str, str]:
     """A fresh SQLite catalog, bucket and demo PKI; everything else the deployment's defaults."""
     from digitize.catalog import Catalog
     from digitize.signing import create_demo_pki
@@ -205,12 +209,12 @@ def pipeline_env(work: Path, s3_url: str) -> dict[str, str]:
     pki = create_demo_pki(work / "pki", agency_name="Ủy ban nhân dân tỉnh Mẫu", key_type="ec-p256")
     env = {k: v for k, v in ENV.items() if not k.startswith(("DIGITIZE_", "AIRFLOW"))}
     env.update({"DIGITIZE_CATALOG_URL": f"sqlite:///{work}/catalog.db", "DIGITIZE_S3_ENDPOINT_URL": s3_url,
-                "DIGITIZE_S3_BUCKET": "bench-pipeline", "DIGITIZE_SIGNING_PKCS12": str(pki.pkcs12),
+                "DIGITIZE_S3_BUCKET": bucket, "DIGITIZE_SIGNING_PKCS12": str(pki.pkcs12),
                 "DIGITIZE_SIGNING_PASSPHRASE": pki.passphrase, "DIGITIZE_TRUST_ROOTS": str(pki.root_cert),
                 "DIGITIZE_WORK_DIR": str(work / "scratch"), "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                 "PYTHONPATH": str(REPO)})
-    (work / "scratch").mkdir()
+    (work / "scratch").mkdir(parents=True)
     catalog = Catalog(env["DIGITIZE_CATALOG_URL"])
     catalog.upgrade()
     catalog.import_agencies(REPO / "samples" / "agencies.csv")
@@ -299,8 +303,29 @@ def stage_table(stages: dict[str, Any], pages: int) -> list[str]:
     return rows
 
 
-def report(args: argparse.Namespace, pages: int, files: int, runs: Sequence[Timed], stages: dict[str, Any],
-           sizes: dict[str, int], reference: tuple[int, int], airflow: dict[str, Any] | None, s3_cpu: float) -> str:
+def rounds_table(rounds: Sequence[Sequence[Timed]]) -> list[str]:
+    """Each round's wall and CPU of the three systems, the ratios to OCRmyPDF, and their medians."""
+    rows = ["## Rounds (each system in turn, ratios within a round)", "",
+            "| round | process wall / CPU s | OCRmyPDF wall / CPU s | Tesseract wall / CPU s | × OCRmyPDF by wall | "
+            "× by CPU | process : raw Tesseract by CPU |", "|---|---|---|---|---|---|---|"]
+    by_wall, by_cpu = [], []
+    for n, runs in enumerate(rounds, 1):
+        cli, ocrmypdf, raw = (next(r for r in runs if r.name == name) for name in ("process", "ocrmypdf", "tesseract"))
+        by_wall.append(ocrmypdf.seconds / cli.seconds)
+        by_cpu.append(ocrmypdf.cpu / cli.cpu)
+        rows.append(f"| {n} | {cli.seconds:.1f} / {cli.cpu:.1f} | {ocrmypdf.seconds:.1f} / {ocrmypdf.cpu:.1f} | "
+                    f"{raw.seconds:.1f} / {raw.cpu:.1f} | {by_wall[-1]:.2f} | {by_cpu[-1]:.2f} | "
+                    f"{cli.cpu / raw.cpu:.2f} |")
+    rows += ["", f"Median over {len(rounds)} round(s): **{statistics.median(by_wall):.2f}× OCRmyPDF by wall time, "
+             f"{statistics.median(by_cpu):.2f}× by CPU** (range {min(by_wall):.2f}–{max(by_wall):.2f} and "
+             f"{min(by_cpu):.2f}–{max(by_cpu):.2f}).", ""]
+    return rows
+
+
+def report(args: argparse.Namespace, pages: int, files: int, rounds: Sequence[Sequence[Timed]],
+           stages: dict[str, Any], sizes: dict[str, int], reference: tuple[int, int], airflow: dict[str, Any] | None,
+           s3_cpu: float) -> str:
+    runs = rounds[0]
     by = {r.name: r for r in runs}
     cli, ocrmypdf, raw = by["process"], by["ocrmypdf"], by["tesseract"]
     ocrmypdf_rate = 60 * pages / ocrmypdf.seconds
@@ -335,7 +360,7 @@ def report(args: argparse.Namespace, pages: int, files: int, runs: Sequence[Time
             f"The S3 endpoint (moto, its own process) used {s3_cpu:.1f} s of CPU besides. Notes: "
             + ("; ".join(n for r in runs for n in r.notes) or "none"), "",
             "## Stages of `process` (wall time of each worker's thread; CPU of the process and its children)", "",
-            *stage_table(stages, pages), "", "## Storage", "",
+            *stage_table(stages, pages), "", *rounds_table(rounds), "## Storage", "",
             "| what | bytes/page | per million pages |", "|---|---|---|"]
     for kind in ("signed PDF", "originals", "sidecar", "other"):
         out.append(f"| {kind} | {sizes[kind] / pages:,.0f} | {sizes[kind] / pages * 1e6 / 1e12:.2f} TB |")
@@ -370,11 +395,29 @@ def tiff_memory(work: Path, env: dict[str, str], pages: int, noop: bool) -> str:
             f"{'; '.join(result.notes[:2])} |")
 
 
+def one_round(files: Sequence[Path], raw_inputs: Sequence[Path], work: Path, env: dict[str, str], workers: int,
+              stage_file: Path) -> list[Timed]:
+    """``process``, OCRmyPDF and raw Tesseract on the same files, one after the other."""
+    runs = [timed("process", lambda: run_cli(files[0].parent, env, workers, stage_file))]
+    print(runs[-1], *runs[-1].notes, sep="\n", flush=True)
+    out = work / "ocrmypdf"
+    out.mkdir(exist_ok=True)
+    runs.append(timed("ocrmypdf", lambda: two_at_a_time([
+        [OCRMYPDF, "-l", "vie", "--rotate-pages", "--deskew", "--output-type", "pdfa", "--jobs", "1", str(f),
+         str(out / f"{f.name}.pdf")] for f in files], ENV)))
+    print(runs[-1], flush=True)
+    runs.append(timed("tesseract", lambda: two_at_a_time(
+        [["tesseract", str(f), str(work / f"raw-{f.name}"), "-l", "vie"] for f in raw_inputs], ENV)))
+    print(runs[-1], flush=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="'' for generated pages only")
     parser.add_argument("--a4", type=int, default=12, help="generated A4 300 dpi text pages")
     parser.add_argument("--workers", type=int, default=2, help="documents at a time (process --workers)")
+    parser.add_argument("--rounds", type=int, default=1, help="run process, OCRmyPDF and Tesseract in turn this often")
     parser.add_argument("--airflow", action="store_true", help="also one digitize_backlog run (LocalExecutor)")
     parser.add_argument("--chunk-size", type=int, default=5, help="documents per Airflow task")
     parser.add_argument("--note", default="machine shared with other work: compare ratios within this run")
@@ -395,16 +438,11 @@ def main() -> None:
         env = pipeline_env(work, s3_url)
         stage_file = work / "stages.json"
         print(f"{pages} pages in {len(files)} files; load average {os.getloadavg()}", flush=True)
-        runs = [timed("process", lambda: run_cli(files[0].parent, env, args.workers, stage_file))]
-        print(runs[-1], *runs[-1].notes, sep="\n", flush=True)
-        (work / "ocrmypdf").mkdir()
-        runs.append(timed("ocrmypdf", lambda: two_at_a_time([
-            [OCRMYPDF, "-l", "vie", "--rotate-pages", "--deskew", "--output-type", "pdfa", "--jobs", "1", str(f),
-             str(work / "ocrmypdf" / f"{f.name}.pdf")] for f in files], ENV)))
-        print(runs[-1], flush=True)
-        runs.append(timed("tesseract", lambda: two_at_a_time(
-            [["tesseract", str(f), str(work / f"raw-{f.name}"), "-l", "vie"] for f in raw_inputs], ENV)))
-        print(runs[-1], flush=True)
+        rounds = []
+        for n in range(max(1, args.rounds)):
+            run_env = env if n == 0 else pipeline_env(work / f"round-{n + 1}", s3_url, f"bench-pipeline-{n + 1}")
+            rounds.append(one_round(files, raw_inputs, work, run_env, args.workers,
+                                    stage_file if n == 0 else work / f"stages-{n + 1}.json"))
         sizes = archived_bytes(env)
         times = psutil.Process(s3.pid).cpu_times()
         s3_cpu = times.user + times.system
@@ -418,7 +456,7 @@ def main() -> None:
     outputs = list((work / "ocrmypdf").glob("*.pdf"))
     reference = (sum(p.stat().st_size for p in outputs), sum(_page_count(p) for p in outputs))
     stages = json.loads(stage_file.read_text())
-    text = report(args, pages, len(files), runs, stages, sizes, reference, airflow, s3_cpu)
+    text = report(args, pages, len(files), rounds, stages, sizes, reference, airflow, s3_cpu)
     print(text)
     if args.out:
         with args.out.open("a", encoding="utf-8") as out:
