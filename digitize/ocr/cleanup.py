@@ -20,10 +20,10 @@ Why each step exists (measured on degraded office scans, see bench/results/ocr.m
   so blur does not matter and the cost stays a few milliseconds.
 - blank page: the share of clearly dark ink left after all the cleaning; a blank back side with
   show-through has none.
-- resolution: pages under 250 dpi are upscaled to 300 dpi and binarised there (the PDF keeps the original).
-  Tesseract's recogniser scales each text line to a fixed height, so body text then reaches it at 200 dpi
-  (area-averaged: smooth edges): OCR costs ~15 % less, the development corpus reads as well or better.
-  Print under ~10 pt keeps its resolution: at 200 dpi its error rate more than doubled.
+- resolution: pages under 250 dpi are upscaled to 300 dpi for OCR (the PDF keeps the original). Tesseract
+  scales each text line to a fixed height, so body text scanned above 200 dpi is binarised, then area-averaged
+  to 200 dpi: OCR costs ~15 % less, the development corpus reads as well or better. Print under ~10 pt (errors
+  doubled at 200 dpi) and upscaled pages (taken back down, 7 of 22 IDs misread) keep their OCR resolution.
 
 Nothing here calls Tesseract: orientation detection is injected by the caller (``digitize.ocr.recognize``).
 """
@@ -459,7 +459,7 @@ def prepare_page(
         _make_upright(page, k_ccw, skew, paper, options)
     ocr_dpi = dpi if blank else _upscale_for_ocr(page, dpi, options)
     image = _downscale_for_ocr(page, _ocr_image(page, threshold, ocr_dpi, options), ocr_dpi,
-                               0.0 if blank else _letter_inches(small_ink, dpi, rotation_cw), options)
+                               0.0 if blank or ocr_dpi > dpi else _letter_inches(small_ink, dpi, rotation_cw), options)
     return PreparedPage(
         ocr_image=np.ascontiguousarray(image),
         to_original=page.to_orig,
