@@ -118,12 +118,45 @@ class Timed:
     peak_pss: int = 0
 
 
-def a4_page(index: int, dpi: int = 300) -> np.ndarray:
-    """An A4 page at ``dpi`` full of text (letterhead, then paragraphs to the bottom margin), gray."""
+def a4_page(index: int, dpi: int = 300, lines: int = 38, size_in: tuple[float, float] = A4_IN,
+            font_pt: float = 11.0) -> np.ndarray:
+    """A page at ``dpi`` (A4 unless ``size_in``), letterhead then ``lines`` of paragraphs (38 fill A4 at 11 pt)."""
     from imagegen import LINES, PARAGRAPH, render_page
 
-    body = LINES + tuple(PARAGRAPH[(index + n) % len(PARAGRAPH)] for n in range(38)) + (f"Số hồ sơ {index:06d}",)
-    return render_page(body, dpi=dpi, width_in=A4_IN[0], height_in=A4_IN[1], font_pt=11.0)
+    body = LINES + tuple(PARAGRAPH[(index + n) % len(PARAGRAPH)] for n in range(lines)) + (f"Số hồ sơ {index:06d}",)
+    return render_page(body, dpi=dpi, width_in=size_in[0], height_in=size_in[1], font_pt=font_pt)
+
+
+DENSITY_PAGES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("A4 300 dpi, full text (~43 lines, 11 pt)", {}),
+    ("A4 300 dpi, half a page of text (20 lines)", {"lines": 15}),
+    ("A4 300 dpi, a short letter (8 lines)", {"lines": 3}),
+    ("A4 300 dpi, full text in 9 pt print (~56 lines; read at 300 dpi)", {"lines": 51, "font_pt": 9.0}),
+    ("A4 200 dpi, full text (binarised at 300 dpi)", {"dpi": 200}),
+    ("A5 300 dpi, full text (20 lines)", {"lines": 15, "size_in": (5.83, 8.27)}),
+)
+"""The pages of :func:`density_table`: text density, print size, resolution and paper size in turn."""
+
+
+def density_table() -> list[str]:
+    """CPU of the OCR stages (``make_searchable_pdf``, one job: this process and its Tesseract) per page kind,
+    best of two: how the cost varies with the page, for the README's sizing."""
+    from digitize.ocr import OcrOptions, make_searchable_pdf
+
+    rows = ["| page | OCR stages, CPU s/page (best of two) |", "|---|---|"]
+    with tempfile.TemporaryDirectory(prefix="digitize-bench-density-") as tmp:
+        for n, (label, kind) in enumerate(DENSITY_PAGES):
+            dpi = int(kind.get("dpi", 300))
+            path = Path(tmp) / f"page-{n}.png"
+            Image.fromarray(a4_page(n, **kind)).save(path, format="PNG", dpi=(dpi, dpi))
+            costs = []
+            for _ in range(2):
+                before = _children_cpu() + time.process_time()
+                make_searchable_pdf([path], Path(tmp) / "out.pdf", OcrOptions(jobs=1, work_dir=Path(tmp)))
+                costs.append(_children_cpu() + time.process_time() - before)
+            rows.append(f"| {label} | {min(costs):.2f} |")
+            print(rows[-1], flush=True)
+    return rows
 
 
 def write_a4(page: np.ndarray, path: Path, index: int, dpi: int = 300) -> Path:
@@ -425,7 +458,15 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the outputs in this folder")
     parser.add_argument("--tiff", type=int, default=0, help="only the memory run: one TIFF of this many pages")
     parser.add_argument("--noop-ocr", action="store_true", help="memory run with the no-op OCR engine")
+    parser.add_argument("--density", action="store_true", help="only the CPU of the OCR stages per kind of page")
     args = parser.parse_args()
+    if args.density:
+        text = "\n".join([f"\n## OCR stages by page ({dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
+                          f"`python -m bench.pipeline {' '.join(sys.argv[1:])}`)", "", *density_table()]) + "\n"
+        if args.out:
+            with args.out.open("a", encoding="utf-8") as out:
+                out.write(text)
+        return
     if args.tiff:
         memory_only(args)
         return
