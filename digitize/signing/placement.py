@@ -117,7 +117,8 @@ def _nearest_free(taken: np.ndarray, size: tuple[int, int], target: tuple[int, i
                   region: tuple[int, int, int, int], clearance: int) -> tuple[int, int] | None:
     """Top-left cell of the free rectangle of ``size`` (and ``clearance``) inside ``region`` nearest ``target``.
 
-    Only the rectangles that fit the region are counted (a summed-area table over the page), top row first.
+    Only the rectangles that fit the region are counted (a summed-area table over the cells they can
+    cover, not the whole page), top row first.
     """
     rows, cols = taken.shape
     w, h = size[0] + 2 * clearance, size[1] + 2 * clearance
@@ -126,13 +127,11 @@ def _nearest_free(taken: np.ndarray, size: tuple[int, int], target: tuple[int, i
     top_lo, top_hi = max(y0, clearance), min(y1 - size[1], rows - h + clearance)
     if left_lo > left_hi or top_lo > top_hi:
         return None
-    table = np.zeros((rows + 1, cols + 1), dtype=np.int32)
-    np.cumsum(np.cumsum(taken, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
-    ys = slice(top_lo - clearance, top_hi - clearance + 1)  # the clearance box's top-left cells
-    xs = slice(left_lo - clearance, left_hi - clearance + 1)
-    ys_h = slice(ys.start + h, ys.stop + h)
-    xs_w = slice(xs.start + w, xs.stop + w)
-    counts = table[ys_h, xs_w] - table[ys, xs_w] - table[ys_h, xs] + table[ys, xs]
+    window = taken[top_lo - clearance:top_hi - clearance + h, left_lo - clearance:left_hi - clearance + w]
+    table = np.zeros((window.shape[0] + 1, window.shape[1] + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(window, axis=0, dtype=np.int32), axis=1, out=table[1:, 1:])
+    ny, nx = top_hi - top_lo + 1, left_hi - left_lo + 1  # the clearance box's top-left cells
+    counts = table[h:h + ny, w:w + nx] - table[:ny, w:w + nx] - table[h:h + ny, :nx] + table[:ny, :nx]
     distance = (np.abs(np.arange(left_lo, left_hi + 1) - target[0])[None, :]
                 + np.abs(np.arange(top_lo, top_hi + 1) - target[1])[:, None])
     masked = np.where(counts == 0, distance, np.iinfo(np.int64).max)
@@ -195,7 +194,11 @@ def _ink_cells(gray: np.ndarray) -> np.ndarray:
     rows, cols = (dark.shape[0] + _SCALE - 1) // _SCALE, (dark.shape[1] + _SCALE - 1) // _SCALE
     padded = np.zeros((rows * _SCALE, cols * _SCALE), dtype=bool)
     padded[:dark.shape[0], :dark.shape[1]] = dark
-    return np.asarray(padded.reshape(rows, _SCALE, cols, _SCALE).any(axis=(1, 3)))
+    cells = np.zeros((rows, cols), dtype=bool)
+    for dy in range(_SCALE):  # strided ORs: ~15x faster than any() over the block axes
+        for dx in range(_SCALE):
+            cells |= padded[dy::_SCALE, dx::_SCALE]
+    return cells
 
 
 def _mark_words(cells: np.ndarray, words: Iterable[tuple[float, ...]]) -> None:
