@@ -7,11 +7,14 @@
 (c) digitize_backlog on the Celery profile (scripts/cluster.sh: Redis, two workers).
 All three use PostgreSQL for the catalog and the local S3 endpoint, the same one-page documents
 and the same chunk size; each Airflow run starts on a fresh cluster, warmed up by a dry run of the
-form. Then a synthetic backlog with OCR replaced by the no-op engine (the plugin
-``tests/plugins/noop_ocr.py``, loaded in every process through ``DIGITIZE_PLUGINS``) at growing sizes,
-on LocalExecutor, against the library alone, to show Airflow's cost per document stays flat.
+form, and is compared with the mean of two library runs on that cluster, one just before it and
+one just after: the cores' speed drifts by up to 30 % within minutes. ``--rounds`` repeats
+(library, LocalExecutor, library), (library, Celery, library). Then a synthetic backlog with OCR
+replaced by the no-op engine (the plugin ``tests/plugins/noop_ocr.py``, loaded in every process
+through ``DIGITIZE_PLUGINS``) at growing sizes, on LocalExecutor, against the library alone, to
+show Airflow's cost per document stays flat.
 
-    .venv/bin/python bench/airflow_overhead.py --docs 200 --synthetic 2000,5000,20000
+    .venv/bin/python bench/airflow_overhead.py --docs 200 --rounds 3 --synthetic 2000,5000,20000
 """
 
 from __future__ import annotations
@@ -319,6 +322,8 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
     base = env["DIGITIZE_CATALOG_URL"].rsplit("/", 1)[0]
     with psycopg.connect(base.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
+    for key in [k for k in os.environ if k.startswith("DIGITIZE_")]:  # e.g. a developer's .env: its archive
+        del os.environ[key]
     os.environ.update({k: v for k, v in env.items() if k.startswith(("DIGITIZE_", "AWS_"))})
     os.environ.update({"DIGITIZE_CATALOG_URL": f"{base}/{database}", "DIGITIZE_S3_BUCKET": database.replace("_", "-"),
                        "DIGITIZE_OCR_JOBS": "1"})
@@ -342,17 +347,40 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
             "worker_faults": cpu.worker_faults()}
 
 
-def airflow_way(way: str, name: str, env: dict[str, str], source: Path, args: argparse.Namespace,
-                lib: dict[str, Any], run_id: str) -> tuple[str, str]:
-    """One Airflow way of the OCR comparison, run and printed: its table row against (a), and where its CPU went."""
-    run = airflow_run(env, source, args.chunk_size, run_id)
-    row = (f"| {way} {name} ({run['state']}) | {run['wall_seconds']:.1f} (run {run['run_seconds']:.1f}) | "
-           f"{60 * args.docs / run['wall_seconds']:.1f} | {run['wall_seconds'] / lib['wall_seconds']:.2f} | "
-           f"{run['worker_cpu']:.1f} | {run['worker_cpu'] / lib['worker_cpu']:.2f} | "
-           f"{run['worker_faults'] / args.docs:.0f} |")
-    line = f"- {way}: {run['cpu']}; {timeline(task_time(env, run_id))}; warm-up dry run {run['warm_up_seconds']:.1f} s"
-    print(row, line, sep="\n", flush=True)
-    return row, line
+def _library_row(label: str, lib: dict[str, Any], docs: int) -> str:
+    return (f"| {label} | {lib['wall_seconds']:.1f} | {60 * lib['pages'] / lib['wall_seconds']:.1f} | — | "
+            f"{lib['worker_cpu']:.1f} | — | {lib['worker_faults'] / docs:.0f} |")
+
+
+def bracketed_way(way: str, name: str, env: dict[str, str], batch: Path, args: argparse.Namespace,
+                  tag: str) -> tuple[list[str], str, float]:
+    """One Airflow way between two runs of the library on the same cluster: its table rows, where its CPU went,
+    and its wall time over the mean of the library's two.
+
+    The cores of these machines change speed by up to 30 % within minutes (bench/results/pipeline.md): a
+    library run 10 minutes earlier is no baseline. Bracketing puts the library's runs just before and just
+    after, on the same services.
+    """
+    before = library_run(env, batch, f"lib_{tag}_before")
+    print(_library_row(f"(a) library, before {name}", before, args.docs), flush=True)
+    run = airflow_run(env, batch.parent, args.chunk_size, f"bench-{tag}")
+    tis = task_time(env, f"bench-{tag}")
+    after = library_run(env, batch, f"lib_{tag}_after")
+    for lib in (before, after):
+        assert lib["archived"] == args.docs, lib
+    assert run["state"] == "success" and _archived(env, batch.name) == args.docs, run
+    wall = (before["wall_seconds"] + after["wall_seconds"]) / 2
+    cpu = (before["worker_cpu"] + after["worker_cpu"]) / 2
+    ratio = run["wall_seconds"] / wall
+    rows = [_library_row(f"(a) library, before {name}", before, args.docs),
+            f"| {way} {name} ({run['state']}) | {run['wall_seconds']:.1f} (run {run['run_seconds']:.1f}) | "
+            f"{60 * args.docs / run['wall_seconds']:.1f} | **{ratio:.2f}** | {run['worker_cpu']:.1f} | "
+            f"{run['worker_cpu'] / cpu:.2f} | {run['worker_faults'] / args.docs:.0f} |",
+            _library_row(f"(a) library, after {name}", after, args.docs)]
+    line = (f"- {way}: {run['cpu']}; {timeline(tis)}; warm-up dry run {run['warm_up_seconds']:.1f} s; "
+            f"the library before it: {before['cpu']}")
+    print(*rows[1:], line, sep="\n", flush=True)
+    return rows, line, ratio
 
 
 def main() -> None:
@@ -364,6 +392,8 @@ def main() -> None:
                         help="sizes of the no-op runs also timed through the library alone (the baseline)")
     parser.add_argument("--synthetic-chunk", type=int, default=50, help="documents per task of the no-op runs")
     parser.add_argument("--skip-ocr", action="store_true", help="only the synthetic part")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (library, LocalExecutor, library) then (library, Celery, library)")
     args = parser.parse_args()
 
     from digitize.signing.pki import create_demo_pki
@@ -382,23 +412,18 @@ def main() -> None:
           f"Python {platform.python_version()}; load average {os.getloadavg()}")
     rows: list[str] = []
     cpu: list[str] = []  # where the CPU went, one line per run
+    ratios: dict[str, list[float]] = {"LocalExecutor": [], "CeleryExecutor": []}
     if not args.skip_ocr:
         batch = make_documents(work / "ocr" / "bench-ocr", args.docs, tiny=False)
-        with cluster("LocalExecutor", base_env) as env:
-            lib = library_run(env, batch, "bench_lib")
-            assert lib["archived"] == args.docs, lib
-            rows.append(f"| (a) library, {os.cpu_count()} processes | {lib['wall_seconds']:.1f} | "
-                        f"{60 * lib['pages'] / lib['wall_seconds']:.1f} | 1.00 | {lib['worker_cpu']:.1f} | 1.00 | "
-                        f"{lib['worker_faults'] / args.docs:.0f} |")
-            cpu.append(f"- (a): {lib['cpu']}")
-            print(rows[-1], cpu[-1], sep="\n", flush=True)
-            row, line = airflow_way("(b)", "LocalExecutor", env, batch.parent, args, lib, "bench-local")
-            rows.append(row)
-            cpu.append(line)
-        with cluster("CeleryExecutor", base_env) as env:
-            row, line = airflow_way("(c)", "Celery, 2 workers", env, batch.parent, args, lib, "bench-celery")
-            rows.append(row)
-            cpu.append(line)
+        for number in range(1, args.rounds + 1):
+            for executor, way, name in (("LocalExecutor", "(b)", "LocalExecutor"),
+                                        ("CeleryExecutor", "(c)", "Celery, 2 workers")):
+                print(f"round {number}, {name}: library, Airflow, library", flush=True)
+                with cluster(executor, base_env) as env:
+                    table, line, ratio = bracketed_way(way, name, env, batch, args, f"{number}_{executor[:5].lower()}")
+                rows += [f"| **round {number}** | | | | | | |"] * (way == "(b)") + table
+                cpu.append(line)
+                ratios[executor].append(ratio)
     noop_rows: list[str] = []
     with_library = {int(s) for s in args.synthetic_library.split(",") if s}
     for size in [int(s) for s in args.synthetic.split(",") if s]:
@@ -430,6 +455,10 @@ def main() -> None:
         print("| way | wall (s) | pages/min | × (a) | worker-side CPU (s) | × (a) | page faults/doc |",
               "|---|---|---|---|---|---|---|",
               *rows, sep="\n")
+        for executor, found in ratios.items():
+            print(f"{executor}: Airflow over the library (mean of the runs just before and after): "
+                  + ", ".join(f"{r:.2f}" for r in found)
+                  + f"; under 1.10 in every round: {'yes' if all(r < 1.10 for r in found) else 'no'}")
     if noop_rows:
         print("| backlog | Airflow wall | ms/doc | task time ms/doc | idle slot ms/doc | library alone |",
               "|---|---|---|---|---|---|", *noop_rows, sep="\n")

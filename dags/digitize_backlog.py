@@ -3,8 +3,11 @@
 Wiring only; the work is the ``digitize`` library's. The source is a batch
 (a folder or ``s3://bucket/prefix/`` holding ``manifest.csv``) or a folder/prefix
 of batches. ``plan`` reads and filters the manifests (agency, issued dates),
-registers the documents (idempotent by content) and cuts them into chunks:
-never more than 1,024 mapped tasks, whatever the backlog's size. Re-running
+registers the documents (idempotent by content), splits the stack batches and cuts
+everything into chunks: never more than 1,024 mapped tasks, whatever the backlog's
+size. Planning and splitting are one task: every task between the form and the first
+chunk adds about a second of scheduling and start-up to the run
+(``bench/results/airflow.md``). Re-running
 the same form after a failure or a pause resumes: archived documents are not
 registered again and ``process_document`` skips them. Chunks take ``ocr`` pool
 slots like the inbox's, at the priority chosen in the form (the inbox runs at
@@ -15,7 +18,7 @@ With ``DIGITIZE_SIGNING_QUEUE`` set, each chunk is two tasks of the mapped group
 ``process_<priority>``: ``prepare_chunk`` (OCR, code, originals; any worker, ``ocr``
 pool) then ``sign_chunk`` (sign and archive; the token holder's queue only).
 
-A batch without a manifest is a stack batch (scanned piles with cover sheets): the ``split`` task, before
+A batch without a manifest is a stack batch (scanned piles with cover sheets): ``plan``, before
 the chunks, cuts each stack at its sheets (no OCR), registers one document per sheet and stages its pages
 in the archive bucket. The agency and date filters apply to manifest batches; a stack is split whole.
 
@@ -105,10 +108,11 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     print(f"selected {selected} document(s) ({files} file(s)); {rejected} manifest row(s) refused; "
           f"{refused_batches} batch(es) refused; {len(stacks)} stack batch(es) to split"
           + (" — dry run: nothing registered" if ctx is None else ""))
-    return {"work": work, "stacks": [] if ctx is None else stacks, "priority": params["priority"],
-            "duplicate_items": duplicate_items,
-            "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
-                     "refused_batches": refused_batches, "stack_batches": len(stacks), "dry_run": ctx is None}}
+    return _split({"work": work, "stacks": [] if ctx is None else stacks, "priority": params["priority"],
+                   "duplicate_items": duplicate_items,
+                   "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
+                            "refused_batches": refused_batches, "stack_batches": len(stacks),
+                            "dry_run": ctx is None}}, params)
 
 
 def _split(planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
@@ -164,24 +168,24 @@ def _split(planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     doc_md=__doc__,
 )
 def digitize_backlog() -> None:
-    @task
+    # One slot of the OCR machines' cores: planning decodes every page of the stacks (and reads the scans'
+    # codes when DIGITIZE_AUTO_MATCH is on).
+    @task(pool=OCR_POOL)
     def plan(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Read, filter and register the backlog's documents; cut what is left to do into chunks."""
+        """Read, filter and register the backlog's documents, split the stacks; cut what is left into chunks."""
         assert params is not None
         return _plan(params)
 
     @task
     def chunks_for(planned: dict[str, Any], priority: str) -> list[dict[str, Any]]:
-        """The chunks, for the process task of the priority chosen in the form (the others get none)."""
+        """The chunks, for the process task of the priority chosen in the form (the others get none).
+
+        A task of its own because Airflow maps only over a task's whole result: a priority is a property of
+        the task (its ``priority_weight``), so each priority has its own mapped task and list.
+        """
         return list(planned["chunks"]) if planned["priority"] == priority else []
 
-    @task(pool=OCR_POOL)  # decoding every page of the stacks: one slot of the OCR machines' cores
-    def split(planned: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Cut the stack batches at their cover sheets (no OCR), then everything to do into chunks."""
-        assert params is not None
-        return _split(planned, params)
-
-    planned = split(plan())
+    planned = plan()
     results = []
     for name, weight in PRIORITIES.items():
         chunks = chunks_for.override(task_id=f"chunks_{name}")(planned, name)

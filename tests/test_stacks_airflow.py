@@ -109,7 +109,7 @@ def test_the_backlog_dag_splits_stacks_the_same_way(run: dict[str, Any]) -> None
     result = run["bag"].dags["digitize_backlog"].test(run_conf=conf)
     assert result.state == "success"
     states = {t.task_id: t.state for t in result.get_task_instances()}
-    assert states["split"] == "success"
+    assert states["plan"] == "success"
     (made,) = [d for d in run["catalog"].documents() if d.batch_id == "stack-backlog"]
     assert (made.status, made.register_id, made.stack_first_page, made.stack_last_page, made.pages) == (
         "ARCHIVED", "REG-0004", 1, 3, 2)
