@@ -349,6 +349,50 @@ def test_kept_ocr_on_s3_is_staging_only_and_dropped(tmp_path: Path, s3_server: s
     assert not list(ctx.archive.list_keys("staging/_ocr/"))
 
 
+def test_a_kept_pdf_without_its_record_does_not_block_keeping_again(tmp_path: Path, s3_server: str,
+                                                                     demo_pki: Any) -> None:
+    """A propose that stopped between its two puts left the PDF alone; the next one keeps its OCR anyway."""
+    from robustness_support import make_context
+
+    from digitize.archive import ocr_cache_keys
+    from digitize.checksums import sha256_bytes
+    from digitize.match import forget_ocr, keep_ocr, kept_ocr, ocr_options
+    from digitize.ocr import make_searchable_pdf
+
+    ctx = make_context(tmp_path / "s3", s3_server, demo_pki, "match-ocr-orphan")
+    scan = matchgen.render_scan(matchgen.scans_for(matchgen.make_register(1))[0], tmp_path / "scan.png")
+    options = ocr_options(ctx.settings, None)
+    made = make_searchable_pdf([scan], tmp_path / "made.pdf", options)
+    digest = sha256_bytes(scan.read_bytes())
+    ctx.archive.put(ocr_cache_keys(digest).pdf, b"%PDF-1.7 an older, unfinished keep", content_type="application/pdf",
+                    metadata={})
+    forget_ocr(ctx.archive, [digest])  # no record: nothing is dropped, and nothing is reused either
+    assert kept_ocr(ctx.archive, [digest], tmp_path / "none.pdf", options) is None
+    keep_ocr(ctx.archive, [digest], made, options)
+    again = kept_ocr(ctx.archive, [digest], tmp_path / "again.pdf", options)
+    assert again is not None and again.pdf_path.read_bytes() == made.pdf_path.read_bytes()
+
+
+def test_archiving_a_document_with_nothing_kept_lists_no_versions(tmp_path: Path, s3_server: str,
+                                                                   demo_pki: Any) -> None:
+    """Dropping kept OCR lists each key's versions, which an S3-compatible store may answer in time that grows
+    with the bucket (moto's grew ~8× over three batches). Most documents had nothing kept: none of that."""
+    from robustness_support import make_context, register, row, write_batch
+
+    from digitize.intake import LocalBatch
+    from digitize.pipeline import process_document
+
+    ctx = make_context(tmp_path / "s3", s3_server, demo_pki, "match-no-listing")
+    scan = matchgen.render_scan(matchgen.scans_for(matchgen.make_register(1))[0], tmp_path / "scan.png")
+    batch = write_batch(tmp_path / "inbox", "b", {"scan.png": scan.read_bytes()}, [row("scan.png")])
+    calls: list[str] = []
+    ctx.archive.client.meta.events.register("before-call.s3", lambda model, **_: calls.append(model.name))
+    (document_id,) = register(ctx, batch).to_process
+    assert process_document(ctx, document_id, LocalBatch(batch)).status == "ARCHIVED"
+    assert "PutObject" in calls and "HeadObject" in calls, calls  # the hook saw the document's requests
+    assert "ListObjectVersions" not in calls, calls
+
+
 def test_auto_match_leaves_a_stack_batch_to_the_stack_intake(office: dict[str, Any], monkeypatch: pytest.MonkeyPatch
                                                              ) -> None:
     """A scan that starts with a cover sheet (printed by the command, rendered by poppler) is never proposed."""
