@@ -218,7 +218,8 @@ def _run_chunk(pairs_of: ChunkPairs, chunk: dict[str, Any], stage: Literal["proc
 
 
 def split_stacks(batch_uris: Sequence[str]) -> dict[str, Any]:
-    """The inbox's ``split`` task and the backlog's ``plan``: cut each stack batch at its cover sheets (no OCR) and register its documents.
+    """Cut each stack batch at its cover sheets (no OCR) and register its documents (the inbox's ``split``
+    task, the backlog's ``plan``).
 
     The stacks are read once, here; what each document's chunk needs is staged in the archive bucket. Returns
     the (batch uri, document id) pairs to process, the duplicates, the batches refused (``STACK_NO_UNIT``)
