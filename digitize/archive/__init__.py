@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from digitize.archive.client import make_s3_client, s3_client_version, warm_up
 from digitize.archive.folder import open_archive
-from digitize.archive.keys import document_keys, ocr_cache_keys, staging_keys, validate_code
+from digitize.archive.keys import StagingKeys, document_keys, ocr_cache_keys, staging_keys, validate_code
 from digitize.archive.objects import Archive
 from digitize.archive.s3 import ArchiveOptions, S3Archive
 from digitize.archive.sidecar import SIDECAR_SCHEMA, sidecar_validator
@@ -21,6 +21,7 @@ __all__ = [
     "Archive",
     "ArchiveOptions",
     "S3Archive",
+    "StagingKeys",
     "document_keys",
     "longest_kept_kind",
     "make_s3_client",

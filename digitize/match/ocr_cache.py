@@ -22,8 +22,7 @@ from digitize.checksums import sha256_bytes
 from digitize.errors import ArchiveNotFound
 
 if TYPE_CHECKING:
-    from digitize.archive import Archive
-    from digitize.archive.keys import StagingKeys
+    from digitize.archive import Archive, StagingKeys
     from digitize.config import Settings
     from digitize.ocr import OcrOptions, OcrResult
 
