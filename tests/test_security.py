@@ -133,10 +133,10 @@ def test_cli_output_and_coverage_reports_hold_no_secret(secure: dict[str, Any], 
     _assert_clean(secure, "CLI output", out.out + out.err)
     ctx.catalog.import_register(Path(__file__).resolve().parent.parent / "samples" / "register.csv")
     plan = coverage.load_plan(ctx.settings.plan_path)
-    from datetime import date
+    from digitize.clock import business_today
 
     report = coverage.compute_coverage(ctx.catalog.agencies_frame(), ctx.catalog.register_frame(),
-                                       ctx.catalog.archived_frame(), plan, date.today())
+                                       ctx.catalog.archived_frame(), plan, business_today())
     csv_path = tmp_path / "coverage.csv"
     coverage.write_csv(report, csv_path)
     text = coverage.render_table(report) + csv_path.read_text(encoding="utf-8")
