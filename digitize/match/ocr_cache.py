@@ -91,8 +91,8 @@ def forget_ocr(archive: Archive, file_sha256s: Sequence[str]) -> None:
     """Drop the OCR kept for these originals (their document is archived: the text is in the catalog now).
 
     Every archived document passes here, and most had nothing kept. Dropping lists the versions of each
-    key, which an S3-compatible store may answer in time that grows with the bucket (moto does: 3 s of
-    its CPU for the first 22 documents, 26 s for the third 22, `bench/results/pipeline.md`), so one HEAD
+    key, which an S3-compatible store may answer in time that grows with the bucket (moto does: 2.2 s of
+    its CPU for the first 22 documents, 14.8 s for the third 22, ``bench/s3_listing.py``), so one HEAD
     of the record first. A PDF left without its record is never reused, and the staging
     lifecycle rule expires it.
     """
