@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import os
 import subprocess
@@ -12,8 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from robustness_support import REPO, make_context, png, register, row, settings_env, write_batch
 
+from digitize.pipeline import largest_first
 from digitize.stageclock import STAGES, StageTimes, recording, stage, waiting
 
 BURN = [sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"]
@@ -123,8 +126,8 @@ def test_workers_ocr_n_documents_at_a_time_while_others_are_finished(tmp_path: P
     assert "archived: 8, quarantined: 0" in done.stdout, done.stdout
     calls = [line.split() for line in log.read_text().splitlines()]
     assert len(calls) == 8
-    assert len({pid for pid, _, _ in calls}) >= 3  # more processes than OCR slots took documents
-    edges = sorted([(float(start), 1) for _, start, _ in calls] + [(float(end), -1) for _, _, end in calls])
+    assert len({pid for pid, *_ in calls}) >= 3  # more processes than OCR slots took documents
+    edges = sorted([(float(start), 1) for _, start, *_ in calls] + [(float(end), -1) for _, _, end, _ in calls])
     running = peak = 0
     for _, step in edges:  # an end at the same instant as a start comes first
         running += step
@@ -132,3 +135,46 @@ def test_workers_ocr_n_documents_at_a_time_while_others_are_finished(tmp_path: P
     assert peak <= 2, calls
     documents = ctx.catalog.documents()
     assert all(sum(e.event_type == "signature" for e in ctx.catalog.events(d.id)) == 1 for d in documents)
+
+
+def _two_page_tiff(width_in: float, height_in: float) -> bytes:
+    pages = [Image.open(io.BytesIO(png(("Trang", str(n)), width_in=width_in, height_in=height_in))) for n in (1, 2)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:], dpi=(200, 200))
+    return buffer.getvalue()
+
+
+def test_largest_first_orders_documents_by_the_pixels_of_their_pages(tmp_path: Path, s3_server: str,
+                                                                      demo_pki: Any) -> None:
+    """Big documents go to the workers first, so a run does not end on one core finishing one of them;
+    equal documents keep the manifest's order, and a file that cannot be read counts as nothing."""
+    ctx = make_context(tmp_path, s3_server, demo_pki, "stage-order")
+    files = {"small.png": png(("Số 1",)), "broken.png": b"\x89PNG\r\n\x1a\n not an image",
+             "two-pages.tif": _two_page_tiff(6.0, 3.0), "a4.png": png(("Số 3",), width_in=8.27, height_in=11.69),
+             "small-too.png": png(("Số 2",))}
+    batch = write_batch(tmp_path / "inbox", "b", files, [row(n) for n in files])
+    registered = register(ctx, batch)
+    names = {d.id: d.files[0].name for d in ctx.catalog.documents(batch_id="b")}
+    ordered = largest_first(ctx.catalog, "b", registered.to_process, batch)
+    assert [names[i] for i in ordered] == ["a4.png", "two-pages.tif", "small.png", "small-too.png", "broken.png"]
+
+
+def test_workers_start_the_largest_document_first(tmp_path: Path, s3_server: str, demo_pki: Any) -> None:
+    """``process --workers 2`` takes an A4 page listed last in the manifest among the first documents: in
+    manifest order it would start only after four others were finished."""
+    ctx = make_context(tmp_path, s3_server, demo_pki, "stage-lpt")
+    files = {f"p{n}.png": png(("GIẤY XÁC NHẬN", f"Số {n}/2024")) for n in range(7)}
+    files["a4.png"] = png(("GIẤY XÁC NHẬN", "Số 8/2024"), width_in=8.27, height_in=11.69)
+    batch = write_batch(tmp_path / "inbox", "b", files, [row(n) for n in files])
+    log = tmp_path / "ocr.log"
+    done = subprocess.run([sys.executable, "-m", "digitize", "process", str(batch), "--quiet", "--workers", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **settings_env(ctx.settings), "PYTHONPATH": str(REPO),
+                               "DIGITIZE_PLUGINS": str(REPO / "tests" / "plugins" / "timed_ocr.py"),
+                               "DIGITIZE_TEST_OCR_LOG": str(log)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "archived: 8, quarantined: 0" in done.stdout, done.stdout
+    calls = sorted((float(start), int(pixels)) for _, start, _, pixels in
+                   (line.split() for line in log.read_text().splitlines()))
+    largest = max(pixels for _, pixels in calls)
+    assert [pixels for _, pixels in calls].index(largest) < 4, calls

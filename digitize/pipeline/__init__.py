@@ -6,7 +6,7 @@ from __future__ import annotations
 from digitize.pipeline.automatch import auto_match
 from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
-from digitize.pipeline.parallel import process_in_workers
+from digitize.pipeline.parallel import largest_first, process_in_workers
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
 from digitize.pipeline.relink import relink_document
 from digitize.pipeline.stacks import FAULTS as STACK_FAULTS
@@ -35,6 +35,7 @@ __all__ = [
     "cut_chunks",
     "finish_chunk",
     "finish_prepared",
+    "largest_first",
     "open_chunk",
     "preload",
     "prepare_document",

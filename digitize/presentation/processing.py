@@ -82,6 +82,7 @@ def _run_documents(ctx: PipelineContext, to_process: Sequence[int], source: Loca
     from tqdm import tqdm
 
     from digitize.pipeline import (
+        largest_first,
         process_documents,
         process_in_workers,
         stack_summaries,
@@ -102,7 +103,8 @@ def _run_documents(ctx: PipelineContext, to_process: Sequence[int], source: Loca
         try:
             workers = min(max(1, args.workers), len(to_process))
             if workers > 1:
-                process_in_workers(ctx.settings, to_process, source, workers, on_done=done)
+                ordered = largest_first(ctx.catalog, source.name, to_process, source.root)
+                process_in_workers(ctx.settings, ordered, source, workers, on_done=done)
             else:
                 process_documents(ctx, to_process, source, on_done=done)
         except TransientError as exc:  # no retry here: the rest stays RECEIVED, named below, for the next run

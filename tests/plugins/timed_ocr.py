@@ -1,7 +1,8 @@
 """Tesseract, with each recognition's process and interval appended to ``DIGITIZE_TEST_OCR_LOG``.
 
-For tests of how many documents a run OCRs at a time (``process --workers``): one line per page,
-``pid start end`` (``time.time()``), written with a single append so processes do not interleave.
+For tests of how many documents a run OCRs at a time, and in which order (``process --workers``): one
+line per page, ``pid start end pixels`` (``time.time()``; the page's width × height), written with a
+single append so processes do not interleave.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class TimedEngine(TesseractEngine):
                                      work_dir=work_dir)
         finally:
             with open(os.environ["DIGITIZE_TEST_OCR_LOG"], "a", encoding="ascii") as log:
-                log.write(f"{os.getpid()} {start} {time.time()}\n")
+                log.write(f"{os.getpid()} {start} {time.time()} {image.shape[0] * image.shape[1]}\n")
 
 
 ENGINE = TimedEngine()
