@@ -25,7 +25,6 @@ import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from digitize.config import Settings
