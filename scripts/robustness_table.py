@@ -3,7 +3,8 @@
     ROBUSTNESS_OUT=/tmp/robustness.jsonl .venv/bin/python -m pytest \\
         tests/test_bad_input.py tests/test_faults.py tests/test_pipeline_split.py tests/test_concurrency.py \\
         tests/test_security.py tests/test_formula_injection.py tests/test_verify_cli.py tests/test_api.py \\
-        tests/test_internal_errors.py tests/test_read_once.py tests/test_pkcs11.py tests/test_stamp_placement.py
+        tests/test_internal_errors.py tests/test_read_once.py tests/test_pkcs11.py tests/test_stamp_placement.py \\
+        tests/test_stacks.py
     .venv/bin/python scripts/robustness_table.py /tmp/robustness.jsonl > docs/robustness.md
 
 or ``scripts/robustness_table.py --run`` to do both (writes docs/robustness.md).
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 TESTS = ("tests/test_bad_input.py", "tests/test_faults.py", "tests/test_pipeline_split.py", "tests/test_concurrency.py",
          "tests/test_security.py", "tests/test_formula_injection.py", "tests/test_verify_cli.py", "tests/test_api.py",
          "tests/test_internal_errors.py", "tests/test_read_once.py", "tests/test_pkcs11.py",
-         "tests/test_stamp_placement.py")
+         "tests/test_stamp_placement.py", "tests/test_stacks.py")
 GROUPS = ("bad input", "faults", "concurrency", "security")
 
 

@@ -23,6 +23,7 @@ import pytest
 import sheetgen
 from envs import folder_archive_env
 from robustness_support import NOOP_OCR, REPO, SAMPLES
+from robustness_support import record as record_outcome
 from sheetgen import StackPage
 
 DPI = 200
@@ -191,7 +192,8 @@ def test_each_fault_has_its_reason_code_and_nothing_is_merged(shop: dict[str, An
              sheet(shop, "REG-0005", "skew"), doc(12),             # 4-5: a good document
              StackPage(foreign, "sheet", foreign_id, dpi=DPI), doc(13),  # 6-7: another office's sheet
              sheet(shop, "REG-0006", sheetgen.UNREADABLE), doc(14), doc(15),  # 8-10: codes destroyed
-             sheet(shop, "REG-0008", "bilevel"), doc(16)]          # 11-12: a good document
+             sheet(shop, "REG-0008", "bilevel"), doc(16),          # 11-12: a good document
+             sheet(shop, "REG-0004")]                              # 13: REG-0004 again, last, nothing behind it
     batch = stack_batch(shop, "stack-faults", pages, fmt="tiff")
     done = cli(shop, "process", str(batch), "--quiet", DIGITIZE_MOVE_DONE="true")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -199,14 +201,24 @@ def test_each_fault_has_its_reason_code_and_nothing_is_merged(shop: dict[str, An
     assert [(d.register_id, d.stack_first_page, d.stack_last_page, d.pages) for d in docs] == [
         ("REG-0005", 4, 5, 1), ("REG-0008", 11, 12, 1)], "the unreadable sheet's pages joined no document"
     events = [e.detail for e in shop["catalog"].batch_events("stack-faults") if e.outcome == "failure"]
-    expected = [("STACK_PAGES_BEFORE_SHEET", "pages 1:"), ("STACK_TWO_SHEETS", "pages 2-3:"),
-                ("STACK_UNKNOWN_SHEET", "pages 6-7:"), ("STACK_UNREADABLE_SHEET", "pages 8-10:")]
+    expected = [("STACK_PAGES_BEFORE_SHEET", "page 1:"), ("STACK_TWO_SHEETS", "pages 2-3:"),
+                ("STACK_UNKNOWN_SHEET", "pages 6-7:"), ("STACK_UNREADABLE_SHEET", "pages 8-10:"),
+                ("STACK_SHEET_AT_END", "page 13:")]
     for reason, pages_named in expected:
         assert any(f"[{reason}]" in e and pages_named in e for e in events), (reason, events)
         assert f"[{reason}]" in done.stdout
-    assert "resubmit" in " ".join(events), "each fault tells the officer what to do"
+    assert all("resubmit" in e for e in events), "each fault tells the officer what to do"
     assert "2 document(s) made" in done.stdout and "pages 8-10 [STACK_UNREADABLE_SHEET]" in done.stdout
     assert (batch / "stack.tif").is_file(), "a stack with refused parts stays in the inbox to be fixed"
+    cases = {"STACK_PAGES_BEFORE_SHEET": "stack: pages before its first cover sheet",
+             "STACK_TWO_SHEETS": "stack: a cover sheet followed by another (only a blank page between)",
+             "STACK_UNKNOWN_SHEET": "stack: another office's cover sheet",
+             "STACK_UNREADABLE_SHEET": "stack: a cover sheet whose codes are smudged away",
+             "STACK_SHEET_AT_END": "stack: a cover sheet as its last page"}
+    for reason, _ in expected:
+        detail = next(e for e in events if f"[{reason}]" in e).split(") ", 1)[-1]  # from "pages …:", no hash
+        record_outcome("bad input", cases[reason], "pages refused, not merged; stack kept in the inbox", reason,
+                       detail)
 
 
 def test_numbered_images_in_scanner_order_and_a_duplicate_named_by_its_code(shop: dict[str, Any]) -> None:
@@ -245,6 +257,9 @@ def test_a_stack_batch_without_a_unit_is_refused(shop: dict[str, Any]) -> None:
     done = cli(shop, "process", str(batch))
     assert done.returncode == 65 and "[STACK_NO_UNIT]" in done.stdout and "_UNIT" in done.stdout, done.stdout
     assert documents_of(shop, "stack-no-unit") == []
+    refused = next(line for line in done.stdout.splitlines() if "[STACK_NO_UNIT]" in line)
+    record_outcome("bad input", "stack batch without a scanning unit (_UNIT)",
+                   "batch refused (exit 65), nothing registered", "STACK_NO_UNIT", refused.split("] ", 1)[-1])
     unit = cli(shop, "process", str(batch), "--quiet", DIGITIZE_STACK_UNIT=UNIT)
     assert unit.returncode == 0 and [d.scanned_at for d in documents_of(shop, "stack-no-unit")] == [UNIT]
 

@@ -91,7 +91,7 @@ def test_the_run_summary_names_what_each_stack_gave(run: dict[str, Any]) -> None
     codes = sorted(d.code for d in run["catalog"].documents())
     assert (stack["name"], len(stack["sheets"]), sorted(stack["made"]), stack["left_out"]) == (
         "pile.pdf", 4, codes, [2])
-    assert stack["review"] == ["pages 7 [STACK_TWO_SHEETS]"]
+    assert stack["review"] == ["page 7 [STACK_TWO_SHEETS]"]
     first = next(d for d in run["catalog"].documents() if d.register_id == "REG-0001")
     assert summary["duplicate_items"] == [["stack-dag/pile.pdf#8-9", f"document {first.id} (batch stack-dag)"]], (
         "REG-0001's sheet a second time in the stack: a duplicate of the document its first sheet made")

@@ -10,7 +10,7 @@ from digitize.pipeline.parallel import largest_first, process_in_workers
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
 from digitize.pipeline.relink import relink_document
 from digitize.pipeline.stacks import FAULTS as STACK_FAULTS
-from digitize.pipeline.stacks import SplitBatch, StackReport, split_stack_batch, stack_summaries
+from digitize.pipeline.stacks import SplitBatch, StackReport, page_span, split_stack_batch, stack_summaries
 from digitize.pipeline.stages import (
     correct_document,
     finish_prepared,
@@ -37,6 +37,7 @@ __all__ = [
     "finish_prepared",
     "largest_first",
     "open_chunk",
+    "page_span",
     "preload",
     "prepare_document",
     "process_document",

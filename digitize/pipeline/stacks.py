@@ -260,13 +260,14 @@ def _faults(ctx: PipelineContext, parts: Sequence[_Part]) -> tuple[list[StackFau
         first, last = part.sheet_page or min([*part.content, *part.blanks]), part.last_page
         if not part.sheet_page:
             if part.content:
+                verb = "comes" if first == last else "come"
                 faults.append(_fault("STACK_PAGES_BEFORE_SHEET", first, last,
-                                     f"pages {_span(first, last)} come before the first cover sheet"))
+                                     f"{page_span(first, last)} {verb} before the first cover sheet"))
             continue
         if part.sheet_id is None:
             faults.append(_fault("STACK_UNREADABLE_SHEET", first, last,
-                                 f"page {first} looks like a cover sheet but its id cannot be read; pages "
-                                 f"{_span(first, last)} were kept apart"))
+                                 f"page {first} looks like a cover sheet but its id cannot be read; "
+                                 f"{page_span(first, last)} {'was' if first == last else 'were'} kept apart"))
             continue
         if not part.content:
             at_end = index == len(parts) - 1
@@ -278,7 +279,7 @@ def _faults(ctx: PipelineContext, parts: Sequence[_Part]) -> tuple[list[StackFau
         if row is None:
             faults.append(_fault("STACK_UNKNOWN_SHEET", first, last,
                                  f"cover sheet {part.sheet_id} on page {first} is not known to this catalog; "
-                                 f"pages {_span(first, last)} were kept apart"))
+                                 f"{page_span(first, last)} {'was' if first == last else 'were'} kept apart"))
             continue
         good.append((part, row))
     return faults, good
@@ -288,17 +289,18 @@ def _fault(reason: str, first: int, last: int, what: str) -> StackFault:
     return StackFault(reason, first, last, f"{what} — {FAULTS[reason]}")
 
 
-def _span(first: int, last: int) -> str:
-    return str(first) if first == last else f"{first}-{last}"
+def page_span(first: int, last: int) -> str:
+    """``page 7`` or ``pages 6-9``: how messages name a stack's pages."""
+    return f"page {first}" if first == last else f"pages {first}-{last}"
 
 
 def _record_faults(ctx: PipelineContext, batch_id: str, name: str, sha: str, faults: Sequence[StackFault]) -> None:
     for fault in faults:
         ctx.catalog.add_event(None, "stack_split", "failure", batch_id=batch_id,
-                              detail=f"[{fault.reason}] {name} (sha256 {sha[:12]}…) pages "
-                                     f"{_span(fault.first_page, fault.last_page)}: {fault.message}")
-        log.warning("stack %s of batch %s: [%s] pages %s", name, batch_id, fault.reason,
-                    _span(fault.first_page, fault.last_page))
+                              detail=f"[{fault.reason}] {name} (sha256 {sha[:12]}…) "
+                                     f"{page_span(fault.first_page, fault.last_page)}: {fault.message}")
+        log.warning("stack %s of batch %s: [%s] %s", name, batch_id, fault.reason,
+                    page_span(fault.first_page, fault.last_page))
 
 
 def _spec(batch_id: str, unit: str, name: str, sha: str, files: Sequence[tuple[str, Path, str]], part: _Part,
@@ -323,7 +325,7 @@ def _spec(batch_id: str, unit: str, name: str, sha: str, files: Sequence[tuple[s
 def _duplicate(ctx: PipelineContext, batch_id: str, name: str, part: _Part, existing: Any) -> Duplicate:
     key = f"{name}#{part.sheet_page}-{part.last_page}"
     ctx.catalog.add_event(existing.id, "duplicate_detection", "warning", batch_id=batch_id,
-                          detail=f"cover sheet {part.sheet_id} (pages {_span(part.sheet_page, part.last_page)} of "
+                          detail=f"cover sheet {part.sheet_id} ({page_span(part.sheet_page, part.last_page)} of "
                                  f"{name} in batch {batch_id}) names a row already digitized as "
                                  f"{existing.code or existing.id}; not processed again")
     return Duplicate(key, existing.id, existing.code, existing.batch_id)
@@ -354,15 +356,15 @@ def stack_summaries(catalog: Any, reports: Sequence[dict[str, Any]]) -> list[dic
     out = []
     for report in reports:
         made: list[str] = []
-        review = [f"pages {_span(*f['pages'])} [{f['reason']}]" for f in report["faults"]]
+        review = [f"{page_span(*f['pages'])} [{f['reason']}]" for f in report["faults"]]
         for document_id in report["documents"]:
             record = catalog.get_document(int(document_id))
-            pages = _span(record.stack_first_page or 0, record.stack_last_page or 0)
+            pages = page_span(record.stack_first_page or 0, record.stack_last_page or 0)
             if record.status == "ARCHIVED" and record.code:
                 made.append(record.code)
                 if record.needs_review:
-                    review.append(f"{record.code} (pages {pages}) flagged for review")
+                    review.append(f"{record.code} ({pages}) flagged for review")
             elif record.status == "QUARANTINED":
-                review.append(f"pages {pages} [{record.reason}] document {record.id} quarantined")
+                review.append(f"{pages} [{record.reason}] document {record.id} quarantined")
         out.append({**report, "made": made, "review": review})
     return out

@@ -58,7 +58,7 @@ def cmd_process(args: argparse.Namespace) -> int:
 
 def _process_stacks(ctx: PipelineContext, source: LocalBatch, start: float, args: argparse.Namespace) -> int:
     """``process`` of a stack batch: split at the cover sheets first (no OCR), then the documents as usual."""
-    from digitize.pipeline import split_stack_batch
+    from digitize.pipeline import page_span, split_stack_batch
 
     split = split_stack_batch(ctx, source)
     if split.refused is not None:
@@ -68,7 +68,7 @@ def _process_stacks(ctx: PipelineContext, source: LocalBatch, start: float, args
         print(f"stack {stack.name}: {stack.pages} page(s), {len(stack.sheets)} sheet(s), "
               f"{len(stack.documents)} document(s), {len(stack.faults)} fault(s), {len(stack.duplicates)} duplicate(s)")
         for fault in stack.faults:
-            print(f"  pages {fault.first_page}-{fault.last_page}: [{fault.reason}] {fault.message}")
+            print(f"  {page_span(fault.first_page, fault.last_page)}: [{fault.reason}] {fault.message}")
         for dup in stack.duplicates:
             print(f"  duplicate {dup.key}: already {dup.existing_code or 'registered'} (batch {dup.existing_batch})")
     return _run_documents(ctx, split.to_process, source, start, args, duplicates=split.duplicates,
