@@ -4,7 +4,8 @@ It works on the catalog and the archive the README's environment names (``.env``
 and the folder archive ``var/archive``), so what it archived stays there: afterwards ``show``,
 ``verify`` and ``search`` find the demo's documents, and ``make airflow`` shows them. It copies
 ``samples/batch`` into a new batch of ``var/demo/inbox`` (each run's copy stays, as an officer's
-batches do), runs the DAG with ``airflow dags test``, says what the run added (a second demo
+batches do), runs the DAG with ``airflow dags test`` (showing each task as it starts and what it prints;
+Airflow's own log goes to ``var/demo/airflow.log``), says what the run added (a second demo
 submits the same scans again: they are reported as duplicates of their codes), prints the coverage
 table and the quarantine, and copies the archived documents into ``demo-output/``.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 INBOX = ROOT / "var" / "demo" / "inbox"
 OUT = ROOT / "demo-output"
 PY = str(ROOT / ".venv" / "bin" / "python")
+AIRFLOW_LOG = ROOT / "var" / "demo" / "airflow.log"
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z? \[(\w+)\s*\] (.*)$")
+"""A line of Airflow's own log (structlog's console format): level, then the message."""
+TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
 
 
 def say(message: str) -> None:
@@ -38,6 +44,37 @@ def run(args: list[str], env: dict[str, str], *, quiet: bool = False) -> str:
             print(result.stdout)
         raise SystemExit(f"command failed ({result.returncode}): {' '.join(args[:4])} …")
     return result.stdout or ""
+
+
+def shown(line: str) -> str | None:
+    """What the demo shows of one line of ``airflow dags test``: each task as it starts, what the tasks print,
+    and Airflow's errors; ``None`` for the rest of Airflow's own log (about 140 lines a run)."""
+    found = LOG_LINE.match(line)
+    if found is None:
+        return line.rstrip("\n")  # a task's own output (progress, outcomes, summary) or a traceback's lines
+    level, message = found.groups()
+    if level in ("error", "critical"):
+        return line.rstrip("\n")
+    task = TASK_START.search(message)
+    if task is None:
+        return None
+    return f"  task {task[1]}" + (f" #{task[2]}" if task[2] != "-1" else "")
+
+
+def run_dag(args: list[str], env: dict[str, str]) -> None:
+    """``airflow dags test`` as it runs, without Airflow's own log (kept whole in :data:`AIRFLOW_LOG`)."""
+    AIRFLOW_LOG.parent.mkdir(parents=True, exist_ok=True)
+    quiet = {**env, "PYTHONWARNINGS": "ignore"}  # Airflow's deprecation and graphviz notices
+    with AIRFLOW_LOG.open("w", encoding="utf-8") as log, subprocess.Popen(
+            args, env=quiet, cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if (text := shown(line)) is not None:
+                print(text, flush=True)
+    if proc.returncode != 0:
+        print("".join(AIRFLOW_LOG.read_text(encoding="utf-8").splitlines(keepends=True)[-40:]))
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(args[:4])} … (whole log: {AIRFLOW_LOG})")
 
 
 def library(code: str, env: dict[str, str], *args: str) -> str:
@@ -57,9 +94,10 @@ def main() -> int:
     say(f"running the digitize_inbox DAG through Airflow over {batch.relative_to(ROOT)} "
         "(OCR takes a few seconds a page)")
     started = time.monotonic()
-    run([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "test", "digitize_inbox",
-         "--conf", json.dumps({"inbox": str(INBOX)})], env)
-    say(f"DAG run finished in {time.monotonic() - started:.0f} s")
+    run_dag([str(ROOT / ".venv" / "bin" / "airflow"), "dags", "test", "digitize_inbox",
+             "--conf", json.dumps({"inbox": str(INBOX)})], env)
+    say(f"DAG run finished in {time.monotonic() - started:.0f} s (Airflow's own log: "
+        f"{AIRFLOW_LOG.relative_to(ROOT)})")
     after = json.loads(library(_DOCUMENTS, env))
     _summary(before, after)
 
