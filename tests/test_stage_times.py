@@ -108,6 +108,18 @@ def test_process_with_workers_archives_every_document_once(tmp_path: Path, s3_se
     assert all(sum(e.event_type == "signature" for e in ctx.catalog.events(d.id)) == 1 for d in documents)
 
 
+def _process_with_timed_ocr(ctx: Any, batch: Path, log: Path) -> Path:
+    """``process --workers 2`` of a batch of 8 documents, each recognition logged (``tests/plugins/timed_ocr.py``)."""
+    done = subprocess.run([sys.executable, "-m", "digitize", "process", str(batch), "--quiet", "--workers", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **settings_env(ctx.settings), "PYTHONPATH": str(REPO),
+                               "DIGITIZE_PLUGINS": str(REPO / "tests" / "plugins" / "timed_ocr.py"),
+                               "DIGITIZE_TEST_OCR_LOG": str(log)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "archived: 8, quarantined: 0" in done.stdout, done.stdout
+    return log
+
+
 def test_workers_ocr_n_documents_at_a_time_while_others_are_finished(tmp_path: Path, s3_server: str,
                                                                       demo_pki: Any) -> None:
     """``--workers 2``: four processes take documents, but never more than two OCR at once (two Tesseracts
@@ -116,14 +128,7 @@ def test_workers_ocr_n_documents_at_a_time_while_others_are_finished(tmp_path: P
     names = [f"p{n}.png" for n in range(8)]
     batch = write_batch(tmp_path / "inbox", "b", {n: png(("GIẤY XÁC NHẬN", f"Số {i}/2024"))
                                                   for i, n in enumerate(names)}, [row(n) for n in names])
-    log = tmp_path / "ocr.log"
-    done = subprocess.run([sys.executable, "-m", "digitize", "process", str(batch), "--quiet", "--workers", "2"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **settings_env(ctx.settings), "PYTHONPATH": str(REPO),
-                               "DIGITIZE_PLUGINS": str(REPO / "tests" / "plugins" / "timed_ocr.py"),
-                               "DIGITIZE_TEST_OCR_LOG": str(log)})
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "archived: 8, quarantined: 0" in done.stdout, done.stdout
+    log = _process_with_timed_ocr(ctx, batch, tmp_path / "ocr.log")
     calls = [line.split() for line in log.read_text().splitlines()]
     assert len(calls) == 8
     assert len({pid for pid, *_ in calls}) >= 3  # more processes than OCR slots took documents
@@ -166,14 +171,7 @@ def test_workers_start_the_largest_document_first(tmp_path: Path, s3_server: str
     files = {f"p{n}.png": png(("GIẤY XÁC NHẬN", f"Số {n}/2024")) for n in range(7)}
     files["a4.png"] = png(("GIẤY XÁC NHẬN", "Số 8/2024"), width_in=8.27, height_in=11.69)
     batch = write_batch(tmp_path / "inbox", "b", files, [row(n) for n in files])
-    log = tmp_path / "ocr.log"
-    done = subprocess.run([sys.executable, "-m", "digitize", "process", str(batch), "--quiet", "--workers", "2"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **settings_env(ctx.settings), "PYTHONPATH": str(REPO),
-                               "DIGITIZE_PLUGINS": str(REPO / "tests" / "plugins" / "timed_ocr.py"),
-                               "DIGITIZE_TEST_OCR_LOG": str(log)})
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "archived: 8, quarantined: 0" in done.stdout, done.stdout
+    log = _process_with_timed_ocr(ctx, batch, tmp_path / "ocr.log")
     calls = sorted((float(start), int(pixels)) for _, start, _, pixels in
                    (line.split() for line in log.read_text().splitlines()))
     largest = max(pixels for _, pixels in calls)
