@@ -1,9 +1,11 @@
 """What handing documents to the workers largest first saves, on a batch that lists its biggest document last.
 
-    .venv/bin/python -m bench.ordering [--a4 12] [--dossier 6] [--rounds 2] [--out FILE]
+    .venv/bin/python -m bench.ordering [--corpus] [--a4 12] [--dossier 6] [--rounds 2] [--out FILE]
 
 The batch: ``--a4`` one-page A4 300 dpi full-text documents (``bench/pipeline.py``'s pages) and, last in
-the manifest as an office often lists it, one ``--dossier``-page bilevel TIFF dossier. Each round
+the manifest as an office often lists it, one ``--dossier``-page bilevel TIFF dossier (``--dossier 0``:
+none). ``--corpus`` puts the development corpus first, which with ``--dossier 0`` is ``bench/pipeline.py``'s
+own batch. Each round
 processes it twice with ``process_in_workers`` (2 OCR slots, as ``process --workers 2``): the documents
 in the manifest's order, then :func:`digitize.pipeline.largest_first`'s (the order of the two swaps
 every round), each time on a fresh SQLite catalog and bucket of the local S3 endpoint. It reports wall
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.corpus import DEFAULT_CORPUS
 from bench.pipeline import a4_page, make_batch, pipeline_env, start_s3
 
 
@@ -67,15 +70,17 @@ def one_run(batch: Path, env: dict[str, str], largest: bool) -> tuple[float, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--a4", type=int, default=12, help="one-page A4 documents")
-    parser.add_argument("--dossier", type=int, default=6, help="pages of the dossier listed last")
+    parser.add_argument("--dossier", type=int, default=6, help="pages of the dossier listed last (0: none)")
+    parser.add_argument("--corpus", action="store_true", help="the development corpus first (bench/pipeline.py's)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, help="append the results here (markdown)")
     args = parser.parse_args()
     for key in [k for k in os.environ if k.startswith("DIGITIZE_")]:  # e.g. a developer's .env
         del os.environ[key]
     work = Path(tempfile.mkdtemp(prefix="digitize-bench-ordering-"))
-    files, pages = make_batch(work / "inbox" / "bench-ordering", None, args.a4)
-    add_dossier(files[0].parent, args.dossier)
+    files, pages = make_batch(work / "inbox" / "bench-ordering", DEFAULT_CORPUS if args.corpus else None, args.a4)
+    if args.dossier:
+        add_dossier(files[0].parent, args.dossier)
     s3, url = start_s3(work)
     runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     rows = []
@@ -95,8 +100,9 @@ def main() -> None:
         f"### Largest first ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.ordering "
         f"{' '.join(sys.argv[1:])}`)", "",
         f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average {os.getloadavg()}",
-        f"- batch: {args.a4} one-page A4 documents, then a {args.dossier}-page G4 TIFF dossier "
-        f"({pages + args.dossier} pages)", "",
+        f"- batch: {'the development corpus, then ' if args.corpus else ''}{args.a4} one-page A4 documents"
+        + (f", then a {args.dossier}-page G4 TIFF dossier" if args.dossier else "")
+        + f" ({pages + args.dossier} pages)", "",
         "| round | order | wall s | CPU s | cores busy |", "|---|---|---|---|---|", *rows, "",
         f"Median wall time: **{median[False]:.1f} s in the manifest's order, {median[True]:.1f} s largest first** "
         f"({median[True] / median[False]:.2f}×).", ""])

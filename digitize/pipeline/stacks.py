@@ -260,14 +260,13 @@ def _faults(ctx: PipelineContext, parts: Sequence[_Part]) -> tuple[list[StackFau
         first, last = part.sheet_page or min([*part.content, *part.blanks]), part.last_page
         if not part.sheet_page:
             if part.content:
-                verb = "comes" if first == last else "come"
                 faults.append(_fault("STACK_PAGES_BEFORE_SHEET", first, last,
-                                     f"{page_span(first, last)} {verb} before the first cover sheet"))
+                                     f"{_pages_that(first, last, 'comes', 'come')} before the first cover sheet"))
             continue
         if part.sheet_id is None:
             faults.append(_fault("STACK_UNREADABLE_SHEET", first, last,
                                  f"page {first} looks like a cover sheet but its id cannot be read; "
-                                 f"{page_span(first, last)} {'was' if first == last else 'were'} kept apart"))
+                                 f"{_pages_that(first, last, 'was', 'were')} kept apart"))
             continue
         if not part.content:
             at_end = index == len(parts) - 1
@@ -279,7 +278,7 @@ def _faults(ctx: PipelineContext, parts: Sequence[_Part]) -> tuple[list[StackFau
         if row is None:
             faults.append(_fault("STACK_UNKNOWN_SHEET", first, last,
                                  f"cover sheet {part.sheet_id} on page {first} is not known to this catalog; "
-                                 f"{page_span(first, last)} {'was' if first == last else 'were'} kept apart"))
+                                 f"{_pages_that(first, last, 'was', 'were')} kept apart"))
             continue
         good.append((part, row))
     return faults, good
@@ -292,6 +291,11 @@ def _fault(reason: str, first: int, last: int, what: str) -> StackFault:
 def page_span(first: int, last: int) -> str:
     """``page 7`` or ``pages 6-9``: how messages name a stack's pages."""
     return f"page {first}" if first == last else f"pages {first}-{last}"
+
+
+def _pages_that(first: int, last: int, one: str, many: str) -> str:
+    """The pages with the verb that agrees: ``page 1 comes``, ``pages 1-3 come``."""
+    return f"{page_span(first, last)} {one if first == last else many}"
 
 
 def _record_faults(ctx: PipelineContext, batch_id: str, name: str, sha: str, faults: Sequence[StackFault]) -> None:
