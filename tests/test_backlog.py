@@ -174,6 +174,39 @@ def test_backlog_under_an_s3_prefix(backlog_env: dict[str, Any]) -> None:
             doc.files[0].name).read_bytes()
 
 
+def test_a_chunk_overlaps_its_documents_in_two_processes_per_ocr_slot(backlog_env: dict[str, Any],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """One chunk task of five documents from S3, holding one OCR slot: two forked processes take its
+    documents (one signs and archives while the other OCRs), never two Tesseracts at once. Each document
+    is archived and signed once, and the task returns its outcomes in the chunk's order."""
+    from digitize.archive.s3 import S3Archive, make_s3_client
+
+    local = make_tiny_batch(backlog_env["root"] / "to-upload" / "b-overlap", 5, start=300)
+    inbox = S3Archive(make_s3_client(backlog_env["s3"], credentials=("testing", "testing")), "backlog-inbox")
+    inbox.ensure_bucket()
+    for path in sorted(local.iterdir()):
+        inbox.put(f"overlap/b-overlap/{path.name}", path.read_bytes(), content_type="application/octet-stream")
+    log = backlog_env["root"] / "ocr-overlap.log"
+    monkeypatch.setenv("DIGITIZE_PLUGINS", str(REPO / "tests" / "plugins" / "timed_ocr.py"))
+    monkeypatch.setenv("DIGITIZE_TEST_OCR_LOG", str(log))
+    run = backlog_env["dag"].test(run_conf=_conf(source="s3://backlog-inbox/overlap/", chunk_size=5))
+    assert run.state == "success"
+    assert _summary(run)["archived"] == 5
+    calls = sorted((float(start), float(end), int(pid)) for pid, start, end, _ in
+                   (line.split() for line in log.read_text().splitlines()))
+    assert len(calls) == 5
+    assert len({pid for *_, pid in calls}) == 2 and os.getpid() not in {pid for *_, pid in calls}
+    assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(calls, calls[1:])), calls  # one slot
+    catalog = backlog_env["catalog"]
+    docs = sorted((d for d in catalog.documents() if d.batch_id == "b-overlap"), key=lambda d: d.id)
+    assert [d.status for d in docs] == ["ARCHIVED"] * 5
+    assert all(sum(e.event_type == "signature" for e in catalog.events(d.id)) == 1 for d in docs)
+    assert all(_workers(catalog)[d.id] == 1 for d in docs)
+    [task] = [t for t in run.get_task_instances() if t.task_id == "process_normal"]
+    assert [row["document_id"] for row in task.xcom_pull(task_ids="process_normal", map_indexes=0)] == \
+        [d.id for d in docs]
+
+
 def test_chunks_never_exceed_max_map_length() -> None:
     from digitize.pipeline import MAX_MAP_LENGTH, cut_chunks
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from digitize import __version__
 from digitize.intake import BatchSource, open_batch
 from digitize.pipeline.context import PipelineContext
+from digitize.pipeline.parallel import run_in_workers
 from digitize.pipeline.stages import PREPARED, finish_prepared, prepare_document, process_document
 from digitize.pipeline.summary import DocumentOutcome
 
@@ -73,20 +74,32 @@ def run_chunk(ctx: PipelineContext, items: Sequence[ChunkItem], stage: Literal["
               worker: str, on_done: OnDone | None = None) -> list[dict[str, Any]]:
     """Run one stage (``process``: every step; ``prepare``: up to the signature) over the chunk's documents.
 
+    The task holds ``ctx.settings.ocr_jobs`` OCR slots; its documents run as ``process --workers`` runs
+    them (:func:`run_in_workers`): two processes per slot, so a document's signature, archiving and
+    catalog waits overlap the next one's Tesseract instead of idling the slot's core. A lone document
+    runs here, its pages on every slot. Outcomes come back in the chunk's order.
+
     A document failure quarantines that document and the chunk goes on; a transient or configuration
     error propagates, so the task is retried or the run stops.
     """
     run_document = process_document if stage == "process" else prepare_document
     tag = "" if stage == "process" else f" ({stage})"
-    outcomes = []
-    for source, document_id in items:
-        outcome = run_document(ctx, document_id, source)
+    outcomes: dict[int, dict[str, Any]] = {}
+
+    def done(outcome: DocumentOutcome) -> None:
         if outcome.status != "SKIPPED":
-            _record_worker(ctx, document_id, worker + tag)
+            _record_worker(ctx, outcome.document_id, worker + tag)
         if on_done is not None:
             on_done(outcome)
-        outcomes.append(outcome.as_dict())
-    return outcomes
+        outcomes[outcome.document_id] = outcome.as_dict()
+
+    if len(items) > 1:
+        run_in_workers(ctx, [(run_document, document_id, source) for source, document_id in items],
+                       ctx.settings.ocr_jobs, on_done=done)
+    else:
+        for source, document_id in items:
+            done(run_document(ctx, document_id, source))
+    return [outcomes[document_id] for _, document_id in items]
 
 
 def finish_chunk(ctx: PipelineContext, items: Sequence[ChunkItem], prepared: Sequence[dict[str, Any]], *,

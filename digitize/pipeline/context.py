@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -74,6 +75,13 @@ class PipelineContext:
         self.settings = settings or load_settings()
         self._archive = archive
         self._ocr_slots = ocr_slots
+
+    def for_worker(self, ocr_slots: Slots) -> PipelineContext:
+        """A forked worker's context (:mod:`digitize.pipeline.parallel`): these settings with one Tesseract,
+        the run's shared OCR slots, and this context's archive if it was given one (e.g. built from
+        Airflow's S3 connection), which the worker uses as its own copy."""
+        return PipelineContext(dataclasses.replace(self.settings, ocr_jobs=1), archive=self._archive,
+                               ocr_slots=ocr_slots)
 
     @contextmanager
     def ocr_slot(self) -> Iterator[None]:

@@ -1,27 +1,27 @@
-"""Several documents at a time, each in its own process: how ``process --workers N`` keeps N cores busy.
+"""Several documents at a time, each in its own process: how ``process --workers`` and chunk tasks keep cores busy.
 
 One document at a time with page threads leaves cores idle on one-page documents and between
-pages (signing, archiving, catalog work run on one core while Tesseract waits). Airflow already runs
-one chunk task per core, each with one Tesseract; this gives the CLI the same shape. The parent
+pages (signing, archiving, catalog work run on one core while Tesseract waits). The parent
 imports and warms up what documents need (:func:`preload`, made to be forked: it opens no
 connection and starts no thread), then forks the workers, so that cost is paid once, not once per
-worker (~3 s of CPU each when spawned). Each worker builds its own :class:`PipelineContext` (the
-parent's catalog engine is forgotten by forked children) and takes documents one by one with
-``DIGITIZE_OCR_JOBS=1``.
+worker (~3 s of CPU each when spawned). Each worker gets its own :class:`PipelineContext`
+(:meth:`PipelineContext.for_worker`: the parent's catalog engine is forgotten by forked children)
+and takes documents one by one with one Tesseract.
 
 There are two processes per OCR slot: ``workers`` documents are OCR'd at a time while up to as many
 others are signed, archived and catalogued, so those stages' waits (fsync, S3, the catalog's write
 turn) overlap another document's Tesseract instead of idling its core. Memory stays bounded: at most
 ``2 × workers`` documents are in flight, ``workers`` of them in OCR, each with its pages in a window.
 
-Callers hand the documents over largest first (:func:`largest_first`), so that the run does not end
-on one busy core finishing a big document started last.
+The CLI hands the documents over largest first (:func:`largest_first`), so that the run does not end
+on one busy core finishing a big document started last. A chunk task keeps its chunk's order: its
+originals may be in S3, where their headers cannot be read without fetching them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -40,37 +40,52 @@ if TYPE_CHECKING:
 PROCESSES_PER_SLOT = 2
 """Documents in flight per OCR slot: one in OCR, one in the stages after it."""
 
+DocumentStep = Callable[[PipelineContext, int, Path | BatchSource], DocumentOutcome]
+"""What a worker does with one document: :func:`process_document`, or a chunk's ``prepare_document``."""
+
+Job = tuple[DocumentStep, int, Path | BatchSource]
+"""One document to run: the step, its catalog id, and the batch its originals are read from."""
+
 _worker: list[PipelineContext] = []
+_jobs: list[Job] = []
 
 
-def _start_worker(settings: Settings, ocr_slots: Slots) -> None:
-    _worker.append(PipelineContext(settings, ocr_slots=ocr_slots))
+def _start_worker(ctx: PipelineContext, ocr_slots: Slots, jobs: Sequence[Job]) -> None:
+    """A forked worker's set-up. The jobs come with the fork, not through a pipe: an S3 batch holds a client,
+    which does not pickle. SIGTERM kills the worker outright: Airflow ends a task by signalling its
+    process group, and the handler the task runner installed would fail the document in hand instead
+    (its lease expires and the next run takes it up)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker.append(ctx.for_worker(ocr_slots))
+    _jobs.extend(jobs)
 
 
-def _run(document_id: int, batch_root: Path | BatchSource) -> DocumentOutcome:
-    return process_document(_worker[0], document_id, batch_root)
+def _run(index: int) -> DocumentOutcome:
+    step, document_id, source = _jobs[index]
+    return step(_worker[0], document_id, source)
 
 
-def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_root: Path | BatchSource, workers: int,
-                       on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
-    """Process documents with ``workers`` Tesseracts at a time, in twice as many processes (one Tesseract each).
+def run_in_workers(ctx: PipelineContext, jobs: Sequence[Job], workers: int,
+                   on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
+    """Run jobs with ``workers`` Tesseracts at a time, in twice as many processes (one Tesseract each).
 
-    Outcomes come in the order documents finish. A transient or configuration error in a worker stops
-    the run as it does in one process: documents not started stay RECEIVED for the next run.
+    ``ctx`` is forked into every worker (:meth:`PipelineContext.for_worker`), so its archive must not
+    have been used yet (a used S3 client's open connections would be shared). Outcomes come in the
+    order documents finish. A transient or configuration error in a worker stops the run as it does in
+    one process: documents not started stay as they were for the next run.
     """
-    one_each = dataclasses.replace(settings, ocr_jobs=1)
     outcomes: list[DocumentOutcome] = []
     preload()
     fork = multiprocessing.get_context("fork")
-    in_flight = min(PROCESSES_PER_SLOT * workers, len(document_ids))
+    in_flight = min(PROCESSES_PER_SLOT * workers, len(jobs))
     with ProcessPoolExecutor(max_workers=max(1, in_flight), mp_context=fork, initializer=_start_worker,
-                             initargs=(one_each, fork.BoundedSemaphore(workers))) as pool:
-        todo = list(document_ids)[::-1]
+                             initargs=(ctx, fork.BoundedSemaphore(workers), jobs)) as pool:
+        todo = list(range(len(jobs)))[::-1]
         running: set[Future[DocumentOutcome]] = set()
         try:
             while todo or running:
                 while todo and len(running) < in_flight:
-                    running.add(pool.submit(_run, todo.pop(), batch_root))
+                    running.add(pool.submit(_run, todo.pop()))
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     outcome = future.result()
@@ -81,6 +96,13 @@ def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_ro
             for future in running:
                 future.cancel()
     return outcomes
+
+
+def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_root: Path | BatchSource, workers: int,
+                       on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
+    """``process --workers``: :func:`run_in_workers` over one batch, each worker opening its own archive."""
+    jobs: list[Job] = [(process_document, document_id, batch_root) for document_id in document_ids]
+    return run_in_workers(PipelineContext(settings), jobs, workers, on_done)
 
 
 def largest_first(catalog: Catalog, batch_id: str, document_ids: Sequence[int], batch_root: Path) -> list[int]:
