@@ -1,7 +1,7 @@
 """What Airflow adds to the library's own speed, in the same session on the same machine.
 
-(a) the library alone: register, then one process per core each taking documents one by one
-    (``DIGITIZE_OCR_JOBS=1``: one Tesseract per process), no Airflow at all;
+(a) the library alone: register, then ``process_in_workers`` with one OCR slot per core, as
+    ``process --workers <cores>`` runs (two forked processes per slot, one Tesseract each), no Airflow;
 (b) digitize_backlog on LocalExecutor (real scheduler, dag-processor, api-server; scripts/cluster.sh
     with ``CLUSTER_EXECUTOR=LocalExecutor``);
 (c) digitize_backlog on the Celery profile (scripts/cluster.sh: Redis, two workers).
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import platform
 import shutil
@@ -139,21 +138,25 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 ROLES = (("task supervisors", ("worker -- LocalExecutor",), False), ("Celery workers", ("celery",), False),
          ("tasks", ("airflow worker -- ",), True), ("scheduler", ("airflow scheduler",), False),
          ("dag-processor", ("dag-processor",), False), ("api-server", ("api-server", "api_server"), False),
-         ("triggerer", ("triggerer",), False), ("library processes", ("multiprocessing.spawn",), True),
+         ("triggerer", ("triggerer",), False), ("library processes", (Path(__file__).name,), True),
          ("S3 endpoint", ("digitize.dev.s3server",), False), ("PostgreSQL", ("postgres",), False),
          ("Redis", ("redis-server",), False))
 WORKER_ROLES = ("tasks", "task supervisors", "Celery workers", "library processes")
 """What runs on a worker machine in the deployment guide's layout (the rest is the control machine's)."""
 
 
-def _minor_faults(pid: int, children: bool) -> int:
-    """Minor page faults of the process (and of its finished children), from /proc: psutil has no field for it."""
+def _minor_faults(pid: int) -> tuple[int, int]:
+    """Minor page faults of the process and of its finished children, from /proc: psutil has no field for it."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
-        return 0
-    return int(fields[7]) + (int(fields[8]) if children else 0)  # minflt, cminflt (fields 10 and 11 of stat(5))
+        return 0, 0
+    return int(fields[7]), int(fields[8])  # minflt, cminflt (fields 10 and 11 of stat(5))
+
+
+Sample = tuple[float, float, int, int]
+"""A process's CPU, its finished children's CPU, its minor page faults, its children's."""
 
 
 class CpuByRole:
@@ -168,6 +171,10 @@ class CpuByRole:
         self.cluster_dir = cluster_dir  # PostgreSQL: only this cluster's server (its backends' parent names it)
         self.seconds: dict[str, float] = {}
         self.faults: dict[str, int] = {}  # minor page faults, same accounting as the CPU
+        self._first: dict[tuple[int, float], Sample] = {}
+        self._last: dict[tuple[int, float], Sample] = {}
+        self._role: dict[tuple[int, float], tuple[str, bool]] = {}
+        self._parents: set[int] = set()  # of the processes sampled: their parents
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -179,32 +186,46 @@ class CpuByRole:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._total()
 
     def _sample(self) -> None:
         import psutil
 
-        seen: dict[tuple[int, float], tuple[float, int]] = {}
+        own = os.getpid()  # this script: its sampler and the commands it waits for are no role's
         while True:
             for proc in psutil.process_iter():
                 try:
                     created, cmd, times = proc.create_time(), " ".join(proc.cmdline()), proc.cpu_times()
+                    ppid = proc.ppid()
                 except psutil.Error:
                     continue
                 found = next(((name, kids) for name, keys, kids in ROLES if any(k in cmd for k in keys)), None)
-                if found is None:
+                if found is None or proc.pid == own:
                     continue
                 role, kids = found
                 if role == "PostgreSQL" and not self._ours(proc, cmd):
                     continue
                 key = (proc.pid, created)
-                used = times.user + times.system + (times.children_user + times.children_system if kids else 0.0)
-                faults = _minor_faults(proc.pid, kids)
-                before, faults_before = seen.get(key, (0.0, 0) if created >= self._since else (used, faults))
-                self.seconds[role] = self.seconds.get(role, 0.0) + used - before
-                self.faults[role] = self.faults.get(role, 0) + faults - faults_before
-                seen[key] = (used, faults)
+                now = (times.user + times.system, times.children_user + times.children_system,
+                       *_minor_faults(proc.pid))
+                self._first.setdefault(key, (0.0, 0.0, 0, 0) if created >= self._since else now)
+                self._last[key] = now
+                self._role[key] = (role, kids)
+                self._parents.add(ppid)
             if self._stop.wait(0.5):
                 return
+
+    def _total(self) -> None:
+        """Each role's CPU and faults between the first and last sample of its processes. A role's children count
+        (Tesseract) unless they were sampled themselves: a chunk task's forked workers are tasks too, and their
+        CPU would reach the task's children's times a second time when they end."""
+        for key, (role, kids) in self._role.items():
+            first, last = self._first[key], self._last[key]
+            with_children = kids and key[0] not in self._parents
+            used = last[0] - first[0] + (last[1] - first[1] if with_children else 0.0)
+            faults = last[2] - first[2] + (last[3] - first[3] if with_children else 0)
+            self.seconds[role] = self.seconds.get(role, 0.0) + used
+            self.faults[role] = self.faults.get(role, 0) + faults
 
     def _ours(self, proc: Any, cmd: str) -> bool:
         import psutil
@@ -297,26 +318,10 @@ def _archived(env: dict[str, str], batch_id: str) -> int:
     return len(Catalog(env["DIGITIZE_CATALOG_URL"]).documents(batch_id=batch_id, status="ARCHIVED"))
 
 
-_CTX: Any = None
-
-
-def _init_worker() -> None:
-    global _CTX
-    from digitize.pipeline.stages import PipelineContext
-
-    _CTX = PipelineContext()
-
-
-def _process(args: tuple[int, str]) -> tuple[str, int]:
-    from digitize.intake.inbox import LocalBatch
-    from digitize.pipeline.stages import process_document
-
-    outcome = process_document(_CTX, args[0], LocalBatch(Path(args[1])))
-    return outcome.status, outcome.pages
-
-
 def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, Any]:
-    """Register then process with one process per core; catalog in its own PostgreSQL database."""
+    """Register, then process as ``process --workers <cores>`` does (:func:`digitize.pipeline.process_in_workers`:
+    two forked processes per core, one Tesseract per core at a time), as a chunk task does with its slots;
+    catalog in its own PostgreSQL database."""
     import psycopg
 
     base = env["DIGITIZE_CATALOG_URL"].rsplit("/", 1)[0]
@@ -329,7 +334,7 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
                        "DIGITIZE_OCR_JOBS": "1"})
     from digitize.catalog.store import Catalog
     from digitize.intake.manifest import read_manifest
-    from digitize.pipeline import PipelineContext, register_batch
+    from digitize.pipeline import PipelineContext, process_in_workers, register_batch
 
     ctx = PipelineContext()
     ctx.catalog.upgrade()
@@ -338,8 +343,8 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
     start = time.perf_counter()  # like the Airflow runs: from registration to the last document
     with CpuByRole(env["CLUSTER_DIR"]) as cpu:
         registered = register_batch(ctx.catalog, read_manifest(batch))
-        with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1, initializer=_init_worker) as pool:
-            results = list(pool.imap_unordered(_process, [(i, str(batch)) for i in registered.to_process]))
+        outcomes = process_in_workers(ctx.settings, registered.to_process, batch, os.cpu_count() or 1)
+    results = [(outcome.status, outcome.pages) for outcome in outcomes]
     seconds = time.perf_counter() - start
     Catalog(os.environ["DIGITIZE_CATALOG_URL"]).documents()
     return {"wall_seconds": seconds, "archived": sum(s == "ARCHIVED" for s, _ in results),
