@@ -399,6 +399,10 @@ def main() -> None:
     parser.add_argument("--skip-ocr", action="store_true", help="only the synthetic part")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds of (library, LocalExecutor, library) then (library, Celery, library)")
+    parser.add_argument("--executors", default="LocalExecutor,CeleryExecutor", help="the Airflow ways of a round")
+    parser.add_argument("--ocr-jobs", type=int, default=1,
+                        help="DIGITIZE_OCR_JOBS of the Airflow ways: a chunk task's OCR slots (the default "
+                             "deployment's is the cores: one chunk task at a time per 2-core worker)")
     args = parser.parse_args()
 
     from digitize.signing.pki import create_demo_pki
@@ -408,7 +412,7 @@ def main() -> None:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITIZE_", "AIRFLOW"))}
     base_env.update({"DIGITIZE_SIGNING_PKCS12": str(pki.pkcs12), "DIGITIZE_SIGNING_PASSPHRASE": pki.passphrase,
                      "DIGITIZE_TRUST_ROOTS": str(pki.root_cert), "DIGITIZE_SIGNING_STAMP": "false",
-                     "DIGITIZE_OCR_JOBS": "1", "OMP_THREAD_LIMIT": "1", "CLUSTER_SEED": "1",
+                     "DIGITIZE_OCR_JOBS": str(args.ocr_jobs), "OMP_THREAD_LIMIT": "1", "CLUSTER_SEED": "1",
                      "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                      "AWS_DEFAULT_REGION": "us-east-1",
                      "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -423,6 +427,8 @@ def main() -> None:
         for number in range(1, args.rounds + 1):
             for executor, way, name in (("LocalExecutor", "(b)", "LocalExecutor"),
                                         ("CeleryExecutor", "(c)", "Celery, 2 workers")):
+                if executor not in args.executors.split(","):
+                    continue
                 print(f"round {number}, {name}: library, Airflow, library", flush=True)
                 with cluster(executor, base_env) as env:
                     table, line, ratio = bracketed_way(way, name, env, batch, args, f"{number}_{executor[:5].lower()}")

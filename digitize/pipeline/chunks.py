@@ -1,4 +1,4 @@
-"""The chunk runner both DAGs call: a chunk is a few documents that one task takes through a stage in turn.
+"""The chunk runner both DAGs call: a chunk is a few documents that one task takes through a stage.
 
 A DAG cuts its documents into chunks (:func:`cut_chunks`) and maps one task over them; each task
 opens its chunk's batches (:func:`open_chunk`) and runs them (:func:`run_chunk`). With a signing
