@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -196,7 +197,7 @@ def test_a_chunk_overlaps_its_documents_in_two_processes_per_ocr_slot(backlog_en
                    (line.split() for line in log.read_text().splitlines()))
     assert len(calls) == 5
     assert len({pid for *_, pid in calls}) == 2 and os.getpid() not in {pid for *_, pid in calls}
-    assert all(end <= next_start for (_, end, _), (next_start, _, _) in zip(calls, calls[1:])), calls  # one slot
+    assert all(end <= next_start for (_, end, _), (next_start, _, _) in itertools.pairwise(calls)), calls  # one slot
     catalog = backlog_env["catalog"]
     docs = sorted((d for d in catalog.documents() if d.batch_id == "b-overlap"), key=lambda d: d.id)
     assert [d.status for d in docs] == ["ARCHIVED"] * 5

@@ -134,7 +134,8 @@ def run_backlog(cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactor
     inbox.ensure_bucket()
     for path in sorted(local.iterdir()):
         inbox.put(f"backlog/cluster-b1/{path.name}", path.read_bytes(), content_type="application/octet-stream")
-    conf = {"source": "s3://inbox/backlog/", "chunk_size": 1, "priority": "high"}
+    # Chunks of two: each Celery task forks its document workers (a daemonic process's children).
+    conf = {"source": "s3://inbox/backlog/", "chunk_size": 2, "priority": "high"}
     started = time.monotonic()
     _start(env, "cluster-test", conf)
     state = ""

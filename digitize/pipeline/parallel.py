@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,28 @@ def _run(index: int) -> DocumentOutcome:
     return step(_worker[0], document_id, source)
 
 
+@contextmanager
+def _allowed_children() -> Iterator[None]:
+    """Let this process start workers even when marked daemonic, as a Celery task's process is.
+
+    Celery's prefork pool marks its processes daemonic and Airflow forks each task from one, so
+    ``multiprocessing`` would refuse: "daemonic processes are not allowed to have children". The rule
+    keeps a daemon's children from outliving it. Here they do not: Airflow signals a task's whole
+    process group, the workers die on SIGTERM (:func:`_start_worker`), and the pool is shut down and
+    joined before this returns. The flag is ``multiprocessing``'s own (``_config``), put back after.
+    """
+    config: dict[str, object] = getattr(multiprocessing.current_process(), "_config")  # noqa: B009
+    daemon = config.get("daemon")
+    config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemon is None:
+            config.pop("daemon", None)
+        else:
+            config["daemon"] = daemon
+
+
 def run_in_workers(ctx: PipelineContext, jobs: Sequence[Job], workers: int,
                    on_done: Callable[[DocumentOutcome], None] | None = None) -> list[DocumentOutcome]:
     """Run jobs with ``workers`` Tesseracts at a time, in twice as many processes (one Tesseract each).
@@ -78,8 +101,9 @@ def run_in_workers(ctx: PipelineContext, jobs: Sequence[Job], workers: int,
     preload()
     fork = multiprocessing.get_context("fork")
     in_flight = min(PROCESSES_PER_SLOT * workers, len(jobs))
-    with ProcessPoolExecutor(max_workers=max(1, in_flight), mp_context=fork, initializer=_start_worker,
-                             initargs=(ctx, fork.BoundedSemaphore(workers), jobs)) as pool:
+    with _allowed_children(), ProcessPoolExecutor(max_workers=max(1, in_flight), mp_context=fork,
+                                                  initializer=_start_worker,
+                                                  initargs=(ctx, fork.BoundedSemaphore(workers), jobs)) as pool:
         todo = list(range(len(jobs)))[::-1]
         running: set[Future[DocumentOutcome]] = set()
         try:
