@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,18 @@ def test_threads_of_one_process_race_too(tmp_path: Path, s3_server: str, demo_pk
     record("concurrency", "2 threads of one process over one batch", "ARCHIVED ×6, SKIPPED ×6")
 
 
+def _copy_live_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database in use through SQLite's backup API, not as a file.
+
+    A file copy would miss what is still in the WAL, and closing its file descriptor would drop the POSIX locks
+    this process's own connections hold on the database (this test process keeps Airflow's pooled connections
+    open). The next process to close the database would then think itself the last user, checkpoint and
+    delete the WAL under those connections, and a later test would read "database disk image is malformed".
+    """
+    with closing(sqlite3.connect(source)) as live, closing(sqlite3.connect(target)) as copy:
+        live.backup(copy)
+
+
 def test_two_dag_runs_and_a_cli_run_over_overlapping_batches(tmp_path: Path, s3_server: str, demo_pki: Any,
                                                              airflow_db: Path) -> None:
     """Two ``dag.test()`` processes and ``python -m digitize process`` at once over the same batch folder."""
@@ -147,7 +160,7 @@ def test_two_dag_runs_and_a_cli_run_over_overlapping_batches(tmp_path: Path, s3_
     procs = []
     for n in range(2):
         own = tmp_path / f"airflow-{n}.db"
-        shutil.copy(airflow_db / "airflow.db", own)
+        _copy_live_sqlite(airflow_db / "airflow.db", own)
         procs.append(subprocess.Popen(
             [sys.executable, "-c", dag_script, str(inbox), str(n)], cwd=REPO, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env={**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{own}"}))
