@@ -11,6 +11,8 @@ processes (Tesseract, qpdf) reaped meanwhile (``RUSAGE_CHILDREN``). Children's C
 to the stage that ends first after they exit, so totals are exact; the split between stages is exact
 when a process runs one page at a time (``DIGITIZE_OCR_JOBS=1``, as Airflow's chunk tasks and
 ``process --workers`` do), and with page threads two concurrent pages may swap their Tesseract CPU.
+Threads a library starts for itself are not counted: ``process --workers`` and chunk tasks run OpenCV
+without its thread pool for that reason (:mod:`digitize.pipeline.parallel`).
 """
 
 from __future__ import annotations

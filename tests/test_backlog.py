@@ -193,9 +193,10 @@ def test_a_chunk_overlaps_its_documents_in_two_processes_per_ocr_slot(backlog_en
     run = backlog_env["dag"].test(run_conf=_conf(source="s3://backlog-inbox/overlap/", chunk_size=5))
     assert run.state == "success"
     assert _summary(run)["archived"] == 5
-    calls = sorted((float(start), float(end), int(pid)) for pid, start, end, _ in
-                   (line.split() for line in log.read_text().splitlines()))
+    lines = [line.split() for line in log.read_text().splitlines()]
+    calls = sorted((float(start), float(end), int(pid)) for pid, start, end, *_ in lines)
     assert len(calls) == 5
+    assert {threads for *_, threads in lines} == {"1"}  # no OpenCV thread pool in the chunk's workers
     assert len({pid for *_, pid in calls}) == 2 and os.getpid() not in {pid for *_, pid in calls}
     assert all(end <= next_start for (_, end, _), (next_start, _, _) in itertools.pairwise(calls)), calls  # one slot
     catalog = backlog_env["catalog"]

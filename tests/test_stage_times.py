@@ -132,12 +132,13 @@ def test_workers_ocr_n_documents_at_a_time_while_others_are_finished(tmp_path: P
     calls = [line.split() for line in log.read_text().splitlines()]
     assert len(calls) == 8
     assert len({pid for pid, *_ in calls}) >= 3  # more processes than OCR slots took documents
-    edges = sorted([(float(start), 1) for _, start, *_ in calls] + [(float(end), -1) for _, _, end, _ in calls])
+    edges = sorted([(float(start), 1) for _, start, *_ in calls] + [(float(end), -1) for _, _, end, *_ in calls])
     running = peak = 0
     for _, step in edges:  # an end at the same instant as a start comes first
         running += step
         peak = max(peak, running)
     assert peak <= 2, calls
+    assert {threads for *_, threads in calls} == {"1"}  # the cores are the documents': no OpenCV thread pool
     documents = ctx.catalog.documents()
     assert all(sum(e.event_type == "signature" for e in ctx.catalog.events(d.id)) == 1 for d in documents)
 
@@ -172,7 +173,7 @@ def test_workers_start_the_largest_document_first(tmp_path: Path, s3_server: str
     files["a4.png"] = png(("GIẤY XÁC NHẬN", "Số 8/2024"), width_in=8.27, height_in=11.69)
     batch = write_batch(tmp_path / "inbox", "b", files, [row(n) for n in files])
     log = _process_with_timed_ocr(ctx, batch, tmp_path / "ocr.log")
-    calls = sorted((float(start), int(pixels)) for _, start, _, pixels in
+    calls = sorted((float(start), int(pixels)) for _, start, _, pixels, _ in
                    (line.split() for line in log.read_text().splitlines()))
     largest = max(pixels for _, pixels in calls)
     assert [pixels for _, pixels in calls].index(largest) < 4, calls

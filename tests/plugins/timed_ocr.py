@@ -1,8 +1,8 @@
 """Tesseract, with each recognition's process and interval appended to ``DIGITIZE_TEST_OCR_LOG``.
 
 For tests of how many documents a run OCRs at a time, and in which order (``process --workers``): one
-line per page, ``pid start end pixels`` (``time.time()``; the page's width × height), written with a
-single append so processes do not interleave.
+line per page, ``pid start end pixels cv_threads`` (``time.time()``; the page's width × height; OpenCV's
+thread count in that process), written with a single append so processes do not interleave.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from digitize.ocr.recognize import OcrText, TesseractEngine
@@ -28,7 +29,8 @@ class TimedEngine(TesseractEngine):
                                      work_dir=work_dir)
         finally:
             with open(os.environ["DIGITIZE_TEST_OCR_LOG"], "a", encoding="ascii") as log:
-                log.write(f"{os.getpid()} {start} {time.time()} {image.shape[0] * image.shape[1]}\n")
+                pixels = image.shape[0] * image.shape[1]
+                log.write(f"{os.getpid()} {start} {time.time()} {pixels} {cv2.getNumThreads()}\n")
 
 
 ENGINE = TimedEngine()
