@@ -55,16 +55,8 @@ def _start_worker(ctx: PipelineContext, ocr_slots: Slots, jobs: Sequence[Job]) -
     """A forked worker's set-up. The jobs come with the fork, not through a pipe: an S3 batch holds a client,
     which does not pickle. SIGTERM kills the worker outright: Airflow ends a task by signalling its
     process group, and the handler the task runner installed would fail the document in hand instead
-    (its lease expires and the next run takes it up).
-
-    OpenCV runs single-threaded here: the cores are kept busy by the documents, and the threads of its own
-    pool would hide their CPU from the stage clock, which reads the calling thread's (clean-up showed ~30 %
-    less CPU than it used). The process tree's CPU and the run's wall time were the same both ways
-    (three runs each of ``bench/pipeline.py``'s 25 pages, 4 Dec)."""
-    import cv2
-
+    (its lease expires and the next run takes it up)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    cv2.setNumThreads(1)
     _worker.append(ctx.for_worker(ocr_slots))
     _jobs.extend(jobs)
 
@@ -72,6 +64,27 @@ def _start_worker(ctx: PipelineContext, ocr_slots: Slots, jobs: Sequence[Job]) -
 def _run(index: int) -> DocumentOutcome:
     step, document_id, source = _jobs[index]
     return step(_worker[0], document_id, source)
+
+
+@contextmanager
+def _single_threaded_opencv() -> Iterator[None]:
+    """Fork the workers with OpenCV set to one thread, and give this process its own setting back afterwards.
+
+    The cores are kept busy by the documents, and the threads of OpenCV's own pool would hide their CPU from
+    the stage clock, which reads the calling thread's (clean-up showed ~30 % less CPU than it used); the
+    process tree's CPU and the run's wall time were the same both ways (three runs each of
+    ``bench/pipeline.py``'s 25 pages, 4 Dec). It is set here, before the fork: a forked child that changes
+    it waits forever for pool threads its parent started, which it does not have (an Airflow task that
+    split a stack before its chunk hung so).
+    """
+    import cv2
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(threads)
 
 
 @contextmanager
@@ -109,9 +122,9 @@ def run_in_workers(ctx: PipelineContext, jobs: Sequence[Job], workers: int,
     preload()
     fork = multiprocessing.get_context("fork")
     in_flight = min(PROCESSES_PER_SLOT * workers, len(jobs))
-    with _allowed_children(), ProcessPoolExecutor(max_workers=max(1, in_flight), mp_context=fork,
-                                                  initializer=_start_worker,
-                                                  initargs=(ctx, fork.BoundedSemaphore(workers), jobs)) as pool:
+    with _single_threaded_opencv(), _allowed_children(), ProcessPoolExecutor(
+            max_workers=max(1, in_flight), mp_context=fork, initializer=_start_worker,
+            initargs=(ctx, fork.BoundedSemaphore(workers), jobs)) as pool:
         todo = list(range(len(jobs)))[::-1]
         running: set[Future[DocumentOutcome]] = set()
         try:
