@@ -195,8 +195,9 @@ def digitize_backlog() -> None:
     @task(trigger_rule="all_done")
     def summarize(planned: dict[str, Any], low: Any = None, normal: Any = None, high: Any = None) -> dict[str, Any]:
         """The per-run summary IT operators read: counts, reasons, pace, slowest stage, time to finish."""
-        from digitize_airflow import publish_summary, run_summary
+        from digitize_airflow import fail_without_plan, publish_summary, run_summary
 
+        fail_without_plan(planned)
         meta = planned["meta"]
         summary = run_summary([low, normal, high], planned["chunks"], _chunk_pairs, duplicates=meta["duplicates"],
                               rejected_rows=meta["rejected"], remaining=meta["remaining"],

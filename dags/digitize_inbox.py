@@ -130,7 +130,8 @@ def _split(registered: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
                                    "stacks with cover sheets)."),
         # Optional: null, so the UI's form does not mark it required and Trigger works with the defaults.
         "batch": Param(None, type=["null", "string"],
-                       description="Only this batch folder name (empty: every complete batch)."),
+                       description="Only this batch folder name (empty: every complete batch). One still being "
+                                   "copied makes the run wait and retry; put _READY in it to start at once."),
         "chunk_size": Param(4, type="integer", minimum=1, maximum=500,
                             description="Documents per mapped task (raised automatically to stay under 1,024 tasks)."),
         "max_documents": Param(0, type="integer", minimum=0, description="Stop after this many documents (0: all)."),
@@ -141,17 +142,30 @@ def _split(registered: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
 def digitize_inbox() -> None:
     @task
     def discover(params: dict[str, Any] | None = None) -> list[str]:
-        """Complete batches only: a half-copied upload is never read as truncated files."""
+        """Complete batches only: a half-copied upload is never read as truncated files.
+
+        A batch named in the form is taken or the task says why not: one still being copied retries
+        (``BATCH_NOT_READY``), a name the inbox does not hold fails at once (``BATCH_NOT_FOUND``).
+        """
         from pathlib import Path
 
+        from airflow.sdk.exceptions import AirflowFailException
+
         from digitize.config import load_settings
-        from digitize.intake import discover_batches
+        from digitize.errors import BatchNotReady, UsageError
+        from digitize.intake import discover_batches, named_batch
 
         assert params is not None
         inbox = Path(os.path.expandvars(params["inbox"]))
-        batches = discover_batches(inbox, quiet_seconds=load_settings().quiet_seconds)
-        if params["batch"]:
-            batches = [b for b in batches if b.name == params["batch"]]
+        quiet_seconds = load_settings().quiet_seconds
+        try:
+            batches = ([named_batch(inbox, params["batch"], quiet_seconds=quiet_seconds)] if params["batch"]
+                       else discover_batches(inbox, quiet_seconds=quiet_seconds))
+        except BatchNotReady as exc:
+            print(f"{exc} — {exc.hint}")
+            raise
+        except UsageError as exc:
+            raise AirflowFailException(f"{exc} — {exc.hint}") from exc
         print(f"{len(batches)} complete batch(es) in {inbox}: {[b.name for b in batches]}")
         return [str(b) for b in batches]
 
@@ -173,7 +187,9 @@ def digitize_inbox() -> None:
     @task(outlets=[CATALOG_ASSET], trigger_rule="all_done")
     def summarize(registered: dict[str, Any], outcomes: list[list[dict[str, Any]]] | None = None) -> dict[str, Any]:
         """The per-run summary IT staff read in the task log and XCom."""
-        from digitize_airflow import publish_summary, run_summary
+        from digitize_airflow import fail_without_plan, publish_summary, run_summary
+
+        fail_without_plan(registered)
 
         summary = run_summary([outcomes], registered["chunks"], _chunk_pairs, duplicates=registered["duplicates"],
                               rejected_rows=registered["rejected"], duplicate_items=registered["duplicate_items"],

@@ -58,6 +58,14 @@ class CatalogUnavailable(TransientError):
     default_hint = "Check the catalog database (locked or restarting); the document will be retried."
 
 
+class BatchNotReady(TransientError):
+    """A batch named for a run is still being copied: no ``_READY``, and it changed within the quiet period."""
+
+    reason = "BATCH_NOT_READY"
+    default_hint = ("Put an empty _READY file in the batch folder once its copy is complete, or wait for the quiet "
+                    "period (DIGITIZE_QUIET_SECONDS): the task retries.")
+
+
 class InputError(DigitizeError):
     """The document itself is unusable: quarantine it with this reason."""
 
@@ -233,3 +241,10 @@ class ScratchSpaceFull(TransientError):
 
     reason = "SCRATCH_SPACE_FULL"
     default_hint = "Free space on the scratch disk (DIGITIZE_WORK_DIR or the system's temp folder); the run will retry."
+
+
+class BatchNotFound(UsageError):
+    """A run was asked for a batch folder the inbox does not hold."""
+
+    reason = "BATCH_NOT_FOUND"
+    default_hint = "Give the name of a folder directly under the inbox (its name only, no path), as listed."

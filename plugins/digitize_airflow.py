@@ -293,6 +293,19 @@ def _each(results: Any) -> list[Any]:
     return [results[i] for i in range(count)]
 
 
+def fail_without_plan(planned: dict[str, Any] | None) -> None:
+    """Fail the summary of a run whose planning task failed, at once and saying so: there is nothing to sum up.
+
+    ``summarize`` runs whatever its upstream did (to sum up failed chunks); without this it failed over the
+    missing plan with a TypeError and was retried for minutes. Skipping it instead would end the run green
+    (Airflow judges a run by its last tasks).
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if planned is None:
+        raise AirflowFailException("nothing was planned: the task that failed before this one says why")
+
+
 def publish_summary(lines: Sequence[str], xcom: dict[str, Any], unfinished: Sequence[int]) -> dict[str, Any]:
     """Print the summary to the task log and return it for XCom; a run that left documents unfinished fails here.
 

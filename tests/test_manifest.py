@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from digitize.errors import ManifestError
+from digitize.errors import BatchNotFound, BatchNotReady, ManifestError
 from digitize.intake import manifest
-from digitize.intake.manifest import batch_is_ready, discover_batches, read_manifest
+from digitize.intake.manifest import batch_is_ready, discover_batches, named_batch, read_manifest
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "batch"
 HEADER = "file,agency_code,kind,title,issued_date,document_id,register_id,holder_id\n"
@@ -189,3 +189,22 @@ def test_batch_readiness(tmp_path: Path) -> None:
     (half / "a.jpg").unlink()
     assert discover_batches(tmp_path, quiet_seconds=0) == [batch], "an empty folder is no batch"
     shutil.rmtree(half)
+
+
+def test_a_named_batch_is_taken_once_complete_or_refused_with_the_reason(tmp_path: Path) -> None:
+    """The inbox DAG's form can name one batch: it is taken, or the officer is told why not and what to do."""
+    batch = make_batch(tmp_path, "a.jpg,000.00.12.H99,KQ,X,2023-01-02,,,\n")
+    now = time.time()
+    assert named_batch(tmp_path, batch.name, quiet_seconds=60, now=now + 61) == batch
+    with pytest.raises(BatchNotReady, match=r"not complete yet: it has no _READY file and its newest file changed "
+                                            r"\d+ s ago; without _READY a batch is complete after 60 s") as waiting:
+        named_batch(tmp_path, batch.name, quiet_seconds=60, now=now)
+    assert "_READY" in waiting.value.hint and waiting.value.reason == "BATCH_NOT_READY"
+    (batch / "_READY").touch()
+    assert named_batch(tmp_path, batch.name, quiet_seconds=60, now=now) == batch
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BatchNotReady, match=r"holds no scans and no manifest\.csv yet"):
+        named_batch(tmp_path, "empty", quiet_seconds=0)
+    for wrong in ("missing", "../" + batch.name, f"{batch.name}/", ".", ""):
+        with pytest.raises(BatchNotFound, match=rf"no batch folder .* \(folders there: {batch.name}, empty\)"):
+            named_batch(tmp_path, wrong, quiet_seconds=0)

@@ -115,3 +115,21 @@ def test_the_backlog_dag_splits_stacks_the_same_way(run: dict[str, Any]) -> None
         "ARCHIVED", "REG-0004", 1, 3, 2)
     (stack,) = _xcom(result, "summarize")["stacks"]
     assert (stack["made"], stack["review"]) == ([made.code], [])
+
+
+def test_a_batch_named_in_the_form_that_the_inbox_lacks_fails_the_run_at_once(
+        run: dict[str, Any], capfd: pytest.CaptureFixture[str]) -> None:
+    """An officer who mistypes the batch's name sees a failed run naming the folders there, not a green run that took
+    nothing (discover used to print "0 complete batch(es)" and succeed); nothing is retried or registered, and the
+    summary fails at once (it used to fail over the missing plan with a TypeError, retried for minutes)."""
+    before = len(run["catalog"].documents())
+    result = run["bag"].dags["digitize_inbox"].test(run_conf={"inbox": str(run["root"] / "inbox"),
+                                                              "batch": "stack-dga"})
+    assert result.state == "failed"
+    tries = {t.task_id: (t.state, t.try_number) for t in result.get_task_instances()}
+    assert tries["discover"] == ("failed", 1) and tries["register"][0] == "upstream_failed"
+    assert tries["summarize"] == ("failed", 1)  # nothing to sum up: failed at once, not retried for minutes
+    out = capfd.readouterr()
+    assert "[BATCH_NOT_FOUND] no batch folder 'stack-dga'" in out.out + out.err
+    assert "folders there: stack-dag" in out.out + out.err
+    assert len(run["catalog"].documents()) == before

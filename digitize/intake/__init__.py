@@ -8,7 +8,7 @@ their stacks and the blank-page test.
 from __future__ import annotations
 
 from digitize.intake.inbox import BatchSource, LocalBatch, client_s3, find_batches, open_batch
-from digitize.intake.manifest import BatchPlan, PlannedDocument, RowError, discover_batches, read_manifest
+from digitize.intake.manifest import BatchPlan, PlannedDocument, RowError, discover_batches, named_batch, read_manifest
 from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, PageLimits
 from digitize.intake.pages import count_pages, encode_for_pdf, load_image, scan_document, scan_pages, sniff_format
 from digitize.intake.planned import read_planned
@@ -50,6 +50,7 @@ __all__ = [
     "is_blank",
     "is_stack_batch",
     "load_image",
+    "named_batch",
     "open_batch",
     "read_manifest",
     "read_planned",

@@ -144,13 +144,20 @@ class LocalBatch(BatchSource):
         return target, digest.hexdigest()
 
     def is_ready(self, *, quiet_seconds: int, now: float | None = None) -> bool:
+        return self.waiting_for(quiet_seconds=quiet_seconds, now=now) is None
+
+    def waiting_for(self, *, quiet_seconds: int, now: float | None = None) -> str | None:
+        """Why the batch is not complete yet, in words for the officer who copies it; ``None`` once it is."""
         if (self.root / READY_MARKER).exists():
-            return True
+            return None
         if not (self.root / MANIFEST_NAME).is_file() and not any(self.files()):
-            return False  # an empty folder; a stack batch (no manifest) waits for the quiet period too
+            return "it holds no scans and no manifest.csv yet"  # a stack batch (no manifest) waits too
         now = time.time() if now is None else now
         newest = max((p.stat().st_mtime for p in self.root.rglob("*") if p.is_file()), default=now)
-        return now - newest >= quiet_seconds
+        if now - newest >= quiet_seconds:
+            return None
+        return (f"it has no {READY_MARKER} file and its newest file changed {max(0.0, now - newest):.0f} s ago; "
+                f"without {READY_MARKER} a batch is complete after {quiet_seconds} s without change")
 
 
 class S3Batch(BatchSource):

@@ -29,7 +29,7 @@ from typing import Any
 import jsonschema
 
 from digitize.config import REPO_ROOT
-from digitize.errors import ManifestError
+from digitize.errors import BatchNotFound, BatchNotReady, ManifestError
 from digitize.intake.encodings import decode_manifest
 from digitize.intake.inbox import MANIFEST_NAME, READY_MARKER, BatchSource, LocalBatch
 
@@ -445,3 +445,21 @@ def discover_batches(inbox: Path, *, quiet_seconds: int, now: float | None = Non
         d for d in sorted(inbox.iterdir())
         if d.is_dir() and not d.name.startswith(".") and batch_is_ready(d, quiet_seconds=quiet_seconds, now=now)
     ]
+
+
+def named_batch(inbox: Path, name: str, *, quiet_seconds: int, now: float | None = None) -> Path:
+    """The batch folder a run was started for, once complete; otherwise an error that says why and what to do.
+
+    A run asked for one batch must not end green having taken nothing: a folder still being copied is
+    :class:`BatchNotReady` (the task retries), a name the inbox does not hold is :class:`BatchNotFound`.
+    """
+    folder = inbox / name
+    if not name or Path(name).name != name or name.startswith(".") or not folder.is_dir():
+        present = sorted(d.name for d in inbox.iterdir() if d.is_dir() and not d.name.startswith(".")) \
+            if inbox.is_dir() else []
+        listed = ", ".join(present[:20]) + (" …" if len(present) > 20 else "")
+        raise BatchNotFound(f"no batch folder {name!r} in {inbox} (folders there: {listed or 'none'})")
+    waiting = LocalBatch(folder).waiting_for(quiet_seconds=quiet_seconds, now=now)
+    if waiting is not None:
+        raise BatchNotReady(f"batch {name!r} is not complete yet: {waiting}")
+    return folder
