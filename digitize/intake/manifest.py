@@ -437,14 +437,16 @@ def batch_is_ready(batch_dir: Path, *, quiet_seconds: int, now: float | None = N
     return LocalBatch(batch_dir).is_ready(quiet_seconds=quiet_seconds, now=now)
 
 
-def discover_batches(inbox: Path, *, quiet_seconds: int, now: float | None = None) -> list[Path]:
-    """Complete batch folders directly under ``inbox``, in name order."""
+def _batch_folders(inbox: Path) -> list[Path]:
+    """The folders directly under ``inbox`` that may be batches (hidden ones are not), in name order."""
     if not inbox.is_dir():
         return []
-    return [
-        d for d in sorted(inbox.iterdir())
-        if d.is_dir() and not d.name.startswith(".") and batch_is_ready(d, quiet_seconds=quiet_seconds, now=now)
-    ]
+    return [d for d in sorted(inbox.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+
+
+def discover_batches(inbox: Path, *, quiet_seconds: int, now: float | None = None) -> list[Path]:
+    """Complete batch folders directly under ``inbox``, in name order."""
+    return [d for d in _batch_folders(inbox) if batch_is_ready(d, quiet_seconds=quiet_seconds, now=now)]
 
 
 def named_batch(inbox: Path, name: str, *, quiet_seconds: int, now: float | None = None) -> Path:
@@ -455,8 +457,7 @@ def named_batch(inbox: Path, name: str, *, quiet_seconds: int, now: float | None
     """
     folder = inbox / name
     if not name or Path(name).name != name or name.startswith(".") or not folder.is_dir():
-        present = sorted(d.name for d in inbox.iterdir() if d.is_dir() and not d.name.startswith(".")) \
-            if inbox.is_dir() else []
+        present = [d.name for d in _batch_folders(inbox)]
         listed = ", ".join(present[:20]) + (" …" if len(present) > 20 else "")
         raise BatchNotFound(f"no batch folder {name!r} in {inbox} (folders there: {listed or 'none'})")
     waiting = LocalBatch(folder).waiting_for(quiet_seconds=quiet_seconds, now=now)

@@ -72,8 +72,9 @@ def _single_threaded_opencv() -> Iterator[None]:
 
     The cores are kept busy by the documents, and the threads of OpenCV's own pool would hide their CPU from
     the stage clock, which reads the calling thread's (clean-up showed ~30 % less CPU than it used); the
-    process tree's CPU and the run's wall time were the same both ways (three runs each of
-    ``bench/pipeline.py``'s 25 pages, 4 Dec). It is set here, before the fork: a forked child that changes
+    process tree's CPU and the run's wall time were the same both ways (six alternating ad-hoc runs on
+    ``bench/pipeline.py``'s 25 pages, 4 Dec; ``bench/results/pipeline.md``, run 15). It is set here,
+    before the fork: a forked child that changes
     it waits forever for pool threads its parent started, which it does not have (an Airflow task that
     split a stack before its chunk hung so).
     """
