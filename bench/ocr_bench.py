@@ -37,7 +37,8 @@ import psutil
 from bench.corpus import DEFAULT_CORPUS, CorpusPage, load_images, load_manifest
 from bench.score import Score, refused, score, total
 from digitize.ocr.cleanup import PreprocessOptions, prepare_page
-from digitize.ocr.recognize import OcrOptions, make_searchable_pdf, tesseract_version
+from digitize.ocr.recognize import OcrOptions, make_searchable_pdf
+from digitize.ocr.tesseract import tesseract_version
 
 ROOT = Path(__file__).resolve().parent.parent
 OCRMYPDF = str(Path(sys.executable).with_name("ocrmypdf"))

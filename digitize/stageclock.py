@@ -6,11 +6,11 @@ without knowing who records. Stages nest: each one counts only its own time, not
 opened inside it, so the document's base stage (``catalog``: claims, events, sidecar, bookkeeping)
 gets what no other stage claimed and the stages add up to the document's time.
 
-CPU is that of the process tree: the thread's own CPU (``RUSAGE_THREAD``) plus the CPU of child
-processes (Tesseract, qpdf) reaped meanwhile (``RUSAGE_CHILDREN``). Children's CPU is handed out once,
-to the stage that ends first after they exit, so totals are exact; the split between stages is exact
-when a process runs one page at a time (``DIGITIZE_OCR_JOBS=1``, as Airflow's chunk tasks and
-``process --workers`` do), and with page threads two concurrent pages may swap their Tesseract CPU.
+CPU is that of the process tree: the thread's own CPU (``RUSAGE_THREAD``), the CPU the Tesseract helper
+reports for each page it reads for the thread (:func:`add_cpu`), and the CPU of other child processes
+(qpdf, pdftoppm) reaped meanwhile (``RUSAGE_CHILDREN``). Those children's CPU is handed out once, to the
+stage that ends first after they exit, so totals are exact; with page threads, two concurrent pages may
+swap it.
 Threads a library starts for itself are not counted: ``process --workers`` and chunk tasks run OpenCV
 without its thread pool for that reason (:mod:`digitize.pipeline.parallel`).
 """
@@ -137,6 +137,21 @@ def stage(name: str) -> Iterator[None]:
         stack.pop()
         if stack:
             stack[-1].wall, stack[-1].cpu = opened.wall, opened.cpu  # the enclosing stage resumes now
+
+
+def add_cpu(seconds: float) -> None:
+    """Count CPU a long-lived helper process spent for this thread to its open stage (the Tesseract helper:
+    not reaped after each page, its CPU would reach no stage); nothing happens when nobody records."""
+    stack = _stack() if _current.get() is not None else []
+    if stack and seconds > 0:
+        stack[-1].times.add(stack[-1].name, 0.0, seconds)
+
+
+def counted_already(seconds: float) -> None:
+    """A helper whose CPU went to stages through :func:`add_cpu` was reaped: do not hand those seconds out
+    again with the reaped children's."""
+    with _children_lock:
+        _children_seen[0] += seconds
 
 
 @contextmanager

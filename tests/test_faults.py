@@ -5,14 +5,13 @@
 - a worker killed with SIGKILL at each stage: a child process runs ``process_document`` with
   ``DIGITIZE_TEST_FAULT=<stage>``, read by the fault injector plugin ``tests/plugins/faults.py`` at the
   pipeline's ``on_stage`` hook (``DIGITIZE_PLUGINS`` loads it, in the child too);
-- Tesseract crashing or hanging: a fake ``tesseract`` first on PATH;
+- Tesseract crashing or hanging: a fake Tesseract helper script in place of the real one;
 - the TSA unreachable, the catalog locked, the scratch disk full (ENOSPC through the fault injector).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -194,43 +193,40 @@ def test_worker_killed_at_each_stage_then_rerun_finishes_with_the_same_code(
 # --------------------------------------------------------------------------- Tesseract crashes or hangs
 
 
-def _fake_tesseract(bin_dir: Path, behaviour: str) -> None:
-    """A ``tesseract`` that answers --version and OSD like the real one but crashes or hangs on recognition."""
-    import shutil
-
-    real = shutil.which("tesseract")
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    script = bin_dir / "tesseract"
-    action = {"crash": "kill -SEGV $$", "hang": "exec sleep 60"}[behaviour]
-    script.write_text(f"""#!/bin/sh
-case " $* " in
-  *" --version "*|*" --psm 0 "*) exec {real} "$@" ;;
-esac
-{action}
+def _broken_helper(path: Path, behaviour: str) -> Path:
+    """A Tesseract helper that greets like the real one, answers OSD with "unsure", and crashes (SIGSEGV) or
+    hangs on the first page it is asked to read."""
+    action = {"crash": "os.kill(os.getpid(), signal.SIGSEGV)", "hang": "time.sleep(60)"}[behaviour]
+    path.write_text(f"""import os, signal, sys, time
+from digitize.ocr.tesseract_server import read_message, write_message
+write_message(sys.stdout.buffer, {{"tesseract": "5.5.4", "tesserocr": "fake", "cpu": 0.0}})
+while (request := read_message(sys.stdin.buffer)) is not None:
+    if request[0]["op"] == "ocr":
+        {action}
+    write_message(sys.stdout.buffer, {{"rotation": 0, "confidence": 0.0, "cpu": 0.0}})
 """)
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return path
 
 
 @pytest.mark.parametrize("behaviour", ["crash", "hang"])
 def test_tesseract_crash_or_hang_quarantines_that_document_and_the_run_goes_on(
         tmp_path: Path, s3_server: str, demo_pki: Any, monkeypatch: pytest.MonkeyPatch, behaviour: str) -> None:
-    import os
-
+    from digitize.ocr import tesseract
     from digitize.pipeline.stages import process_documents
 
     ctx = make_context(tmp_path, s3_server, demo_pki, f"tess-{behaviour}", ocr_page_timeout=2.0)
     files = {"a.png": png(("Giấy số một",)), "b.png": png(("Giấy số hai",))}
     batch = write_batch(tmp_path / "inbox", "batch-tess", files, [row("a.png"), row("b.png", title="Hai")])
     ids = register(ctx, batch).to_process
-    bin_dir = tmp_path / "bin"
-    _fake_tesseract(bin_dir, behaviour)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    tesseract.stop_helpers()  # the next page starts the broken helper
+    monkeypatch.setattr(tesseract, "SERVER", _broken_helper(tmp_path / "broken_helper.py", behaviour))
     started = time.monotonic()
     first = process_documents(ctx, ids[:1], batch)
     assert time.monotonic() - started < 60, "a hung Tesseract hung the run"
     assert first[0].status == "QUARANTINED" and first[0].reason == "OCR_FAILED"
     message = ctx.catalog.get_document(ids[0]).message or ""
     assert ("exit" in message or "signal" in message or "-11" in message) if behaviour == "crash" else "2 s" in message
+    assert not tesseract._this_process_pool().idle, "a crashed or hung helper is not used again"
     monkeypatch.undo()  # Tesseract is back: the rest of the run goes on
     monkeypatch.setenv("DIGITIZE_PLUGINS", NOOP_OCR)
     rest = process_documents(ctx, ids[1:], batch)

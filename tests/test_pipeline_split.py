@@ -17,6 +17,7 @@ import pytest
 from robustness_support import FAULTS, NOOP_OCR, make_context, object_versions, png, record, register, row, write_batch
 
 from digitize.errors import TimestampUnavailable
+from digitize.ocr import tesseract
 
 # What may differ between two archivings of the same scan: times, the signature bytes, the history.
 VOLATILE = ("archived_at", "events", "received_at", "signature")
@@ -134,7 +135,8 @@ def test_finish_failures_quarantine_or_retry_and_keep_the_staged_work(tmp_path: 
 
     # fixed: the retry finishes both from what was staged, without OCR (the signing machine has no Tesseract)
     ctx.catalog.reset_for_retry(second)
-    monkeypatch.setattr("digitize.ocr.recognize.TESSERACT", str(tmp_path / "no-tesseract-here"))
+    tesseract.stop_helpers()
+    monkeypatch.setattr(tesseract, "SERVER", tmp_path / "no-tesseract-here")
     fixed = PipelineContext(ctx.settings, archive=ctx.archive)
     assert [finish_document(fixed, i).status for i in (first, second)] == ["ARCHIVED", "ARCHIVED"]
     assert [_events(ctx, i, "ocr") for i in (first, second)] == [1, 1]

@@ -6,7 +6,7 @@ word box back to the stored image through the page's inverse transform, and add 
 PDF (:mod:`digitize.ocr.pdfa`) with the stored image untouched and the text invisible on top.
 
 Pages of one document run ``OcrOptions.jobs`` at a time, each driving one single-thread Tesseract
-process (``OMP_THREAD_LIMIT=1``): more threads than cores makes OCR many times slower. At most
+helper (``OMP_THREAD_LIMIT=1``): more threads than cores makes OCR many times slower. At most
 ``2 × jobs`` pages are in flight, so a 300-page TIFF never needs 300 page images in memory; results
 come back in page order. The pages run in threads, not worker processes: the heavy work happens in
 Tesseract's own process and in OpenCV/numpy/PIL, which release the GIL, while a process pool would
@@ -14,23 +14,20 @@ need pickling, a start-up per document, a ``__main__`` guard in every caller, an
 all inside daemonic workers (Celery's prefork pool).
 
 The engine is a plugin's (:mod:`digitize.ocr.engine`): Tesseract, the built-in plugin registered
-here, unless ``DIGITIZE_PLUGINS`` brings another. The Tesseract CLI is run directly (image on stdin
-as PNG, TSV on stdout), not through ``pytesseract``, which writes temporary files and re-reads them.
+here, unless ``DIGITIZE_PLUGINS`` brings another. Tesseract is loaded once per helper process and fed
+the page's grey pixels (:mod:`digitize.ocr.tesseract`), not started per page as a CLI.
 """
 
 from __future__ import annotations
 
 import contextvars
 import dataclasses
-import os
-import re
 import subprocess
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -38,8 +35,9 @@ import cv2
 import numpy as np
 import pikepdf
 
-from digitize.errors import ConfigurationError, OcrFailed
+from digitize.errors import OcrFailed
 from digitize.intake import PageInfo, PageLimits, encode_for_pdf, load_image, scan_document
+from digitize.ocr import tesseract
 from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
 from digitize.ocr.engine import OcrEngine, ocr_engine
 from digitize.ocr.pdfa import DocumentMetadata, PdfPage, SearchablePdfWriter, page_can_be_copied
@@ -48,7 +46,6 @@ from digitize.plugin_manager import register_builtin
 from digitize.pluginspec import hookimpl
 from digitize.stageclock import stage, waiting
 
-TESSERACT = "tesseract"
 OSD_TIMEOUT_SECONDS = 60.0
 OSD_RETRY_BELOW = 3.0
 """OSD confidence below which orientation is detected again on a lightly blurred copy."""
@@ -197,57 +194,14 @@ class OcrText:
 # --- Tesseract -------------------------------------------------------------------------------------
 
 
-def _env(work_dir: Path | None = None) -> dict[str, str]:
-    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    if work_dir is not None:
-        env["TMPDIR"] = str(work_dir)
-    return env
-
-
-def _png(image: np.ndarray) -> bytes:
-    """The image as a fast-compressed PNG: Tesseract reads stdin a byte at a time, so the ~14x smaller PNG
-    of a cleaned page saves it more (~0.12 s of CPU per A4 page at 200 dpi) than encoding costs (~0.04 s)."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    ok, buffer = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise OcrFailed("the page image could not be handed to Tesseract")
-    return buffer.tobytes()
-
-
-@lru_cache(maxsize=1)
-def tesseract_version() -> str:
-    """Tesseract's version, e.g. ``5.3.0``; a missing binary is a configuration error, not a bad document."""
-    try:
-        done = subprocess.run([TESSERACT, "--version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigurationError(f"Tesseract cannot be run ({exc})",
-                                 hint="Install tesseract-ocr and tesseract-ocr-vie (apt).") from exc
-    match = re.search(r"tesseract\s+v?(\S+)", done.stdout + done.stderr)
-    return match.group(1) if match else "unknown"
-
-
 def recognize(image: np.ndarray, *, dpi: float, language: str = "vie", psm: int = 3, timeout: float = 300.0,
               work_dir: Path | None = None) -> OcrText:
     """OCR one image (gray or BGR) with the engine the plugins chose; words with boxes and confidences."""
     return ocr_engine().recognize(image, dpi=dpi, language=language, psm=psm, timeout=timeout, work_dir=work_dir)
 
 
-def _tesseract_recognize(image: np.ndarray, *, dpi: float, language: str, psm: int, timeout: float,
-                         work_dir: Path | None) -> OcrText:
-    """OCR one image with one single-thread Tesseract."""
-    cmd = [TESSERACT, "stdin", "stdout", "-l", language, "--psm", str(psm), "--dpi", str(max(1, round(dpi))), "tsv"]
-    try:
-        done = subprocess.run(cmd, input=_png(image), capture_output=True, timeout=timeout, env=_env(work_dir),
-                              check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise OcrFailed(f"Tesseract took more than {timeout:.0f} s on a page") from exc
-    except OSError as exc:
-        raise OcrFailed(f"Tesseract cannot be run ({exc})") from exc
-    if done.returncode != 0:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-        raise OcrFailed(f"Tesseract failed (exit {done.returncode}): {message[0][:200]}")
-    return parse_tsv(done.stdout.decode("utf-8", "replace"))
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
 
 
 def parse_tsv(tsv: str) -> OcrText:
@@ -287,11 +241,10 @@ def detect_orientation(image: np.ndarray, *, dpi: float = 150.0) -> tuple[int, f
 def _tesseract_orientation(image: np.ndarray, *, dpi: float) -> tuple[int, float]:
     """Tesseract OSD: (how far the content is turned clockwise: 0/90/180/270, confidence); (0, 0.0) if unsure.
 
-    Tesseract's "Orientation in degrees" is exactly that clockwise turn ("Rotate" is its complement).
-    A page with too little text makes OSD give up: that is an answer of no confidence, not an error.
-    Thin, broken strokes (a bilevel scan shrunk for analysis) make OSD unsure although the page is
-    plain text: below :data:`OSD_RETRY_BELOW` it looks again at a lightly blurred copy and keeps the
-    more confident answer (measured: 0.2 → 7 on a G4 page turned upside down).
+    A page with too little text makes OSD give up: that is an answer of no confidence, not an error, and
+    so is a helper that fails on it. Thin, broken strokes (a bilevel scan shrunk for analysis) make OSD
+    unsure although the page is plain text: below :data:`OSD_RETRY_BELOW` it looks again at a lightly
+    blurred copy and keeps the more confident answer (measured: 0.2 → 7 on a G4 page turned upside down).
     """
     rotation, confidence = _osd(image, dpi)
     if confidence < OSD_RETRY_BELOW:
@@ -302,34 +255,27 @@ def _tesseract_orientation(image: np.ndarray, *, dpi: float) -> tuple[int, float
 
 
 def _osd(image: np.ndarray, dpi: float) -> tuple[int, float]:
-    cmd = [TESSERACT, "stdin", "stdout", "--psm", "0", "-l", "osd", "--dpi", str(max(1, round(dpi)))]
     try:
-        done = subprocess.run(cmd, input=_png(image), capture_output=True, timeout=OSD_TIMEOUT_SECONDS, env=_env(),
-                              check=False)
-    except (subprocess.TimeoutExpired, OSError):
+        return tesseract.orientation(_gray(image), dpi=dpi, timeout=OSD_TIMEOUT_SECONDS)
+    except OcrFailed:
         return 0, 0.0
-    out = done.stdout.decode("utf-8", "replace")
-    rotation = re.search(r"Orientation in degrees:\s*(\d+)", out)
-    confidence = re.search(r"Orientation confidence:\s*([\d.]+)", out)
-    if done.returncode != 0 or not rotation or not confidence:
-        return 0, 0.0
-    return int(rotation.group(1)) % 360, float(confidence.group(1))
 
 
 # --- the built-in engine: Tesseract, unless a plugin supplies another ------------------------------
 
 
 class TesseractEngine:
-    """The built-in engine: Tesseract's CLI, one single-thread process per call."""
+    """The built-in engine: Tesseract loaded once in a helper process (:mod:`digitize.ocr.tesseract`)."""
 
     name = "tesseract"
 
     def version(self) -> str:
-        return tesseract_version()
+        return tesseract.tesseract_version()
 
     def recognize(self, image: np.ndarray, *, dpi: float, language: str, psm: int, timeout: float,
                   work_dir: Path | None) -> OcrText:
-        return _tesseract_recognize(image, dpi=dpi, language=language, psm=psm, timeout=timeout, work_dir=work_dir)
+        return parse_tsv(tesseract.recognize_tsv(_gray(image), dpi=max(1.0, dpi), language=language, psm=psm,
+                                                 timeout=timeout))
 
     def orientation(self, image: np.ndarray, *, dpi: float) -> tuple[int, float]:
         return _tesseract_orientation(image, dpi=dpi)
