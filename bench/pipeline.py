@@ -56,6 +56,7 @@ from PIL import Image
 
 from bench.corpus import DEFAULT_CORPUS, load_images, load_manifest
 from bench.ocr_bench import OCRMYPDF, machine
+from digitize.ocr.tesseract import tesseract_version
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -367,7 +368,8 @@ def report(args: argparse.Namespace, pages: int, files: int, rounds: Sequence[Se
         "# The whole pipeline against OCRmyPDF and raw Tesseract", "",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; commit {commit.stdout.strip()}",
         f"- machine: {machine()}, Python {platform.python_version()}, "
-        f"{subprocess.run(['tesseract', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
+        f"{subprocess.run(['tesseract', '--version'], capture_output=True, text=True).stdout.splitlines()[0]} "
+        f"(the CLI: raw Tesseract, the floor; `process` reads with tesserocr's Tesseract {tesseract_version()}), "
         f"OCRmyPDF {subprocess.run([OCRMYPDF, '--version'], capture_output=True, text=True).stdout.strip()}",
         f"- pages: {pages} in {files} files, one document each (corpus `{args.corpus}` and {args.a4} generated A4 "
         "pages at 300 dpi)",
