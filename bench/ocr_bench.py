@@ -237,7 +237,9 @@ def report(corpus: Path, pages: Sequence[CorpusPage], runs: Sequence[SystemRun],
         "",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}; load average at the end: {os.getloadavg()[0]:.2f}",
-        f"- tesseract {tesseract_version()} (`vie` fast model), OCRmyPDF "
+        f"- project: Tesseract {tesseract_version()} (tesserocr, one helper per process); raw tesseract and "
+        f"OCRmyPDF: the {subprocess.run(['tesseract', '--version'], capture_output=True, text=True).stdout.split()[1]} "
+        "CLI; `vie` fast model; OCRmyPDF "
         f"{subprocess.run([OCRMYPDF, '--version'], capture_output=True, text=True).stdout.strip()}, "
         f"Python {platform.python_version()}",
         f"- corpus: `{corpus}` ({n} pages, {sum(len(p.truth) for p in pages)} ground-truth characters)",
