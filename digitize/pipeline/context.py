@@ -31,7 +31,7 @@ PRELOADED_MODULES = (
     "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
     "fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.scaleUpem", "pikepdf", "pyhanko.pdf_utils.filters",
     "pyhanko.pdf_utils.metadata.xmp_xml", "sqlalchemy.dialects.postgresql.psycopg",
-    "cryptography.hazmat.backends.openssl", "numpy.ma",
+    "cryptography.hazmat.backends.openssl", "numpy.ma", "tesserocr",
 )
 """What processing a document imports lazily; :func:`preload` imports it up front."""
 
