@@ -81,3 +81,16 @@ def test_missing_language_data_is_a_configuration_error(monkeypatch: pytest.Monk
         tesseract.recognize_tsv(_page(), dpi=200, language="vie", psm=3, timeout=60)
     assert str(tmp_path) in str(caught.value) and "tesseract-ocr-vie" in (caught.value.hint or "")
     tesseract.stop_helpers()
+
+
+def test_an_idle_helper_killed_meanwhile_is_replaced_and_the_next_page_is_read() -> None:
+    import signal
+    import time
+
+    tesseract.recognize_tsv(_page(), dpi=200, language="vie", psm=3, timeout=60)
+    (dead,) = tesseract._this_process_pool().idle
+    os.kill(dead.process.pid, signal.SIGKILL)  # as the OOM killer would, between two pages
+    time.sleep(0.2)
+    assert "Hạnh" in tesseract.recognize_tsv(_page(), dpi=200, language="vie", psm=3, timeout=60)
+    assert dead.process.returncode == -signal.SIGKILL and dead.reaped
+    assert dead.process.pid not in _helper_pids()

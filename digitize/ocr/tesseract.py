@@ -74,6 +74,7 @@ class _Helper:
     process: subprocess.Popen[bytes]
     stderr: Any
     counted_cpu: float = 0.0
+    reaped: bool = False
 
     def exchange(self, request: bytes, timeout: float) -> dict[str, Any]:
         """Send one framed request (nothing for the greeting) and wait at most ``timeout`` seconds for the
@@ -116,37 +117,39 @@ class _Helper:
 
     def _death(self) -> str:
         """Why the helper ended, with the last line it wrote to stderr."""
-        code = self._reap()
         self.stderr.seek(0)
         lines = [ln for ln in self.stderr.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-        self.stderr.close()
+        code = self._reap()
         how = f"signal {-code}" if code < 0 else f"exit {code}"
         return f"Tesseract failed ({how}): {(lines[-1:] or ['no message'])[0][:200]}"
 
     def stop(self) -> None:
         """End the helper (stdin closed; killed if it does not go) and wait for it."""
-        if self.process.returncode is not None:
-            return
-        assert self.process.stdin is not None
-        with contextlib.suppress(OSError):
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=0.5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        if self.process.returncode is None:
+            assert self.process.stdin is not None
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
         self._reap()
-        self.stderr.close()
 
     def _reap(self) -> int:
-        """Wait for the helper; what of its CPU the stages already have is not counted again."""
-        if self.process.returncode is None:
-            _, status, usage = os.wait4(self.process.pid, 0)
-            self.process.returncode = os.waitstatus_to_exitcode(status)
-            counted_already(min(self.counted_cpu, usage.ru_utime + usage.ru_stime))
-        else:
-            counted_already(self.counted_cpu)  # waited by Popen: its CPU is among the reaped children's
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        """Wait for the helper (once) and close its pipes; what of its CPU the stages already have is not
+        counted again."""
+        if not self.reaped:
+            self.reaped = True
+            if self.process.returncode is None:
+                _, status, usage = os.wait4(self.process.pid, 0)
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+                counted_already(min(self.counted_cpu, usage.ru_utime + usage.ru_stime))
+            else:
+                counted_already(self.counted_cpu)  # waited by Popen: its CPU is among the reaped children's
+            for stream in (self.process.stdin, self.process.stdout, self.stderr):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
         return self.process.returncode
 
 
@@ -163,10 +166,16 @@ class _Pool:
         mp_util.Finalize(self, self.close, exitpriority=10)  # runs at exit, in multiprocessing workers too
 
     def take(self) -> _Helper:
-        with self.lock:
-            if self.idle:
-                return self.idle.pop()
-        return self._start()
+        """An idle helper that is still alive (one killed meanwhile, e.g. by the OOM killer, is waited for and
+        replaced: the page it would have failed is not at fault), or a new one."""
+        while True:
+            with self.lock:
+                helper = self.idle.pop() if self.idle else None
+            if helper is None:
+                return self._start()
+            if helper.process.poll() is None:
+                return helper
+            helper.stop()
 
     def give_back(self, helper: _Helper) -> None:
         if helper.process.returncode is None:
