@@ -3,9 +3,10 @@
 Running the ``tesseract`` CLI once per page paid its start and model load (~0.09 s of CPU) every page,
 and Debian's 5.3 build reads a page ~25 % slower than the 5.5 engine tesserocr ships: the OCR stage
 costs 38 % less CPU per page, and the development corpus reads as well (``bench/results/pipeline.md``,
-run 16). A helper's whole life (start, model load, exit) costs ~0.12 s of CPU, once per process. The engine runs in a helper process
-(:mod:`digitize.ocr.tesseract_server`), not in this one: a crash or a hang in Tesseract then ends that
-helper, the page fails with OCR_FAILED and the next page gets a fresh helper, as a crashing CLI did.
+run 16). A helper's whole life (start, model load, exit) costs ~0.12 s of CPU, once per process. The
+engine runs in a helper process (:mod:`digitize.ocr.tesseract_server`), not in this one: a crash or a
+hang in Tesseract then ends that helper, the page fails with OCR_FAILED and the next page gets a fresh
+helper, as a crashing CLI did.
 
 Helpers are pooled per process: a page takes an idle one or starts one, and gives it back, so page
 threads each have their own and a worker keeps its one helper from document to document. A process
