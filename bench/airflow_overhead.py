@@ -135,13 +135,14 @@ def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str
 # "airflow worker -- <task instance id>", its LocalExecutor supervisor's "airflow worker -- LocalExecutor: …").
 # The last field: count the CPU of the role's finished children too (Tesseract, qpdf), only for roles
 # whose children are not themselves sampled (a supervisor's child is a task: it would count twice).
-ROLES = (("task supervisors", ("worker -- LocalExecutor",), False), ("Celery workers", ("celery",), False),
+ROLES = (("Tesseract helpers", ("tesseract_server.py",), False),
+         ("task supervisors", ("worker -- LocalExecutor",), False), ("Celery workers", ("celery",), False),
          ("tasks", ("airflow worker -- ",), True), ("scheduler", ("airflow scheduler",), False),
          ("dag-processor", ("dag-processor",), False), ("api-server", ("api-server", "api_server"), False),
          ("triggerer", ("triggerer",), False), ("library processes", (Path(__file__).name,), True),
          ("S3 endpoint", ("digitize.dev.s3server",), False), ("PostgreSQL", ("postgres",), False),
          ("Redis", ("redis-server",), False))
-WORKER_ROLES = ("tasks", "task supervisors", "Celery workers", "library processes")
+WORKER_ROLES = ("tasks", "task supervisors", "Celery workers", "library processes", "Tesseract helpers")
 """What runs on a worker machine in the deployment guide's layout (the rest is the control machine's)."""
 
 
