@@ -71,7 +71,8 @@ class OcrOptions:
     """Pages whose mean word confidence (0–100) is below this are flagged LOW_CONFIDENCE."""
 
     work_dir: Path | None = None
-    """Scratch folder for temporary files (Tesseract's and rasterised PDF pages); ``None`` = system's."""
+    """Scratch folder for temporary files (rasterised PDF pages, the PDF's spilled chunks; an engine from a plugin
+    may use it too); ``None`` = system's."""
 
     page_timeout: float = 300.0
     """Seconds Tesseract may spend on one page before the document fails with OCR_FAILED."""

@@ -84,7 +84,7 @@ class _Helper:
         assert self.process.stdin is not None and self.process.stdout is not None
         deadline = time.monotonic() + timeout
         stdin, stdout = self.process.stdin.fileno(), self.process.stdout.fileno()
-        sent, reply = 0, b""
+        sent, reply, unsent = 0, b"", memoryview(request)  # slices of a view, not copies of a 4 MB page
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
             if request:
@@ -98,7 +98,7 @@ class _Helper:
                 for key, _ in events:
                     if key.fd == stdin:
                         try:
-                            sent += os.write(stdin, request[sent:sent + _CHUNK])
+                            sent += os.write(stdin, unsent[sent:sent + _CHUNK])
                         except BrokenPipeError:
                             sent = len(request)  # it died: its stdout says so next
                         if sent == len(request):
