@@ -695,3 +695,26 @@ def test_stamp_stays_inside_the_crop_box(pki: DemoPki, original: bytes) -> None:
         widget = next(a for a in pdf.pages[0].Annots if a.Subtype == "/Widget")
         left, _bottom, right, top = (float(v) for v in widget.Rect)
     assert right <= x1 - 50 - 12 and top <= y1 - 60 - 12 and left > (x1 - 80) / 2
+
+
+def test_signature_size_is_estimated_once_per_signer(pki: DemoPki, original: bytes,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyHanko's dummy-signature estimate of /Contents is made for the first document; the next ones reserve
+    the same size, and still verify."""
+    from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+
+    estimates: list[int] = []
+    estimate = PdfSigningSession.estimate_signature_container_size
+
+    async def spy(self: PdfSigningSession, *args: Any, **kwargs: Any) -> int:
+        estimates.append(await estimate(self, *args, **kwargs))
+        return estimates[-1]
+
+    monkeypatch.setattr(PdfSigningSession, "estimate_signature_container_size", spy)
+    signer = AgencySigner.from_options(SigningOptions(pki.pkcs12, pki.passphrase.encode()))
+    outputs = [signer.sign(original, document_code=f"{CODE[:-1]}{n}", title="x") for n in range(3)]
+    assert len(estimates) == 1
+    for data in outputs:
+        byte_range = PdfFileReader(io.BytesIO(data)).embedded_signatures[0].sig_object["/ByteRange"]
+        assert int(byte_range[2]) - int(byte_range[1]) - 2 == estimates[0]  # hex digits between < and >
+        assert verify_pdf(data, [pki.root_cert]).valid

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -382,8 +383,24 @@ def _open_for_update(pdf: bytes) -> tuple[IncrementalPdfFileWriter, bytes]:
         raise CorruptFile(f"The PDF to sign cannot be read even after rewriting it: {exc}") from None
 
 
+_BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+
+def _reserved_size(signed: bytes, start: int) -> int | None:
+    """Hex digits of the /Contents placeholder of the first signature written after ``start``: the gap in its
+    /ByteRange, less the ``<`` and ``>`` around it (``None`` if no /ByteRange is found)."""
+    found = _BYTE_RANGE.search(signed, start)
+    return int(found[3]) - int(found[2]) - 2 if found else None
+
+
 class AgencySigner:
-    """Signs PDFs for one agency; holds the parsed key, the fonts and contexts. Make one per process."""
+    """Signs PDFs for one agency; holds the parsed key, the fonts and contexts. Make one per process.
+
+    pyHanko sizes the /Contents placeholder of every signature by building and serialising a dummy CMS
+    (~9 ms a document): from the signer's certificates, the digest and the PAdES level, which a signer never
+    changes (with a TSA, from the dummy token its time stamper keeps). The size of its first signature is
+    reused for the next ones, as if pyHanko had estimated it again.
+    """
 
     def __init__(self, options: SigningOptions, signer: signers.Signer) -> None:
         self.options = options
@@ -400,6 +417,7 @@ class AgencySigner:
         self._timestamper = _timestamper(options)
         self._lock = threading.Lock()
         self._signing_vc: tuple[float, ValidationContext] | None = None
+        self._reserved: int | None = None
         if options.visible:
             prepared_font(options.stamp_font)  # fail at start-up, and pay the font cost once
 
@@ -499,7 +517,8 @@ class AgencySigner:
         out = io.BytesIO()
         try:
             with self._lock:  # PKCS#11 sessions and the key are shared; pyHanko runs its own event loop
-                pdf_signer.sign_pdf(writer, output=out, appearance_text_params=text_params or None)
+                pdf_signer.sign_pdf(writer, output=out, appearance_text_params=text_params or None,
+                                    bytes_reserved=self._reserved)
         except (SigningError, PdfError, OSError) as exc:
             if _service_unreachable(exc):
                 raise TimestampUnavailable(
@@ -520,6 +539,8 @@ class AgencySigner:
             raise SignatureFailed(
                 f"The signature made for {document_code} ({title}) does not verify: {verdict.summary}"
             )
+        if self._reserved is None:
+            self._reserved = _reserved_size(signed, len(base))
         return signed, verdict, flags
 
     def _place(self, writer: IncrementalPdfFileWriter, pdf: bytes, lines: list[str], qr: DocumentQr | None,
