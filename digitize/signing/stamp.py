@@ -234,11 +234,16 @@ def stamp_size(options: SigningOptions, lines: Sequence[str]) -> tuple[float, fl
 
 
 def qr_symbol(payload: str) -> tuple[bytes, int]:
-    """Drawing commands of the QR code (error correction M, one unit per module) and its side in modules."""
+    """Drawing commands of the QR code (error correction M, one unit per module) and its side in modules.
+
+    qrcode's symbol, its mask chosen in numpy (:mod:`digitize.signing.qrmask`): ~10 ms less per document.
+    """
     import qrcode
     from pyhanko.pdf_utils.qr import PdfStreamQRImage
 
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=1, border=_QR_QUIET_ZONE)
+    from digitize.signing.qrmask import QRCode
+
+    code = QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=1, border=_QR_QUIET_ZONE)
     code.add_data(payload)
     code.make(fit=True)
     image = code.make_image(image_factory=PdfStreamQRImage)
