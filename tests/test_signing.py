@@ -697,6 +697,53 @@ def test_stamp_stays_inside_the_crop_box(pki: DemoPki, original: bytes) -> None:
     assert right <= x1 - 50 - 12 and top <= y1 - 60 - 12 and left > (x1 - 80) / 2
 
 
+def _stamp_font_program(pdf: bytes) -> bytes:
+    """The embedded program of the stamp's font (the only subset font: the OCR layer's is not one)."""
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        found = [o for o in doc.objects if isinstance(o, pikepdf.Dictionary) and o.get("/Type") == "/FontDescriptor"
+                 and "+LiberationSerif" in str(o.FontName)]
+        assert len(found) == 1
+        return bytes(found[0].FontFile2.read_bytes())
+
+
+def test_font_subsets_reused_in_a_process_still_hold_each_stamps_glyphs(
+        pki: DemoPki, original: bytes, tmp_path: Path, nss_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A glyph set's subset is cut once per process; every document embeds the glyphs its own stamp shows."""
+    from fontTools.ttLib import TTFont
+    from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
+
+    from digitize.signing import signer as signer_module
+    from digitize.signing import stamp
+
+    cuts: list[int] = []
+    cut = GlyphAccumulator._extract_subset
+    monkeypatch.setattr(GlyphAccumulator, "_extract_subset", lambda self, *a: cuts.append(1) or cut(self, *a))
+    monkeypatch.setattr(stamp, "_SUBSETS", {})
+    signed_at = "2026-03-14T18:00:26+07:00"  # one time for all three: the glyph sets depend on the texts only
+    monkeypatch.setattr(signer_module, "iso_vn", lambda moment: signed_at)
+    signers = {form: AgencySigner.from_options(SigningOptions(pki.pkcs12, pki.passphrase.encode(), visible=True,
+                                                              copy_form=form)) for form in ("SAO Y", "TRÍCH SAO")}
+    outputs = [(form, signers[form].sign(original, document_code=CODE, title="x"))
+               for form in ("SAO Y", "TRÍCH SAO", "SAO Y")]
+    source = TTFont(io.BytesIO(stamp.prepared_font(stamp.DEFAULT_STAMP_FONT)))
+    gid = {ch: source.getGlyphID(name) for ch, name in ((chr(c), n) for c, n in source.getBestCmap().items())}
+    for n, (form, data) in enumerate(outputs):
+        font = TTFont(io.BytesIO(_stamp_font_program(data)))  # pyHanko's subsets keep the glyph ids
+        drawn = {i for i, name in enumerate(font.getGlyphOrder()) if font["glyf"][name].numberOfContours}
+        needed = {gid[ch] for ch in form + AGENCY + signed_at if not ch.isspace()}
+        assert needed <= drawn, (form, sorted(needed - drawn))
+        assert len(drawn) < 3 * len(needed)  # a subset (composite glyphs bring their parts), not the whole font
+        path = tmp_path / f"{n}.pdf"
+        path.write_bytes(data)
+        text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(path), "-"], capture_output=True, text=True,
+                              check=True).stdout
+        assert [line.strip() for line in text.splitlines() if line.strip()][:3] == [form, AGENCY, signed_at], text
+        assert verify_pdf(data, [pki.root_cert]).valid
+        sig = pdfsig_check(path, pki.root_cert, nss_dir).signatures[0]
+        assert sig.valid and sig.trusted, sig.raw
+    assert len(cuts) == 2  # the third stamp shows the first one's glyphs
+
+
 def test_signature_size_is_estimated_once_per_signer(pki: DemoPki, original: bytes,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """pyHanko's dummy-signature estimate of /Contents is made for the first document; the next ones reserve

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.font.basic import FontEngineFactory
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
+from pyhanko.pdf_utils.font.opentype import CIDFontType2, GlyphAccumulator
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.text import TextBoxStyle
@@ -145,13 +146,49 @@ class _PreparedFontFactory(FontEngineFactory):
     def create_font_engine(self, writer: BasePdfFileWriter, obj_stream: Any = None) -> GlyphAccumulator:
         if obj_stream is None and writer.stream_xrefs:
             obj_stream = writer.prepare_object_stream()
-        return GlyphAccumulator(
-            writer=writer,
-            font_handle=io.BytesIO(self.font_bytes),
-            font_size=self.font_size,
-            bcp47_lang_code="vi",
-            obj_stream=obj_stream,
-        )
+        return _StampFont(writer, self.font_bytes, self.font_size, obj_stream)
+
+
+_SUBSETS: dict[tuple[bytes, frozenset[int]], bytes] = {}
+"""Font programs cut for the stamps so far, by font and glyph set."""
+_SUBSETS_KEPT = 256  # a signer's stamps differ by the digits of their time only: a few dozen sets in practice
+_SUBSETS_LOCK = threading.Lock()
+
+
+class _StampFont(GlyphAccumulator):
+    """A glyph accumulator that embeds the subset an earlier stamp with the same glyphs had cut.
+
+    pyHanko cuts and saves the font's subset at every signature (~5 ms); the same glyphs make the same
+    subset, so each glyph set's is cut once per process (by pyHanko, with its options) and kept, and every
+    document still embeds exactly the glyphs its own stamp shows. Hooks into pyHanko 0.38's internals
+    (``_extract_subset``, the TrueType ``CIDFontType2``'s ``_tt``), pinned in requirements.txt; a CFF font is
+    cut every time, as pyHanko does.
+    """
+
+    def __init__(self, writer: BasePdfFileWriter, font_bytes: bytes, font_size: int, obj_stream: Any) -> None:
+        super().__init__(writer=writer, font_handle=io.BytesIO(font_bytes), font_size=font_size,
+                         bcp47_lang_code="vi", obj_stream=obj_stream)
+        self._font_bytes = font_bytes
+
+    def _extract_subset(self, options: Any = None) -> None:
+        from fontTools.ttLib import TTFont
+
+        if not isinstance(self.cidfont_obj, CIDFontType2):  # CFF: pyHanko embeds the CFF table it cut
+            super()._extract_subset(options)
+            return
+        key = (self._font_bytes, frozenset(self._glyphs))
+        with _SUBSETS_LOCK:
+            program = _SUBSETS.get(key)
+        if program is None:
+            super()._extract_subset(options)
+            out = io.BytesIO()
+            self.tt.save(out)
+            program = out.getvalue()
+            with _SUBSETS_LOCK:
+                if len(_SUBSETS) >= _SUBSETS_KEPT:
+                    _SUBSETS.pop(next(iter(_SUBSETS)))  # the oldest
+                _SUBSETS[key] = program
+        self.cidfont_obj._tt = TTFont(io.BytesIO(program))  # what pyHanko's CIDFontType2 saves into the PDF
 
 
 _STAMP_TEXT = "%(copy_form)s\n%(agency)s\n%(signed_at)s"
