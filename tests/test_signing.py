@@ -366,7 +366,9 @@ def signed_levels(local_ca: LocalCa, original: bytes) -> dict[str, bytes]:
             tsa_url=local_ca.tsa_url,
             trust_roots=(local_ca.root,),
         )
-        out[level] = AgencySigner.from_options(options).sign(original, document_code=CODE, title="x")
+        signer = AgencySigner.from_options(options)
+        signer.sign(original, document_code=CODE, title="x")  # sizes /Contents (timestamp token included)
+        out[level] = signer.sign(original, document_code=CODE, title="x")  # in the size the first one reserved
     return out
 
 
