@@ -5,17 +5,18 @@ Wiring only; the work is the ``digitize`` library's. The source is a batch
 of batches. ``plan`` reads and filters the manifests (agency, issued dates),
 registers the documents (idempotent by content), splits the stack batches and cuts
 everything into chunks: never more than 1,024 mapped tasks, whatever the backlog's
-size. Planning and splitting are one task: every task between the form and the first
-chunk adds about a second of scheduling and start-up to the run
-(``bench/results/airflow.md``). Re-running
+size. Planning and splitting are one task, and its return value is the chunks the
+``process`` task maps over: every task between the form and the first chunk adds about a
+second of scheduling and start-up to the run (``bench/results/airflow.md``). Re-running
 the same form after a failure or a pause resumes: archived documents are not
 registered again and ``process_document`` skips them. Chunks take ``ocr`` pool
 slots like the inbox's, at the priority chosen in the form (the inbox runs at
-10: a *normal* backlog yields to it, a *high* one does not). ``dry_run`` only
-counts and validates, writing nothing.
+10: a *normal* backlog yields to it, a *high* one does not): the cluster policy in
+``plugins/airflow_local_settings.py`` gives the run's task instances the weight of
+the form's choice. ``dry_run`` only counts and validates, writing nothing.
 
 With ``DIGITIZE_SIGNING_QUEUE`` set, each chunk is two tasks of the mapped group
-``process_<priority>``: ``prepare_chunk`` (OCR, code, originals; any worker, ``ocr``
+``process``: ``prepare_chunk`` (OCR, code, originals; any worker, ``ocr``
 pool) then ``sign_chunk`` (sign and archive; the token holder's queue only).
 
 A batch without a manifest is a stack batch (scanned piles with cover sheets): ``plan``, before
@@ -23,8 +24,8 @@ the chunks, cuts each stack at its sheets (no OCR), registers one document per s
 in the archive bucket. The agency and date filters apply to manifest batches; a stack is split whole.
 
 The run's summary (documents, pages, quarantine reasons, pages per minute,
-slowest stage, time to finish the backlog) is in the ``report`` task's
-*Rendered Templates* tab, its log and the ``summarize`` XCom.
+slowest stage, time to finish the backlog) is in the ``summarize`` task's
+*Rendered Templates* tab, its log and its XCom.
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
+    BACKLOG_DAG_ID,
+    BACKLOG_PRIORITIES,
     DUPLICATES_NAMED,
     OCR_POOL,
     chunk_tasks,
     default_args,
+    return_chunks,
+    summary_task,
 )
-
-# priority_weight per form choice; digitize_inbox's chunks run at 10.
-PRIORITIES = {"low": 1, "normal": 5, "high": 20}
 
 
 def _chunk_pairs(chunk: dict[str, Any]) -> list[tuple[str, int]]:
@@ -108,7 +110,7 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     print(f"selected {selected} document(s) ({files} file(s)); {rejected} manifest row(s) refused; "
           f"{refused_batches} batch(es) refused; {len(stacks)} stack batch(es) to split"
           + (" — dry run: nothing registered" if ctx is None else ""))
-    return _split({"work": work, "stacks": [] if ctx is None else stacks, "priority": params["priority"],
+    return _split({"work": work, "stacks": [] if ctx is None else stacks,
                    "duplicate_items": duplicate_items,
                    "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
                             "refused_batches": refused_batches, "stack_batches": len(stacks),
@@ -131,12 +133,12 @@ def _split(planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     meta = {**meta, "duplicates": meta["duplicates"] + split["duplicates"],
             "refused_batches": meta["refused_batches"] + split["refused"], "to_process": len(work),
             "remaining": pending - len(work), "chunks": len(chunks)}
-    return {"chunks": chunks, "priority": planned["priority"], "stacks": split["stacks"], "meta": meta,
+    return {"chunks": chunks, "stacks": split["stacks"], "meta": meta,
             "duplicate_items": (planned["duplicate_items"] + split["duplicate_items"])[:DUPLICATES_NAMED]}
 
 
 @dag(
-    dag_id="digitize_backlog",
+    dag_id=BACKLOG_DAG_ID,
     description="Digitize an existing backlog (folder or S3 prefix) started from the UI form",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Ho_Chi_Minh"),
@@ -155,7 +157,7 @@ def _split(planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
                            description="Keep documents issued on or before this date (empty: no limit)."),
         "max_documents": Param(0, type="integer", minimum=0, title="Maximum documents",
                                description="Process at most this many in this run (0: all); run again for the rest."),
-        "priority": Param("normal", type="string", enum=list(PRIORITIES), title="Priority",
+        "priority": Param("normal", type="string", enum=list(BACKLOG_PRIORITIES), title="Priority",
                           description="low / normal yield to the scheduled inbox runs; high goes first."),
         "chunk_size": Param(50, type="integer", minimum=1, maximum=1000, title="Documents per task",
                             description="Each task costs up to ~2 s besides its documents (start-up, scheduling): 50 "
@@ -171,49 +173,34 @@ def digitize_backlog() -> None:
     # One slot of the OCR machines' cores: planning decodes every page of the stacks (and reads the scans'
     # codes when DIGITIZE_AUTO_MATCH is on).
     @task(pool=OCR_POOL)
-    def plan(params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Read, filter and register the backlog's documents, split the stacks; cut what is left into chunks."""
+    def plan(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Read, filter and register the backlog's documents, split the stacks; the chunks of what is left."""
         assert params is not None
-        return _plan(params)
+        return return_chunks(_plan(params))
 
-    @task
-    def chunks_for(planned: dict[str, Any], priority: str) -> list[dict[str, Any]]:
-        """The chunks, for the process task of the priority chosen in the form (the others get none).
-
-        A task of its own because Airflow maps only over a task's whole result: a priority is a property of
-        the task (its ``priority_weight``), so each priority has its own mapped task and list.
-        """
-        return list(planned["chunks"]) if planned["priority"] == priority else []
-
-    planned = plan()
-    results = []
-    for name, weight in PRIORITIES.items():
-        chunks = chunks_for.override(task_id=f"chunks_{name}")(planned, name)
-        run_chunk = chunk_tasks(_chunk_pairs, task_id=f"process_{name}", group_id=f"process_{name}", priority=weight)
-        results.append(run_chunk.expand(chunk=chunks))
+    chunks = plan()
+    # The form's priority reaches every task instance of the run through the cluster policy in
+    # plugins/airflow_local_settings.py; the weight here is the default, for a run without the choice.
+    run_chunk = chunk_tasks(_chunk_pairs, task_id="process", group_id="process", priority=BACKLOG_PRIORITIES["normal"])
+    outcomes = run_chunk.expand(chunk=chunks)
 
     @task(trigger_rule="all_done")
-    def summarize(planned: dict[str, Any], low: Any = None, normal: Any = None, high: Any = None) -> dict[str, Any]:
+    def summarize(chunks: list[dict[str, Any]] | None, outcomes: Any = None) -> dict[str, Any]:
         """The per-run summary IT operators read: counts, reasons, pace, slowest stage, time to finish."""
-        from digitize_airflow import fail_without_plan, publish_summary, run_summary
+        from digitize_airflow import fail_without_plan, planned_run, publish_summary, run_summary
 
+        planned = planned_run("plan")
         fail_without_plan(planned)
+        assert planned is not None and chunks is not None
         meta = planned["meta"]
-        summary = run_summary([low, normal, high], planned["chunks"], _chunk_pairs, duplicates=meta["duplicates"],
+        summary = run_summary([outcomes], chunks, _chunk_pairs, duplicates=meta["duplicates"],
                               rejected_rows=meta["rejected"], remaining=meta["remaining"],
                               duplicate_items=planned["duplicate_items"], stacks=planned["stacks"])
         lines = ([f"dry run: {meta['selected']} document(s), {meta['files']} file(s) would be processed"]
                  if meta["dry_run"] else summary.lines())
         return publish_summary(lines, {"text": "\n".join(lines), **summary.as_dict(), **meta}, summary.unfinished)
 
-    summary = summarize(planned, *results)
-
-    @task(templates_dict={"summary": "{{ ti.xcom_pull(task_ids='summarize')['text'] }}"})
-    def report(templates_dict: dict[str, Any] | None = None) -> None:
-        """Shows the summary in the UI (Rendered Templates) for operators who do not read logs."""
-        print((templates_dict or {}).get("summary", ""))
-
-    summary >> report()
+    summary_task(summarize(chunks, outcomes))
 
 
 digitize_backlog()

@@ -31,6 +31,8 @@ from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
     chunk_tasks,
     deadline,
     default_args,
+    return_chunks,
+    summary_task,
 )
 
 CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
@@ -175,32 +177,27 @@ def digitize_inbox() -> None:
         return _register(batch_dirs)
 
     @task(pool=OCR_POOL)  # decoding every page of the stacks: one slot of the OCR machines' cores
-    def split(registered: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Cut the stack batches at their cover sheets (no OCR), then the run's documents into chunks."""
+    def split(registered: dict[str, Any], params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Cut the stack batches at their cover sheets (no OCR); the chunks of the run's documents."""
         assert params is not None
-        return _split(registered, params)
-
-    @task
-    def chunks_of(registered: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(registered["chunks"])
+        return return_chunks(_split(registered, params))
 
     @task(outlets=[CATALOG_ASSET], trigger_rule="all_done")
-    def summarize(registered: dict[str, Any], outcomes: list[list[dict[str, Any]]] | None = None) -> dict[str, Any]:
-        """The per-run summary IT staff read in the task log and XCom."""
-        from digitize_airflow import fail_without_plan, publish_summary, run_summary
+    def summarize(chunks: list[dict[str, Any]] | None, outcomes: Any = None) -> dict[str, Any]:
+        """The per-run summary IT staff read in the task log, its Rendered Templates and XCom."""
+        from digitize_airflow import fail_without_plan, planned_run, publish_summary, run_summary
 
+        registered = planned_run("split")
         fail_without_plan(registered)
-
-        summary = run_summary([outcomes], registered["chunks"], _chunk_pairs, duplicates=registered["duplicates"],
+        assert registered is not None and chunks is not None
+        summary = run_summary([outcomes], chunks, _chunk_pairs, duplicates=registered["duplicates"],
                               rejected_rows=registered["rejected"], duplicate_items=registered["duplicate_items"],
                               stacks=registered["stacks"])
         return publish_summary(summary.lines(), summary.as_dict(), summary.unfinished)
 
-    registered = split(register(discover()))
-    chunks = chunks_of(registered)
+    chunks = split(register(discover()))
     run_chunk = chunk_tasks(_chunk_pairs, task_id="process_chunk", group_id="chunk", priority=INBOX_PRIORITY)
-    results = run_chunk.expand(chunk=chunks)
-    summarize(registered, results)
+    summary_task(summarize(chunks, run_chunk.expand(chunk=chunks)))
 
 
 digitize_inbox()

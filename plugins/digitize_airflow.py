@@ -20,9 +20,40 @@ T = TypeVar("T")
 
 S3_CONN_ID = "digitize_s3"
 OCR_POOL = "ocr"
+"""The pool every OCR task draws from: one slot per core of the workers."""
 DUPLICATES_NAMED = 200
 """How many duplicates a run's XCom names (the count is always whole): XCom holds small records only."""
-"""The pool every OCR task draws from: one slot per core of the workers."""
+BACKLOG_DAG_ID = "digitize_backlog"
+BACKLOG_PRIORITIES = {"low": 1, "normal": 5, "high": 20}
+"""``priority_weight`` of a backlog run's tasks per choice of its form; digitize_inbox's chunks run at 10."""
+RUN_KEY = "run"
+"""XCom key of what the planning task knows besides the chunks (counts, stacks, duplicates): the chunks are its
+return value, so that the chunk task maps over it directly (Airflow maps only over a whole return value)."""
+
+
+def backlog_priority(conf: dict[str, Any] | None) -> int | None:
+    """The weight a backlog run's form asked for (``priority``), or ``None`` (no such choice: keep the DAG's)."""
+    return BACKLOG_PRIORITIES.get(str((conf or {}).get("priority")))
+
+
+def return_chunks(planned: dict[str, Any]) -> list[dict[str, Any]]:
+    """A planning task's result: the chunks, returned for the chunk task to map over; the rest under :data:`RUN_KEY`.
+
+    One task fewer between the plan and the chunks: each costs ~0.3 s of task start and ~0.5 s of the scheduler's
+    idle loop (bench/results/airflow.md).
+    """
+    from airflow.sdk import get_current_context
+
+    get_current_context()["ti"].xcom_push(key=RUN_KEY, value={k: v for k, v in planned.items() if k != "chunks"})
+    return list(planned["chunks"])
+
+
+def planned_run(task_id: str) -> dict[str, Any] | None:
+    """What the planning task ``task_id`` pushed under :data:`RUN_KEY` (``None`` if it failed before)."""
+    from airflow.sdk import get_current_context
+
+    found = get_current_context()["ti"].xcom_pull(task_ids=task_id, key=RUN_KEY)
+    return found if isinstance(found, dict) else None
 
 
 def ocr_slots() -> int:
@@ -306,8 +337,16 @@ def fail_without_plan(planned: dict[str, Any] | None) -> None:
         raise AirflowFailException("nothing was planned: the task that failed before this one says why")
 
 
+def summary_task(summary: Any) -> Any:
+    """``summary`` (the summarizing task's XComArg) shows what :func:`publish_summary` wrote in its *Rendered
+    Templates* tab, for operators who do not read logs: Airflow re-sends the task's template fields after it ran."""
+    summary.operator.overwrite_rtif_after_execution = True
+    return summary
+
+
 def publish_summary(lines: Sequence[str], xcom: dict[str, Any], unfinished: Sequence[int]) -> dict[str, Any]:
-    """Print the summary to the task log and return it for XCom; a run that left documents unfinished fails here.
+    """Print the summary to the task log, show it in the task's *Rendered Templates* (:func:`summary_task`) and
+    return it for XCom; a run that left documents unfinished fails here.
 
     Their chunk task failed past its retries, but the summary (which runs whatever its upstream did)
     would otherwise end the run green. The summary is pushed to XCom first, so it still reads there.
@@ -317,6 +356,7 @@ def publish_summary(lines: Sequence[str], xcom: dict[str, Any], unfinished: Sequ
 
     for line in lines:
         print(line)
+    get_current_context()["task"].templates_dict = {"summary": "\n".join(lines)}  # type: ignore[attr-defined]
     if unfinished:
         get_current_context()["ti"].xcom_push(key="return_value", value=xcom)
         raise AirflowFailException(f"{len(unfinished)} document(s) of this run are still RECEIVED: "

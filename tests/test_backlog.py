@@ -102,6 +102,17 @@ def _summary(run: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _rendered(run: Any, task_id: str) -> dict[str, Any]:
+    """The task's template fields as its Rendered Templates tab shows them."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        fields = session.query(RenderedTaskInstanceFields.rendered_fields).filter_by(
+            dag_id=run.dag_id, run_id=run.run_id, task_id=task_id).scalar()
+    return json.loads(fields) if isinstance(fields, str) else fields
+
+
 def _workers(catalog: Any) -> dict[int, int]:
     return {d.id: sum(e.event_type == "processing_worker" for e in catalog.events(d.id)) for d in catalog.documents()}
 
@@ -129,9 +140,10 @@ def test_filters_limit_then_resume_from_a_local_folder(backlog_env: dict[str, An
     # agency filter: docs 100, 102, 104 and the corrupt one; two processed now, two left.
     assert (s1["selected"], s1["to_process"], s1["remaining"]) == (4, 2, 2)
     assert s1["archived"] + sum(s1["quarantined"].values()) == 2
-    labels = {t.rendered_map_index for t in first.get_task_instances() if t.task_id == "process_high"}
-    assert labels == {"b-local docs 1-1", "b-local docs 2-2"}
-    assert {t.state for t in first.get_task_instances() if t.task_id == "process_low"} <= {"skipped", None}
+    chunks = [t for t in first.get_task_instances() if t.task_id == "process"]
+    assert {t.rendered_map_index for t in chunks} == {"b-local docs 1-1", "b-local docs 2-2"}
+    # the form's "high" through the cluster policy (plugins/airflow_local_settings.py): above the inbox's 10
+    assert {t.priority_weight for t in chunks} == {20}
 
     second = backlog_env["dag"].test(run_conf=conf)
     assert second.state == "success"
@@ -164,8 +176,9 @@ def test_backlog_under_an_s3_prefix(backlog_env: dict[str, Any]) -> None:
     summary = _summary(run)
     assert summary["archived"] == 3 and summary["pages"] == 3
     assert summary["pages_per_minute"] > 0 and summary["slowest_stage"]
-    report = next(t for t in run.get_task_instances() if t.task_id == "report")
-    assert report.state == "success"
+    # Operators who do not read logs find the summary in the task's Rendered Templates, written after it ran.
+    assert _rendered(run, "summarize")["templates_dict"] == {"summary": summary["text"]}
+    assert {t.priority_weight for t in run.get_task_instances() if t.task_id == "process"} == {1}  # "low"
     docs = [d for d in backlog_env["catalog"].documents() if d.batch_id == "b-s3"]
     assert sorted(d.status for d in docs) == ["ARCHIVED"] * 3
     archive = S3Archive(make_s3_client(backlog_env["s3"], credentials=("testing", "testing")), "backlog-archive")
@@ -204,8 +217,8 @@ def test_a_chunk_overlaps_its_documents_in_two_processes_per_ocr_slot(backlog_en
     assert [d.status for d in docs] == ["ARCHIVED"] * 5
     assert all(sum(e.event_type == "signature" for e in catalog.events(d.id)) == 1 for d in docs)
     assert all(_workers(catalog)[d.id] == 1 for d in docs)
-    [task] = [t for t in run.get_task_instances() if t.task_id == "process_normal"]
-    assert [row["document_id"] for row in task.xcom_pull(task_ids="process_normal", map_indexes=0)] == \
+    [task] = [t for t in run.get_task_instances() if t.task_id == "process"]
+    assert [row["document_id"] for row in task.xcom_pull(task_ids="process", map_indexes=0)] == \
         [d.id for d in docs]
 
 
@@ -241,7 +254,7 @@ def test_signing_queue_and_alerting_are_wired(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("DIGITIZE_SIGNING_QUEUE", "signing")
     bag = DagBag(dag_folder=str(REPO / "dags"))
     assert not bag.import_errors
-    for dag_id, groups in (("digitize_backlog", ("process_low", "process_normal", "process_high")),
+    for dag_id, groups in (("digitize_backlog", ("process",)),
                            ("digitize_inbox", ("chunk",))):
         dag = bag.dags[dag_id]
         for group in groups:  # OCR anywhere, only signing on the token holder (tests/test_dags_signing_queue.py)

@@ -167,6 +167,17 @@ def test_backlog_runs_through_two_celery_workers(cluster: dict[str, Any], backlo
     assert names == {"worker1", "worker2"}, workers  # both Celery workers took chunks
     for name in ("worker1", "worker2"):
         assert "execute_workload" in (logs / f"{name}.log").read_text()
+    # The form's "high" reached the scheduler's queue through the cluster policy; the summary shows in the UI.
+    import psycopg
+
+    url = cluster["info"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(url) as conn:
+        weights = conn.execute("SELECT DISTINCT priority_weight FROM task_instance WHERE run_id = 'cluster-test' "
+                               "AND task_id = 'process'").fetchall()
+        rendered = conn.execute("SELECT rendered_fields FROM rendered_task_instance_fields WHERE "
+                                "run_id = 'cluster-test' AND task_id = 'summarize'").fetchone()
+    assert weights == [(20,)]
+    assert f"archived: {DOCUMENTS}" in rendered[0]["templates_dict"]["summary"], rendered
     # The dag-processor parsed every DAG, the inbox with its DeadlineAlert (cluster.sh turns it on).
     errors = _airflow(cluster["env"], "dags", "list-import-errors", "-o", "json")
     listed = [line for line in errors.stdout.splitlines() if line.startswith("[")]

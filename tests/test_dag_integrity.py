@@ -25,8 +25,7 @@ def test_every_dag_imports_without_errors() -> None:
 
 def test_digitize_inbox_wiring() -> None:
     dag = _dagbag().dags["digitize_inbox"]
-    assert {t.task_id for t in dag.tasks} == {"discover", "register", "split", "chunks_of", "process_chunk",
-                                              "summarize"}
+    assert {t.task_id for t in dag.tasks} == {"discover", "register", "split", "process_chunk", "summarize"}
     chunk = dag.get_task("process_chunk")
     assert chunk.pool == "ocr"
     assert chunk.pool_slots >= 1

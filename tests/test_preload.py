@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from robustness_support import NOOP_OCR
@@ -24,6 +25,7 @@ HEAVY = {"cv2", "numpy", "pikepdf", "pyhanko", "pyhanko_certvalidator", "sqlalch
 CHILD = r"""
 import json, sys
 from pathlib import Path
+from typing import Any
 sys.path.insert(0, sys.argv[2])
 from imagegen import render_page, save
 from digitize.intake.manifest import read_manifest
@@ -86,8 +88,12 @@ def test_after_preload_the_first_document_imports_nothing_heavy_nor_prepares_the
     (["airflow", "celery", "flower"], "CeleryExecutor", False),
 ])
 def test_only_the_processes_that_fork_tasks_preload(argv: list[str], executor: str, expected: bool) -> None:
-    # Loaded under another name: registering it as ``airflow_local_settings`` in this process would make
-    # Airflow's own start-up code (the in-process API apps of later tests) pick it up as this process's.
+    assert _local_settings().forks_tasks(argv, executor) is expected
+
+
+def _local_settings() -> Any:
+    """Loaded under another name: registering it as ``airflow_local_settings`` in this process would make
+    Airflow's own start-up code (the in-process API apps of later tests) pick it up as this process's."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("local_settings_under_test", REPO / "plugins" /
@@ -95,7 +101,25 @@ def test_only_the_processes_that_fork_tasks_preload(argv: list[str], executor: s
     assert spec is not None and spec.loader is not None
     local_settings = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(local_settings)
-    assert local_settings.forks_tasks(argv, executor) is expected
+    return local_settings
+
+
+def test_the_backlog_forms_priority_reaches_only_its_own_runs() -> None:
+    """The cluster policy weighs a backlog run's task instances by the form's choice and leaves the rest alone
+    (the inbox's chunks keep their 10, whatever a run's conf says). Runs end to end: tests/test_backlog.py."""
+    from types import SimpleNamespace
+
+    hook = _local_settings().task_instance_mutation_hook
+
+    def weight(dag_id: str, conf: dict[str, Any] | None, run: bool = True) -> int:
+        ti = SimpleNamespace(dag_id=dag_id, priority_weight=7)
+        hook(ti, SimpleNamespace(conf=conf) if run else None)
+        return ti.priority_weight
+
+    assert [weight("digitize_backlog", {"priority": p}) for p in ("low", "normal", "high")] == [1, 5, 20]
+    assert weight("digitize_inbox", {"priority": "high"}) == 7
+    assert weight("digitize_backlog", {"priority": "urgent"}) == weight("digitize_backlog", None) == 7
+    assert weight("digitize_backlog", {"priority": "high"}, run=False) == 7  # no run at hand: nothing to read
 
 
 def test_a_celery_worker_process_starts_with_the_library_imported() -> None:
