@@ -767,3 +767,6 @@ def test_signature_size_is_estimated_once_per_signer(pki: DemoPki, original: byt
         byte_range = PdfFileReader(io.BytesIO(data)).embedded_signatures[0].sig_object["/ByteRange"]
         assert int(byte_range[2]) - int(byte_range[1]) - 2 == estimates[0]  # hex digits between < and >
         assert verify_pdf(data, [pki.root_cert]).valid
+    signer._reserved = 64  # a signature outgrowing what was reserved (a TSA's tokens grew): estimated again
+    grown = signer.sign(original, document_code=f"{CODE[:-1]}9", title="x")
+    assert len(estimates) == 2 and verify_pdf(grown, [pki.root_cert]).valid

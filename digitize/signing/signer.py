@@ -520,6 +520,9 @@ class AgencySigner:
                 pdf_signer.sign_pdf(writer, output=out, appearance_text_params=text_params or None,
                                     bytes_reserved=self._reserved)
         except (SigningError, PdfError, OSError) as exc:
+            if self._reserved is not None and "larger than expected" in str(exc):
+                self._reserved = None  # e.g. a TSA whose tokens grew: estimate again, as pyHanko would have
+                return self.sign_checked(pdf, document_code=document_code, title=title, qr=qr)
             if _service_unreachable(exc):
                 raise TimestampUnavailable(
                     f"Signing {document_code} needs the TSA or the CA's OCSP/CRL service, which did not answer: "
