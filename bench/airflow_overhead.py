@@ -314,7 +314,7 @@ def task_time(env: dict[str, str], run_id: str) -> dict[str, float]:
             "JOIN dag_run r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id "
             "WHERE ti.dag_id = 'digitize_backlog' AND ti.run_id = %s", (run_id,)).fetchall()
     ran = [r for r in rows if r[1] and r[2]]
-    chunks = [r for r in ran if r[0].startswith("process_")]
+    chunks = [r for r in ran if r[0].split(".")[0] == "process"]  # the mapped chunk task (or its group)
     durations = sorted((end - start).total_seconds() for _, start, end, _, _ in chunks)
     run_start, run_end = rows[0][3], rows[0][4]
     return {"tasks": float(len(rows)),
