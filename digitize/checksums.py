@@ -20,3 +20,8 @@ def sha256_file(path: Path) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def content_key(data: bytes) -> bytes:
+    """A short digest naming bytes held in memory (BLAKE2b, 16 bytes): decoded samples by the stream they decode."""
+    return hashlib.blake2b(data, digest_size=16).digest()

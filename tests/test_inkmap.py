@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import cv2
 import imagegen
@@ -20,7 +21,7 @@ import pytest
 from PIL import Image
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-from digitize.ocr import OcrOptions, make_searchable_pdf
+from digitize.ocr import OcrOptions, make_searchable_pdf, set_document_metadata
 from digitize.signing import placement
 from digitize.signing.inkmap import read_scanned_page
 from digitize.signing.stamp import page_geometry
@@ -122,3 +123,56 @@ def test_a_page_that_draws_more_than_a_scan_is_rendered(pipeline_pages: dict[str
     box, rotate = _geometry(pdf)
     assert read_scanned_page(pdf, box, rotate) is None
     placement.plan(pdf, box, rotate, (110.0, 40.0), [], 6.0)  # and the renderer still places the stamp
+
+
+KEPT = {"png-gray": True, "png-rgb": True, "quarter-turned": True, "jpeg-colour": False, "tiff-g4": False,
+        "png-transparent": False}
+"""Scans whose page 1 the OCR path keeps as gray samples for signing (lossless 8-bit gray or RGB), and the rest."""
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, Any]]:
+    """Each kind through the real OCR path: the unsigned PDF and the page-1 samples its maker kept."""
+    root = tmp_path_factory.mktemp("kept")
+    out = {}
+    for kind in KEPT:
+        if kind in ("png-rgb", "png-transparent"):
+            page = imagegen.render_page(imagegen.LINES[:4], dpi=300, width_in=6.0, height_in=5.0, font_pt=11.0)
+            scan = root / f"{kind}.png"
+            if kind == "png-rgb":
+                rgb = np.stack([page * 0.93, page * 0.97, page], axis=-1).clip(0, 255).astype(np.uint8)
+                Image.fromarray(rgb).save(scan, format="PNG", dpi=(300, 300))
+            else:  # a tRNS chunk: load_image flattens it, a PDF reader shows the samples
+                Image.fromarray(page).save(scan, format="PNG", dpi=(300, 300), transparency=255)
+        else:
+            scan = _scan(kind, root / kind)
+        result = make_searchable_pdf([scan], root / f"{kind}.pdf", OcrOptions(jobs=1))
+        # as the pipeline does before signing: the PDF is saved again, its image streams as they were
+        set_document_metadata(root / f"{kind}.pdf", title="x", document_code="000.00.12.H99.2026.KQ.000001",
+                              agency_code="000.00.12.H99")
+        out[kind] = ((root / f"{kind}.pdf").read_bytes(), result.page_one_gray)
+    return out
+
+
+@pytest.mark.parametrize("kind", KEPT)
+def test_page_one_samples_kept_by_the_pdfs_maker_are_what_its_image_decodes_to(
+        kept: dict[str, tuple[bytes, Any]], kind: str) -> None:
+    """Signing in the process that made the PDF reads page 1's ink from them instead of decoding the image:
+    the very same pixels, so the very same stamp place; kept only where they are exact."""
+    pdf, known = kept[kind]
+    assert bool(known) is KEPT[kind]
+    box, rotate = _geometry(pdf)
+    decoded, given = read_scanned_page(pdf, box, rotate), read_scanned_page(pdf, box, rotate, known)
+    assert decoded is not None and given is not None
+    assert np.array_equal(decoded.gray, given.gray) and decoded.words == given.words
+
+
+def test_kept_samples_are_used_only_for_the_stream_they_decode(kept: dict[str, tuple[bytes, Any]]) -> None:
+    pdf, known = kept["png-gray"]
+    box, rotate = _geometry(pdf)
+    ((key, gray),) = known.items()
+    inked = read_scanned_page(pdf, box, rotate, {key: np.zeros_like(gray)})  # all ink: shows they were read
+    assert inked is not None and inked.gray.max() < 128
+    other = read_scanned_page(pdf, box, rotate, {bytes(16): np.zeros_like(gray)})
+    decoded = read_scanned_page(pdf, box, rotate)
+    assert other is not None and decoded is not None and np.array_equal(other.gray, decoded.gray)

@@ -10,7 +10,15 @@ from __future__ import annotations
 from digitize.intake.inbox import BatchSource, LocalBatch, client_s3, find_batches, open_batch
 from digitize.intake.manifest import BatchPlan, PlannedDocument, RowError, discover_batches, named_batch, read_manifest
 from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, PageLimits
-from digitize.intake.pages import count_pages, encode_for_pdf, load_image, scan_document, scan_pages, sniff_format
+from digitize.intake.pages import (
+    count_pages,
+    encode_for_pdf,
+    load_image,
+    scan_document,
+    scan_pages,
+    sniff_format,
+    stored_gray,
+)
 from digitize.intake.planned import read_planned
 from digitize.intake.sheets import SheetDetection, detect_sheet
 from digitize.intake.stacks import (
@@ -59,4 +67,5 @@ __all__ = [
     "sniff_format",
     "stack_files",
     "stack_unit",
+    "stored_gray",
 ]

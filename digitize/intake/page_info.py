@@ -125,6 +125,10 @@ class EncodedImage:
     passthrough: bool = True
     """True when :attr:`data` are the original file's bytes (not re-encoded)."""
 
+    samples_loaded: bool = False
+    """True when a PDF reader decodes :attr:`data` to exactly the pixels :func:`~digitize.intake.load_image` gave
+    (8-bit gray or RGB, lossless): those pixels then stand for a decode of the stream (:func:`stored_gray`)."""
+
 
 def check_size(path: Path, width: int, height: int, max_pixels: int, *, page: int = 0) -> None:
     """Refuse a declared size that is empty, too small to be a scan, or over ``max_pixels``."""

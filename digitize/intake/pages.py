@@ -163,6 +163,22 @@ def encode_for_pdf(info: PageInfo, *, image: np.ndarray | None = None) -> Encode
     return encode_lossless(load_image(info) if image is None else image)
 
 
+def stored_gray(encoded: EncodedImage, image: np.ndarray) -> np.ndarray | None:
+    """The gray samples a PDF reader decodes from ``encoded``, when ``image`` (the page as :func:`load_image`
+    decoded it) holds them already (:attr:`EncodedImage.samples_loaded`); ``None`` otherwise.
+
+    Signing reads page 1's ink from its image; in the process that made the PDF these spare it decoding the
+    stream again (~30 ms of an A4 page). Gray as :mod:`digitize.signing.inkmap` makes it: OpenCV's weights.
+    """
+    if not (encoded.samples_loaded and encoded.decode is None and image.shape[:2] == (encoded.height, encoded.width)):
+        return None
+    if image.ndim == 2:
+        return image
+    import cv2
+
+    return np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+
+
 def encode_lossless(image: np.ndarray) -> EncodedImage:
     """Losslessly encode decoded pixels: bilevel pages as CCITT G4, others as Flate with PNG predictors.
 
@@ -180,7 +196,7 @@ def encode_lossless(image: np.ndarray) -> EncodedImage:
         buffer, format="PNG", compress_level=6)
     parms = (("Predictor", 15), ("Colors", colors), ("BitsPerComponent", 8), ("Columns", width))
     return EncodedImage(_idat(buffer.getvalue()), "FlateDecode", width, height, 8,
-                        "DeviceGray" if colors == 1 else "DeviceRGB", parms, passthrough=False)
+                        "DeviceGray" if colors == 1 else "DeviceRGB", parms, passthrough=False, samples_loaded=True)
 
 
 def _idat(png: bytes) -> bytes:
@@ -235,7 +251,7 @@ def _png_chunks(path: Path) -> Iterator[tuple[bytes, bytes]]:
 
 
 def _png_header(path: Path) -> dict[str, Any]:
-    header: dict[str, Any] = {"idat": [], "dpi": (0.0, 0.0), "palette": None}
+    header: dict[str, Any] = {"idat": [], "dpi": (0.0, 0.0), "palette": None, "transparency": False}
     for kind, body in _png_chunks(path):
         if kind == b"IHDR":
             if len(body) != 13:
@@ -248,6 +264,8 @@ def _png_header(path: Path) -> dict[str, Any]:
                 header["dpi"] = (round(ppx * 0.0254, 1), round(ppy * 0.0254, 1))
         elif kind == b"PLTE":
             header["palette"] = body
+        elif kind == b"tRNS":
+            header["transparency"] = True
         elif kind == b"IDAT":
             header["idat"].append(body)
     if "width" not in header:
@@ -274,8 +292,11 @@ def _png_passthrough(info: PageInfo) -> EncodedImage | None:
         return None
     color_space = {0: "DeviceGray", 2: "DeviceRGB", 3: "Indexed"}[header["color_type"]]
     parms = (("Predictor", 15), ("Colors", colors), ("BitsPerComponent", header["depth"]), ("Columns", info.width))
+    # load_image decodes an 8-bit gray or RGB PNG to these very samples, unless a tRNS chunk made it flatten them
+    loaded = header["depth"] == 8 and header["color_type"] in (0, 2) and not header["transparency"]
     return EncodedImage(b"".join(header["idat"]), "FlateDecode", info.width, info.height, header["depth"],
-                        color_space, parms, palette=header["palette"] if color_space == "Indexed" else None)
+                        color_space, parms, palette=header["palette"] if color_space == "Indexed" else None,
+                        samples_loaded=loaded)
 
 
 # --- JPEG ------------------------------------------------------------------------------------------

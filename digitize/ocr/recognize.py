@@ -35,8 +35,9 @@ import cv2
 import numpy as np
 import pikepdf
 
+from digitize.checksums import content_key
 from digitize.errors import OcrFailed
-from digitize.intake import PageInfo, PageLimits, encode_for_pdf, load_image, scan_document
+from digitize.intake import PageInfo, PageLimits, encode_for_pdf, load_image, scan_document, stored_gray
 from digitize.ocr import tesseract
 from digitize.ocr.cleanup import PreparedPage, PreprocessOptions, prepare_page
 from digitize.ocr.engine import OcrEngine, ocr_engine
@@ -141,6 +142,11 @@ class OcrResult:
 
     tool_versions: Mapping[str, str]
     """Versions of the tools that made the file (tesseract, opencv, pikepdf, language data)."""
+
+    page_one_gray: Mapping[bytes, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    """Page 1's stored image as gray samples, keyed by :func:`~digitize.checksums.content_key` of its stream's
+    bytes, when the page decoded to them losslessly (:func:`~digitize.intake.stored_gray`): signing in this
+    process finds the stamp's place without decoding that stream again. Empty otherwise, and never staged."""
 
     @property
     def mean_confidence(self) -> float | None:
@@ -309,6 +315,8 @@ class _PageTask:
 class _PageOutcome:
     result: PageResult
     pdf_page: PdfPage
+    stored_gray: Mapping[bytes, np.ndarray] = field(default_factory=dict)
+    """Page 1's gray samples by the key of its stored image (see :attr:`OcrResult.page_one_gray`)."""
 
 
 def _page_dpi(info: PageInfo, prepared: PreparedPage) -> tuple[float, float]:
@@ -337,7 +345,7 @@ def process_page(info: PageInfo, options: OcrOptions) -> tuple[PageResult, PdfPa
     return outcome.result, outcome.pdf_page
 
 
-def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
+def _process(info: PageInfo, options: OcrOptions, *, first: bool = False) -> _PageOutcome:
     extra_flags: tuple[str, ...] = ()
     if info.has_text_layer:
         if page_can_be_copied(info.source, info.index):
@@ -348,6 +356,8 @@ def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
         image = load_image(info)
     with stage("pdf"):
         encoded = encode_for_pdf(info, image=image)
+        gray = stored_gray(encoded, image) if first else None
+        known = {content_key(encoded.data): gray} if gray is not None else {}
     claimed = (info.dpi[0] + info.dpi[1]) / 2.0
     prep_options = dataclasses.replace(options.preprocess, min_dpi=float(options.min_dpi))
     with stage("cleanup"):
@@ -382,11 +392,11 @@ def _process(info: PageInfo, options: OcrOptions) -> _PageOutcome:
         words = map_words(ocr.words, prepared.to_original, straighten=deskew is None)
     pdf_page = PdfPage(encoded, _page_dpi(info, prepared), (360 - prepared.rotation_cw) % 360, words,
                        deskew_deg=deskew or 0.0)
-    return _PageOutcome(result, pdf_page)
+    return _PageOutcome(result, pdf_page, known)
 
 
 def _run_task(task: _PageTask) -> _PageOutcome:
-    outcome = _process(task.info, task.options)
+    outcome = _process(task.info, task.options, first=task.position == 0)
     return dataclasses.replace(outcome, result=dataclasses.replace(outcome.result, index=task.position))
 
 
@@ -453,6 +463,7 @@ def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOpti
     versions = {**tool_versions(), "tesseract_language": options.language}
     jobs = max(1, options.jobs)
     results: list[PageResult] = []
+    page_one_gray: Mapping[bytes, np.ndarray] = {}
     pool = _pool(jobs)
     try:
         with SearchablePdfWriter(out_pdf, DocumentMetadata(title=options.title), work_dir=options.work_dir) as writer:
@@ -460,7 +471,8 @@ def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOpti
                 with stage("pdf"):
                     writer.add_page(outcome.pdf_page)
                 results.append(outcome.result)
+                page_one_gray = page_one_gray or outcome.stored_gray
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return OcrResult(out_pdf, tuple(results), versions)
+    return OcrResult(out_pdf, tuple(results), versions, page_one_gray)

@@ -25,7 +25,7 @@ import logging
 import os
 import tempfile
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -305,7 +305,7 @@ def _process(ctx: PipelineContext, record: DocumentRecord, source: BatchSource, 
     agency = _agency(ctx, record)
     with tempfile.TemporaryDirectory(prefix="digitize-", dir=ctx.settings.work_dir) as scratch:
         ocr, code, originals, formats = _ocr_and_code(ctx, record, source, watch, checkpoint, Path(scratch))
-        signed, verdict = _sign_and_verify(ctx, record, code, ocr.pdf_path.read_bytes(), watch)
+        signed, verdict = _sign_and_verify(ctx, record, code, ocr.pdf_path.read_bytes(), watch, ocr.page_one_gray)
         checkpoint("after_sign")
         stored = _store_originals(ctx, record, code, originals, formats, watch)
         return _archive_signed(ctx, record, agency, code, ocr, stored, signed, verdict, watch, checkpoint, source)
@@ -366,7 +366,7 @@ def _ocr_and_code(ctx: PipelineContext, record: DocumentRecord, source: BatchSou
 
 
 def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, unsigned: bytes,
-                     watch: Stopwatch) -> tuple[bytes, Any]:
+                     watch: Stopwatch, known_gray: Mapping[bytes, Any] | None = None) -> tuple[bytes, Any]:
     """Sign (once: see :func:`_signed_pdf`) and check the signature against the trust roots.
 
     A new signature's event and its check's are one transaction (a failed check has no event: the
@@ -378,7 +378,7 @@ def _sign_and_verify(ctx: PipelineContext, record: DocumentRecord, code: str, un
 
     catalog, pdf_key = ctx.catalog, document_keys(code, record.version).pdf
     with watch.stage("sign"):
-        signed, verdict, review = _signed_pdf(ctx, record, pdf_key, unsigned, code)
+        signed, verdict, review = _signed_pdf(ctx, record, pdf_key, unsigned, code, known_gray)
         fresh = verdict is not None
         if verdict is None:  # signed by an earlier, interrupted run: check what the archive holds
             verdict = verify_pdf(signed, ctx.settings.trust_roots)
@@ -557,8 +557,8 @@ def _qr(ctx: PipelineContext, record: DocumentRecord) -> DocumentQr | None:
                       valid_until=record.valid_until)
 
 
-def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsigned: bytes,
-                code: str) -> tuple[bytes, SignatureVerdict | None, tuple[str, ...]]:
+def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsigned: bytes, code: str,
+                known_gray: Mapping[bytes, Any] | None) -> tuple[bytes, SignatureVerdict | None, tuple[str, ...]]:
     """Sign, unless an earlier interrupted run already archived the signed PDF: never sign twice.
 
     A new signature comes with the signer's own verdict (it checks every one it makes) and its review
@@ -569,7 +569,8 @@ def _signed_pdf(ctx: PipelineContext, record: DocumentRecord, pdf_key: str, unsi
         ctx.catalog.add_event(record.id, "signature", "success", tool="digitize", tool_version=__version__,
                               detail=f"reused the signed PDF already archived at {pdf_key}")
         return ctx.archive.get(pdf_key), None, ()
-    return ctx.signer.sign_checked(unsigned, document_code=code, title=record.title, qr=_qr(ctx, record))
+    return ctx.signer.sign_checked(unsigned, document_code=code, title=record.title, qr=_qr(ctx, record),
+                                   known_gray=known_gray)
 
 
 def _fmt(value: float | None) -> str:

@@ -17,13 +17,15 @@ from __future__ import annotations
 import io
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pikepdf
 from PIL import Image
+
+from digitize.checksums import content_key
 
 Rect = tuple[float, float, float, float]
 
@@ -49,9 +51,11 @@ class ScannedPage:
     """Word boxes, (x0, y0, x1, y1) in points from the visible area's top left (as pdftotext gives them)."""
 
 
-def read_scanned_page(pdf: bytes, box: Rect, rotate: int) -> ScannedPage | None:
+def read_scanned_page(pdf: bytes, box: Rect, rotate: int,
+                      known_gray: Mapping[bytes, np.ndarray] | None = None) -> ScannedPage | None:
     """Page 1 as gray pixels and word boxes, or ``None`` when it is not a plain scanned page and must be
-    rendered."""
+    rendered. ``known_gray``: gray samples the caller holds, by :func:`~digitize.checksums.content_key` of
+    the image stream's raw bytes they decode (the PDF's maker has them): a match is used instead of decoding."""
     if rotate % 360:
         return None
     try:
@@ -63,7 +67,7 @@ def read_scanned_page(pdf: bytes, box: Rect, rotate: int) -> ScannedPage | None:
             if drawn is None:
                 return None
             image, matrix, words = drawn
-            gray = _decoded_gray(image, matrix)
+            gray = _decoded_gray(image, matrix, known_gray or {})
     except (pikepdf.PikepdfError, Image.DecompressionBombError, ValueError, TypeError, KeyError, AttributeError,
             IndexError, NotImplementedError, OSError, zlib.error):
         return None  # the renderer decides what is wrong with it
@@ -152,14 +156,19 @@ def _word_boxes(runs: list[tuple[float, float, np.ndarray]]) -> list[Rect]:
     return list(zip(px.min(1).tolist(), py.min(1).tolist(), px.max(1).tolist(), py.max(1).tolist(), strict=True))
 
 
-def _decoded_gray(image: pikepdf.Object, matrix: np.ndarray) -> np.ndarray | None:
-    """The image's gray pixels; a JPEG decoded straight at about :data:`SCALE` pixels per point."""
+def _decoded_gray(image: pikepdf.Object, matrix: np.ndarray, known: Mapping[bytes, np.ndarray]) -> np.ndarray | None:
+    """The image's gray pixels: ``known``'s for its bytes, else decoded (a JPEG straight at about :data:`SCALE`
+    pixels per point)."""
     if any(key in image for key in ("/Decode", "/SMask", "/Mask")) or image.get("/ImageMask", False):
         return None
     filters = image.get("/Filter")
     names = [str(f) for f in (filters if isinstance(filters, pikepdf.Array) else [filters] if filters else [])]
     if any(name not in _DECODABLE for name in names):
         return None
+    if known:
+        gray = known.get(content_key(image.read_raw_bytes()))
+        if gray is not None and gray.shape == (int(image.Height), int(image.Width)):
+            return gray
     if names and names[-1] == "/DCTDecode" and set(names[:-1]) <= {"/FlateDecode"}:
         data = image.read_raw_bytes()
         for _ in names[:-1]:

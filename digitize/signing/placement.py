@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,15 +78,16 @@ class _Page:
 
 
 def plan(pdf: bytes, box: Rect, rotate: int, stamp: tuple[float, float], qr_sides: Sequence[float],
-         margin: float) -> Placement:
+         margin: float, known_gray: Mapping[bytes, np.ndarray] | None = None) -> Placement:
     """Free spots for the stamp (``stamp`` = width, height) and the QR code, at least ``margin`` from the edges.
 
     The stamp prefers the top right, in the top margin, then the nearest free band below or to the left.
     The QR code (``qr_sides``: its sizes, preferred first; none for no code) prefers the top left, then
     another free corner; its quiet zone (and one point more) keeps it clear of ink. With no free spot
     the stamp keeps its corner, covers ink, and the placement carries :data:`STAMP_COVERS_INK`.
+    ``known_gray``: page images already decoded (:func:`~digitize.signing.inkmap.read_scanned_page`).
     """
-    page = _page_map(pdf, box, rotate)
+    page = _page_map(pdf, box, rotate, known_gray)
     rows, cols = page.taken.shape
     edge = max(int(np.ceil(margin)), _CLEARANCE)
     size = (int(np.ceil(stamp[0])), int(np.ceil(stamp[1])))
@@ -141,7 +142,7 @@ def _nearest_free(taken: np.ndarray, size: tuple[int, int], target: tuple[int, i
     return left_lo + int(best[1]), top_lo + int(best[0])
 
 
-def _page_map(pdf: bytes, box: Rect, rotate: int) -> _Page:
+def _page_map(pdf: bytes, box: Rect, rotate: int, known_gray: Mapping[bytes, np.ndarray] | None) -> _Page:
     """Ink of page 1 and its text layer's word boxes, in user-space orientation.
 
     A plain scanned page is read from its image (:mod:`digitize.signing.inkmap`); any other page is
@@ -149,7 +150,7 @@ def _page_map(pdf: bytes, box: Rect, rotate: int) -> _Page:
     """
     import cv2
 
-    scanned = read_scanned_page(pdf, box, rotate)
+    scanned = read_scanned_page(pdf, box, rotate, known_gray)
     words: list[tuple[float, ...]]
     if scanned is not None:
         ink, words = _ink_cells(scanned.gray), list(scanned.words)

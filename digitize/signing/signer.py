@@ -24,11 +24,13 @@ import io
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
@@ -473,10 +475,15 @@ class AgencySigner:
         """
         return self.sign_checked(pdf, document_code=document_code, title=title, qr=qr)[0]
 
-    def sign_checked(self, pdf: bytes, *, document_code: str, title: str,
-                     qr: DocumentQr | None = None) -> tuple[bytes, SignatureVerdict, tuple[str, ...]]:
+    def sign_checked(self, pdf: bytes, *, document_code: str, title: str, qr: DocumentQr | None = None,
+                     known_gray: Mapping[bytes, np.ndarray] | None = None
+                     ) -> tuple[bytes, SignatureVerdict, tuple[str, ...]]:
         """:meth:`sign`, also returning the verdict of its check (callers need not verify again) and the
-        review flags of the stamp's placement (``STAMP_COVERS_INK`` when page 1 had no free space)."""
+        review flags of the stamp's placement (``STAMP_COVERS_INK`` when page 1 had no free space).
+
+        ``known_gray``: decoded gray samples of images, by :func:`~digitize.checksums.content_key` of their
+        stream's bytes, that the caller already holds (the process that made the PDF): page 1's image is then
+        not decoded again to place the stamp. A key that matches no stream is ignored."""
         opts = self.options
         writer, base = _open_for_update(pdf)
         level = opts.level
@@ -506,7 +513,7 @@ class AgencySigner:
                 "agency": self.agency_name,
                 "signed_at": iso_vn(dt.datetime.now(VN_TZ)),
             }
-            placement = self._place(writer, base, list(text_params.values()), qr, document_code)
+            placement = self._place(writer, base, list(text_params.values()), qr, document_code, known_gray)
             x0, y0, x1, y1 = (round(v) for v in placement.stamp)
             box = (x0, y0, x1, y1)
             flags = placement.flags
@@ -522,7 +529,7 @@ class AgencySigner:
         except (SigningError, PdfError, OSError) as exc:
             if self._reserved is not None and "larger than expected" in str(exc):
                 self._reserved = None  # e.g. a TSA whose tokens grew: estimate again, as pyHanko would have
-                return self.sign_checked(pdf, document_code=document_code, title=title, qr=qr)
+                return self.sign_checked(pdf, document_code=document_code, title=title, qr=qr, known_gray=known_gray)
             if _service_unreachable(exc):
                 raise TimestampUnavailable(
                     f"Signing {document_code} needs the TSA or the CA's OCSP/CRL service, which did not answer: "
@@ -547,14 +554,14 @@ class AgencySigner:
         return signed, verdict, flags
 
     def _place(self, writer: IncrementalPdfFileWriter, pdf: bytes, lines: list[str], qr: DocumentQr | None,
-               document_code: str) -> Placement:
+               document_code: str, known_gray: Mapping[bytes, np.ndarray] | None) -> Placement:
         """Find free space on page 1 for the stamp and the QR code, and draw the QR code there."""
         opts = self.options
         box, rotate = page_geometry(writer)
         symbol = qr_symbol(qr.payload(document_code)) if qr is not None else None
         modules = sorted({opts.qr_module, min(opts.qr_module, QR_SMALLEST_MODULE)}, reverse=True)
         sides = [symbol[1] * m for m in modules] if symbol is not None else []
-        placement = plan(pdf, box, rotate, stamp_size(opts, lines), sides, opts.stamp_margin)
+        placement = plan(pdf, box, rotate, stamp_size(opts, lines), sides, opts.stamp_margin, known_gray)
         if symbol is not None and placement.qr is not None:
             add_qr(writer, placement.qr, symbol)
         return placement
