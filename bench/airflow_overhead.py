@@ -281,44 +281,33 @@ def airflow_run(env: dict[str, str], source: Path, chunk_size: int, run_id: str)
             "worker_faults": cpu.worker_faults()}
 
 
-def print_timeline(env: dict[str, str], run_id: str) -> None:
-    """Each task instance's scheduled, queued, start and end, in seconds from the run's start: where the gaps are."""
+def task_time(env: dict[str, str], run_id: str) -> dict[str, float]:
+    """Task instances of the run, their summed running time, and where the run's time went; prints each task's
+    scheduled, queued, start and end in seconds from the run's start (where the gaps are).
+
+    ``head``: run start → first chunk task start (plan, scheduling); ``tail``: last chunk end → run end
+    (summarize); ``chunk_median``: one chunk task's start → end.
+    """
     with _metadata(env) as conn:
         rows = conn.execute(
             "SELECT ti.task_id, ti.map_index, ti.scheduled_dttm, ti.queued_dttm, ti.start_date, ti.end_date, "
             "r.start_date, r.end_date FROM task_instance ti JOIN dag_run r ON r.dag_id = ti.dag_id "
             "AND r.run_id = ti.run_id WHERE ti.dag_id = 'digitize_backlog' AND ti.run_id = %s "
             "ORDER BY ti.start_date NULLS LAST", (run_id,)).fetchall()
-    if not rows:
-        return
-    origin = rows[0][6]
+    run_start, run_end = rows[0][6], rows[0][7]
 
     def at(moment: Any) -> str:
-        return "—" if moment is None else f"{(moment - origin).total_seconds():6.2f}"
+        return "—" if moment is None else f"{(moment - run_start).total_seconds():6.2f}"
 
     print(f"timeline of {run_id} (s from the run's start; scheduled / queued / start / end); run ends at "
-          f"{at(rows[0][7])}")
+          f"{at(run_end)}")
     for task_id, index, *moments, _, _ in rows:
         print(f"  {task_id}[{index}]: " + " / ".join(at(m) for m in moments), flush=True)
-
-
-def task_time(env: dict[str, str], run_id: str) -> dict[str, float]:
-    """Task instances of the run, their summed running time, and where the run's time went.
-
-    ``head``: run start → first chunk task start (plan, chunks_*, scheduling); ``tail``: last chunk
-    end → run end (summarize, report); ``chunk_median``: one chunk task's start → end.
-    """
-    with _metadata(env) as conn:
-        rows = conn.execute(
-            "SELECT ti.task_id, ti.start_date, ti.end_date, r.start_date, r.end_date FROM task_instance ti "
-            "JOIN dag_run r ON r.dag_id = ti.dag_id AND r.run_id = ti.run_id "
-            "WHERE ti.dag_id = 'digitize_backlog' AND ti.run_id = %s", (run_id,)).fetchall()
-    ran = [r for r in rows if r[1] and r[2]]
+    ran = [(task_id, start, end) for task_id, _, _, _, start, end, _, _ in rows if start and end]
     chunks = [r for r in ran if r[0].split(".")[0] == "process"]  # the mapped chunk task (or its group)
-    durations = sorted((end - start).total_seconds() for _, start, end, _, _ in chunks)
-    run_start, run_end = rows[0][3], rows[0][4]
+    durations = sorted((end - start).total_seconds() for _, start, end in chunks)
     return {"tasks": float(len(rows)),
-            "task_seconds": sum((end - start).total_seconds() for _, start, end, _, _ in ran),
+            "task_seconds": sum((end - start).total_seconds() for _, start, end in ran),
             "chunks": float(len(chunks)), "chunk_median": durations[len(durations) // 2] if durations else 0.0,
             "head": (min(r[1] for r in chunks) - run_start).total_seconds() if chunks else 0.0,
             "tail": (run_end - max(r[2] for r in chunks)).total_seconds() if chunks else 0.0}
@@ -389,7 +378,6 @@ def bracketed_way(way: str, name: str, env: dict[str, str], batch: Path, args: a
     print(_library_row(f"(a) library, before {name}", before, args.docs), flush=True)
     run = airflow_run(env, batch.parent, args.chunk_size, f"bench-{tag}")
     tis = task_time(env, f"bench-{tag}")
-    print_timeline(env, f"bench-{tag}")
     after = library_run(env, batch, f"lib_{tag}_after")
     for lib in (before, after):
         assert lib["archived"] == args.docs, lib
@@ -408,6 +396,32 @@ def bracketed_way(way: str, name: str, env: dict[str, str], batch: Path, args: a
     return rows, line, (ratio, run["worker_cpu"] / cpu)
 
 
+IDLE_SECONDS = 30.0
+"""How long an idle cluster's scheduler is watched after a run, for its CPU with nothing to do."""
+
+
+def executor_ab(base_env: dict[str, str], work: Path, docs: int, chunk_size: int) -> list[str]:
+    """The same backlog on LocalExecutor twice: the project's executor with the scheduler's idle sleep at 0
+    (``plugins/prompt_executors.py``, airflow.cfg's) and Airflow's own with its default 1 s; each run's wall time,
+    how its time divides, and the scheduler's CPU while the cluster then idles. The timelines are printed."""
+    batch = make_documents(work / "ab" / "bench-ab", docs, tiny=False)
+    rows = ["| executor | wall (s) | where the run's time went | scheduler CPU when idle (core) |", "|---|---|---|---|"]
+    for label, over in (("`prompt_executors.PromptLocalExecutor`, idle sleep 0", {}),
+                        ("Airflow's `LocalExecutor`, idle sleep 1 s", {
+                            "CLUSTER_EXECUTOR_CLASS": "LocalExecutor",
+                            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1"})):
+        with cluster("LocalExecutor", {**base_env, **over}) as env:
+            run = airflow_run(env, batch.parent, chunk_size, "ab")
+            tis = task_time(env, "ab")
+            assert run["state"] == "success" and _archived(env, batch.name) == docs, run
+            with CpuByRole(env["CLUSTER_DIR"]) as idle:
+                time.sleep(IDLE_SECONDS)
+        rows.append(f"| {label} | {run['wall_seconds']:.1f} (run {run['run_seconds']:.1f}) | {timeline(tis)} | "
+                    f"{idle.seconds.get('scheduler', 0.0) / IDLE_SECONDS:.3f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=200, help="one-page documents OCR'd by each of (a), (b), (c)")
@@ -423,6 +437,9 @@ def main() -> None:
     parser.add_argument("--ocr-jobs", type=int, default=1,
                         help="DIGITIZE_OCR_JOBS of the Airflow ways: a chunk task's OCR slots (the default "
                              "deployment's is the cores: one chunk task at a time per 2-core worker)")
+    parser.add_argument("--executor-ab", type=int, default=0, metavar="DOCS",
+                        help="only this: DOCS documents on LocalExecutor with the project's executor, then Airflow's "
+                             "own (idle sleep 1 s), chunks of --chunk-size")
     args = parser.parse_args()
 
     from digitize.signing.pki import create_demo_pki
@@ -439,6 +456,9 @@ def main() -> None:
                      "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"})
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
           f"Python {platform.python_version()}; load average {os.getloadavg()}")
+    if args.executor_ab:
+        print(*executor_ab(base_env, work, args.executor_ab, args.chunk_size), sep="\n")
+        return
     rows: list[str] = []
     cpu: list[str] = []  # where the CPU went, one line per run
     ratios: dict[str, list[tuple[float, float]]] = {"LocalExecutor": [], "CeleryExecutor": []}

@@ -3,8 +3,9 @@
 The scheduler's loop sleeps ``[scheduler] scheduler_idle_sleep_time`` (1 s by default) after a pass that
 found nothing to do, without looking at the executor meanwhile: a task that ends waits half a second on
 average, up to a whole one, before its downstream task is scheduled or the next chunk takes its pool slot.
-A backlog run has about five such steps in series (plan, the chunk waves, summarize, the run's end); a
-40-document run lost 2.7 s of 24 to them (bench/results/airflow.md).
+A backlog run has about five such steps in series (plan, the chunk waves, summarize, the run's end): with
+Airflow's LocalExecutor each successor was queued 0.27–0.96 s after its predecessor's end, with these 0.06–0.16 s
+(``bench/airflow_overhead.py --executor-ab 40``, bench/results/airflow.md).
 
 These executors do that waiting themselves, in ``sync``, where they see a task end: LocalExecutor on the
 pipe its workers report on, CeleryExecutor by asking the result backend every 0.1 s while tasks run (one

@@ -315,8 +315,8 @@ class _PageTask:
 class _PageOutcome:
     result: PageResult
     pdf_page: PdfPage
-    stored_gray: Mapping[bytes, np.ndarray] = field(default_factory=dict)
-    """Page 1's gray samples by the key of its stored image (see :attr:`OcrResult.page_one_gray`)."""
+    page_one_gray: Mapping[bytes, np.ndarray] = field(default_factory=dict)
+    """For the document's page 1: its gray samples by the key of its stored image (:attr:`OcrResult.page_one_gray`)."""
 
 
 def _page_dpi(info: PageInfo, prepared: PreparedPage) -> tuple[float, float]:
@@ -471,7 +471,7 @@ def make_searchable_pdf(sources: Sequence[Path], out_pdf: Path, options: OcrOpti
                 with stage("pdf"):
                     writer.add_page(outcome.pdf_page)
                 results.append(outcome.result)
-                page_one_gray = page_one_gray or outcome.stored_gray
+                page_one_gray = page_one_gray or outcome.page_one_gray
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -179,16 +179,16 @@ class _StampFont(GlyphAccumulator):
         key = (self._font_bytes, frozenset(self._glyphs))
         with _SUBSETS_LOCK:
             program = _SUBSETS.get(key)
-        if program is None:
-            super()._extract_subset(options)
-            out = io.BytesIO()
-            self.tt.save(out)
-            program = out.getvalue()
-            with _SUBSETS_LOCK:
-                if len(_SUBSETS) >= _SUBSETS_KEPT:
-                    _SUBSETS.pop(next(iter(_SUBSETS)))  # the oldest
-                _SUBSETS[key] = program
-        self.cidfont_obj._tt = TTFont(io.BytesIO(program))  # what pyHanko's CIDFontType2 saves into the PDF
+        if program is not None:
+            self.cidfont_obj._tt = TTFont(io.BytesIO(program))  # what pyHanko's CIDFontType2 saves into the PDF
+            return
+        super()._extract_subset(options)
+        out = io.BytesIO()
+        self.tt.save(out)
+        with _SUBSETS_LOCK:
+            if len(_SUBSETS) >= _SUBSETS_KEPT:
+                _SUBSETS.pop(next(iter(_SUBSETS)))  # the oldest
+            _SUBSETS[key] = out.getvalue()
 
 
 _STAMP_TEXT = "%(copy_form)s\n%(agency)s\n%(signed_at)s"
