@@ -402,11 +402,11 @@ IDLE_SECONDS = 30.0
 
 def executor_ab(base_env: dict[str, str], work: Path, docs: int, chunk_size: int) -> list[str]:
     """The same backlog on LocalExecutor twice: the project's executor with the scheduler's idle sleep at 0
-    (``plugins/prompt_executors.py``, airflow.cfg's) and Airflow's own with its default 1 s; each run's wall time,
+    (``plugins/prompt_local.py``, airflow.cfg's) and Airflow's own with its default 1 s; each run's wall time,
     how its time divides, and the scheduler's CPU while the cluster then idles. The timelines are printed."""
     batch = make_documents(work / "ab" / "bench-ab", docs, tiny=False)
     rows = ["| executor | wall (s) | where the run's time went | scheduler CPU when idle (core) |", "|---|---|---|---|"]
-    for label, over in (("`prompt_executors.PromptLocalExecutor`, idle sleep 0", {}),
+    for label, over in (("`prompt_local.LocalExecutor`, idle sleep 0", {}),
                         ("Airflow's `LocalExecutor`, idle sleep 1 s", {
                             "CLUSTER_EXECUTOR_CLASS": "LocalExecutor",
                             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1"})):

@@ -20,7 +20,7 @@
 # DIGITIZE_OCR_JOBS (1), DIGITIZE_SIGNING_QUEUE (unset: any worker signs; "signing": every worker
 # runs the prepare_chunk tasks (OCR), only worker1, the token holder, the sign_chunk tasks; every
 # process must see the same value: the task ids depend on it), CLUSTER_SEED (1: import samples),
-# CLUSTER_EXECUTOR_CLASS (prompt_executors.Prompt<executor>; Airflow's own, with
+# CLUSTER_EXECUTOR_CLASS (prompt_local.LocalExecutor or prompt_celery.CeleryExecutor; Airflow's own, with
 # AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=1, to compare).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,7 +107,8 @@ start s3 "$ROOT/.venv/bin/python" -m digitize.dev.s3server --port "$S3_PORT"
 export AIRFLOW_HOME=${AIRFLOW_HOME:-$ROOT}
 export AIRFLOW_CONFIG=${AIRFLOW_CONFIG:-$ROOT/airflow.cfg}
 # plugins/prompt_executors.py: the executor does the scheduler's idle wait, so a task's end wakes it at once.
-export AIRFLOW__CORE__EXECUTOR=${CLUSTER_EXECUTOR_CLASS:-prompt_executors.Prompt$EXECUTOR}
+PROMPT=prompt_celery.CeleryExecutor; [ "$EXECUTOR" = CeleryExecutor ] || PROMPT=prompt_local.LocalExecutor
+export AIRFLOW__CORE__EXECUTOR=${CLUSTER_EXECUTOR_CLASS:-$PROMPT}
 export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=${AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME:-0}
 export AIRFLOW__CORE__DAGS_FOLDER=${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/dags}
 export AIRFLOW__CORE__PLUGINS_FOLDER=${AIRFLOW__CORE__PLUGINS_FOLDER:-$ROOT/plugins}

@@ -265,7 +265,7 @@ def test_every_setting_of_the_celery_profile_is_in_the_env_example(env: Env) -> 
                      if not {n, f"{n}_CMD", f"{n}_FILE"} & env.keys())
     assert missing == [], "set by scripts/cluster.sh, absent from deploy/digitize.env.example"
     assert set(SINGLE_MACHINE_ONLY) <= exported, "SINGLE_MACHINE_ONLY lists what cluster.sh no longer sets"
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "prompt_executors.PromptCeleryExecutor"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "prompt_celery.CeleryExecutor"
     assert env["OMP_THREAD_LIMIT"] == "1", "the pool arithmetic assumes one Tesseract thread per process"
 
 

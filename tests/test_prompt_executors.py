@@ -1,6 +1,7 @@
-"""The executors of plugins/prompt_executors.py end the scheduler's idle wait when a task ends, and only wait
-when a heartbeat sent nothing out. Real LocalExecutor queues and a real Celery result backend (Celery's
-in-memory cache backend, the key-value kind Redis is); the whole cluster runs them in tests/test_cluster.py.
+"""The executors of plugins/prompt_local.py and prompt_celery.py (the wait: plugins/prompt_executors.py) end the
+scheduler's idle wait when a task ends, and only wait when a heartbeat sent nothing out. Real LocalExecutor queues
+and a real Celery result backend (Celery's database backend, on SQLite); the whole cluster runs them in
+tests/test_cluster.py.
 
 The waits are set long (30 s) where the point is that they end early, so a slow machine cannot pass or fail
 them by timing alone.
@@ -23,7 +24,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "plugins"))
 
-import prompt_executors  # noqa: E402  (plugins/ is Airflow's plugins folder, not a package)
+import prompt_celery  # noqa: E402  (plugins/ is Airflow's plugins folder, not a package)
+import prompt_executors  # noqa: E402
+import prompt_local  # noqa: E402
 
 
 def _key(task_id: str) -> Any:
@@ -34,8 +37,8 @@ def _key(task_id: str) -> Any:
 
 @pytest.fixture
 def local() -> Any:
-    """A PromptLocalExecutor with its queues, without forking its workers (nothing is sent to them here)."""
-    executor = prompt_executors.PromptLocalExecutor(parallelism=2)
+    """The project's LocalExecutor with its queues, without forking its workers (nothing is sent to them here)."""
+    executor = prompt_local.LocalExecutor(parallelism=2)
     executor.activity_queue, executor.result_queue, executor.workers = SimpleQueue(), SimpleQueue(), {}
     executor._unread_messages = multiprocessing.Value(ctypes.c_uint)
     return executor
@@ -88,7 +91,7 @@ def test_a_task_ending_wakes_the_celery_executors_wait(tmp_path: Path) -> None:
     from celery.result import AsyncResult
 
     app = Celery("prompt-test", backend=f"db+sqlite:///{tmp_path / 'results.db'}", broker="memory://")
-    executor = prompt_executors.PromptCeleryExecutor()
+    executor = prompt_celery.CeleryExecutor()
     executor.bulk_state_fetcher = BulkStateFetcher(1, celery_app=app)
     executor.workloads[_key("process")] = AsyncResult("celery-task-1", app=app)
     _later(0.3, lambda: app.backend.store_result("celery-task-1", None, "SUCCESS"))
