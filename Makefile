@@ -1,6 +1,6 @@
 # The two commands a newcomer runs: `make demo` and `make test`. Both set everything up first.
 SHELL := /bin/bash
-ENV := set -a; . ./.env; set +a; export AIRFLOW_HOME=$(CURDIR);
+ENV := . scripts/dotenv.sh; load_dotenv .env; export AIRFLOW_HOME=$(CURDIR);
 
 .PHONY: setup demo test lint airflow cluster clean
 

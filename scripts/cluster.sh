@@ -69,7 +69,8 @@ start() {  # start NAME CMD...: own session (= own process group) so stop() can 
   echo "$! $name" >>"$DIR/pids"
 }
 
-if [ -z "${AIRFLOW__API_AUTH__JWT_SECRET:-}" ] && [ -f .env ]; then set -a; . ./.env; set +a; fi
+. scripts/dotenv.sh
+load_dotenv .env  # its settings, unless the caller set them (a benchmark sets its own certificate)
 if [ -z "${AIRFLOW__API_AUTH__JWT_SECRET:-}" ]; then
   AIRFLOW__API_AUTH__JWT_SECRET=$("$ROOT/.venv/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))')
   AIRFLOW__API__SECRET_KEY=$AIRFLOW__API_AUTH__JWT_SECRET

@@ -79,7 +79,8 @@ if missing:
     path.write_text(text + "".join(f"{name}={lines[name]()}\n" for name in missing))
     path.chmod(0o600)
 EOF
-set -a; . ./.env; set +a
+. scripts/dotenv.sh
+load_dotenv .env
 export AIRFLOW_HOME="$ROOT"
 
 if [ ! -f var/pki/agency.p12 ]; then
