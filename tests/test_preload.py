@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Packages whose import costs a task real CPU (OpenCV alone ~0.3 s); none may be left for the first document.
 HEAVY = {"cv2", "numpy", "pikepdf", "pyhanko", "pyhanko_certvalidator", "sqlalchemy", "boto3", "botocore",
-         "jsonschema", "PIL", "cryptography", "asn1crypto", "aiohttp", "lxml", "psycopg"}
+         "jsonschema", "PIL", "cryptography", "asn1crypto", "aiohttp", "lxml", "psycopg", "rapidfuzz", "qrcode"}
 
 CHILD = r"""
 import json, sys
@@ -44,12 +44,16 @@ registered = pipeline.register_batch(ctx.catalog, read_manifest(batch))
 if sys.argv[4] == "preload":
     pipeline.preload()
 from digitize.signing import stamp
+from digitize.archive import sidecar_validator
 before = set(sys.modules)
 fonts = stamp.prepared_font.cache_info().misses
+validators = sidecar_validator.cache_info().misses
 outcome = pipeline.process_document(ctx, registered.to_process[0], batch)
 import gc
 print(json.dumps({"status": outcome.status, "new": sorted(set(sys.modules) - before),
-                  "fonts_prepared": stamp.prepared_font.cache_info().misses - fonts, "frozen": gc.get_freeze_count()}))
+                  "fonts_prepared": stamp.prepared_font.cache_info().misses - fonts,
+                  "validators_built": sidecar_validator.cache_info().misses - validators,
+                  "frozen": gc.get_freeze_count()}))
 """
 
 
@@ -74,6 +78,7 @@ def test_after_preload_the_first_document_imports_nothing_heavy_nor_prepares_the
     assert heavy(cold["new"]) >= {"cv2", "pyhanko", "pikepdf"}, "the check would not notice a missing preload"
     assert heavy(warm["new"]) == set(), sorted(m for m in warm["new"] if m.split(".")[0] in HEAVY)
     assert (cold["fonts_prepared"], warm["fonts_prepared"]) == (1, 0), "the stamp font is prepared once, up front"
+    assert (cold["validators_built"], warm["validators_built"]) == (1, 0), "so is the sidecar schema's validator"
     # what preload loaded is out of the collector's sight: a forked child's first full collection skips it
     assert cold["frozen"] == 0 and warm["frozen"] > 100_000, (cold["frozen"], warm["frozen"])
 

@@ -12,11 +12,10 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
-from digitize import __version__
 from digitize.intake import BatchSource, open_batch
 from digitize.pipeline.context import PipelineContext
 from digitize.pipeline.parallel import run_in_workers
-from digitize.pipeline.stages import PREPARED, finish_prepared, prepare_document, process_document
+from digitize.pipeline.stages import finish_prepared, prepare_document, process_document
 from digitize.pipeline.summary import DocumentOutcome
 
 MAX_MAP_LENGTH = 1024
@@ -77,18 +76,17 @@ def run_chunk(ctx: PipelineContext, items: Sequence[ChunkItem], stage: Literal["
     The task holds ``ctx.settings.ocr_jobs`` OCR slots; its documents run as ``process --workers`` runs
     them (:func:`run_in_workers`): two processes per slot, so a document's signature, archiving and
     catalog waits overlap the next one's Tesseract instead of idling the slot's core. A lone document
-    runs here, its pages on every slot. Outcomes come back in the chunk's order.
+    runs here, its pages on every slot. Outcomes come back in the chunk's order. ``worker`` (and the stage)
+    is named in the ``processing_worker`` event each claimed document gets with its claim.
 
     A document failure quarantines that document and the chunk goes on; a transient or configuration
     error propagates, so the task is retried or the run stops.
     """
     run_document = process_document if stage == "process" else prepare_document
-    tag = "" if stage == "process" else f" ({stage})"
+    ctx.worker = worker + ("" if stage == "process" else f" ({stage})")
     outcomes: dict[int, dict[str, Any]] = {}
 
     def done(outcome: DocumentOutcome) -> None:
-        if outcome.status != "SKIPPED":
-            _record_worker(ctx, outcome.document_id, worker + tag)
         if on_done is not None:
             on_done(outcome)
         outcomes[outcome.document_id] = outcome.as_dict()
@@ -109,18 +107,12 @@ def finish_chunk(ctx: PipelineContext, items: Sequence[ChunkItem], prepared: Seq
     The batch is read only for ``DIGITIZE_MOVE_DONE`` (a local folder); nothing is fetched.
     """
     source_of = {document_id: source for source, document_id in items}
+    ctx.worker = worker + " (sign)"
     outcomes = []
     for row in prepared:
         outcome = finish_prepared(ctx, row, source_of[int(row["document_id"])])
-        if row["status"] == PREPARED and outcome.status != "SKIPPED":
-            _record_worker(ctx, outcome.document_id, worker + " (sign)")
         if on_done is not None:
             on_done(outcome)
         outcomes.append(outcome.as_dict())
     return outcomes
 
-
-def _record_worker(ctx: PipelineContext, document_id: int, worker: str) -> None:
-    """Who did the work: one event per document and stage that a task worked on."""
-    ctx.catalog.add_event(document_id, "processing_worker", "success", tool="digitize", tool_version=__version__,
-                          detail=f"worker {worker}")

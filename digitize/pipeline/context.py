@@ -31,7 +31,8 @@ PRELOADED_MODULES = (
     "digitize.search", "digitize.signing", "boto3", "jsonschema", "asn1crypto.pem",
     "fontTools.subset", "fontTools.ttLib", "fontTools.ttLib.scaleUpem", "pikepdf", "pyhanko.pdf_utils.filters",
     "pyhanko.pdf_utils.metadata.xmp_xml", "sqlalchemy.dialects.postgresql.psycopg",
-    "cryptography.hazmat.backends.openssl", "numpy.ma", "tesserocr",
+    "cryptography.hazmat.backends.openssl", "numpy.ma", "tesserocr", "digitize.match", "digitize.signing.qrmask",
+    "pyhanko.pdf_utils.qr", "qrcode",
 )
 """What processing a document imports lazily; :func:`preload` imports it up front."""
 
@@ -42,10 +43,10 @@ def preload() -> None:
     Airflow runs each task in a process forked from a long-lived one (a Celery worker, or the
     scheduler with LocalExecutor). Imported there once, OpenCV, pyHanko, pikepdf, SQLAlchemy and
     boto3 cost a chunk task nothing instead of about a second of CPU each time
-    (bench/results/airflow.md); the stamp font and S3's service model are prepared too (~0.6 s
-    of a fresh process's first document). Nothing here opens a connection or reads a secret; with
-    ``OPENBLAS_NUM_THREADS=1`` (NumPy's and OpenCV's BLAS otherwise start a thread per core) it
-    starts no thread either, so the process can fork safely.
+    (bench/results/airflow.md); the stamp font, S3's service model and the sidecar schema's
+    validator are prepared too (~0.65 s of a fresh process's first document). Nothing here opens a
+    connection or reads a secret; with ``OPENBLAS_NUM_THREADS=1`` (NumPy's and OpenCV's BLAS otherwise
+    start a thread per core) it starts no thread either, so the process can fork safely.
 
     What it loaded is then frozen out of the garbage collector (``gc.freeze``): a forked child's first
     full collection would otherwise walk it all (170–260 ms, measured inside a catalog write, holding the
@@ -60,6 +61,7 @@ def preload() -> None:
         importlib.import_module(name)
     signing.warm_up()
     archive.warm_up()
+    archive.sidecar_validator()
     gc.freeze()
 
 
@@ -71,17 +73,20 @@ class PipelineContext:
     """
 
     def __init__(self, settings: Settings | None = None, *, archive: Archive | None = None,
-                 ocr_slots: Slots | None = None) -> None:
+                 ocr_slots: Slots | None = None, worker: str | None = None) -> None:
         self.settings = settings or load_settings()
         self._archive = archive
         self._ocr_slots = ocr_slots
+        self.worker = worker
+        """Who does the work (an Airflow task's host and PID, and its stage): each document this context claims
+        gets a ``processing_worker`` event naming it, written with the claim. ``None``: no such event."""
 
     def for_worker(self, ocr_slots: Slots) -> PipelineContext:
         """A forked worker's context (:mod:`digitize.pipeline.parallel`): these settings with one Tesseract,
         the run's shared OCR slots, and this context's archive if it was given one (e.g. built from
         Airflow's S3 connection), which the worker uses as its own copy."""
         return PipelineContext(dataclasses.replace(self.settings, ocr_jobs=1), archive=self._archive,
-                               ocr_slots=ocr_slots)
+                               ocr_slots=ocr_slots, worker=self.worker)
 
     @contextmanager
     def ocr_slot(self) -> Iterator[None]:

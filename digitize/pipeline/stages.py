@@ -215,12 +215,15 @@ def _claim_and_run(ctx: PipelineContext, document_id: int,
         return DocumentOutcome(document_id, "SKIPPED", record.code, record.reason)
     owner = new_owner()
     dead = dead_local_owner(record.lease_owner)
-    with catalog.transaction():  # the claim, and the event saying whose attempt it resumes: both or neither
+    with catalog.transaction():  # the claim, and the events saying who took it and whose attempt it resumes
         claimed = catalog.claim(record.id, owner, ctx.settings.lease_seconds, take_over=dead)
         if claimed and record.lease_owner and record.lease_owner != owner:
             catalog.add_event(record.id, "processing_resumed", "warning", tool="digitize", tool_version=__version__,
                               detail=f"an earlier attempt (worker {record.lease_owner}) stopped before finishing; "
                                      f"resumed by {owner} with code {record.code or '(none allocated yet)'}")
+        if claimed and ctx.worker:  # in the claim's commit: a chunk task's own write per document cost a commit
+            catalog.add_event(record.id, "processing_worker", "success", tool="digitize", tool_version=__version__,
+                              detail=f"worker {ctx.worker}")
     if not claimed:
         log.info("document %s is being processed by another worker: skipped", document_id)
         current = catalog.get_document(document_id)
