@@ -4,10 +4,11 @@ Wiring only; the work is the ``digitize`` library's. The source is a batch
 (a folder or ``s3://bucket/prefix/`` holding ``manifest.csv``) or a folder/prefix
 of batches. ``plan`` reads and filters the manifests (agency, issued dates),
 registers the documents (idempotent by content), splits the stack batches and cuts
-everything into chunks: never more than 1,024 mapped tasks, whatever the backlog's
-size. Planning and splitting are one task, and its return value is the chunks the
-``process`` task maps over: every task between the form and the first chunk adds about a
-second of scheduling and start-up to the run (``bench/results/airflow.md``). Re-running
+everything into chunks even in pixels, each listing its largest documents first: never
+more than 1,024 mapped tasks, whatever the backlog's size. Planning and splitting are
+one task, and its return value is the chunks the ``process`` task maps over: every
+task between the form and the first chunk adds about a second of scheduling and
+start-up to the run (``bench/results/airflow.md``). Re-running
 the same form after a failure or a pause resumes: archived documents are not
 registered again and ``process_document`` skips them. Chunks take ``ocr`` pool
 slots like the inbox's, at the priority chosen in the form (the inbox runs at
@@ -30,7 +31,7 @@ slowest stage, time to finish the backlog) is in the ``summarize`` task's
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.sdk import Param, dag, task
@@ -45,10 +46,8 @@ from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
     summary_task,
 )
 
-
-def _chunk_pairs(chunk: dict[str, Any]) -> list[tuple[str, int]]:
-    """This DAG's chunks (:func:`digitize.pipeline.cut_chunks`) hold one part per batch: (batch uri, id) pairs."""
-    return [(part["batch"], document_id) for part in chunk["parts"] for document_id in part["ids"]]
+if TYPE_CHECKING:
+    from digitize.catalog import Catalog
 
 
 def _plan(params: dict[str, Any]) -> dict[str, Any]:
@@ -110,15 +109,15 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     print(f"selected {selected} document(s) ({files} file(s)); {rejected} manifest row(s) refused; "
           f"{refused_batches} batch(es) refused; {len(stacks)} stack batch(es) to split"
           + (" — dry run: nothing registered" if ctx is None else ""))
-    return _split({"work": work, "stacks": [] if ctx is None else stacks,
+    return _split(None if ctx is None else ctx.catalog, {"work": work, "stacks": [] if ctx is None else stacks,
                    "duplicate_items": duplicate_items,
                    "meta": {"selected": selected, "files": files, "duplicates": duplicates, "rejected": rejected,
                             "refused_batches": refused_batches, "stack_batches": len(stacks),
                             "dry_run": ctx is None}}, params)
 
 
-def _split(planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Cut the stack batches at their cover sheets (no OCR), then everything to do into chunks."""
+def _split(catalog: Catalog | None, planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Cut the stack batches at their cover sheets (no OCR), then everything to do into chunks even in pixels."""
     from digitize_airflow import split_stacks
 
     from digitize.pipeline import cut_chunks
@@ -128,7 +127,8 @@ def _split(planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     pending = len(work)
     if params["max_documents"]:
         work = work[: params["max_documents"]]
-    chunks = cut_chunks(work, params["chunk_size"])
+    weights = catalog.document_pixels([document_id for _, document_id in work]) if catalog is not None else {}
+    chunks = cut_chunks(work, params["chunk_size"], weights)
     meta = planned["meta"]
     meta = {**meta, "duplicates": meta["duplicates"] + split["duplicates"],
             "refused_batches": meta["refused_batches"] + split["refused"], "to_process": len(work),
@@ -181,7 +181,7 @@ def digitize_backlog() -> None:
     chunks = plan()
     # The form's priority reaches every task instance of the run through the cluster policy in
     # plugins/airflow_local_settings.py; the weight here is the default, for a run without the choice.
-    run_chunk = chunk_tasks(_chunk_pairs, task_id="process", group_id="process", priority=BACKLOG_PRIORITIES["normal"])
+    run_chunk = chunk_tasks(task_id="process", group_id="process", priority=BACKLOG_PRIORITIES["normal"])
     outcomes = run_chunk.expand(chunk=chunks)
 
     @task(trigger_rule="all_done")
@@ -193,7 +193,7 @@ def digitize_backlog() -> None:
         fail_without_plan(planned)
         assert planned is not None and chunks is not None
         meta = planned["meta"]
-        summary = run_summary([outcomes], chunks, _chunk_pairs, duplicates=meta["duplicates"],
+        summary = run_summary([outcomes], chunks, duplicates=meta["duplicates"],
                               rejected_rows=meta["rejected"], remaining=meta["remaining"],
                               duplicate_items=planned["duplicate_items"], stacks=planned["stacks"])
         lines = ([f"dry run: {meta['selected']} document(s), {meta['files']} file(s) would be processed"]

@@ -2,8 +2,9 @@
 
 Wiring only: every step calls the ``digitize`` library, imported inside the
 tasks so the DAG file parses in milliseconds. Documents are processed in
-mapped chunks (never one task per page), each chunk holding as many ``ocr``
-pool slots as it runs Tesseract processes. Only ids, keys and counts travel
+mapped chunks (never one task per page; even in pixels, each listing its largest
+documents first), each chunk holding as many ``ocr`` pool slots as it runs
+Tesseract processes. Only ids, keys and counts travel
 through XCom: no file contents and no personal data.
 
 With ``DIGITIZE_SIGNING_QUEUE`` set (the signing key sits on one machine: a
@@ -38,11 +39,6 @@ from digitize_airflow import (  # plugins/: shared by the DAGs, cheap to import
 CATALOG_ASSET = Asset("digitize-catalog", uri="file:///digitize/catalog")
 # Above a normal backlog (5), below a high-priority one (20): see digitize_backlog.
 INBOX_PRIORITY = 10
-
-
-def _chunk_pairs(chunk: dict[str, Any]) -> list[list[Any]]:
-    """This DAG's chunks list (batch folder, document id) pairs."""
-    return list(chunk["items"])
 
 
 def _register(batch_dirs: list[str]) -> dict[str, Any]:
@@ -92,24 +88,19 @@ def _register(batch_dirs: list[str]) -> dict[str, Any]:
 
 
 def _split(registered: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Cut the stack batches at their cover sheets, then all the run's documents into chunks."""
-    import math
-    from pathlib import Path
-
+    """Cut the stack batches at their cover sheets, then all the run's documents into chunks even in pixels."""
     from digitize_airflow import split_stacks
 
-    from digitize.pipeline import MAX_MAP_LENGTH
+    from digitize.catalog import Catalog
+    from digitize.config import load_settings
+    from digitize.pipeline import cut_chunks
 
     split = split_stacks(registered["stacks"])
-    work = registered["work"] + split["work"]
+    work = [(uri, int(document_id)) for uri, document_id in registered["work"] + split["work"]]
     if params["max_documents"]:
         work = work[: params["max_documents"]]
-    size = max(params["chunk_size"], math.ceil(len(work) / MAX_MAP_LENGTH))
-    chunks = [
-        {"label": f"{Path(work[i][0]).name} docs {i + 1}-{min(i + size, len(work))}",
-         "items": [[b, d] for b, d in work[i: i + size]]}
-        for i in range(0, len(work), size)
-    ]
+    weights = Catalog(load_settings().catalog_url).document_pixels([document_id for _, document_id in work])
+    chunks = cut_chunks(work, params["chunk_size"], weights)
     return {"chunks": chunks, "duplicates": registered["duplicates"] + split["duplicates"],
             "rejected": registered["rejected"] + split["refused"], "stacks": split["stacks"],
             "duplicate_items": (registered["duplicate_items"] + split["duplicate_items"])[:DUPLICATES_NAMED]}
@@ -190,13 +181,13 @@ def digitize_inbox() -> None:
         registered = planned_run("split")
         fail_without_plan(registered)
         assert registered is not None and chunks is not None
-        summary = run_summary([outcomes], chunks, _chunk_pairs, duplicates=registered["duplicates"],
+        summary = run_summary([outcomes], chunks, duplicates=registered["duplicates"],
                               rejected_rows=registered["rejected"], duplicate_items=registered["duplicate_items"],
                               stacks=registered["stacks"])
         return publish_summary(summary.lines(), summary.as_dict(), summary.unfinished)
 
     chunks = split(register(discover()))
-    run_chunk = chunk_tasks(_chunk_pairs, task_id="process_chunk", group_id="chunk", priority=INBOX_PRIORITY)
+    run_chunk = chunk_tasks(task_id="process_chunk", group_id="chunk", priority=INBOX_PRIORITY)
     summary_task(summarize(chunks, run_chunk.expand(chunk=chunks)))
 
 

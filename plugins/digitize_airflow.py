@@ -183,12 +183,9 @@ def worker_name() -> str:
     return f"{os.environ.get('DIGITIZE_WORKER_NAME') or socket.gethostname()}:{os.getpid()}"
 
 
-ChunkPairs = Callable[[dict[str, Any]], Iterable[Sequence[Any]]]
-"""A DAG's reading of its own chunk (an XCom dict): the (batch uri, document id) pairs it holds."""
-
-
-def chunk_tasks(pairs_of: ChunkPairs, *, task_id: str, group_id: str, priority: int) -> Any:
-    """The mapped task that runs one chunk (expand it with ``chunk=``), as both DAGs build it.
+def chunk_tasks(*, task_id: str, group_id: str, priority: int) -> Any:
+    """The mapped task that runs one chunk (expand it with ``chunk=`` over :func:`digitize.pipeline.cut_chunks`'
+    chunks), as both DAGs build it.
 
     It takes :func:`ocr_slots` ``ocr`` pool slots at ``priority``, labelled by the chunk's ``label``. With
     a signing queue (:func:`signing_queue`) it is instead the task group ``group_id``: ``prepare_chunk``
@@ -206,19 +203,19 @@ def chunk_tasks(pairs_of: ChunkPairs, *, task_id: str, group_id: str, priority: 
         @task(task_id=task_id, **ocr)
         def process_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
             """Process a chunk; a document failure quarantines that document, a transient one retries the task."""
-            return on_fresh_stack(_run_chunk, pairs_of, chunk, "process")
+            return on_fresh_stack(_run_chunk, chunk, "process")
 
         return process_chunk
 
     @task(**ocr)
     def prepare_chunk(chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """OCR, code and archive the originals of a chunk, staging the rest for ``sign_chunk``."""
-        return on_fresh_stack(_run_chunk, pairs_of, chunk, "prepare")
+        return on_fresh_stack(_run_chunk, chunk, "prepare")
 
     @task(queue=queue, execution_timeout=timedelta(hours=1), **labelled)
     def sign_chunk(chunk: dict[str, Any], prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Sign and archive what ``prepare_chunk`` staged; the others keep their outcome (e.g. quarantined)."""
-        return on_fresh_stack(_run_chunk, pairs_of, chunk, "sign", prepared)
+        return on_fresh_stack(_run_chunk, chunk, "sign", prepared)
 
     @task_group(group_id=group_id)
     def prepare_and_sign(chunk: dict[str, Any]) -> Any:
@@ -228,7 +225,7 @@ def chunk_tasks(pairs_of: ChunkPairs, *, task_id: str, group_id: str, priority: 
     return prepare_and_sign
 
 
-def _run_chunk(pairs_of: ChunkPairs, chunk: dict[str, Any], stage: Literal["process", "prepare", "sign"],
+def _run_chunk(chunk: dict[str, Any], stage: Literal["process", "prepare", "sign"],
                prepared: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One chunk task's work: label the task instance, open the chunk's batches, run the library's stage."""
     from airflow.sdk import get_current_context
@@ -237,7 +234,7 @@ def _run_chunk(pairs_of: ChunkPairs, chunk: dict[str, Any], stage: Literal["proc
 
     get_current_context()["chunk_label"] = chunk["label"]  # type: ignore[typeddict-unknown-key]
     ctx, s3 = pipeline_resources()
-    items = open_chunk(pairs_of(chunk), s3=s3)
+    items = open_chunk(chunk, s3=s3)
     worker = worker_name()
 
     def show(outcome: DocumentOutcome) -> None:
@@ -283,7 +280,7 @@ def split_stacks(batch_uris: Sequence[str]) -> dict[str, Any]:
             "refused": refused}
 
 
-def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_of: ChunkPairs, *,
+def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], *,
                 duplicates: int, rejected_rows: int, remaining: int = 0,
                 duplicate_items: Iterable[Sequence[str]] = (), stacks: Sequence[dict[str, Any]] = ()) -> Any:
     """The run's summary from its mapped chunk tasks' results (a list of outcome lists each, ``None`` when none).
@@ -296,10 +293,10 @@ def run_summary(results: Iterable[Any], chunks: Iterable[dict[str, Any]], pairs_
 
     from digitize.catalog import Catalog
     from digitize.config import load_settings
-    from digitize.pipeline import stack_summaries, summarize, unfinished_documents
+    from digitize.pipeline import chunk_pairs, stack_summaries, summarize, unfinished_documents
 
     outcomes = [o for result in results for chunk in _each(result) if chunk for o in chunk]
-    ids = [int(document_id) for chunk in chunks for _, document_id in pairs_of(chunk)]
+    ids = [document_id for chunk in chunks for _, document_id in chunk_pairs(chunk)]
     catalog = Catalog(load_settings().catalog_url)
     unfinished = unfinished_documents(catalog, ids) if ids else ()
     started = get_current_context()["dag_run"].start_date or pendulum.now("UTC")

@@ -141,7 +141,7 @@ def test_filters_limit_then_resume_from_a_local_folder(backlog_env: dict[str, An
     assert (s1["selected"], s1["to_process"], s1["remaining"]) == (4, 2, 2)
     assert s1["archived"] + sum(s1["quarantined"].values()) == 2
     chunks = [t for t in first.get_task_instances() if t.task_id == "process"]
-    assert {t.rendered_map_index for t in chunks} == {"b-local docs 1-1", "b-local docs 2-2"}
+    assert {t.rendered_map_index for t in chunks} == {"b-local 1/2 (1 doc)", "b-local 2/2 (1 doc)"}
     # the form's "high" through the cluster policy (plugins/airflow_local_settings.py): above the inbox's 10
     assert {t.priority_weight for t in chunks} == {20}
 
@@ -192,10 +192,15 @@ def test_a_chunk_overlaps_its_documents_in_two_processes_per_ocr_slot(backlog_en
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """One chunk task of five documents from S3, holding one OCR slot: two forked processes take its
     documents (one signs and archives while the other OCRs), never two Tesseracts at once. Each document
-    is archived and signed once, and the task returns its outcomes in the chunk's order."""
+    is archived and signed once, and the task returns its outcomes in the chunk's order: heaviest first, by
+    the pixels registration read from each file's headers (the third document is a larger page)."""
+    from imagegen import render_page, save
+
     from digitize.archive.s3 import S3Archive, make_s3_client
 
     local = make_tiny_batch(backlog_env["root"] / "to-upload" / "b-overlap", 5, start=300)
+    save(render_page(("Giấy chứng nhận số 00302", "Ủy ban nhân dân tỉnh Mẫu"), width_in=5.0, height_in=2.0,
+                     font_pt=12.0), local / "doc-00302.png", fmt="PNG")
     inbox = S3Archive(make_s3_client(backlog_env["s3"], credentials=("testing", "testing")), "backlog-inbox")
     inbox.ensure_bucket()
     for path in sorted(local.iterdir()):
@@ -218,20 +223,29 @@ def test_a_chunk_overlaps_its_documents_in_two_processes_per_ocr_slot(backlog_en
     assert all(sum(e.event_type == "signature" for e in catalog.events(d.id)) == 1 for d in docs)
     assert all(_workers(catalog)[d.id] == 1 for d in docs)
     [task] = [t for t in run.get_task_instances() if t.task_id == "process"]
+    assert [d.files[0].pixels for d in docs] == [800 * 300] * 2 + [1000 * 400] + [800 * 300] * 2  # at 200 dpi
     assert [row["document_id"] for row in task.xcom_pull(task_ids="process", map_indexes=0)] == \
-        [d.id for d in docs]
+        [docs[2].id, docs[0].id, docs[1].id, docs[3].id, docs[4].id]
+    first = min(lines, key=lambda line: float(line[1]))
+    assert int(first[3]) == max(int(line[3]) for line in lines)  # the heavy one was OCR'd first
 
 
 def test_chunks_never_exceed_max_map_length() -> None:
-    from digitize.pipeline import MAX_MAP_LENGTH, cut_chunks
+    from digitize.pipeline import MAX_MAP_LENGTH, chunk_pairs, cut_chunks
 
     for count, per_batch in ((0, 10), (1, 10), (1024, 3), (1025, 1), (20_000, 7), (1_000_003, 5000)):
         work = [(f"s3://b/p{i // per_batch}/", i) for i in range(count)]
         chunks = cut_chunks(work, 20)
         assert len(chunks) <= MAX_MAP_LENGTH
-        assert [(p["batch"], i) for c in chunks for p in c["parts"] for i in p["ids"]] == work
+        assert [pair for c in chunks for pair in chunk_pairs(c)] == work
         assert all(len(json.dumps(c)) < 200_000 for c in chunks)
-    assert cut_chunks([("/in/b1", 1), ("/in/b1", 2), ("/in/b2", 3)], 2)[0]["label"] == "b1 docs 1-2"
+        pixels = {i: 8_699_840 * (1 + i * 7919 % 30) for i in range(count)}  # 1-30 A4 pages, batches mixed
+        chunks = cut_chunks(work, 20, pixels)
+        assert len(chunks) <= MAX_MAP_LENGTH
+        assert sorted(p for c in chunks for p in chunk_pairs(c)) == sorted(work)
+        assert all(len(json.dumps(c)) < 200_000 for c in chunks)  # batches mixed in a chunk: each uri once
+    assert cut_chunks([("/in/b1", 1), ("/in/b1", 2), ("/in/b2", 3)], 2)[0]["label"] == "b1 1/2 (2 docs)"
+    assert cut_chunks([("/in/b1", 1), ("/in/b1", 2), ("/in/b2", 3)], 3)[0]["label"] == "b1 + 1/1 (3 docs)"
     assert cut_chunks([], 20) == []
 
 
@@ -239,13 +253,93 @@ def test_chunks_are_even_so_no_slot_is_left_with_a_straggler() -> None:
     from digitize.pipeline import cut_chunks
 
     def sizes(count: int, chunk_size: int) -> list[int]:
-        return [sum(len(p["ids"]) for p in c["parts"]) for c in cut_chunks([("/in/b", i) for i in range(count)],
+        return [len(c["items"]) for c in cut_chunks([("/in/b", i) for i in range(count)],
                                                                             chunk_size)]
 
     assert sizes(60, 50) == [30, 30]  # not 50 + 10
     assert sizes(200, 20) == [20] * 10
     assert sizes(101, 50) == [34, 34, 33]
     assert max(sizes(5_000, 50)) - min(sizes(5_000, 50)) <= 1
+
+
+def test_chunks_are_even_in_work_and_list_their_heaviest_documents_first() -> None:
+    """A dossier listed last no longer ends the run alone: the plan deals the documents heaviest first (by pixels),
+    each to the chunk with the least work that has room, and each chunk runs its heaviest first."""
+    import random
+
+    from digitize.pipeline import chunk_pairs, cut_chunks
+
+    a4 = 2480 * 3508  # pixels of an A4 page at 300 dpi
+    work = [("/in/b1", i) for i in range(12)] + [("/in/b2", 12)]
+    pixels = dict.fromkeys(range(12), a4) | {12: 6 * a4}  # twelve one-page scans, then a 6-page dossier
+    in_order = cut_chunks(work, 7)
+    assert [len(chunk_pairs(c)) for c in in_order] == [7, 6] and chunk_pairs(in_order[1])[-1] == ("/in/b2", 12)
+    balanced = cut_chunks(work, 7, pixels)
+    assert chunk_pairs(balanced[0])[0] == ("/in/b2", 12)  # the dossier first, in the first chunk
+    assert [len(chunk_pairs(c)) for c in balanced] == [6, 7]  # as many chunks, none over 7 documents
+    pages = [sum(pixels[i] for _, i in chunk_pairs(c)) // a4 for c in balanced]
+    assert pages == [11, 7]  # the best split with at most 7 a chunk; in order it was 7 and 11 the other way
+    assert sorted(p for c in balanced for p in chunk_pairs(c)) == sorted(work)
+    assert balanced[0]["label"] == "b2 + 1/2 (6 docs)"
+    assert [len(chunk_pairs(c)) for c in cut_chunks(work, 10, pixels)] == [4, 9]  # room to even out: 9 and 9 pages
+    assert [len(chunk_pairs(c)) for c in cut_chunks(work, 7, dict.fromkeys(range(13), a4))] == [7, 6]  # equal: even
+    assert chunk_pairs(cut_chunks(work, 13, {12: a4})[0])[0] == ("/in/b2", 12)  # no weight: counted as nothing
+
+    rng = random.Random(19)
+    work = [(f"s3://b/p{i // 40}/", i) for i in range(1_000)]
+    pixels = {i: a4 * rng.choice((1, 1, 1, 2, 5, 30)) for i in range(1_000)}
+    for chunk_size in (50, 7, 1):
+        chunks = cut_chunks(work, chunk_size, pixels)
+        assert len(chunks) == len(cut_chunks(work, chunk_size))
+        assert max(len(chunk_pairs(c)) for c in chunks) <= chunk_size
+        assert sorted((p for c in chunks for p in chunk_pairs(c)), key=lambda pair: pair[1]) == work
+        for chunk in chunks:
+            weights = [pixels[i] for _, i in chunk_pairs(chunk)]
+            assert weights == sorted(weights, reverse=True)
+        totals = [sum(pixels[i] for _, i in chunk_pairs(c)) for c in chunks]
+        if chunk_size > 1:  # dealt heaviest first: no chunk ends more than its heaviest document above another
+            assert max(totals) - min(totals) <= max(pixels.values())
+    assert len({c["label"] for c in cut_chunks(work, 50, pixels)}) == 20
+
+
+def test_registration_records_each_originals_pixels(tmp_path: Path) -> None:
+    """Pixels come from the headers of each file at registration (a folder's or an S3 batch's, which has no path
+    to read them from later); the catalog sums them per document for the chunks, and leaves out the unknown."""
+    from datetime import date
+
+    from imagegen import render_page, save
+    from PIL import Image
+
+    from digitize.catalog.records import DocumentSpec, FileSpec
+    from digitize.catalog.store import Catalog
+    from digitize.intake import LocalBatch
+
+    batch = tmp_path / "b"
+    batch.mkdir()
+    save(render_page(("Giấy chứng nhận",), width_in=4.0, height_in=1.5, font_pt=12.0), batch / "one.png", fmt="PNG")
+    page = Image.new("1", (1240, 1754), 1)
+    page.save(batch / "two.tif", save_all=True, append_images=[page.copy()], compression="group4", dpi=(150, 150))
+    (batch / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    with Image.open(batch / "one.png") as image:
+        one_pixels = image.width * image.height
+    source = LocalBatch(batch)
+    assert source.inspect("two.tif")[1:] == ((batch / "two.tif").stat().st_size, 2 * 1240 * 1754)
+    assert source.inspect("broken.jpg")[2] is None
+    assert source.inspect("one.png")[2] == one_pixels
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.upgrade()
+    assert catalog.import_agencies(SAMPLES / "agencies.csv").rejected == []
+    ids = []
+    for n, names in enumerate((("one.png",), ("one.png", "two.tif"), ("broken.jpg",))):
+        files = tuple(FileSpec(i, name, sha, size, pixels) for i, (name, (sha, size, pixels)) in
+                      enumerate((name, source.inspect(name)) for name in names))
+        spec = DocumentSpec(batch_id=f"b{n}", agency_code=AGENCIES[0], kind="KQ", title=f"d{n}",
+                            issued_date=date(2024, 1, 1), files=files)
+        ids.append(catalog.register_document(spec)[0].id)
+    assert catalog.document_pixels([*ids, 99_999]) == {ids[0]: one_pixels, ids[1]: one_pixels + 2 * 1240 * 1754}
+    assert catalog.get_document(ids[1]).files[1].pixels == 2 * 1240 * 1754
+    assert catalog.document_pixels([]) == {}
 
 
 def test_signing_queue_and_alerting_are_wired(monkeypatch: pytest.MonkeyPatch) -> None:

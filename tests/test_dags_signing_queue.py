@@ -124,8 +124,8 @@ def test_inbox_run_prepares_then_signs_and_leaves_nothing_staged(split_env: dict
     assert run.state == "success"
     tis = run.get_task_instances()
     for task_id in ("chunk.prepare_chunk", "chunk.sign_chunk"):
-        assert sorted(t.rendered_map_index for t in tis if t.task_id == task_id) == ["b-split docs 1-2",
-                                                                                   "b-split docs 3-4"]
+        assert sorted(t.rendered_map_index for t in tis if t.task_id == task_id) == ["b-split 1/2 (2 docs)",
+                                                                                   "b-split 2/2 (2 docs)"]
         assert {t.state for t in tis if t.task_id == task_id} == {"success"}
     docs = [d for d in catalog.documents() if d.batch_id == "b-split"]
     assert sorted(d.status for d in docs) == ["ARCHIVED"] * 3 + ["QUARANTINED"]
@@ -148,7 +148,7 @@ def test_backlog_run_prepares_then_signs(split_env: dict[str, Any]) -> None:
     assert run.state == "success"
     tis = run.get_task_instances()
     signs = [t for t in tis if t.task_id == "process.sign_chunk"]
-    assert sorted(t.rendered_map_index for t in signs) == ["b-backlog docs 1-1", "b-backlog docs 2-2"]
+    assert sorted(t.rendered_map_index for t in signs) == ["b-backlog 1/2 (1 doc)", "b-backlog 2/2 (1 doc)"]
     assert {t.priority_weight for t in signs} == {20}  # the form's "high", on the signing queue too
     docs = [d for d in catalog.documents() if d.batch_id == "b-backlog"]
     assert sorted(d.status for d in docs) == ["ARCHIVED", "ARCHIVED"]

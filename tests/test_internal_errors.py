@@ -60,10 +60,11 @@ def _failing_ocr(monkeypatch: pytest.MonkeyPatch, failures: dict[str, BaseExcept
 
 
 def _run(ctx: Any, batch: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    from digitize.pipeline import open_chunk, run_chunk
+    from digitize.pipeline import cut_chunks, open_chunk, run_chunk
 
     ids = list(register(ctx, batch).to_process)
-    return run_chunk(ctx, open_chunk((str(batch), i) for i in ids), "process", worker="test"), ids
+    [chunk] = cut_chunks([(str(batch), i) for i in ids], len(ids))
+    return run_chunk(ctx, open_chunk(chunk), "process", worker="test"), ids
 
 
 def test_a_pdf_of_nested_forms_is_quarantined_and_the_chunk_goes_on(tmp_path: Path, s3_server: str,

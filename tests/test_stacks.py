@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import sheetgen
 from envs import folder_archive_env
+from PIL import Image
 from robustness_support import NOOP_OCR, REPO, SAMPLES
 from robustness_support import record as record_outcome
 from sheetgen import StackPage
@@ -200,6 +201,9 @@ def test_each_fault_has_its_reason_code_and_nothing_is_merged(shop: dict[str, An
     docs = sorted(documents_of(shop, "stack-faults"), key=lambda d: d.stack_first_page)
     assert [(d.register_id, d.stack_first_page, d.stack_last_page, d.pages) for d in docs] == [
         ("REG-0005", 4, 5, 1), ("REG-0008", 11, 12, 1)], "the unreadable sheet's pages joined no document"
+    with Image.open(batch / "stack.tif") as stack:
+        stack.seek(4)  # page 5, REG-0005's one page: its pixels are the document's weight, not the whole stack's
+        assert [d.files[0].pixels for d in docs] == [stack.width * stack.height] * 2
     events = [e.detail for e in shop["catalog"].batch_events("stack-faults") if e.outcome == "failure"]
     expected = [("STACK_PAGES_BEFORE_SHEET", "page 1:"), ("STACK_TWO_SHEETS", "pages 2-3:"),
                 ("STACK_UNKNOWN_SHEET", "pages 6-7:"), ("STACK_UNREADABLE_SHEET", "pages 8-10:"),
@@ -231,6 +235,11 @@ def test_numbered_images_in_scanner_order_and_a_duplicate_named_by_its_code(shop
     assert (made.status, made.register_id, made.stack_first_page, made.stack_last_page, made.pages) == (
         "ARCHIVED", "REG-0007", 1, 5, 3)
     assert [f.name for f in made.files] == [f"scan_{n}.png" for n in range(1, 6)], "sheet and pages, in order"
+    def pixels(path: Path) -> int:
+        with Image.open(path) as image:
+            return image.width * image.height
+
+    assert [f.pixels for f in made.files] == [pixels(batch / "done" / f"scan_{n}.png") for n in range(1, 6)]
     existing = next(d for d in documents_of(shop, "stack-pdf") if d.register_id == "REG-0002")
     assert f"stack-images/scan_1.png..scan_10.png#6-10 = {existing.code}" in done.stdout, done.stdout
     assert "duplicates: 1" in done.stdout

@@ -34,6 +34,13 @@ class FileSpec:
     size: int
     """Size in bytes."""
 
+    pixels: int | None = field(default=None, compare=False)
+    """Width × height summed over the file's pages, from its headers at registration (no decoding): the OCR
+    work it holds, by which the DAGs balance their chunks. ``None`` when unknown: registered before migration
+    0009, rebuilt from the archive (sidecars do not carry it), or headers that could not be read (such a file
+    is quarantined when its document runs). Derived from the bytes, so not part of the file's identity: it
+    takes no part in equality."""
+
 
 def fingerprint_of(file_hashes: Sequence[str]) -> str:
     """Identity of a document's content: the file's sha256, or sha256 of the ordered hashes joined by newlines."""

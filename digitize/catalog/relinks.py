@@ -76,8 +76,8 @@ class RelinkRecords(CatalogBase):
                               digitized_at=old.digitized_at or old.archived_at)
             new_id = conn.execute(sa.insert(documents).values(**values).returning(documents.c.id)).scalar_one()
             conn.execute(sa.insert(document_files), [
-                {"document_id": new_id, "position": f.position, "name": f.name, "sha256": f.sha256, "size": f.size}
-                for f in spec.files])
+                {"document_id": new_id, "position": f.position, "name": f.name, "sha256": f.sha256, "size": f.size,
+                 "pixels": f.pixels} for f in spec.files])
             what = "a new document (agency or kind changed)" if new_code else f"version {old.version + 1} of {old.code}"
             detail = f"by {actor}: {reason}; evidence: {evidence}"
             conn.execute(sa.insert(events), [
@@ -112,8 +112,8 @@ def _document(conn: Connection, condition: sa.ColumnElement[bool]) -> DocumentRe
         return None
     files = conn.execute(sa.select(document_files).where(document_files.c.document_id == row["id"])
                          .order_by(document_files.c.position)).mappings()
-    return record_from_row(dict(row), [(FileSpec(f["position"], f["name"], f["sha256"], f["size"]), f["original_key"])
-                                       for f in files])
+    return record_from_row(dict(row), [
+        (FileSpec(f["position"], f["name"], f["sha256"], f["size"], f["pixels"]), f["original_key"]) for f in files])
 
 
 def _event(document_id: int, batch_id: str | None, detail: str, at: datetime) -> dict[str, Any]:

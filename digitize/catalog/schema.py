@@ -212,6 +212,7 @@ document_files = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False, index=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("original_key", sa.Text),
+    sa.Column("pixels", sa.BigInteger),  # of all its pages, from the headers at registration (migration 0009)
 )
 
 events = sa.Table(

@@ -253,7 +253,7 @@ class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRec
                 if record.files:
                     conn.execute(sa.insert(document_files), [
                         {"document_id": new_id, "position": f.position, "name": f.name, "sha256": f.sha256,
-                         "size": f.size, "original_key": key}
+                         "size": f.size, "pixels": f.pixels, "original_key": key}
                         for f, key in zip(record.files, record.original_keys, strict=True)])
                 if parsed is not None:
                     conn.execute(self._insert(code_sequences).values(
@@ -308,6 +308,20 @@ class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRec
             rows = [dict(r) for r in conn.execute(query).mappings()]
             files = self._files(conn, [r["id"] for r in rows])
         return [record_from_row(r, files.get(r["id"], ())) for r in rows]
+
+    def document_pixels(self, document_ids: Sequence[int]) -> dict[int, int]:
+        """Pixels of each document's pages, as registered (:attr:`FileSpec.pixels`): the weights a DAG cuts its
+        chunks by. Read from the catalog, not the files: a batch in S3 would have to be fetched again. A document
+        whose pixels are unknown is left out."""
+        weights: dict[int, int] = {}
+        with self.read() as conn:
+            for start in range(0, len(document_ids), 500):
+                rows = conn.execute(
+                    sa.select(document_files.c.document_id, sa.func.sum(document_files.c.pixels))
+                    .where(document_files.c.document_id.in_(list(document_ids[start:start + 500])))
+                    .group_by(document_files.c.document_id))
+                weights.update((int(document_id), int(total)) for document_id, total in rows if total is not None)
+        return weights
 
     def allocate_code(self, document_id: int, *, template: str, year: int) -> str:
         """Give the document its code, or return the one it has.
@@ -503,7 +517,8 @@ class Catalog(MatchQueries, RelinkRecords, SheetRecords, ReviewQueries, ReuseRec
                 .order_by(document_files.c.document_id, document_files.c.position)
             ).mappings()
             for r in rows:
-                spec = FileSpec(position=r["position"], name=r["name"], sha256=r["sha256"], size=r["size"])
+                spec = FileSpec(position=r["position"], name=r["name"], sha256=r["sha256"], size=r["size"],
+                                pixels=r["pixels"])
                 out.setdefault(r["document_id"], []).append((spec, r["original_key"]))
         return {k: tuple(v) for k, v in out.items()}
 
@@ -520,8 +535,8 @@ def _spec_values(spec: DocumentSpec) -> dict[str, Any]:
 
 
 def _file_rows(document_id: int, spec: DocumentSpec) -> list[dict[str, Any]]:
-    return [{"document_id": document_id, "position": f.position, "name": f.name, "sha256": f.sha256, "size": f.size}
-            for f in sorted(spec.files, key=lambda f: f.position)]
+    return [{"document_id": document_id, "position": f.position, "name": f.name, "sha256": f.sha256, "size": f.size,
+             "pixels": f.pixels} for f in sorted(spec.files, key=lambda f: f.position)]
 
 
 def _new_record(document_id: int, spec: DocumentSpec, received_at: datetime) -> DocumentRecord:

@@ -13,6 +13,7 @@ from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, PageLi
 from digitize.intake.pages import (
     count_pages,
     encode_for_pdf,
+    file_pixels,
     load_image,
     scan_document,
     scan_pages,
@@ -53,6 +54,7 @@ __all__ = [
     "detect_sheet",
     "discover_batches",
     "encode_for_pdf",
+    "file_pixels",
     "find_batches",
     "ink_fraction",
     "is_blank",

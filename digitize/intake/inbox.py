@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from digitize.intake.pages import file_pixels
 
 if TYPE_CHECKING:
     from digitize.archive import S3Archive
@@ -61,6 +64,19 @@ class BatchSource(ABC):
     @abstractmethod
     def digest(self, relative: str) -> tuple[str, int]:
         """SHA-256 (hex) and size of a scan, computed from its bytes."""
+
+    def inspect(self, relative: str) -> tuple[str, int, int | None]:
+        """What registration records of a scan: SHA-256 (hex), size, and pixels (:func:`file_pixels`).
+
+        One read: the bytes are hashed in memory, and their headers read from a scratch copy (a file in S3 or
+        the archive has no path to read them from).
+        """
+        data = self.read_bytes(relative)
+        with tempfile.TemporaryDirectory(prefix="digitize-inspect-") as scratch:
+            copy = _scratch_copy(Path(scratch), relative)
+            copy.write_bytes(data)
+            pixels = file_pixels(copy)
+        return hashlib.sha256(data).hexdigest(), len(data), pixels
 
     @abstractmethod
     def fetch(self, relative: str, scratch: Path) -> tuple[Path, str]:
@@ -130,6 +146,9 @@ class LocalBatch(BatchSource):
             while chunk := handle.read(_HASH_CHUNK):
                 digest.update(chunk)
         return digest.hexdigest(), path.stat().st_size
+
+    def inspect(self, relative: str) -> tuple[str, int, int | None]:
+        return (*self.digest(relative), file_pixels(self.root / relative))
 
     def fetch(self, relative: str, scratch: Path) -> tuple[Path, str]:
         source = self.inside(relative)

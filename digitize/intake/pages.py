@@ -40,6 +40,7 @@ from digitize.errors import (
     DecodedTooLarge,
     EmptyFile,
     ImageTooLarge,
+    InputError,
     MissingFile,
     TooManyPages,
     UnsupportedFormat,
@@ -100,6 +101,17 @@ def scan_pages(path: Path, limits: PageLimits = DEFAULT_LIMITS) -> Iterator[Page
         yield from _tiff_infos(path, limits)
     else:
         yield from pdf_page_infos(path, limits)
+
+
+def file_pixels(path: Path) -> int | None:
+    """Width × height summed over a file's pages, from its headers (no decoding): the OCR work it holds.
+
+    ``None`` when the headers cannot be read; the file is quarantined, with its reason, when its document runs.
+    """
+    try:
+        return sum(page.width * page.height for page in scan_pages(path))
+    except (InputError, OSError):
+        return None
 
 
 def scan_document(sources: Sequence[Path], limits: PageLimits = DEFAULT_LIMITS) -> Iterator[PageInfo]:

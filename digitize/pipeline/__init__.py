@@ -4,7 +4,7 @@ splitting of scanned stacks at their cover sheets (``stacks``, ``segments``)."""
 from __future__ import annotations
 
 from digitize.pipeline.automatch import auto_match
-from digitize.pipeline.chunks import MAX_MAP_LENGTH, cut_chunks, finish_chunk, open_chunk, run_chunk
+from digitize.pipeline.chunks import MAX_MAP_LENGTH, chunk_pairs, cut_chunks, finish_chunk, open_chunk, run_chunk
 from digitize.pipeline.context import PipelineContext, preload
 from digitize.pipeline.parallel import largest_first, process_in_workers
 from digitize.pipeline.register import Duplicate, RegisteredBatch, register_batch
@@ -31,6 +31,7 @@ __all__ = [
     "SplitBatch",
     "StackReport",
     "auto_match",
+    "chunk_pairs",
     "correct_document",
     "cut_chunks",
     "finish_chunk",

@@ -8,8 +8,10 @@ one outcome dict per document, is small and free of personal data (it goes to XC
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from digitize.intake import BatchSource, open_batch
@@ -27,45 +29,77 @@ ChunkItem = tuple[BatchSource, int]
 OnDone = Callable[[DocumentOutcome], None]
 
 
-def cut_chunks(work: list[tuple[str, int]], chunk_size: int) -> list[dict[str, Any]]:
+def cut_chunks(work: Sequence[tuple[str, int]], chunk_size: int,
+               weights: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
     """(batch uri, document id) pairs → chunks of at most ``chunk_size`` documents, never more than ``MAX_MAP_LENGTH``.
 
-    The size grows with the backlog instead. The chunks are as even as possible (60 documents at 50 per
-    task make two of 30, not 50 and 10, which would leave one slot idle while the other works five times
-    as long). A chunk may span batches (one part per batch), so the number of batches cannot push the
-    count over the limit. Only uris and ids go to XCom.
+    The size grows with the backlog instead. Without ``weights`` the chunks follow ``work``'s order and hold
+    as even a number of documents as possible (60 documents at 50 per task make two of 30, not 50 and 10,
+    which would leave one slot idle while the other works five times as long). A chunk may span batches (each
+    batch names its uri once), so the number of batches cannot push the count over the limit. Only uris and
+    ids go to XCom: a chunk is ``{"label", "batches": [uri, …], "items": [[batch index, document id], …]}``,
+    read back by :func:`chunk_pairs`.
+
+    With ``weights`` (each document's pixels, :meth:`Catalog.document_pixels`: the OCR work it holds) the
+    same number of chunks is even in work instead: the documents are dealt heaviest first, each to the chunk
+    with the least weight that has fewer than ``chunk_size`` (longest-processing-time-first; equal weights
+    deal round the chunks, so equal documents still split evenly), and each chunk lists its heaviest first,
+    the order its workers take them in. Otherwise one chunk could get the 300-page dossiers and end the run
+    alone, or a dossier listed last could run on one core while the chunk's other slots idle. A document
+    without a weight counts as nothing. Pixels, not bytes: ``bench/pipeline.py``'s A4 page takes 54 KB as
+    bilevel G4 and 889 KB as colour JPEG, for the same OCR.
     """
     if not work:
         return []
-    count = math.ceil(len(work) / max(chunk_size, math.ceil(len(work) / MAX_MAP_LENGTH)))
+    size = max(chunk_size, math.ceil(len(work) / MAX_MAP_LENGTH))
+    count = math.ceil(len(work) / size)
     base, longer = divmod(len(work), count)
+    room = [base + (index < longer) for index in range(count)]
+    groups = _in_order(work, room) if weights is None else _balanced(work, [size] * count, weights)
     chunks: list[dict[str, Any]] = []
-    start = 0
-    for index in range(count):
-        end = start + base + (index < longer)
-        parts: list[dict[str, Any]] = []
-        for uri, document_id in work[start:end]:
-            if not parts or parts[-1]["batch"] != uri:
-                parts.append({"batch": uri, "ids": []})
-            parts[-1]["ids"].append(document_id)
-        first = parts[0]["batch"].rstrip("/").rsplit("/", 1)[-1]
-        label = f"{first} docs {start + 1}-{end}" + (" +" if len(parts) > 1 else "")
-        chunks.append({"label": label, "parts": parts})
-        start = end
+    for index, group in enumerate(groups):
+        batches = list(dict.fromkeys(uri for uri, _ in group))
+        position = {uri: n for n, uri in enumerate(batches)}
+        first = batches[0].rstrip("/").rsplit("/", 1)[-1] + (" +" if len(batches) > 1 else "")
+        chunks.append({"label": f"{first} {index + 1}/{count} ({len(group)} doc{'' if len(group) == 1 else 's'})",
+                       "batches": batches, "items": [[position[uri], document_id] for uri, document_id in group]})
     return chunks
 
 
-def open_chunk(pairs: Iterable[Sequence[Any]], s3: Callable[[str], Any] | None = None) -> list[ChunkItem]:
-    """(batch uri, document id) pairs as XCom carries them → the items to run, one source per batch.
+def _in_order(work: Sequence[tuple[str, int]], room: Sequence[int]) -> list[list[tuple[str, int]]]:
+    starts = [0, *itertools.accumulate(room)]
+    return [list(work[start:end]) for start, end in itertools.pairwise(starts)]
+
+
+def _balanced(work: Sequence[tuple[str, int]], room: Sequence[int],
+              weights: Mapping[int, int]) -> list[list[tuple[str, int]]]:
+    groups: list[list[tuple[str, int]]] = [[] for _ in room]
+    lightest = [(0, index) for index in range(len(room))]  # (weight so far, chunk): a heap of those with room
+    for item in sorted(work, key=lambda pair: -weights.get(pair[1], 0)):  # stable: equal weights keep their order
+        load, index = heapq.heappop(lightest)
+        groups[index].append(item)
+        if len(groups[index]) < room[index]:
+            heapq.heappush(lightest, (load + weights.get(item[1], 0), index))
+    return groups
+
+
+def chunk_pairs(chunk: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """A chunk as XCom carries it (:func:`cut_chunks`) → its (batch uri, document id) pairs, in the order to run."""
+    batches = chunk["batches"]
+    return [(str(batches[batch]), int(document_id)) for batch, document_id in chunk["items"]]
+
+
+def open_chunk(chunk: Mapping[str, Any], s3: Callable[[str], Any] | None = None) -> list[ChunkItem]:
+    """A chunk as XCom carries it → the items to run, one source per batch.
 
     Opening a batch reads nothing (an S3 batch fetches each original only when its document runs).
     """
     sources: dict[str, BatchSource] = {}
     items: list[ChunkItem] = []
-    for uri, document_id in pairs:
+    for uri, document_id in chunk_pairs(chunk):
         if uri not in sources:
-            sources[uri] = open_batch(str(uri), s3=s3)
-        items.append((sources[uri], int(document_id)))
+            sources[uri] = open_batch(uri, s3=s3)
+        items.append((sources[uri], document_id))
     return items
 
 

@@ -14,8 +14,9 @@ turn) overlap another document's Tesseract instead of idling its core. Memory st
 ``2 × workers`` documents are in flight, ``workers`` of them in OCR, each with its pages in a window.
 
 The CLI hands the documents over largest first (:func:`largest_first`), so that the run does not end
-on one busy core finishing a big document started last. A chunk task keeps its chunk's order: its
-originals may be in S3, where their headers cannot be read without fetching them.
+on one busy core finishing a big document started last. A chunk task keeps its chunk's order, which the
+DAG's plan made heaviest first by the pixels registration recorded (:func:`cut_chunks`): its originals may
+be in S3, where their headers cannot be read again without fetching them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitize.config import Settings
-from digitize.errors import InputError
-from digitize.intake import BatchSource, scan_pages
+from digitize.intake import BatchSource, file_pixels
 from digitize.pipeline.context import PipelineContext, Slots, preload
 from digitize.pipeline.stages import process_document
 from digitize.pipeline.summary import DocumentOutcome
@@ -162,14 +162,6 @@ def largest_first(catalog: Catalog, batch_id: str, document_ids: Sequence[int], 
     """
     files = {record.id: [f.name for f in record.files] for record in catalog.documents(batch_id=batch_id)}
 
-    def pixels(document_id: int) -> int:
-        total = 0
-        for name in files.get(document_id, ()):
-            try:
-                total += sum(page.width * page.height for page in scan_pages(batch_root / name))
-            except (InputError, OSError):
-                continue
-        return total
-
-    weight = {document_id: pixels(document_id) for document_id in document_ids}
+    weight = {document_id: sum(file_pixels(batch_root / name) or 0 for name in files.get(document_id, ()))
+              for document_id in document_ids}
     return sorted(document_ids, key=lambda document_id: -weight[document_id])

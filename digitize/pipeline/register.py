@@ -66,9 +66,9 @@ def document_spec(plan: BatchPlan, doc: PlannedDocument) -> DocumentSpec:
     """What the catalog registers for one manifest document: its fields and the SHA-256 of each file."""
     from digitize.catalog import DocumentSpec, FileSpec
 
-    digests = [plan.files.digest(name) for name in doc.files]
-    files = tuple(FileSpec(position=i, name=name, sha256=sha, size=size)
-                  for i, (name, (sha, size)) in enumerate(zip(doc.files, digests, strict=True)))
+    inspected = [plan.files.inspect(name) for name in doc.files]
+    files = tuple(FileSpec(position=i, name=name, sha256=sha, size=size, pixels=pixels)
+                  for i, (name, (sha, size, pixels)) in enumerate(zip(doc.files, inspected, strict=True)))
     return DocumentSpec(
         batch_id=plan.batch_id, files=files, agency_code=doc.agency_code, kind=doc.kind, title=doc.title,
         issued_date=doc.issued_date, manifest_document_id=doc.key, procedure_code=doc.procedure_code,

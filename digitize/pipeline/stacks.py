@@ -174,7 +174,7 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
         return StackReport(source.name, name, sha, sheets=tuple(d.sheet_id or "?" for d in earlier),  # no second
                            documents=tuple(d.id for d in earlier), split_before=True)  # look at its pages
     try:
-        pages = _look_at_pages([path for _, path, _ in files], ctx)
+        pages, pixels = _look_at_pages([path for _, path, _ in files], ctx)
     except InputError as exc:
         fault = StackFault(exc.reason, 1, 1, f"{exc.message} — {exc.hint}")
         _record_faults(ctx, source.name, name, sha, [fault])
@@ -187,7 +187,7 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
     planned: list[tuple[_Part, Any]] = []
     again: list[tuple[_Part, Any]] = []  # a row's sheet a second time in this stack: a duplicate of the first
     for part, row in good:
-        spec = _spec(source.name, unit, name, sha, files, part, row)
+        spec = _spec(source.name, unit, name, sha, files, part, row, pixels)
         known = ctx.catalog.find_by_fingerprint(spec.fingerprint)
         if known is not None:  # this stack was submitted before: the same document, never a second one
             documents.append(known.id)
@@ -224,19 +224,22 @@ def _split_one(ctx: PipelineContext, source: BatchSource, unit: str, name: str,
                        tuple(documents), left_out, tuple(faults), tuple(duplicates))
 
 
-def _look_at_pages(paths: Sequence[Path], ctx: PipelineContext) -> list[tuple[str | None, bool, bool]]:
-    """For each page of the stack, in order: (sheet id read, looks like a sheet, blank)."""
+def _look_at_pages(paths: Sequence[Path], ctx: PipelineContext
+                   ) -> tuple[list[tuple[str | None, bool, bool]], list[int]]:
+    """For each page of the stack, in order: (sheet id read, looks like a sheet, blank); and its pixels."""
     from digitize.intake import PageLimits, detect_sheet, is_blank, load_image, scan_pages
 
     limits = PageLimits.from_settings(ctx.settings)
     seen = []
+    pixels = []
     for path in paths:
         for info in scan_pages(path, limits):
             image = load_image(info)
             found = detect_sheet(image)
             sheet = found.sheet_id is not None or found.looks_like_sheet
             seen.append((found.sheet_id, sheet, not sheet and is_blank(image)))
-    return seen
+            pixels.append(info.width * info.height)
+    return seen, pixels
 
 
 def _parts(pages: Sequence[tuple[str | None, bool, bool]]) -> list[_Part]:
@@ -308,16 +311,21 @@ def _record_faults(ctx: PipelineContext, batch_id: str, name: str, sha: str, fau
 
 
 def _spec(batch_id: str, unit: str, name: str, sha: str, files: Sequence[tuple[str, Path, str]], part: _Part,
-          row: Any) -> DocumentSpec:
-    """The document a sheet names: its row's fields, the batch's unit, the stack's file(s) as its originals."""
+          row: Any, pixels: Sequence[int]) -> DocumentSpec:
+    """The document a sheet names: its row's fields, the batch's unit, the stack's file(s) as its originals.
+
+    Its pixels are those of its own pages (``pixels``: each page of the stack's), not the whole stack's: the OCR
+    work it holds, which the DAGs' chunks are balanced by."""
     from digitize.catalog import DocumentSpec, FileSpec
 
     originals: tuple[FileSpec, ...]
     if len(files) == 1:
-        originals = (FileSpec(0, files[0][0], sha, files[0][1].stat().st_size),)
+        own_pixels = sum(pixels[page - 1] for page in part.content)
+        originals = (FileSpec(0, files[0][0], sha, files[0][1].stat().st_size, own_pixels),)
     else:  # a folder of images: the document's own page files, its sheet's included (the evidence)
         own = files[part.sheet_page - 1: part.last_page]
-        originals = tuple(FileSpec(i, n, s, p.stat().st_size) for i, (n, p, s) in enumerate(own))
+        originals = tuple(FileSpec(i, n, s, p.stat().st_size, pixels[part.sheet_page - 1 + i])
+                          for i, (n, p, s) in enumerate(own))
     return DocumentSpec(
         batch_id=batch_id, files=originals, agency_code=row.agency_code, kind=row.kind, title=row.title,
         issued_date=row.issued_date, manifest_document_id=f"{name}#{part.sheet_page}-{part.last_page}",
