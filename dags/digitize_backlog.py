@@ -118,7 +118,7 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
 
 def _split(catalog: Catalog | None, planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Cut the stack batches at their cover sheets (no OCR), then everything to do into chunks even in pixels."""
-    from digitize_airflow import split_stacks
+    from digitize_airflow import chunks_at_once, split_stacks
 
     from digitize.pipeline import cut_chunks
 
@@ -128,7 +128,7 @@ def _split(catalog: Catalog | None, planned: dict[str, Any], params: dict[str, A
     if params["max_documents"]:
         work = work[: params["max_documents"]]
     weights = catalog.document_pixels([document_id for _, document_id in work]) if catalog is not None else {}
-    chunks = cut_chunks(work, params["chunk_size"], weights)
+    chunks = cut_chunks(work, params["chunk_size"], weights, at_once=chunks_at_once())
     meta = planned["meta"]
     meta = {**meta, "duplicates": meta["duplicates"] + split["duplicates"],
             "refused_batches": meta["refused_batches"] + split["refused"], "to_process": len(work),

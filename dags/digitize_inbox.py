@@ -89,7 +89,7 @@ def _register(batch_dirs: list[str]) -> dict[str, Any]:
 
 def _split(registered: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Cut the stack batches at their cover sheets, then all the run's documents into chunks even in pixels."""
-    from digitize_airflow import split_stacks
+    from digitize_airflow import chunks_at_once, split_stacks
 
     from digitize.catalog import Catalog
     from digitize.config import load_settings
@@ -100,7 +100,7 @@ def _split(registered: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]
     if params["max_documents"]:
         work = work[: params["max_documents"]]
     weights = Catalog(load_settings().catalog_url).document_pixels([document_id for _, document_id in work])
-    chunks = cut_chunks(work, params["chunk_size"], weights)
+    chunks = cut_chunks(work, params["chunk_size"], weights, at_once=chunks_at_once())
     return {"chunks": chunks, "duplicates": registered["duplicates"] + split["duplicates"],
             "rejected": registered["rejected"] + split["refused"], "stacks": split["stacks"],
             "duplicate_items": (registered["duplicate_items"] + split["duplicate_items"])[:DUPLICATES_NAMED]}

@@ -67,6 +67,14 @@ def ocr_slots() -> int:
     return max(1, min(int(os.environ.get("DIGITIZE_OCR_JOBS") or cores), cores))
 
 
+def chunks_at_once() -> int:
+    """Chunk tasks that run side by side on a machine like this one: its cores (the ``ocr`` pool has one slot per
+    core) ÷ :func:`ocr_slots`. The plans cut their chunks in waves of that many (:func:`digitize.pipeline.cut_chunks`);
+    on a cluster of several such workers more run at once, and the waves still get lighter one after another.
+    """
+    return max(1, (os.cpu_count() or 1) // ocr_slots())
+
+
 def signing_queue() -> str | None:
     """``DIGITIZE_SIGNING_QUEUE``: when set, chunks split into prepare (any worker) and sign (that queue only)."""
     return os.environ.get("DIGITIZE_SIGNING_QUEUE") or None

@@ -29,33 +29,41 @@ ChunkItem = tuple[BatchSource, int]
 OnDone = Callable[[DocumentOutcome], None]
 
 
-def cut_chunks(work: Sequence[tuple[str, int]], chunk_size: int,
-               weights: Mapping[int, int] | None = None) -> list[dict[str, Any]]:
+def cut_chunks(work: Sequence[tuple[str, int]], chunk_size: int, weights: Mapping[int, int] | None = None, *,
+               at_once: int = 1) -> list[dict[str, Any]]:
     """(batch uri, document id) pairs → chunks of at most ``chunk_size`` documents, never more than ``MAX_MAP_LENGTH``.
 
-    The size grows with the backlog instead. Without ``weights`` the chunks follow ``work``'s order and hold
-    as even a number of documents as possible (60 documents at 50 per task make two of 30, not 50 and 10,
-    which would leave one slot idle while the other works five times as long). A chunk may span batches (each
-    batch names its uri once), so the number of batches cannot push the count over the limit. Only uris and
-    ids go to XCom: a chunk is ``{"label", "batches": [uri, …], "items": [[batch index, document id], …]}``,
-    read back by :func:`chunk_pairs`.
+    The size grows with the backlog instead. A chunk may span batches (each batch names its uri once), so the
+    number of batches cannot push the count over the limit. Only uris and ids go to XCom: a chunk is
+    ``{"label", "batches": [uri, …], "items": [[batch index, document id], …]}``, read back by
+    :func:`chunk_pairs`. Without ``weights`` the chunks follow ``work``'s order and hold as even a number of
+    documents as possible (60 documents at 50 per task make two of 30, not 50 and 10, which would leave one
+    slot idle while the other works five times as long).
 
-    With ``weights`` (each document's pixels, :meth:`Catalog.document_pixels`: the OCR work it holds) the
-    same number of chunks is even in work instead: the documents are dealt heaviest first, each to the chunk
-    with the least weight that has fewer than ``chunk_size`` (longest-processing-time-first; equal weights
-    deal round the chunks, so equal documents still split evenly), and each chunk lists its heaviest first,
-    the order its workers take them in. Otherwise one chunk could get the 300-page dossiers and end the run
-    alone, or a dossier listed last could run on one core while the chunk's other slots idle. A document
-    without a weight counts as nothing. Pixels, not bytes: ``bench/pipeline.py``'s A4 page takes 54 KB as
-    bilevel G4 and 889 KB as colour JPEG, for the same OCR.
+    With ``weights`` (each document's pixels, :meth:`Catalog.document_pixels`: the OCR work it holds; a
+    document without one counts as nothing) the chunks are cut by work, for ``at_once`` chunk tasks running
+    side by side: the documents are sorted heaviest first and taken ``at_once`` full chunks at a time (a
+    wave); within a wave they are dealt heaviest first, each to the chunk with the least work that has room
+    (longest-processing-time-first). So the chunks that run together are even, each wave is lighter than
+    the one before (the run ends on light chunks, not on one slot finishing the dossiers while the others
+    idle), and each chunk lists its heaviest first, the order its workers take them in. Equal documents
+    still split evenly. Pixels, not bytes: ``bench/pipeline.py``'s A4 page takes 54 KB as bilevel G4 and
+    889 KB as colour JPEG, for the same OCR.
     """
     if not work:
         return []
     size = max(chunk_size, math.ceil(len(work) / MAX_MAP_LENGTH))
-    count = math.ceil(len(work) / size)
-    base, longer = divmod(len(work), count)
-    room = [base + (index < longer) for index in range(count)]
-    groups = _in_order(work, room) if weights is None else _balanced(work, [size] * count, weights)
+    if weights is None:
+        count = math.ceil(len(work) / size)
+        base, longer = divmod(len(work), count)
+        bounds = [0, *itertools.accumulate(base + (index < longer) for index in range(count))]
+        groups = [list(work[start:end]) for start, end in itertools.pairwise(bounds)]
+    else:
+        heaviest_first = sorted(work, key=lambda pair: -weights.get(pair[1], 0))  # stable: ties keep their order
+        wave = size * max(1, at_once)
+        groups = [group for start in range(0, len(work), wave)
+                  for group in _deal(heaviest_first[start:start + wave], size, weights)]
+    count = len(groups)
     chunks: list[dict[str, Any]] = []
     for index, group in enumerate(groups):
         batches = list(dict.fromkeys(uri for uri, _ in group))
@@ -66,19 +74,15 @@ def cut_chunks(work: Sequence[tuple[str, int]], chunk_size: int,
     return chunks
 
 
-def _in_order(work: Sequence[tuple[str, int]], room: Sequence[int]) -> list[list[tuple[str, int]]]:
-    starts = [0, *itertools.accumulate(room)]
-    return [list(work[start:end]) for start, end in itertools.pairwise(starts)]
-
-
-def _balanced(work: Sequence[tuple[str, int]], room: Sequence[int],
-              weights: Mapping[int, int]) -> list[list[tuple[str, int]]]:
-    groups: list[list[tuple[str, int]]] = [[] for _ in room]
-    lightest = [(0, index) for index in range(len(room))]  # (weight so far, chunk): a heap of those with room
-    for item in sorted(work, key=lambda pair: -weights.get(pair[1], 0)):  # stable: equal weights keep their order
+def _deal(wave: Sequence[tuple[str, int]], size: int, weights: Mapping[int, int]) -> list[list[tuple[str, int]]]:
+    """One wave's documents, heaviest first, dealt to as few chunks of ``size`` as hold them: each to the least
+    loaded chunk with room."""
+    groups: list[list[tuple[str, int]]] = [[] for _ in range(math.ceil(len(wave) / size))]
+    lightest = [(0, index) for index in range(len(groups))]  # (work so far, chunk): a heap of those with room
+    for item in wave:
         load, index = heapq.heappop(lightest)
         groups[index].append(item)
-        if len(groups[index]) < room[index]:
+        if len(groups[index]) < size:
             heapq.heappush(lightest, (load + weights.get(item[1], 0), index))
     return groups
 
