@@ -1,11 +1,12 @@
-"""What cutting the DAGs' chunks by pixels saves, on a batch that lists its biggest document last.
+"""What cutting the DAGs' chunks by work saves, on a batch that lists its biggest document last.
 
     .venv/bin/python -m bench.chunking [--a4 12] [--dossier 6] [--rounds 2] [--out FILE]
 
 The batch is ``bench/ordering.py``'s: ``--a4`` one-page A4 300 dpi full-text documents (colour JPEG, gray PNG
 and bilevel G4 TIFF in turn) and, last in the manifest, one ``--dossier``-page G4 TIFF dossier. Its chunks are
 cut as the DAGs' plan cuts them (:func:`digitize.pipeline.cut_chunks`): in the manifest's order (the DAGs
-before 5 Dec 2026) or even in pixels, heaviest first (the registered pixels, as now). Each chunk then runs
+before 5 Dec 2026) or by the registered pixels, heaviest first, in waves of as many chunks as run side by side
+(as now). Each chunk then runs
 as a chunk task runs it (:func:`digitize.pipeline.run_chunk`, in a process of its own), without Airflow, so
 that only the chunking differs. Two layouts of a 2-core machine:
 
@@ -110,7 +111,7 @@ def main() -> None:
         for n in range(args.rounds):
             for name, layout in LAYOUTS.items():
                 for by_pixels in ((False, True) if n % 2 == 0 else (True, False)):
-                    cut = "even in pixels" if by_pixels else "manifest order"
+                    cut = "by pixels, in waves" if by_pixels else "manifest order"
                     tag = f"{'px' if by_pixels else 'order'}-{layout[2]}-{n}"
                     wall, cpu = one_run(files[0].parent, pipeline_env(work / tag, url, f"chunking-{tag}"), layout,
                                         by_pixels)
@@ -120,11 +121,11 @@ def main() -> None:
     finally:
         s3.terminate()
     medians = [f"- {name}: **{statistics.median(walls[name, False]):.1f} s in the manifest's order, "
-               f"{statistics.median(walls[name, True]):.1f} s even in pixels** "
+               f"{statistics.median(walls[name, True]):.1f} s by pixels, in waves** "
                f"({statistics.median(walls[name, True]) / statistics.median(walls[name, False]):.2f}×)"
                for name in LAYOUTS]
     text = "\n".join([
-        f"### Chunks even in pixels ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.chunking "
+        f"### Chunks by work ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.chunking "
         f"{' '.join(sys.argv[1:])}`)", "",
         f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average {os.getloadavg()}",
         f"- batch: {args.a4} one-page A4 documents" + (f", then a {args.dossier}-page G4 TIFF dossier"
