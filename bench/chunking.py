@@ -21,22 +21,17 @@ their workers, and the cores they kept busy.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import datetime as dt
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.ordering import add_dossier
-from bench.pipeline import make_batch, pipeline_env, start_s3
+from bench.ordering import dossier_batch, options, publish
+from bench.pipeline import pipeline_env, start_s3
 
 LAYOUTS = {"one task, 2 OCR slots": (50, 2, 1), "two tasks, 1 OCR slot each": (10, 1, 2)}
 """Layout → (documents per task, OCR slots per task, tasks at a time)."""
@@ -92,29 +87,18 @@ def one_run(batch: Path, env: dict[str, str], layout: tuple[int, int, int], by_p
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--a4", type=int, default=12, help="one-page A4 documents")
-    parser.add_argument("--dossier", type=int, default=6, help="pages of the dossier listed last (0: none)")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="append the results here (markdown)")
-    args = parser.parse_args()
-    for key in [k for k in os.environ if k.startswith("DIGITIZE_")]:  # e.g. a developer's .env
-        del os.environ[key]
-    work = Path(tempfile.mkdtemp(prefix="digitize-bench-chunking-"))
-    files, pages = make_batch(work / "inbox" / "bench-chunking", None, args.a4)
-    if args.dossier:
-        add_dossier(files[0].parent, args.dossier)
+    args = options(__doc__, corpus=False)
+    work, batch, held = dossier_batch("chunking", args)
     s3, url = start_s3(work)
     walls: dict[tuple[str, bool], list[float]] = {}
-    rows = []
+    rows = ["| round | layout | chunks | wall s | CPU s | cores busy |", "|---|---|---|---|---|---|"]
     try:
         for n in range(args.rounds):
             for name, layout in LAYOUTS.items():
                 for by_pixels in ((False, True) if n % 2 == 0 else (True, False)):
                     cut = "by pixels, in waves" if by_pixels else "manifest order"
                     tag = f"{'px' if by_pixels else 'order'}-{layout[2]}-{n}"
-                    wall, cpu = one_run(files[0].parent, pipeline_env(work / tag, url, f"chunking-{tag}"), layout,
-                                        by_pixels)
+                    wall, cpu = one_run(batch, pipeline_env(work / tag, url, f"chunking-{tag}"), layout, by_pixels)
                     walls.setdefault((name, by_pixels), []).append(wall)
                     rows.append(f"| {n + 1} | {name} | {cut} | {wall:.1f} | {cpu:.1f} | {cpu / wall:.2f} |")
                     print(rows[-1], flush=True)
@@ -124,18 +108,7 @@ def main() -> None:
                f"{statistics.median(walls[name, True]):.1f} s by pixels, in waves** "
                f"({statistics.median(walls[name, True]) / statistics.median(walls[name, False]):.2f}×)"
                for name in LAYOUTS]
-    text = "\n".join([
-        f"### Chunks by work ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.chunking "
-        f"{' '.join(sys.argv[1:])}`)", "",
-        f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average {os.getloadavg()}",
-        f"- batch: {args.a4} one-page A4 documents" + (f", then a {args.dossier}-page G4 TIFF dossier"
-                                                       if args.dossier else "") + f" ({pages + args.dossier} pages)",
-        "", "| round | layout | chunks | wall s | CPU s | cores busy |", "|---|---|---|---|---|---|", *rows, "",
-        "Median wall time:", "", *medians, ""])
-    print(text)
-    if args.out:
-        with args.out.open("a", encoding="utf-8") as out:
-            out.write("\n" + text)
+    publish("Chunks by work", held, rows, ["Median wall time:", "", *medians], args.out)
 
 
 if __name__ == "__main__":

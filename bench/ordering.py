@@ -43,6 +43,49 @@ def add_dossier(batch: Path, pages: int) -> None:
         out.write(",".join(row) + "\n")
 
 
+def options(description: str | None, *, corpus: bool) -> argparse.Namespace:
+    """The batch's and the run's options, as this bench and ``bench/chunking.py`` take them."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a4", type=int, default=12, help="one-page A4 documents")
+    parser.add_argument("--dossier", type=int, default=6, help="pages of the dossier listed last (0: none)")
+    if corpus:
+        parser.add_argument("--corpus", action="store_true", help="the development corpus first (bench/pipeline.py's)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="append the results here (markdown)")
+    return parser.parse_args()
+
+
+def dossier_batch(name: str, args: argparse.Namespace) -> tuple[Path, Path, str]:
+    """A scratch folder and the batch in it: (scratch, batch folder, what the batch holds, for the report).
+
+    The developer's ``DIGITIZE_*`` settings (e.g. from ``.env``) are dropped: each run brings its own.
+    """
+    for key in [k for k in os.environ if k.startswith("DIGITIZE_")]:
+        del os.environ[key]
+    work = Path(tempfile.mkdtemp(prefix=f"digitize-bench-{name}-"))
+    corpus = getattr(args, "corpus", False)
+    files, pages = make_batch(work / "inbox" / f"bench-{name}", DEFAULT_CORPUS if corpus else None, args.a4)
+    if args.dossier:
+        add_dossier(files[0].parent, args.dossier)
+    held = (f"{'the development corpus, then ' if corpus else ''}{args.a4} one-page A4 documents"
+            + (f", then a {args.dossier}-page G4 TIFF dossier" if args.dossier else "")
+            + f" ({pages + args.dossier} pages)")
+    return work, files[0].parent, held
+
+
+def publish(title: str, held: str, table: list[str], tail: list[str], out: Path | None) -> None:
+    """Print the report (title, machine, batch, the rounds' table, the medians) and append it to ``out``."""
+    module = f"bench.{Path(sys.argv[0]).stem}"
+    text = "\n".join([
+        f"### {title} ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m {module} {' '.join(sys.argv[1:])}`)",
+        "", f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average "
+        f"({', '.join(f'{load:.2f}' for load in os.getloadavg())})", f"- batch: {held}", "", *table, "", *tail, ""])
+    print(text)
+    if out:
+        with out.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + text)
+
+
 def cpu_seconds() -> float:
     """User + system CPU of this process and its reaped children (the forked workers, their Tesseracts)."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -68,48 +111,25 @@ def one_run(batch: Path, env: dict[str, str], largest: bool) -> tuple[float, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--a4", type=int, default=12, help="one-page A4 documents")
-    parser.add_argument("--dossier", type=int, default=6, help="pages of the dossier listed last (0: none)")
-    parser.add_argument("--corpus", action="store_true", help="the development corpus first (bench/pipeline.py's)")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="append the results here (markdown)")
-    args = parser.parse_args()
-    for key in [k for k in os.environ if k.startswith("DIGITIZE_")]:  # e.g. a developer's .env
-        del os.environ[key]
-    work = Path(tempfile.mkdtemp(prefix="digitize-bench-ordering-"))
-    files, pages = make_batch(work / "inbox" / "bench-ordering", DEFAULT_CORPUS if args.corpus else None, args.a4)
-    if args.dossier:
-        add_dossier(files[0].parent, args.dossier)
+    args = options(__doc__, corpus=True)
+    work, batch, held = dossier_batch("ordering", args)
     s3, url = start_s3(work)
     runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
-    rows = []
+    rows = ["| round | order | wall s | CPU s | cores busy |", "|---|---|---|---|---|"]
     try:
         for n in range(args.rounds):
             for largest in ((False, True) if n % 2 == 0 else (True, False)):
                 name = "largest-first" if largest else "manifest"
-                wall, cpu = one_run(files[0].parent, pipeline_env(work / f"{name}-{n}", url, f"order-{name}-{n}"),
-                                    largest)
+                wall, cpu = one_run(batch, pipeline_env(work / f"{name}-{n}", url, f"order-{name}-{n}"), largest)
                 runs[largest].append((wall, cpu))
                 rows.append(f"| {n + 1} | {name} | {wall:.1f} | {cpu:.1f} | {cpu / wall:.2f} |")
                 print(rows[-1], flush=True)
     finally:
         s3.terminate()
     median = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
-    text = "\n".join([
-        f"### Largest first ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, `python -m bench.ordering "
-        f"{' '.join(sys.argv[1:])}`)", "",
-        f"- machine: {os.cpu_count()} cores, Python {platform.python_version()}; load average {os.getloadavg()}",
-        f"- batch: {'the development corpus, then ' if args.corpus else ''}{args.a4} one-page A4 documents"
-        + (f", then a {args.dossier}-page G4 TIFF dossier" if args.dossier else "")
-        + f" ({pages + args.dossier} pages)", "",
-        "| round | order | wall s | CPU s | cores busy |", "|---|---|---|---|---|", *rows, "",
+    publish("Largest first", held, rows, [
         f"Median wall time: **{median[False]:.1f} s in the manifest's order, {median[True]:.1f} s largest first** "
-        f"({median[True] / median[False]:.2f}×).", ""])
-    print(text)
-    if args.out:
-        with args.out.open("a", encoding="utf-8") as out:
-            out.write("\n" + text)
+        f"({median[True] / median[False]:.2f}×)."], args.out)
 
 
 if __name__ == "__main__":
