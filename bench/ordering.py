@@ -103,7 +103,7 @@ def one_run(batch: Path, env: dict[str, str], largest: bool) -> tuple[float, flo
     ctx.archive.ensure_bucket()
     cpu, start = cpu_seconds(), time.perf_counter()
     ids = register_batch(ctx.catalog, read_manifest(batch)).to_process
-    order = largest_first(ctx.catalog, batch.name, ids, batch) if largest else list(ids)
+    order = largest_first(ctx.catalog, ids) if largest else list(ids)
     outcomes = process_in_workers(ctx.settings, order, batch, 2)
     wall, used = time.perf_counter() - start, cpu_seconds() - cpu
     assert [o.status for o in outcomes] == ["ARCHIVED"] * len(ids), outcomes

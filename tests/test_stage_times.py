@@ -163,7 +163,7 @@ def test_largest_first_orders_documents_by_the_pixels_of_their_pages(tmp_path: P
     batch = write_batch(tmp_path / "inbox", "b", files, [row(n) for n in files])
     registered = register(ctx, batch)
     names = {d.id: d.files[0].name for d in ctx.catalog.documents(batch_id="b")}
-    ordered = largest_first(ctx.catalog, "b", registered.to_process, batch)
+    ordered = largest_first(ctx.catalog, registered.to_process)
     assert [names[i] for i in ordered] == ["a4.png", "two-pages.tif", "small.png", "small-too.png", "broken.png"]
 
 

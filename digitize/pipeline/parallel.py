@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitize.config import Settings
-from digitize.intake import BatchSource, file_pixels
+from digitize.intake import BatchSource
 from digitize.pipeline.context import PipelineContext, Slots, preload
 from digitize.pipeline.stages import process_document
 from digitize.pipeline.summary import DocumentOutcome
@@ -151,17 +151,14 @@ def process_in_workers(settings: Settings, document_ids: Sequence[int], batch_ro
     return run_in_workers(PipelineContext(settings), jobs, workers, on_done)
 
 
-def largest_first(catalog: Catalog, batch_id: str, document_ids: Sequence[int], batch_root: Path) -> list[int]:
+def largest_first(catalog: Catalog, document_ids: Sequence[int]) -> list[int]:
     """The documents ordered by the pixels of their pages, most first (equal ones keep their order).
 
     Workers take documents one by one, so a big document started last runs alone at the end while the
     other cores idle; started first, it overlaps the small ones (longest-processing-time-first
-    scheduling). Pixels stand for the work, as clean-up, OCR and the PDF grow with them, and they come
-    from the files' headers without decoding. A file that cannot be read counts as nothing: it is
-    quarantined quickly.
+    scheduling). Pixels stand for the work, as clean-up, OCR and the PDF grow with them; registration
+    read them from the files' headers (:meth:`Catalog.document_pixels`), so nothing is read again here.
+    A file that could not be read counts as nothing: it is quarantined quickly.
     """
-    files = {record.id: [f.name for f in record.files] for record in catalog.documents(batch_id=batch_id)}
-
-    weight = {document_id: sum(file_pixels(batch_root / name) or 0 for name in files.get(document_id, ()))
-              for document_id in document_ids}
-    return sorted(document_ids, key=lambda document_id: -weight[document_id])
+    weight = catalog.document_pixels(document_ids)
+    return sorted(document_ids, key=lambda document_id: -weight.get(document_id, 0))

@@ -103,7 +103,7 @@ def _run_documents(ctx: PipelineContext, to_process: Sequence[int], source: Loca
         try:
             workers = min(max(1, args.workers), len(to_process))
             if workers > 1:
-                ordered = largest_first(ctx.catalog, source.name, to_process, source.root)
+                ordered = largest_first(ctx.catalog, to_process)
                 process_in_workers(ctx.settings, ordered, source, workers, on_done=done)
             else:
                 process_documents(ctx, to_process, source, on_done=done)
