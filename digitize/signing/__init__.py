@@ -2,8 +2,8 @@
 
 Inside: ``signer`` (options, key material, :class:`AgencySigner`), ``stamp`` (the visible stamp, its
 font, the QR code), ``placement`` (free space for them on page 1, on a map of its ink that ``inkmap``
-reads straight from a scanned page), ``verify`` (offline verification, trust roots), ``pki`` (the
-demo PKI).
+reads straight from a scanned page), ``verify`` (offline verification, trust roots; ``pdfhex`` reads the
+signatures' hex strings for pyHanko), ``pki`` (the demo PKI).
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko_certvalidator import ValidationContext
 
 from digitize.errors import ConfigurationError
+from digitize.signing import pdfhex
+
+pdfhex.install()  # every signature's /Contents read in one call, here and when signing
 
 
 @dataclass(frozen=True)
