@@ -38,6 +38,10 @@ def _scan(kind: str, path: Path) -> Path:
         return path.with_suffix(".jpg")
     if kind == "tiff-g4":
         return imagegen.save_tiff([page], path.with_suffix(".tif"), dpi=300)
+    if kind == "tiff-lzw-bilevel":  # 1-bit but LZW: the OCR path makes the G4 stream
+        Image.fromarray(page).convert("1").save(path.with_suffix(".tif"), format="TIFF", compression="tiff_lzw",
+                                               dpi=(300, 300))
+        return path.with_suffix(".tif")
     if kind == "skewed":
         centre = (page.shape[1] / 2, page.shape[0] / 2)
         turn = cv2.getRotationMatrix2D(centre, 3.0, 1.0)
@@ -125,9 +129,10 @@ def test_a_page_that_draws_more_than_a_scan_is_rendered(pipeline_pages: dict[str
     placement.plan(pdf, box, rotate, (110.0, 40.0), [], 6.0)  # and the renderer still places the stamp
 
 
-KEPT = {"png-gray": True, "png-rgb": True, "quarter-turned": True, "jpeg-colour": False, "tiff-g4": False,
-        "png-transparent": False}
-"""Scans whose page 1 the OCR path keeps as gray samples for signing (lossless 8-bit gray or RGB), and the rest."""
+KEPT = {"png-gray": True, "png-rgb": True, "quarter-turned": True, "jpeg-colour": False, "tiff-g4": True,
+        "tiff-lzw-bilevel": True, "png-transparent": False}
+"""Scans whose page 1 the OCR path keeps as gray samples for signing (lossless 8-bit gray or RGB, CCITT G4 of a
+bilevel page, copied or made), and the rest."""
 
 
 @pytest.fixture(scope="module")

@@ -127,7 +127,8 @@ class EncodedImage:
 
     samples_loaded: bool = False
     """True when a PDF reader decodes :attr:`data` to exactly the pixels :func:`~digitize.intake.load_image` gave
-    (8-bit gray or RGB, lossless): those pixels then stand for a decode of the stream (:func:`stored_gray`)."""
+    (lossless 8-bit gray or RGB, or CCITT G4 of a bilevel page): those pixels then stand for a decode of the
+    stream (:func:`stored_gray`)."""
 
 
 def check_size(path: Path, width: int, height: int, max_pixels: int, *, page: int = 0) -> None:

@@ -436,7 +436,7 @@ def _tiff_g4_passthrough(info: PageInfo) -> EncodedImage | None:
         raise CorruptFile(f"{info.source.name}: TIFF page {info.index + 1} is truncated")
     # PhotometricInterpretation 0 (WhiteIsZero) = PDF's default BlackIs1 false.
     parms = (("K", -1), ("Columns", info.width), ("Rows", info.height), ("BlackIs1", photometric == 1))
-    return EncodedImage(data, "CCITTFaxDecode", info.width, info.height, 1, "DeviceGray", parms)
+    return EncodedImage(data, "CCITTFaxDecode", info.width, info.height, 1, "DeviceGray", parms, samples_loaded=True)
 
 
 def _g4_from_pil(img: Any) -> EncodedImage:
@@ -456,7 +456,8 @@ def _g4_from_pil(img: Any) -> EncodedImage:
         photometric = g4.tag_v2.get(_TAG_PHOTOMETRIC, 0)
     data = buffer.getvalue()[offset : offset + count]
     parms = (("K", -1), ("Columns", img.width), ("Rows", img.height), ("BlackIs1", photometric == 1))
-    return EncodedImage(data, "CCITTFaxDecode", img.width, img.height, 1, "DeviceGray", parms, passthrough=False)
+    return EncodedImage(data, "CCITTFaxDecode", img.width, img.height, 1, "DeviceGray", parms, passthrough=False,
+                        samples_loaded=True)  # only made from pages of 0 and 255 alone: G4 keeps them exactly
 
 
 # --- shared ----------------------------------------------------------------------------------------
