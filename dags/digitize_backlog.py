@@ -55,18 +55,24 @@ def _plan(params: dict[str, Any]) -> dict[str, Any]:
     import dataclasses
     from datetime import date
 
+    from airflow.sdk.exceptions import AirflowFailException
     from digitize_airflow import pipeline_resources
 
-    from digitize.errors import ManifestError, ProposalInvalid
-    from digitize.intake import LocalBatch, find_batches, is_stack_batch, read_manifest
+    from digitize.errors import BatchNotFound, ManifestError, ProposalInvalid
+    from digitize.intake import LocalBatch, find_batches, is_stack_batch, read_manifest, why_no_batches
     from digitize.pipeline import auto_match, register_batch
 
     agencies = {a.strip() for a in params["agencies"].split(",") if a.strip()}
     low = date.fromisoformat(params["issued_from"]) if params["issued_from"] else date.min
     high = date.fromisoformat(params["issued_to"]) if params["issued_to"] else date.max
     context, factory = pipeline_resources()
-    batches = find_batches(params["source"], s3=factory)
+    try:  # a mistyped source fails the run at once (dry run too) instead of ending green having found nothing
+        batches = find_batches(params["source"], s3=factory)
+    except BatchNotFound as exc:
+        raise AirflowFailException(f"{exc} — {exc.hint}") from exc
     print(f"{len(batches)} batch(es) in {params['source']}")
+    if not batches:  # an empty backlog is no error, but the log says why nothing was found
+        print(why_no_batches(params["source"], s3=factory))
     ctx = None if params["dry_run"] else context
     if ctx is not None:
         ctx.catalog.upgrade()

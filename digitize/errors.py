@@ -244,7 +244,7 @@ class ScratchSpaceFull(TransientError):
 
 
 class BatchNotFound(UsageError):
-    """A run was asked for a batch folder the inbox does not hold."""
+    """A run was asked for a batch folder the inbox does not hold, or a backlog source that does not exist."""
 
     reason = "BATCH_NOT_FOUND"
     default_hint = "Give the name of a folder directly under the inbox (its name only, no path), as listed."

@@ -129,6 +129,36 @@ def test_dry_run_counts_and_writes_nothing(backlog_env: dict[str, Any]) -> None:
     assert backlog_env["catalog"].documents() == []
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_missing_source_fails_the_run_at_once(backlog_env: dict[str, Any], capfd: pytest.CaptureFixture[str],
+                                                dry_run: bool) -> None:
+    """A mistyped source used to end green with "0 batch(es)": plan now fails, not retried, naming what is there."""
+    (backlog_env["root"] / "b-walk").mkdir(exist_ok=True)
+    missing = backlog_env["root"] / "b-wlak"
+    run = backlog_env["dag"].test(run_conf=_conf(source=str(missing), dry_run=dry_run))
+    assert run.state == "failed"
+    assert {t.task_id: (t.state, t.try_number) for t in run.get_task_instances()}["plan"] == ("failed", 1)
+    out = capfd.readouterr()
+    assert f"[BATCH_NOT_FOUND] no folder {missing}; the nearest folder above it that exists is " \
+           f"{backlog_env['root']} (folders there: " in out.out + out.err
+    assert "b-walk" in out.out + out.err and "every worker mounts at the same path" in out.out + out.err
+    assert backlog_env["catalog"].documents() == []
+
+
+def test_a_folder_of_scans_without_a_manifest_succeeds_and_the_log_says_why(
+        backlog_env: dict[str, Any], capfd: pytest.CaptureFixture[str]) -> None:
+    folder = backlog_env["root"] / "no-manifest"
+    folder.mkdir()
+    for name in ("scan_1.png", "scan_2.png"):
+        (folder / name).write_bytes(b"scan")
+    run = backlog_env["dag"].test(run_conf=_conf(source=str(folder)))
+    assert run.state == "success"
+    out = capfd.readouterr().out
+    assert f"0 batch(es) in {folder}\n{folder} holds 2 file(s) (scan_1.png, scan_2.png) but no manifest.csv and " \
+           "no _UNIT, so it is no batch: add a manifest.csv" in out
+    assert _summary(run)["selected"] == 0
+
+
 def test_filters_limit_then_resume_from_a_local_folder(backlog_env: dict[str, Any]) -> None:
     catalog = backlog_env["catalog"]
     batch = make_tiny_batch(backlog_env["root"] / "local" / "b-local", 6, start=100, corrupt=True)

@@ -213,7 +213,7 @@ class S3Archive:
         """Create the bucket if missing, enable versioning, and check Object Lock when it is configured."""
         locking = self.options.object_lock_mode is not None
         with s3_errors(f"bucket {self.bucket}"):
-            if not self._bucket_exists():
+            if not self.bucket_exists():
                 args: dict[str, Any] = {"Bucket": self.bucket}
                 region = self.client.meta.region_name
                 if region and region != "us-east-1":
@@ -264,13 +264,15 @@ class S3Archive:
                         "or staged work of never-signed documents stays", self.bucket, STAGING_PREFIX, days,
                         error_code(exc)[0])
 
-    def _bucket_exists(self) -> bool:
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError as exc:
-            if is_not_found(exc) or error_code(exc)[0] == "NoSuchBucket":
-                return False
-            raise
+    def bucket_exists(self) -> bool:
+        """Whether the bucket is there (a refusal or an outage raises, as every call here does)."""
+        with s3_errors(f"bucket {self.bucket}"):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                if is_not_found(exc) or error_code(exc)[0] == "NoSuchBucket":
+                    return False
+                raise
         return True
 
     def _object_lock_enabled(self) -> bool:

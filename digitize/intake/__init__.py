@@ -7,7 +7,7 @@ their stacks and the blank-page test.
 
 from __future__ import annotations
 
-from digitize.intake.inbox import BatchSource, LocalBatch, client_s3, find_batches, open_batch
+from digitize.intake.inbox import BatchSource, LocalBatch, client_s3, find_batches, open_batch, why_no_batches
 from digitize.intake.manifest import BatchPlan, PlannedDocument, RowError, discover_batches, named_batch, read_manifest
 from digitize.intake.page_info import MAX_PIXELS, EncodedImage, PageInfo, PageLimits
 from digitize.intake.pages import (
@@ -70,4 +70,5 @@ __all__ = [
     "stack_files",
     "stack_unit",
     "stored_gray",
+    "why_no_batches",
 ]

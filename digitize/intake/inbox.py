@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digitize.errors import BatchNotFound
 from digitize.intake.pages import file_pixels
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ READY_MARKER = "_READY"
 UNIT_FILE = "_UNIT"
 """A stack batch's scanning unit (see :mod:`digitize.intake.stacks`)."""
 NOT_SCANS = frozenset({MANIFEST_NAME, READY_MARKER, UNIT_FILE})
+S3_NOT_READY = f"no {READY_MARKER} and no {MANIFEST_NAME}"
+"""Why a sub-prefix is not a complete batch: on S3 only the marker or the manifest (uploaded last) say so."""
+_NAMED = 5
 _HASH_CHUNK = 1 << 20
 
 
@@ -288,20 +292,114 @@ def open_batch(uri: str, s3: S3Factory | None = None) -> BatchSource:
 def find_batches(location: str, *, s3: S3Factory | None = None, quiet_seconds: int = 0,
                  now: float | None = None) -> list[BatchSource]:
     """Complete batches at ``location``: itself if it holds a manifest (or a stack batch's ``_UNIT``), else its
-    direct sub-folders/prefixes."""
+    direct sub-folders/prefixes.
+
+    A location that does not exist (a mistyped path, a bucket that is not there) raises :class:`BatchNotFound`
+    rather than looking like an empty backlog; :func:`why_no_batches` says why one that exists holds none.
+    """
     if location.startswith("s3://"):
-        bucket, prefix = parse_s3_uri(location)
-        store = (s3 or default_s3)(bucket)
+        store, prefix = _s3_location(location, s3)
         if prefix and any(store.head(prefix + name) is not None for name in (MANIFEST_NAME, UNIT_FILE)):
             return [S3Batch(store, prefix)]
-        children = sorted({key[len(prefix):].split("/", 1)[0] for key in store.list_keys(prefix)
-                           if "/" in key[len(prefix):]})
-        found: list[BatchSource] = [S3Batch(store, prefix + child) for child in children if not child.startswith(".")]
+        found: list[BatchSource] = [S3Batch(store, prefix + child) for child in _s3_listing(store, prefix)[1]]
     else:
-        root = Path(location)
+        root = _local_location(location)
         if (root / MANIFEST_NAME).is_file() or (root / UNIT_FILE).is_file():
             return [LocalBatch(root)]
-        if not root.is_dir():
-            return []
-        found = [LocalBatch(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        found = [LocalBatch(d) for d in _sub_folders(root)]
     return [b for b in found if b.is_ready(quiet_seconds=quiet_seconds, now=now)]
+
+
+def why_no_batches(location: str, *, s3: S3Factory | None = None, quiet_seconds: int = 0,
+                   now: float | None = None) -> str:
+    """Why :func:`find_batches` found no complete batch at ``location``, and what to do, for the officer who named it.
+
+    An empty backlog is no error, so the run that finds nothing succeeds; this is the line of its log that tells a
+    folder of scans without a manifest from an empty folder or batches still being copied. Call it once
+    :func:`find_batches` found nothing (with the same arguments); a location that does not exist raises
+    :class:`BatchNotFound` here too.
+    """
+    if location.startswith("s3://"):
+        store, prefix = _s3_location(location, s3)
+        files, children = _s3_listing(store, prefix)
+        waiting = [(child, S3_NOT_READY) for child in children]
+        top_of_bucket = not prefix  # open_batch refuses a whole bucket as one batch, manifest or not
+    else:
+        root = _local_location(location)
+        files = sorted(p.name for p in root.iterdir() if p.is_file() and p.name not in NOT_SCANS
+                       and not p.name.startswith("."))
+        waiting = [(d.name, reason) for d in _sub_folders(root)
+                   if (reason := LocalBatch(d).waiting_for(quiet_seconds=quiet_seconds, now=now)) is not None]
+        top_of_bucket = False
+    if not files and not waiting:
+        return (f"{location} is empty (no scans, no sub-folder): check the path, or put a batch there (its scans and "
+                f"{MANIFEST_NAME}) or one sub-folder per batch.")
+    said: list[str] = []
+    if waiting:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in waiting[:_NAMED])
+        more = f"; and {len(waiting) - _NAMED} more" if len(waiting) > _NAMED else ""
+        said.append(f"None of the {len(waiting)} sub-folder(s) of {location} is a complete batch ({reasons}{more}).")
+    if files and top_of_bucket:
+        said.append(f"{location} holds {_counted(files)} at the top of the bucket, which is no batch: put each batch "
+                    f"under its own prefix ({location.rstrip('/')}/<batch>/).")
+    elif files:
+        said.append(f"{location} holds {_counted(files)} but no {MANIFEST_NAME} and no {UNIT_FILE}, so it is no "
+                    f'batch: add a {MANIFEST_NAME} listing the scans (README, "Batches and the manifest"), or, for '
+                    f"scanned stacks with cover sheets, a one-line {UNIT_FILE} file with the scanning unit's agency "
+                    'code (README, "Digitizing without typing"), or put each batch in its own sub-folder.')
+    return " ".join(said)
+
+
+def _local_location(location: str) -> Path:
+    """The folder ``location`` names, or :class:`BatchNotFound` naming the nearest folder above it that exists."""
+    root = Path(location)
+    hint = ("Check the path: a folder that every worker mounts at the same path (names are case-sensitive), "
+            "or s3://bucket/prefix/.")
+    if root.is_dir():
+        return root
+    if root.exists():
+        raise BatchNotFound(f"{location} is a file, not a folder of batches", hint=hint)
+    nearest = next(parent for parent in root.absolute().parents if parent.is_dir())
+    try:
+        there = [d.name for d in _sub_folders(nearest)]
+    except OSError:  # not allowed to list it: the message still names it
+        there = []
+    listed = ", ".join(there[:10]) + (" …" if len(there) > 10 else "")
+    raise BatchNotFound(f"no folder {location}; the nearest folder above it that exists is {nearest} "
+                        f"(folders there: {listed or 'none'})", hint=hint)
+
+
+def _s3_location(location: str, s3: S3Factory | None) -> tuple[S3Archive, str]:
+    """The store and prefix ``location`` names, or :class:`BatchNotFound` when its bucket does not exist."""
+    bucket, prefix = parse_s3_uri(location)
+    store = (s3 or default_s3)(bucket)
+    if not store.bucket_exists():
+        raise BatchNotFound(f"no bucket {bucket!r} at the S3 endpoint ({location})",
+                            hint="Check the bucket's name (case-sensitive) and that the S3 connection points at the "
+                                 "endpoint that holds it.")
+    return store, prefix
+
+
+def _s3_listing(store: S3Archive, prefix: str) -> tuple[list[str], list[str]]:
+    """Under ``prefix``: the scans directly there and the sub-prefixes, hidden ones left out, in name order."""
+    files: list[str] = []
+    children: set[str] = set()
+    for key in store.list_keys(prefix):
+        name, slash, _ = key[len(prefix):].partition("/")
+        if not name or name.startswith("."):
+            continue
+        if slash:
+            children.add(name)
+        elif name not in NOT_SCANS:
+            files.append(name)
+    return files, sorted(children)
+
+
+def _sub_folders(root: Path) -> list[Path]:
+    """The folders directly in ``root`` that may be batches (hidden ones are not), in name order."""
+    return [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+
+
+def _counted(files: list[str]) -> str:
+    """``3 file(s) (a.png, b.png, c.png)``: the count and the first few names."""
+    return f"{len(files)} file(s) ({', '.join(files[:3])}{' …' if len(files) > 3 else ''})"
