@@ -256,8 +256,10 @@ def test_a_chunk_overlaps_its_documents_in_two_processes_per_ocr_slot(backlog_en
     assert [d.files[0].pixels for d in docs] == [800 * 300] * 2 + [1000 * 400] + [800 * 300] * 2  # at 200 dpi
     assert [row["document_id"] for row in task.xcom_pull(task_ids="process", map_indexes=0)] == \
         [docs[2].id, docs[0].id, docs[1].id, docs[3].id, docs[4].id]
-    first = min(lines, key=lambda line: float(line[1]))
-    assert int(first[3]) == max(int(line[3]) for line in lines)  # the heavy one was OCR'd first
+    # the heavy one was handed out first, so it was among the first two OCR'd (one per process; which of those
+    # two reaches the one OCR slot first is a race between their clean-ups)
+    first_two = sorted(lines, key=lambda line: float(line[1]))[:2]
+    assert max(int(line[3]) for line in lines) in {int(line[3]) for line in first_two}
 
 
 def test_chunks_never_exceed_max_map_length() -> None:
