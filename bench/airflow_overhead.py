@@ -138,6 +138,14 @@ WORKER_ROLES = ("tasks", "task supervisors", "Celery workers", "library processe
 """What runs on a worker machine in the deployment guide's layout (the rest is the control machine's)."""
 
 
+def _own_cpu() -> float:
+    """This process's CPU (user + system, all its threads), its children left out."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _minor_faults(pid: int) -> tuple[int, int]:
     """Minor page faults of the process and of its finished children, from /proc: psutil has no field for it."""
     try:
@@ -158,10 +166,14 @@ class CpuByRole:
     Processes that start and end between two samples are missed: short ones, so the figures are a floor.
     """
 
-    def __init__(self, cluster_dir: str) -> None:
+    def __init__(self, cluster_dir: str, *, own_role: str | None = None) -> None:
         import threading
 
         self.cluster_dir = cluster_dir  # PostgreSQL: only this cluster's server (its backends' parent names it)
+        self.own_role = own_role
+        """The role of this script's own CPU (its sampler thread left out), when the block's work runs in it: the
+        library run registers and hands out its documents here, as the plan and the chunk tasks do in Airflow."""
+        self._sampler_cpu = 0.0
         self.seconds: dict[str, float] = {}
         self.faults: dict[str, int] = {}  # minor page faults, same accounting as the CPU
         self._first: dict[tuple[int, float], Sample] = {}
@@ -173,6 +185,7 @@ class CpuByRole:
 
     def __enter__(self) -> CpuByRole:
         self._since = time.time()
+        self._own_start = _own_cpu()
         self._thread.start()
         return self
 
@@ -180,11 +193,14 @@ class CpuByRole:
         self._stop.set()
         self._thread.join()
         self._total()
+        if self.own_role is not None:
+            own = _own_cpu() - self._own_start - self._sampler_cpu
+            self.seconds[self.own_role] = self.seconds.get(self.own_role, 0.0) + own
 
     def _sample(self) -> None:
         import psutil
 
-        own = os.getpid()  # this script: its sampler and the commands it waits for are no role's
+        own = os.getpid()  # this script: counted apart (own_role), without this sampler, or not at all
         while True:
             for proc in psutil.process_iter():
                 try:
@@ -205,6 +221,7 @@ class CpuByRole:
                 self._last[key] = now
                 self._role[key] = (role, kids)
                 self._parents.add(ppid)
+            self._sampler_cpu = time.thread_time()  # this thread's CPU so far: not the block's work
             if self._stop.wait(0.5):
                 return
 
@@ -349,7 +366,7 @@ def library_run(env: dict[str, str], batch: Path, database: str) -> dict[str, An
     ctx.catalog.import_agencies(REPO / "samples" / "agencies.csv")
     ctx.archive.ensure_bucket()
     start = time.perf_counter()  # like the Airflow runs: from registration to the last document
-    with CpuByRole(env["CLUSTER_DIR"]) as cpu:
+    with CpuByRole(env["CLUSTER_DIR"], own_role="library processes") as cpu:
         registered = register_batch(ctx.catalog, read_manifest(batch))
         outcomes = process_in_workers(ctx.settings, registered.to_process, batch, os.cpu_count() or 1)
     results = [(outcome.status, outcome.pages) for outcome in outcomes]
