@@ -306,7 +306,7 @@ def find_batches(location: str, *, s3: S3Factory | None = None, quiet_seconds: i
         root = _local_location(location)
         if (root / MANIFEST_NAME).is_file() or (root / UNIT_FILE).is_file():
             return [LocalBatch(root)]
-        found = [LocalBatch(d) for d in _sub_folders(root)]
+        found = [LocalBatch(d) for d in batch_folders(root)]
     return [b for b in found if b.is_ready(quiet_seconds=quiet_seconds, now=now)]
 
 
@@ -328,7 +328,7 @@ def why_no_batches(location: str, *, s3: S3Factory | None = None, quiet_seconds:
         root = _local_location(location)
         files = sorted(p.name for p in root.iterdir() if p.is_file() and p.name not in NOT_SCANS
                        and not p.name.startswith("."))
-        waiting = [(d.name, reason) for d in _sub_folders(root)
+        waiting = [(d.name, reason) for d in batch_folders(root)
                    if (reason := LocalBatch(d).waiting_for(quiet_seconds=quiet_seconds, now=now)) is not None]
         top_of_bucket = False
     if not files and not waiting:
@@ -361,7 +361,7 @@ def _local_location(location: str) -> Path:
         raise BatchNotFound(f"{location} is a file, not a folder of batches", hint=hint)
     nearest = next(parent for parent in root.absolute().parents if parent.is_dir())
     try:
-        there = [d.name for d in _sub_folders(nearest)]
+        there = [d.name for d in batch_folders(nearest)]
     except OSError:  # not allowed to list it: the message still names it
         there = []
     listed = ", ".join(there[:10]) + (" …" if len(there) > 10 else "")
@@ -395,8 +395,11 @@ def _s3_listing(store: S3Archive, prefix: str) -> tuple[list[str], list[str]]:
     return files, sorted(children)
 
 
-def _sub_folders(root: Path) -> list[Path]:
-    """The folders directly in ``root`` that may be batches (hidden ones are not), in name order."""
+def batch_folders(root: Path) -> list[Path]:
+    """The folders directly in ``root`` that may be batches (hidden ones are not), in name order; none if ``root``
+    is no folder."""
+    if not root.is_dir():
+        return []
     return [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
 
 

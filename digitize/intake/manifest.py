@@ -31,7 +31,7 @@ import jsonschema
 from digitize.config import REPO_ROOT
 from digitize.errors import BatchNotFound, BatchNotReady, ManifestError
 from digitize.intake.encodings import decode_manifest
-from digitize.intake.inbox import MANIFEST_NAME, READY_MARKER, BatchSource, LocalBatch
+from digitize.intake.inbox import MANIFEST_NAME, READY_MARKER, BatchSource, LocalBatch, batch_folders
 
 __all__ = ["MANIFEST_NAME", "READY_MARKER", "BatchPlan", "PlannedDocument", "RowError", "batch_is_ready",
            "discover_batches", "read_manifest"]
@@ -437,16 +437,9 @@ def batch_is_ready(batch_dir: Path, *, quiet_seconds: int, now: float | None = N
     return LocalBatch(batch_dir).is_ready(quiet_seconds=quiet_seconds, now=now)
 
 
-def _batch_folders(inbox: Path) -> list[Path]:
-    """The folders directly under ``inbox`` that may be batches (hidden ones are not), in name order."""
-    if not inbox.is_dir():
-        return []
-    return [d for d in sorted(inbox.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-
-
 def discover_batches(inbox: Path, *, quiet_seconds: int, now: float | None = None) -> list[Path]:
     """Complete batch folders directly under ``inbox``, in name order."""
-    return [d for d in _batch_folders(inbox) if batch_is_ready(d, quiet_seconds=quiet_seconds, now=now)]
+    return [d for d in batch_folders(inbox) if batch_is_ready(d, quiet_seconds=quiet_seconds, now=now)]
 
 
 def named_batch(inbox: Path, name: str, *, quiet_seconds: int, now: float | None = None) -> Path:
@@ -457,7 +450,7 @@ def named_batch(inbox: Path, name: str, *, quiet_seconds: int, now: float | None
     """
     folder = inbox / name
     if not name or Path(name).name != name or name.startswith(".") or not folder.is_dir():
-        present = [d.name for d in _batch_folders(inbox)]
+        present = [d.name for d in batch_folders(inbox)]
         listed = ", ".join(present[:20]) + (" …" if len(present) > 20 else "")
         raise BatchNotFound(f"no batch folder {name!r} in {inbox} (folders there: {listed or 'none'})")
     waiting = LocalBatch(folder).waiting_for(quiet_seconds=quiet_seconds, now=now)
