@@ -11,6 +11,11 @@ served on 127.0.0.1 (the same helper the tests use) for B-T and up. Rows:
 - ``AgencySigner.sign``: what the pipeline calls: cached key, then the result is verified before it
   is returned (so it includes one ``verify_pdf``);
 - ``verify_pdf``: offline verification alone, with the reused validation context and with a fresh one.
+
+``--a4`` instead times :meth:`AgencySigner.sign_checked` as the pipeline calls it, on the OCR path's PDF/A of three A4
+300 dpi full-text pages (colour JPEG, gray PNG, G4 TIFF, as ``bench/pipeline.py`` writes them), visible stamp and QR
+code, RSA-3072 and EC P-256 keys; each cut of issue #19 against its alternative in the same run: pyHanko's own
+hex-string reader against :mod:`digitize.signing.pdfhex`, and page 1 decoded again against the OCR path's samples.
 """
 
 from __future__ import annotations
@@ -98,8 +103,12 @@ def _full_font_rescaled(path: Path) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--a4", action="store_true", help="only sign_checked on A4 pages, with and without the cuts")
     args = parser.parse_args()
     n = args.repeat
+    if args.a4:
+        a4_table(n)
+        return
     rows: list[tuple[str, str, Measure, str]] = []  # (what, document, ms, comparison)
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -230,6 +239,42 @@ def main() -> None:
     print("| what | document | CPU ms | wall ms | comparison (CPU) |\n|---|---|---|---|---|")
     for what, doc, ms, comp in rows:
         print(f"| {what} | {doc} | {ms.cpu:.0f} | {ms.wall:.0f} | {comp} |")
+
+
+def a4_table(repeat: int) -> None:
+    """Median CPU ms of ``sign_checked`` per key and A4 page kind: as the pipeline signs, with pyHanko's hex reader, and
+    with page 1 decoded again instead of the OCR path's samples."""
+    from pyhanko.pdf_utils import generic
+
+    from bench.pipeline import a4_page, write_a4
+    from digitize.ocr import OcrOptions, make_searchable_pdf
+    from digitize.signing import pdfhex
+
+    print("| key | A4 300 dpi page | pipeline's way, CPU ms | pyHanko's hex reader | page 1 decoded again |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        pages = []
+        for index, kind in enumerate(("colour JPEG", "gray PNG", "bilevel G4 TIFF")):
+            scan = write_a4(a4_page(index), tmp / f"a4-{index}", index)
+            made = make_searchable_pdf([scan], tmp / f"a4-{index}.pdf", OcrOptions(jobs=1, work_dir=tmp))
+            pages.append((kind, (tmp / f"a4-{index}.pdf").read_bytes(), made.page_one_gray))
+        for key_type, key in (("rsa3072", "RSA-3072"), ("ec-p256", "EC P-256")):
+            pki = create_demo_pki(tmp / key_type, agency_name=AGENCY, key_type=key_type)
+            signer = AgencySigner.from_options(SigningOptions(pki.pkcs12, pki.passphrase.encode(), visible=True,
+                                                              trust_roots=(pki.root_cert,)))
+            for kind, pdf, kept in pages:
+                sign = partial(signer.sign_checked, pdf, document_code=CODE, title="x", qr=QR, known_gray=kept)
+                ours = _median_ms(sign, repeat)
+                generic.read_hex_string_from_stream = pdfhex._PYHANKO_READER
+                try:
+                    theirs = _median_ms(sign, repeat)
+                finally:
+                    pdfhex.install()
+                decoded = _median_ms(partial(sign, known_gray=None), repeat)
+                kept_note = "" if kept else " (none kept: decoded either way)"
+                print(f"| {key} | {kind} | {ours.cpu:.0f} | {theirs.cpu:.0f} | {decoded.cpu:.0f}{kept_note} |",
+                      flush=True)
 
 
 def full_ms_one(rows: list[tuple[str, str, Measure, str]]) -> float:

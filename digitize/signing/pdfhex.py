@@ -1,8 +1,8 @@
 """pyHanko's hex-string reader, without reading one byte at a time.
 
 pyHanko 0.38 reads a PDF hex string ``<…>`` one byte per call, skipping whitespace and comments between
-digits. A signature's ``/Contents`` is such a string of ~10,000 digits, read once when it is signed and
-again when it is verified: ~13 ms of CPU per document, 7 % of the signing stage (issue #19's profile).
+digits. A signature's ``/Contents`` is such a string of thousands of digits, read once when it is signed and
+again when it is verified: 5–15 ms of CPU per document (``python -m bench.sign_bench --a4``).
 
 :func:`read_hex_string` reads up to the first ``>`` in one call. When everything before it is hex digits and
 PDF whitespace, the value is the one pyHanko's reader gives. Anything else (a comment, a stray byte, no
