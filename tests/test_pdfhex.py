@@ -53,7 +53,7 @@ def test_same_error(data: bytes) -> None:
     assert str(ours.value) == str(theirs.value)
 
 
-def test_read_in_a_dictionary_after_install() -> None:
+def test_pyhankos_object_reader_uses_it_once_installed() -> None:
     """Installed (importing the signer does it), pyHanko's object reader takes strings through it."""
     import digitize.signing  # noqa: F401  (installs the reader)
 
